@@ -1,0 +1,226 @@
+"""The ``kpibot`` command line. Every command takes ``--config FILE`` (default ``kpibot.yaml``,
+or ``KPIBOT_CONFIG``); bad input ends with a message and a non-zero exit code, never a
+traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, time
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from bot import rendering, serialize
+from bot.formatting import Formatter
+from bot.service import KpiService
+from bot.settings import ConfigError, Settings, config_path, load_settings
+from metrics.kpis import KPIS
+from metrics.query import QueryError
+
+
+@dataclass
+class CliContext:
+    config: Path
+    _settings: Settings | None = None
+    _service: KpiService | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config, os.environ)
+            except ConfigError as error:
+                fail(f"invalid configuration {error}", code=2)
+        return self._settings
+
+    def service(self) -> KpiService:
+        if self._service is None:
+            self._service = KpiService(self.settings())
+        return self._service
+
+    def formatter(self) -> Formatter:
+        org = self.settings().organisation
+        return Formatter(org.locale, org.currency, org.zone)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"kpibot: {message}", err=True)
+    sys.exit(code)
+
+
+def parse_as_of(value: str | None, settings: Settings) -> datetime:
+    """``--as-of``: an ISO date (read at noon in the organisation's zone) or date-time."""
+    zone = settings.organisation.zone
+    if value is None:
+        return datetime.now(zone)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(
+            "--as-of: expected a date such as 2026-12-01 or 2026-12-01T08:30:00+01:00, "
+            f"got {value!r}"
+        )
+    if len(value) <= 10:
+        return datetime.combine(parsed.date(), time(12), zone)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+as_of_option = click.option(
+    "--as-of", "as_of", metavar="DATE", help="Evaluate as of this date or date-time (default: now)."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    metavar="FILE",
+    default=None,
+    help="Config file (default: $KPIBOT_CONFIG, else kpibot.yaml in the working directory).",
+)
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """kpibot: sales KPIs against targets, in Slack, Teams and the terminal."""
+    ctx.obj = CliContext(config_path(config, os.environ))
+
+
+@main.command()
+@click.argument("question", nargs=-1, required=True)
+@as_of_option
+@json_option
+@click.pass_obj
+def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: bool) -> None:
+    """Answer a question: kpibot ask "revenue team DACH last quarter"."""
+    service = obj.service()
+    now = parse_as_of(as_of, obj.settings())
+    try:
+        result = service.ask(" ".join(question), now)
+    except QueryError as error:
+        fail(query_help(error))
+    org = obj.settings().organisation
+    if as_json:
+        click.echo(json.dumps(serialize.answer(result, org.language, org.currency), indent=2))
+    else:
+        click.echo(rendering.render_answer_text(result, obj.formatter()))
+
+
+def query_help(error: QueryError) -> str:
+    lines = [error.message]
+    if error.suggestions:
+        lines.append("Did you mean " + " or ".join(error.suggestions) + "?")
+    lines.append("Available KPIs: " + ", ".join(KPIS) + ".")
+    lines.append('Examples: "conversion", "revenue team DACH last quarter", "ca ce trimestre".')
+    return "\n".join(lines)
+
+
+@main.command()
+@as_of_option
+@json_option
+@click.pass_obj
+def check(obj: CliContext, as_of: str | None, as_json: bool) -> None:
+    """Evaluate every target and print the alerts it would raise."""
+    evaluations = obj.service().check(parse_as_of(as_of, obj.settings()))
+    alerts = [e for e in evaluations if e.status.is_alert]
+    org = obj.settings().organisation
+    if as_json:
+        payload = [serialize.evaluation(e, org.language, org.currency) for e in alerts]
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(rendering.render_alerts_text(alerts, obj.formatter()))
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, required=True, help="Print instead of posting.")
+@click.option(
+    "--format", "output", type=click.Choice(["text", "blocks"]), default="text", show_default=True
+)
+@as_of_option
+@click.pass_obj
+def digest(obj: CliContext, dry_run: bool, output: str, as_of: str | None) -> None:
+    """Print today's digest as it would be posted."""
+    result = obj.service().digest(parse_as_of(as_of, obj.settings()))
+    if output == "blocks":
+        blocks = rendering.render_digest_blocks(result, obj.formatter())
+        click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(rendering.render_digest_text(result, obj.formatter()))
+
+
+@main.command("check-config")
+@click.pass_obj
+def check_config(obj: CliContext) -> None:
+    """Validate the config file; mistakes are reported with their key path (exit code 2)."""
+    if not obj.config.exists():
+        fail(f"{obj.config}: no such config file (run `kpibot demo` to create one)", code=2)
+    settings = obj.settings()
+    click.echo(
+        f"{obj.config}: OK — {len(settings.config.targets)} target(s), "
+        f"{len(settings.config.imports.csv)} CSV source(s), "
+        f"database {settings.redacted_database_url}"
+    )
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import CRM data."""
+
+
+@import_group.command("csv")
+@click.argument("source")
+@click.pass_obj
+def import_csv_command(obj: CliContext, source: str) -> None:
+    """Import the CSV files of SOURCE (a name under import.csv in the config)."""
+    from bot.importers.csv_import import import_csv
+    from bot.store.database import session_factory, transaction
+
+    settings = obj.settings()
+    sources = settings.config.imports.csv
+    if source not in sources:
+        known = ", ".join(sources) or "none"
+        fail(f"no CSV source {source!r} under import.csv in {obj.config} (known: {known})", 2)
+    service = obj.service()
+    base = obj.config.parent / sources[source].base_dir
+    with transaction(session_factory(service.engine)) as session:
+        report = import_csv(session, source, sources[source], base, settings.organisation.currency)
+    click.echo(report.summary())
+    for problem in report.problems:
+        click.echo(f"  skipped {problem.file}:{problem.line}: {problem.reason}", err=True)
+
+
+@main.command()
+@click.option("--seed", default=7, show_default=True, help="Random seed of the demo company.")
+@click.pass_obj
+def demo(obj: CliContext, seed: int) -> None:
+    """Build the demo company here and print today's digest, alerts and sample answers."""
+    from bot.demo import build_demo, write_demo_config
+    from bot.store.database import session_factory, transaction
+
+    now = datetime.now().astimezone()
+    if not obj.config.exists():
+        write_demo_config(obj.config, today=now.date())
+        click.echo(f"Wrote the demo company's config to {obj.config}")
+    service = obj.service()
+    today = service.local_date(now)
+    with transaction(session_factory(service.engine)) as session:
+        summary = build_demo(session, today, seed=seed)
+    click.echo(f"Demo company in {obj.settings().redacted_database_url}: {summary}\n")
+    fmt = obj.formatter()
+    click.echo(rendering.render_digest_text(service.digest(now), fmt))
+    click.echo(rendering.render_alerts_text(
+        [e for e in service.check(now) if e.status.is_alert], fmt
+    ))  # fmt: skip
+    for question in DEMO_QUESTIONS:
+        click.echo(f"\n$ kpibot ask {json.dumps(question, ensure_ascii=False)}")
+        click.echo(rendering.render_answer_text(service.ask(question, now), fmt))
+
+
+DEMO_QUESTIONS = (
+    "ca ce trimestre",
+    "taux de gain par équipe trimestre dernier",
+    "conversion ce mois",
+    "cpa",
+)

@@ -1,0 +1,103 @@
+"""Answers and evaluations as plain JSON data (``--json``): ISO dates, plain numbers, no
+formatting, so that scripts and other tools can consume them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from metrics.answers import Answer, Comparison
+from metrics.evaluation import Evaluation
+from metrics.kpis import KPIS
+from metrics.periods import Period
+from metrics.scopes import Scope
+
+Json = dict[str, Any]
+
+
+def number(value: Decimal | None) -> float | int | None:
+    """A Decimal as a JSON number: integers stay integers, others keep 6 decimals."""
+    if value is None:
+        return None
+    if value == value.to_integral_value():
+        return int(value)
+    return float(round(value, 6))
+
+
+def period(p: Period) -> Json:
+    return {
+        "start": p.start.isoformat(),
+        "end": p.end.isoformat(),
+        "label": p.key,
+        "grain": p.grain.value,
+    }
+
+
+def scope(s: Scope) -> Json:
+    return {"level": s.level.value, "name": s.name or None}
+
+
+def _comparison(c: Comparison) -> Json:
+    return {
+        "period": period(c.period),
+        "value": number(c.value),
+        "delta": number(c.delta),
+        "relative": number(c.relative),
+    }
+
+
+def answer(a: Answer, language: str, currency: str) -> Json:
+    return {
+        "kpi": a.kpi.id,
+        "label": a.kpi.label(language),
+        "value": number(a.value.value),
+        "unit": a.kpi.unit.value,
+        "currency": currency,
+        "sample": a.value.sample,
+        "reason": a.value.reason,
+        "period": period(a.period),
+        "as_of": a.as_of.isoformat(),
+        "scope": scope(a.scope),
+        "target": number(a.target),
+        "attainment": number(a.attainment),
+        "status": a.status.value,
+        "expected": number(a.evaluation.expected) if a.evaluation else None,
+        "forecast": number(a.evaluation.forecast) if a.evaluation else None,
+        "previous": _comparison(a.previous),
+        "last_year": _comparison(a.last_year),
+        "breakdown": [
+            {
+                "scope": scope(row.scope),
+                "value": number(row.value.value),
+                "target": number(row.target),
+                "status": row.status.value,
+            }
+            for row in a.breakdown
+        ],
+    }
+
+
+def evaluation(e: Evaluation, language: str, currency: str) -> Json:
+    kpi = KPIS[e.kpi]
+    return {
+        "kpi": e.kpi,
+        "label": kpi.label(language),
+        "unit": kpi.unit.value,
+        "currency": currency,
+        "scope": scope(e.scope),
+        "period": period(e.period),
+        "as_of": e.as_of.isoformat(),
+        "value": number(e.actual.value),
+        "sample": e.actual.sample,
+        "target": number(e.target),
+        "expected": number(e.expected),
+        "forecast": number(e.forecast),
+        "gap": number(e.gap),
+        "attainment": number(e.attainment),
+        "status": e.status.value,
+        "explained_by": [
+            {"scope": scope(c.scope), "value": number(c.actual.value), "target": number(c.target),
+             "expected": number(c.expected), "gap": number(c.gap)}
+            for c in e.contributors
+        ],
+    }  # fmt: skip

@@ -1,0 +1,150 @@
+"""The KPI service: the one place where settings, the store, the facts cache and the metrics
+core meet. The CLI, the Slack handlers and the scheduler all ask it, never the store directly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Engine
+
+from bot.rendering import Digest
+from bot.settings import Settings
+from bot.store.database import make_engine, migrate
+from bot.store.facts_loader import FactsCache
+from metrics.answers import Answer, answer
+from metrics.evaluation import Evaluation, evaluate_all
+from metrics.facts import Facts
+from metrics.kpis import KPIS
+from metrics.periods import Grain, period_containing
+from metrics.query import Directory, Query, parse_query
+from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope
+
+# What a sales leader reads first in the morning, in this order.
+DIGEST_KPIS = (
+    "revenue",
+    "forecast",
+    "pipeline",
+    "coverage",
+    "win_rate",
+    "conversion",
+    "cpa",
+    "csat",
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The facts and the directory of names for one data version."""
+
+    facts: Facts
+    directory: Directory
+
+
+class KpiService:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        migrate(self.engine)
+        evaluation = settings.config.evaluation
+        self.targets = settings.target_book()
+        self.policy = settings.policy()
+        self._cache = FactsCache(
+            self.engine,
+            settings.organisation.currency,
+            dict(settings.config.fx_rates),
+            float(evaluation.default_probability),
+        )
+        self._snapshot: Snapshot | None = None
+        # A KPI is read over the grain of its company target (monthly CPA, quarterly revenue).
+        self.grains = {
+            t.kpi: t.grain for t in reversed(list(self.targets)) if t.scope.level is Level.COMPANY
+        }
+
+    def snapshot(self) -> Snapshot:
+        facts = self._cache.get()
+        if self._snapshot is None or self._snapshot.facts is not facts:
+            directory = Directory(
+                regions=tuple(facts.names(Level.REGION)),
+                teams=tuple(facts.names(Level.TEAM)),
+                reps=tuple(facts.names(Level.REP)),
+            )
+            self._snapshot = Snapshot(facts, directory)
+        return self._snapshot
+
+    def local_date(self, now: datetime) -> date:
+        return now.astimezone(self.settings.organisation.zone).date()
+
+    def parse(self, question: str, now: datetime) -> Query:
+        org = self.settings.organisation
+        return parse_query(
+            question,
+            self.local_date(now),
+            self.snapshot().directory,
+            fiscal_start_month=org.fiscal_year_start_month,
+            default_grain=org.default_grain,
+            grains=self.grains,
+        )
+
+    def answer(self, query: Query, now: datetime) -> Answer:
+        facts = self.snapshot().facts
+        return answer(query, self.local_date(now), facts, self.targets, self.policy)
+
+    def ask(self, question: str, now: datetime) -> Answer:
+        return self.answer(self.parse(question, now), now)
+
+    def check(self, now: datetime) -> list[Evaluation]:
+        """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""
+        return evaluate_all(self.local_date(now), self.snapshot().facts, self.targets, self.policy)
+
+    def grain_for(self, kpi: str) -> Grain:
+        return self.grains.get(kpi, self.settings.organisation.default_grain)
+
+    def digest(
+        self,
+        now: datetime,
+        scope: Scope | None = None,
+        kpis: tuple[str, ...] = DIGEST_KPIS,
+        title: str | None = None,
+    ) -> Digest:
+        scope = scope or Scope.company()
+        today = self.local_date(now)
+        fsm = self.settings.organisation.fiscal_year_start_month
+        answers = tuple(
+            self.answer(
+                Query(
+                    kpi,
+                    scope,
+                    period_containing(self.grain_for(kpi), today, fsm),
+                    DEFAULT_BREAKDOWN[scope.level],
+                ),
+                now,
+            )
+            for kpi in kpis
+            if kpi in KPIS
+        )
+        alerts = tuple(
+            e for e in self.check(now) if e.status.is_alert and _within(e.scope, scope, self)
+        )
+        return Digest(
+            title=title or self.settings.organisation.name,
+            as_of=today,
+            scope=scope,
+            answers=answers,
+            alerts=alerts,
+            organisation=self.settings.organisation.name,
+        )
+
+
+def _within(candidate: Scope, scope: Scope, service: KpiService) -> bool:
+    """Whether ``candidate`` is ``scope`` or inside it (a team's alerts go to its digest)."""
+    if scope.level is Level.COMPANY or candidate == scope:
+        return True
+    teams = service.snapshot().facts.teams
+    reps = service.snapshot().facts.reps
+    if candidate.level is Level.TEAM and scope.level is Level.REGION:
+        return bool(((teams["name"] == candidate.name) & (teams["region"] == scope.name)).any())
+    if candidate.level is Level.REP and scope.level in (Level.TEAM, Level.REGION):
+        column = scope.level.value
+        return bool(((reps["name"] == candidate.name) & (reps[column] == scope.name)).any())
+    return False

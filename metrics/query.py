@@ -1,0 +1,189 @@
+"""Questions in English or French ("revenue team EMEA last quarter", "ca ce trimestre",
+"win rate by team 2026-Q3") parsed into a ``Query``: a KPI, a scope, a period and an optional
+breakdown level. Anything not understood raises ``QueryError`` with close matches."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from metrics.kpis import KPIS
+from metrics.periods import Grain, Period, PeriodParseError, extract_period, period_containing
+from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
+
+
+@dataclass(frozen=True)
+class Query:
+    kpi: str
+    scope: Scope
+    period: Period
+    breakdown: Level | None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """The names a question may mention."""
+
+    regions: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    reps: tuple[str, ...] = ()
+
+    def names(self, level: Level) -> tuple[str, ...]:
+        return {Level.REGION: self.regions, Level.TEAM: self.teams, Level.REP: self.reps}.get(
+            level, ()
+        )
+
+
+class QueryError(ValueError):
+    def __init__(self, message: str, suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestions = suggestions
+
+
+def normalise(text: str) -> str:
+    """Lower case, no accents, apostrophes and dashes as in the alias table, single spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = plain.replace("’", "'").replace("_", " ").replace("-", " ")
+    plain = re.sub(r"[?!.,;:]+", " ", plain)
+    return " ".join(plain.split())
+
+
+def _aliases() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for kpi in KPIS.values():
+        for alias in (kpi.id, kpi.label_en, kpi.label_fr, *kpi.aliases):
+            table[normalise(alias)] = kpi.id
+    return table
+
+
+ALIASES = _aliases()
+
+_LEVEL_WORDS: dict[str, Level] = {
+    "team": Level.TEAM, "teams": Level.TEAM, "equipe": Level.TEAM, "equipes": Level.TEAM,
+    "manager": Level.TEAM, "managers": Level.TEAM,
+    "region": Level.REGION, "regions": Level.REGION, "office": Level.REGION,
+    "offices": Level.REGION, "regional office": Level.REGION, "regional offices": Level.REGION,
+    "bureau": Level.REGION, "bureaux": Level.REGION,
+    "rep": Level.REP, "reps": Level.REP, "commercial": Level.REP, "commerciaux": Level.REP,
+    "agent": Level.REP, "agents": Level.REP, "vendeur": Level.REP, "vendeurs": Level.REP,
+    "seller": Level.REP, "sellers": Level.REP,
+}  # fmt: skip
+_LEVEL_ALTERNATION = "|".join(sorted((re.escape(w) for w in _LEVEL_WORDS), key=len, reverse=True))
+_BREAKDOWN = re.compile(rf"\b(?:by|per|par)\s+(?:l'|la |le |les )?({_LEVEL_ALTERNATION})\b")
+_STOPWORDS = frozenset(
+    (
+        "a an and the for in of on is what's whats what show me our my to at "
+        "de du des la le les l d pour en sur quel quelle est et mon ma notre nos au aux"
+    ).split()
+)
+
+
+@dataclass
+class _Text:
+    """The question being consumed: each recognised part is cut out of ``rest``."""
+
+    rest: str
+
+    def cut(self, match: re.Match[str]) -> None:
+        self.rest = " ".join((self.rest[: match.start()] + " " + self.rest[match.end() :]).split())
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w]){re.escape(normalise(name))}(?![\w])")
+
+
+def _find_scope(text: _Text, directory: Directory) -> Scope:
+    for level in (Level.REP, Level.TEAM, Level.REGION):
+        for name in sorted(directory.names(level), key=len, reverse=True):
+            words = "|".join(re.escape(w) for w, lv in _LEVEL_WORDS.items() if lv is level)
+            pattern = _name_pattern(name)
+            match = re.search(rf"\b(?:{words})\s+{pattern.pattern}", text.rest) or pattern.search(
+                text.rest
+            )
+            if match:
+                text.cut(match)
+                return Scope(level, name)
+    # "team X" where X is unknown: say so rather than answering for the whole company.
+    match = re.search(rf"\b({_LEVEL_ALTERNATION})\s+(\S+(?:\s\S+)?)", text.rest)
+    if match and not _mentions_kpi(match.group(2)):
+        level = _LEVEL_WORDS[match.group(1)]
+        known = directory.names(level)
+        close = difflib.get_close_matches(match.group(2), [normalise(n) for n in known], n=3)
+        suggestions = tuple(n for n in known if normalise(n) in close)
+        raise QueryError(
+            f"I don't know the {level.value} “{match.group(2)}”. "
+            f"Known {level.value}s: {', '.join(known) or 'none'}.",
+            suggestions,
+        )
+    return Scope.company()
+
+
+def _mentions_kpi(text: str) -> bool:
+    return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", text) for a in ALIASES)
+
+
+def _find_kpi(text: _Text) -> str | None:
+    for alias in sorted(ALIASES, key=len, reverse=True):
+        match = re.search(rf"(?<![\w']){re.escape(alias)}(?![\w'])", text.rest)
+        if match:
+            text.cut(match)
+            return ALIASES[alias]
+    return None
+
+
+def suggest(word: str) -> tuple[str, ...]:
+    """KPI ids close to ``word`` (through any alias), best first."""
+    close = difflib.get_close_matches(normalise(word), list(ALIASES), n=5, cutoff=0.6)
+    ids: list[str] = []
+    for alias in close:
+        if ALIASES[alias] not in ids:
+            ids.append(ALIASES[alias])
+    return tuple(ids)
+
+
+def parse_query(
+    question: str,
+    today: date,
+    directory: Directory,
+    *,
+    fiscal_start_month: int = 1,
+    default_grain: Grain = Grain.QUARTER,
+    grains: Mapping[str, Grain] | None = None,
+) -> Query:
+    """Parse ``question``. Without a period, the KPI is read over its grain in ``grains``
+    (e.g. the grain of its company target), else over ``default_grain``, containing ``today``."""
+    try:
+        period, rest = extract_period(question, today, fiscal_start_month)
+    except PeriodParseError as error:
+        raise QueryError(str(error)) from None
+    text = _Text(normalise(rest))
+    breakdown: Level | None = None
+    match = _BREAKDOWN.search(text.rest)
+    if match:
+        breakdown = _LEVEL_WORDS[match.group(1)]
+        text.cut(match)
+    scope = _find_scope(text, directory)
+    kpi = _find_kpi(text)
+    leftover = [w for w in text.rest.split() if w not in _STOPWORDS]
+    if kpi is None:
+        guess = " ".join(leftover) or question.strip()
+        suggestions = tuple(s for w in [guess, *leftover] for s in suggest(w))
+        unique = tuple(dict.fromkeys(suggestions))
+        raise QueryError(f"I don't know the KPI “{guess}”.", unique)
+    if leftover:
+        raise QueryError(
+            f"I understood {kpi}, but not “{' '.join(leftover)}”.",
+            tuple(dict.fromkeys(s for w in leftover for s in suggest(w))),
+        )
+    if breakdown is None or not is_finer(breakdown, scope.level):
+        breakdown = DEFAULT_BREAKDOWN[scope.level]
+    if period is None:
+        grain = (grains or {}).get(kpi, default_grain)
+        period = period_containing(grain, today, fiscal_start_month)
+    return Query(kpi, scope, period, breakdown)

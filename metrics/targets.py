@@ -1,0 +1,98 @@
+"""Targets: a KPI, a period grain, a scope and a value, optionally for one named period.
+
+``TargetBook`` answers "what is the target for this KPI, scope and period?" — the value set for
+that exact period, else the grain's standing value, else (for paced KPIs such as revenue) a
+coarser target prorated by calendar days: a yearly revenue target gives each quarter its share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from metrics.kpis import KPIS, Judgement
+from metrics.periods import Grain, Period, period_containing
+from metrics.scopes import Scope
+
+_COARSER: dict[Grain, tuple[Grain, ...]] = {
+    Grain.DAY: (Grain.WEEK, Grain.MONTH, Grain.QUARTER, Grain.YEAR),
+    Grain.WEEK: (Grain.MONTH, Grain.QUARTER, Grain.YEAR),
+    Grain.MONTH: (Grain.QUARTER, Grain.YEAR),
+    Grain.QUARTER: (Grain.YEAR,),
+    Grain.YEAR: (),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    kpi: str
+    grain: Grain
+    scope: Scope
+    value: Decimal
+    period_key: str | None = None  # None: every period of the grain
+    min_sample: int | None = None  # overrides the policy's minimum for sampled KPIs
+
+
+class TargetBook:
+    def __init__(self, targets: Iterable[Target], fiscal_start_month: int = 1) -> None:
+        self.fiscal_start_month = fiscal_start_month
+        self._targets = list(targets)
+        self._index: dict[tuple[str, Scope, Grain, str | None], Target] = {
+            (t.kpi, t.scope, t.grain, t.period_key): t for t in self._targets
+        }
+
+    def __iter__(self) -> Iterator[Target]:
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def find(self, kpi: str, scope: Scope, period: Period) -> Target | None:
+        """The target set for exactly this period's grain (named period first)."""
+        return self._index.get((kpi, scope, period.grain, period.key)) or self._index.get(
+            (kpi, scope, period.grain, None)
+        )
+
+    def value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
+        exact = self.find(kpi, scope, period)
+        if exact is not None:
+            return exact.value
+        for grain in _COARSER[period.grain]:
+            outer = period_containing(grain, period.start, self.fiscal_start_month)
+            if not (outer.start <= period.start and period.end <= outer.end):
+                continue  # an ISO week can straddle two months: no clean share
+            found = self.find(kpi, scope, outer)
+            if found is None:
+                continue
+            if KPIS[kpi].judgement is Judgement.PACED:
+                return found.value * Decimal(period.days) / Decimal(outer.days)
+            return found.value
+        return None
+
+    def min_sample(self, kpi: str, scope: Scope, period: Period) -> int | None:
+        found = self.find(kpi, scope, period)
+        return None if found is None else found.min_sample
+
+    def active(self, as_of: date, report_ended_for_days: int) -> list[tuple[Target, Period]]:
+        """Every target instance to evaluate at ``as_of``: the period of its grain containing
+        ``as_of`` and, for ``report_ended_for_days`` after it ended, the previous one (so that a
+        missed quarter is reported in the first days of the next)."""
+        seen: set[tuple[str, Scope, Period]] = set()
+        out: list[tuple[Target, Period]] = []
+        for target in self._targets:
+            current = period_containing(target.grain, as_of, self.fiscal_start_month)
+            candidates = [current]
+            if as_of - timedelta(days=report_ended_for_days) < current.start:
+                candidates.insert(0, current.previous())
+            for period in candidates:
+                if target.period_key is not None and target.period_key != period.key:
+                    continue
+                if self.find(target.kpi, target.scope, period) is not target:
+                    continue  # a named-period target overrides the standing one
+                key = (target.kpi, target.scope, period)
+                if key not in seen:
+                    seen.add(key)
+                    out.append((target, period))
+        return out

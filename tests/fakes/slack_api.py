@@ -1,0 +1,321 @@
+"""A fake Slack Web API on 127.0.0.1, port 0, that behaves like the documented one for the
+methods kpibot uses, records every request, and injects faults on demand.
+
+Behaviour follows Slack's documentation: every answer is HTTP 200 with ``{"ok": false, "error":
+...}`` for API errors, HTTP 429 with a ``Retry-After`` header when rate limited, bearer-token
+auth (``invalid_auth`` otherwise), message timestamps unique per channel, message metadata
+returned by ``conversations.history`` with ``include_all_metadata``. ``response_url`` posts
+(Bolt's ``respond``) land on ``/response/<anything>``.
+
+Faults are scripted per method: ``fake.fail("chat.postMessage", Fault.rate_limited(2))``
+answers the next matching call with that fault, then behaves normally again. A per-channel rate
+limit (``per_channel_interval``) enforces Slack's one message per second per channel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "xoxb-test-token"
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int = 200
+    error: str | None = None  # Slack error code, e.g. channel_not_found
+    retry_after: int | None = None
+    drop: bool = False  # close the connection without answering
+    after_effect: bool = False  # apply the call (post the message), then drop the connection
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> Fault:
+        return cls(status=429, error="ratelimited", retry_after=retry_after)
+
+    @classmethod
+    def server_error(cls) -> Fault:
+        return cls(status=500)
+
+    @classmethod
+    def dropped(cls) -> Fault:
+        return cls(drop=True)
+
+    @classmethod
+    def lost_answer(cls) -> Fault:
+        """The message is posted but the answer never reaches the caller."""
+        return cls(drop=True, after_effect=True)
+
+    @classmethod
+    def api_error(cls, error: str) -> Fault:
+        return cls(error=error)
+
+
+@dataclass
+class Call:
+    method: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Posted:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    thread_ts: str | None = None
+    edits: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeSlack:
+    """Start with ``with FakeSlack() as fake:``; ``fake.url`` is the Web API base URL
+    (``.../api/``)."""
+
+    def __init__(self, *, per_channel_interval: float = 0.0) -> None:
+        self.calls: list[Call] = []
+        self.messages: dict[str, list[Posted]] = defaultdict(list)
+        self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
+        self.views: list[dict[str, Any]] = []
+        self.users_by_email: dict[str, str] = {}
+        self.archived: set[str] = set()
+        self.unknown_channels: set[str] = set()
+        self.per_channel_interval = per_channel_interval
+        self._last_post: dict[str, float] = {}
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.base}/response/{name}"
+
+    # -- scripting ---------------------------------------------------------------------------
+    def fail(self, method: str, *faults: Fault) -> None:
+        with self._lock:
+            self._faults[method].extend(faults)
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def posts(self, channel: str | None = None) -> list[Posted]:
+        if channel is not None:
+            return list(self.messages[channel])
+        return [m for ms in self.messages.values() for m in ms]
+
+    # -- API -----------------------------------------------------------------------------------
+    def _apply(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = {
+            "auth.test": lambda b: {"ok": True, "user_id": "UBOT", "bot_id": "BBOT",
+                                    "team_id": "T1", "team": "Test"},
+            "chat.postMessage": self._post,
+            "chat.update": self._update,
+            "chat.postEphemeral": lambda b: {"ok": True, "message_ts": self._next_ts()},
+            "conversations.history": self._history,
+            "users.lookupByEmail": self._lookup,
+            "views.publish": self._publish,
+            "conversations.open": lambda b: {"ok": True, "channel": {"id": "D" + b["users"]}},
+        }.get(method)  # fmt: skip
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        return handler(body)
+
+    def _next_ts(self) -> str:
+        return f"{1700000000 + next(self._ts)}.000100"
+
+    def _channel_error(self, channel: str) -> dict[str, Any] | None:
+        if not channel or channel in self.unknown_channels:
+            return {"ok": False, "error": "channel_not_found"}
+        if channel in self.archived:
+            return {"ok": False, "error": "is_archived"}
+        return None
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        if not body.get("text") and not body.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        blocks = body.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if blocks is not None and len(blocks) > 50:
+            return {"ok": False, "error": "invalid_blocks"}
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        posted = Posted(
+            channel=channel,
+            ts=self._next_ts(),
+            text=str(body.get("text", "")),
+            blocks=blocks,
+            metadata=metadata,
+            thread_ts=body.get("thread_ts"),
+        )
+        self.messages[channel].append(posted)
+        return {"ok": True, "channel": channel, "ts": posted.ts, "message": {"text": posted.text}}
+
+    def _update(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        for message in self.messages.get(channel, []):
+            if message.ts == body.get("ts"):
+                message.edits.append(body)
+                message.text = str(body.get("text", message.text))
+                if "blocks" in body:
+                    blocks = body["blocks"]
+                    message.blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+                return {"ok": True, "channel": channel, "ts": message.ts}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _history(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        oldest = float(body.get("oldest", 0) or 0)
+        out = []
+        for m in reversed(self.messages.get(channel, [])):
+            if float(m.ts) < oldest:
+                continue
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": False}
+
+    def _lookup(self, body: dict[str, Any]) -> dict[str, Any]:
+        email = str(body.get("email", ""))
+        if email not in self.users_by_email:
+            return {"ok": False, "error": "users_not_found"}
+        user_id = self.users_by_email[email]
+        return {"ok": True, "user": {"id": user_id, "profile": {"email": email}}}
+
+    def _publish(self, body: dict[str, Any]) -> dict[str, Any]:
+        view = body.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        self.views.append({"user_id": body.get("user_id"), "view": view})
+        return {"ok": True, "view": {"id": f"V{len(self.views)}"}}
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:  # keep test output clean
+                return
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                parsed = urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = _decode(raw, self.headers.get("Content-Type", ""), parsed.query)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if parsed.path.startswith("/response/"):
+                    with fake._lock:
+                        fake.responses.append(body)
+                        fake.calls.append(Call("response_url", body, headers, time.monotonic()))
+                    self._send(200, {"ok": True})
+                    return
+                method = parsed.path.removeprefix("/api/")
+                with fake._lock:
+                    fake.calls.append(Call(method, body, headers, time.monotonic()))
+                    fault = fake._faults[method].popleft() if fake._faults[method] else None
+                    if fault is None and headers.get("authorization") != f"Bearer {TOKEN}":
+                        fault = Fault(error="invalid_auth")
+                    if fault is None and method == "chat.postMessage":
+                        fault = fake._rate_limit(str(body.get("channel", "")))
+                    if fault is None or fault.after_effect:
+                        result = fake._apply(method, body)
+                if fault is not None and fault.drop:
+                    # Close without a response: the client sees a dropped connection.
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if fault is not None:
+                    payload = {"ok": False, "error": fault.error or "internal_error"}
+                    extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                    self._send(fault.status, payload, extra)
+                    return
+                self._send(200, result)
+
+            def _send(
+                self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
+            ) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    def _rate_limit(self, channel: str) -> Fault | None:
+        if self.per_channel_interval <= 0:
+            return None
+        now = time.monotonic()
+        last = self._last_post.get(channel)
+        if last is not None and now - last < self.per_channel_interval:
+            wait = self.per_channel_interval - (now - last)
+            return Fault.rate_limited(max(1, round(wait + 0.499)))
+        self._last_post[channel] = now
+        return None
+
+
+def _decode(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
+    body: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
+    if not raw:
+        return body
+    if "json" in content_type:
+        body.update(json.loads(raw))
+    else:
+        body.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
+    return body
+
+
+def running() -> Iterator[FakeSlack]:
+    """For a pytest fixture: ``fake = pytest.fixture(running)``."""
+    with FakeSlack() as fake:
+        yield fake

@@ -1,0 +1,160 @@
+"""Statuses around their boundaries, pacing, forecast, contributors and target lookup."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from metrics.evaluation import Policy, Status, decide_status, evaluate, evaluate_all
+from metrics.kpis import KPIS, KpiValue
+from metrics.periods import Grain, Period
+from metrics.scopes import Level, Scope
+from metrics.targets import Target, TargetBook
+from tests.metrics.factories import Q3, Q4, company
+
+D = Decimal
+TOL = D("0.05")
+
+# kpi, actual, sample, target, expected, forecast, ended, min_sample, status — one row per edge
+STATUS_CASES = [
+    # paced: reaching the target is final, even mid-period
+    ("revenue", D(100), 5, D(100), D(60), None, False, 0, Status.ACHIEVED),
+    ("revenue", D("99.99"), 5, D(100), None, None, True, 0, Status.MISSED),
+    # exactly at the tolerance below pace is still on track
+    ("revenue", D(95), 5, D(200), D(100), None, False, 0, Status.ON_TRACK),
+    ("revenue", D("94.99"), 5, D(200), D(100), None, False, 0, Status.AT_RISK),
+    # on pace but the forecast falls short of target − tolerance
+    ("revenue", D(100), 5, D(200), D(100), D("189.99"), False, 0, Status.AT_RISK),
+    ("revenue", D(100), 5, D(200), D(100), D(190), False, 0, Status.ON_TRACK),
+    # sampled ratio: judged only with enough sample
+    ("win_rate", D("0.30"), 20, D("0.30"), None, None, False, 20, Status.ON_TRACK),
+    ("win_rate", D("0.30"), 20, D("0.30"), None, None, True, 20, Status.ACHIEVED),
+    ("win_rate", D("0.10"), 19, D("0.30"), None, None, False, 20, Status.NO_DATA),
+    ("win_rate", D("0.285"), 20, D("0.30"), None, None, False, 20, Status.ON_TRACK),
+    ("win_rate", D("0.2849"), 20, D("0.30"), None, None, False, 20, Status.AT_RISK),
+    ("win_rate", D("0.299"), 20, D("0.30"), None, None, True, 20, Status.MISSED),
+    # lower is better: CPA at or under target is good, tolerance is upwards
+    ("cpa", D(500), 30, D(500), None, None, True, 20, Status.ACHIEVED),
+    ("cpa", D(400), 30, D(500), None, None, False, 20, Status.ON_TRACK),
+    ("cpa", D(525), 30, D(500), None, None, False, 20, Status.ON_TRACK),
+    ("cpa", D("525.01"), 30, D(500), None, None, False, 20, Status.AT_RISK),
+    ("cpa", D("500.01"), 30, D(500), None, None, True, 20, Status.MISSED),
+    ("sales_cycle", D(45), 30, D(40), None, None, False, 20, Status.AT_RISK),
+    # a level (pipeline) can still move: on track, not achieved, until the period ends
+    ("pipeline", D(1000), 3, D(900), None, None, False, 20, Status.ON_TRACK),
+    # no value at all
+    ("revenue", None, None, D(100), D(50), None, False, 0, Status.NO_DATA),
+]
+
+
+@pytest.mark.parametrize(
+    ("kpi", "actual", "sample", "target", "expected", "forecast", "ended", "minimum", "status"),
+    STATUS_CASES,
+)
+def test_status_boundaries(
+    kpi: str, actual: Decimal | None, sample: int | None, target: Decimal,
+    expected: Decimal | None, forecast: Decimal | None, ended: bool, minimum: int, status: Status,
+) -> None:  # fmt: skip
+    got = decide_status(
+        KPIS[kpi],
+        KpiValue(actual, sample),
+        target,
+        expected=expected,
+        forecast=forecast,
+        ended=ended,
+        min_sample=minimum,
+        tolerance=TOL,
+    )
+    assert got is status
+
+
+COMPANY = Scope.company()
+TEAM_A = Scope(Level.TEAM, "A")
+TEAM_B = Scope(Level.TEAM, "B")
+CALENDAR = Policy(business_days=False, min_sample=1)
+
+
+def book(*targets: Target) -> TargetBook:
+    return TargetBook(targets)
+
+
+def test_pacing_forecast_and_contributors_mid_quarter() -> None:
+    targets = book(
+        Target("revenue", Grain.QUARTER, COMPANY, D(10_000)),
+        Target("revenue", Grain.QUARTER, TEAM_A, D(5_000)),
+        Target("revenue", Grain.QUARTER, TEAM_B, D(5_000)),
+    )
+    found = evaluate("revenue", COMPANY, Q3, date(2026, 9, 15), company(), targets, CALENDAR)
+    assert found is not None
+    # 1 July – 15 Sept is 77 of Q3's 92 calendar days
+    assert found.expected == D(10_000) * D(repr(77 / 92))
+    assert found.actual.value == D("4000.00")
+    # booked 4000 + o4 2000 × 1.0 + o5 4000 × 0.5
+    assert found.forecast == D("8000.00")
+    assert found.status is Status.AT_RISK
+    assert found.gap is not None and round(found.gap, 2) == D("-4369.57")
+    # team B has booked nothing yet (o4 closes on the 30th): furthest behind, then team A
+    assert [c.scope for c in found.contributors] == [TEAM_B, TEAM_A]
+    assert round(found.contributors[1].gap or 0, 2) == D("-184.78")
+
+
+def test_business_day_pacing_skips_weekends_and_holidays() -> None:
+    targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(10_000)))
+    policy = Policy(business_days=True, holidays=frozenset({date(2026, 7, 14)}))
+    found = evaluate("revenue", COMPANY, Q3, date(2026, 7, 3), company(), targets, policy)
+    assert found is not None and found.expected is not None
+    # Q3 2026 has 66 weekdays, 65 without 14 July; 1–3 July are three of them
+    assert found.expected == D(10_000) * D(repr(3 / 65))
+
+
+def test_lower_is_better_gap_is_negative_when_behind() -> None:
+    targets = book(Target("cpa", Grain.QUARTER, COMPANY, D(500)))
+    found = evaluate("cpa", COMPANY, Q3, date(2026, 10, 1), company(), targets, CALENDAR)
+    assert found is not None
+    # CPA 750 against 500: 250 worse than target, period over
+    assert found.gap == D("-250.00")
+    assert found.status is Status.MISSED
+    assert found.attainment is not None and round(found.attainment, 4) == D("0.6667")
+
+
+def test_no_target_means_no_evaluation() -> None:
+    assert evaluate("revenue", COMPANY, Q3, date(2026, 9, 1), company(), book(), CALENDAR) is None
+
+
+def test_yearly_revenue_target_is_prorated_to_the_quarter_ratios_are_not() -> None:
+    targets = book(
+        Target("revenue", Grain.YEAR, COMPANY, D(365_000)),
+        Target("win_rate", Grain.YEAR, COMPANY, D("0.3")),
+    )
+    assert targets.value_for("revenue", COMPANY, Q3) == D(92_000)
+    assert targets.value_for("win_rate", COMPANY, Q3) == D("0.3")
+    assert targets.value_for("revenue", TEAM_A, Q3) is None
+
+
+def test_named_period_target_overrides_the_standing_one() -> None:
+    targets = book(
+        Target("revenue", Grain.QUARTER, COMPANY, D(1000)),
+        Target("revenue", Grain.QUARTER, COMPANY, D(2000), period_key="2026-Q4"),
+    )
+    assert targets.value_for("revenue", COMPANY, Q3) == D(1000)
+    assert targets.value_for("revenue", COMPANY, Q4) == D(2000)
+
+
+def test_ended_period_is_reported_for_a_week_then_dropped() -> None:
+    targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(10_000)))
+    early = evaluate_all(date(2026, 10, 3), company(), targets, CALENDAR)
+    assert [(e.period.key, e.status) for e in early] == [
+        ("2026-Q3", Status.MISSED),  # 6000 of 10000, quarter over
+        ("2026-Q4", Status.AT_RISK),  # nothing booked, o6 weighted 2500 forecast
+    ]
+    later = evaluate_all(date(2026, 10, 9), company(), targets, CALENDAR)
+    assert [e.period.key for e in later] == ["2026-Q4"]
+
+
+def test_month_inside_quarter_for_monthly_targets() -> None:
+    september = Period(Grain.MONTH, date(2026, 9, 1), date(2026, 9, 30))
+    targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(9_200)))
+    # 30 of 92 days
+    assert targets.value_for("revenue", COMPANY, september) == D(9_200) * 30 / 92

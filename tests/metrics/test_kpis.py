@@ -1,0 +1,134 @@
+"""Every KPI against numbers computed by hand from ``factories.company()``."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from metrics.kpis import KPIS, Context
+from metrics.periods import Period
+from metrics.scopes import Level, Scope
+from tests.metrics.factories import Q1_2025, Q3, Q4, company
+
+COMPANY = Scope.company()
+TEAM_A = Scope(Level.TEAM, "A")
+TEAM_B = Scope(Level.TEAM, "B")
+NORTH = Scope(Level.REGION, "North")
+ALICE = Scope(Level.REP, "alice")
+CAROL = Scope(Level.REP, "carol")
+END_Q3 = date(2026, 9, 30)
+MID_SEPT = date(2026, 9, 15)
+
+
+def targets(kpi: str, scope: Scope, period: Period) -> Decimal | None:
+    """Revenue target of 10,000 for the company in Q3, nothing else."""
+    if (kpi, scope, period) == ("revenue", COMPANY, Q3):
+        return Decimal(10_000)
+    return None
+
+
+CTX = Context(target=targets)
+
+# kpi, scope, period, as_of, expected value (None = no data), expected sample
+CASES = [
+    # o1 1000 + o3 3000 + o4 2000 won in Q3
+    ("revenue", COMPANY, Q3, END_Q3, Decimal("6000.00"), 3),
+    ("revenue", TEAM_A, Q3, END_Q3, Decimal("4000.00"), 2),
+    ("revenue", NORTH, Q3, END_Q3, Decimal("4000.00"), 2),
+    ("revenue", ALICE, Q3, END_Q3, Decimal("1000.00"), 1),
+    # o4 closes on 30 Sept: not yet booked on the 15th
+    ("revenue", COMPANY, Q3, MID_SEPT, Decimal("4000.00"), 2),
+    # empty period: revenue is a sum, so 0 with a sample of 0
+    ("revenue", COMPANY, Q1_2025, END_Q3, Decimal("0.00"), 0),
+    # not started yet at as_of: no data
+    ("revenue", COMPANY, Q4, END_Q3, None, None),
+    # o1, o3, o4 won, o2 lost
+    ("win_rate", COMPANY, Q3, END_Q3, Decimal(3) / 4, 4),
+    ("win_rate", TEAM_A, Q3, END_Q3, Decimal(2) / 3, 3),
+    # a single closed deal
+    ("win_rate", CAROL, Q3, END_Q3, Decimal(1), 1),
+    # empty denominator: no data, not 0 %
+    ("win_rate", COMPANY, Q1_2025, END_Q3, None, 0),
+    # open at 30 Sept and closing in Q3: o5 only (o6 closes in October)
+    ("pipeline", COMPANY, Q3, END_Q3, Decimal("4000.00"), 1),
+    ("pipeline", COMPANY, Q4, END_Q3, Decimal("10000.00"), 1),
+    # on the 15th o4 (won on the 30th) was still open
+    ("pipeline", COMPANY, Q3, MID_SEPT, Decimal("6000.00"), 2),
+    # created in Q3: o3 3000 + o5 4000 + o6 10000
+    ("new_pipeline", COMPANY, Q3, END_Q3, Decimal("17000.00"), 3),
+    # 6000 of pipeline for 10000 − 4000 still to book
+    ("coverage", COMPANY, Q3, MID_SEPT, Decimal(1), 2),
+    # no revenue target for team A
+    ("coverage", TEAM_A, Q3, MID_SEPT, None, None),
+    ("avg_deal", COMPANY, Q3, END_Q3, Decimal("2000.00"), 3),
+    ("avg_deal", COMPANY, Q1_2025, END_Q3, None, 0),
+    # 25 + 61 + 152 days
+    ("sales_cycle", COMPANY, Q3, END_Q3, Decimal(238) / 3, 3),
+    ("attainment", COMPANY, Q3, END_Q3, Decimal("0.6"), 3),
+    ("attainment", TEAM_A, Q3, END_Q3, None, None),
+    # l1, l2, l3 created in Q3; only l1 converted by 30 Sept
+    ("conversion", COMPANY, Q3, END_Q3, Decimal(1) / 3, 3),
+    # l3 converted on 5 Oct
+    ("conversion", COMPANY, Q3, date(2026, 10, 31), Decimal(2) / 3, 3),
+    ("conversion", TEAM_B, Q3, END_Q3, Decimal(0), 1),
+    # 1500 of spend, two new customers (Beta, X); Acme first won in Q2
+    ("cpa", COMPANY, Q3, END_Q3, Decimal("750.00"), 2),
+    ("cpa", TEAM_A, Q3, END_Q3, Decimal("600.00"), 1),
+    ("cpa", TEAM_B, Q3, END_Q3, None, 0),
+    ("csat", COMPANY, Q3, END_Q3, Decimal(4), 3),
+    # promoters 10, 9; detractors 3, 0; passive 7: (2 − 2) / 5
+    ("nps", COMPANY, Q3, END_Q3, Decimal(0), 5),
+    ("nps", TEAM_A, Q3, END_Q3, Decimal("100") * 2 / 3, 3),
+    ("csat", COMPANY, Q4, date(2026, 12, 31), None, 0),
+    # active on 1 July: alice, bob; on 30 Sept: alice, carol; bob left in August
+    ("turnover", COMPANY, Q3, END_Q3, Decimal("0.5"), 3),
+    # 4000 booked + o4 2000 × 1.0 + o5 4000 × 0.5
+    ("forecast", COMPANY, Q3, MID_SEPT, Decimal("8000.00"), 2),
+    # after the period: the forecast is the revenue
+    ("forecast", COMPANY, Q3, date(2026, 10, 1), Decimal("6000.00"), 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("kpi", "scope", "period", "as_of", "expected", "sample"),
+    CASES,
+    ids=[f"{c[0]}-{c[1].name or 'company'}-{c[2].key}-{c[3]}" for c in CASES],
+)
+def test_kpi_values(
+    kpi: str,
+    scope: Scope,
+    period: Period,
+    as_of: date,
+    expected: Decimal | None,
+    sample: int | None,
+) -> None:
+    value = KPIS[kpi].compute(company(), scope, period, as_of, CTX)
+    if expected is None:
+        assert value.value is None
+        assert value.reason
+    else:
+        assert value.value is not None
+        assert value.value.quantize(Decimal("0.000001")) == expected.quantize(Decimal("0.000001"))
+    assert value.sample == sample
+
+
+def test_every_kpi_of_the_design_is_defined_and_tested() -> None:
+    design = {
+        "revenue", "conversion", "win_rate", "pipeline", "new_pipeline", "coverage", "avg_deal",
+        "sales_cycle", "attainment", "cpa", "csat", "nps", "turnover", "forecast",
+    }  # fmt: skip
+    assert set(KPIS) == design
+    assert {c[0] for c in CASES} == design
+
+
+def test_french_aliases_of_the_design() -> None:
+    for kpi, alias in [
+        ("revenue", "ca"), ("revenue", "chiffre"), ("conversion", "taux"),
+        ("win_rate", "taux-de-gain"), ("pipeline", "pipe"), ("coverage", "couverture"),
+        ("avg_deal", "panier"), ("sales_cycle", "cycle"), ("attainment", "atteinte"),
+        ("cpa", "cac"), ("cpa", "cout"), ("csat", "satisfaction"), ("turnover", "attrition"),
+        ("forecast", "prevision"),
+    ]:  # fmt: skip
+        assert alias in KPIS[kpi].aliases, (kpi, alias)

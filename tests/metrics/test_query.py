@@ -1,0 +1,96 @@
+"""Questions in English and French parsed into KPI, scope, period and breakdown."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metrics.periods import Grain, Period
+from metrics.query import Directory, QueryError, parse_query
+from metrics.scopes import Level, Scope
+
+TODAY = date(2026, 11, 26)
+DIRECTORY = Directory(
+    regions=("Île-de-France", "DACH", "EMEA"),
+    teams=("Paris Grands Comptes", "Lyon", "EMEA"),
+    reps=("Élodie Martin", "Hans Müller"),
+)
+Q3 = Period(Grain.QUARTER, date(2026, 7, 1), date(2026, 9, 30))
+Q4 = Period(Grain.QUARTER, date(2026, 10, 1), date(2026, 12, 31))
+NOV = Period(Grain.MONTH, date(2026, 11, 1), date(2026, 11, 30))
+COMPANY = Scope.company()
+
+# question, kpi, scope, period, breakdown
+CASES = [
+    ("conversion", "conversion", COMPANY, Q4, Level.TEAM),
+    ("revenue team EMEA last quarter", "revenue", Scope(Level.TEAM, "EMEA"), Q3, Level.REP),
+    ("ca ce trimestre", "revenue", COMPANY, Q4, Level.TEAM),
+    ("win rate by team 2026-Q3", "win_rate", COMPANY, Q3, Level.TEAM),
+    ("taux de gain par équipe trimestre dernier", "win_rate", COMPANY, Q3, Level.TEAM),
+    ("Taux-de-gain region DACH", "win_rate", Scope(Level.REGION, "DACH"), Q4, Level.TEAM),
+    ("revenue by region", "revenue", COMPANY, Q4, Level.REGION),
+    ("revenue by regional office 2026-Q3", "revenue", COMPANY, Q3, Level.REGION),
+    ("win rate by manager", "win_rate", COMPANY, Q4, Level.TEAM),
+    ("chiffre d'affaires lyon ce mois", "revenue", Scope(Level.TEAM, "Lyon"), NOV, Level.REP),
+    ("pipe paris grands comptes", "pipeline", Scope(Level.TEAM, "Paris Grands Comptes"), Q4,
+     Level.REP),
+    ("cac elodie martin", "cpa", Scope(Level.REP, "Élodie Martin"), Q4, None),
+    ("what is the win_rate for Hans Müller?", "win_rate", Scope(Level.REP, "Hans Müller"), Q4,
+     None),
+    ("panier moyen par commercial", "avg_deal", COMPANY, Q4, Level.REP),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "kpi", "scope", "period", "breakdown"), CASES)
+def test_questions(
+    question: str, kpi: str, scope: Scope, period: Period, breakdown: Level | None
+) -> None:
+    query = parse_query(question, TODAY, DIRECTORY)
+    assert (query.kpi, query.scope, query.period, query.breakdown) == (
+        kpi,
+        scope,
+        period,
+        breakdown,
+    )
+
+
+def test_kpi_grain_default() -> None:
+    query = parse_query("cpa", TODAY, DIRECTORY, grains={"cpa": Grain.MONTH})
+    assert query.period == NOV
+
+
+@pytest.mark.parametrize(
+    ("question", "suggestion"),
+    [("winrat", "win_rate"), ("revnue", "revenue"), ("conversoin", "conversion")],
+)
+def test_unknown_kpi_suggests_close_matches(question: str, suggestion: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        parse_query(question, TODAY, DIRECTORY)
+    assert suggestion in raised.value.suggestions
+
+
+def test_unknown_team_is_named_with_close_matches() -> None:
+    with pytest.raises(QueryError) as raised:
+        parse_query("revenue team Lyn", TODAY, DIRECTORY)
+    assert "Lyn" in raised.value.message.replace("lyn", "Lyn")
+    assert raised.value.suggestions == ("Lyon",)
+
+
+def test_leftover_words_are_not_silently_ignored() -> None:
+    with pytest.raises(QueryError, match="banana"):
+        parse_query("revenue banana", TODAY, DIRECTORY)
+
+
+@given(st.text(max_size=60))
+def test_parser_raises_only_its_own_error(text: str) -> None:
+    with contextlib.suppress(QueryError):
+        parse_query(text, TODAY, DIRECTORY)
+
+
+def test_invalid_period_key_is_a_query_error() -> None:
+    with pytest.raises(QueryError, match="Q7"):
+        parse_query("revenue 2026-Q7", TODAY, DIRECTORY)
