@@ -59,7 +59,8 @@ def _stored_rates(engine: Engine) -> dict[str, Decimal]:
 def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
     rates = frame["currency"].map(lambda c: fx.rate(str(c))) if len(frame) else 1.0
     scaled = frame["amount"].astype("float64").fillna(0.0) * rates * 10**minor_digits
-    return scaled.round().astype("int64")
+    minor: pd.Series = scaled.round().astype("int64")
+    return minor
 
 
 def load_facts(

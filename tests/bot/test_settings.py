@@ -1,0 +1,119 @@
+"""The config file: values, mistakes reported with their key path, the environment's part."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ConfigError, load_settings, parse_amount
+from metrics.periods import Grain
+from metrics.scopes import Level, Scope
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kpibot.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1200000, Decimal(1200000)),
+        ("1.2M", Decimal("1200000")),
+        ("800k", Decimal("800000")),
+        ("1,5M", Decimal("1500000")),
+        ("1 234 567", Decimal(1234567)),
+        ("25%", Decimal("0.25")),
+        ("27,5 %", Decimal("0.275")),
+        (0.3, Decimal("0.3")),
+    ],
+)
+def test_amounts(raw: object, expected: Decimal) -> None:
+    assert parse_amount(raw) == expected
+
+
+def test_targets_per_scope_and_named_period(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+organisation: {locale: fr_FR, timezone: Europe/Paris, currency: EUR}
+targets:
+  - kpi: revenue
+    grain: quarter
+    company: 4.5M
+    teams: {Lyon: 800k}
+    periods:
+      2026-Q4: {company: 5M}
+  - kpi: cpa
+    grain: month
+    company: 1500
+    min_sample: 5
+""",
+    )
+    settings = load_settings(path, {})
+    book = settings.target_book()
+    keys = {(t.kpi, t.scope, t.grain, t.period_key): t.value for t in book}
+    assert keys == {
+        ("revenue", Scope.company(), Grain.QUARTER, None): Decimal("4500000"),
+        ("revenue", Scope(Level.TEAM, "Lyon"), Grain.QUARTER, None): Decimal("800000"),
+        ("revenue", Scope.company(), Grain.QUARTER, "2026-Q4"): Decimal("5000000"),
+        ("cpa", Scope.company(), Grain.MONTH, None): Decimal(1500),
+    }
+    assert [t.min_sample for t in book if t.kpi == "cpa"] == [5]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("organisaton: {}", "organisaton: unknown key"),
+        ("organisation: {timezone: Europe/Pariss}", "organisation.timezone: unknown time zone"),
+        ("organisation: {locale: xx_YY}", "organisation.locale: unknown locale"),
+        ("organisation: {fiscal_year_start_month: 13}", "organisation.fiscal_year_start_month"),
+        ("targets: [{kpi: revenu}]", "targets.0.kpi: unknown KPI 'revenu'"),
+        ("targets: [{kpi: revenue, grain: quartr}]", "targets.0.grain"),
+        ("targets: [{kpi: revenue, company: lots}]", "targets.0.company: expected a number"),
+        ("targets: [{kpi: revenue, teams: {Lyon: x}}]", "targets.0.teams.Lyon"),
+        (
+            "targets: [{kpi: revenue, periods: {2026-Q7: {company: 1}}}]",
+            "targets.0.periods.2026-Q7",
+        ),
+        (
+            "targets: [{kpi: revenue, grain: month, periods: {2026-Q3: {company: 1}}}]",
+            "targets.0.periods.2026-Q3: a quarter, but this target's grain is month",
+        ),
+        ("evaluation: {pace: weekly}", "evaluation.pace"),
+        ("- a\n- list", "(top level): expected a mapping"),
+        ("targets: [\n", "not valid YAML"),
+    ],
+)
+def test_mistakes_name_their_key_path(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text), {})
+    assert problem in str(raised.value)
+    assert str(tmp_path) in str(raised.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, "organisation: {currency: euro, colour: red}"), {})
+    assert len(raised.value.problems) == 2
+
+
+def test_database_url_from_environment_and_relative_sqlite(tmp_path: Path) -> None:
+    path = write(tmp_path, "database: {url: 'sqlite:///data/kpi.db'}")
+    assert load_settings(path, {}).database_url == f"sqlite:///{tmp_path}/data/kpi.db"
+    env = {"DATABASE_URL": "postgresql+psycopg://u:secret@db/kpi"}
+    settings = load_settings(path, env)
+    assert settings.database_url == env["DATABASE_URL"]
+    assert "secret" not in settings.redacted_database_url
+
+
+def test_secrets_come_from_the_environment_and_are_never_printed(tmp_path: Path) -> None:
+    env = {"SLACK_BOT_TOKEN": "xoxb-very-secret", "SLACK_SIGNING_SECRET": "shh"}
+    settings = load_settings(write(tmp_path, ""), env)
+    assert settings.secrets.slack_bot_token == "xoxb-very-secret"
+    assert "xoxb-very-secret" not in repr(settings)
+    assert "shh" not in repr(settings)

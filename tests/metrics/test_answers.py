@@ -1,0 +1,77 @@
+"""Answers: value, target, status, like-for-like comparisons and the breakdown."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from metrics.answers import answer
+from metrics.evaluation import Policy, Status
+from metrics.periods import Grain, Period
+from metrics.query import Query
+from metrics.scopes import Level, Scope
+from metrics.targets import Target, TargetBook
+from tests.metrics.factories import Q3, company
+
+COMPANY = Scope.company()
+POLICY = Policy(business_days=False, min_sample=1)
+TARGETS = TargetBook(
+    [
+        Target("revenue", Grain.QUARTER, COMPANY, Decimal(10_000)),
+        Target("revenue", Grain.QUARTER, Scope(Level.TEAM, "A"), Decimal(3_000)),
+    ]
+)
+
+
+def test_running_quarter_is_compared_like_for_like() -> None:
+    got = answer(
+        Query("revenue", COMPANY, Q3, Level.TEAM), date(2026, 9, 15), company(), TARGETS, POLICY
+    )
+    assert got.value.value == Decimal("4000.00")
+    assert got.target == Decimal(10_000)
+    assert got.attainment == Decimal("0.4")
+    assert got.status is Status.AT_RISK
+    # Q3 to 15 Sept is its first 77 days; Q2's first 77 days end on 16 June (April has 30): o7
+    assert got.previous.period == Period(Grain.QUARTER, date(2026, 4, 1), date(2026, 6, 16))
+    assert got.previous.value == Decimal("700.00")
+    assert got.previous.delta == Decimal("3300.00")
+    assert got.previous.relative == Decimal("3300") / Decimal("700")
+    # nothing a year before: no relative change rather than a division by zero
+    assert got.last_year.period == Period(Grain.QUARTER, date(2025, 7, 1), date(2025, 9, 15))
+    assert got.last_year.value == Decimal("0.00")
+    assert got.last_year.relative is None
+    # best first; team A is ahead of its own 3000 target, team B has none
+    rows = [(r.scope.name, r.value.value, r.target, r.status) for r in got.breakdown]
+    assert rows == [
+        ("A", Decimal("4000.00"), Decimal(3000), Status.ACHIEVED),
+        ("B", Decimal("0.00"), None, Status.NO_DATA),
+    ]
+
+
+def test_ended_quarter_is_compared_whole() -> None:
+    got = answer(
+        Query("win_rate", COMPANY, Q3, Level.REP), date(2026, 11, 1), company(), TARGETS, POLICY
+    )
+    assert got.value.value == Decimal(3) / 4
+    assert got.previous.period == Period(Grain.QUARTER, date(2026, 4, 1), date(2026, 6, 30))
+    # Q2 had no closed deal but o7 (won): 100 %
+    assert got.previous.value == Decimal(1)
+    # rate KPIs without a target: no status
+    assert got.status is Status.NO_DATA and got.target is None
+    # carol 1/1, bob 1/1, alice 1/2 (o1 won, o2 lost) — lower-sample ties by name
+    assert [(r.scope.name, r.value.value) for r in got.breakdown] == [
+        ("bob", Decimal(1)),
+        ("carol", Decimal(1)),
+        ("alice", Decimal("0.5")),
+    ]
+
+
+def test_lower_is_better_breakdown_puts_the_lowest_first() -> None:
+    got = answer(
+        Query("cpa", COMPANY, Q3, Level.TEAM), date(2026, 10, 1), company(), TARGETS, POLICY
+    )
+    # team A 600; team B has no spend: no data, last
+    assert [(r.scope.name, r.value.value) for r in got.breakdown] == [
+        ("A", Decimal("600.00")),
+        ("B", None),
+    ]
