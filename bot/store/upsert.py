@@ -43,8 +43,9 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
             set_={c: excluded[c] for c in columns},
             where=differs,
         )
-        result = session.execute(statement)
-        changed += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        # RETURNING yields only inserted or updated rows; rowcount is not reliable for
+        # multi-row inserts on every driver (psycopg reports -1).
+        changed += len(session.execute(statement.returning(table.c.id)).all())
     return changed
 
 
