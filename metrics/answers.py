@@ -56,7 +56,8 @@ def _compare(
     kpi: Kpi, facts: Facts, scope: Scope, current: Period, other: Period, as_of: date, ctx: Context,
     value: Decimal | None,
 ) -> Comparison:  # fmt: skip
-    clipped = like_for_like(current, as_of, other)
+    # A period that has not started (pipeline next quarter) is compared with whole periods.
+    clipped = other if as_of < current.start else like_for_like(current, as_of, other)
     before = kpi.compute(facts, scope, clipped, clipped.end, ctx).value
     if value is None or before is None:
         return Comparison(clipped, before, None, None)

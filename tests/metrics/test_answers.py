@@ -11,7 +11,7 @@ from metrics.periods import Grain, Period
 from metrics.query import Query
 from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
-from tests.metrics.factories import Q3, company
+from tests.metrics.factories import Q3, Q4, company
 
 COMPANY = Scope.company()
 POLICY = Policy(business_days=False, min_sample=1)
@@ -75,3 +75,14 @@ def test_lower_is_better_breakdown_puts_the_lowest_first() -> None:
         ("A", Decimal("600.00")),
         ("B", None),
     ]
+
+
+def test_a_period_that_has_not_started_is_compared_whole() -> None:
+    got = answer(
+        Query("pipeline", COMPANY, Q4, Level.TEAM), date(2026, 9, 15), company(), TARGETS, POLICY
+    )
+    # open on 15 Sept and closing in Q4: o6
+    assert got.value.value == Decimal("10000.00")
+    assert got.previous.period == Q3
+    # Q3 read at its end: o5 (o4 was won on the 30th)
+    assert got.previous.value == Decimal("4000.00")

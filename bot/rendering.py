@@ -1,0 +1,606 @@
+"""Message rendering: answers, digests and alerts as Slack Block Kit payloads and as text.
+
+The layout lives in Jinja templates (``templates/slack/*.json.j2`` and
+``templates/text/*.txt.j2``); this module owns everything else:
+
+* the template contexts, documented frozen dataclasses (``AnswerView``, ``DigestView``,
+  ``AlertsView``...) in which every number, date and word is already formatted for the
+  organisation's locale by a ``Formatter``. Fields marked *raw* hold CRM text (team, rep, account
+  names): Slack templates must pass them through ``|mrkdwn``;
+* how much is shown: long breakdowns and alert lists are cut here, with an "… and N more" line,
+  never silently in a template;
+* Slack's limits, enforced after rendering (``fit_blocks``) and then checked, along with the
+  Block Kit schema, by ``validate_blocks`` before anything leaves this module.
+
+The text renderings are for the terminal (``kpibot demo``, the console notifier). They are not
+escaped: before using one as a Slack ``text`` fallback, pass it through ``mrkdwn_escape``.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+
+import bot
+from bot.formatting import Formatter
+from metrics.answers import Answer, BreakdownRow, Comparison
+from metrics.evaluation import Evaluation, Status
+from metrics.kpis import KPIS, Kpi, Unit
+from metrics.periods import Grain
+from metrics.scopes import Scope
+
+__all__ = [
+    "AlertView",
+    "AlertsView",
+    "AnswerView",
+    "BlockLimitError",
+    "ComparisonView",
+    "ContributorView",
+    "Digest",
+    "DigestEntryView",
+    "DigestView",
+    "RowView",
+    "alert_view",
+    "alerts_view",
+    "answer_view",
+    "digest_view",
+    "display_width",
+    "environment",
+    "fit_blocks",
+    "mrkdwn_escape",
+    "render_alerts_blocks",
+    "render_alerts_text",
+    "render_answer_blocks",
+    "render_answer_text",
+    "render_digest_blocks",
+    "render_digest_text",
+    "validate_blocks",
+]
+
+TEMPLATES = Path(bot.__file__).parents[1] / "templates"
+
+# What a chat message can usefully show; the rest becomes "… and N more". Chosen so that even
+# the longest message stays far below Slack's 50 blocks.
+BREAKDOWN_ROWS = 15
+ALERTS_SHOWN = 20
+DIGEST_ANSWERS = 20
+DIGEST_ALERTS = 10
+# A CRM name longer than this is cut with "…": it keeps one row on one line and every section
+# within Slack's size limits.
+NAME_CHARS = 80
+
+# Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+MAX_HEADER_CHARS = 150
+MAX_SECTION_CHARS = 3000
+MAX_FIELDS = 10
+MAX_FIELD_CHARS = 2000
+MAX_CONTEXT_ELEMENTS = 10
+
+Blocks = list[dict[str, Any]]
+
+
+# --- the digest ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A scheduled summary: the answers chosen for a subscription, then the firing alerts."""
+
+    title: str  # e.g. "Daily digest", already in the organisation's language
+    as_of: date
+    scope: Scope
+    answers: tuple[Answer, ...]
+    alerts: tuple[Evaluation, ...]
+    organisation: str
+
+
+# --- template contexts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """One comparison with another period: ``vs T3 2025  +4,0 %  (1 187 000 €)``."""
+
+    label: str  # "vs T3 2025"
+    value: str  # the other period's value, or "no data"
+    change: str | None  # "+4,0 %"; "+2,1 pts" for percentage KPIs; None without both values
+
+
+@dataclass(frozen=True)
+class RowView:
+    """One scope of a breakdown."""
+
+    name: str  # raw: the scope's CRM name, cut to NAME_CHARS
+    value: str
+    target: str  # "—" without a target
+    emoji: str
+    status: str  # "atteint", or "pas d'objectif" without a target
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    """Context of ``answer.*.j2``: one KPI for one scope and period."""
+
+    title: str  # raw: "Chiffre d'affaires · Équipe EMEA · T3 2026"
+    kpi: str  # "Chiffre d'affaires"
+    scope: str  # raw: "Équipe EMEA", "Company" or a rep's name
+    period: str  # "T3 2026"
+    value: str  # "1 234 567 €" or "no data"
+    target: str | None  # None without a target
+    attainment: str | None  # "82,3 %": value ÷ target (target ÷ value when lower is better)
+    expected: str | None  # target × pace while a paced KPI's period runs
+    forecast: str | None  # projected value at period end, for paced KPIs
+    status: str  # "à risque", or "pas d'objectif" without a target
+    emoji: str
+    previous: ComparisonView
+    last_year: ComparisonView
+    like_for_like: str | None  # the note shown while the period runs; None once it has ended
+    breakdown_title: str | None  # "Par équipe"; None without a breakdown
+    breakdown: tuple[RowView, ...]  # at most BREAKDOWN_ROWS rows, best first
+    more: str | None  # "… et 185 autres" when rows were left out
+    as_of: str  # "Au 26 nov. 2026"
+
+
+@dataclass(frozen=True)
+class ContributorView:
+    """A child scope that explains an alert's gap."""
+
+    name: str  # raw
+    actual: str
+    gap: str  # signed, negative when behind: "-120 000 €", "-2,1 pts"
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """One at-risk or missed evaluation."""
+
+    emoji: str
+    status: str  # "à risque" / "manqué"
+    kpi: str
+    scope: str  # raw
+    period: str
+    actual: str
+    target: str
+    expected: str | None  # expected to date while a paced KPI's period runs
+    gap: str  # to the expected value when there is one, else to the target; negative = behind
+    forecast: str | None
+    contributors: tuple[ContributorView, ...]
+
+
+@dataclass(frozen=True)
+class AlertsView:
+    """Context of ``alerts.*.j2`` (and the alert part of the digest)."""
+
+    title: str  # "3 alertes", or "Aucune alerte"
+    alerts: tuple[AlertView, ...]  # missed first, then at risk
+    more: str | None  # "… et 4 autres" when alerts were left out
+
+
+@dataclass(frozen=True)
+class DigestEntryView:
+    """One KPI in a digest."""
+
+    heading: str  # raw: "Chiffre d'affaires · T4 2026", with the scope when not the digest's
+    answer: AnswerView  # without breakdown rows
+
+
+@dataclass(frozen=True)
+class DigestView:
+    """Context of ``digest.*.j2``."""
+
+    title: str  # raw
+    organisation: str  # raw
+    date: str  # "jeudi 26 novembre 2026"
+    scope: str  # raw
+    entries: tuple[DigestEntryView, ...]  # at most DIGEST_ANSWERS
+    more: str | None
+    alerts: AlertsView  # at most DIGEST_ALERTS
+
+
+# --- building the contexts -----------------------------------------------------------------------
+
+
+def _clip(name: str) -> str:
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+def _more(fmt: Formatter, hidden: int) -> str | None:
+    return fmt.tn("and_more", hidden) if hidden > 0 else None
+
+
+def _optional(fmt: Formatter, kpi: Kpi, value: Decimal | None) -> str | None:
+    return None if value is None else fmt.value(kpi, value)
+
+
+def _comparison(kpi: Kpi, comparison: Comparison, fmt: Formatter) -> ComparisonView:
+    change: str | None = None
+    if kpi.unit is Unit.PERCENT and comparison.delta is not None:
+        # A relative change of a rate ("+8 %" of 27 %) misleads; points are what people quote.
+        change = fmt.points(comparison.delta)
+    elif comparison.relative is not None:
+        change = fmt.change(comparison.relative)
+    elif comparison.delta is not None:
+        # The other period was 0: no relative change, but the difference still tells something.
+        change = fmt.delta(kpi, comparison.delta)
+    return ComparisonView(
+        label=fmt.t("vs", period=fmt.period(comparison.period)),
+        value=fmt.value(kpi, comparison.value),
+        change=change,
+    )
+
+
+def _status(fmt: Formatter, status: Status, target: Decimal | None) -> tuple[str, str]:
+    # Answers report "no data" both for a missing value and for a missing target; say which.
+    if target is None:
+        return fmt.emoji(Status.NO_DATA), fmt.t("no_target")
+    return fmt.emoji(status), fmt.status(status)
+
+
+def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
+    emoji, status = _status(fmt, row.status, row.target)
+    return RowView(
+        name=_clip(row.scope.name),
+        value=fmt.value(kpi, row.value.value),
+        target=fmt.t("dash") if row.target is None else fmt.value(kpi, row.target),
+        emoji=emoji,
+        status=status,
+    )
+
+
+def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROWS) -> AnswerView:
+    kpi = answer.kpi
+    scope = fmt.scope(Scope(answer.scope.level, _clip(answer.scope.name)))
+    period = fmt.period(answer.period)
+    label = fmt.kpi_label(kpi)
+    emoji, status = _status(fmt, answer.status, answer.target)
+    evaluation = answer.evaluation
+    like_for_like = None
+    if answer.period.is_running(answer.as_of) and answer.period.grain is not Grain.DAY:
+        elapsed = (answer.as_of - answer.period.start).days + 1
+        like_for_like = fmt.tn("like_for_like", elapsed)
+    rows = answer.breakdown[:max_rows]
+    attainment = answer.attainment
+    return AnswerView(
+        title=fmt.t("sep").join((label, scope, period)),
+        kpi=label,
+        scope=scope,
+        period=period,
+        value=fmt.value(kpi, answer.value.value),
+        target=_optional(fmt, kpi, answer.target),
+        attainment=None if attainment is None else fmt.percent(attainment),
+        expected=None if evaluation is None else _optional(fmt, kpi, evaluation.expected),
+        forecast=None if evaluation is None else _optional(fmt, kpi, evaluation.forecast),
+        status=status,
+        emoji=emoji,
+        previous=_comparison(kpi, answer.previous, fmt),
+        last_year=_comparison(kpi, answer.last_year, fmt),
+        like_for_like=like_for_like,
+        breakdown_title=fmt.breakdown_title(rows[0].scope.level) if rows else None,
+        breakdown=tuple(_row(kpi, row, fmt) for row in rows),
+        # No "and N more" when the caller asked for no rows at all (the digest).
+        more=_more(fmt, len(answer.breakdown) - len(rows)) if rows else None,
+        as_of=fmt.t("as_of", date=fmt.date(answer.as_of)),
+    )
+
+
+def alert_view(evaluation: Evaluation, fmt: Formatter) -> AlertView:
+    kpi = KPIS[evaluation.kpi]
+    return AlertView(
+        emoji=fmt.emoji(evaluation.status),
+        status=fmt.status(evaluation.status),
+        kpi=fmt.kpi_label(kpi),
+        scope=fmt.scope(Scope(evaluation.scope.level, _clip(evaluation.scope.name))),
+        period=fmt.period(evaluation.period),
+        actual=fmt.value(kpi, evaluation.actual.value),
+        target=fmt.value(kpi, evaluation.target),
+        expected=_optional(fmt, kpi, evaluation.expected),
+        gap=fmt.delta(kpi, evaluation.gap),
+        forecast=_optional(fmt, kpi, evaluation.forecast),
+        contributors=tuple(
+            ContributorView(
+                name=_clip(child.scope.name),
+                actual=fmt.value(kpi, child.actual.value),
+                gap=fmt.delta(kpi, child.gap),
+            )
+            for child in evaluation.contributors
+        ),
+    )
+
+
+_SEVERITY = {Status.MISSED: 0, Status.AT_RISK: 1}
+
+
+def alerts_view(
+    evaluations: Iterable[Evaluation], fmt: Formatter, *, limit: int = ALERTS_SHOWN
+) -> AlertsView:
+    """The at-risk and missed evaluations among ``evaluations`` (others are left out), missed
+    first and otherwise in the order given."""
+    firing = sorted(
+        (e for e in evaluations if e.status.is_alert), key=lambda e: _SEVERITY[e.status]
+    )
+    shown = firing[:limit]
+    return AlertsView(
+        title=fmt.tn("alert_count", len(firing)) if firing else fmt.t("no_alerts"),
+        alerts=tuple(alert_view(e, fmt) for e in shown),
+        more=_more(fmt, len(firing) - len(shown)),
+    )
+
+
+def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
+    entries = []
+    for answer in digest.answers[:DIGEST_ANSWERS]:
+        view = answer_view(answer, fmt, max_rows=0)
+        parts = [view.kpi, view.period]
+        if answer.scope != digest.scope:
+            parts.insert(1, view.scope)
+        entries.append(DigestEntryView(heading=fmt.t("sep").join(parts), answer=view))
+    return DigestView(
+        title=digest.title,
+        organisation=digest.organisation,
+        date=fmt.date(digest.as_of, "full"),
+        scope=fmt.scope(Scope(digest.scope.level, _clip(digest.scope.name))),
+        entries=tuple(entries),
+        more=_more(fmt, len(digest.answers) - len(entries)),
+        alerts=alerts_view(digest.alerts, fmt, limit=DIGEST_ALERTS),
+    )
+
+
+# --- the Jinja environment -----------------------------------------------------------------------
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Slack's escaping: ``&``, ``<`` and ``>`` only, as Slack documents (other entities would
+    show literally). ``<!channel>`` becomes inert ``&lt;!channel&gt;``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _tojson(value: Any) -> str:
+    # Jinja's own tojson HTML-escapes < > & ' into \u003c...: valid JSON, but it would hide
+    # from tests whether the mrkdwn escaping ran. Keep the text as Slack will receive it.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def display_width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: emoji and CJK count two, combining marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or char == "\ufe0f":
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def _strip_lines(text: str) -> str:
+    # Lets templates indent the body of a {% call %} for readability: mrkdwn would keep the
+    # leading spaces.
+    return "\n".join(line.strip() for line in text.strip().splitlines())
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def _rjust(text: str, width: int) -> str:
+    return " " * max(0, width - display_width(text)) + text
+
+
+@cache
+def environment() -> Environment:
+    """The Jinja environment over ``templates/``: strict about undefined names, no HTML
+    autoescape (Slack text is escaped with ``|mrkdwn``, JSON strings with ``|tojson``)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["mrkdwn"] = mrkdwn_escape
+    env.filters["tojson"] = _tojson
+    env.filters["width"] = display_width
+    env.filters["strip_lines"] = _strip_lines
+    env.filters["ljust"] = _ljust
+    env.filters["rjust"] = _rjust
+    return env
+
+
+def _render(name: str, view: object, fmt: Formatter) -> str:
+    return environment().get_template(name).render(view=view, fmt=fmt)
+
+
+def _render_text(name: str, view: object, fmt: Formatter) -> str:
+    # Blank lines are collapsed here so that templates and their macros need not count them.
+    lines: list[str] = []
+    for line in _render(name, view, fmt).splitlines():
+        line = line.rstrip()
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    return "\n".join(lines).strip("\n")
+
+
+def _render_blocks(name: str, view: object, fmt: Formatter) -> Blocks:
+    blocks = json.loads(_render(name, view, fmt))
+    if not isinstance(blocks, list):
+        raise TypeError(f"{name} must render a JSON array of blocks")
+    fitted = fit_blocks(blocks, fmt)
+    validate_blocks(fitted)
+    return fitted
+
+
+# --- Slack's limits ------------------------------------------------------------------------------
+
+
+class BlockLimitError(ValueError):
+    """A Block Kit payload that Slack would refuse; ``problems`` says where and why."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def _truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with "…", never inside an ``&lt;`` entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 5)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _split_lines(text: str, limit: int) -> list[str]:
+    """``text`` in chunks of whole lines of at most ``limit`` characters each."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        line = _truncate(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    chunks.append(current)
+    return chunks
+
+
+def _fit_section(block: dict[str, Any]) -> Blocks:
+    out: Blocks = []
+    text = block.get("text")
+    if text is not None and len(text["text"]) > MAX_SECTION_CHARS:
+        chunks = _split_lines(text["text"], MAX_SECTION_CHARS)
+        first = {**block, "text": {**text, "text": chunks[0]}}
+        first.pop("fields", None)
+        out.append(first)
+        out.extend(
+            {"type": "section", "text": {"type": text["type"], "text": chunk}}
+            for chunk in chunks[1:]
+        )
+        if "fields" in block:
+            out.append({"type": "section", "fields": block["fields"]})
+    else:
+        out.append(block)
+    fitted: Blocks = []
+    for section in out:
+        fields = section.get("fields")
+        if not fields:
+            fitted.append(section)
+            continue
+        fields = [{**f, "text": _truncate(f["text"], MAX_FIELD_CHARS)} for f in fields]
+        fitted.append({**section, "fields": fields[:MAX_FIELDS]})
+        for start in range(MAX_FIELDS, len(fields), MAX_FIELDS):
+            fitted.append({"type": "section", "fields": fields[start : start + MAX_FIELDS]})
+    return fitted
+
+
+def fit_blocks(blocks: Blocks, fmt: Formatter) -> Blocks:
+    """``blocks`` made to fit Slack's limits without losing what can be kept: a long section
+    is split at line ends into several sections, more than 10 fields go on to a next section,
+    over-long header, field and context texts are cut with "…", and past 50 blocks the rest is
+    replaced by a note that the message was shortened. Views already cap what they show, so in
+    practice only freak CRM names reach the cutting steps."""
+    fitted: Blocks = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            text = block["text"]
+            fitted.append(
+                {**block, "text": {**text, "text": _truncate(text["text"], MAX_HEADER_CHARS)}}
+            )
+        elif kind == "section":
+            fitted.extend(_fit_section(block))
+        elif kind == "context":
+            elements = [
+                {**e, "text": _truncate(e["text"], MAX_SECTION_CHARS)} if "text" in e else e
+                for e in block["elements"][:MAX_CONTEXT_ELEMENTS]
+            ]
+            fitted.append({**block, "elements": elements})
+        else:
+            fitted.append(block)
+    if len(fitted) > MAX_BLOCKS:
+        note = {"type": "context", "elements": [{"type": "mrkdwn", "text": fmt.t("truncated")}]}
+        fitted = [*fitted[: MAX_BLOCKS - 1], note]
+    return fitted
+
+
+def _limit_problems(blocks: Blocks) -> list[str]:
+    problems = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"{len(blocks)} blocks (Slack allows {MAX_BLOCKS})")
+    for i, block in enumerate(blocks):
+        kind = block.get("type")
+        text = block.get("text", {}).get("text", "")
+        if kind == "header" and len(text) > MAX_HEADER_CHARS:
+            problems.append(f"block {i}: header of {len(text)} characters")
+        if kind == "section":
+            if len(text) > MAX_SECTION_CHARS:
+                problems.append(f"block {i}: section text of {len(text)} characters")
+            fields = block.get("fields") or []
+            if len(fields) > MAX_FIELDS:
+                problems.append(f"block {i}: {len(fields)} fields")
+            for j, field in enumerate(fields):
+                if len(field["text"]) > MAX_FIELD_CHARS:
+                    problems.append(f"block {i}: field {j} of {len(field['text'])} characters")
+    return problems
+
+
+def validate_blocks(blocks: Blocks) -> None:
+    """Raise ``BlockLimitError`` unless every block parses with ``slack_sdk.models``, passes its
+    validators and reads back unchanged, and the payload keeps Slack's limits (some, such as the
+    2000 characters of a field, slack_sdk does not check)."""
+    problems = _limit_problems(blocks)
+    for i, raw in enumerate(blocks):
+        parsed = Block.parse(raw)
+        if parsed is None:
+            problems.append(f"block {i}: unknown block type {raw.get('type')!r}")
+            continue
+        try:
+            parsed.validate_json()
+        except SlackObjectFormationError as error:
+            problems.append(f"block {i}: {error}")
+            continue
+        # slack_sdk ignores keys it does not know; a round trip shows a misspelt one.
+        if parsed.to_dict() != raw:
+            problems.append(f"block {i}: slack_sdk reads it as {parsed.to_dict()}")
+    if problems:
+        raise BlockLimitError(problems)
+
+
+# --- public rendering functions ------------------------------------------------------------------
+
+
+def render_answer_text(answer: Answer, fmt: Formatter) -> str:
+    return _render_text("text/answer.txt.j2", answer_view(answer, fmt), fmt)
+
+
+def render_answer_blocks(answer: Answer, fmt: Formatter) -> Blocks:
+    return _render_blocks("slack/answer.json.j2", answer_view(answer, fmt), fmt)
+
+
+def render_digest_text(digest: Digest, fmt: Formatter) -> str:
+    return _render_text("text/digest.txt.j2", digest_view(digest, fmt), fmt)
+
+
+def render_digest_blocks(digest: Digest, fmt: Formatter) -> Blocks:
+    return _render_blocks("slack/digest.json.j2", digest_view(digest, fmt), fmt)
+
+
+def render_alerts_text(evaluations: Iterable[Evaluation], fmt: Formatter) -> str:
+    return _render_text("text/alerts.txt.j2", alerts_view(evaluations, fmt), fmt)
+
+
+def render_alerts_blocks(evaluations: Iterable[Evaluation], fmt: Formatter) -> Blocks:
+    return _render_blocks("slack/alerts.json.j2", alerts_view(evaluations, fmt), fmt)

@@ -1,0 +1,498 @@
+"""Rendering of answers, digests and alerts: golden files in both locales, Block Kit validity,
+Slack's limits, and escaping of CRM text.
+
+Everything is built by hand from the metrics dataclasses with fixed values; no database.
+Run ``UPDATE_GOLDEN=1 pytest tests/bot/test_rendering.py`` to rewrite the golden files, then
+read the diff: they are reviewed like code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.formatting import Formatter
+from bot.rendering import (
+    MAX_BLOCKS,
+    MAX_FIELD_CHARS,
+    MAX_FIELDS,
+    MAX_HEADER_CHARS,
+    MAX_SECTION_CHARS,
+    TEMPLATES,
+    AlertsView,
+    AlertView,
+    AnswerView,
+    BlockLimitError,
+    ComparisonView,
+    ContributorView,
+    Digest,
+    DigestEntryView,
+    DigestView,
+    RowView,
+    answer_view,
+    fit_blocks,
+    mrkdwn_escape,
+    render_alerts_blocks,
+    render_alerts_text,
+    render_answer_blocks,
+    render_answer_text,
+    render_digest_blocks,
+    render_digest_text,
+    validate_blocks,
+)
+from metrics.answers import Answer, BreakdownRow, Comparison
+from metrics.evaluation import Evaluation, Status
+from metrics.kpis import KPIS, KpiValue
+from metrics.periods import Grain, Period, period_containing
+from metrics.scopes import Level, Scope
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+LOCALES = {"fr_FR": "EUR", "en_US": "USD"}
+AS_OF = date(2026, 11, 26)  # a Thursday, day 57 of Q4 2026
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def formatter(locale: str) -> Formatter:
+    return Formatter(locale, LOCALES[locale], PARIS)
+
+
+def quarter(year: int, q: int, *, end: date | None = None) -> Period:
+    whole = period_containing(Grain.QUARTER, date(year, 3 * q - 2, 1))
+    return whole if end is None else replace(whole, end=end)
+
+
+Q4 = quarter(2026, 4)
+TEAM = Scope(Level.TEAM, "EMEA")
+
+
+# --- fixtures: hand-built values -----------------------------------------------------------------
+
+
+def revenue_answer(rows: tuple[BreakdownRow, ...] | None = None) -> Answer:
+    """Revenue of team EMEA in Q4 2026, 26 November: behind pace, broken down by rep."""
+    evaluation = Evaluation(
+        kpi="revenue",
+        scope=TEAM,
+        period=Q4,
+        as_of=AS_OF,
+        actual=KpiValue(Decimal("1234567"), sample=41),
+        target=Decimal("3000000"),
+        expected=Decimal("1650000"),
+        forecast=Decimal("2712500.40"),
+        status=Status.AT_RISK,
+    )
+    if rows is None:
+        rows = (
+            BreakdownRow(Scope(Level.REP, "Camille Durand"), KpiValue(Decimal("612000")),
+                         Decimal("500000"), Status.ACHIEVED),
+            BreakdownRow(Scope(Level.REP, "<!channel>"), KpiValue(Decimal("410250.5")),
+                         Decimal("1000000"), Status.ON_TRACK),
+            BreakdownRow(Scope(Level.REP, "Zoé Martin & Co"), KpiValue(Decimal("212316.5")),
+                         Decimal("1000000"), Status.AT_RISK),
+            BreakdownRow(Scope(Level.REP, "New hire"), KpiValue(Decimal("0")), None,
+                         Status.NO_DATA),
+        )  # fmt: skip
+    return Answer(
+        kpi=KPIS["revenue"],
+        scope=TEAM,
+        period=Q4,
+        as_of=AS_OF,
+        value=evaluation.actual,
+        target=evaluation.target,
+        status=evaluation.status,
+        evaluation=evaluation,
+        previous=Comparison(
+            quarter(2026, 3, end=date(2026, 8, 26)),
+            Decimal("1100000"), Decimal("134567"), Decimal("0.122333636"),
+        ),
+        last_year=Comparison(
+            quarter(2025, 4, end=date(2025, 11, 26)),
+            Decimal("1187000"), Decimal("47567"), Decimal("0.040073294"),
+        ),
+        breakdown=rows,
+    )  # fmt: skip
+
+
+def conversion_answer() -> Answer:
+    """Lead conversion of the company, an ended quarter: points, no breakdown."""
+    q3 = quarter(2026, 3)
+    return Answer(
+        kpi=KPIS["conversion"],
+        scope=Scope.company(),
+        period=q3,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("0.274"), sample=1200),
+        target=Decimal("0.25"),
+        status=Status.ACHIEVED,
+        evaluation=None,
+        previous=Comparison(quarter(2026, 2), Decimal("0.253"), Decimal("0.021"), Decimal("0.083")),
+        last_year=Comparison(quarter(2025, 3), None, None, None),
+        breakdown=(),
+    )
+
+
+def cycle_answer() -> Answer:
+    """Sales cycle with no target and a previous value of 0 days."""
+    return Answer(
+        kpi=KPIS["sales_cycle"],
+        scope=Scope.company(),
+        period=Q4,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("41.6"), sample=30),
+        target=None,
+        status=Status.NO_DATA,
+        evaluation=None,
+        previous=Comparison(quarter(2026, 3, end=date(2026, 8, 26)), Decimal(0), Decimal("41.6"),
+                            None),
+        last_year=Comparison(quarter(2025, 4, end=date(2025, 11, 26)), Decimal("45"),
+                             Decimal("-3.4"), Decimal("-0.0755")),
+        breakdown=(),
+    )  # fmt: skip
+
+
+def alerts() -> tuple[Evaluation, ...]:
+    rep = Scope(Level.REP, "<https://evil|click>")
+    missed = Evaluation(
+        kpi="win_rate",
+        scope=Scope(Level.TEAM, "Nordics"),
+        period=quarter(2026, 3),
+        as_of=AS_OF,
+        actual=KpiValue(Decimal("0.212"), sample=85),
+        target=Decimal("0.25"),
+        expected=None,
+        forecast=None,
+        status=Status.MISSED,
+        contributors=(
+            Evaluation("win_rate", rep, quarter(2026, 3), AS_OF, KpiValue(Decimal("0.1"), 20),
+                       Decimal("0.25"), None, None, Status.MISSED),
+        ),
+    )  # fmt: skip
+    at_risk = Evaluation(
+        kpi="revenue",
+        scope=TEAM,
+        period=Q4,
+        as_of=AS_OF,
+        actual=KpiValue(Decimal("1234567"), sample=41),
+        target=Decimal("3000000"),
+        expected=Decimal("1650000"),
+        forecast=Decimal("2712500"),
+        status=Status.AT_RISK,
+        contributors=(
+            Evaluation("revenue", Scope(Level.REP, "Zoé Martin & Co"), Q4, AS_OF,
+                       KpiValue(Decimal("212316.5")), Decimal("1000000"), Decimal("550000"),
+                       None, Status.AT_RISK),
+            Evaluation("revenue", Scope(Level.REP, "<!channel>"), Q4, AS_OF,
+                       KpiValue(Decimal("410250.5")), Decimal("1000000"), Decimal("550000"),
+                       None, Status.AT_RISK),
+        ),
+    )  # fmt: skip
+    cpa = Evaluation(
+        kpi="cpa",
+        scope=Scope.company(),
+        period=Q4,
+        as_of=AS_OF,
+        actual=KpiValue(Decimal("1250"), sample=24),
+        target=Decimal("1000"),
+        expected=None,
+        forecast=None,
+        status=Status.AT_RISK,
+    )
+    on_track = replace(cpa, kpi="csat", actual=KpiValue(Decimal("4.4"), 50), target=Decimal(4),
+                       status=Status.ON_TRACK)  # fmt: skip
+    return (at_risk, on_track, missed, cpa)
+
+
+def digest(locale: str) -> Digest:
+    return Digest(
+        title={"fr_FR": "Récap quotidien", "en_US": "Daily digest"}[locale],
+        as_of=AS_OF,
+        scope=Scope.company(),
+        answers=(revenue_answer(), conversion_answer(), cycle_answer()),
+        alerts=alerts(),
+        organisation="Acme <Sales> & Co",
+    )
+
+
+def many_rows(n: int, name: str = "Rep {i:03d}") -> tuple[BreakdownRow, ...]:
+    return tuple(
+        BreakdownRow(
+            Scope(Level.REP, name.format(i=i)),
+            KpiValue(Decimal(100000 + 1000 * i)),
+            Decimal(150000),
+            Status.ON_TRACK,
+        )
+        for i in range(n)
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def assert_golden(name: str, actual: str) -> None:
+    """Compare with tests/golden/<name>; ``UPDATE_GOLDEN=1`` rewrites the file instead."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual + "\n", encoding="utf-8")
+    assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest {__file__}"
+    assert actual + "\n" == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
+
+
+def dumps(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False, indent=2)
+
+
+def assert_within_limits(blocks: list[dict[str, Any]]) -> None:
+    """Slack's limits, checked independently of bot.rendering's own checks."""
+    assert 0 < len(blocks) <= MAX_BLOCKS
+    for block in blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= MAX_HEADER_CHARS
+        if block["type"] == "section":
+            assert "text" in block or block.get("fields")
+            assert len(block.get("text", {}).get("text", "")) <= MAX_SECTION_CHARS
+            assert len(block.get("fields", [])) <= MAX_FIELDS
+            assert all(0 < len(f["text"]) <= MAX_FIELD_CHARS for f in block.get("fields", []))
+    validate_blocks(blocks)
+
+
+def section_texts(blocks: list[dict[str, Any]]) -> list[str]:
+    texts = []
+    for block in blocks:
+        if "text" in block:
+            texts.append(block["text"]["text"])
+        texts.extend(f["text"] for f in block.get("fields", []))
+        texts.extend(e["text"] for e in block.get("elements", []) if "text" in e)
+    return texts
+
+
+# --- golden files --------------------------------------------------------------------------------
+
+CASES = {
+    "answer-revenue": lambda fmt, locale: (
+        render_answer_text(revenue_answer(), fmt),
+        render_answer_blocks(revenue_answer(), fmt),
+    ),
+    "answer-conversion": lambda fmt, locale: (
+        render_answer_text(conversion_answer(), fmt),
+        render_answer_blocks(conversion_answer(), fmt),
+    ),
+    "answer-cycle": lambda fmt, locale: (
+        render_answer_text(cycle_answer(), fmt),
+        render_answer_blocks(cycle_answer(), fmt),
+    ),
+    "alerts": lambda fmt, locale: (
+        render_alerts_text(alerts(), fmt),
+        render_alerts_blocks(alerts(), fmt),
+    ),
+    "alerts-none": lambda fmt, locale: (render_alerts_text((), fmt), render_alerts_blocks((), fmt)),
+    "digest": lambda fmt, locale: (
+        render_digest_text(digest(locale), fmt),
+        render_digest_blocks(digest(locale), fmt),
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str, locale: str) -> None:
+    text, blocks = CASES[case](formatter(locale), locale)
+    assert_golden(f"text/{case}.{locale}.txt", text)
+    assert_golden(f"slack/{case}.{locale}.json", dumps(blocks))
+    assert_within_limits(blocks)
+
+
+def test_golden_files_are_all_used() -> None:
+    expected = {f"{kind}/{case}.{locale}.{ext}" for case in CASES for locale in LOCALES
+                for kind, ext in (("text", "txt"), ("slack", "json"))}  # fmt: skip
+    found = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
+    assert found == expected
+
+
+# --- Slack's limits ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_long_breakdown_is_cut_with_a_count(locale: str) -> None:
+    fmt = formatter(locale)
+    answer = revenue_answer(many_rows(200))
+    blocks = render_answer_blocks(answer, fmt)
+    assert_within_limits(blocks)
+    more = {"fr_FR": "… et 185 autres", "en_US": "… and 185 more"}[locale]
+    assert more in section_texts(blocks)
+    assert "Rep 014" in dumps(blocks) and "Rep 015" not in dumps(blocks)
+    text = render_answer_text(answer, fmt)
+    assert f"  {more}" in text.splitlines()
+    assert "Rep 015" not in text
+
+
+def test_huge_crm_names_are_clipped_and_split_across_sections() -> None:
+    # Every name escapes to 4× its length; 15 of them cannot share one 3000-character section.
+    answer = revenue_answer(many_rows(15, name="<" * 5000 + "{i}"))
+    blocks = render_answer_blocks(answer, formatter("en_US"))
+    assert_within_limits(blocks)
+    row_lines = [line for t in section_texts(blocks) for line in t.split("\n") if "&lt;" in line]
+    assert len(row_lines) == 15  # nothing lost, only split
+    assert all("&lt;" * 79 + "…" in line for line in row_lines)
+
+
+def test_many_alerts_are_cut_with_a_count() -> None:
+    evaluation = alerts()[0]
+    blocks = render_alerts_blocks([evaluation] * 75, formatter("en_US"))
+    assert_within_limits(blocks)
+    assert "… and 55 more" in section_texts(blocks)
+    assert blocks[0]["text"]["text"] == "⚠️ 75 alerts"
+
+
+def test_digest_with_many_answers_and_alerts_stays_within_limits() -> None:
+    many = replace(digest("fr_FR"), answers=(revenue_answer(),) * 40, alerts=alerts() * 30)
+    blocks = render_digest_blocks(many, formatter("fr_FR"))
+    assert_within_limits(blocks)
+    texts = section_texts(blocks)
+    assert "… et 20 autres" in texts  # answers
+    assert "… et 80 autres" in texts  # 90 firing alerts, 10 shown
+
+
+def test_fit_blocks_cuts_long_headers_without_breaking_an_entity() -> None:
+    header = {"type": "header", "text": {"type": "plain_text", "text": "a" * 147 + "&lt;&lt;"}}
+    (fitted,) = fit_blocks([header], formatter("en_US"))
+    assert fitted["text"]["text"] == "a" * 147 + "…"
+
+
+def test_fit_blocks_splits_fields_and_long_sections() -> None:
+    fields = [{"type": "mrkdwn", "text": f"field {i}"} for i in range(23)]
+    long_text = "\n".join(f"line {i:04d} " + "x" * 90 for i in range(100))
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "fields": fields},
+        {"type": "section", "text": {"type": "mrkdwn", "text": long_text}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "y" * 2500}]},
+    ]
+    fitted = fit_blocks(blocks, formatter("en_US"))
+    assert_within_limits(fitted)
+    assert [len(b.get("fields", [])) for b in fitted[:3]] == [10, 10, 3]
+    assert "\n".join(b["text"]["text"] for b in fitted[3:-1]) == long_text
+    assert fitted[-1]["fields"][0]["text"] == "y" * 1999 + "…"
+
+
+def test_fit_blocks_replaces_blocks_beyond_50_with_a_note() -> None:
+    blocks = [{"type": "divider"}] * 80
+    fitted = fit_blocks(blocks, formatter("fr_FR"))
+    assert len(fitted) == MAX_BLOCKS
+    assert fitted[-1]["elements"][0]["text"].startswith("… message raccourci")
+    validate_blocks(fitted)
+
+
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        ({"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}, "header"),
+        ({"type": "section", "text": {"type": "mrkdwn", "text": "s" * 3001}}, "section"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}, "field 0"),
+        ({"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}, "11 fields"),
+        ({"type": "section"}, "text or fields"),
+        ({"type": "sectoin", "text": {"type": "mrkdwn", "text": "typo"}}, "unknown block type"),
+        ({"type": "section", "txt": {"type": "mrkdwn", "text": "typo"}}, "block 0"),
+    ],
+)
+def test_validate_blocks_rejects(block: dict[str, Any], problem: str) -> None:
+    with pytest.raises(BlockLimitError, match=problem):
+        validate_blocks([block])
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("<!channel>", "&lt;!channel&gt;"),
+        ("<https://evil|click>", "&lt;https://evil|click&gt;"),
+        ("<@U123ABC>", "&lt;@U123ABC&gt;"),
+        ("Martin & Co", "Martin &amp; Co"),
+        ("&lt;", "&amp;lt;"),  # an entity already in the CRM stays visible as typed
+        ("\"quoted\" 'text' *bold*", "\"quoted\" 'text' *bold*"),  # only & < > are special
+    ],
+)
+def test_mrkdwn_escape(raw: str, escaped: str) -> None:
+    assert mrkdwn_escape(raw) == escaped
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_crm_names_are_inert_in_every_payload(locale: str) -> None:
+    fmt = formatter(locale)
+    payloads = [
+        render_answer_blocks(revenue_answer(), fmt),
+        render_alerts_blocks(alerts(), fmt),
+        render_digest_blocks(replace(digest(locale), scope=Scope(Level.REGION, "<!here>")), fmt),
+    ]
+    for blocks in payloads:
+        serialized = dumps(blocks)
+        for raw in ("<!channel>", "<https://evil|click>", "<Sales>", "<!here>", "& Co"):
+            assert raw not in serialized
+    joined = "\n".join(dumps(b) for b in payloads)
+    for escaped in ("&lt;!channel&gt;", "&lt;https://evil|click&gt;", "Acme &lt;Sales&gt; &amp; Co",
+                    "&lt;!here&gt;", "Zoé Martin &amp; Co"):  # fmt: skip
+        assert escaped in joined
+
+
+def test_text_renderings_keep_names_as_typed() -> None:
+    # The terminal shows names as they are; Slack fallbacks go through mrkdwn_escape.
+    text = render_answer_text(revenue_answer(), formatter("en_US"))
+    assert "<!channel>" in text and "Zoé Martin & Co" in text
+
+
+# --- views and templates -------------------------------------------------------------------------
+
+
+def test_answer_view_of_a_running_period() -> None:
+    view = answer_view(revenue_answer(), formatter("en_US"))
+    assert view.title == "Revenue · Team EMEA · Q4 2026"
+    assert (view.value, view.target, view.attainment) == ("$1,234,567", "$3,000,000", "41.2%")
+    assert (view.expected, view.forecast) == ("$1,650,000", "$2,712,500")
+    assert (view.previous.label, view.previous.change) == ("vs Q3 2026", "+12.2%")
+    assert view.like_for_like == "Like for like: the first 57 days of each period"
+    assert view.breakdown_title == "By rep"
+    assert [r.emoji for r in view.breakdown] == ["✅", "🟢", "🟠", "⚪"]
+    assert view.breakdown[-1].status == "no target"
+    assert view.more is None
+
+
+def test_answer_view_of_an_ended_period_uses_points_for_rates() -> None:
+    view = answer_view(conversion_answer(), formatter("fr_FR"))
+    assert view.like_for_like is None
+    assert view.previous.change == "+2,1\u00a0pts"
+    assert view.last_year.change is None and view.last_year.value == "pas de données"
+    assert view.breakdown == () and view.breakdown_title is None
+
+
+def test_alerts_leave_out_what_is_not_firing_and_put_missed_first() -> None:
+    text = render_alerts_text(alerts(), formatter("en_US"))
+    assert "Customer satisfaction" not in text
+    order = [line[0] for line in text.splitlines() if line[:1] in ("🔴", "🟠")]
+    assert order == ["🔴", "🟠", "🟠"]
+
+
+def _template_sources() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in TEMPLATES.rglob("*.j2")
+                     if p.parent.name in ("slack", "text"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "view",
+    [AnswerView, ComparisonView, RowView, AlertsView, AlertView, ContributorView, DigestView,
+     DigestEntryView],
+    ids=lambda cls: cls.__name__,
+)  # fmt: skip
+def test_every_view_field_is_shown_by_a_template(view: type) -> None:
+    sources = _template_sources()
+    unused = [f.name for f in dataclasses.fields(view) if f".{f.name}" not in sources]
+    assert unused == [], f"{view.__name__} fields no template shows: {unused}"
