@@ -5,12 +5,13 @@ traceback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -20,6 +21,9 @@ from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings
 from metrics.kpis import KPIS
 from metrics.query import QueryError
+
+if TYPE_CHECKING:
+    from bot.scheduling.runtime import Runtime
 
 
 @dataclass
@@ -224,3 +228,129 @@ DEMO_QUESTIONS = (
     "conversion ce mois",
     "cpa",
 )
+
+
+# --- scheduling and delivery (issue 4) -------------------------------------------------------
+
+
+def _runtime(obj: CliContext) -> Runtime:
+    from bot.scheduling.runtime import build_runtime
+
+    settings = obj.settings()
+    try:
+        return build_runtime(settings)
+    except ConfigError as error:
+        fail(f"invalid configuration {error}", code=2)
+
+
+@main.command("run-due")
+@click.option(
+    "--at",
+    "at",
+    metavar="DATETIME",
+    help="The instant, e.g. 2026-12-01T08:30:00+01:00 (default: now).",
+)
+@click.pass_obj
+def run_due_command(obj: CliContext, at: str | None) -> None:
+    """Run, once, every job due at an instant (sync, evaluation, digests) and exit.
+
+    A job already run for that fire time (by this or another process) is not run again."""
+    from bot.scheduling.runner import ERROR, Runner
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    instant = parse_as_of(at, obj.settings())
+    outcomes = Runner(_runtime(obj)).run_due(instant)
+    zone = obj.settings().organisation.zone
+    for outcome in outcomes:
+        local = outcome.fire_time.astimezone(zone)
+        click.echo(f"{outcome.outcome:<7} {outcome.job_id:<30} {local:%Y-%m-%d %H:%M %Z}  "
+                   f"{outcome.detail}")  # fmt: skip
+    if not outcomes:
+        click.echo(f"nothing due at {instant.isoformat()}")
+    if any(o.outcome == ERROR for o in outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@click.pass_obj
+def clock(obj: CliContext) -> None:
+    """Run the scheduler until SIGTERM or SIGINT (then finish the running jobs and exit)."""
+    import signal
+    import threading
+
+    from bot.scheduling.clock import Clock
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler = Clock(_runtime(obj))
+    scheduler.start()
+    click.echo("kpibot clock running; stop with SIGTERM or Ctrl-C", err=True)
+    stop.wait()
+    click.echo("kpibot clock stopping: waiting for running jobs", err=True)
+    scheduler.shutdown()
+
+
+@main.command()
+@as_of_option
+@json_option
+@click.pass_obj
+def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
+    """Last sync, next runs, outbox backlog, failed deliveries, active alerts and silences."""
+    from dataclasses import asdict
+
+    from bot.scheduling.plan import build_plan
+    from bot.status import collect_status, render_status
+    from bot.store.database import make_engine, migrate, session_factory
+    from bot.subscriptions import load_subscriptions
+
+    settings = obj.settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with session_factory(engine)() as session:
+        plan = build_plan(settings, load_subscriptions(settings, session))
+    now = parse_as_of(as_of, settings) if as_of else datetime.now(settings.organisation.zone)
+    result = collect_status(settings, engine, plan, now)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2, default=str))
+    else:
+        click.echo(render_status(result, settings.organisation.zone))
+
+
+@main.command()
+@click.option(
+    "--http", "http_mode", is_flag=True, help="HTTP mode (/slack/events) instead of Socket Mode."
+)
+@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP mode: interface to bind.")
+@click.option("--port", default=3000, show_default=True, help="HTTP mode: port.")
+@click.option("--with-scheduler", is_flag=True, help="Also run the scheduler (small installs).")
+@click.pass_obj
+def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler: bool) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP with --http."""
+    from bot.slack_app import build_app
+
+    settings = obj.settings()
+    secrets = settings.secrets
+    if not secrets.slack_bot_token:
+        fail("SLACK_BOT_TOKEN is not set (see .env.example)", code=2)
+    if http_mode and not secrets.slack_signing_secret:
+        fail("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests", code=2)
+    if not http_mode and not secrets.slack_app_token:
+        fail("Socket Mode needs SLACK_APP_TOKEN (xapp-...); or run with --http", code=2)
+    app = build_app(settings, obj.service())
+    if with_scheduler:
+        # bot.scheduling's clock runs in background threads beside the server (small installs).
+        from bot.scheduling.clock import Clock
+
+        Clock(_runtime(obj)).start()
+    if http_mode:
+        from bot.http_app import serve_http
+
+        serve_http(app, host, port)
+    else:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        SocketModeHandler(app, secrets.slack_app_token).start()  # type: ignore[no-untyped-call]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -166,6 +166,8 @@ class ColumnMap(_Section):
     stages: dict[str, Literal["open", "won", "lost"]] = {}
     date_format: str | None = None  # strptime format; ISO dates when absent
     delimiter: str = ","
+    # French exports write 1 234,56; thousands separators are accepted only in proper groups.
+    decimal_separator: Literal[".", ","] = "."
     encoding: str = "utf-8-sig"
 
 
@@ -185,6 +187,222 @@ class Import(_Section):
     csv: dict[str, CsvSource] = {}
 
 
+# --- chat: Slack routes, access roles, digest subscriptions, alert delivery (issue 3) ---------
+
+_WEEKDAYS = {
+    **{name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+    **{name: i for i, name in enumerate(("lun", "mar", "mer", "jeu", "ven", "sam", "dim"))},
+}
+
+
+def parse_weekdays(raw: Any) -> tuple[int, ...]:
+    """``[mon, tue]``, ``"mon-fri"``, ``"lun,mar"`` or ``[0, 1]`` (Monday is 0)."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    days: set[int] = set()
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool) and 0 <= item <= 6:
+            days.add(item)
+            continue
+        text = str(item).strip().lower()
+        if "-" in text:
+            first, _, last = (part.strip()[:3] for part in text.partition("-"))
+            if first not in _WEEKDAYS or last not in _WEEKDAYS:
+                raise ValueError(f"expected a range of weekdays such as mon-fri, got {item!r}")
+            days.update(range(_WEEKDAYS[first], _WEEKDAYS[last] + 1))
+        elif text[:3] in _WEEKDAYS:  # "monday", "lundi"
+            days.add(_WEEKDAYS[text[:3]])
+        elif text.isdigit() and int(text) <= 6:
+            days.add(int(text))
+        else:
+            raise ValueError(f"expected weekdays such as mon, tue or 0-6 (Monday=0), got {item!r}")
+    if not days:
+        raise ValueError("expected at least one weekday")
+    return tuple(sorted(days))
+
+
+def parse_clock_time(raw: Any) -> str:
+    """``08:30`` or ``8h30`` → ``08:30``."""
+    match = re.fullmatch(r"([01]?\d|2[0-3])\s*[:hH]\s*([0-5]\d)?", str(raw).strip())
+    if not match:
+        raise ValueError(f"expected a time of day such as 08:30, got {raw!r}")
+    return f"{int(match.group(1)):02d}:{match.group(2) or '00'}"
+
+
+def parse_duration(raw: Any) -> timedelta:
+    """``4h``, ``1d``, ``30m``, ``90s``, or a number of seconds."""
+    if isinstance(raw, timedelta):
+        return raw
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return timedelta(seconds=raw)
+    match = re.fullmatch(r"(\d+)\s*([smhdw])", str(raw).strip().lower())
+    if not match:
+        raise ValueError(f"expected a duration such as 30m, 4h or 1d, got {raw!r}")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+
+
+_SCOPE_WORDS = {
+    "company": Level.COMPANY, "entreprise": Level.COMPANY, "societe": Level.COMPANY,
+    "société": Level.COMPANY, "region": Level.REGION, "région": Level.REGION,
+    "team": Level.TEAM, "équipe": Level.TEAM, "equipe": Level.TEAM, "rep": Level.REP,
+    "commercial": Level.REP,
+}  # fmt: skip
+
+
+def parse_scope(raw: Any) -> Scope:
+    """``company``, ``team Lyon``, ``region EMEA``, ``rep Alice Martin`` (French words too)."""
+    word, _, name = str(raw).strip().partition(" ")
+    level = _SCOPE_WORDS.get(word.lower())
+    if level is None or (level is not Level.COMPANY and not name.strip()):
+        raise ValueError(
+            f"expected company, team <name>, region <name> or rep <name>, got {raw!r}"
+        )
+    return Scope.company() if level is Level.COMPANY else Scope(level, name.strip())
+
+
+Weekdays = Annotated[tuple[int, ...], BeforeValidator(parse_weekdays)]
+ClockTime = Annotated[str, BeforeValidator(parse_clock_time)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+ScopeText = Annotated[Scope, BeforeValidator(parse_scope)]
+_MON_FRI = (0, 1, 2, 3, 4)
+
+
+def _zone_name(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}; use e.g. Europe/Paris") from error
+    return value
+
+
+class SlackRoutes(_Section):
+    """Where alerts and notices go. Channel values are Slack channel ids (C0123ABCD)."""
+
+    # Company and region alerts; also admin notices when admin_channel is not set.
+    leadership_channel: str | None = None
+    # Delivery problems and stale-data notices for sales-ops.
+    admin_channel: str | None = None
+    team_channels: dict[str, str] = {}  # team name → channel id
+    region_channels: dict[str, str] = {}  # region name → channel id (else leadership_channel)
+    # Rep name → Slack user id, for reps whose CRM email differs from their Slack email;
+    # everyone else is found with users.lookupByEmail.
+    rep_users: dict[str, str] = {}
+
+    @property
+    def notices_channel(self) -> str | None:
+        return self.admin_channel or self.leadership_channel
+
+
+def _as_list(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {key: [value] if isinstance(value, str) else value for key, value in raw.items()}
+    return raw
+
+
+class Access(_Section):
+    """Who sees what. Keys are Slack user ids (U0123ABCD) or email addresses."""
+
+    # Leadership and sales-ops: every number, and the admin commands (subscribe, sync...).
+    admins: tuple[str, ...] = ()
+    # A manager sees their teams and the reps in them.
+    managers: Annotated[dict[str, tuple[str, ...]], BeforeValidator(_as_list)] = {}
+    # Reps are matched to the CRM by email; list here the ones whose emails differ.
+    reps: dict[str, str] = {}  # user id or email → rep name as in the CRM
+    # What a user who is none of the above may see: company figures, or nothing.
+    unknown_users: Literal["company", "nothing"] = "company"
+
+
+class SubscriptionSpec(_Section):
+    """A daily digest: a channel, a local time, weekdays, a scope and its KPIs."""
+
+    id: str | None = None  # stable name (part of the idempotency key); default channel@time
+    channel: str
+    time: ClockTime
+    timezone: str | None = None  # default: organisation.timezone
+    days: Weekdays = _MON_FRI
+    scope: ScopeText = Scope.company()
+    kpis: tuple[str, ...] = ()  # default: the standard digest KPIs
+    title: str | None = None
+
+    _zone = field_validator("timezone")(_zone_name)
+
+    @field_validator("kpis")
+    @classmethod
+    def _known_kpis(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [kpi for kpi in value if kpi not in KPIS]
+        if unknown:
+            raise ValueError(f"unknown KPI {unknown[0]!r}; expected one of {', '.join(KPIS)}")
+        return value
+
+
+class QuietHours(_Section):
+    start: ClockTime = "20:00"
+    end: ClockTime = "08:00"
+
+
+class AlertDelivery(_Section):
+    """When alert notifications may go out (held ones go at the next allowed time)."""
+
+    repeat_interval: Duration = timedelta(hours=24)  # re-notify a still-firing alert after this
+    quiet_hours: QuietHours | None = None
+    business_days: Weekdays = _MON_FRI
+    timezone: str | None = None  # default: organisation.timezone
+
+    _zone = field_validator("timezone")(_zone_name)
+
+
+# --- scheduling and delivery (issue 4) ---------------------------------------------------
+
+
+def _crontab(value: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as error:
+        raise ValueError(f"expected a crontab such as '*/15 * * * *', got {value!r}") from error
+    return value
+
+
+class Scheduling(_Section):
+    """The clock: when the CRM sync, the target evaluation and the digests run."""
+
+    # Cron expressions in the organisation's time zone (minute hour day month weekday).
+    sync_cron: str = "*/15 * * * *"
+    # The CSV source (a name under import.csv) the sync job imports; none: the sync only
+    # records a run, for installs that import by other means.
+    sync_source: str | None = None
+    evaluation_cron: str = "0 9-18 * * mon-fri"
+    # A job that could not run at its time (the process was down) still runs, once, if the
+    # process is back within this delay; later than that it is skipped until its next time.
+    grace_time: Duration = timedelta(hours=1)
+    # Days without digests or evaluation, on top of evaluation.holidays.
+    holidays: tuple[date, ...] = ()
+    # KPI alerts are held, and sales-ops told once, when the last successful sync is older.
+    stale_after: Duration = timedelta(hours=6)
+    # A process that claimed a job and stopped renewing its claim for this long is presumed
+    # dead; another process (or its own restart) takes the job over.
+    claim_lease: Duration = timedelta(minutes=2)
+    # How often the clock looks for jobs nobody ran (a dead peer's) and for new subscriptions.
+    recovery_interval: Duration = timedelta(minutes=1)
+    # Jobs (digest fan-out) run in parallel by this many threads.
+    workers: int = Field(default=8, ge=1, le=64)
+
+    _crontabs = field_validator("sync_cron", "evaluation_cron")(_crontab)
+
+
+class DeliveryPolicy(_Section):
+    """Retries of outgoing messages. Rate limits wait for Slack's Retry-After; server errors
+    and dropped connections back off exponentially with jitter, at most ``max_retries`` times."""
+
+    max_retries: int = Field(default=5, ge=0, le=20)
+    backoff_base: float = Field(default=0.5, gt=0)  # seconds; doubled on each attempt
+    backoff_cap: float = Field(default=30.0, gt=0)  # seconds
+    # A message still unsent after this long is given up and reported instead of retried.
+    give_up_after: Duration = timedelta(hours=6)
+
+
 class Config(_Section):
     """The YAML file's schema (every key documented in README's configuration section)."""
 
@@ -195,6 +413,12 @@ class Config(_Section):
     targets: list[TargetSpec] = []
     # "import" is a Python keyword, hence the alias.
     imports: Import = Field(default=Import(), alias="import")
+    slack: SlackRoutes = SlackRoutes()
+    access: Access = Access()
+    subscriptions: list[SubscriptionSpec] = []
+    alerts: AlertDelivery = AlertDelivery()
+    scheduling: Scheduling = Scheduling()
+    delivery: DeliveryPolicy = DeliveryPolicy()
 
 
 class Secrets(BaseModel):

@@ -208,6 +208,9 @@ def cpa(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
+    if scope.level is Level.REP:
+        # Marketing spend is booked per team or region, never per rep.
+        return KpiValue(None, reason="marketing spend is not attributed to reps")
     spend = facts.select("spend", scope)
     spent = spend[in_period(spend["date"], elapsed)]
     if spent.empty:

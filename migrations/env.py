@@ -4,6 +4,10 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from bot.store import (
+    chat_models,  # noqa: F401  (registers the chat tables on Base)
+    delivery_models,  # noqa: F401  (outbox, claims, sync runs)
+)
 from bot.store.models import Base
 
 config = context.config

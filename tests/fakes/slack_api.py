@@ -91,6 +91,9 @@ class FakeSlack:
         self.unknown_channels: set[str] = set()
         self.per_channel_interval = per_channel_interval
         self._last_post: dict[str, float] = {}
+        self._hold_after: int | None = None
+        self._held = threading.Event()
+        self._release = threading.Event()
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -124,6 +127,20 @@ class FakeSlack:
         with self._lock:
             self._faults[method].extend(faults)
 
+    def hold_after(self, posts: int) -> threading.Event:
+        """Once ``posts`` messages are posted, the next ``chat.postMessage`` is posted but its
+        answer is held back until ``release()``, then lost: the caller is stuck between send
+        and mark, where a test can kill it. Returns an event set when that call arrives."""
+        with self._lock:
+            self._hold_after = posts
+            self._held.clear()
+            self._release.clear()
+        return self._held
+
+    def release(self) -> None:
+        self._hold_after = None
+        self._release.set()
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -142,6 +159,7 @@ class FakeSlack:
             "chat.postEphemeral": lambda b: {"ok": True, "message_ts": self._next_ts()},
             "conversations.history": self._history,
             "users.lookupByEmail": self._lookup,
+            "users.info": self._user_info,
             "views.publish": self._publish,
             "conversations.open": lambda b: {"ok": True, "channel": {"id": "D" + b["users"]}},
         }.get(method)  # fmt: skip
@@ -150,7 +168,9 @@ class FakeSlack:
         return handler(body)
 
     def _next_ts(self) -> str:
-        return f"{1700000000 + next(self._ts)}.000100"
+        # Like Slack's: the Unix time of the post (so that ``oldest`` filters work), made
+        # unique by a counter in the fraction.
+        return f"{int(time.time())}.{next(self._ts):06d}"
 
     def _channel_error(self, channel: str) -> dict[str, Any] | None:
         if not channel or channel in self.unknown_channels:
@@ -221,6 +241,13 @@ class FakeSlack:
         user_id = self.users_by_email[email]
         return {"ok": True, "user": {"id": user_id, "profile": {"email": email}}}
 
+    def _user_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(body.get("user", ""))
+        emails = [e for e, u in self.users_by_email.items() if u == user_id]
+        if not emails:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": {"id": user_id, "profile": {"email": emails[0]}}}
+
     def _publish(self, body: dict[str, Any]) -> dict[str, Any]:
         view = body.get("view")
         if isinstance(view, str):
@@ -266,6 +293,19 @@ class FakeSlack:
                         fault = fake._rate_limit(str(body.get("channel", "")))
                     if fault is None or fault.after_effect:
                         result = fake._apply(method, body)
+                    hold = (
+                        fault is None
+                        and method == "chat.postMessage"
+                        and fake._hold_after is not None
+                        and result.get("ok")
+                        and sum(len(m) for m in fake.messages.values()) > fake._hold_after
+                    )
+                if hold:
+                    # The answer is lost either way: the caller is usually dead by now.
+                    fake._held.set()
+                    fake._release.wait()
+                    self.close_connection = True
+                    return
                 if fault is not None and fault.drop:
                     # Close without a response: the client sees a dropped connection.
                     self.close_connection = True

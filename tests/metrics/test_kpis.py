@@ -132,3 +132,9 @@ def test_french_aliases_of_the_design() -> None:
         ("forecast", "prevision"),
     ]:  # fmt: skip
         assert alias in KPIS[kpi].aliases, (kpi, alias)
+
+
+def test_cpa_is_not_computed_per_rep() -> None:
+    # spend is booked per team or region: a rep's CPA is "no data", not a crash
+    value = KPIS["cpa"].compute(company(), ALICE, Q3, END_Q3, CTX)
+    assert value.value is None and value.reason

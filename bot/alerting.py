@@ -1,0 +1,442 @@
+"""Target alerts, end to end: evaluate → ``metrics.alerts.plan`` (inhibit, silence, group by
+route, dedup against the notification log) → render one message per channel → send through a
+``Notifier`` → record in the log, only after the send succeeded. A resolution edits the message
+that announced the alert and replies in its thread.
+
+Routes: team alerts go to the team's channel, rep alerts to the rep by direct message, company
+and region alerts (and teams without a channel) to the leadership channel. Outside business days
+and inside quiet hours nothing is sent: the next run after the hold catches up, since the log
+was not written.
+
+Acknowledge and Snooze (the buttons on alert messages) are here too: they record who and until
+when, and give back the re-rendered message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slack_sdk.errors import SlackClientError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.chat_rendering import (
+    alert_group_text,
+    alert_group_view,
+    alert_snapshot,
+    render_alert_group,
+    word,
+)
+from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.formatting import Formatter
+from bot.service import KpiService
+from bot.settings import Settings
+from bot.store.chat_models import (
+    AlertMessage,
+    NotificationLogEntry,
+    Silence,
+    from_db,
+    to_db,
+)
+from bot.store.database import session_factory, transaction
+from metrics import alerts as pipeline
+from metrics.alerts import AlertKey, Hours, LogEntry, NotifyReason, Planned
+from metrics.evaluation import Evaluation, Status
+from metrics.scopes import Level, Scope
+
+logger = logging.getLogger(__name__)
+
+# Rep name, CRM email → Slack user id (``SlackUsers.user_for``); None when unknown.
+UserLookup = Callable[[str, str | None, datetime], str | None]
+
+SNOOZE_FOR = {"1d": timedelta(days=1), "3d": timedelta(days=3), "1w": timedelta(weeks=1)}
+
+
+@dataclass
+class AlertRun:
+    """What one run did, for logs and ``kpibot status``."""
+
+    sent: list[Delivered] = field(default_factory=list)
+    resolved: list[Delivered] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "route: error"
+    held_until: datetime | None = None
+    inhibited: bool = False
+
+
+def notification_hours(settings: Settings) -> Hours:
+    alerts = settings.config.alerts
+    zone = ZoneInfo(alerts.timezone or settings.organisation.timezone)
+    quiet = alerts.quiet_hours
+    return Hours(
+        zone=zone,
+        business_days=frozenset(alerts.business_days),
+        quiet_start=None if quiet is None else time.fromisoformat(quiet.start),
+        quiet_end=None if quiet is None else time.fromisoformat(quiet.end),
+    )
+
+
+class Router:
+    """Where an alert about a scope goes: a channel id, or a user id for a rep's DM."""
+
+    def __init__(self, service: KpiService, users: UserLookup | None, now: datetime) -> None:
+        self.routes = service.settings.config.slack
+        self.service = service
+        self.users = users
+        self.now = now
+        self._reps: dict[str, str | None] = {}
+
+    def __call__(self, scope: Scope) -> str | None:
+        leadership = self.routes.leadership_channel
+        match scope.level:
+            case Level.COMPANY:
+                return leadership
+            case Level.REGION:
+                return self.routes.region_channels.get(scope.name, leadership)
+            case Level.TEAM:
+                return self.routes.team_channels.get(scope.name, leadership)
+            case Level.REP:
+                return self._rep(scope.name)
+
+    def _rep(self, name: str) -> str | None:
+        if name not in self._reps:
+            user = self.routes.rep_users.get(name)
+            if user is None and self.users is not None:
+                reps = self.service.snapshot().facts.reps
+                emails = reps.loc[reps["name"] == name, "email"].dropna()
+                email = str(emails.iloc[0]) if len(emails) else None
+                user = self.users(name, email, self.now)
+            if user is None:
+                # A rep's numbers are theirs: without their DM they go nowhere, not to a channel.
+                logger.warning("rep alert for %s not sent: no Slack user found", name)
+            self._reps[name] = user
+        return self._reps[name]
+
+
+def _log(session: Session) -> dict[tuple[str, str], LogEntry]:
+    acked = {
+        m.id
+        for m in session.scalars(select(AlertMessage).where(AlertMessage.acked_by.is_not(None)))
+    }
+    out = {}
+    for row in session.scalars(select(NotificationLogEntry)):
+        status = None if row.status == "resolved" else Status(row.status)
+        out[(row.alert_key, row.route)] = LogEntry(
+            status, from_db(row.last_notified_at), acknowledged=row.message_id in acked
+        )
+    return out
+
+
+def _silences(session: Session, now: datetime) -> list[pipeline.Silence]:
+    rows = session.scalars(select(Silence).where(Silence.ends_at > to_db(now)))
+    return [
+        pipeline.Silence(
+            ends_at=from_db(row.ends_at),
+            starts_at=from_db(row.starts_at),
+            kpi=row.kpi,
+            level=None if row.scope_level is None else Level(row.scope_level),
+            name=row.scope_name,
+            period_key=row.period_key,
+            created_by=row.created_by,
+        )
+        for row in rows
+    ]
+
+
+def _message_key(route: str, planned: list[Planned], log: dict[tuple[str, str], LogEntry]) -> str:
+    """Deterministic for one run's content and the log state it was decided on: a run retried
+    after a crash gets the same key (so the outbox can find the message), a later reminder
+    gets a new one."""
+    digest = hashlib.sha256()
+    for p in planned:
+        before = log.get((str(p.key), route))
+        previous = "new" if before is None else before.notified_at.isoformat()
+        digest.update(f"{p.key}|{p.evaluation.status}|{previous};".encode())
+    return f"alerts:{route}:{digest.hexdigest()[:16]}"
+
+
+def run_alerts(
+    service: KpiService,
+    notifier: Notifier,
+    now: datetime,
+    *,
+    stale_since: datetime | None = None,
+    users: UserLookup | None = None,
+    fmt: Formatter | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    evaluations: Iterable[Evaluation] | None = None,
+) -> AlertRun:
+    """Evaluate every target at ``now`` and notify what changed. ``stale_since`` set means the
+    CRM data is stale: every KPI alert is inhibited (the caller posts the stale-data notice).
+    ``evaluations`` replaces ``service.check(now)`` (tests, replays)."""
+    settings = service.settings
+    fmt = fmt or Formatter.for_organisation(settings.organisation)
+    sessions = sessions or session_factory(service.engine)
+    run = AlertRun(inhibited=stale_since is not None)
+    allowed = pipeline.next_allowed(now, notification_hours(settings))
+    if allowed > now:
+        run.held_until = allowed
+        return run
+    evaluated = list(service.check(now) if evaluations is None else evaluations)
+    with sessions() as session:
+        log = _log(session)
+        silences = _silences(session, now)
+    planned = pipeline.plan(
+        evaluated,
+        log,
+        silences,
+        Router(service, users, now),
+        repeat_interval=settings.config.alerts.repeat_interval,
+        now=now,
+        stale=stale_since is not None,
+    )
+    for route, items in planned.items():
+        firing = [p for p in items if p.reason is not NotifyReason.RESOLVED]
+        resolved = [p for p in items if p.reason is NotifyReason.RESOLVED]
+        try:
+            if firing:
+                run.sent.append(_notify(notifier, sessions, route, firing, log, fmt, now))
+            if resolved:
+                run.resolved.extend(_resolve(notifier, sessions, route, resolved, fmt, now))
+        except (SlackClientError, OSError) as error:
+            # One channel's failure (archived, bot removed, network) must not stop the others;
+            # nothing was logged for it, so the next run tries again.
+            logger.warning("alert delivery to %s failed: %s", route, error)
+            run.failed.append(f"{route}: {error}")
+    return run
+
+
+def _notify(
+    notifier: Notifier,
+    sessions: sessionmaker[Session],
+    route: str,
+    firing: list[Planned],
+    log: dict[tuple[str, str], LogEntry],
+    fmt: Formatter,
+    now: datetime,
+) -> Delivered:
+    key = _message_key(route, firing, log)
+    snapshots = [alert_snapshot(p.evaluation, fmt, str(p.key)) for p in firing]
+    message = Message(
+        channel=route,
+        text=alert_group_text(snapshots, fmt),
+        idempotency_key=key,
+        blocks=render_alert_group(alert_group_view(key, snapshots, fmt), fmt),
+        metadata={"kind": "alerts"},
+    )
+    delivered = notifier.send(message)
+    with transaction(sessions) as session:
+        record = AlertMessage(
+            idempotency_key=key,
+            route=route,
+            channel=delivered.channel,
+            ts=delivered.ts,
+            sent_at=to_db(now),
+            alerts=snapshots,
+        )
+        session.add(record)
+        session.flush()
+        for p in firing:
+            _upsert_log(session, str(p.key), route, p.evaluation.status.value, record.id, now)
+    return delivered
+
+
+def _upsert_log(
+    session: Session, key: str, route: str, status: str, message_id: int | None, now: datetime
+) -> None:
+    row = session.scalars(
+        select(NotificationLogEntry).where(
+            NotificationLogEntry.alert_key == key, NotificationLogEntry.route == route
+        )
+    ).first()
+    if row is None:
+        row = NotificationLogEntry(alert_key=key, route=route, first_notified_at=to_db(now))
+        session.add(row)
+    elif row.status == "resolved":
+        row.first_notified_at = to_db(now)
+    row.status = status
+    row.last_notified_at = to_db(now)
+    row.resolved_at = to_db(now) if status == "resolved" else None
+    if message_id is not None:
+        row.message_id = message_id
+
+
+def _resolve(
+    notifier: Notifier,
+    sessions: sessionmaker[Session],
+    route: str,
+    resolved: list[Planned],
+    fmt: Formatter,
+    now: datetime,
+) -> list[Delivered]:
+    """Edit each message that announced a now-resolved alert and reply in its thread."""
+    keys = {str(p.key) for p in resolved}
+    with sessions() as session:
+        rows = session.scalars(
+            select(NotificationLogEntry).where(
+                NotificationLogEntry.route == route, NotificationLogEntry.alert_key.in_(keys)
+            )
+        ).all()
+        by_message: dict[int | None, list[str]] = {}
+        for row in rows:
+            by_message.setdefault(row.message_id, []).append(row.alert_key)
+        messages = {
+            m.id: m
+            for m in session.scalars(
+                select(AlertMessage).where(AlertMessage.id.in_([i for i in by_message if i]))
+            )
+        }
+    out = []
+    when = fmt.datetime(now)
+    for message_id, alert_keys in by_message.items():
+        record = messages.get(message_id) if message_id is not None else None
+        if record is None:
+            continue
+        snapshots = [
+            {**a, "resolved_at": when} if a["key"] in alert_keys else a for a in record.alerts
+        ]
+        titles = [a["title"] for a in snapshots if a["key"] in alert_keys]
+        original = Delivered(record.channel, record.ts)
+        edited = Message(
+            channel=record.channel,
+            text=alert_group_text(snapshots, fmt),
+            idempotency_key=record.idempotency_key,
+            blocks=render_alert_group(
+                alert_group_view(record.idempotency_key, snapshots, fmt, _notes(record, fmt)),
+                fmt,
+            ),
+            metadata={"kind": "alerts"},
+        )
+        notifier.update(original, edited)
+        reply_text = word(fmt, "resolved.reply", what=", ".join(titles))
+        reply = Message(
+            channel=record.channel,
+            text=reply_text,
+            idempotency_key=f"{record.idempotency_key}:resolved:{','.join(sorted(alert_keys))}",
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": reply_text}}],
+            metadata={"kind": "alerts.resolved"},
+        )
+        out.append(notifier.reply(original, reply))
+        with transaction(sessions) as session:
+            stored = session.get(AlertMessage, record.id)
+            assert stored is not None
+            stored.alerts = snapshots
+            for key in alert_keys:
+                _upsert_log(session, key, route, "resolved", None, now)
+    return out
+
+
+def _notes(record: AlertMessage, fmt: Formatter) -> tuple[str, ...]:
+    notes = []
+    if record.acked_by and record.acked_at:
+        at = fmt.datetime(from_db(record.acked_at))
+        notes.append(word(fmt, "acked", user=f"<@{record.acked_by}>", time=at))
+    if record.snoozed_by and record.snoozed_until:
+        until = fmt.datetime(from_db(record.snoozed_until))
+        notes.append(word(fmt, "snoozed", user=f"<@{record.snoozed_by}>", time=until))
+    return tuple(notes)
+
+
+# --- the buttons -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertMessageUpdate:
+    """The re-rendered message after a button, to put in place of the original."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def _rendered(record: AlertMessage, fmt: Formatter) -> AlertMessageUpdate:
+    view = alert_group_view(record.idempotency_key, record.alerts, fmt, _notes(record, fmt))
+    return AlertMessageUpdate(
+        record.channel,
+        record.ts,
+        alert_group_text(record.alerts, fmt),
+        render_alert_group(view, fmt),
+    )
+
+
+def _find(session: Session, key: str) -> AlertMessage | None:
+    return session.scalars(select(AlertMessage).where(AlertMessage.idempotency_key == key)).first()
+
+
+def acknowledge(
+    sessions: sessionmaker[Session], key: str, user_id: str, now: datetime, fmt: Formatter
+) -> AlertMessageUpdate | None:
+    """Record that ``user_id`` took the alerts of message ``key`` in hand: no more reminders
+    for them (an escalation still goes out). None if the message is unknown."""
+    with transaction(sessions) as session:
+        record = _find(session, key)
+        if record is None:
+            return None
+        record.acked_by, record.acked_at = user_id, to_db(now)
+        return _rendered(record, fmt)
+
+
+def snooze(
+    sessions: sessionmaker[Session],
+    value: str,
+    user_id: str,
+    now: datetime,
+    fmt: Formatter,
+) -> AlertMessageUpdate | None:
+    """``value`` is ``<message key>|<1d|3d|1w>``: silence every still-firing alert of the
+    message for that long."""
+    key, _, duration = value.rpartition("|")
+    if duration not in SNOOZE_FOR:
+        return None
+    until = now + SNOOZE_FOR[duration]
+    with transaction(sessions) as session:
+        record = _find(session, key)
+        if record is None:
+            return None
+        for alert in record.alerts:
+            if alert["resolved_at"] is None:
+                add_silence(session, AlertKey.parse(alert["key"]), until, user_id, now)
+        record.snoozed_by, record.snoozed_until = user_id, to_db(until)
+        return _rendered(record, fmt)
+
+
+def add_silence(
+    session: Session,
+    key: AlertKey | None,
+    until: datetime,
+    user_id: str,
+    now: datetime,
+    *,
+    kpi: str | None = None,
+    scope: Scope | None = None,
+) -> Silence:
+    """A silence matching exactly ``key``, or else the given ``kpi`` and/or ``scope``."""
+    if key is not None:
+        kpi, scope = key.kpi, key.scope
+    row = Silence(
+        kpi=kpi,
+        scope_level=None if scope is None else scope.level.value,
+        scope_name=None if scope is None else scope.name,
+        period_key=None if key is None else key.period_key,
+        starts_at=to_db(now),
+        ends_at=to_db(until),
+        created_by=user_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def active_silences(sessions: sessionmaker[Session], now: datetime) -> list[pipeline.Silence]:
+    with sessions() as session:
+        return _silences(session, now)
+
+
+def active_alerts(service: KpiService, now: datetime) -> list[Evaluation]:
+    return [e for e in service.check(now) if e.status.is_alert]

@@ -1,0 +1,219 @@
+"""Rendering of the chat-only messages: grouped alert messages with their buttons, help,
+refusals, the "Share in channel" button, lists of targets and snoozes, and the App Home view.
+
+Built on ``bot.rendering`` (its Jinja environment, ``alert_view``, ``fit_blocks`` and
+``validate_blocks``): every payload leaving here has passed ``slack_sdk.models`` validation
+and Slack's limits. CRM text goes through ``mrkdwn_escape``; words are English or French.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.formatting import Formatter
+from bot.rendering import (
+    alert_view,
+    environment,
+    fit_blocks,
+    mrkdwn_escape,
+    validate_blocks,
+)
+from metrics.evaluation import Evaluation
+
+Blocks = list[dict[str, Any]]
+
+# The words the chat surface needs beyond bot.formatting's vocabulary. No & < > in them.
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "acknowledge": "Acknowledge",
+        "snooze": "Snooze",
+        "snooze.1d": "Snooze 1 day",
+        "snooze.3d": "Snooze 3 days",
+        "snooze.1w": "Snooze 1 week",
+        "acked": "👀 Acknowledged by {user} at {time}",
+        "snoozed": "😴 Snoozed by {user} until {time}",
+        "resolved": "✅ Resolved {time}",
+        "resolved.reply": "✅ Resolved: {what}",
+        "share": "Share in channel",
+        "shared_by": "Shared by {user}",
+        "refused.scope": "Sorry, {what} is not something your role lets you see. "
+        "Ask your manager or sales-ops if you need it.",
+        "refused.admin": "Sorry, `/kpi {command}` is for admins (sales leadership and sales-ops).",
+        "refused.nothing": "Sorry, kpibot does not know you yet: ask sales-ops to add you.",
+        "did_you_mean": "Did you mean {options}?",
+        "or": " or ",
+        "home.title": "Your numbers",
+        "home.alerts": "Active alerts",
+        "home.none": "No active alerts. 🎉",
+        "targets.title": "Targets",
+        "targets.none": "No target you can see is set. Sales-ops sets them in the config.",
+        "snoozes.title": "Snoozed alerts",
+        "snoozes.none": "Nothing is snoozed.",
+        "snoozed.ok": "😴 Snoozed {what} until {time}.",
+        "subscribed": "Subscribed {channel} to the daily digest at {time} ({zone}), {days}.",
+        "unsubscribed": "Removed {n} digest subscription(s) from {channel}.",
+        "leaderboard.title": "Leaderboard",
+        "not_found.rep": "I can't match {who} to a rep in the CRM.",
+        "oops": "Sorry, something went wrong on our side. It has been logged; please try "
+        "again in a minute.",
+    },
+    "fr": {
+        "acknowledge": "Prendre en charge",
+        "snooze": "Mettre en sourdine",
+        "snooze.1d": "Sourdine 1 jour",
+        "snooze.3d": "Sourdine 3 jours",
+        "snooze.1w": "Sourdine 1 semaine",
+        "acked": "👀 Pris en charge par {user} à {time}",
+        "snoozed": "😴 En sourdine par {user} jusqu'au {time}",
+        "resolved": "✅ Résolu le {time}",
+        "resolved.reply": "✅ Résolu\u00a0: {what}",
+        "share": "Partager dans le canal",
+        "shared_by": "Partagé par {user}",
+        "refused.scope": "Désolé, votre rôle ne permet pas de voir {what}. "
+        "Demandez à votre manager ou à l'équipe sales-ops si vous en avez besoin.",
+        "refused.admin": "Désolé, `/kpi {command}` est réservé aux administrateurs "
+        "(direction commerciale et sales-ops).",
+        "refused.nothing": "Désolé, kpibot ne vous connaît pas encore\u00a0: demandez à "
+        "l'équipe sales-ops de vous ajouter.",
+        "did_you_mean": "Vouliez-vous dire {options}\u00a0?",
+        "or": " ou ",
+        "home.title": "Vos chiffres",
+        "home.alerts": "Alertes en cours",
+        "home.none": "Aucune alerte en cours. 🎉",
+        "targets.title": "Objectifs",
+        "targets.none": "Aucun objectif visible pour vous. L'équipe sales-ops les définit.",
+        "snoozes.title": "Alertes en sourdine",
+        "snoozes.none": "Aucune alerte en sourdine.",
+        "snoozed.ok": "😴 {what} en sourdine jusqu'au {time}.",
+        "subscribed": "{channel} recevra le résumé quotidien à {time} ({zone}), {days}.",
+        "unsubscribed": "{n} abonnement(s) au résumé retiré(s) de {channel}.",
+        "leaderboard.title": "Classement",
+        "not_found.rep": "Je ne trouve pas {who} parmi les commerciaux du CRM.",
+        "oops": "Désolé, un problème est survenu de notre côté. Il a été enregistré\u00a0; "
+        "réessayez dans une minute.",
+    },
+}
+
+
+def word(fmt: Formatter, key: str, **values: object) -> str:
+    words = _WORDS.get(fmt.language, _WORDS["en"])
+    return words[key].format(**values)
+
+
+def render_blocks(name: str, fmt: Formatter, **context: object) -> Blocks:
+    """A template of ours rendered, fitted to Slack's limits and validated."""
+    text = environment().get_template(name).render(fmt=fmt, **context)
+    blocks = json.loads(text)
+    if not isinstance(blocks, list):
+        raise TypeError(f"{name} must render a JSON array of blocks")
+    fitted = fit_blocks(blocks, fmt)
+    validate_blocks(fitted)
+    return fitted
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def text_blocks(text: str, fmt: Formatter) -> Blocks:
+    """Plain mrkdwn (already escaped) as validated blocks."""
+    blocks = fit_blocks([_section(text)], fmt)
+    validate_blocks(blocks)
+    return blocks
+
+
+# --- alert messages ------------------------------------------------------------------------------
+
+
+def alert_snapshot(evaluation: Evaluation, fmt: Formatter, key: str) -> dict[str, Any]:
+    """What an alert message stores about one alert, to re-render it when it is acknowledged,
+    snoozed or resolved: its section block as first posted and a one-line title."""
+    view = alert_view(evaluation, fmt)
+    macro = environment().get_template("slack/_alert.j2").module.alert  # type: ignore[attr-defined]
+    block = json.loads(str(macro(view, fmt)))
+    sep = fmt.t("sep")
+    title = f"{view.emoji} *{view.kpi}*{sep}{mrkdwn_escape(view.scope)}{sep}{view.period}"
+    plain = f"{view.kpi}{sep}{view.scope}{sep}{view.period} — {view.status}"
+    return {
+        "key": key,
+        "status": evaluation.status.value,
+        "title": title,
+        "text": mrkdwn_escape(plain),
+        "block": block,
+        "resolved_at": None,
+    }
+
+
+@dataclass(frozen=True)
+class AlertItemView:
+    block: dict[str, Any]  # the alert's section, as first posted
+    resolved: str | None  # "✅ Resolved 26 Nov 2026, 14:02" once resolved
+
+
+@dataclass(frozen=True)
+class SnoozeOption:
+    label: str
+    value: str  # "<message key>|1d"
+
+
+@dataclass(frozen=True)
+class AlertGroupView:
+    """Context of ``slack/alert_group.json.j2``."""
+
+    key: str  # the message's idempotency key: what the buttons act on
+    title: str  # "⚠️ 3 alerts"
+    items: tuple[AlertItemView, ...]
+    more: str | None
+    notes: tuple[str, ...]  # who acknowledged / snoozed
+    active: bool  # show the buttons: something still fires
+    ack_label: str
+    snooze_label: str
+    snooze_options: tuple[SnoozeOption, ...]
+
+
+SNOOZES = ("1d", "3d", "1w")
+ALERTS_PER_MESSAGE = 15
+
+
+def alert_group_view(
+    key: str,
+    alerts: list[dict[str, Any]],
+    fmt: Formatter,
+    notes: tuple[str, ...] = (),
+) -> AlertGroupView:
+    shown = alerts[:ALERTS_PER_MESSAGE]
+    firing = [a for a in alerts if a["resolved_at"] is None]
+    items = tuple(
+        AlertItemView(
+            block=a["block"],
+            resolved=None
+            if a["resolved_at"] is None
+            else word(fmt, "resolved", time=a["resolved_at"]),
+        )
+        for a in shown
+    )
+    count = len(firing) if firing else len(alerts)
+    title = ("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", count)
+    return AlertGroupView(
+        key=key,
+        title=title,
+        items=items,
+        more=fmt.tn("and_more", len(alerts) - len(shown)) if len(alerts) > len(shown) else None,
+        notes=notes,
+        active=bool(firing),
+        ack_label=word(fmt, "acknowledge"),
+        snooze_label=word(fmt, "snooze"),
+        snooze_options=tuple(SnoozeOption(word(fmt, f"snooze.{d}"), f"{key}|{d}") for d in SNOOZES),
+    )
+
+
+def render_alert_group(view: AlertGroupView, fmt: Formatter) -> Blocks:
+    return render_blocks("slack/alert_group.json.j2", fmt, view=view)
+
+
+def alert_group_text(alerts: list[dict[str, Any]], fmt: Formatter) -> str:
+    firing = [a for a in alerts if a["resolved_at"] is None]
+    head = ("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(alerts))
+    return "\n".join([head, *(a["text"] for a in alerts[:ALERTS_PER_MESSAGE])])

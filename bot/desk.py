@@ -1,0 +1,387 @@
+"""The desk behind the Slack listeners (``handlers.ports.KpiDesk``): who is asking, whether
+their role lets them see it, the answer from ``KpiService``, rendered for Slack.
+
+Every refusal and every misunderstanding is an answer, never an exception: the single
+``@app.error`` handler is for bugs and outages only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import alerting
+from bot.access import Role, Viewer, viewer_for
+from bot.chat_rendering import Blocks, text_blocks, word
+from bot.formatting import Formatter
+from bot.rendering import (
+    MAX_BLOCKS,
+    alert_view,
+    mrkdwn_escape,
+    render_alerts_blocks,
+    render_alerts_text,
+    render_answer_blocks,
+    render_answer_text,
+    render_digest_blocks,
+    render_digest_text,
+)
+from bot.service import KpiService
+from bot.settings import parse_clock_time, parse_duration, parse_scope, parse_weekdays
+from bot.slack_users import SlackUsers
+from bot.store.database import transaction
+from bot.subscriptions import WEEKDAYS, add_subscription, remove_subscriptions
+from handlers.kpi_text import mentioned_user
+from handlers.ports import MessageUpdate, Reply
+from metrics.answers import Answer
+from metrics.kpis import KPIS
+from metrics.query import ALIASES, QueryError, normalise
+from metrics.scopes import Level, Scope
+
+HELP_EXAMPLES = (
+    "`/kpi conversion`",
+    "`/kpi revenue team EMEA last quarter`",
+    "`/kpi ca ce trimestre`",
+    "`/kpi pipeline`",
+    "`/kpi forecast`",
+    "`/kpi team Lyon` · `/kpi équipe Lyon`",
+    "`/kpi rep @someone`",
+    "`/kpi leaderboard` · `/kpi classement`",
+    "`/kpi targets` · `/kpi objectifs`",
+    "`/kpi alerts` · `/kpi alertes`",
+    "`/kpi snooze revenue team Lyon 2d`",
+    "`/kpi subscribe #sales 08:30` (admins)",
+)
+CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|^([CG][A-Z0-9]{6,})$")
+
+
+class SlackDesk:
+    def __init__(
+        self, service: KpiService, users: SlackUsers, sessions: sessionmaker[Session]
+    ) -> None:
+        self.service = service
+        self.users = users
+        self.sessions = sessions
+        self.settings = service.settings
+        self.fmt = Formatter.for_organisation(self.settings.organisation)
+
+    # --- who is asking ---------------------------------------------------------------------
+
+    def viewer(self, user_id: str, now: datetime) -> Viewer:
+        facts = self.service.snapshot().facts
+        reps = facts.reps
+        by_email = {
+            str(email).casefold(): str(name)
+            for name, email in zip(reps["name"], reps["email"], strict=True)
+            if isinstance(email, str) and email
+        }
+        team_of = {
+            str(name): (str(team) if isinstance(team, str) else None)
+            for name, team in zip(reps["name"], reps["team"], strict=True)
+        }
+        # The email is needed even for users listed by id: it is what matches them to a rep.
+        email = self.users.email_of(user_id, now)
+        return viewer_for(self.settings.config.access, user_id, email, by_email, team_of)
+
+    def _reply(self, text: str, blocks: Blocks) -> Reply:
+        return Reply(text=text, blocks=blocks)
+
+    def _say(self, mrkdwn: str) -> Reply:
+        return self._reply(mrkdwn, text_blocks(mrkdwn, self.fmt))
+
+    def _refuse(self, what: str) -> Reply:
+        return self._say(word(self.fmt, "refused.scope", what=mrkdwn_escape(what)))
+
+    def _not_admin(self, command: str) -> Reply:
+        return self._say(word(self.fmt, "refused.admin", command=command))
+
+    def _shareable(
+        self, user_id: str, command: str, text: str, blocks: Blocks, *, shared: bool
+    ) -> Reply:
+        """Ephemeral answers get a "Share in channel" button carrying the command, so that
+        sharing computes the answer again as the sharer; shared ones say who shared."""
+        if shared:
+            note = {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": word(self.fmt, "shared_by", user=f"<@{user_id}>")}
+                ],
+            }
+            return self._reply(text, [*blocks[: MAX_BLOCKS - 1], note])
+        button = {
+            "type": "actions",
+            "block_id": "kpi.share",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "kpi.share",
+                    "text": {"type": "plain_text", "text": word(self.fmt, "share")},
+                    "value": command[:2000],
+                }
+            ],
+        }
+        return self._reply(text, [*blocks[: MAX_BLOCKS - 1], button])
+
+    # --- help ------------------------------------------------------------------------------
+
+    def help(self, user_id: str, now: datetime, *, problem: str | None = None) -> Reply:
+        lines = [problem] if problem else []
+        lines.append("*/kpi* — " + ", ".join(f"`{k}`" for k in KPIS))
+        lines.extend(f"• {example}" for example in HELP_EXAMPLES)
+        return self._say("\n".join(lines))
+
+    def _did_you_mean(self, user_id: str, error: QueryError, now: datetime) -> Reply:
+        problem = mrkdwn_escape(error.message)
+        if error.suggestions:
+            options = word(self.fmt, "or").join(f"`{s}`" for s in error.suggestions)
+            problem += " " + word(self.fmt, "did_you_mean", options=options)
+        return self.help(user_id, now, problem=problem)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def _visible(self, viewer: Viewer, answer: Answer) -> Answer:
+        rows = tuple(r for r in answer.breakdown if viewer.may_see(r.scope))
+        return dataclasses.replace(answer, breakdown=rows)
+
+    def _describe(self, scope: Scope) -> str:
+        return self.fmt.scope(scope)
+
+    def ask(self, user_id: str, question: str, now: datetime, *, shared: bool = False) -> Reply:
+        return self._answer(user_id, question, question, now, shared=shared)
+
+    def _answer(
+        self, user_id: str, question: str, command: str, now: datetime, *, shared: bool
+    ) -> Reply:
+        try:
+            query = self.service.parse(question, now)
+        except QueryError as error:
+            return self._did_you_mean(user_id, error, now)
+        viewer = self.viewer(user_id, now)
+        if viewer.role is Role.UNKNOWN and not viewer.sees_company:
+            return self._say(word(self.fmt, "refused.nothing"))
+        if not viewer.may_see(query.scope):
+            return self._refuse(self._describe(query.scope))
+        answer = self._visible(viewer, self.service.answer(query, now))
+        text = mrkdwn_escape(render_answer_text(answer, self.fmt))
+        blocks = render_answer_blocks(answer, self.fmt)
+        return self._shareable(user_id, command, text, blocks, shared=shared)
+
+    def _overview(
+        self, user_id: str, scope: Scope, command: str, now: datetime, *, shared: bool
+    ) -> Reply:
+        viewer = self.viewer(user_id, now)
+        if not viewer.may_see(scope):
+            return self._refuse(self._describe(scope))
+        digest = self.service.digest(now, scope=scope, title=self._describe(scope))
+        alerts = tuple(e for e in digest.alerts if viewer.may_see(e.scope))
+        digest = dataclasses.replace(digest, alerts=alerts)
+        text = mrkdwn_escape(render_digest_text(digest, self.fmt))
+        blocks = render_digest_blocks(digest, self.fmt)
+        return self._shareable(user_id, command, text, blocks, shared=shared)
+
+    def team(self, user_id: str, name: str, now: datetime, *, shared: bool = False) -> Reply:
+        teams = self.service.snapshot().directory.teams
+        found = next((t for t in teams if normalise(t) == normalise(name)), None)
+        if found is None:
+            # "/kpi team Lyon revenue" is a question about the team.
+            return self.ask(user_id, f"team {name}", now, shared=shared)
+        return self._overview(user_id, Scope(Level.TEAM, found), f"team {name}", now, shared=shared)
+
+    def rep(self, user_id: str, who: str, now: datetime, *, shared: bool = False) -> Reply:
+        mentioned = mentioned_user(who)
+        reps = self.service.snapshot().directory.reps
+        name: str | None
+        if mentioned is not None:
+            name = self.viewer(mentioned, now).rep
+        else:
+            name = next((r for r in reps if normalise(r) == normalise(who)), None)
+        if name is None:
+            return self._say(word(self.fmt, "not_found.rep", who=mrkdwn_escape(who)))
+        return self._overview(user_id, Scope(Level.REP, name), f"rep {who}", now, shared=shared)
+
+    def leaderboard(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
+        viewer = self.viewer(user_id, now)
+        if viewer.is_admin:
+            question = "revenue by rep"
+        elif viewer.role is Role.MANAGER and len(viewer.teams) == 1:
+            question = f"revenue team {next(iter(viewer.teams))}"
+        else:
+            question = "revenue by team"
+        return self._answer(user_id, question, "leaderboard", now, shared=shared)
+
+    def targets(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
+        viewer = self.viewer(user_id, now)
+        lines = [f"*{word(self.fmt, 'targets.title')}*"]
+        visible = [e for e in self.service.check(now) if viewer.may_see(e.scope)]
+        sep = self.fmt.t("sep")
+        for evaluation in visible[:40]:
+            view = alert_view(evaluation, self.fmt)
+            lines.append(
+                f"{view.emoji} *{view.kpi}*{sep}{mrkdwn_escape(view.scope)}{sep}{view.period}"
+                f" — {view.actual} / {view.target} ({view.status})"
+            )
+        if len(visible) > 40:
+            lines.append(self.fmt.tn("and_more", len(visible) - 40))
+        if not visible:
+            lines.append(word(self.fmt, "targets.none"))
+        text = "\n".join(lines)
+        return self._shareable(user_id, "targets", text, text_blocks(text, self.fmt), shared=shared)
+
+    def alerts(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
+        viewer = self.viewer(user_id, now)
+        firing = [e for e in alerting.active_alerts(self.service, now) if viewer.may_see(e.scope)]
+        text = mrkdwn_escape(render_alerts_text(firing, self.fmt))
+        blocks = render_alerts_blocks(firing, self.fmt)
+        return self._shareable(user_id, "alerts", text, blocks, shared=shared)
+
+    # --- snoozes and subscriptions ------------------------------------------------------------
+
+    def _may_manage(self, viewer: Viewer, scope: Scope | None) -> bool:
+        if viewer.is_admin:
+            return True
+        if scope is None or scope.level in (Level.COMPANY, Level.REGION):
+            return False
+        if scope.level is Level.TEAM:
+            return viewer.role is Role.MANAGER and scope.name in viewer.teams
+        return viewer.may_see(scope)
+
+    def snooze(self, user_id: str, args: str, now: datetime) -> Reply:
+        words = args.split()
+        if not words:
+            return self._list_silences(now)
+        try:
+            duration = parse_duration(words[-1])
+        except ValueError:
+            return self.help(user_id, now, problem=mrkdwn_escape(f"/kpi snooze {args}"))
+        rest = words[:-1]
+        kpi = None
+        if rest and normalise(rest[0]) in ALIASES:
+            kpi = ALIASES[normalise(rest[0])]
+            rest = rest[1:]
+        scope = None
+        if rest:
+            try:
+                scope = parse_scope(" ".join(rest))
+            except ValueError as error:
+                return self.help(user_id, now, problem=mrkdwn_escape(str(error)))
+        viewer = self.viewer(user_id, now)
+        if not self._may_manage(viewer, scope):
+            return self._refuse(self._describe(scope) if scope else "/kpi snooze")
+        until = now + duration
+        with transaction(self.sessions) as session:
+            alerting.add_silence(session, None, until, user_id, now, kpi=kpi, scope=scope)
+        what = " ".join(w for w in (kpi or "", self._describe(scope) if scope else "") if w)
+        return self._say(
+            word(
+                self.fmt,
+                "snoozed.ok",
+                what=mrkdwn_escape(what or "*"),
+                time=self.fmt.datetime(until),
+            )
+        )
+
+    def _list_silences(self, now: datetime) -> Reply:
+        silences = alerting.active_silences(self.sessions, now)
+        lines = [f"*{word(self.fmt, 'snoozes.title')}*"]
+        for s in silences[:40]:
+            scope = "*" if s.level is None else self._describe(Scope(s.level, s.name or ""))
+            lines.append(
+                f"• {s.kpi or '*'} {mrkdwn_escape(scope)} {s.period_key or ''} → "
+                f"{self.fmt.datetime(s.ends_at)} (<@{s.created_by}>)"
+            )
+        if not silences:
+            lines.append(word(self.fmt, "snoozes.none"))
+        return self._say("\n".join(lines))
+
+    def subscribe(self, user_id: str, args: str, now: datetime) -> Reply:
+        viewer = self.viewer(user_id, now)
+        if not viewer.is_admin:
+            return self._not_admin("subscribe")
+        words = args.split()
+        usage = "`/kpi subscribe #channel 08:30 [team Lyon] [mon-fri]`"
+        channel = _channel(words[0]) if words else None
+        if channel is None or len(words) < 2:
+            return self.help(user_id, now, problem=usage)
+        try:
+            at = parse_clock_time(words[1])
+            days: tuple[int, ...] = WEEKDAYS
+            rest = words[2:]
+            if rest and re.fullmatch(r"[a-z]{3}[a-z]*(-[a-z]{3}[a-z]*)?(,[a-z]+)*", rest[-1]):
+                try:
+                    days = parse_weekdays(rest[-1])
+                    rest = rest[:-1]
+                except ValueError:
+                    pass  # not weekdays: part of the scope ("team Lyon")
+            scope = parse_scope(" ".join(rest)) if rest else Scope.company()
+        except ValueError as error:
+            return self.help(user_id, now, problem=mrkdwn_escape(str(error)) + " " + usage)
+        zone = self.settings.organisation.timezone
+        hour, minute = (int(p) for p in at.split(":"))
+        with transaction(self.sessions) as session:
+            add_subscription(
+                session,
+                channel=channel,
+                at=time(hour, minute),
+                timezone=zone,
+                created_by=user_id,
+                now=now,
+                scope=scope,
+                days=days,
+            )
+        names = ", ".join(_DAY_NAMES[d] for d in days)
+        return self._say(
+            word(self.fmt, "subscribed", channel=f"<#{channel}>", time=at, zone=zone, days=names)
+        )
+
+    def unsubscribe(self, user_id: str, args: str, now: datetime) -> Reply:
+        if not self.viewer(user_id, now).is_admin:
+            return self._not_admin("unsubscribe")
+        channel = _channel(args.split()[0]) if args.split() else None
+        if channel is None:
+            return self.help(user_id, now, problem="`/kpi unsubscribe #channel`")
+        with transaction(self.sessions) as session:
+            n = remove_subscriptions(session, channel)
+        return self._say(word(self.fmt, "unsubscribed", n=n, channel=f"<#{channel}>"))
+
+    # --- alert buttons ---------------------------------------------------------------------
+
+    def acknowledge_alerts(self, user_id: str, key: str, now: datetime) -> MessageUpdate | None:
+        update = alerting.acknowledge(self.sessions, key, user_id, now, self.fmt)
+        return None if update is None else MessageUpdate(**dataclasses.asdict(update))
+
+    def snooze_alerts(self, user_id: str, value: str, now: datetime) -> MessageUpdate | None:
+        update = alerting.snooze(self.sessions, value, user_id, now, self.fmt)
+        return None if update is None else MessageUpdate(**dataclasses.asdict(update))
+
+    # --- App Home --------------------------------------------------------------------------
+
+    def home(self, user_id: str, now: datetime) -> dict[str, Any]:
+        viewer = self.viewer(user_id, now)
+        header = {
+            "type": "header",
+            "text": {"type": "plain_text", "text": word(self.fmt, "home.title")},
+        }
+        if viewer.role is Role.UNKNOWN and not viewer.sees_company:
+            blocks = [header, *text_blocks(word(self.fmt, "refused.nothing"), self.fmt)]
+            return {"type": "home", "blocks": blocks}
+        scope = viewer.home_scope
+        digest = self.service.digest(now, scope=scope, title=self._describe(scope))
+        alerts = tuple(e for e in digest.alerts if viewer.may_see(e.scope))
+        digest = dataclasses.replace(digest, alerts=alerts)
+        return {"type": "home", "blocks": [header, *render_digest_blocks(digest, self.fmt)]}
+
+    def apology(self, now: datetime) -> Reply:
+        return self._say(word(self.fmt, "oops"))
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _channel(token: str) -> str | None:
+    match = CHANNEL.fullmatch(token) if token.startswith("<") else CHANNEL.match(token)
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)

@@ -1,0 +1,55 @@
+"""A subscription's digest as a ``Message`` (Block Kit, a plain-text fallback, and the
+idempotency key ``digest:<subscription>:<local date>`` in Slack message metadata), and its
+posting through a ``Notifier``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.formatting import Formatter
+from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text
+from bot.service import DIGEST_KPIS, KpiService
+from bot.subscriptions import Subscription
+
+# Slack shows the fallback in notifications and truncates long ones; the blocks carry the rest.
+FALLBACK_CHARS = 3000
+
+
+def digest_key(subscription: Subscription, now: datetime) -> str:
+    local = now.astimezone(ZoneInfo(subscription.timezone)).date()
+    return f"digest:{subscription.id}:{local.isoformat()}"
+
+
+def fallback_text(text: str) -> str:
+    escaped = mrkdwn_escape(text)
+    return escaped if len(escaped) <= FALLBACK_CHARS else escaped[: FALLBACK_CHARS - 1] + "…"
+
+
+def digest_message(
+    service: KpiService, subscription: Subscription, now: datetime, fmt: Formatter
+) -> Message:
+    digest = service.digest(
+        now,
+        scope=subscription.scope,
+        kpis=subscription.kpis or DIGEST_KPIS,
+        title=subscription.title,
+    )
+    return Message(
+        channel=subscription.channel,
+        text=fallback_text(render_digest_text(digest, fmt)),
+        idempotency_key=digest_key(subscription, now),
+        blocks=render_digest_blocks(digest, fmt),
+        metadata={"kind": "digest", "subscription": subscription.id},
+    )
+
+
+def post_digest(
+    service: KpiService,
+    notifier: Notifier,
+    subscription: Subscription,
+    now: datetime,
+    fmt: Formatter,
+) -> Delivered:
+    return notifier.send(digest_message(service, subscription, now, fmt))

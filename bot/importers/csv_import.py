@@ -1,0 +1,859 @@
+"""``kpibot import csv SOURCE``: CSV exports mapped onto the canonical model by the config alone.
+
+A source lives under ``import.csv.<name>`` in the config (``bot.settings.CsvSource``)::
+
+    import:
+      csv:
+        maven:
+          base_dir: ../data        # relative to the config file's directory
+          currency: USD            # for amounts without a currency column (else the base one)
+          teams:
+            file: sales_teams.csv
+            columns: {name: manager, manager: manager, region: regional_office}
+          reps:
+            file: sales_teams.csv
+            columns: {name: sales_agent, team: manager, region: regional_office}
+          opportunities:
+            file: sales_pipeline.csv
+            columns: {id: opportunity_id, owner: sales_agent, stage: deal_stage, ...}
+            stages: {Prospecting: open, Engaging: open, Won: won, Lost: lost}
+            date_format: "%d/%m/%Y"   # strptime format; ISO 8601 dates when absent
+            delimiter: ";"            # default ","
+            decimal_separator: ","    # default "."
+            encoding: utf-8-sig       # the default; also reads plain UTF-8
+
+Each table entry names one file and maps canonical fields (the keys of ``columns``) onto the
+file's header names (the values). The fields, required ones marked ``*``:
+
+- ``teams``: id (default: the name), name*, region, manager
+- ``reps``: id (default: the name), name*, email, team, region, active_from, active_to
+- ``accounts``: id (default: the name), name*, segment, industry, country
+- ``opportunities``: id*, name, owner, account, product, stage*, amount, currency, created_at,
+  close_date*, probability, forecast_category (``close_date`` must be mapped; it may be empty
+  on open deals)
+- ``leads``: id*, created_at*, owner, converted_at, channel, account
+- ``spend``: id (default: a hash of the whole line), date*, channel, amount*, currency, team,
+  region
+- ``surveys``: id*, date*, account, owner, kind* (csat or nps), score*
+
+How values are read:
+
+- An empty cell is NULL; an empty required field makes the row bad.
+- ``stages`` maps each stage name (case-insensitive) onto open, won or lost; an unknown stage
+  makes the row bad, and so does a won or lost deal without a close date.
+- Dates are ISO 8601 (a date-time gives its date as written) unless ``date_format`` is set.
+- Amounts: ``1054``, ``1054.5``, ``1,054.50``, ``$1,054.50``; with ``decimal_separator: ","``
+  also ``1 054,50`` and ``1.054,50``. Thousands separators are accepted only in groups of three,
+  so ``1,5`` is refused rather than read as 15. The currency comes from the ``currency``
+  column, else the source's ``currency``, else the organisation's.
+- ``probability`` is 0 to 1, or a percentage (``35``, ``35%``): values above 1 are percentages.
+
+References (``owner``, ``team``, ``account``) are resolved within the same source, by id first
+and then by name. An unknown owner makes the row bad: creating a rep from a typo would put
+deals outside every team. An unknown team or account is created under that name (a team named
+in the reps file gets the rep's region): a deal's account is a customer even when the accounts
+export misses it, and the report lists the names created so that a typo shows.
+
+Tables are imported in the order teams, reps, accounts, opportunities, leads, spend, surveys,
+so one file can feed several tables (Maven's ``sales_teams.csv`` gives both reps and their
+teams). A row that repeats an id with the same values is merged into the first (a team appears
+on every one of its reps' rows); with different values it is bad. A mapping writes only the
+columns it names, so values set elsewhere survive a re-import, and an import never deletes.
+
+Every bad row is reported with its file, physical line (the header is line 1) and the reason;
+the good rows still land. Configuration mistakes (a missing file, an unknown field, a header
+that is not in the file) raise ``ConfigError`` before anything is written. The caller owns the
+transaction; the data version is bumped once, at the end, only if a row changed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import dataclasses
+import gc
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from sqlalchemy import String, Table, select
+from sqlalchemy.orm import Session
+
+from bot.settings import ColumnMap, ConfigError, CsvSource
+from bot.store.database import bump_data_version
+from bot.store.models import Base
+from bot.store.upsert import ids_by_source_id, upsert
+
+# Rows parsed, resolved and written together: bounds memory on big files while keeping the
+# reference lookups and upserts in bulk.
+CHUNK_ROWS = 20_000
+# Distinct date strings remembered per column: a year of dates is a few hundred strings, so
+# parsing each once makes date columns nearly free; date-times would grow it without bound.
+_DATE_CACHE_LIMIT = 50_000
+_NAME_LOOKUP_BATCH = 500
+_CREATED_SHOWN = 5
+
+
+class _Type(Enum):
+    TEXT = "text"
+    DATE = "date"
+    AMOUNT = "amount"
+    NUMBER = "number"
+    PROBABILITY = "probability"
+    STAGE = "stage"
+    CURRENCY = "currency"
+    SURVEY_KIND = "survey kind"
+    REF = "reference"
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A field naming a row of another table, stored as that row's database id."""
+
+    table: str
+    column: str  # the foreign key it fills
+    noun: str
+    create: bool  # create a missing row by name instead of rejecting the row
+    carried: tuple[str, ...] = ()  # fields copied onto a created row (a team's region)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One canonical table: the fields a mapping may name and how they are stored."""
+
+    name: str
+    table: str
+    fields: Mapping[str, _Type]
+    required: frozenset[str]  # mapped and never empty
+    mapped: frozenset[str] = frozenset()  # mapped, but may be empty
+    id_default: str | None = None  # "name" or "hash"; None: the id is required
+    refs: Mapping[str, _Ref] = dataclasses.field(default_factory=dict)
+    unstored: frozenset[str] = frozenset()  # read only to create referenced rows
+
+
+_T = _Type
+_OWNER = _Ref("reps", "owner_id", "rep", create=False)
+_ACCOUNT = _Ref("accounts", "account_id", "account", create=True)
+_TEAM = _Ref("teams", "team_id", "team", create=True, carried=("region",))
+KINDS: tuple[_Kind, ...] = (
+    _Kind(
+        "teams", "teams",
+        {"id": _T.TEXT, "name": _T.TEXT, "region": _T.TEXT, "manager": _T.TEXT},
+        frozenset({"name"}), id_default="name",
+    ),
+    _Kind(
+        "reps", "reps",
+        {"id": _T.TEXT, "name": _T.TEXT, "email": _T.TEXT, "team": _T.REF, "region": _T.TEXT,
+         "active_from": _T.DATE, "active_to": _T.DATE},
+        frozenset({"name"}), id_default="name", refs={"team": _TEAM},
+        unstored=frozenset({"region"}),
+    ),
+    _Kind(
+        "accounts", "accounts",
+        {"id": _T.TEXT, "name": _T.TEXT, "segment": _T.TEXT, "industry": _T.TEXT,
+         "country": _T.TEXT},
+        frozenset({"name"}), id_default="name",
+    ),
+    _Kind(
+        "opportunities", "opportunities",
+        {"id": _T.TEXT, "name": _T.TEXT, "owner": _T.REF, "account": _T.REF,
+         "product": _T.TEXT, "stage": _T.STAGE, "amount": _T.AMOUNT, "currency": _T.CURRENCY,
+         "created_at": _T.DATE, "close_date": _T.DATE, "probability": _T.PROBABILITY,
+         "forecast_category": _T.TEXT},
+        frozenset({"id", "stage"}), mapped=frozenset({"close_date"}),
+        refs={"owner": _OWNER, "account": _ACCOUNT},
+    ),
+    _Kind(
+        "leads", "leads",
+        {"id": _T.TEXT, "created_at": _T.DATE, "owner": _T.REF, "converted_at": _T.DATE,
+         "channel": _T.TEXT, "account": _T.REF},
+        frozenset({"id", "created_at"}), refs={"owner": _OWNER, "account": _ACCOUNT},
+    ),
+    _Kind(
+        "spend", "spend",
+        {"id": _T.TEXT, "date": _T.DATE, "channel": _T.TEXT, "amount": _T.AMOUNT,
+         "currency": _T.CURRENCY, "team": _T.REF, "region": _T.TEXT},
+        frozenset({"date", "amount"}), id_default="hash", refs={"team": _TEAM},
+    ),
+    _Kind(
+        "surveys", "surveys",
+        {"id": _T.TEXT, "date": _T.DATE, "account": _T.REF, "owner": _T.REF,
+         "kind": _T.SURVEY_KIND, "score": _T.NUMBER},
+        frozenset({"id", "date", "kind", "score"}),
+        refs={"account": _ACCOUNT, "owner": _Ref("reps", "rep_id", "rep", create=False)},
+    ),
+)  # fmt: skip
+_CURRENCY_KINDS = frozenset({"opportunities", "spend"})
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that was skipped: its file, physical line (the header is line 1) and why."""
+
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """What one mapping (one file into one table) did."""
+
+    table: str
+    file: str
+    read: int  # data rows in the file (blank lines are not rows)
+    imported: int  # rows that landed: read = imported + skipped
+    skipped: int
+    distinct: int  # distinct ids among the imported rows (repeats are merged)
+    changed: int  # rows inserted or updated in the store
+    created: tuple[str, ...] = ()  # teams or accounts this file named and that did not exist
+    created_table: str = ""
+
+    def summary(self) -> str:
+        imported = f"{self.imported} imported"
+        if self.distinct != self.imported:
+            imported += f" as {self.distinct} {self.table}"
+        line = (
+            f"{self.file} → {self.table}: {self.read} rows read, {imported}, "
+            f"{self.skipped} skipped; {self.changed} new or changed"
+        )
+        if self.created:
+            shown = ", ".join(self.created[:_CREATED_SHOWN])
+            more = len(self.created) - _CREATED_SHOWN
+            if more > 0:
+                shown += f" and {more} more"
+            line += f"; created {len(self.created)} {self.created_table} it names: {shown}"
+        return line
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    source: str
+    tables: tuple[TableReport, ...]
+    problems: tuple[RowProblem, ...]
+    data_version: int | None  # the new data version, None when nothing changed
+
+    @property
+    def changed(self) -> bool:
+        return self.data_version is not None
+
+    def summary(self) -> str:
+        """One line per file and table, then the outcome; the problems are listed apart."""
+        lines = [table.summary() for table in self.tables]
+        read = sum(t.read for t in self.tables)
+        skipped = sum(t.skipped for t in self.tables)
+        outcome = (
+            f"data version {self.data_version}" if self.changed else "nothing changed in the store"
+        )
+        lines.append(f"{self.source}: {read} rows read, {skipped} skipped; {outcome}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading values
+
+
+Parser = Callable[[str], Any]
+
+
+def _date_parser(date_format: str | None) -> Parser:
+    cache: dict[str, date] = {}
+
+    def parse(raw: str) -> date:
+        found = cache.get(raw)
+        if found is not None:
+            return found
+        try:
+            if date_format is not None:
+                value = datetime.strptime(raw, date_format).date()
+            else:
+                try:
+                    value = date.fromisoformat(raw)
+                except ValueError:
+                    value = datetime.fromisoformat(raw).date()
+        except ValueError:
+            expected = date_format or "YYYY-MM-DD"
+            raise ValueError(f"unparseable date {raw!r} (expected {expected})") from None
+        if len(cache) < _DATE_CACHE_LIMIT:
+            cache[raw] = value
+        return value
+
+    return parse
+
+
+def _number_pattern(decimal_separator: str, grouped: bool) -> re.Pattern[str]:
+    point = re.escape(decimal_separator)
+    group = r"[,\u00a0\u202f ']" if decimal_separator == "." else r"[.\u00a0\u202f ']"
+    digits = rf"\d{{1,3}}(?:{group}\d{{3}})+|\d+" if grouped else r"\d+"
+    return re.compile(rf"([-+]?)[$€£]?\s*({digits})(?:{point}(\d*))?\s*[$€£]?")
+
+
+_NO_GROUPS = str.maketrans("", "", ",.\u00a0\u202f '")
+
+
+def _decimal(match: re.Match[str]) -> Decimal:
+    sign, whole, fraction = match.groups()
+    return Decimal(f"{sign}{whole.translate(_NO_GROUPS)}.{fraction or '0'}")
+
+
+def _amount_parser(decimal_separator: str) -> Parser:
+    pattern = _number_pattern(decimal_separator, grouped=True)
+
+    def parse(raw: str) -> Decimal:
+        # Most exports write plain whole numbers: skip the pattern for them.
+        if raw.isascii() and raw.isdigit():
+            return Decimal(raw)
+        match = pattern.fullmatch(raw)
+        if match is None:
+            raise ValueError(f"unparseable amount {raw!r}")
+        return _decimal(match)
+
+    return parse
+
+
+def _number_parser(decimal_separator: str) -> Parser:
+    pattern = _number_pattern(decimal_separator, grouped=False)
+
+    def parse(raw: str) -> float:
+        match = pattern.fullmatch(raw)
+        if match is None:
+            raise ValueError(f"unparseable number {raw!r}")
+        return float(_decimal(match))
+
+    return parse
+
+
+def _probability_parser(decimal_separator: str) -> Parser:
+    number = _number_parser(decimal_separator)
+
+    def parse(raw: str) -> float:
+        percent = raw.endswith("%")
+        value: float = number(raw.removesuffix("%").strip())
+        if percent or value > 1:
+            value /= 100
+        if not 0 <= value <= 1:
+            raise ValueError(f"probability {raw!r} is not between 0 and 1 (or 0 and 100 %)")
+        return value
+
+    return parse
+
+
+def _stage_parser(stages: Mapping[str, str]) -> Parser:
+    statuses = {name.strip().casefold(): status for name, status in stages.items()}
+    known = ", ".join(stages)
+
+    def parse(raw: str) -> tuple[str, str]:
+        status = statuses.get(raw.casefold())
+        if status is None:
+            raise ValueError(f"unknown stage {raw!r} (the stages mapping knows {known})")
+        return raw, status
+
+    return parse
+
+
+def _currency(raw: str) -> str:
+    code = raw.upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"unknown currency {raw!r} (expected a code such as USD or EUR)")
+    return code
+
+
+def _survey_kind(raw: str) -> str:
+    kind = raw.casefold()
+    if kind not in ("csat", "nps"):
+        raise ValueError(f"unknown survey kind {raw!r} (expected csat or nps)")
+    return kind
+
+
+def _text_parser(limit: int | None) -> Parser:
+    def parse(raw: str) -> str:
+        if limit is not None and len(raw) > limit:
+            raise ValueError(f"longer than {limit} characters")
+        return raw
+
+    return parse
+
+
+def _length(table: Table, column: str) -> int | None:
+    kind = table.c[column].type if column in table.c else None
+    return kind.length if isinstance(kind, String) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: the config checked against the files before anything is written
+
+
+class _Column(NamedTuple):
+    """One mapped column (a tuple: the per-row loop unpacks it, faster than attributes)."""
+
+    field: str
+    header: str
+    offset: int  # in the row's fields
+    parse: Parser
+    required: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    kind: _Kind
+    mapping: ColumnMap
+    path: Path
+    width: int  # fields in the header
+    columns: tuple[_Column, ...]
+    currency: str
+
+    @property
+    def table(self) -> Table:
+        return Base.metadata.tables[self.kind.table]
+
+    def mapped(self, field: str) -> bool:
+        return field in self.mapping.columns
+
+
+def _parser(kind: _Kind, field: str, mapping: ColumnMap) -> Parser:
+    field_type = kind.fields[field]
+    table = Base.metadata.tables[kind.table]
+    if field_type is _T.DATE:
+        return _date_parser(mapping.date_format)
+    if field_type is _T.AMOUNT:
+        return _amount_parser(mapping.decimal_separator)
+    if field_type is _T.NUMBER:
+        return _number_parser(mapping.decimal_separator)
+    if field_type is _T.PROBABILITY:
+        return _probability_parser(mapping.decimal_separator)
+    if field_type is _T.STAGE:
+        return _stage_parser(mapping.stages)
+    if field_type is _T.CURRENCY:
+        return _currency
+    if field_type is _T.SURVEY_KIND:
+        return _survey_kind
+    if field_type is _T.REF:
+        return _text_parser(_length(table, "source_id"))
+    column = "source_id" if field == "id" else field
+    return _text_parser(_length(table, column))
+
+
+def _header(path: Path, mapping: ColumnMap) -> list[str]:
+    with path.open(newline="", encoding=mapping.encoding) as handle:
+        row = next(csv.reader(handle, delimiter=mapping.delimiter), None)
+    return [] if row is None else [name.strip() for name in row]
+
+
+def _mapping_problems(key: str, kind: _Kind, mapping: ColumnMap) -> list[str]:
+    problems = []
+    for field in mapping.columns:
+        if field not in kind.fields:
+            problems.append(
+                f"{key}.columns.{field}: unknown field for {kind.name}; "
+                f"expected one of {', '.join(kind.fields)}"
+            )
+    for field in sorted(kind.required | kind.mapped):
+        if field not in mapping.columns and not (field == "id" and kind.id_default):
+            problems.append(f"{key}.columns: {field} must be mapped onto a column")
+    if kind.name == "opportunities" and not mapping.stages:
+        problems.append(f"{key}.stages: map each stage of the export onto open, won or lost")
+    if kind.name != "opportunities" and mapping.stages:
+        problems.append(f"{key}.stages: only opportunities have stages")
+    if len(mapping.delimiter) != 1:
+        problems.append(f"{key}.delimiter: expected one character, got {mapping.delimiter!r}")
+    try:
+        codecs.lookup(mapping.encoding)
+    except LookupError:
+        problems.append(f"{key}.encoding: unknown encoding {mapping.encoding!r}")
+    return problems
+
+
+def _plans(name: str, source: CsvSource, base_dir: Path, base_currency: str) -> list[_Plan]:
+    problems: list[str] = []
+    plans = []
+    for kind in KINDS:
+        mapping: ColumnMap | None = getattr(source, kind.name)
+        if mapping is None:
+            continue
+        key = f"import.csv.{name}.{kind.name}"
+        found = _mapping_problems(key, kind, mapping)
+        problems.extend(found)
+        path = base_dir / mapping.file
+        if found:
+            continue
+        if not path.is_file():
+            problems.append(f"{key}.file: no file {path}")
+            continue
+        try:
+            header = _header(path, mapping)
+        except (UnicodeDecodeError, csv.Error) as error:
+            problems.append(f"{key}.file: cannot read the header of {path}: {error}")
+            continue
+        columns = []
+        for field, column_name in mapping.columns.items():
+            if column_name.strip() not in header:
+                problems.append(
+                    f"{key}.columns.{field}: no column {column_name!r} in {mapping.file} "
+                    f"(its columns: {', '.join(header) or 'none'})"
+                )
+                continue
+            index = header.index(column_name.strip())
+            parse = _parser(kind, field, mapping)
+            columns.append(_Column(field, column_name, index, parse, field in kind.required))
+        currency = source.currency or base_currency
+        plans.append(_Plan(kind, mapping, path, len(header), tuple(columns), currency))
+    if problems:
+        raise ConfigError(f"import.csv.{name} (files in {base_dir})", problems)
+    return plans
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading rows
+
+
+def _records(plan: _Plan, problems: list[RowProblem]) -> Iterator[tuple[int, list[str]]]:
+    """Data rows with the physical line each starts on (a quoted cell may span lines)."""
+    file = plan.mapping.file
+    with plan.path.open(newline="", encoding=plan.mapping.encoding) as handle:
+        reader = csv.reader(handle, delimiter=plan.mapping.delimiter)
+        line = 1
+        try:
+            next(reader, None)
+            line = reader.line_num + 1
+            for fields in reader:
+                start, line = line, reader.line_num + 1
+                # Spreadsheets pad exports with blank lines and lines of bare delimiters.
+                if any(fields):
+                    yield start, fields
+        except (csv.Error, UnicodeDecodeError) as error:
+            reason = f"unreadable from here on ({error}); the rest of the file was skipped"
+            problems.append(RowProblem(file, line, reason))
+
+
+def _chunks(records: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
+    chunk: list[tuple[int, list[str]]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _row_hash(fields: Sequence[str]) -> str:
+    return hashlib.blake2b("\x1f".join(fields).encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class _Columns:
+    """One chunk's rows of the right width, as columns of canonical values (and later of
+    foreign keys); ``bad`` holds the reason of each bad row by position, first reason first."""
+
+    lines: list[int]
+    values: dict[str, list[Any]]
+    bad: dict[int, str]
+
+    def fail(self, position: int, reason: str) -> None:
+        self.bad.setdefault(position, reason)
+
+
+def _parse_chunk(
+    plan: _Plan, chunk: list[tuple[int, list[str]]], problems: list[RowProblem]
+) -> _Columns:
+    """Parse a chunk column by column; rows of the wrong width go straight to ``problems``."""
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    for line, fields in chunk:
+        if len(fields) == plan.width:
+            lines.append(line)
+            rows.append(fields)
+        else:
+            reason = f"{len(fields)} fields where the header has {plan.width}"
+            problems.append(RowProblem(plan.mapping.file, line, reason))
+    columns = _Columns(lines, {}, {})
+    for field, header, offset, parse, required in plan.columns:
+        raws = [row[offset].strip() for row in rows]
+        parsed: dict[str, Any] = {}
+        failed: dict[str, str] = {}
+        # Exports repeat most values (owners, stages, dates): each distinct one is parsed once.
+        for raw in set(raws):
+            if raw:
+                try:
+                    parsed[raw] = parse(raw)
+                except ValueError as error:
+                    failed[raw] = f"{header}: {error}"
+            elif required:
+                failed[raw] = f"missing {field} ({header} is empty)"
+            else:
+                parsed[raw] = None
+        if failed:
+            for position, raw in enumerate(raws):
+                if raw in failed:
+                    columns.fail(position, failed[raw])
+        columns.values[field] = [parsed.get(raw) for raw in raws]
+    _complete(plan, columns, rows)
+    return columns
+
+
+def _complete(plan: _Plan, columns: _Columns, rows: list[list[str]]) -> None:
+    """Default ids, and the check that needs two columns: a closed deal has a close date."""
+    values = columns.values
+    ids = values.setdefault("id", [None] * len(rows))
+    if plan.kind.id_default is not None and None in ids:
+        names = values.get("name")
+        for position, key in enumerate(ids):
+            if key is not None:
+                continue
+            if plan.kind.id_default == "hash":
+                ids[position] = _row_hash(rows[position])
+            elif names is not None:
+                ids[position] = names[position]
+    if "stage" in values:
+        header = plan.mapping.columns["close_date"]
+        for position, (stage, closed) in enumerate(
+            zip(values["stage"], values["close_date"], strict=True)
+        ):
+            if stage is not None and stage[1] != "open" and closed is None:
+                columns.fail(position, f"{stage[0]} deal without a close date ({header} is empty)")
+
+
+# ---------------------------------------------------------------------------------------------
+# References
+
+
+_AMBIGUOUS = -1
+
+
+class _Directory:
+    """Database ids of one table's rows of this source, found by source id, else by name."""
+
+    def __init__(self, session: Session, table: Table, source: str) -> None:
+        self._session = session
+        self._table = table
+        self._source = source
+        self._ids: dict[str, int] = {}
+
+    def unknown(self, keys: set[str]) -> set[str]:
+        """Look ``keys`` up; return those that name no row."""
+        todo = [key for key in keys if key not in self._ids]
+        if todo:
+            self._ids.update(ids_by_source_id(self._session, self._table, self._source, todo))
+            self._by_name([key for key in todo if key not in self._ids])
+        return {key for key in keys if key not in self._ids}
+
+    def _by_name(self, names: list[str]) -> None:
+        table = self._table
+        for start in range(0, len(names), _NAME_LOOKUP_BATCH):
+            query = select(table.c.name, table.c.id).where(
+                table.c.source == self._source,
+                table.c.name.in_(names[start : start + _NAME_LOOKUP_BATCH]),
+            )
+            for name, row_id in self._session.execute(query):
+                self._ids[name] = _AMBIGUOUS if name in self._ids else int(row_id)
+
+    @property
+    def ids(self) -> Mapping[str, int]:
+        """Every key looked up so far that names a row (``_AMBIGUOUS`` for a shared name)."""
+        return self._ids
+
+    def create(self, rows: list[dict[str, Any]]) -> int:
+        """Insert rows named by other files; returns how many were written."""
+        written = upsert(self._session, self._table, rows)
+        self.unknown({str(row["source_id"]) for row in rows})
+        return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Importing one mapping
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    merged: int = 0
+    changed: int = 0
+    created_rows: int = 0
+
+
+# A repeated id is compared with its first row through a hash of the values; the hash and the
+# first line share one int so that a million ids stay a few dozen megabytes.
+_LINE_BITS = 32
+_LINE_MASK = (1 << _LINE_BITS) - 1
+_HASH_MASK = (1 << 64) - 1
+
+
+class _Import:
+    """One run of ``import_csv``: the session, the directories and the problems so far."""
+
+    def __init__(self, session: Session, source: str) -> None:
+        self.session = session
+        self.source = source
+        self.problems: list[RowProblem] = []
+        self._directories: dict[str, _Directory] = {}
+
+    def directory(self, table: str) -> _Directory:
+        if table not in self._directories:
+            self._directories[table] = _Directory(
+                self.session, Base.metadata.tables[table], self.source
+            )
+        return self._directories[table]
+
+    def run(self, plan: _Plan) -> tuple[TableReport, int]:
+        """Import one file into one table; returns its report and the rows it wrote."""
+        tally = _Tally()
+        created: list[str] = []
+        problems: list[RowProblem] = []
+        seen: dict[str, int] = {}
+        for chunk in _chunks(_records(plan, problems)):
+            tally.read += len(chunk)
+            columns = _parse_chunk(plan, chunk, problems)
+            self._resolve(plan, columns, created, tally)
+            batch = []
+            for line, row in self._store_rows(plan, columns, problems):
+                key = row["source_id"]
+                packed = (hash(tuple(row.values())) & _HASH_MASK) << _LINE_BITS | line
+                first = seen.get(key)
+                if first is None:
+                    seen[key] = packed
+                    batch.append(row)
+                elif first >> _LINE_BITS == packed >> _LINE_BITS:
+                    tally.merged += 1
+                else:
+                    reason = f"id {key!r} is already on line {first & _LINE_MASK} with other values"
+                    problems.append(RowProblem(plan.mapping.file, line, reason))
+            tally.changed += upsert(self.session, plan.table, batch)
+        # Not len(problems): an unreadable file adds a problem that is not a row.
+        skipped = tally.read - len(seen) - tally.merged
+        self.problems.extend(sorted(problems, key=lambda problem: problem.line))
+        creating = [
+            ref.table for name, ref in plan.kind.refs.items() if ref.create and plan.mapped(name)
+        ]
+        report = TableReport(
+            table=plan.kind.name,
+            file=plan.mapping.file,
+            read=tally.read,
+            imported=tally.read - skipped,
+            skipped=skipped,
+            distinct=len(seen),
+            changed=tally.changed,
+            created=tuple(created),
+            created_table=creating[0] if creating else "",
+        )
+        return report, tally.changed + tally.created_rows
+
+    def _resolve(self, plan: _Plan, columns: _Columns, created: list[str], tally: _Tally) -> None:
+        """Add a column of database ids for each reference, creating the teams and accounts
+        that good rows name and that do not exist yet."""
+        values = columns.values
+        bad = columns.bad
+        for field, ref in plan.kind.refs.items():
+            keys = values.get(field)
+            if keys is None:
+                continue
+            directory = self.directory(ref.table)
+            wanted = {key for i, key in enumerate(keys) if key is not None and i not in bad}
+            missing = directory.unknown(wanted)
+            if ref.create and missing:
+                first: dict[str, int] = {}
+                for position, key in enumerate(keys):
+                    if key in missing and position not in bad:
+                        first.setdefault(key, position)
+                new = sorted(missing)
+                rows = []
+                for key in new:
+                    row: dict[str, Any] = {"source": self.source, "source_id": key, "name": key}
+                    for carried in ref.carried:
+                        column = values.get(carried)
+                        row[carried] = None if column is None else column[first[key]]
+                    rows.append(row)
+                tally.created_rows += directory.create(rows)
+                created.extend(new)
+            ids = directory.ids
+            resolved: list[int | None] = []
+            for position, key in enumerate(keys):
+                row_id = None if key is None else ids.get(key)
+                if key is not None and row_id is None:
+                    columns.fail(
+                        position, f"unknown {field} {key!r} (no {ref.noun} with that id or name)"
+                    )
+                elif row_id == _AMBIGUOUS:
+                    columns.fail(
+                        position,
+                        f"{field} {key!r} names several {ref.table}; map their ids instead",
+                    )
+                resolved.append(row_id)
+            values[ref.column] = resolved
+
+    def _store_rows(
+        self, plan: _Plan, columns: _Columns, problems: list[RowProblem]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The good rows as the store's columns (only those the mapping names); the bad ones
+        go to ``problems``."""
+        values = columns.values
+        count = len(columns.lines)
+        names = ["source", "source_id"]
+        data: list[list[Any]] = [[self.source] * count, values["id"]]
+        for column in plan.columns:
+            field = column.field
+            if field in plan.kind.refs:
+                names.append(plan.kind.refs[field].column)
+                data.append(values[plan.kind.refs[field].column])
+            elif field not in plan.kind.unstored and field not in ("id", "stage", "currency"):
+                names.append(field)
+                data.append(values[field])
+        if "stage" in values:
+            stages = values["stage"]
+            names += ["stage", "is_closed", "is_won"]
+            data.append([None if s is None else s[0] for s in stages])
+            data.append([s is not None and s[1] != "open" for s in stages])
+            data.append([s is not None and s[1] == "won" for s in stages])
+        if plan.kind.name in _CURRENCY_KINDS:
+            currencies = values.get("currency", [None] * count)
+            names.append("currency")
+            data.append([code or plan.currency for code in currencies])
+        out = []
+        bad = columns.bad
+        for position, (line, *row) in enumerate(zip(columns.lines, *data, strict=True)):
+            if position in bad:
+                problems.append(RowProblem(plan.mapping.file, line, bad[position]))
+            else:
+                out.append((line, dict(zip(names, row, strict=True))))
+        return out
+
+
+@contextmanager
+def _collector_skips_older_objects() -> Iterator[None]:
+    """Keep the cycle collector off the objects that existed before the import (modules,
+    caches): each chunk lives long enough to trigger full collections, and rescanning the
+    whole heap every time took a third of the import's time."""
+    if gc.get_freeze_count():  # someone froze the heap on purpose: leave it as it is
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def import_csv(
+    session: Session, source_name: str, source: CsvSource, base_dir: Path, base_currency: str
+) -> ImportReport:
+    """Import every file of ``source`` into the store, in the caller's transaction.
+
+    Raises ``ConfigError`` (before writing anything) when the mapping does not fit the files.
+    """
+    plans = _plans(source_name, source, base_dir, base_currency)
+    run = _Import(session, source_name)
+    tables = []
+    written = 0
+    with _collector_skips_older_objects():
+        for plan in plans:
+            report, rows = run.run(plan)
+            tables.append(report)
+            written += rows
+    version = bump_data_version(session) if written else None
+    return ImportReport(source_name, tuple(tables), tuple(run.problems), version)

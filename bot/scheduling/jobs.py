@@ -1,0 +1,99 @@
+"""What each scheduled job does, for the fire time it runs for. Every job can run again for
+the same fire time (after a crash, on another process) without sending anything twice: each
+message goes through the outbox under a key derived from the fire time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
+from bot.scheduling.runtime import Runtime
+from bot.scheduling.staleness import Staleness, stale_since
+from bot.scheduling.sync import FAILED, SUCCEEDED, SyncRuns
+from bot.settings import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def run_job(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
+    """Run ``job`` for ``fire_time``; returns a one-line summary for the claim and the log."""
+    if job.kind == SYNC:
+        return sync(runtime, fire_time)
+    if job.kind == EVALUATE:
+        return evaluate(runtime, fire_time)
+    if job.kind == DIGEST:
+        return digest(runtime, job, fire_time)
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _staleness(runtime: Runtime) -> Staleness:
+    admin = runtime.settings.config.slack.notices_channel
+    return Staleness(runtime.engine, runtime.notifier, admin)
+
+
+# What a failing import raises: bad mapping, unreadable file, rows the database refuses.
+_SYNC_ERRORS = (ConfigError, OSError, ValueError, LookupError)
+
+
+def sync(runtime: Runtime, fire_time: datetime) -> str:
+    runs = SyncRuns(runtime.engine)
+    started = time.monotonic()
+    run_id = runs.start(runtime.sync_name, fire_time)
+
+    def finished_at() -> datetime:
+        # The run is dated by its fire time (so that ``run-due --at`` replays are coherent)
+        # plus the time it really took.
+        return fire_time + timedelta(seconds=time.monotonic() - started)
+
+    try:
+        with Session(runtime.engine) as session, session.begin():
+            changed = runtime.sync_source(session)
+    except _SYNC_ERRORS as error:
+        log.error("sync %s failed: %s", runtime.sync_name, error)
+        runs.finish(run_id, FAILED, finished_at(), detail=str(error))
+        return f"sync {runtime.sync_name} failed: {error}"
+    except BaseException as error:
+        runs.finish(run_id, FAILED, finished_at(), detail=repr(error))
+        raise
+    runs.finish(run_id, SUCCEEDED, finished_at(), rows=changed)
+    zone = runtime.settings.organisation.timezone
+    resolved = _staleness(runtime).resolve(fire_time, zone)
+    note = f"; stale-data notice resolved ({resolved})" if resolved else ""
+    return f"sync {runtime.sync_name}: {changed} row(s) changed{note}"
+
+
+def evaluate(runtime: Runtime, fire_time: datetime) -> str:
+    from bot.alerting import run_alerts
+
+    settings = runtime.settings
+    stale_after = settings.config.scheduling.stale_after
+    since = stale_since(SyncRuns(runtime.engine).last_success(), fire_time, stale_after)
+    if since is not None:
+        _staleness(runtime).notice(since, fire_time, stale_after, settings.organisation.timezone)
+    run = run_alerts(runtime.service(), runtime.notifier, fire_time, stale_since=since)
+    parts = [f"{len(run.sent)} alert message(s)", f"{len(run.resolved)} resolution(s)"]
+    if run.failed:
+        parts.append(f"{len(run.failed)} failed")
+    if since is not None:
+        parts.append(f"alerts held: data stale since {since.astimezone(UTC):%Y-%m-%d %H:%M}Z")
+    if run.held_until is not None:
+        parts.append(f"held until {run.held_until.isoformat()} (quiet hours)")
+    return ", ".join(parts)
+
+
+def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
+    from bot.digests import digest_message
+    from bot.formatting import Formatter
+
+    subscriptions = {s.id: s for s in runtime.subscriptions()}
+    subscription = subscriptions.get(job.subscription_id or "")
+    if subscription is None:
+        return f"skipped: subscription {job.subscription_id} no longer exists"
+    fmt = Formatter.for_organisation(runtime.settings.organisation)
+    message = digest_message(runtime.service(), subscription, fire_time, fmt)
+    delivered = runtime.notifier.send(message)
+    return f"{message.idempotency_key} → {delivered.channel} {delivered.ts}"

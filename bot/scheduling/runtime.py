@@ -1,0 +1,124 @@
+"""Everything a scheduled job needs, built once per process: settings, the database, the
+outbox-wrapped notifier, the KPI service (created on first use), the sync source and the two
+clocks — ``wall_clock`` (real time, for leases and heartbeats) as opposed to the fire time a
+job runs for, which is what the job's business logic sees."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from bot.delivery.failures import FailureLog
+from bot.delivery.notifier import Notifier
+from bot.delivery.outbox import Outbox, OutboxNotifier
+from bot.scheduling.claims import Claims
+from bot.scheduling.plan import PlannedJob, build_plan
+from bot.scheduling.sync import SyncSource, configured_source
+from bot.settings import Settings
+from bot.store.database import make_engine, migrate
+
+if TYPE_CHECKING:
+    from bot.service import KpiService
+    from bot.subscriptions import Subscription
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def process_name() -> str:
+    """Unique per process start (a restarted process must not pass for its dead self)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    notifier: OutboxNotifier
+    claims: Claims
+    sync_name: str
+    sync_source: SyncSource
+    wall_clock: Callable[[], datetime] = utc_now
+    service_factory: Callable[[], KpiService] | None = None
+    _service: KpiService | None = field(default=None, init=False, repr=False)
+
+    def service(self) -> KpiService:
+        if self._service is None:
+            if self.service_factory is not None:
+                self._service = self.service_factory()
+            else:
+                from bot.service import KpiService
+
+                self._service = KpiService(self.settings, self.engine)
+        return self._service
+
+    def subscriptions(self) -> list[Subscription]:
+        from bot.subscriptions import load_subscriptions
+
+        with Session(self.engine) as session:
+            return load_subscriptions(self.settings, session)
+
+    def plan(self) -> list[PlannedJob]:
+        return build_plan(self.settings, self.subscriptions())
+
+
+def default_notifier(settings: Settings) -> Notifier:
+    """Slack when a bot token is configured, else the console (schedules can be tried out
+    without a workspace)."""
+    if settings.secrets.slack_bot_token:
+        from bot.delivery.slack import SlackNotifier
+        from bot.delivery.slack_client import slack_client
+
+        return SlackNotifier(slack_client(settings))
+    from bot.delivery.console import ConsoleNotifier
+
+    log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
+    return ConsoleNotifier()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    notifier: Notifier | None = None,
+    engine: Engine | None = None,
+    wall_clock: Callable[[], datetime] = utc_now,
+    owner: str | None = None,
+    sync_source: tuple[str, SyncSource] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> Runtime:
+    engine = engine or make_engine(settings.database_url)
+    migrate(engine)
+    owner = owner or process_name()
+    lease = settings.config.scheduling.claim_lease
+    failures = FailureLog(engine, wall_clock)
+    outbox_notifier = OutboxNotifier(
+        inner=notifier or default_notifier(settings),
+        outbox=Outbox(engine, owner, wall_clock, lease),
+        policy=settings.config.delivery,
+        failures=failures,
+        admin_channel=settings.config.slack.notices_channel,
+    )
+    if sleep is not None:
+        outbox_notifier.sleep = sleep
+    name, source = sync_source or configured_source(settings)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        notifier=outbox_notifier,
+        claims=Claims(engine, owner, wall_clock, lease),
+        sync_name=name,
+        sync_source=source,
+        wall_clock=wall_clock,
+    )

@@ -1,0 +1,117 @@
+"""Stale CRM data: when the last successful sync is older than ``scheduling.stale_after``, KPI
+alerts are held (the alert pipeline inhibits them) and sales-ops get ONE notice in the admin
+channel; when a sync succeeds the notice is marked resolved and answered in its thread."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from bot.delivery.errors import DeliveryError
+from bot.delivery.failures import ADMIN_PREFIX
+from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.store.delivery_models import SENT, OutboxEntry, StaleNotice
+from bot.store.insert_once import insert_once
+
+log = logging.getLogger(__name__)
+
+
+def stale_since(
+    last_success: datetime | None, now: datetime, stale_after: timedelta
+) -> datetime | None:
+    """When the data was last refreshed, if that is too long ago; None while fresh. Without
+    any successful sync on record there is no evidence either way, and nothing is held."""
+    if last_success is None or now - last_success <= stale_after:
+        return None
+    return last_success
+
+
+def notice_key(since: datetime) -> str:
+    return f"{ADMIN_PREFIX}stale:{since.astimezone(UTC).isoformat()}"
+
+
+def _stale_text(since: datetime, stale_after: timedelta, zone_name: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    local = since.astimezone(ZoneInfo(zone_name))
+    hours = stale_after.total_seconds() / 3600
+    return (
+        f":hourglass: CRM data is stale since {local:%Y-%m-%d %H:%M %Z}: no successful sync "
+        f"for more than {hours:g} h. KPI alerts are held until a sync succeeds; "
+        "`kpibot status` shows the last sync and its error."
+    )
+
+
+class Staleness:
+    def __init__(self, engine: Engine, notifier: Notifier, admin_channel: str | None) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.admin_channel = admin_channel
+
+    def notice(self, since: datetime, now: datetime, stale_after: timedelta, zone: str) -> None:
+        """Post the stale-data notice of this episode, once (the outbox dedups by key)."""
+        with self.engine.begin() as connection:
+            row = {"since": since.astimezone(UTC), "noticed_at": now.astimezone(UTC)}
+            insert_once(connection, StaleNotice.__table__, row, ["since"])  # type: ignore[arg-type]
+        if self.admin_channel is None:
+            log.warning("CRM data stale since %s; no slack.admin_channel to tell", since)
+            return
+        message = Message(
+            channel=self.admin_channel,
+            text=_stale_text(since, stale_after, zone),
+            idempotency_key=notice_key(since),
+            metadata={"kind": "stale"},
+        )
+        try:
+            self.notifier.send(message)
+        except DeliveryError as error:
+            log.error("stale-data notice not delivered: %s", error)
+
+    def resolve(self, now: datetime, zone: str) -> int:
+        """A sync succeeded: close every open episode and say so under its notice."""
+        with Session(self.engine) as session:
+            open_since = [
+                n.since for n in session.scalars(
+                    select(StaleNotice).where(StaleNotice.resolved_at.is_(None))
+                )
+            ]  # fmt: skip
+        for since in open_since:
+            since = since if since.tzinfo else since.replace(tzinfo=UTC)
+            delivered = self._delivered(notice_key(since))
+            if delivered is not None:
+                self._announce(delivered, since, now, zone)
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(StaleNotice)
+                    .where(StaleNotice.since == since.astimezone(UTC))
+                    .values(resolved_at=now.astimezone(UTC))
+                )
+        return len(open_since)
+
+    def _delivered(self, key: str) -> Delivered | None:
+        with Session(self.engine) as session:
+            entry = session.get(OutboxEntry, key)
+            if entry is None or entry.status != SENT or entry.ts is None:
+                return None
+            return Delivered(entry.delivered_channel or entry.channel, entry.ts)
+
+    def _announce(self, delivered: Delivered, since: datetime, now: datetime, zone: str) -> None:
+        from zoneinfo import ZoneInfo
+
+        local = now.astimezone(ZoneInfo(zone))
+        text = (
+            f":white_check_mark: CRM data is fresh again (sync succeeded "
+            f"{local:%Y-%m-%d %H:%M %Z})."
+        )
+        key = notice_key(since)
+        try:
+            self.notifier.update(
+                delivered,
+                Message(delivered.channel, f"~stale since {since:%Y-%m-%d %H:%M}~ resolved", key),
+            )
+            self.notifier.reply(delivered, Message(delivered.channel, text, f"{key}:resolved"))
+        except DeliveryError as error:
+            log.error("stale-data resolution not delivered: %s", error)

@@ -1,0 +1,95 @@
+"""The Bolt app: built from the settings, the KPI service and a ``WebClient`` whose base URL
+comes from ``settings.slack_api_url``; listeners from ``handlers``; one ``@app.error`` handler.
+
+Every HTTP request is verified (signature and a five-minute window) before any authorisation
+call or listener runs; the clock of that check is injectable so that Slack's documented example
+can be tested.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.middleware.request_verification import RequestVerification
+from slack_sdk import WebClient
+from slack_sdk.signature import Clock, SignatureVerifier
+
+import handlers
+from bot.desk import SlackDesk
+from bot.service import KpiService
+from bot.settings import Settings
+from bot.slack_users import SlackUsers
+from bot.store.database import session_factory
+
+logger = logging.getLogger(__name__)
+
+SLACK_API_URL = "https://slack.com/api/"
+_SECRET = re.compile(r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+")
+
+
+def redact(text: str) -> str:
+    """Slack tokens masked, for anything that goes into a log or a message."""
+    return _SECRET.sub(lambda m: f"{m.group(1)}-***", text)
+
+
+class ClockedRequestVerification(RequestVerification):
+    """Bolt's signature check with an injectable clock (Bolt's own always reads the time)."""
+
+    def __init__(self, signing_secret: str, clock: Clock | None = None) -> None:
+        super().__init__(signing_secret)
+        self._verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
+
+
+def web_client(settings: Settings) -> WebClient:
+    return WebClient(
+        token=settings.secrets.slack_bot_token, base_url=settings.slack_api_url or SLACK_API_URL
+    )
+
+
+def on_error(error: Exception, body: dict[str, Any], respond: Any, *, desk: SlackDesk) -> None:
+    """The one place errors land: logged with their traceback (tokens masked), and the user
+    gets a polite answer instead of Slack's "dispatch_failed"."""
+    trace = "".join(traceback.format_exception(error))
+    logger.error("error handling a Slack request: %s", redact(trace))
+    if respond is not None and body.get("response_url"):
+        reply = desk.apology(datetime.now(UTC))
+        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+
+
+def build_app(
+    settings: Settings,
+    service: KpiService,
+    *,
+    client: WebClient | None = None,
+    clock: Callable[[], datetime] | None = None,
+    verification_clock: Clock | None = None,
+) -> App:
+    client = client or web_client(settings)
+    sessions = session_factory(service.engine)
+    users = SlackUsers(client, sessions, settings.config.slack.rep_users)
+    desk = SlackDesk(service, users, sessions)
+    app = App(
+        client=client,
+        signing_secret=settings.secrets.slack_signing_secret or "",
+        request_verification_enabled=False,
+        before_authorize=ClockedRequestVerification(
+            settings.secrets.slack_signing_secret or "", verification_clock
+        ),
+        # Answers are computed after ack() (Slack's 3 s): listeners run in Bolt's thread pool.
+        process_before_response=False,
+        logger=logging.getLogger("kpibot.slack"),
+    )
+
+    def error_handler(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse | None:
+        on_error(error, body, respond, desk=desk)
+        return None
+
+    app.error(error_handler)
+    handlers.register(app, desk=desk, clock=clock or (lambda: datetime.now(UTC)))
+    return app

@@ -1,0 +1,98 @@
+"""The chat surface's own state: which alerts were notified where (the notification log), the
+alert messages with their Acknowledge/Snooze state, silences, digest subscriptions created from
+chat, and the Slack users matched to reps. Created by migration 0002."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.models import Base
+
+
+class AlertMessage(Base):
+    """One grouped alert message as posted: where it is, what it listed (so that it can be
+    re-rendered when an alert resolves or someone acknowledges), and who acted on it."""
+
+    __tablename__ = "alert_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    route: Mapped[str] = mapped_column(String(200))  # the configured destination (channel/rep)
+    channel: Mapped[str] = mapped_column(String(40))  # where Slack put it (a D… id for DMs)
+    ts: Mapped[str] = mapped_column(String(40))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    alerts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    acked_by: Mapped[str | None] = mapped_column(String(40))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozed_by: Mapped[str | None] = mapped_column(String(40))
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationLogEntry(Base):
+    """What was last notified for one alert identity on one route (Alertmanager's nflog)."""
+
+    __tablename__ = "notification_log"
+    __table_args__ = (UniqueConstraint("alert_key", "route"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_key: Mapped[str] = mapped_column(String(300), index=True)
+    route: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # at_risk | missed | resolved
+    first_notified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_notified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("alert_messages.id"))
+
+
+class Silence(Base):
+    """A snooze: alerts matching (kpi, scope, period) are not notified until ``ends_at``.
+    An empty matcher field matches anything."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kpi: Mapped[str | None] = mapped_column(String(40))
+    scope_level: Mapped[str | None] = mapped_column(String(20))
+    scope_name: Mapped[str | None] = mapped_column(String(200))
+    period_key: Mapped[str | None] = mapped_column(String(20))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_by: Mapped[str] = mapped_column(String(40))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatSubscription(Base):
+    """A digest subscription created from chat (``/kpi subscribe #channel 08:30``)."""
+
+    __tablename__ = "chat_subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40))
+    time: Mapped[str] = mapped_column(String(5))  # HH:MM local
+    timezone: Mapped[str] = mapped_column(String(64))
+    days: Mapped[str] = mapped_column(String(20))  # weekday numbers, Mon=0: "0,1,2,3,4"
+    scope_level: Mapped[str] = mapped_column(String(20))
+    scope_name: Mapped[str] = mapped_column(String(200))
+    kpis: Mapped[str] = mapped_column(String(400))  # comma-separated KPI ids; empty = default
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ChatUser(Base):
+    """A Slack user matched to an email (``users.info``/``users.lookupByEmail``), cached so that
+    a question does not call Slack every time."""
+
+    __tablename__ = "chat_users"
+    user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    looked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def to_db(moment: datetime) -> datetime:
+    """Times are stored in UTC: SQLite keeps no offset, so a local time would read back wrong."""
+    return moment.astimezone(UTC)
+
+
+def from_db(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

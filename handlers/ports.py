@@ -1,0 +1,61 @@
+"""What the listeners need from the rest of kpibot, as protocols: the desk that answers (built
+in ``bot.desk``) and a clock. Replies are already rendered Block Kit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+Clock = Callable[[], datetime]
+Blocks = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str  # the plain-text fallback, mrkdwn-escaped
+    blocks: Blocks
+
+
+@dataclass(frozen=True)
+class MessageUpdate:
+    """An alert message re-rendered after a button: replaces the one at (channel, ts)."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: Blocks
+
+
+class KpiDesk(Protocol):
+    """One method per ``/kpi`` sub-command. ``shared`` answers for the channel: no share
+    button, a "shared by" line, and still only what ``user_id`` may see."""
+
+    def help(self, user_id: str, now: datetime, *, problem: str | None = None) -> Reply: ...
+
+    def ask(self, user_id: str, question: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def team(self, user_id: str, name: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def rep(self, user_id: str, who: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def leaderboard(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def targets(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def alerts(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply: ...
+
+    def snooze(self, user_id: str, args: str, now: datetime) -> Reply: ...
+
+    def subscribe(self, user_id: str, args: str, now: datetime) -> Reply: ...
+
+    def unsubscribe(self, user_id: str, args: str, now: datetime) -> Reply: ...
+
+    def acknowledge_alerts(self, user_id: str, key: str, now: datetime) -> MessageUpdate | None: ...
+
+    def snooze_alerts(self, user_id: str, value: str, now: datetime) -> MessageUpdate | None: ...
+
+    def home(self, user_id: str, now: datetime) -> dict[str, Any]: ...
+
+    def apology(self, now: datetime) -> Reply: ...

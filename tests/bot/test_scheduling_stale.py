@@ -1,0 +1,86 @@
+"""Stale CRM data: alerts held and ONE notice to the admin channel while the last successful
+sync is too old; the notice is resolved (edited, answered in its thread) when a sync succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.orm import Session
+
+from bot.scheduling.plan import EVALUATE, SYNC
+from bot.scheduling.runner import Runner
+from bot.scheduling.runtime import build_runtime
+from bot.status import collect_status, render_status
+from tests.bot.delivery_support import ADMIN, settings_for, write_config
+from tests.fakes.slack_api import FakeSlack
+
+PARIS = ZoneInfo("Europe/Paris")
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as running:
+        yield running
+
+
+class Source:
+    """A CRM that can be made to fail."""
+
+    def __init__(self) -> None:
+        self.failing = False
+
+    def __call__(self, session: Session) -> int:
+        if self.failing:
+            raise OSError("CRM export not found")
+        return 3
+
+
+def test_stale_data_holds_alerts_notifies_once_and_resolves(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        scheduling={"stale_after": "2h", "sync_cron": "0 * * * *", "evaluation_cron": "0 * * * *"},
+    )
+    settings = settings_for(config, fake)
+    source = Source()
+    runtime = build_runtime(settings, sync_source=("crm", source))
+    runner = Runner(runtime)
+    plan = [job for job in runtime.plan() if job.kind in (SYNC, EVALUATE)]
+
+    def hour(n: int) -> dict[str, str]:
+        outcomes = runner.run_due(MONDAY + timedelta(hours=n), plan)
+        return {o.job_id: o.detail for o in outcomes}
+
+    assert "3 row(s) changed" in hour(0)["sync"]
+    source.failing = True
+    assert "failed" in hour(1)["sync"]
+    two = hour(2)
+    assert "failed" in two["sync"]
+    assert "held" not in two["evaluate"]  # 2 h old is not older than stale_after
+    assert "alerts held: data stale since" in hour(3)["evaluate"]
+    assert "alerts held" in hour(4)["evaluate"]
+    notices = fake.posts(ADMIN)
+    assert len(notices) == 1 and "stale since 2026-11-30 09:00" in notices[0].text
+
+    status = render_status(
+        collect_status(settings, runtime.engine, plan, MONDAY + timedelta(hours=4)), PARIS
+    )
+    assert "DATA IS STALE since 2026-11-30 09:00" in status
+    assert "CRM export not found" in status
+
+    source.failing = False
+    five = hour(5)
+    assert "stale-data notice resolved (1)" in five["sync"]
+    assert "held" not in five["evaluate"]  # the sync runs before the evaluation
+    notice = fake.posts(ADMIN)[0]
+    assert "resolved" in notice.text  # edited in place
+    replies = [p for p in fake.posts(ADMIN) if p.thread_ts == notice.ts]
+    assert len(replies) == 1 and "fresh again" in replies[0].text
+    assert "held" not in hour(6)["evaluate"]
+    assert len([p for p in fake.posts(ADMIN) if p.thread_ts is None]) == 1

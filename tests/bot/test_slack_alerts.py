@@ -1,0 +1,186 @@
+"""Alerts and digests end to end against the fake Slack: firing → repeat → resolve (message
+edited, reply in its thread), Acknowledge and Snooze through the real app, quiet hours, and a
+digest with its idempotency key in message metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+import pytest
+from slack_sdk import WebClient
+from sqlalchemy import select
+
+from bot.alerting import run_alerts
+from bot.delivery.slack import SlackNotifier
+from bot.digests import post_digest
+from bot.formatting import Formatter
+from bot.rendering import validate_blocks
+from bot.slack_users import SlackUsers
+from bot.store.chat_models import AlertMessage, NotificationLogEntry, Silence
+from bot.subscriptions import load_subscriptions
+from metrics.evaluation import Status
+from tests.bot.slack_world import (
+    MANAGER,
+    NOW,
+    World,
+    action_body,
+    dispatch,
+    wait_for,
+    world_fixture,
+)
+from tests.fakes.slack_api import TOKEN
+
+world = pytest.fixture(world_fixture)
+
+
+def notifier(world: World) -> SlackNotifier:
+    return SlackNotifier(WebClient(token=TOKEN, base_url=world.fake.url))
+
+
+def users(world: World) -> SlackUsers:
+    return SlackUsers(WebClient(token=TOKEN, base_url=world.fake.url), world.sessions())
+
+
+def run(world: World, now, evaluations):  # type: ignore[no-untyped-def]
+    return run_alerts(
+        world.service, notifier(world), now, users=users(world).user_for, evaluations=evaluations
+    )
+
+
+def lyon_posts(world: World):  # type: ignore[no-untyped-def]
+    return [p for p in world.fake.posts("CLYON") if p.thread_ts is None]
+
+
+def test_alert_lifecycle_first_repeat_resolve(world):
+    evaluations = world.service.check(NOW)
+    lyon = [e for e in evaluations if e.scope.name == "Lyon" and e.status.is_alert]
+    assert lyon, "the demo's Lyon team is behind plan"
+    first = run(world, NOW, evaluations)
+    assert not first.failed and first.sent
+    [posted] = lyon_posts(world)
+    validate_blocks(posted.blocks)
+    assert posted.metadata["event_payload"]["idempotency_key"].startswith("alerts:CLYON:")
+    actions = next(b for b in posted.blocks if b["type"] == "actions")
+    assert [e["action_id"] for e in actions["elements"]] == ["kpi.ack", "kpi.snooze"]
+
+    # An hour later, nothing changed: nothing is sent.
+    assert run(world, NOW + timedelta(hours=1), evaluations).sent == []
+    assert len(lyon_posts(world)) == 1
+
+    # A day later, still firing: one reminder.
+    later = NOW + timedelta(days=1)
+    run(world, later, evaluations)
+    assert len(lyon_posts(world)) == 2
+
+    # Lyon recovers: the reminder message is edited and a reply goes in its thread.
+    recovered = [
+        dataclasses.replace(e, status=Status.ON_TRACK) if e in lyon else e for e in evaluations
+    ]
+    result = run(world, later + timedelta(hours=1), recovered)
+    assert result.resolved
+    reminder = lyon_posts(world)[1]
+    assert reminder.edits, "the original message was edited"
+    assert "Résolu" in json.dumps(reminder.blocks, ensure_ascii=False)
+    replies = [p for p in world.fake.posts("CLYON") if p.thread_ts == reminder.ts]
+    assert len(replies) == 1 and "Résolu" in replies[0].text
+    with world.sessions()() as session:
+        statuses = {
+            r.status
+            for r in session.scalars(
+                select(NotificationLogEntry).where(NotificationLogEntry.route == "CLYON")
+            )
+        }
+    assert statuses == {"resolved"}
+
+
+def test_company_alerts_go_to_leadership_and_rep_alerts_by_dm(world):
+    evaluations = world.service.check(NOW)
+    run(world, NOW, evaluations)
+    company = [e for e in evaluations if e.status.is_alert and e.scope.level.value == "company"]
+    if company:
+        assert world.fake.posts("CLEAD")
+    assert not world.fake.posts("CGENERAL")
+
+
+def test_a_failed_channel_does_not_stop_the_others_and_is_not_logged(world):
+    world.fake.archived.add("CLYON")
+    result = run(world, NOW, world.service.check(NOW))
+    assert any(f.startswith("CLYON") for f in result.failed)
+    assert world.fake.posts("CPARIS") or world.fake.posts("CLEAD")
+    with world.sessions()() as session:
+        assert not session.scalars(
+            select(NotificationLogEntry).where(NotificationLogEntry.route == "CLYON")
+        ).all()
+
+
+def test_quiet_hours_hold_notifications(world):
+    evening = NOW.replace(hour=21)
+    result = run(world, evening, world.service.check(NOW))
+    assert result.sent == [] and world.fake.posts() == []
+    assert result.held_until == (NOW + timedelta(days=1)).replace(hour=8)
+
+
+def test_stale_data_inhibits_alerts(world):
+    result = run_alerts(world.service, notifier(world), NOW, stale_since=NOW - timedelta(days=3))
+    assert result.inhibited and result.sent == [] and world.fake.posts() == []
+
+
+def test_acknowledge_and_snooze_buttons(world):
+    evaluations = world.service.check(NOW)
+    run(world, NOW, evaluations)
+    [posted] = lyon_posts(world)
+    key = posted.metadata["event_payload"]["idempotency_key"]
+
+    body = action_body(world.fake, "kpi.ack", key, MANAGER, channel="CLYON", ts=posted.ts)
+    assert dispatch(world, body).status == 200
+    wait_for(lambda: len(posted.edits) == 1)
+    assert f"<@{MANAGER}>" in json.dumps(posted.blocks) and "Pris en charge" in json.dumps(
+        posted.blocks, ensure_ascii=False
+    )
+    validate_blocks(posted.blocks)
+    # Acknowledged: no reminder a day later.
+    run(world, NOW + timedelta(days=1), evaluations)
+    assert len(lyon_posts(world)) == 1
+
+    body = action_body(
+        world.fake, "kpi.snooze", f"{key}|1w", MANAGER, channel="CLYON", ts=posted.ts,
+        selected=True,
+    )  # fmt: skip
+    assert dispatch(world, body).status == 200
+    wait_for(lambda: len(posted.edits) == 2)
+    assert "sourdine" in json.dumps(posted.blocks, ensure_ascii=False)
+    with world.sessions()() as session:
+        record = session.scalars(
+            select(AlertMessage).where(AlertMessage.idempotency_key == key)
+        ).first()
+        assert record is not None and record.acked_by == MANAGER
+        silences = session.scalars(select(Silence)).all()
+    assert silences and {s.created_by for s in silences} == {MANAGER}
+    # Escalated while snoozed: still silent.
+    escalated = [
+        dataclasses.replace(e, status=Status.MISSED) if e.scope.name == "Lyon" else e
+        for e in evaluations
+    ]
+    run(world, NOW + timedelta(days=2), escalated)
+    assert len(lyon_posts(world)) == 1
+
+
+def test_digest_is_posted_with_its_idempotency_key(world):
+    with world.sessions()() as session:
+        [subscription] = load_subscriptions(world.settings, session)
+    fmt = Formatter.for_organisation(world.settings.organisation)
+    delivered = post_digest(world.service, notifier(world), subscription, NOW, fmt)
+    [posted] = world.fake.posts("CLEAD")
+    assert delivered.ts == posted.ts
+    assert posted.metadata == {
+        "event_type": "kpibot_message",
+        "event_payload": {
+            "kind": "digest",
+            "subscription": "leadership",
+            "idempotency_key": "digest:leadership:2026-11-26",
+        },
+    }
+    validate_blocks(posted.blocks)
+    assert posted.text and "Chiffre d'affaires" in posted.text
