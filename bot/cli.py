@@ -146,12 +146,13 @@ def check(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 @click.pass_obj
 def digest(obj: CliContext, dry_run: bool, output: str, as_of: str | None) -> None:
     """Print today's digest as it would be posted."""
-    result = obj.service().digest(parse_as_of(as_of, obj.settings()))
+    fmt = obj.formatter()
+    result = obj.service().digest(parse_as_of(as_of, obj.settings()), title=fmt.t("daily_digest"))
     if output == "blocks":
-        blocks = rendering.render_digest_blocks(result, obj.formatter())
+        blocks = rendering.render_digest_blocks(result, fmt)
         click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))
     else:
-        click.echo(rendering.render_digest_text(result, obj.formatter()))
+        click.echo(rendering.render_digest_text(result, fmt))
 
 
 @main.command("check-config")
@@ -213,10 +214,8 @@ def demo(obj: CliContext, seed: int) -> None:
         summary = build_demo(session, today, seed=seed)
     click.echo(f"Demo company in {obj.settings().redacted_database_url}: {summary}\n")
     fmt = obj.formatter()
-    click.echo(rendering.render_digest_text(service.digest(now), fmt))
-    click.echo(rendering.render_alerts_text(
-        [e for e in service.check(now) if e.status.is_alert], fmt
-    ))  # fmt: skip
+    # The digest carries today's alerts, as it does in Slack.
+    click.echo(rendering.render_digest_text(service.digest(now, title=fmt.t("daily_digest")), fmt))
     for question in DEMO_QUESTIONS:
         click.echo(f"\n$ kpibot ask {json.dumps(question, ensure_ascii=False)}")
         click.echo(rendering.render_answer_text(service.ask(question, now), fmt))

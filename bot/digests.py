@@ -34,7 +34,7 @@ def digest_message(
         now,
         scope=subscription.scope,
         kpis=subscription.kpis or DIGEST_KPIS,
-        title=subscription.title,
+        title=subscription.title or fmt.t("daily_digest"),
     )
     return Message(
         channel=subscription.channel,

@@ -103,9 +103,10 @@ class KpiService:
     def digest(
         self,
         now: datetime,
+        *,
+        title: str,
         scope: Scope | None = None,
         kpis: tuple[str, ...] = DIGEST_KPIS,
-        title: str | None = None,
     ) -> Digest:
         scope = scope or Scope.company()
         today = self.local_date(now)
@@ -127,7 +128,7 @@ class KpiService:
             e for e in self.check(now) if e.status.is_alert and _within(e.scope, scope, self)
         )
         return Digest(
-            title=title or self.settings.organisation.name,
+            title=title,
             as_of=today,
             scope=scope,
             answers=answers,

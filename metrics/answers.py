@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from metrics.evaluation import Evaluation, Policy, Status, attainment, evaluate
 from metrics.facts import Facts
-from metrics.kpis import KPIS, Better, Context, Kpi, KpiValue
+from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue
 from metrics.periods import Period, like_for_like
 from metrics.query import Query
 from metrics.scopes import Scope
@@ -56,14 +56,20 @@ def _compare(
     kpi: Kpi, facts: Facts, scope: Scope, current: Period, other: Period, as_of: date, ctx: Context,
     value: Decimal | None,
 ) -> Comparison:  # fmt: skip
-    # A period that has not started (pipeline next quarter) is compared with whole periods.
-    clipped = other if as_of < current.start else like_for_like(current, as_of, other)
-    before = kpi.compute(facts, scope, clipped, clipped.end, ctx).value
+    if kpi.judgement is Judgement.LEVEL:
+        # A level (pipeline, forecast) is about the whole period, read as it stood the same
+        # number of days from the period's start (also before a period starts).
+        compared = other
+        read_at = min(other.end, other.start + (as_of - current.start))
+    else:
+        compared = other if as_of < current.start else like_for_like(current, as_of, other)
+        read_at = compared.end
+    before = kpi.compute(facts, scope, compared, read_at, ctx).value
     if value is None or before is None:
-        return Comparison(clipped, before, None, None)
+        return Comparison(compared, before, None, None)
     delta = value - before
     relative = None if before == 0 else delta / abs(before)
-    return Comparison(clipped, before, delta, relative)
+    return Comparison(compared, before, delta, relative)
 
 
 def _status(

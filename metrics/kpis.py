@@ -75,6 +75,8 @@ class Kpi:
     judgement: Judgement
     compute: Callable[[Facts, Scope, Period, date, Context], KpiValue]
     description: str
+    # Judged against another KPI's target when it has none of its own (forecast → revenue).
+    target_of: str | None = None
 
     def label(self, language: str) -> str:
         return self.label_fr if language == "fr" else self.label_en
@@ -298,8 +300,9 @@ def _kpi(
     judgement: Judgement,
     compute: Callable[[Facts, Scope, Period, date, Context], KpiValue],
     description: str,
+    target_of: str | None = None,
 ) -> Kpi:
-    return Kpi(id, en, fr, aliases, unit, better, judgement, compute, description)
+    return Kpi(id, en, fr, aliases, unit, better, judgement, compute, description, target_of)
 
 
 H, L = Better.HIGHER, Better.LOWER
@@ -348,6 +351,7 @@ KPIS: dict[str, Kpi] = {
              Unit.PERCENT, L, SAMPLED, turnover, "reps who left ÷ average headcount"),
         _kpi("forecast", "Forecast", "Prévision",
              ("prevision", "prévision", "prevision de ca", "projection"),
-             Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline"),
+             Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",
+             target_of="revenue"),
     )
 }  # fmt: skip

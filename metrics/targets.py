@@ -56,6 +56,13 @@ class TargetBook:
         )
 
     def value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
+        own = self._value_for(kpi, scope, period)
+        borrowed = KPIS[kpi].target_of
+        if own is None and borrowed is not None:
+            return self._value_for(borrowed, scope, period)
+        return own
+
+    def _value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
         exact = self.find(kpi, scope, period)
         if exact is not None:
             return exact.value

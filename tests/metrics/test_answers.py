@@ -77,12 +77,21 @@ def test_lower_is_better_breakdown_puts_the_lowest_first() -> None:
     ]
 
 
-def test_a_period_that_has_not_started_is_compared_whole() -> None:
+def test_a_level_is_compared_as_it_stood_the_same_day_before_the_period() -> None:
     got = answer(
         Query("pipeline", COMPANY, Q4, Level.TEAM), date(2026, 9, 15), company(), TARGETS, POLICY
     )
     # open on 15 Sept and closing in Q4: o6
     assert got.value.value == Decimal("10000.00")
+    # 16 days before Q4 starts; so Q3's pipeline as it stood 16 days before Q3, on 15 June:
+    # o1 (won 5 July) and o4 (won 30 Sept) were open then; o2 and o5 did not exist yet
     assert got.previous.period == Q3
-    # Q3 read at its end: o5 (o4 was won on the 30th)
-    assert got.previous.value == Decimal("4000.00")
+    assert got.previous.value == Decimal("3000.00")
+
+
+def test_a_level_in_a_running_period_is_read_on_the_same_day_of_the_previous_one() -> None:
+    got = answer(
+        Query("pipeline", COMPANY, Q4, Level.TEAM), date(2026, 10, 1), company(), TARGETS, POLICY
+    )
+    # Q3's pipeline as of 1 July, whole quarter: o1, o2 (lost 20 July), o3 (created that day), o4
+    assert got.previous.value == Decimal("6500.00")

@@ -158,3 +158,13 @@ def test_month_inside_quarter_for_monthly_targets() -> None:
     targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(9_200)))
     # 30 of 92 days
     assert targets.value_for("revenue", COMPANY, september) == D(9_200) * 30 / 92
+
+
+def test_forecast_is_judged_against_the_revenue_target_unless_it_has_its_own() -> None:
+    targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(10_000)))
+    assert targets.value_for("forecast", COMPANY, Q3) == D(10_000)
+    own = book(
+        Target("revenue", Grain.QUARTER, COMPANY, D(10_000)),
+        Target("forecast", Grain.QUARTER, COMPANY, D(9_000)),
+    )
+    assert own.value_for("forecast", COMPANY, Q3) == D(9_000)
