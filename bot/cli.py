@@ -19,6 +19,7 @@ from bot import rendering, serialize
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings
+from bot.store.facts_loader import MissingExchangeRate
 from metrics.kpis import KPIS
 from metrics.query import QueryError
 
@@ -34,10 +35,7 @@ class CliContext:
 
     def settings(self) -> Settings:
         if self._settings is None:
-            try:
-                self._settings = load_settings(self.config, os.environ)
-            except ConfigError as error:
-                fail(f"invalid configuration {error}", code=2)
+            self._settings = load_settings(self.config, os.environ)
         return self._settings
 
     def service(self) -> KpiService:
@@ -78,7 +76,20 @@ as_of_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class KpibotGroup(click.Group):
+    """Turns the errors a user can fix (config, exchange rates) into a message and exit code 2
+    instead of a traceback, in one place for every command."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            fail(f"invalid configuration {error}", code=2)
+        except MissingExchangeRate as error:
+            fail(str(error), code=2)
+
+
+@click.group(cls=KpibotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config",
@@ -201,12 +212,12 @@ def import_csv_command(obj: CliContext, source: str) -> None:
 @click.pass_obj
 def demo(obj: CliContext, seed: int) -> None:
     """Build the demo company here and print today's digest, alerts and sample answers."""
-    from bot.demo import build_demo, write_demo_config
+    from bot.demo import ZONE, build_demo, write_demo_config
     from bot.store.database import session_factory, transaction
 
-    now = datetime.now().astimezone()
+    now = datetime.now(ZONE)
     if not obj.config.exists():
-        write_demo_config(obj.config, today=now.date())
+        write_demo_config(obj.config, today=now.date(), seed=seed)
         click.echo(f"Wrote the demo company's config to {obj.config}")
     service = obj.service()
     today = service.local_date(now)

@@ -47,7 +47,7 @@ FX_RATES: dict[str, Decimal] = {
 NAME = "Atelier Lumière SAS"
 TEMPLATE = "config/demo.yaml.j2"
 
-_ZONE = ZoneInfo("Europe/Paris")
+ZONE = ZoneInfo("Europe/Paris")
 _DOMAIN = "atelier-lumiere.example"
 _HISTORY_MONTHS = 18
 # Chance that an active rep logs a new lead on a working day, before seasonality.
@@ -545,7 +545,7 @@ class _Generator:
              "is_won": closed and won, "amount": amount, "currency": currency,
              "created_at": created, "close_date": close, "probability": probability,
              "forecast_category": category, "last_activity_at": last_activity,
-             "updated_at": datetime.combine(last_activity, time(18), _ZONE)}
+             "updated_at": datetime.combine(last_activity, time(18), ZONE)}
         )  # fmt: skip
         if closed and won:
             self._after_win(team, owner, account, currency, decided, expansion=expansion)
@@ -603,28 +603,30 @@ class _Generator:
                      "is_won": True, "amount": amount, "currency": currency,
                      "created_at": created, "close_date": day, "probability": 1.0,
                      "forecast_category": "Closed", "last_activity_at": day,
-                     "updated_at": datetime.combine(day, time(18), _ZONE)}
+                     "updated_at": datetime.combine(day, time(18), ZONE)}
                 )  # fmt: skip
             quarter = quarter.shift(1)
 
     def _spend(self) -> None:
         month = period_containing(Grain.MONTH, self.start)
         while month.start <= self.today:
-            # The running month holds what has been spent so far, dated today.
-            day = min(month.end, self.today)
-            share = ((day - month.start).days + 1) / month.days
+            # One row per month, dated its first day as a monthly import would be, so that a
+            # month compared to date (like for like) still has its spend; the running month's
+            # row holds what has been spent so far.
+            elapsed = (min(month.end, self.today) - month.start).days + 1
+            share = elapsed / month.days
             events = _EVENT_SEASON.get(month.start.month, 1.0)
             for team in _TEAMS:
                 budget = _LINKEDIN_PER_REP * len(team.reps)
-                self._spend_row(month, day, "LinkedIn Ads", budget * share, team=team)
+                self._spend_row(month, "LinkedIn Ads", budget * share, team=team)
             for region, budget in _EVENTS_BUDGET.items():
-                self._spend_row(month, day, "Salons", budget * events * share, region=region)
+                self._spend_row(month, "Salons", budget * events * share, region=region)
             for channel, budget in _COMPANY_BUDGET.items():
-                self._spend_row(month, day, channel, budget * share)
+                self._spend_row(month, channel, budget * share)
             month = month.shift(1)
 
     def _spend_row(
-        self, month: Period, day: date, channel: str, budget: float, *,
+        self, month: Period, channel: str, budget: float, *,
         team: _TeamSpec | None = None, region: str | None = None,
     ) -> None:  # fmt: skip
         if budget <= 0:
@@ -638,7 +640,7 @@ class _Generator:
         self.rows["spend"].append(
             {"source": SOURCE,
              "source_id": f"S-{month.key}-{_ascii(channel).lower().replace(' ', '-')}-{scope}",
-             "date": day, "channel": channel, "amount": amount.quantize(Decimal(1)),
+             "date": month.start, "channel": channel, "amount": amount.quantize(Decimal(1)),
              "currency": currency, "team_id": team.key if team else None, "region": region}
         )  # fmt: skip
 

@@ -116,6 +116,7 @@ class Evaluation(_Section):
     holidays: tuple[date, ...] = ()
     min_sample: int = Field(default=20, ge=0)
     report_ended_for_days: int = Field(default=7, ge=0)
+    pacing_grace: Amount = Field(default=Decimal("0.1"), ge=0, le=1)
     # Weight of an open deal in the forecast when the CRM gives no probability.
     default_probability: Amount = Field(default=Decimal("0.5"), ge=0, le=1)
 
@@ -126,6 +127,7 @@ class Evaluation(_Section):
             holidays=frozenset(self.holidays),
             min_sample=self.min_sample,
             report_ended_for_days=self.report_ended_for_days,
+            pacing_grace=self.pacing_grace,
         )
 
 
@@ -254,9 +256,7 @@ def parse_scope(raw: Any) -> Scope:
     word, _, name = str(raw).strip().partition(" ")
     level = _SCOPE_WORDS.get(word.lower())
     if level is None or (level is not Level.COMPANY and not name.strip()):
-        raise ValueError(
-            f"expected company, team <name>, region <name> or rep <name>, got {raw!r}"
-        )
+        raise ValueError(f"expected company, team <name>, region <name> or rep <name>, got {raw!r}")
     return Scope.company() if level is Level.COMPANY else Scope(level, name.strip())
 
 

@@ -37,6 +37,9 @@ class Policy:
     min_sample: int = 20
     report_ended_for_days: int = 7
     contributors: int = 3
+    # Share of a period during which paced KPIs are not called at risk: on its first days a
+    # period has too little behind it to judge the pace or the forecast.
+    pacing_grace: Decimal = Decimal("0.1")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def decide_status(
     ended: bool,
     min_sample: int,
     tolerance: Decimal,
+    early: bool = False,
 ) -> Status:
     """The status of one evaluation. Paced KPIs that reach the target are achieved for good
     (booked revenue does not go away); levels and ratios can still move, so they are only on
@@ -116,6 +120,8 @@ def decide_status(
     if ended:
         return Status.MISSED
     if kpi.judgement is Judgement.PACED:
+        if early:
+            return Status.ON_TRACK
         reference = target if expected is None else expected
         behind = not _meets(better, value, _slack(better, reference, tolerance))
         short = forecast is not None and not _meets(
@@ -147,10 +153,12 @@ def evaluate(
     actual = kpi.compute(facts, scope, period, as_of, ctx)
     ended = period.has_ended(as_of)
     expected = forecast = None
+    early = False
     if kpi.judgement is Judgement.PACED and not ended:
         fraction = period.elapsed_fraction(
             as_of, business_days=policy.business_days, holidays=policy.holidays
         )
+        early = Decimal(repr(fraction)) < policy.pacing_grace
         expected = target * Decimal(repr(fraction))
         forecast = _forecast(kpi, facts, scope, period, as_of, ctx, actual)
     min_sample = targets.min_sample(kpi_id, scope, period) or policy.min_sample
@@ -163,6 +171,7 @@ def evaluate(
         ended=ended,
         min_sample=min_sample,
         tolerance=policy.tolerance,
+        early=early,
     )
     contributors: tuple[Evaluation, ...] = ()
     child_level = DEFAULT_BREAKDOWN[scope.level]

@@ -32,13 +32,15 @@ file's header names (the values). The fields, required ones marked ``*``:
   close_date*, probability, forecast_category (``close_date`` must be mapped; it may be empty
   on open deals)
 - ``leads``: id*, created_at*, owner, converted_at, channel, account
-- ``spend``: id (default: a hash of the whole line), date*, channel, amount*, currency, team,
-  region
+- ``spend``: id (default: a hash of the mapped cells, so two lines that agree on them count
+  once: map an id if the export can repeat one), date*, channel, amount*, currency, team, region
 - ``surveys``: id*, date*, account, owner, kind* (csat or nps), score*
 
 How values are read:
 
-- An empty cell is NULL; an empty required field makes the row bad.
+- Blank lines are ignored; a row with more or fewer cells than the header is bad.
+- An empty cell is NULL; an empty required field makes the row bad. Text is stored as written
+  (``product`` too: it names no table, so Maven's ``GTXPro`` and ``GTX Pro`` stay apart).
 - ``stages`` maps each stage name (case-insensitive) onto open, won or lost; an unknown stage
   makes the row bad, and so does a won or lost deal without a close date.
 - Dates are ISO 8601 (a date-time gives its date as written) unless ``date_format`` is set.
@@ -50,9 +52,10 @@ How values are read:
 
 References (``owner``, ``team``, ``account``) are resolved within the same source, by id first
 and then by name. An unknown owner makes the row bad: creating a rep from a typo would put
-deals outside every team. An unknown team or account is created under that name (a team named
-in the reps file gets the rep's region): a deal's account is a customer even when the accounts
-export misses it, and the report lists the names created so that a typo shows.
+deals outside every team. An unknown team or account is created under that name: a deal's
+account is a customer even when the accounts export misses it, and the report lists the names
+created so that a typo shows. Reps have no region of their own: a rep's ``region`` is the region
+given to a team created from the reps file.
 
 Tables are imported in the order teams, reps, accounts, opportunities, leads, spend, surveys,
 so one file can feed several tables (Maven's ``sales_teams.csv`` gives both reps and their
@@ -126,10 +129,9 @@ class _Ref:
 
 @dataclass(frozen=True)
 class _Kind:
-    """One canonical table: the fields a mapping may name and how they are stored."""
+    """One canonical table (and config key): the fields a mapping may name, how they are stored."""
 
     name: str
-    table: str
     fields: Mapping[str, _Type]
     required: frozenset[str]  # mapped and never empty
     mapped: frozenset[str] = frozenset()  # mapped, but may be empty
@@ -144,25 +146,25 @@ _ACCOUNT = _Ref("accounts", "account_id", "account", create=True)
 _TEAM = _Ref("teams", "team_id", "team", create=True, carried=("region",))
 KINDS: tuple[_Kind, ...] = (
     _Kind(
-        "teams", "teams",
+        "teams",
         {"id": _T.TEXT, "name": _T.TEXT, "region": _T.TEXT, "manager": _T.TEXT},
         frozenset({"name"}), id_default="name",
     ),
     _Kind(
-        "reps", "reps",
+        "reps",
         {"id": _T.TEXT, "name": _T.TEXT, "email": _T.TEXT, "team": _T.REF, "region": _T.TEXT,
          "active_from": _T.DATE, "active_to": _T.DATE},
         frozenset({"name"}), id_default="name", refs={"team": _TEAM},
         unstored=frozenset({"region"}),
     ),
     _Kind(
-        "accounts", "accounts",
+        "accounts",
         {"id": _T.TEXT, "name": _T.TEXT, "segment": _T.TEXT, "industry": _T.TEXT,
          "country": _T.TEXT},
         frozenset({"name"}), id_default="name",
     ),
     _Kind(
-        "opportunities", "opportunities",
+        "opportunities",
         {"id": _T.TEXT, "name": _T.TEXT, "owner": _T.REF, "account": _T.REF,
          "product": _T.TEXT, "stage": _T.STAGE, "amount": _T.AMOUNT, "currency": _T.CURRENCY,
          "created_at": _T.DATE, "close_date": _T.DATE, "probability": _T.PROBABILITY,
@@ -171,19 +173,19 @@ KINDS: tuple[_Kind, ...] = (
         refs={"owner": _OWNER, "account": _ACCOUNT},
     ),
     _Kind(
-        "leads", "leads",
+        "leads",
         {"id": _T.TEXT, "created_at": _T.DATE, "owner": _T.REF, "converted_at": _T.DATE,
          "channel": _T.TEXT, "account": _T.REF},
         frozenset({"id", "created_at"}), refs={"owner": _OWNER, "account": _ACCOUNT},
     ),
     _Kind(
-        "spend", "spend",
+        "spend",
         {"id": _T.TEXT, "date": _T.DATE, "channel": _T.TEXT, "amount": _T.AMOUNT,
          "currency": _T.CURRENCY, "team": _T.REF, "region": _T.TEXT},
         frozenset({"date", "amount"}), id_default="hash", refs={"team": _TEAM},
     ),
     _Kind(
-        "surveys", "surveys",
+        "surveys",
         {"id": _T.TEXT, "date": _T.DATE, "account": _T.REF, "owner": _T.REF,
          "kind": _T.SURVEY_KIND, "score": _T.NUMBER},
         frozenset({"id", "date", "kind", "score"}),
@@ -391,7 +393,7 @@ def _length(table: Table, column: str) -> int | None:
 
 
 class _Column(NamedTuple):
-    """One mapped column (a tuple: the per-row loop unpacks it, faster than attributes)."""
+    """One mapped column (a tuple, unpacked once per column of each chunk)."""
 
     field: str
     header: str
@@ -411,7 +413,7 @@ class _Plan:
 
     @property
     def table(self) -> Table:
-        return Base.metadata.tables[self.kind.table]
+        return Base.metadata.tables[self.kind.name]
 
     def mapped(self, field: str) -> bool:
         return field in self.mapping.columns
@@ -419,7 +421,7 @@ class _Plan:
 
 def _parser(kind: _Kind, field: str, mapping: ColumnMap) -> Parser:
     field_type = kind.fields[field]
-    table = Base.metadata.tables[kind.table]
+    table = Base.metadata.tables[kind.name]
     if field_type is _T.DATE:
         return _date_parser(mapping.date_format)
     if field_type is _T.AMOUNT:
@@ -604,11 +606,14 @@ def _complete(plan: _Plan, columns: _Columns, rows: list[list[str]]) -> None:
     ids = values.setdefault("id", [None] * len(rows))
     if plan.kind.id_default is not None and None in ids:
         names = values.get("name")
+        # The mapped cells only, by field name: a column added to the export, or the mapping
+        # written in another order, must not give every row a new id.
+        offsets = [c.offset for c in sorted(plan.columns, key=lambda c: c.field)]
         for position, key in enumerate(ids):
             if key is not None:
                 continue
             if plan.kind.id_default == "hash":
-                ids[position] = _row_hash(rows[position])
+                ids[position] = _row_hash([rows[position][offset].strip() for offset in offsets])
             elif names is not None:
                 ids[position] = names[position]
     if "stage" in values:

@@ -34,6 +34,10 @@ def _categories(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+class MissingExchangeRate(LookupError):
+    """A fact in a currency the config has no rate for: a configuration problem."""
+
+
 class FxTable:
     """Rates to the base currency: the store's latest rate per currency, else the config's."""
 
@@ -43,9 +47,9 @@ class FxTable:
 
     def rate(self, currency: str) -> float:
         if currency not in self.rates:
-            raise LookupError(
-                f"no exchange rate from {currency} to {self.base}: add it under fx_rates "
-                "in the config"
+            raise MissingExchangeRate(
+                f"no exchange rate from {currency} to {self.base}: add {currency} under "
+                "fx_rates in the config"
             )
         return float(self.rates[currency])
 

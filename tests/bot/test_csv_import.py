@@ -305,7 +305,7 @@ def test_another_export_layout_imports_the_same_facts(engine: Engine, tmp_path: 
     for deal in english_deals.values():
         del deal["stage"]
     assert french_deals == english_deals
-    # Spend has no id column: its ids hash the line, which differs between the two layouts.
+    # Spend has no id column: its ids hash the cells as written, which differ between layouts.
     assert sorted(rows(other, "spend").values(), key=repr) == sorted(
         rows(engine, "spend").values(), key=repr
     )
@@ -405,3 +405,21 @@ def test_an_owner_name_shared_by_two_reps_is_refused(engine: Engine, tmp_path: P
         RowProblem("deals.csv", 2, "owner 'Sam Lee' names several reps; map their ids instead"),
     )
     assert rows(engine, "opportunities")["D2"]["owner_id"] == "R2"
+
+
+def test_spend_without_ids_keeps_them_when_the_export_gains_a_column(
+    engine: Engine, tmp_path: Path
+) -> None:
+    spend = {"spend": ENGLISH.model_dump()["spend"]}
+    source = CsvSource.model_validate(spend)
+    (tmp_path / "spend.csv").write_text((FIXTURES / "crm" / "spend.csv").read_text())
+    run_import(engine, source, tmp_path)
+    before = rows(engine, "spend")
+    lines = (FIXTURES / "crm" / "spend.csv").read_text().splitlines()
+    widened = [f"{line},note" for line in lines]
+    (tmp_path / "spend.csv").write_text("\n".join(widened) + "\n")
+
+    report = run_import(engine, source, tmp_path)
+
+    assert [(t.read, t.imported, t.changed) for t in report.tables] == [(3, 2, 0)]
+    assert rows(engine, "spend") == before

@@ -232,12 +232,19 @@ def team_revenue(demo: Demo) -> dict[tuple[str, str], Status]:
 
 
 def test_some_teams_are_ahead_and_some_behind_this_quarter(demo: Demo) -> None:
-    quarter = period_containing(Grain.QUARTER, demo.today).key
+    period = period_containing(Grain.QUARTER, demo.today)
+    quarter = period.key
     statuses = team_revenue(demo)
     for team in AHEAD:
         assert statuses[(team, quarter)] in (Status.ON_TRACK, Status.ACHIEVED), team
+    policy = demo.settings.policy()
+    elapsed = period.elapsed_fraction(
+        demo.today, business_days=policy.business_days, holidays=policy.holidays
+    )
+    # In the first tenth of a quarter nobody is called at risk yet (the pacing grace).
+    behind = Status.ON_TRACK if elapsed < policy.pacing_grace else Status.AT_RISK
     for team in BEHIND:
-        assert statuses[(team, quarter)] is Status.AT_RISK, team
+        assert statuses[(team, quarter)] is behind, team
 
 
 def test_a_quarter_just_ended_was_missed_by_the_teams_behind(demo: Demo) -> None:
@@ -261,8 +268,8 @@ def test_london_missed_its_win_rate_target_last_quarter(demo: Demo) -> None:
 
 
 def test_uk_acquisition_costs_more_than_its_ceiling(demo: Demo) -> None:
-    # CPA is lower is better: the target is a ceiling, and over the last six whole months the
-    # UK's cost per new customer was above it, so months are reported missed.
+    # CPA is lower is better: the target is a ceiling. Over the last six whole months the UK's
+    # cost per new customer was above it, and the months above it are the ones missed.
     uk = Scope(Level.REGION, "UK & Ireland")
     book, policy = demo.settings.target_book(), demo.settings.policy()
     month = period_containing(Grain.MONTH, demo.today)
@@ -276,9 +283,10 @@ def test_uk_acquisition_costs_more_than_its_ceiling(demo: Demo) -> None:
         assert e.actual.value is not None and e.actual.sample
         spent += e.actual.value * e.actual.sample
         customers += e.actual.sample
+        if e.status is not Status.NO_DATA:
+            assert (e.status is Status.MISSED) == (e.actual.value > e.target), e.period.key
     assert customers
     assert spent / customers > judged[0].target
-    assert Status.MISSED in {e.status for e in judged}
 
 
 def test_the_same_day_and_seed_give_the_same_company(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def test_ended_period_is_reported_for_a_week_then_dropped() -> None:
     early = evaluate_all(date(2026, 10, 3), company(), targets, CALENDAR)
     assert [(e.period.key, e.status) for e in early] == [
         ("2026-Q3", Status.MISSED),  # 6000 of 10000, quarter over
-        ("2026-Q4", Status.AT_RISK),  # nothing booked, o6 weighted 2500 forecast
+        ("2026-Q4", Status.ON_TRACK),  # nothing booked, but 3 days in: too early to judge
     ]
     later = evaluate_all(date(2026, 10, 9), company(), targets, CALENDAR)
     assert [e.period.key for e in later] == ["2026-Q4"]
@@ -168,3 +168,28 @@ def test_forecast_is_judged_against_the_revenue_target_unless_it_has_its_own() -
         Target("forecast", Grain.QUARTER, COMPANY, D(9_000)),
     )
     assert own.value_for("forecast", COMPANY, Q3) == D(9_000)
+
+
+def test_no_pace_judgement_in_the_first_tenth_of_a_period() -> None:
+    targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(10_000)))
+    # 3 July: 3 of 92 days, nothing booked yet, forecast short — too early to call
+    early = evaluate("revenue", COMPANY, Q3, date(2026, 7, 3), company(), targets, CALENDAR)
+    assert early is not None and early.status is Status.ON_TRACK
+    # 10 July: 10 of 92 days (10.9 %), 1000 booked against 1087 expected, forecast short
+    later = evaluate("revenue", COMPANY, Q3, date(2026, 7, 10), company(), targets, CALENDAR)
+    assert later is not None and later.status is Status.AT_RISK
+
+
+def test_early_flag_only_spares_paced_kpis() -> None:
+    status = decide_status(
+        KPIS["win_rate"],
+        KpiValue(D("0.10"), 50),
+        D("0.3"),
+        expected=None,
+        forecast=None,
+        ended=False,
+        min_sample=20,
+        tolerance=TOL,
+        early=True,
+    )
+    assert status is Status.AT_RISK

@@ -1,0 +1,221 @@
+"""The command line on the demo company: answers and their numbers, JSON, alerts, digests,
+imports and config mistakes, checked against the store with plain SQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.cli import main
+from bot.rendering import validate_blocks
+from metrics.kpis import KPIS
+from metrics.periods import Grain, period_containing
+
+AS_OF = "2026-11-26"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("demo")
+    config = folder / "kpibot.yaml"
+    result = run("--config", str(config), "demo")
+    assert result.exit_code == 0, result.output
+    yield config
+
+
+def sql(config: Path, query: str, *params: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(config.parent / "kpibot.db") as connection:
+        return connection.execute(query, params).fetchall()
+
+
+def won_revenue(config: Path, start: date, end: date, team: str | None = None) -> float:
+    """Won amounts in EUR straight from the store, converted with the demo's rates."""
+    rates = {"EUR": 1.0, "GBP": 1.17, "CHF": 1.06, "USD": 0.92}
+    rows = sql(
+        config,
+        "SELECT o.amount, o.currency FROM opportunities o JOIN reps r ON o.owner_id = r.id "
+        "JOIN teams t ON r.team_id = t.id WHERE o.is_won AND o.close_date BETWEEN ? AND ? "
+        "AND (? IS NULL OR t.name = ?)",
+        start.isoformat(),
+        end.isoformat(),
+        team,
+        team,
+    )
+    return sum(round(float(str(amount)) * rates[str(cur)], 2) for amount, cur in rows)
+
+
+def test_demo_prints_digest_alerts_and_answers(demo: Path) -> None:
+    # the fixture's own run: check what it left behind and what a second run prints
+    result = run("--config", str(demo), "demo")
+    assert result.exit_code == 0
+    assert "Récap quotidien" in result.output
+    assert "Chiffre d'affaires" in result.output
+    assert "à risque" in result.output
+    assert '$ kpibot ask "ca ce trimestre"' in result.output
+    assert (demo.parent / "kpibot.db").exists()
+
+
+def test_ask_json_has_the_documented_shape_and_the_store_s_numbers(demo: Path) -> None:
+    result = run("--config", str(demo), "ask", "ca", "ce", "trimestre", "--json", "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    quarter = period_containing(Grain.QUARTER, date(2026, 11, 26))
+    assert answer["kpi"] == "revenue"
+    assert answer["label"] == "Chiffre d'affaires"
+    assert answer["unit"] == "money" and answer["currency"] == "EUR"
+    assert answer["period"] == {
+        "start": "2026-10-01", "end": "2026-12-31", "label": "2026-Q4", "grain": "quarter"
+    }  # fmt: skip
+    assert answer["scope"] == {"level": "company", "name": None}
+    expected = won_revenue(demo, quarter.start, date(2026, 11, 26))
+    assert answer["value"] == pytest.approx(expected, abs=0.01)
+    assert answer["status"] in {"achieved", "on_track", "at_risk", "missed"}
+    assert answer["attainment"] == pytest.approx(answer["value"] / answer["target"])
+    teams = {row["scope"]["name"]: row["value"] for row in answer["breakdown"]}
+    assert set(teams) == {r[0] for r in sql(demo, "SELECT name FROM teams")}
+    assert sum(teams.values()) == pytest.approx(answer["value"], abs=0.05)
+    lyon = won_revenue(demo, quarter.start, date(2026, 11, 26), "Lyon")
+    assert teams["Lyon"] == pytest.approx(lyon, abs=0.01)
+    assert set(answer["previous"]) == {"period", "value", "delta", "relative"}
+    assert answer["last_year"]["period"]["start"] == "2025-10-01"
+
+
+def test_ask_team_last_quarter_in_english_words(demo: Path) -> None:
+    result = run(
+        "--config", str(demo), "ask", "revenue team Lyon last quarter", "--json", "--as-of", AS_OF
+    )
+    answer = json.loads(result.output)
+    assert answer["scope"] == {"level": "team", "name": "Lyon"}
+    assert answer["period"]["label"] == "2026-Q3"
+    expected = won_revenue(demo, date(2026, 7, 1), date(2026, 9, 30), "Lyon")
+    assert answer["value"] == pytest.approx(expected, abs=0.01)
+    assert {row["scope"]["level"] for row in answer["breakdown"]} == {"rep"}
+
+
+def test_win_rate_by_team_is_won_over_closed(demo: Path) -> None:
+    result = run("--config", str(demo), "ask", "win rate by team 2026-Q3", "--json")
+    answer = json.loads(result.output)
+    won, closed = sql(
+        demo,
+        "SELECT SUM(is_won), COUNT(*) FROM opportunities WHERE is_closed "
+        "AND close_date BETWEEN '2026-07-01' AND '2026-09-30'",
+    )[0]
+    assert answer["value"] == pytest.approx(int(str(won)) / int(str(closed)), abs=1e-6)
+
+
+def test_text_answer_is_formatted_in_french(demo: Path) -> None:
+    result = run("--config", str(demo), "ask", "taux de gain", "--as-of", AS_OF)
+    assert result.exit_code == 0
+    assert "Taux de gain" in result.output and "%" in result.output
+    assert "," in result.output  # French decimal comma
+
+
+def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
+    result = run("--config", str(demo), "ask", "winrat")
+    assert result.exit_code == 1
+    assert "Did you mean win_rate?" in result.output
+    assert "Available KPIs: " + ", ".join(KPIS) in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_lists_alerts_with_gap_and_contributors(demo: Path) -> None:
+    result = run("--config", str(demo), "check", "--json", "--as-of", AS_OF)
+    assert result.exit_code == 0
+    alerts = json.loads(result.output)
+    assert alerts and {a["status"] for a in alerts} <= {"at_risk", "missed"}
+    team = next(a for a in alerts if a["scope"]["level"] == "team" and a["kpi"] == "revenue")
+    assert team["gap"] == pytest.approx(
+        team["value"] - (team["expected"] if team["expected"] is not None else team["target"]),
+        abs=0.01,
+    )
+    text = run("--config", str(demo), "check", "--as-of", AS_OF).output
+    assert "à risque" in text
+
+
+def test_digest_dry_run_blocks_are_valid_block_kit(demo: Path) -> None:
+    result = run("--config", str(demo), "digest", "--dry-run", "--format", "blocks")
+    assert result.exit_code == 0
+    blocks = json.loads(result.output)["blocks"]
+    validate_blocks(blocks)
+    assert 0 < len(blocks) <= 50
+
+
+def test_commands_default_to_kpibot_yaml_in_the_working_directory(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(demo.parent)
+    monkeypatch.delenv("KPIBOT_CONFIG", raising=False)
+    result = run("ask", "conversion", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["kpi"] == "conversion"
+
+
+def test_check_config_reports_the_key_path_with_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text("targets:\n  - kpi: revenue\n    grain: quartr\n", encoding="utf-8")
+    result = run("--config", str(config), "check-config")
+    assert result.exit_code == 2
+    assert "targets.0.grain" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_config_accepts_the_demo_config(demo: Path) -> None:
+    result = run("--config", str(demo), "check-config")
+    assert result.exit_code == 0
+    assert "OK" in result.output
+
+
+def test_import_reports_bad_rows_and_keeps_the_good_ones(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "id,owner,stage,amount,created,closed\n"
+        "d1,Ann,Won,1000,2026-07-01,2026-07-20\n"
+        ",Ann,Won,500,2026-07-01,2026-07-20\n"
+        "d3,Ann,Sleeping,500,2026-07-01,\n"
+        "d4,Ann,Lost,abc,2026-07-01,2026-07-21\n"
+        "d5,Ann,Open,700,2026-07-02,\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "reps.csv").write_text("name,team\nAnn,North\n", encoding="utf-8")
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        """
+organisation: {currency: EUR}
+import:
+  csv:
+    crm:
+      reps: {file: reps.csv, columns: {name: name, team: team}}
+      opportunities:
+        file: deals.csv
+        columns: {id: id, owner: owner, stage: stage, amount: amount, created_at: created,
+                  close_date: closed}
+        stages: {Won: won, Lost: lost, Open: open}
+""",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "import", "csv", "crm"])
+    assert result.exit_code == 0, result.output
+    assert "deals.csv:3" in result.output and "deals.csv:4" in result.output
+    assert "deals.csv:5" in result.output
+    ids = sorted(r[0] for r in sql(config, "SELECT source_id FROM opportunities"))
+    assert ids == ["d1", "d5"]
+    again = CliRunner().invoke(main, ["--config", str(config), "import", "csv", "crm"])
+    assert sorted(r[0] for r in sql(config, "SELECT source_id FROM opportunities")) == ids
+    assert again.exit_code == 0
+
+
+def test_import_of_an_unknown_source_says_which_exist(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text("import: {csv: {crm: {}}}\n", encoding="utf-8")
+    result = run("--config", str(config), "import", "csv", "hubspot")
+    assert result.exit_code == 2
+    assert "known: crm" in result.output
