@@ -1,12 +1,15 @@
 """The canonical facts as DataFrames, and the few selections every KPI is built from.
 
-The shell (``bot.store``) loads these once per data version; KPIs only select from them. Column
+The shell (``bot.store``) loads these once per data version. KPIs read them through
+``Facts.columns(table, scope)``: plain numpy arrays of one scope's rows (dates as
+``datetime64[D]``, where NaT compares false), cut once per scope and cached, because pandas'
+per-operation overhead dominates when a breakdown asks for fifty teams. Column
 contract (dates are ``datetime64`` at midnight in the organisation's time zone, money is int64
 minor units of the base currency, ``rep``/``team``/``region`` are categorical names):
 
 - ``opportunities``: id, rep, team, region, account, status ('open'|'won'|'lost'), amount,
   created, close, probability (0..1)
-- ``leads``: id, rep, team, region, created, converted (NaT while unconverted)
+- ``leads``: rep, team, region, created, converted (NaT while unconverted)
 - ``spend``: date, team, region (NaN for company-wide spend), amount
 - ``surveys``: date, rep, team, region, kind ('csat'|'nps'), score
 - ``reps``: name, email, team, region, active_from, active_to (NaT while employed)
@@ -19,35 +22,32 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
-OPPORTUNITY_COLUMNS = (
-    "id", "rep", "team", "region", "account", "status", "amount", "created", "close", "probability"
-)  # fmt: skip
-LEAD_COLUMNS = ("id", "rep", "team", "region", "created", "converted")
-SPEND_COLUMNS = ("date", "team", "region", "amount")
-SURVEY_COLUMNS = ("date", "rep", "team", "region", "kind", "score")
-REP_COLUMNS = ("name", "email", "team", "region", "active_from", "active_to")
-TEAM_COLUMNS = ("name", "region", "manager")
+STATUS_CODES = {"open": 0, "won": 1, "lost": 2}
+OPEN, WON, LOST = 0, 1, 2
+Columns = dict[str, np.ndarray]
 
 
-def empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+def day(d: date) -> np.datetime64:
+    return np.datetime64(d, "D")
 
 
-def ts(d: date) -> pd.Timestamp:
-    return pd.Timestamp(d.year, d.month, d.day)
+def within(column: np.ndarray, period: Period) -> np.ndarray:
+    """Rows whose date falls in ``period`` (NaT never does)."""
+    return (column >= day(period.start)) & (column <= day(period.end))
 
 
-def in_period(column: pd.Series, period: Period) -> pd.Series:
-    return (column >= ts(period.start)) & (column <= ts(period.end))
-
-
-def on_or_before(column: pd.Series, as_of: date) -> pd.Series:
-    return column <= ts(as_of)
+def _array(series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.to_numpy(dtype="datetime64[D]")
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.astype("object").to_numpy()
+    return series.to_numpy()
 
 
 @dataclass
@@ -63,16 +63,50 @@ class Facts:
     currency: str = "EUR"
     minor_digits: int = 2
     version: int = 0
-    _scoped: dict[tuple[str, Scope], pd.DataFrame] = field(default_factory=dict, repr=False)
+    _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
+    _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    def select(self, table: str, scope: Scope) -> pd.DataFrame:
-        """Rows of ``table`` in ``scope``; cached because breakdowns ask for the same slices."""
+    def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
+        """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""
         key = (table, scope)
-        if key not in self._scoped:
+        if key not in self._columns:
+            self._columns[key] = {}
+        cached = self._columns[key]
+        missing = [n for n in names if n not in cached]
+        if missing:
             frame: pd.DataFrame = getattr(self, table)
-            column = scope.column
-            self._scoped[key] = frame if column is None else frame[frame[column] == scope.name]
-        return self._scoped[key]
+            rows = self._rows(table, scope)
+            for name in missing:
+                whole = self._whole(table, name, frame)
+                cached[name] = whole if rows is None else whole[rows]
+        return cached
+
+    def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:
+        key = (table, Scope.company())
+        company = self._columns.setdefault(key, {})
+        if name not in company:
+            if name == "status_code":
+                company[name] = (
+                    frame["status"].astype("object").map(STATUS_CODES).to_numpy(dtype="int8")
+                )
+            else:
+                company[name] = _array(frame[name])
+        return company[name]
+
+    def _rows(self, table: str, scope: Scope) -> np.ndarray | None:
+        """Row positions of ``scope`` in ``table``: one groupby per (table, level), so every
+        team's rows are found in a single pass."""
+        column = scope.column
+        if column is None:
+            return None
+        if table == "reps" and column == "rep":
+            column = "name"  # the reps table names its rep "name"
+        key = (table, column)
+        if key not in self._groups:
+            frame: pd.DataFrame = getattr(self, table)
+            grouped = frame.groupby(frame[column].astype("object"), sort=False).indices
+            self._groups[key] = {str(k): np.asarray(v) for k, v in grouped.items()}
+        return self._groups[key].get(scope.name, np.empty(0, dtype="int64"))
 
     @cached_property
     def first_wins(self) -> pd.DataFrame:

@@ -12,9 +12,9 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-import pandas as pd
+import numpy as np
 
-from metrics.facts import Facts, in_period, on_or_before, ts
+from metrics.facts import LOST, OPEN, WON, Columns, Facts, day, within
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -98,68 +98,75 @@ def _to_date(period: Period, as_of: date) -> Period | None:
 
 
 NOT_STARTED = "the period has not started yet"
+_DEALS = ("status_code", "amount", "created", "close", "probability")
 
 
-def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> pd.DataFrame | None:
+def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | None:
+    """Deals won in the elapsed part of ``period``: their amounts and dates."""
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return None
-    opps = facts.select("opportunities", scope)
-    return opps[(opps["status"] == "won") & in_period(opps["close"], elapsed)]
+    deals = facts.columns("opportunities", scope, _DEALS)
+    won = (deals["status_code"] == WON) & within(deals["close"], elapsed)
+    return {name: deals[name][won] for name in ("amount", "created", "close")}
 
 
 def revenue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     won = _won(facts, scope, period, as_of)
     if won is None:
         return KpiValue(None, reason=NOT_STARTED)
-    return KpiValue(_money(facts, int(won["amount"].sum())), sample=len(won))
+    return KpiValue(_money(facts, int(won["amount"].sum())), sample=len(won["amount"]))
 
 
 def conversion(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    leads = facts.select("leads", scope)
-    created = leads[in_period(leads["created"], elapsed)]
-    if created.empty:
+    leads = facts.columns("leads", scope, ("created", "converted"))
+    created = within(leads["created"], elapsed)
+    count = int(created.sum())
+    if count == 0:
         return KpiValue(None, sample=0, reason="no leads created in the period")
-    converted = int(on_or_before(created["converted"], as_of).sum())
-    return KpiValue(_ratio(converted, len(created)), sample=len(created))
+    converted = int((leads["converted"][created] <= day(as_of)).sum())
+    return KpiValue(_ratio(converted, count), sample=count)
 
 
 def win_rate(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    opps = facts.select("opportunities", scope)
-    closed = opps[opps["status"].isin(("won", "lost")) & in_period(opps["close"], elapsed)]
-    if closed.empty:
+    deals = facts.columns("opportunities", scope, _DEALS)
+    status = deals["status_code"][within(deals["close"], elapsed)]
+    won = int((status == WON).sum())
+    closed = won + int((status == LOST).sum())
+    if closed == 0:
         return KpiValue(None, sample=0, reason="no deal closed in the period")
-    won = int((closed["status"] == "won").sum())
-    return KpiValue(_ratio(won, len(closed)), sample=len(closed))
+    return KpiValue(_ratio(won, closed), sample=closed)
 
 
-def _open_at(facts: Facts, scope: Scope, as_of: date) -> pd.DataFrame:
-    """Deals open at the end of ``as_of``: created by then and not closed by then."""
-    opps = facts.select("opportunities", scope)
-    created = on_or_before(opps["created"], as_of) | opps["created"].isna()
-    still_open = (opps["status"] == "open") | (opps["close"] > ts(as_of))
-    return opps[created & still_open]
+def _open_at(facts: Facts, scope: Scope, as_of: date) -> tuple[Columns, np.ndarray]:
+    """Deals open at the end of ``as_of``: created by then (or undated) and not closed by
+    then. Returns the scope's deal columns and the mask of those deals."""
+    deals = facts.columns("opportunities", scope, _DEALS)
+    created = deals["created"]
+    started = (created <= day(as_of)) | np.isnat(created)
+    still_open = (deals["status_code"] == OPEN) | (deals["close"] > day(as_of))
+    return deals, started & still_open
 
 
 def pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
-    open_deals = _open_at(facts, scope, as_of)
-    in_p = open_deals[in_period(open_deals["close"], period)]
-    return KpiValue(_money(facts, int(in_p["amount"].sum())), sample=len(in_p))
+    deals, open_now = _open_at(facts, scope, as_of)
+    chosen = open_now & within(deals["close"], period)
+    return KpiValue(_money(facts, int(deals["amount"][chosen].sum())), sample=int(chosen.sum()))
 
 
 def new_pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    opps = facts.select("opportunities", scope)
-    created = opps[in_period(opps["created"], elapsed)]
-    return KpiValue(_money(facts, int(created["amount"].sum())), sample=len(created))
+    deals = facts.columns("opportunities", scope, _DEALS)
+    created = within(deals["created"], elapsed)
+    return KpiValue(_money(facts, int(deals["amount"][created].sum())), sample=int(created.sum()))
 
 
 def coverage(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -179,21 +186,22 @@ def avg_deal(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     won = _won(facts, scope, period, as_of)
     if won is None:
         return KpiValue(None, reason=NOT_STARTED)
-    if won.empty:
+    count = len(won["amount"])
+    if count == 0:
         return KpiValue(None, sample=0, reason="no deal won in the period")
-    total = _money(facts, int(won["amount"].sum()))
-    return KpiValue(total / len(won), sample=len(won))
+    return KpiValue(_money(facts, int(won["amount"].sum())) / count, sample=count)
 
 
 def sales_cycle(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     won = _won(facts, scope, period, as_of)
     if won is None:
         return KpiValue(None, reason=NOT_STARTED)
-    won = won[won["created"].notna()]
-    if won.empty:
+    dated = ~np.isnat(won["created"])
+    count = int(dated.sum())
+    if count == 0:
         return KpiValue(None, sample=0, reason="no deal won in the period")
-    days = (won["close"] - won["created"]).dt.days
-    return KpiValue(_ratio(float(days.sum()), len(won)), sample=len(won))
+    days = (won["close"][dated] - won["created"][dated]).astype("int64")
+    return KpiValue(_ratio(float(days.sum()), count), sample=count)
 
 
 def attainment(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -213,40 +221,40 @@ def cpa(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -
     if scope.level is Level.REP:
         # Marketing spend is booked per team or region, never per rep.
         return KpiValue(None, reason="marketing spend is not attributed to reps")
-    spend = facts.select("spend", scope)
-    spent = spend[in_period(spend["date"], elapsed)]
-    if spent.empty:
+    spend = facts.columns("spend", scope, ("date", "amount"))
+    spent = within(spend["date"], elapsed)
+    if not spent.any():
         return KpiValue(None, sample=0, reason="no marketing spend recorded for this scope")
-    firsts = facts.first_wins
-    if scope.column is not None:
-        firsts = firsts[firsts[scope.column] == scope.name]
-    customers = int(in_period(firsts["close"], elapsed).sum())
+    firsts = facts.columns("first_wins", scope, ("close",))
+    customers = int(within(firsts["close"], elapsed).sum())
     if customers == 0:
         return KpiValue(None, sample=0, reason="no new customer in the period")
-    return KpiValue(_money(facts, int(spent["amount"].sum())) / customers, sample=customers)
+    total = _money(facts, int(spend["amount"][spent].sum()))
+    return KpiValue(total / customers, sample=customers)
 
 
-def _surveys(
+def _scores(
     facts: Facts, scope: Scope, period: Period, as_of: date, kind: str
-) -> pd.Series | None:
+) -> np.ndarray | None:
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return None
-    surveys = facts.select("surveys", scope)
-    chosen = surveys[(surveys["kind"] == kind) & in_period(surveys["date"], elapsed)]
-    return chosen["score"]
+    surveys = facts.columns("surveys", scope, ("date", "kind", "score"))
+    chosen = (surveys["kind"] == kind) & within(surveys["date"], elapsed)
+    scores: np.ndarray = surveys["score"][chosen]
+    return scores
 
 
 def csat(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
-    scores = _surveys(facts, scope, period, as_of, "csat")
-    if scores is None or scores.empty:
+    scores = _scores(facts, scope, period, as_of, "csat")
+    if scores is None or len(scores) == 0:
         return KpiValue(None, sample=0, reason="no CSAT survey answered in the period")
     return KpiValue(_ratio(float(scores.sum()), len(scores)), sample=len(scores))
 
 
 def nps(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
-    scores = _surveys(facts, scope, period, as_of, "nps")
-    if scores is None or scores.empty:
+    scores = _scores(facts, scope, period, as_of, "nps")
+    if scores is None or len(scores) == 0:
         return KpiValue(None, sample=0, reason="no NPS survey answered in the period")
     promoters = int((scores >= 9).sum())
     detractors = int((scores <= 6).sum())
@@ -257,22 +265,19 @@ def turnover(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    reps = facts.reps
-    if scope.level is Level.REP:
-        reps = reps[reps["name"] == scope.name]
-    elif scope.column is not None:
-        reps = reps[reps[scope.column] == scope.name]
+    reps = facts.columns("reps", scope, ("active_from", "active_to"))
+    joined, left_on = reps["active_from"], reps["active_to"]
 
-    def active_on(day: date) -> int:
-        started = reps["active_from"].isna() | (reps["active_from"] <= ts(day))
-        staying = reps["active_to"].isna() | (reps["active_to"] >= ts(day))
+    def active_on(when: date) -> int:
+        started = np.isnat(joined) | (joined <= day(when))
+        staying = np.isnat(left_on) | (left_on >= day(when))
         return int((started & staying).sum())
 
     average = (active_on(elapsed.start) + active_on(elapsed.end)) / 2
     if average == 0:
         return KpiValue(None, sample=0, reason="no active rep in the period")
-    left = int(in_period(reps["active_to"], elapsed).sum())
-    return KpiValue(_ratio(left, average), sample=len(reps))
+    left = int(within(left_on, elapsed).sum())
+    return KpiValue(_ratio(left, average), sample=len(joined))
 
 
 def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -281,13 +286,14 @@ def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
         booked = KpiValue(Decimal(0), sample=0)
     if as_of >= period.end:
         return booked
-    open_deals = _open_at(facts, scope, as_of)
+    deals, open_now = _open_at(facts, scope, as_of)
     # Deals already dated in the past but still open have slipped: they are not counted.
-    after = ts(as_of) if as_of >= period.start else ts(period.start) - pd.Timedelta(days=1)
-    rest = open_deals[(open_deals["close"] > after) & (open_deals["close"] <= ts(period.end))]
-    weighted = float((rest["amount"] * rest["probability"]).sum())
+    after = day(as_of) if as_of >= period.start else day(period.start) - np.timedelta64(1, "D")
+    close = deals["close"]
+    rest = open_now & (close > after) & (close <= day(period.end))
+    weighted = float((deals["amount"][rest] * deals["probability"][rest]).sum())
     assert booked.value is not None
-    return KpiValue(booked.value + _money(facts, weighted), sample=len(rest))
+    return KpiValue(booked.value + _money(facts, weighted), sample=int(rest.sum()))
 
 
 def _kpi(

@@ -5,6 +5,7 @@ breakdown level. Anything not understood raises ``QueryError`` with close matche
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -94,21 +95,36 @@ class _Text:
         self.rest = " ".join((self.rest[: match.start()] + " " + self.rest[match.end() :]).split())
 
 
-def _name_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w]){re.escape(normalise(name))}(?![\w])")
+_LEVEL_ORDER = (Level.REP, Level.TEAM, Level.REGION)
+
+
+@functools.lru_cache(maxsize=16)
+def _known_names(directory: Directory) -> tuple[tuple[str, Level, str], ...]:
+    """(normalised name, level, name), longest first and reps before teams before regions, so
+    that "Paris Grands Comptes" wins over "Paris". Cached: a directory lives for a data
+    version, and questions are asked many times."""
+    entries = [
+        (normalise(name), level, name) for level in _LEVEL_ORDER for name in directory.names(level)
+    ]
+    return tuple(sorted(entries, key=lambda e: (-len(e[0]), _LEVEL_ORDER.index(e[1]))))
 
 
 def _find_scope(text: _Text, directory: Directory) -> Scope:
-    for level in (Level.REP, Level.TEAM, Level.REGION):
-        for name in sorted(directory.names(level), key=len, reverse=True):
-            words = "|".join(re.escape(w) for w, lv in _LEVEL_WORDS.items() if lv is level)
-            pattern = _name_pattern(name)
-            match = re.search(rf"\b(?:{words})\s+{pattern.pattern}", text.rest) or pattern.search(
-                text.rest
-            )
-            if match:
-                text.cut(match)
-                return Scope(level, name)
+    # Cheap test first: most names are absent from a question.
+    present = [entry for entry in _known_names(directory) if entry[0] in text.rest]
+    named = {n: rf"(?<!\w){re.escape(n)}(?!\w)" for n, _, _ in present}
+    # "region EMEA" says which EMEA is meant when a team and a region share the name.
+    for normalised, level, name in present:
+        words = "|".join(re.escape(w) for w, lv in _LEVEL_WORDS.items() if lv is level)
+        match = re.search(rf"\b(?:{words})\s+{named[normalised]}", text.rest)
+        if match:
+            text.cut(match)
+            return Scope(level, name)
+    for normalised, level, name in present:
+        match = re.search(named[normalised], text.rest)
+        if match:
+            text.cut(match)
+            return Scope(level, name)
     # "team X" where X is unknown: say so rather than answering for the whole company.
     match = re.search(rf"\b({_LEVEL_ALTERNATION})\s+(\S+(?:\s\S+)?)", text.rest)
     if match and not _mentions_kpi(match.group(2)):

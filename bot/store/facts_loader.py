@@ -117,13 +117,13 @@ def load_facts(
     leads = _frame(
         engine,
         select(
-            Lead.source_id.label("id"), Lead.owner_id.label("rep_id"),
+            Lead.owner_id.label("rep_id"),
             Lead.created_at.label("created"), Lead.converted_at.label("converted"),
         ),
     )  # fmt: skip
     leads = leads.merge(owners, on="rep_id", how="left")
     _dates(leads, "created", "converted")
-    leads = leads[["id", "rep", "team", "region", "created", "converted"]]
+    leads = leads[["rep", "team", "region", "created", "converted"]]
 
     spend = _frame(
         engine,

@@ -32,6 +32,9 @@ CASES = [
     ("win rate by team 2026-Q3", "win_rate", COMPANY, Q3, Level.TEAM),
     ("taux de gain par équipe trimestre dernier", "win_rate", COMPANY, Q3, Level.TEAM),
     ("Taux-de-gain region DACH", "win_rate", Scope(Level.REGION, "DACH"), Q4, Level.TEAM),
+    # EMEA is both a team and a region: the word before it decides, else the team
+    ("revenue region EMEA", "revenue", Scope(Level.REGION, "EMEA"), Q4, Level.TEAM),
+    ("revenue EMEA", "revenue", Scope(Level.TEAM, "EMEA"), Q4, Level.REP),
     ("revenue by region", "revenue", COMPANY, Q4, Level.REGION),
     ("revenue by regional office 2026-Q3", "revenue", COMPANY, Q3, Level.REGION),
     ("win rate by manager", "win_rate", COMPANY, Q4, Level.TEAM),
