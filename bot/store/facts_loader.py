@@ -4,27 +4,45 @@ question never reloads whole tables."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
-from bot.store.models import Account, FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
+from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import Facts
 
-_CATEGORIES = ("rep", "team", "region", "status", "kind", "account")
+_CATEGORIES = ("team", "region", "kind")
 
 
-def _frame(engine: Engine, statement: object) -> pd.DataFrame:
+_CHUNK = 200_000
+
+
+def _frame(
+    engine: Engine,
+    statement: Select[*tuple[Any, ...]],
+    compact: Callable[[pd.DataFrame], pd.DataFrame] = lambda chunk: chunk,
+) -> pd.DataFrame:
+    """Read ``statement`` in chunks, each turned into compact dtypes by ``compact`` before the
+    next is read: rows arrive as Python objects, and a million of them at once would cost
+    gigabytes."""
     with engine.connect() as connection:
-        return pd.read_sql(statement, connection)  # type: ignore[call-overload,no-any-return]
+        chunks = [compact(chunk) for chunk in pd.read_sql(statement, connection, chunksize=_CHUNK)]
+    if not chunks:
+        columns = [c.name for c in statement.selected_columns]
+        return compact(pd.DataFrame({c: pd.Series(dtype="object") for c in columns}))
+    return pd.concat(chunks, ignore_index=True)
 
 
-def _dates(frame: pd.DataFrame, *columns: str) -> None:
+def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
 
 
 def _categories(frame: pd.DataFrame) -> pd.DataFrame:
@@ -32,6 +50,17 @@ def _categories(frame: pd.DataFrame) -> pd.DataFrame:
         if column in frame:
             frame[column] = frame[column].astype("category")
     return frame
+
+
+def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
+    """Replace ``rep_id`` by categorical rep, team and region names (one byte or two a row,
+    where a merge would copy a string per row)."""
+    position = pd.Index(owners["rep_id"]).get_indexer(frame["rep_id"])
+    for column in ("rep", "team", "region"):
+        names = pd.Categorical(owners[column])
+        codes = np.where(position >= 0, names.codes[position], -1)
+        frame[column] = pd.Categorical.from_codes(codes, categories=names.categories)
+    return frame.drop(columns="rep_id")
 
 
 class MissingExchangeRate(LookupError):
@@ -61,7 +90,8 @@ def _stored_rates(engine: Engine) -> dict[str, Decimal]:
 
 
 def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
-    rates = frame["currency"].map(lambda c: fx.rate(str(c))) if len(frame) else 1.0
+    currencies = frame["currency"]
+    rates = currencies.map({c: fx.rate(str(c)) for c in currencies.unique()})
     scaled = frame["amount"].astype("float64").fillna(0.0) * rates * 10**minor_digits
     minor: pd.Series = scaled.round().astype("int64")
     return minor
@@ -90,60 +120,68 @@ def load_facts(
         on="team_id",
         how="left",
     )
-    _dates(reps, "active_from", "active_to")
+    reps = _dates(reps, "active_from", "active_to")
     owners = reps[["rep_id", "name", "team", "region"]].rename(columns={"name": "rep"})
+
+    def deals(chunk: pd.DataFrame) -> pd.DataFrame:
+        closed = chunk.pop("is_closed").astype(bool)
+        won = chunk.pop("is_won").astype(bool)
+        status = np.where(closed, np.where(won, "won", "lost"), "open")
+        chunk["status"] = pd.Categorical(status, categories=["open", "won", "lost"])
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        chunk["probability"] = chunk["probability"].astype("float64").fillna(default_probability)
+        # The account's id, not its name: two customers may share a name.
+        chunk["account"] = chunk["account"].astype("Int64")
+        return _dates(chunk.drop(columns="currency"), "created", "close")
 
     opps = _frame(
         engine,
         select(
-            Opportunity.source_id.label("id"), Opportunity.owner_id.label("rep_id"),
-            Account.name.label("account"), Opportunity.is_closed, Opportunity.is_won,
-            Opportunity.amount, Opportunity.currency, Opportunity.created_at.label("created"),
-            Opportunity.close_date.label("close"), Opportunity.probability,
-        ).outerjoin(Account, Opportunity.account_id == Account.id),
+            Opportunity.owner_id.label("rep_id"), Opportunity.account_id.label("account"),
+            Opportunity.is_closed, Opportunity.is_won, Opportunity.amount, Opportunity.currency,
+            Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
+            Opportunity.probability,
+        ),
+        deals,
     )  # fmt: skip
-    opps = opps.merge(owners, on="rep_id", how="left")
-    opps["status"] = "open"
-    opps.loc[opps["is_closed"].astype(bool) & ~opps["is_won"].astype(bool), "status"] = "lost"
-    opps.loc[opps["is_closed"].astype(bool) & opps["is_won"].astype(bool), "status"] = "won"
-    opps["amount"] = _to_minor(opps, fx, minor_digits)
-    opps["probability"] = opps["probability"].astype("float64").fillna(default_probability)
-    _dates(opps, "created", "close")
-    opps = opps[
-        ["id", "rep", "team", "region", "account", "status", "amount", "created", "close",
+    opps = _owned(opps, owners)[
+        ["rep", "team", "region", "account", "status", "amount", "created", "close",
          "probability"]
     ]  # fmt: skip
 
     leads = _frame(
         engine,
         select(
-            Lead.owner_id.label("rep_id"),
-            Lead.created_at.label("created"), Lead.converted_at.label("converted"),
+            Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
+            Lead.converted_at.label("converted"),
         ),
+        lambda chunk: _dates(chunk, "created", "converted"),
     )  # fmt: skip
-    leads = leads.merge(owners, on="rep_id", how="left")
-    _dates(leads, "created", "converted")
-    leads = leads[["rep", "team", "region", "created", "converted"]]
+    leads = _owned(leads, owners)[["rep", "team", "region", "created", "converted"]]
+
+    def costs(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["region"] = chunk["team_region"].fillna(chunk["spend_region"])
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        return _dates(chunk, "date")[["date", "team", "region", "amount"]]
 
     spend = _frame(
         engine,
         select(Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
                Spend.region.label("spend_region"), Team.region.label("team_region"))
         .outerjoin(Team, Spend.team_id == Team.id),
+        costs,
     )  # fmt: skip
-    spend["region"] = spend["team_region"].fillna(spend["spend_region"])
-    spend["amount"] = _to_minor(spend, fx, minor_digits)
-    _dates(spend, "date")
-    spend = spend[["date", "team", "region", "amount"]]
 
-    surveys = _frame(engine, select(Survey.date, Survey.rep_id, Survey.kind, Survey.score))
-    surveys = surveys.merge(owners, on="rep_id", how="left")
-    _dates(surveys, "date")
-    surveys = surveys[["date", "rep", "team", "region", "kind", "score"]]
+    surveys = _frame(
+        engine,
+        select(Survey.date, Survey.rep_id, Survey.kind, Survey.score),
+        lambda chunk: _dates(chunk, "date"),
+    )
+    surveys = _owned(surveys, owners)[["date", "rep", "team", "region", "kind", "score"]]
 
     return Facts(
-        opportunities=_categories(opps),
-        leads=_categories(leads),
+        opportunities=opps,
+        leads=leads,
         spend=_categories(spend),
         surveys=_categories(surveys),
         reps=reps[["name", "email", "team", "region", "active_from", "active_to"]],

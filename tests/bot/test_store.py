@@ -78,13 +78,16 @@ def test_reimport_changes_nothing_and_keeps_the_data_version(store: Engine) -> N
 def test_facts_in_base_currency_minor_units(store: Engine) -> None:
     seed(store)
     facts = load_facts(store, "EUR", {"GBP": Decimal("1.15")}, 0.5)
-    opps = facts.opportunities.set_index("id")
-    assert opps.loc["o1", "amount"] == 100_000
-    # 500 GBP at 1.15
-    assert opps.loc["o2", "amount"] == 57_500
-    assert opps.loc["o1", "status"] == "won" and opps.loc["o2", "status"] == "open"
-    assert opps.loc["o2", "probability"] == 0.4
-    assert (opps.loc["o1", "team"], opps.loc["o1", "region"]) == ("A", "North")
+    opps = facts.opportunities.sort_values("created")
+    # o1 in EUR, o2: 500 GBP at 1.15
+    assert list(opps["amount"]) == [100_000, 57_500]
+    assert list(opps["status"]) == ["won", "open"]
+    assert list(opps["probability"]) == [0.5, 0.4]  # o1 has none: the default
+    assert (opps["team"].iloc[0], opps["region"].iloc[0], opps["rep"].iloc[0]) == (
+        "A",
+        "North",
+        "alice",
+    )
 
 
 def test_facts_are_reloaded_only_when_the_data_version_changes(store: Engine) -> None:
@@ -95,4 +98,4 @@ def test_facts_are_reloaded_only_when_the_data_version_changes(store: Engine) ->
     seed(store, amount="2000.00")
     second = cache.get()
     assert second is not first
-    assert second.opportunities.set_index("id").loc["o1", "amount"] == 200_000
+    assert second.opportunities.sort_values("created")["amount"].iloc[0] == 200_000
