@@ -33,6 +33,7 @@ from bot.chat_rendering import (
     render_alert_group,
     word,
 )
+from bot.delivery.errors import DeliveryError
 from bot.delivery.notifier import Delivered, Message, Notifier
 from bot.formatting import Formatter
 from bot.service import KpiService
@@ -203,7 +204,7 @@ def run_alerts(
                 run.sent.append(_notify(notifier, sessions, route, firing, log, fmt, now))
             if resolved:
                 run.resolved.extend(_resolve(notifier, sessions, route, resolved, fmt, now))
-        except (SlackClientError, OSError) as error:
+        except (DeliveryError, SlackClientError, OSError) as error:
             # One channel's failure (archived, bot removed, network) must not stop the others;
             # nothing was logged for it, so the next run tries again.
             logger.warning("alert delivery to %s failed: %s", route, error)

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.signature import Clock, SignatureVerifier
 
 import handlers
+from bot.delivery.slack_client import slack_client
 from bot.desk import SlackDesk
 from bot.service import KpiService
 from bot.settings import Settings
@@ -46,12 +47,6 @@ class ClockedRequestVerification(RequestVerification):
         self._verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
 
 
-def web_client(settings: Settings) -> WebClient:
-    return WebClient(
-        token=settings.secrets.slack_bot_token, base_url=settings.slack_api_url or SLACK_API_URL
-    )
-
-
 def on_error(error: Exception, body: dict[str, Any], respond: Any, *, desk: SlackDesk) -> None:
     """The one place errors land: logged with their traceback (tokens masked), and the user
     gets a polite answer instead of Slack's "dispatch_failed"."""
@@ -70,7 +65,7 @@ def build_app(
     clock: Callable[[], datetime] | None = None,
     verification_clock: Clock | None = None,
 ) -> App:
-    client = client or web_client(settings)
+    client = client or slack_client(settings)
     sessions = session_factory(service.engine)
     users = SlackUsers(client, sessions, settings.config.slack.rep_users)
     desk = SlackDesk(service, users, sessions)

@@ -4,13 +4,8 @@ that one bad channel never stops the others; the outbox has already recorded the
 
 from __future__ import annotations
 
-from slack_sdk.errors import SlackClientError
 
-
-# A SlackClientError so that code written against ``SlackNotifier`` (the alert pipeline
-# catches SlackClientError per route) keeps isolating one channel's failure from the others
-# when the outbox is wrapped around it.
-class DeliveryError(SlackClientError):
+class DeliveryError(Exception):
     """A message was not delivered (and is recorded as such in the outbox)."""
 
     def __init__(self, key: str, channel: str, code: str) -> None:

@@ -74,7 +74,9 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
     since = stale_since(SyncRuns(runtime.engine).last_success(), fire_time, stale_after)
     if since is not None:
         _staleness(runtime).notice(since, fire_time, stale_after, settings.organisation.timezone)
-    run = run_alerts(runtime.service(), runtime.notifier, fire_time, stale_since=since)
+    run = run_alerts(
+        runtime.service(), runtime.notifier, fire_time, stale_since=since, users=runtime.users
+    )
     parts = [f"{len(run.sent)} alert message(s)", f"{len(run.resolved)} resolution(s)"]
     if run.failed:
         parts.append(f"{len(run.failed)} failed")

@@ -27,6 +27,7 @@ from bot.settings import Settings
 from bot.store.database import make_engine, migrate
 
 if TYPE_CHECKING:
+    from bot.alerting import UserLookup
     from bot.service import KpiService
     from bot.subscriptions import Subscription
 
@@ -52,6 +53,8 @@ class Runtime:
     sync_source: SyncSource
     wall_clock: Callable[[], datetime] = utc_now
     service_factory: Callable[[], KpiService] | None = None
+    # Finds a rep's Slack user for DMs (users.lookupByEmail); None without a bot token.
+    users: UserLookup | None = None
     _service: KpiService | None = field(default=None, init=False, repr=False)
 
     def service(self) -> KpiService:
@@ -113,6 +116,15 @@ def build_runtime(
     if sleep is not None:
         outbox_notifier.sleep = sleep
     name, source = sync_source or configured_source(settings)
+    users = None
+    if settings.secrets.slack_bot_token:
+        from bot.delivery.slack_client import slack_client
+        from bot.slack_users import SlackUsers
+        from bot.store.database import session_factory
+
+        users = SlackUsers(
+            slack_client(settings), session_factory(engine), settings.config.slack.rep_users
+        ).user_for
     return Runtime(
         settings=settings,
         engine=engine,
@@ -121,4 +133,5 @@ def build_runtime(
         sync_name=name,
         sync_source=source,
         wall_clock=wall_clock,
+        users=users,
     )
