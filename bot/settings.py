@@ -113,6 +113,7 @@ class Database(_Section):
 class Evaluation(_Section):
     tolerance: Amount = Decimal("0.05")
     pace: Literal["business_days", "calendar_days"] = "business_days"
+    # Public holidays: not business days for pacing, and no digests or evaluations on them.
     holidays: tuple[date, ...] = ()
     min_sample: int = Field(default=20, ge=0)
     report_ended_for_days: int = Field(default=7, ge=0)
@@ -377,8 +378,6 @@ class Scheduling(_Section):
     # A job that could not run at its time (the process was down) still runs, once, if the
     # process is back within this delay; later than that it is skipped until its next time.
     grace_time: Duration = timedelta(hours=1)
-    # Days without digests or evaluation, on top of evaluation.holidays.
-    holidays: tuple[date, ...] = ()
     # KPI alerts are held, and sales-ops told once, when the last successful sync is older.
     stale_after: Duration = timedelta(hours=6)
     # A process that claimed a job and stopped renewing its claim for this long is presumed

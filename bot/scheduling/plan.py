@@ -46,8 +46,7 @@ class PlannedJob:
 
 
 def holidays(settings: Settings) -> frozenset[date]:
-    config = settings.config
-    return frozenset(config.scheduling.holidays) | frozenset(config.evaluation.holidays)
+    return frozenset(settings.config.evaluation.holidays)
 
 
 def digest_trigger(subscription: SubscriptionLike, days_off: Iterable[date]) -> WorkdayTrigger:
