@@ -77,7 +77,8 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores, {cpu}"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{python}, {os.cpu_count()} cores, {cpu}"
 
 
 def generate(folder: Path, size: int, seed: int = 1) -> None:
@@ -233,12 +234,10 @@ def main() -> None:
     print(f"generated CSV in {time.perf_counter() - t0:.1f} s ({folder})")
     rows, elapsed = run_import(folder)
     print(f"import: {rows:,} rows in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s")
-    queue: multiprocessing.Queue[dict[str, object]] = multiprocessing.get_context(
-        "spawn"
-    ).Queue()
-    child = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(str(folder), args.repeats, queue)
-    )
+    # A fresh process: its peak memory is the serving process's own, not the import's.
+    spawn = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[dict[str, object]] = spawn.Queue()
+    child = spawn.Process(target=serve, args=(str(folder), args.repeats, queue))
     child.start()
     result = queue.get()
     child.join()
