@@ -340,7 +340,10 @@ def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 @click.pass_obj
 def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler: bool) -> None:
     """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP with --http."""
-    from bot.slack_app import build_app
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack_app import build_app, redact
 
     settings = obj.settings()
     secrets = settings.secrets
@@ -350,7 +353,12 @@ def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler
         fail("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests", code=2)
     if not http_mode and not secrets.slack_app_token:
         fail("Socket Mode needs SLACK_APP_TOKEN (xapp-...); or run with --http", code=2)
-    app = build_app(settings, obj.service())
+    try:
+        # Bolt checks the token with auth.test at start-up: fail with a message, not a trace.
+        app = build_app(settings, obj.service())
+    except (BoltError, SlackApiError, OSError) as error:
+        api = settings.slack_api_url or "https://slack.com/api/"
+        fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
     if with_scheduler:
         # bot.scheduling's clock runs in background threads beside the server (small installs).
         from bot.scheduling.clock import Clock

@@ -8,8 +8,9 @@ from datetime import date, datetime
 
 from sqlalchemy import Engine
 
+from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.rendering import Digest
-from bot.settings import Settings
+from bot.settings import Settings, build_targets
 from bot.store.database import make_engine, migrate
 from bot.store.facts_loader import FactsCache
 from metrics.answers import Answer, answer
@@ -19,6 +20,7 @@ from metrics.kpis import KPIS
 from metrics.periods import Grain, period_containing
 from metrics.query import Directory, Query, parse_query
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope
+from metrics.targets import TargetBook
 
 # What a sales leader reads first in the morning, in this order.
 DIGEST_KPIS = (
@@ -31,6 +33,13 @@ DIGEST_KPIS = (
     "cpa",
     "csat",
 )
+
+
+@dataclass(frozen=True)
+class _Targets:
+    stamp: int  # ``targets_stamp`` when built
+    book: TargetBook
+    grains: dict[str, Grain]
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,6 @@ class KpiService:
         self.engine = engine or make_engine(settings.database_url)
         migrate(self.engine)
         evaluation = settings.config.evaluation
-        self.targets = settings.target_book()
         self.policy = settings.policy()
         self._cache = FactsCache(
             self.engine,
@@ -56,10 +64,33 @@ class KpiService:
             float(evaluation.default_probability),
         )
         self._snapshot: Snapshot | None = None
+        self._targets: _Targets | None = None
+
+    def _current_targets(self) -> _Targets:
+        """The config's targets with those set from chat, rebuilt when an admin changed one:
+        in this process or another (web and clock share the database), hence a cheap read of
+        the chat targets' stamp rather than an in-process signal."""
+        with self.engine.connect() as connection:
+            stamp = targets_stamp(connection)
+            current = self._targets
+            if current is not None and current.stamp == stamp:
+                return current
+            changes = latest_changes(connection)
+        # Two threads may both rebuild after a change: same input, same book, no lock needed.
+        targets = with_chat_targets(build_targets(self.settings.config), changes)
+        book = TargetBook(targets, self.settings.organisation.fiscal_year_start_month)
         # A KPI is read over the grain of its company target (monthly CPA, quarterly revenue).
-        self.grains = {
-            t.kpi: t.grain for t in reversed(list(self.targets)) if t.scope.level is Level.COMPANY
-        }
+        grains = {t.kpi: t.grain for t in reversed(targets) if t.scope.level is Level.COMPANY}
+        self._targets = _Targets(stamp, book, grains)
+        return self._targets
+
+    @property
+    def targets(self) -> TargetBook:
+        return self._current_targets().book
+
+    @property
+    def grains(self) -> dict[str, Grain]:
+        return self._current_targets().grains
 
     def snapshot(self) -> Snapshot:
         facts = self._cache.get()
@@ -124,8 +155,14 @@ class KpiService:
             for kpi in kpis
             if kpi in KPIS
         )
+        # A rep's alerts go to the rep and to their team's digest, not to the whole company's.
+        rep_alerts = scope.level in (Level.TEAM, Level.REP)
         alerts = tuple(
-            e for e in self.check(now) if e.status.is_alert and _within(e.scope, scope, self)
+            e
+            for e in self.check(now)
+            if e.status.is_alert
+            and _within(e.scope, scope, self)
+            and (rep_alerts or e.scope.level is not Level.REP)
         )
         return Digest(
             title=title,

@@ -219,3 +219,13 @@ def test_import_of_an_unknown_source_says_which_exist(tmp_path: Path) -> None:
     result = run("--config", str(config), "import", "csv", "hubspot")
     assert result.exit_code == 2
     assert "known: crm" in result.output
+
+
+def test_the_company_digest_leaves_rep_alerts_to_the_reps_and_their_teams(demo: Path) -> None:
+    alerts = json.loads(run("--config", str(demo), "check", "--json", "--as-of", AS_OF).output)
+    rep_names = {a["scope"]["name"] for a in alerts if a["scope"]["level"] == "rep"}
+    assert rep_names  # the demo has reps at risk...
+    digest = run("--config", str(demo), "digest", "--dry-run", "--as-of", AS_OF).output
+    # ...that the company digest does not list as alerts of their own
+    assert not any(f"· {name} ·" in digest for name in rep_names)
+    assert "Équipe London" in digest
