@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import datetime, time
 from typing import Any
 
@@ -17,6 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import alerting
 from bot.access import Role, Viewer, viewer_for
 from bot.chat_rendering import Blocks, text_blocks, word
+from bot.chat_targets import USAGE as TARGET_USAGE
+from bot.chat_targets import (
+    TargetChange,
+    TargetCommandError,
+    latest_changes,
+    parse_target_command,
+    record_change,
+)
 from bot.formatting import Formatter
 from bot.rendering import (
     MAX_BLOCKS,
@@ -38,33 +47,59 @@ from handlers.kpi_text import mentioned_user
 from handlers.ports import MessageUpdate, Reply
 from metrics.answers import Answer
 from metrics.kpis import KPIS
+from metrics.periods import parse_period
 from metrics.query import ALIASES, QueryError, normalise
 from metrics.scopes import Level, Scope
 
 HELP_EXAMPLES = (
     "`/kpi conversion`",
     "`/kpi revenue team EMEA last quarter`",
-    "`/kpi ca ce trimestre`",
     "`/kpi pipeline`",
     "`/kpi forecast`",
-    "`/kpi team Lyon` · `/kpi équipe Lyon`",
+    "`/kpi team Lyon`",
     "`/kpi rep @someone`",
-    "`/kpi leaderboard` · `/kpi classement`",
-    "`/kpi targets` · `/kpi objectifs`",
-    "`/kpi alerts` · `/kpi alertes`",
+    "`/kpi leaderboard`",
+    "`/kpi targets`",
+    "`/kpi alerts`",
     "`/kpi snooze revenue team Lyon 2d`",
     "`/kpi subscribe #sales 08:30` (admins)",
+    "`/kpi target revenue team Lyon 2026-Q4 800k` · `… off` (admins)",
+    "`/kpi sync` (admins)",
 )
+# The same questions in French words: what a French-speaking team types.
+HELP_EXAMPLES_FR = (
+    "`/kpi ca ce trimestre`",
+    "`/kpi ca équipe Lyon trimestre dernier`",
+    "`/kpi conversion`",
+    "`/kpi équipe Lyon`",
+    "`/kpi commercial @quelqu'un`",
+    "`/kpi classement`",
+    "`/kpi objectifs`",
+    "`/kpi alertes`",
+    "`/kpi sourdine ca équipe Lyon 2d`",
+    "`/kpi abonner #ventes 08:30` (admins)",
+    "`/kpi objectif ca équipe Lyon 2026-Q4 800k` · `… off` (admins)",
+    "`/kpi sync` (admins)",
+)
+CHAT_TARGETS_SHOWN = 20
 CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|^([CG][A-Z0-9]{6,})$")
 
 
 class SlackDesk:
     def __init__(
-        self, service: KpiService, users: SlackUsers, sessions: sessionmaker[Session]
+        self,
+        service: KpiService,
+        users: SlackUsers,
+        sessions: sessionmaker[Session],
+        *,
+        sync: Callable[[datetime], str] | None = None,
     ) -> None:
         self.service = service
         self.users = users
         self.sessions = sessions
+        # Runs the configured CRM sync now and returns its one-line summary (the scheduler's
+        # own job, so a sync from chat is recorded and clears stale data like a scheduled one).
+        self._sync = sync
         self.settings = service.settings
         self.fmt = Formatter.for_organisation(self.settings.organisation)
 
@@ -130,7 +165,14 @@ class SlackDesk:
     def help(self, user_id: str, now: datetime, *, problem: str | None = None) -> Reply:
         lines = [problem] if problem else []
         lines.append("*/kpi* — " + ", ".join(f"`{k}`" for k in KPIS))
-        lines.extend(f"• {example}" for example in HELP_EXAMPLES)
+        if self.fmt.language == "fr":
+            # French first for a French organisation; the English words work as well.
+            lines.extend(f"• {example}" for example in HELP_EXAMPLES_FR)
+            lines.append(word(self.fmt, "help.english"))
+            lines.append(" · ".join(HELP_EXAMPLES[:-3]))
+        else:
+            lines.extend(f"• {example}" for example in HELP_EXAMPLES)
+            lines.append(word(self.fmt, "help.french") + " " + " · ".join(HELP_EXAMPLES_FR[:3]))
         return self._say("\n".join(lines))
 
     def _did_you_mean(self, user_id: str, error: QueryError, now: datetime) -> Reply:
@@ -225,10 +267,73 @@ class SlackDesk:
             )
         if len(visible) > 40:
             lines.append(self.fmt.tn("and_more", len(visible) - 40))
-        if not visible:
+        chat_set = self._chat_targets(viewer, now)
+        if not visible and not chat_set:
             lines.append(word(self.fmt, "targets.none"))
+        if chat_set:
+            lines.append(f"*{word(self.fmt, 'targets.chat')}*")
+            lines.extend(chat_set)
         text = "\n".join(lines)
         return self._shareable(user_id, "targets", text, text_blocks(text, self.fmt), shared=shared)
+
+    def _chat_targets(self, viewer: Viewer, now: datetime) -> list[str]:
+        """The targets set from chat and in force (future periods too), with who set them."""
+        with self.service.engine.connect() as connection:
+            changes = [c for c in latest_changes(connection) if c.value is not None]
+        lines = []
+        for change in changes[-CHAT_TARGETS_SHOWN:]:
+            if not viewer.may_see(change.scope):
+                continue
+            when = self.fmt.datetime(change.set_at) if change.set_at else ""
+            lines.append(
+                f"• {self._target_what(change, now)} → {self._target_value(change)} "
+                f"({word(self.fmt, 'targets.set_by', user=f'<@{change.set_by}>', time=when)})"
+            )
+        return lines
+
+    def _target_what(self, change: TargetChange, now: datetime) -> str:
+        org = self.settings.organisation
+        period = parse_period(
+            change.period_key, self.service.local_date(now), org.fiscal_year_start_month
+        )
+        sep = self.fmt.t("sep")
+        kpi = self.fmt.kpi_label(KPIS[change.kpi])
+        return f"*{kpi}*{sep}{mrkdwn_escape(self._describe(change.scope))}{sep}" + (
+            self.fmt.period(period)
+        )
+
+    def _target_value(self, change: TargetChange) -> str:
+        return "" if change.value is None else self.fmt.value(KPIS[change.kpi], change.value)
+
+    def set_target(self, user_id: str, args: str, now: datetime) -> Reply:
+        if not args.strip():
+            return self.targets(user_id, now)  # "/kpi target" alone: the list
+        if not self.viewer(user_id, now).is_admin:
+            return self._not_admin("target")
+        try:
+            change = parse_target_command(
+                args,
+                self.service.local_date(now),
+                self.service.snapshot().directory,
+                self.settings.organisation.fiscal_year_start_month,
+            )
+        except TargetCommandError as error:
+            problem = word(self.fmt, "target.problem", problem=mrkdwn_escape(str(error)))
+            return self._say(f"{problem}\n{TARGET_USAGE}")
+        with transaction(self.sessions) as session:
+            record_change(session, change, user_id, now)
+        what = self._target_what(change, now)
+        if change.value is None:
+            return self._say(word(self.fmt, "target.removed", what=what))
+        return self._say(word(self.fmt, "target.set", what=what, value=self._target_value(change)))
+
+    def sync(self, user_id: str, now: datetime) -> Reply:
+        if not self.viewer(user_id, now).is_admin:
+            return self._not_admin("sync")
+        if self._sync is None:
+            return self._say(word(self.fmt, "sync.unavailable"))
+        summary = self._sync(now)
+        return self._say(word(self.fmt, "sync.done", summary=mrkdwn_escape(summary)))
 
     def alerts(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
         viewer = self.viewer(user_id, now)

@@ -77,8 +77,8 @@ class KpiService:
                 return current
             changes = latest_changes(connection)
         # Two threads may both rebuild after a change: same input, same book, no lock needed.
-        targets = with_chat_targets(build_targets(self.settings.config), changes)
-        book = TargetBook(targets, self.settings.organisation.fiscal_year_start_month)
+        targets, removed = with_chat_targets(build_targets(self.settings.config), changes)
+        book = TargetBook(targets, self.settings.organisation.fiscal_year_start_month, removed)
         # A KPI is read over the grain of its company target (monthly CPA, quarterly revenue).
         grains = {t.kpi: t.grain for t in reversed(targets) if t.scope.level is Level.COMPANY}
         self._targets = _Targets(stamp, book, grains)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.middleware.request_verification import RequestVerification
@@ -27,6 +28,9 @@ from bot.service import KpiService
 from bot.settings import Settings
 from bot.slack_users import SlackUsers
 from bot.store.database import session_factory
+
+if TYPE_CHECKING:
+    from bot.scheduling.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,29 @@ def on_error(error: Exception, body: dict[str, Any], respond: Any, *, desk: Slac
         respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
 
 
+def scheduler_sync(
+    settings: Settings, service: KpiService, client: WebClient
+) -> Callable[[datetime], str]:
+    """``/kpi sync``: the scheduler's own sync job (``bot.scheduling.jobs.sync``), run now, so
+    that a sync from chat is recorded and clears a stale-data notice like a scheduled one. The
+    runtime is built on first use; one sync at a time in this process."""
+    lock = threading.Lock()
+    runtimes: list[Runtime] = []
+
+    def run(now: datetime) -> str:
+        from bot.delivery.slack import SlackNotifier
+        from bot.scheduling.jobs import sync
+        from bot.scheduling.runtime import build_runtime
+
+        with lock:
+            if not runtimes:
+                notifier = SlackNotifier(client)
+                runtimes.append(build_runtime(settings, engine=service.engine, notifier=notifier))
+            return sync(runtimes[0], now)
+
+    return run
+
+
 def build_app(
     settings: Settings,
     service: KpiService,
@@ -64,11 +91,14 @@ def build_app(
     client: WebClient | None = None,
     clock: Callable[[], datetime] | None = None,
     verification_clock: Clock | None = None,
+    sync: Callable[[datetime], str] | None = None,
 ) -> App:
     client = client or slack_client(settings)
     sessions = session_factory(service.engine)
     users = SlackUsers(client, sessions, settings.config.slack.rep_users)
-    desk = SlackDesk(service, users, sessions)
+    desk = SlackDesk(
+        service, users, sessions, sync=sync or scheduler_sync(settings, service, client)
+    )
     app = App(
         client=client,
         signing_secret=settings.secrets.slack_signing_secret or "",

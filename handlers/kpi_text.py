@@ -23,6 +23,8 @@ class Kind(StrEnum):
     SNOOZE = "snooze"
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
+    TARGET = "target"
+    SYNC = "sync"
 
 
 WORDS: dict[str, Kind] = {
@@ -35,6 +37,9 @@ WORDS: dict[str, Kind] = {
     "snooze": Kind.SNOOZE, "sourdine": Kind.SNOOZE, "silence": Kind.SNOOZE,
     "subscribe": Kind.SUBSCRIBE, "abonner": Kind.SUBSCRIBE, "abonnement": Kind.SUBSCRIBE,
     "unsubscribe": Kind.UNSUBSCRIBE, "desabonner": Kind.UNSUBSCRIBE,
+    # Singular: setting one target ("/kpi target revenue team Lyon 2026-Q4 800k").
+    "target": Kind.TARGET, "objectif": Kind.TARGET, "cible": Kind.TARGET,
+    "sync": Kind.SYNC, "synchro": Kind.SYNC, "synchroniser": Kind.SYNC,
 }  # fmt: skip
 
 # Sub-commands that show data, and so can be shared in the channel.
@@ -98,3 +103,7 @@ def run(
             return desk.subscribe(user_id, arg, now)
         case Kind.UNSUBSCRIBE:
             return desk.unsubscribe(user_id, arg, now)
+        case Kind.TARGET:
+            return desk.set_target(user_id, arg, now)
+        case Kind.SYNC:
+            return desk.sync(user_id, now)

@@ -35,13 +35,26 @@ class Target:
     min_sample: int | None = None  # overrides the policy's minimum for sampled KPIs
 
 
+# (kpi, scope, grain, period key): a target removed for one named period.
+Removal = tuple[str, Scope, Grain, str]
+
+
 class TargetBook:
-    def __init__(self, targets: Iterable[Target], fiscal_start_month: int = 1) -> None:
+    """``removed`` names periods that have no target on purpose (an admin switched it off from
+    chat): neither the grain's standing value nor a coarser target's share applies to them."""
+
+    def __init__(
+        self,
+        targets: Iterable[Target],
+        fiscal_start_month: int = 1,
+        removed: Iterable[Removal] = (),
+    ) -> None:
         self.fiscal_start_month = fiscal_start_month
         self._targets = list(targets)
         self._index: dict[tuple[str, Scope, Grain, str | None], Target] = {
             (t.kpi, t.scope, t.grain, t.period_key): t for t in self._targets
         }
+        self._removed = frozenset(removed)
 
     def __iter__(self) -> Iterator[Target]:
         return iter(self._targets)
@@ -51,6 +64,8 @@ class TargetBook:
 
     def find(self, kpi: str, scope: Scope, period: Period) -> Target | None:
         """The target set for exactly this period's grain (named period first)."""
+        if (kpi, scope, period.grain, period.key) in self._removed:
+            return None
         return self._index.get((kpi, scope, period.grain, period.key)) or self._index.get(
             (kpi, scope, period.grain, None)
         )
@@ -63,6 +78,8 @@ class TargetBook:
         return own
 
     def _value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
+        if (kpi, scope, period.grain, period.key) in self._removed:
+            return None
         exact = self.find(kpi, scope, period)
         if exact is not None:
             return exact.value

@@ -1,13 +1,15 @@
 """The chat surface's own state: which alerts were notified where (the notification log), the
 alert messages with their Acknowledge/Snooze state, silences, digest subscriptions created from
-chat, and the Slack users matched to reps. Created by migration 0002."""
+chat, and the Slack users matched to reps. Created by migration 0002; targets set from chat by
+migration 0004."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.models import Base
@@ -87,6 +89,25 @@ class ChatUser(Base):
     user_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     looked_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChatTarget(Base):
+    """A target set (or removed) from chat by an admin (``/kpi target revenue team Lyon
+    2026-Q4 800k``). Rows are never updated: each change is a new row, so the table is the
+    history of who set what and when, and its largest id tells every process (web, clock) that
+    the targets changed. The latest row for a (kpi, scope, grain, period) wins; a row without a
+    value removes that target, the config's included."""
+
+    __tablename__ = "chat_targets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kpi: Mapped[str] = mapped_column(String(40))
+    grain: Mapped[str] = mapped_column(String(10))
+    scope_level: Mapped[str] = mapped_column(String(20))
+    scope_name: Mapped[str] = mapped_column(String(200))  # "" for the company
+    period_key: Mapped[str] = mapped_column(String(20))
+    value: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))  # None: removed
+    set_by: Mapped[str] = mapped_column(String(40))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def to_db(moment: datetime) -> datetime:

@@ -3,23 +3,69 @@ the CRM sync and the demo company alike, so that re-importing the same rows chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import Table, or_, select, tuple_
+from sqlalchemy import Connection, Date, Dialect, Table, bindparam, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
-# Bounds memory for the RETURNING rows; SQLAlchemy splits each batch to fit the driver.
+# Bounds the memory of the converted parameter rows.
 _BATCH = 20_000
-# Two bound parameters per key; SQLite allows 32,766 per statement.
+# SQLite allows 32,766 bound parameters per statement (since 3.32).
+_SQLITE_PARAMETERS = 32_766
+# Rows per multi-row INSERT on SQLite.
+_SQLITE_PAGE = 1_000
+# Two bound parameters per key.
 _LOOKUP = 5_000
 
 
-def _batches(rows: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[str, Any]]]:
-    for start in range(0, len(rows), _BATCH):
-        yield rows[start : start + _BATCH]
+def _statement(table: Table, keys: Sequence[str], dialect: Dialect) -> tuple[str, list[str]]:
+    """The upsert as driver SQL for one row, and the order of its parameters (positional
+    paramstyles such as SQLite's) or their names (named ones such as psycopg's)."""
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
+    # inline(): no implicit "RETURNING id" for the new primary key, which nobody reads here.
+    insert_row = insert(table).inline().values({k: bindparam(k) for k in keys})
+    excluded = insert_row.excluded
+    columns = [k for k in keys if k not in ("source", "source_id")]
+    # Only touch rows whose values differ: a re-import of the same file changes nothing and
+    # does not bump the data version.
+    differs = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in columns))
+    statement = insert_row.on_conflict_do_update(
+        index_elements=["source", "source_id"],
+        set_={c: excluded[c] for c in columns},
+        where=differs,
+    )
+    compiled = statement.compile(dialect=dialect)
+    order = list(compiled.positiontup) if compiled.positiontup is not None else list(keys)
+    return str(compiled), order
+
+
+def _iso_dates(values: list[Any]) -> list[Any]:
+    # date.isoformat is SQLAlchemy's SQLite storage format ("%04d-%02d-%02d", also for a
+    # datetime) and, like it, raises TypeError for anything else, at a third of the cost.
+    iso = date.isoformat
+    return [None if v is None else iso(v) for v in values]
+
+
+def _converter(
+    column_type: TypeEngine[Any], dialect: Dialect
+) -> Callable[[list[Any]], list[Any]] | None:
+    """What turns a column's Python values into the driver's, or None when they pass as-is.
+
+    SQLAlchemy's own bind processors (Numeric as float and datetimes as text on SQLite, bools
+    checked), so that rows read back exactly as when SQLAlchemy bound them; looked up once per
+    column instead of per value, which was most of the time of SQLAlchemy's executemany."""
+    if dialect.name == "sqlite" and isinstance(column_type, Date):
+        return _iso_dates  # the commonest conversion of all, done faster
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    return lambda values: list(map(process, values))
 
 
 def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -27,24 +73,43 @@ def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     many rows were inserted or actually changed. Every row must have the same keys."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    columns = [c for c in rows[0] if c not in ("source", "source_id")]
-    insert_rows = insert(table)
-    excluded = insert_rows.excluded
-    # Only touch rows whose values differ: a re-import of the same file changes nothing and
-    # does not bump the data version.
-    differs = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in columns))
-    statement = insert_rows.on_conflict_do_update(
-        index_elements=["source", "source_id"],
-        set_={c: excluded[c] for c in columns},
-        where=differs,
-    ).returning(table.c.id)
+    connection = session.connection()
+    dialect = connection.dialect
+    sql, order = _statement(table, list(rows[0]), dialect)
+    convert = [_converter(table.c[k].type, dialect) for k in order]
     changed = 0
-    for batch in _batches(rows):
-        # One statement, many parameter sets: SQLAlchemy batches them ("insertmanyvalues")
-        # and RETURNING yields only the inserted or updated rows (rowcount is -1 on psycopg).
-        changed += len(session.execute(statement, list(batch)).all())
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start : start + _BATCH]
+        # Column by column: one list per column, converted by a map or a comprehension.
+        values = [
+            [row[k] for row in batch] if f is None else f([row[k] for row in batch])
+            for k, f in zip(order, convert, strict=True)
+        ]
+        if dialect.name == "sqlite":
+            changed += _sqlite_pages(connection, sql, len(order), list(zip(*values, strict=True)))
+        else:
+            # psycopg pipelines an executemany, and its rowcount sums the "INSERT 0 n" command
+            # tags: the rows inserted or updated, not those whose WHERE was false.
+            params = [dict(zip(order, row, strict=True)) for row in zip(*values, strict=True)]
+            changed += connection.exec_driver_sql(sql, params).rowcount
+    return changed
+
+
+def _sqlite_pages(connection: Connection, sql: str, width: int, params: list[Any]) -> int:
+    """Run the one-row ``sql`` over ``params`` as multi-row INSERTs, as SQLAlchemy did: sqlite3's
+    executemany steps the statement once per row, which took SQLite itself half as long again
+    (3.1 s against 1.9 s for the 300,000 rows of a 100,000-opportunity import)."""
+    group = "(" + ", ".join(["?"] * width) + ")"
+    head, values, tail = sql.partition(f" VALUES {group}")
+    assert values, sql
+    page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // width))
+    changed = 0
+    for start in range(0, len(params), page):
+        rows = params[start : start + page]
+        statement = f"{head} VALUES {', '.join([group] * len(rows))}{tail}"
+        # No RETURNING: rowcount is sqlite3_changes(), the rows inserted or updated (an update
+        # whose WHERE is false counts 0), without the rows triggers might change.
+        changed += connection.exec_driver_sql(statement, tuple(chain.from_iterable(rows))).rowcount
     return changed
 
 

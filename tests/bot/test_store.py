@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, inspect
+import pytest
+from sqlalchemy import Engine, func, insert, inspect, select, text
+from sqlalchemy.exc import StatementError
 
 from bot.store.database import (
     bump_data_version,
@@ -15,7 +17,7 @@ from bot.store.database import (
     transaction,
 )
 from bot.store.facts_loader import FactsCache, load_facts
-from bot.store.models import Opportunity, Rep, Team
+from bot.store.models import Base, Opportunity, Rep, Team
 from bot.store.upsert import ids_by_source_id, upsert
 
 
@@ -99,3 +101,94 @@ def test_facts_are_reloaded_only_when_the_data_version_changes(store: Engine) ->
     second = cache.get()
     assert second is not first
     assert second.opportunities.sort_values("created")["amount"].iloc[0] == 200_000
+
+
+OPPORTUNITIES = Base.metadata.tables["opportunities"]
+
+
+# A row of every kind of value the facts use, as the importers pass them.
+def _opportunity(source_id: str, **values: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "source": "t", "source_id": source_id, "name": "Deal", "account_id": None,
+        "owner_id": None, "product": None, "stage": "Won", "is_closed": True, "is_won": False,
+        "amount": Decimal("1234.56"), "currency": "EUR", "created_at": date(2026, 7, 1),
+        "close_date": date(2026, 7, 20), "probability": 0.25, "forecast_category": None,
+        "last_activity_at": None, "updated_at": datetime(2026, 7, 3, 4, 5, 6, 789, tzinfo=UTC),
+    }  # fmt: skip
+    row.update(values)
+    return row
+
+
+def test_upsert_stores_values_as_sqlalchemy_binds_them(store: Engine) -> None:
+    """The driver-level upsert writes what SQLAlchemy's own insert writes, read raw and
+    through the ORM, so that existing stores and the facts loader see no difference."""
+    fast = _opportunity("fast")
+    slow = _opportunity("slow", amount=None, created_at=None, probability=None)
+    slow_full = _opportunity("slow-full")
+    with transaction(session_factory(store)) as session:
+        assert upsert(session, OPPORTUNITIES, [fast, {**slow, "source_id": "fast-2"}]) == 2
+        session.execute(insert(OPPORTUNITIES), [slow_full, slow])
+    with session_factory(store)() as session:
+        raw = {
+            row[0]: row[1:]
+            for row in session.execute(
+                text("SELECT source_id, amount, created_at, updated_at, is_closed, is_won,"
+                     " probability FROM opportunities")
+            )
+        }  # fmt: skip
+        assert raw["fast"] == raw["slow-full"]
+        assert raw["fast-2"] == raw["slow"]
+        orm = {o.source_id: o for o in session.scalars(select(Opportunity))}
+        columns = [c.key for c in OPPORTUNITIES.c if c.key not in ("id", "source_id")]
+        for a, b in (("fast", "slow-full"), ("fast-2", "slow")):
+            assert [getattr(orm[a], c) for c in columns] == [getattr(orm[b], c) for c in columns]
+        assert orm["fast"].amount == Decimal("1234.56")
+        assert orm["fast"].created_at == date(2026, 7, 1)
+
+
+def test_upsert_counts_inserted_and_changed_rows_only(store: Engine) -> None:
+    rows = [_opportunity(f"o{i}") for i in range(5)]
+    with transaction(session_factory(store)) as session:
+        assert upsert(session, OPPORTUNITIES, rows) == 5
+        assert upsert(session, OPPORTUNITIES, rows) == 0
+        changed = [
+            _opportunity("o0", amount=Decimal("1234.57")),  # a value changed
+            _opportunity("o1", name=None),  # a value became NULL
+            _opportunity("o2"),  # unchanged
+            _opportunity("o3", updated_at=None),
+            _opportunity("o4", is_won=True),
+            _opportunity("o5"),  # new
+        ]
+        assert upsert(session, OPPORTUNITIES, changed) == 5
+        assert upsert(session, OPPORTUNITIES, changed) == 0
+        # NULL back to a value is a change too (IS DISTINCT FROM, not <>)
+        assert upsert(session, OPPORTUNITIES, rows[1:2]) == 1
+    with session_factory(store)() as session:
+        amounts = dict(session.execute(select(Opportunity.source_id, Opportunity.amount)).all())
+        assert amounts["o0"] == Decimal("1234.57")
+        assert len(amounts) == 6
+
+
+def test_upsert_in_several_batches_and_in_the_callers_transaction(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.store.upsert._BATCH", 5)
+    monkeypatch.setattr("bot.store.upsert._SQLITE_PAGE", 2)  # and a short last page
+    rows = [_opportunity(f"o{i}") for i in range(10)]
+    with transaction(session_factory(store)) as session:
+        assert upsert(session, OPPORTUNITIES, rows) == 10
+        assert upsert(session, OPPORTUNITIES, rows) == 0
+    with session_factory(store)() as session, session.begin():
+        assert upsert(session, OPPORTUNITIES, [_opportunity("o10")]) == 1
+        session.rollback()  # the caller owns the transaction: nothing is left behind
+    with session_factory(store)() as session:
+        assert session.scalar(select(func.count()).select_from(Opportunity)) == 10
+
+
+def test_upsert_rejects_values_sqlalchemy_would_reject(sqlite_store: Engine) -> None:
+    with transaction(session_factory(sqlite_store)) as session:
+        with pytest.raises((TypeError, StatementError)):  # StatementError: SQLAlchemy's
+            upsert(session, OPPORTUNITIES, [_opportunity("o", created_at="2026-07-01")])
+        with pytest.raises((TypeError, StatementError)):
+            upsert(session, OPPORTUNITIES, [_opportunity("o", is_won="yes")])
+        assert upsert(session, OPPORTUNITIES, []) == 0
