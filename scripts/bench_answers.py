@@ -152,6 +152,17 @@ def run_import(folder: Path) -> tuple[int, float]:
     return rows, elapsed
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory. On Linux, VmHWM: ru_maxrss of a process started by
+    fork and exec still carries the parent's peak from before the exec (here, the import's)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def serve(folder: str, repeats: int, queue: multiprocessing.Queue[dict[str, object]]) -> None:
     from bot.service import KpiService
     from bot.settings import load_settings
@@ -181,7 +192,7 @@ def serve(folder: str, repeats: int, queue: multiprocessing.Queue[dict[str, obje
             "per_question_p95": {
                 q: sorted(xs)[int(0.95 * (len(xs) - 1))] for q, xs in latencies.items()
             },
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_memory_mb(),
         }
     )
 
