@@ -36,7 +36,7 @@ import bot
 from bot.formatting import Formatter
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status
-from metrics.kpis import KPIS, Kpi, Unit
+from metrics.kpis import KPIS, Kpi, KpiValue, Unit
 from metrics.periods import Grain
 from metrics.scopes import Scope
 
@@ -241,15 +241,20 @@ def _comparison(kpi: Kpi, comparison: Comparison, fmt: Formatter) -> ComparisonV
     )
 
 
-def _status(fmt: Formatter, status: Status, target: Decimal | None) -> tuple[str, str]:
-    # Answers report "no data" both for a missing value and for a missing target; say which.
+def _status(
+    fmt: Formatter, status: Status, target: Decimal | None, value: KpiValue
+) -> tuple[str, str]:
+    # "No data" covers a missing value, a missing target and a sample too small to judge: say
+    # which, so that a value shown beside "no data" does not read as a contradiction.
     if target is None:
         return fmt.emoji(Status.NO_DATA), fmt.t("no_target")
+    if status is Status.NO_DATA and value.value is not None:
+        return fmt.emoji(status), fmt.t("small_sample", n=fmt.number(value.sample or 0))
     return fmt.emoji(status), fmt.status(status)
 
 
 def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
-    emoji, status = _status(fmt, row.status, row.target)
+    emoji, status = _status(fmt, row.status, row.target, row.value)
     return RowView(
         name=_clip(row.scope.name),
         value=fmt.value(kpi, row.value.value),
@@ -264,7 +269,7 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
     scope = fmt.scope(Scope(answer.scope.level, _clip(answer.scope.name)))
     period = fmt.period(answer.period)
     label = fmt.kpi_label(kpi)
-    emoji, status = _status(fmt, answer.status, answer.target)
+    emoji, status = _status(fmt, answer.status, answer.target, answer.value)
     evaluation = answer.evaluation
     like_for_like = None
     if answer.period.is_running(answer.as_of) and answer.period.grain is not Grain.DAY:

@@ -496,3 +496,16 @@ def test_every_view_field_is_shown_by_a_template(view: type) -> None:
     sources = _template_sources()
     unused = [f.name for f in dataclasses.fields(view) if f".{f.name}" not in sources]
     assert unused == [], f"{view.__name__} fields no template shows: {unused}"
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [("fr_FR", "trop peu pour juger (n = 5)"), ("en_US", "too few to judge (n = 5)")],
+)
+def test_a_sample_too_small_says_so_beside_its_value(locale: str, said: str) -> None:
+    answer = replace(
+        conversion_answer(), value=KpiValue(Decimal("0.4"), sample=5), status=Status.NO_DATA
+    )
+    text = render_answer_text(answer, formatter(locale))
+    assert said in text
+    assert "40" in text  # the value is still shown
