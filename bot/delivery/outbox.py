@@ -6,7 +6,7 @@ sent twice, through retries, crashes and several processes.
 not know it is there. When a message is found ``pending`` with nobody working on it (a crash
 between send and mark, or an ambiguous failure such as a dropped connection), the notifier asks
 the chat surface whether the message already landed (``find``, by the key carried in the Slack
-message metadata) before sending it again.
+message metadata; a thread reply is looked for in its thread) before sending it again.
 """
 
 from __future__ import annotations
@@ -44,8 +44,15 @@ REPLY = "reply"
 class MessageFinder(Protocol):
     """A chat surface that can look a message up by its idempotency key (Slack: metadata)."""
 
-    def find(self, channel: str, idempotency_key: str, oldest: float | None) -> Delivered | None:
-        """The message with this key posted in ``channel`` since ``oldest``, if any."""
+    def find(
+        self,
+        channel: str,
+        idempotency_key: str,
+        oldest: float | None,
+        thread_ts: str | None = None,
+    ) -> Delivered | None:
+        """The message with this key posted in ``channel`` since ``oldest``, if any; with
+        ``thread_ts``, the reply with this key in that thread."""
 
 
 class Reservation(Enum):
@@ -317,8 +324,14 @@ class OutboxNotifier:
                 self.sleep(self._wait(failure, attempt - 1))
                 self.outbox.attempt(key)
             try:
-                if look_first and kind == SEND and isinstance(self.inner, MessageFinder):
-                    found = self.inner.find(message.channel, key, oldest)
+                if look_first and isinstance(self.inner, MessageFinder):
+                    # A reply is looked for in its thread (where it was posted: the parent's
+                    # channel), as thread replies are not in the channel's history.
+                    if kind == REPLY:
+                        assert parent is not None
+                        found = self.inner.find(parent.channel, key, oldest, parent.ts)
+                    else:
+                        found = self.inner.find(message.channel, key, oldest)
                     if found is not None:
                         log.info("%s was already delivered (found in %s)", key, found.channel)
                         return self._sent(message, found)

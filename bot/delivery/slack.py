@@ -54,23 +54,50 @@ class SlackNotifier:
         return Delivered(str(response["channel"]), str(response["ts"]))
 
     # -- lookup by idempotency key, for the outbox after a crash (issue 4) ------------------
-    def find(self, channel: str, idempotency_key: str, oldest: float | None) -> Delivered | None:
+    def find(
+        self,
+        channel: str,
+        idempotency_key: str,
+        oldest: float | None,
+        thread_ts: str | None = None,
+    ) -> Delivered | None:
         """The message carrying ``idempotency_key`` in its metadata, posted in ``channel`` since
-        ``oldest`` (a Unix time), if any. For a user id, the DM with that user is searched."""
+        ``oldest`` (a Unix time), if any. For a user id, the DM with that user is searched.
+
+        With ``thread_ts``, the replies in that thread are searched instead: Slack leaves thread
+        replies out of ``conversations.history`` (unless also broadcast to the channel), so
+        only ``conversations.replies`` can tell whether a reply already landed."""
         if channel[:1] in ("U", "W"):
             opened = self.client.conversations_open(users=channel)
             channel = str(opened["channel"]["id"])
+        since = f"{oldest:.6f}" if oldest is not None else "0"
         cursor: str | None = None
         while True:
-            page = self.client.conversations_history(
-                channel=channel,
-                oldest=f"{oldest:.6f}" if oldest is not None else "0",
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
+            if thread_ts is None:
+                page = self.client.conversations_history(
+                    channel=channel,
+                    oldest=since,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
+            else:
+                # Slack may cap ``limit`` lower than asked (15 for some apps): the cursor loop
+                # below copes with any page size.
+                page = self.client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=since,
+                    include_all_metadata=True,
+                    limit=200,
+                    cursor=cursor,
+                )
             messages: list[dict[str, Any]] = page.get("messages", [])
             for item in messages:
+                if thread_ts is not None and item.get("ts") == thread_ts:
+                    # The thread's parent comes first in the answer; it is not the reply sought.
+                    # Matched by ts rather than position, as it is left out of later pages.
+                    continue
                 payload = (item.get("metadata") or {}).get("event_payload") or {}
                 if payload.get("idempotency_key") == idempotency_key:
                     return Delivered(channel, str(item["ts"]))

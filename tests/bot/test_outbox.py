@@ -1,6 +1,7 @@
 """The outbox against the fake Slack Web API: every message once under rate limits, server
 errors, dropped connections and lost answers; a crash between send and mark is resolved by
-looking the message up; messages left pending are drained later."""
+looking the message up (a thread reply in its thread); messages left pending are drained
+later."""
 
 from __future__ import annotations
 
@@ -155,6 +156,107 @@ def test_thread_replies_go_through_the_outbox(fake: FakeSlack, tmp_path: Path) -
     assert runtime.notifier.reply(parent, reply) == first
     replies = [p for p in fake.posts() if p.thread_ts == parent.ts]
     assert len(replies) == 1
+
+
+def in_thread(fake: FakeSlack, parent: Delivered) -> list[str]:
+    """The idempotency keys of the replies posted in ``parent``'s thread, in order."""
+    return [
+        str(((p.metadata or {}).get("event_payload") or {}).get("idempotency_key"))
+        for p in fake.posts(parent.channel)
+        if p.thread_ts == parent.ts
+    ]
+
+
+def test_a_reply_whose_answer_is_lost_is_looked_up_in_its_thread_not_resent(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    runtime = runtime_for(write_config(tmp_path), fake)
+    parent = runtime.notifier.send(message(1))
+    earlier = [Message(parent.channel, f"earlier {i}", f"test:1:earlier:{i}") for i in range(4)]
+    for reply in earlier:
+        runtime.notifier.reply(parent, reply)
+    fake.replies_page_limit = 2  # the lookup has to page through the thread to find it
+    fake.fail("chat.postMessage", Fault.lost_answer())
+
+    reply = Message(parent.channel, "resolved", "test:1:resolved")
+    delivered = runtime.notifier.reply(parent, reply)
+
+    assert in_thread(fake, parent) == [m.idempotency_key for m in earlier] + ["test:1:resolved"]
+    posted = fake.posts(parent.channel)[-1]
+    assert delivered == Delivered(posted.channel, posted.ts)
+    lookups = fake.calls_to("conversations.replies")
+    assert len(lookups) > 1 and {c.body["ts"] for c in lookups} == {parent.ts}
+    assert fake.calls_to("conversations.history") == []
+    assert set(statuses(runtime).values()) == {SENT}
+
+
+def test_a_reply_after_a_crash_between_send_and_mark_is_posted_once(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    crashed = runtime_for(config, fake)
+    parent = crashed.notifier.send(message(1))
+    posted = Message(parent.channel, "resolved", "test:1:resolved")
+    never_posted = Message(parent.channel, "reopened", "test:1:reopened")
+    # The dead process wrote both entries and posted the first reply, then died before
+    # marking it sent; it never got to post the second.
+    outbox = crashed.notifier.outbox
+    assert outbox.reserve("reply", posted, parent.ts).state is Reservation.NEW
+    crashed.notifier.inner.reply(parent, posted)
+    assert outbox.reserve("reply", never_posted, parent.ts).state is Reservation.NEW
+
+    restarted = runtime_for(config, fake)  # another owner; the claim lease is 1 s
+    restarted.notifier.outbox.lease = restarted.notifier.outbox.lease * 0
+    first = restarted.notifier.reply(parent, posted)
+    second = restarted.notifier.reply(parent, never_posted)
+
+    assert in_thread(fake, parent) == ["test:1:resolved", "test:1:reopened"]
+    replies = [p for p in fake.posts(parent.channel) if p.thread_ts == parent.ts]
+    assert [first, second] == [Delivered(p.channel, p.ts) for p in replies]
+    assert len(fake.calls_to("conversations.replies")) == 2
+    assert set(statuses(restarted).values()) == {SENT}
+
+
+def test_the_drain_looks_for_a_pending_reply_in_its_thread(fake: FakeSlack, tmp_path: Path) -> None:
+    runtime = runtime_for(write_config(tmp_path), fake)
+    parent = runtime.notifier.send(message(1))
+    reply = Message(parent.channel, "resolved", "test:1:resolved")
+    # Posted, but the answer was lost every time and the retries ran out: left pending.
+    runtime.notifier.outbox.reserve("reply", reply, parent.ts)
+    runtime.notifier.inner.reply(parent, reply)
+    runtime.notifier.outbox.release("test:1:resolved", "connection_error")
+
+    assert runtime.notifier.drain() == 1
+    assert in_thread(fake, parent) == ["test:1:resolved"]
+    assert statuses(runtime)["test:1:resolved"] == SENT
+
+
+def test_thread_replies_are_read_with_replies_not_history(fake: FakeSlack) -> None:
+    from slack_sdk import WebClient
+
+    from bot.delivery.slack import SlackNotifier, metadata_for
+    from tests.fakes.slack_api import TOKEN
+
+    client = WebClient(token=TOKEN, base_url=fake.url)
+    slack = SlackNotifier(client)
+    parent = slack.send(message(1))
+    reply = slack.reply(parent, Message(parent.channel, "in thread", "test:1:reply"))
+    shown = Message(parent.channel, "broadcast", "test:1:broadcast")
+    client.chat_postMessage(
+        channel=parent.channel, thread_ts=parent.ts, reply_broadcast=True,
+        text=shown.text, metadata=metadata_for(shown),
+    )  # fmt: skip
+
+    history = client.conversations_history(channel=parent.channel)["messages"]
+    assert [m["text"] for m in history] == ["broadcast", "message 1"]
+    assert history[1]["reply_count"] == 2
+    thread = client.conversations_replies(channel=parent.channel, ts=reply.ts)["messages"]
+    assert [m["text"] for m in thread] == ["message 1", "in thread", "broadcast"]
+
+    assert slack.find(parent.channel, "test:1:reply", None) is None
+    assert slack.find(parent.channel, "test:1:reply", None, parent.ts) == reply
+    # The parent is in the thread's answer, but it is not a reply to look for.
+    assert slack.find(parent.channel, "test:1", None, parent.ts) is None
 
 
 def test_updates_are_retried(fake: FakeSlack, tmp_path: Path) -> None:

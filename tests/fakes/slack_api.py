@@ -4,8 +4,11 @@ methods kpibot uses, records every request, and injects faults on demand.
 Behaviour follows Slack's documentation: every answer is HTTP 200 with ``{"ok": false, "error":
 ...}`` for API errors, HTTP 429 with a ``Retry-After`` header when rate limited, bearer-token
 auth (``invalid_auth`` otherwise), message timestamps unique per channel, message metadata
-returned by ``conversations.history`` with ``include_all_metadata``. ``response_url`` posts
-(Bolt's ``respond``) land on ``/response/<anything>``.
+returned by ``conversations.history`` and ``conversations.replies`` with
+``include_all_metadata``. Thread replies are left out of ``conversations.history`` (unless
+posted with ``reply_broadcast``) and are read with ``conversations.replies``: the thread's
+messages oldest first, the parent first, cursor-paginated. ``response_url`` posts (Bolt's
+``respond``) land on ``/response/<anything>``.
 
 Faults are scripted per method: ``fake.fail("chat.postMessage", Fault.rate_limited(2))``
 answers the next matching call with that fault, then behaves normally again. A per-channel rate
@@ -74,7 +77,12 @@ class Posted:
     blocks: list[dict[str, Any]] | None
     metadata: dict[str, Any] | None
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also shown in the channel (``reply_broadcast``)
     edits: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_reply(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
 
 
 class FakeSlack:
@@ -90,6 +98,9 @@ class FakeSlack:
         self.archived: set[str] = set()
         self.unknown_channels: set[str] = set()
         self.per_channel_interval = per_channel_interval
+        # Slack caps ``limit`` on conversations.replies (15 for some apps); tests lower it to
+        # make callers paginate.
+        self.replies_page_limit = 1000
         self._last_post: dict[str, float] = {}
         self._hold_after: int | None = None
         self._held = threading.Event()
@@ -158,6 +169,7 @@ class FakeSlack:
             "chat.update": self._update,
             "chat.postEphemeral": lambda b: {"ok": True, "message_ts": self._next_ts()},
             "conversations.history": self._history,
+            "conversations.replies": self._replies,
             "users.lookupByEmail": self._lookup,
             "users.info": self._user_info,
             "views.publish": self._publish,
@@ -201,6 +213,7 @@ class FakeSlack:
             blocks=blocks,
             metadata=metadata,
             thread_ts=body.get("thread_ts"),
+            broadcast=bool(body.get("thread_ts")) and _flag(body.get("reply_broadcast")),
         )
         self.messages[channel].append(posted)
         return {"ok": True, "channel": channel, "ts": posted.ts, "message": {"text": posted.text}}
@@ -222,17 +235,59 @@ class FakeSlack:
         error = self._channel_error(channel)
         if error:
             return error
-        with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        with_metadata = _flag(body.get("include_all_metadata"))
         oldest = float(body.get("oldest", 0) or 0)
+        messages = self.messages.get(channel, [])
         out = []
-        for m in reversed(self.messages.get(channel, [])):
-            if float(m.ts) < oldest:
+        for m in reversed(messages):
+            # Like Slack's: the channel's own messages, newest first; a thread reply only if
+            # it was also broadcast to the channel.
+            if float(m.ts) < oldest or (m.is_reply and not m.broadcast):
                 continue
-            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text}
-            if with_metadata and m.metadata:
-                item["metadata"] = m.metadata
+            item = _listed(m, with_metadata)
+            replies = sum(1 for r in messages if r.is_reply and r.thread_ts == m.ts)
+            if replies:
+                item.update(thread_ts=m.ts, reply_count=replies)
             out.append(item)
         return {"ok": True, "messages": out, "has_more": False}
+
+    def _replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        error = self._channel_error(channel)
+        if error:
+            return error
+        messages = self.messages.get(channel, [])
+        # ``ts`` may name the parent or any reply of the thread.
+        named = next((m for m in messages if m.ts == body.get("ts")), None)
+        if named is None:
+            return {"ok": False, "error": "thread_not_found"}
+        parent_ts = named.thread_ts if named.is_reply else named.ts
+        parent = next((m for m in messages if m.ts == parent_ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        with_metadata = _flag(body.get("include_all_metadata"))
+        oldest = float(body.get("oldest", 0) or 0)
+        latest = float(body.get("latest", 0) or 0) or float("inf")
+        # The parent first, then its replies oldest first (``oldest``/``latest`` filter the
+        # replies). One sequence paginated by offset, so later pages do not repeat the parent.
+        thread = [parent] + [
+            m
+            for m in messages
+            if m.is_reply and m.thread_ts == parent.ts and oldest <= float(m.ts) <= latest
+        ]
+        start = int(str(body.get("cursor") or "offset:0").removeprefix("offset:"))
+        limit = min(int(body.get("limit") or 1000), self.replies_page_limit)
+        page = thread[start : start + limit]
+        out = []
+        for m in page:
+            item = _listed(m, with_metadata)
+            item["thread_ts"] = parent.ts
+            out.append(item)
+        more = start + limit < len(thread)
+        answer: dict[str, Any] = {"ok": True, "messages": out, "has_more": more}
+        if more:
+            answer["response_metadata"] = {"next_cursor": f"offset:{start + limit}"}
+        return answer
 
     def _lookup(self, body: dict[str, Any]) -> dict[str, Any]:
         email = str(body.get("email", ""))
@@ -342,6 +397,19 @@ class FakeSlack:
             return Fault.rate_limited(max(1, round(wait + 0.499)))
         self._last_post[channel] = now
         return None
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument: JSON ``true``, or ``1``/``true`` in a form or query string."""
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _listed(message: Posted, with_metadata: bool) -> dict[str, Any]:
+    """A message as conversations.history and conversations.replies list it."""
+    item: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
+    if with_metadata and message.metadata:
+        item["metadata"] = message.metadata
+    return item
 
 
 def _decode(raw: bytes, content_type: str, query: str) -> dict[str, Any]:
