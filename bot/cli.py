@@ -246,11 +246,8 @@ DEMO_QUESTIONS = (
 def _runtime(obj: CliContext) -> Runtime:
     from bot.scheduling.runtime import build_runtime
 
-    settings = obj.settings()
-    try:
-        return build_runtime(settings)
-    except ConfigError as error:
-        fail(f"invalid configuration {error}", code=2)
+    # A ConfigError (e.g. an unknown sync_source) is turned into a message by KpibotGroup.
+    return build_runtime(obj.settings())
 
 
 @main.command("run-due")

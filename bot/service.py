@@ -19,7 +19,7 @@ from metrics.facts import Facts
 from metrics.kpis import KPIS
 from metrics.periods import Grain, period_containing
 from metrics.query import Directory, Query, parse_query
-from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope
+from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
 
 # What a sales leader reads first in the morning, in this order.
@@ -128,9 +128,6 @@ class KpiService:
         """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""
         return evaluate_all(self.local_date(now), self.snapshot().facts, self.targets, self.policy)
 
-    def grain_for(self, kpi: str) -> Grain:
-        return self.grains.get(kpi, self.settings.organisation.default_grain)
-
     def digest(
         self,
         now: datetime,
@@ -141,16 +138,26 @@ class KpiService:
     ) -> Digest:
         scope = scope or Scope.company()
         today = self.local_date(now)
-        fsm = self.settings.organisation.fiscal_year_start_month
+        # One read of the facts and targets for the whole digest, not one per KPI.
+        facts = self.snapshot().facts
+        targets = self._current_targets()
+        org = self.settings.organisation
         answers = tuple(
-            self.answer(
+            answer(
                 Query(
                     kpi,
                     scope,
-                    period_containing(self.grain_for(kpi), today, fsm),
+                    period_containing(
+                        targets.grains.get(kpi, org.default_grain),
+                        today,
+                        org.fiscal_year_start_month,
+                    ),
                     DEFAULT_BREAKDOWN[scope.level],
                 ),
-                now,
+                today,
+                facts,
+                targets.book,
+                self.policy,
             )
             for kpi in kpis
             if kpi in KPIS
@@ -159,10 +166,10 @@ class KpiService:
         rep_alerts = scope.level in (Level.TEAM, Level.REP)
         alerts = tuple(
             e
-            for e in self.check(now)
+            for e in evaluate_all(today, facts, targets.book, self.policy)
             if e.status.is_alert
-            and _within(e.scope, scope, self)
             and (rep_alerts or e.scope.level is not Level.REP)
+            and _within(e.scope, scope, facts)
         )
         return Digest(
             title=title,
@@ -170,19 +177,14 @@ class KpiService:
             scope=scope,
             answers=answers,
             alerts=alerts,
-            organisation=self.settings.organisation.name,
+            organisation=org.name,
         )
 
 
-def _within(candidate: Scope, scope: Scope, service: KpiService) -> bool:
+def _within(candidate: Scope, scope: Scope, facts: Facts) -> bool:
     """Whether ``candidate`` is ``scope`` or inside it (a team's alerts go to its digest)."""
     if scope.level is Level.COMPANY or candidate == scope:
         return True
-    teams = service.snapshot().facts.teams
-    reps = service.snapshot().facts.reps
-    if candidate.level is Level.TEAM and scope.level is Level.REGION:
-        return bool(((teams["name"] == candidate.name) & (teams["region"] == scope.name)).any())
-    if candidate.level is Level.REP and scope.level in (Level.TEAM, Level.REGION):
-        column = scope.level.value
-        return bool(((reps["name"] == candidate.name) & (reps[column] == scope.name)).any())
-    return False
+    return is_finer(candidate.level, scope.level) and candidate in facts.children(
+        scope, candidate.level
+    )
