@@ -1,7 +1,8 @@
 """Message rendering: answers, digests and alerts as Slack Block Kit payloads and as text.
 
 The layout lives in Jinja templates (``templates/slack/*.json.j2`` and
-``templates/text/*.txt.j2``); this module owns everything else:
+``templates/text/*.txt.j2``, installed as the package ``bot.templates`` and loaded through it);
+this module owns everything else:
 
 * the template contexts, documented frozen dataclasses (``AnswerView``, ``DigestView``,
   ``AlertsView``...) in which every number, date and word is already formatted for the
@@ -25,14 +26,12 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
-import bot
 from bot.formatting import Formatter
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status
@@ -68,7 +67,7 @@ __all__ = [
     "validate_blocks",
 ]
 
-TEMPLATES = Path(bot.__file__).parents[1] / "templates"
+TEMPLATES = "bot.templates"  # the package holding the templates (see setup.py)
 
 # What a chat message can usefully show; the rest becomes "… and N more". Chosen so that even
 # the longest message stays far below Slack's 50 blocks.
@@ -403,10 +402,10 @@ def _rjust(text: str, width: int) -> str:
 
 @cache
 def environment() -> Environment:
-    """The Jinja environment over ``templates/``: strict about undefined names, no HTML
+    """The Jinja environment over the templates package: strict about undefined names, no HTML
     autoescape (Slack text is escaped with ``|mrkdwn``, JSON strings with ``|tojson``)."""
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=PackageLoader(TEMPLATES, "."),
         undefined=StrictUndefined,
         autoescape=False,
         trim_blocks=True,

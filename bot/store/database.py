@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.models import DataVersion
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# The Alembic scripts, installed as a package (setup.py maps the top-level migrations/ folder).
+MIGRATIONS = "bot.migrations"
 
 
 def make_engine(url: str) -> Engine:
@@ -36,7 +37,8 @@ def make_engine(url: str) -> Engine:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the latest Alembic revision (idempotent)."""
     config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    # A wheel is unpacked on disk, so the package is a real folder Alembic can list.
+    config.set_main_option("script_location", str(files(MIGRATIONS)))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -27,7 +27,6 @@ from bot.rendering import (
     MAX_FIELDS,
     MAX_HEADER_CHARS,
     MAX_SECTION_CHARS,
-    TEMPLATES,
     AlertsView,
     AlertView,
     AnswerView,
@@ -39,6 +38,7 @@ from bot.rendering import (
     DigestView,
     RowView,
     answer_view,
+    environment,
     fit_blocks,
     mrkdwn_escape,
     render_alerts_blocks,
@@ -482,8 +482,10 @@ def test_alerts_leave_out_what_is_not_firing_and_put_missed_first() -> None:
 
 
 def _template_sources() -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in TEMPLATES.rglob("*.j2")
-                     if p.parent.name in ("slack", "text"))  # fmt: skip
+    env = environment()
+    assert env.loader is not None
+    names = env.list_templates(filter_func=lambda name: name.startswith(("slack/", "text/")))
+    return "\n".join(env.loader.get_source(env, name)[0] for name in names)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,2 @@
+"""Alembic revisions, installed as the package ``bot.migrations``; ``bot.store.database``
+hands its location to Alembic."""
