@@ -1,69 +1,15 @@
-"""Who sees what: the roles of the config's ``access`` section applied to Slack users.
-
-- admin (leadership, sales-ops): every number and the admin commands;
-- manager: every aggregate (company, regions, teams), and the reps of their own teams;
-- rep: every aggregate and their own numbers, no other rep's;
-- anyone else: company figures, or nothing (``access.unknown_users``).
-
-Aggregates are open to every known user because a sales team compares teams openly; an
-individual's numbers are what people expect to stay between them and their manager.
-
-A Slack user is matched by user id or by email (from ``users.info``) against the config, then
-by email against the CRM's reps.
+"""Who a chat user is: the config's ``access`` section (by user id or email) and the CRM's
+reps (by email) turned into a ``conversation.authorization.Viewer``. What a viewer may see and
+do is decided there, in ``authorize``, for every surface.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 
-from bot.settings import Access
-from metrics.scopes import Level, Scope
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    MANAGER = "manager"
-    REP = "rep"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """A Slack user as kpibot sees them."""
-
-    user_id: str
-    role: Role
-    rep: str | None = None  # the CRM rep this user is, if any
-    teams: frozenset[str] = frozenset()  # the teams they manage
-    # rep name → team, to decide whether a manager may see a rep
-    team_of: Mapping[str, str | None] = field(default_factory=dict, repr=False, compare=False)
-    sees_company: bool = True  # unknown users, per access.unknown_users
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
-
-    def may_see(self, scope: Scope) -> bool:
-        if self.is_admin:
-            return True
-        if self.role is Role.UNKNOWN:
-            return self.sees_company and scope.level is Level.COMPANY
-        if scope.level is not Level.REP:
-            return True
-        if scope.name == self.rep:
-            return True
-        return self.role is Role.MANAGER and self.team_of.get(scope.name) in self.teams
-
-    @property
-    def home_scope(self) -> Scope:
-        """The scope of this user's own dashboard: their team, themselves, or the company."""
-        if self.role is Role.MANAGER and len(self.teams) == 1:
-            return Scope(Level.TEAM, next(iter(self.teams)))
-        if self.role is Role.REP and self.rep is not None:
-            return Scope(Level.REP, self.rep)
-        return Scope.company()
+from bot.settings import Access, Settings
+from conversation.authorization import Channel, Role, Viewer
+from metrics.facts import Facts
 
 
 def _find(keys: Mapping[str, object], user_id: str, email: str | None) -> object | None:
@@ -99,4 +45,36 @@ def viewer_for(
         return Viewer(user_id, Role.REP, rep_name, team_of=team_of)
     return Viewer(
         user_id, Role.UNKNOWN, team_of=team_of, sees_company=access.unknown_users == "company"
+    )
+
+
+def rep_teams(facts: Facts) -> dict[str, str | None]:
+    """Rep name → their team, from the CRM."""
+    reps = facts.reps
+    return {
+        str(name): (str(team) if isinstance(team, str) else None)
+        for name, team in zip(reps["name"], reps["team"], strict=True)
+    }
+
+
+def reps_by_email(facts: Facts) -> dict[str, str]:
+    """Lower-case CRM email → rep name."""
+    reps = facts.reps
+    return {
+        str(email).casefold(): str(name)
+        for name, email in zip(reps["name"], reps["email"], strict=True)
+        if isinstance(email, str) and email
+    }
+
+
+def channel_audience(settings: Settings, channel_id: str, facts: Facts) -> Channel:
+    """The channel ``channel_id`` as an audience: ``visibility.rep_figures``, and the team
+    whose channel it is (``slack.team_channels``), if any."""
+    teams = settings.config.slack.team_channels
+    team = next((name for name, channel in teams.items() if channel == channel_id), None)
+    return Channel(
+        channel_id,
+        settings.config.visibility.rep_figures,
+        team,
+        team_of=rep_teams(facts),
     )

@@ -14,6 +14,7 @@ when, and give back the re-rendered message.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from slack_sdk.errors import SlackClientError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.access import channel_audience
 from bot.chat_rendering import (
     alert_group_text,
     alert_group_view,
@@ -46,6 +48,7 @@ from bot.store.chat_models import (
     to_db,
 )
 from bot.store.database import session_factory, transaction
+from conversation.authorization import Action, RepFigures, authorize, visible_evaluation
 from metrics import alerts as pipeline
 from metrics.alerts import AlertKey, Hours, LogEntry, NotifyReason, Planned
 from metrics.evaluation import Evaluation, Status
@@ -119,6 +122,41 @@ class Router:
         return self._reps[name]
 
 
+def _is_user(route: str) -> bool:
+    """Whether a route is a user id (a direct message) rather than a channel id."""
+    return route[:1] in ("U", "W")
+
+
+class ManagerRouter:
+    """Where the named version of a team alert goes when the team's channel may not show rep
+    figures: the direct messages of the team's manager (the first listed in
+    ``access.managers``, by user id, or by email through ``users.lookupByEmail``)."""
+
+    def __init__(
+        self, service: KpiService, users: UserLookup | None, now: datetime, channels: Router
+    ) -> None:
+        self.settings = service.settings
+        self.users = users
+        self.now = now
+        self.channels = channels
+
+    def __call__(self, scope: Scope) -> str | None:
+        if scope.level is not Level.TEAM:
+            return None
+        figures = self.settings.config.visibility.rep_figures
+        channel = self.channels(scope)
+        own = self.settings.config.slack.team_channels.get(scope.name)
+        if figures is RepFigures.COMPANY or (figures is RepFigures.TEAM and channel == own):
+            return None
+        managers = self.settings.config.access.managers
+        manager = next((who for who, teams in managers.items() if scope.name in teams), None)
+        if manager is None or _is_user(manager):
+            return manager
+        if self.users is None:
+            return None
+        return self.users(manager, manager, self.now)
+
+
 def _log(session: Session) -> dict[tuple[str, str], LogEntry]:
     acked = {
         m.id
@@ -187,16 +225,31 @@ def run_alerts(
     with sessions() as session:
         log = _log(session)
         silences = _silences(session, now)
-    planned = pipeline.plan(
-        evaluated,
-        log,
-        silences,
-        Router(service, users, now),
-        repeat_interval=settings.config.alerts.repeat_interval,
-        now=now,
-        stale=stale_since is not None,
-    )
+    router = Router(service, users, now)
+    planned: dict[str, list[Planned]] = {}
+    # Channels first, then the managers' DMs for the team alerts whose rep names a channel
+    # may not carry (``visibility.rep_figures``). Each route has its own log entries.
+    for route_of in (router, ManagerRouter(service, users, now, router)):
+        routed = pipeline.plan(
+            evaluated,
+            log,
+            silences,
+            route_of,
+            repeat_interval=settings.config.alerts.repeat_interval,
+            now=now,
+            stale=stale_since is not None,
+        )
+        for route, items in routed.items():
+            planned.setdefault(route, []).extend(items)
+    facts = service.snapshot().facts
     for route, items in planned.items():
+        if not _is_user(route):
+            # What a channel reads: only the rep figures visibility.rep_figures allows there.
+            decision = authorize(channel_audience(settings, route, facts), Action.ALERTS)
+            items = [
+                dataclasses.replace(p, evaluation=visible_evaluation(p.evaluation, decision))
+                for p in items
+            ]
         firing = [p for p in items if p.reason is not NotifyReason.RESOLVED]
         resolved = [p for p in items if p.reason is NotifyReason.RESOLVED]
         try:
@@ -368,6 +421,26 @@ def _rendered(record: AlertMessage, fmt: Formatter) -> AlertMessageUpdate:
 
 def _find(session: Session, key: str) -> AlertMessage | None:
     return session.scalars(select(AlertMessage).where(AlertMessage.idempotency_key == key)).first()
+
+
+@dataclass(frozen=True)
+class PostedAlerts:
+    """An alert message as posted: where, and the scopes of its alerts still firing."""
+
+    channel: str
+    ts: str
+    scopes: tuple[Scope, ...]
+
+
+def posted_alerts(sessions: sessionmaker[Session], key: str) -> PostedAlerts | None:
+    """The alert message with idempotency key ``key``; None if there is none."""
+    with sessions() as session:
+        record = _find(session, key)
+        if record is None:
+            return None
+        firing = [a for a in record.alerts if a["resolved_at"] is None]
+        scopes = tuple(dict.fromkeys(AlertKey.parse(a["key"]).scope for a in firing))
+        return PostedAlerts(record.channel, record.ts, scopes)
 
 
 def acknowledge(

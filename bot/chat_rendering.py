@@ -42,6 +42,13 @@ _WORDS: dict[str, dict[str, str]] = {
         "Ask your manager or sales-ops if you need it.",
         "refused.admin": "Sorry, `/kpi {command}` is for admins (sales leadership and sales-ops).",
         "refused.nothing": "Sorry, kpibot does not know you yet: ask sales-ops to add you.",
+        "refused.not_yours": "Sorry, only an admin, the team's manager or the rep concerned "
+        "can act on these alerts.",
+        "refused.other_message": "That button does not belong to this message.",
+        "refused.lookup": "Sorry, Slack could not tell me who you are (users.info: {error}), "
+        "so I cannot tell what you may see. Ask sales-ops to check that kpibot has the "
+        "users:read.email scope, or to list your user id under access.",
+        "known": "Known: {names}.",
         "did_you_mean": "Did you mean {options}?",
         "or": " or ",
         "home.title": "Your numbers",
@@ -87,6 +94,14 @@ _WORDS: dict[str, dict[str, str]] = {
         "(direction commerciale et sales-ops).",
         "refused.nothing": "Désolé, kpibot ne vous connaît pas encore\u00a0: demandez à "
         "l'équipe sales-ops de vous ajouter.",
+        "refused.not_yours": "Désolé, seuls un administrateur, le manager de l'équipe ou le "
+        "commercial concerné peuvent agir sur ces alertes.",
+        "refused.other_message": "Ce bouton n'appartient pas à ce message.",
+        "refused.lookup": "Désolé, Slack n'a pas pu me dire qui vous êtes (users.info\u00a0: "
+        "{error}), je ne peux donc pas savoir ce que vous pouvez voir. Demandez à l'équipe "
+        "sales-ops de vérifier que kpibot a le droit users:read.email, ou d'inscrire votre "
+        "identifiant dans access.",
+        "known": "Connus\u00a0: {names}.",
         "did_you_mean": "Vouliez-vous dire {options}\u00a0?",
         "or": " ou ",
         "home.title": "Vos chiffres",

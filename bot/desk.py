@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import alerting
-from bot.access import Role, Viewer, viewer_for
+from bot.access import channel_audience, rep_teams, reps_by_email, viewer_for
 from bot.chat_rendering import Blocks, text_blocks, word
 from bot.chat_targets import USAGE as TARGET_USAGE
 from bot.chat_targets import (
@@ -37,15 +37,26 @@ from bot.rendering import (
     render_answer_text,
     render_digest_blocks,
     render_digest_text,
+    visible_digest,
 )
 from bot.service import KpiService
 from bot.settings import parse_clock_time, parse_duration, parse_scope, parse_weekdays
-from bot.slack_users import SlackUsers
+from bot.slack_users import SlackUsers, UserLookupFailed
 from bot.store.database import transaction
 from bot.subscriptions import WEEKDAYS, add_subscription, remove_subscriptions
+from conversation.authorization import (
+    Action,
+    Decision,
+    Refusal,
+    Role,
+    Viewer,
+    authorize,
+    visible_answer,
+    visible_evaluations,
+    visible_names,
+)
 from handlers.kpi_text import mentioned_user
-from handlers.ports import MessageUpdate, Reply
-from metrics.answers import Answer
+from handlers.ports import MessageRef, MessageUpdate, Reply
 from metrics.kpis import KPIS
 from metrics.periods import parse_period
 from metrics.query import ALIASES, QueryError, normalise
@@ -106,20 +117,22 @@ class SlackDesk:
     # --- who is asking ---------------------------------------------------------------------
 
     def viewer(self, user_id: str, now: datetime) -> Viewer:
+        """Raises ``UserLookupFailed`` when Slack cannot say who ``user_id`` is."""
         facts = self.service.snapshot().facts
-        reps = facts.reps
-        by_email = {
-            str(email).casefold(): str(name)
-            for name, email in zip(reps["name"], reps["email"], strict=True)
-            if isinstance(email, str) and email
-        }
-        team_of = {
-            str(name): (str(team) if isinstance(team, str) else None)
-            for name, team in zip(reps["name"], reps["team"], strict=True)
-        }
         # The email is needed even for users listed by id: it is what matches them to a rep.
         email = self.users.email_of(user_id, now)
-        return viewer_for(self.settings.config.access, user_id, email, by_email, team_of)
+        access = self.settings.config.access
+        return viewer_for(access, user_id, email, reps_by_email(facts), rep_teams(facts))
+
+    def _decide(
+        self, viewer: Viewer, action: Action, scope: Scope | None, into: str | None
+    ) -> Decision:
+        """``authorize`` for this request; a shared answer is decided for the sharer and the
+        channel it goes to."""
+        if into is None:
+            return authorize(viewer, action, scope)
+        channel = channel_audience(self.settings, into, self.service.snapshot().facts)
+        return authorize(viewer, Action.SHARE, scope, into=channel)
 
     def _reply(self, text: str, blocks: Blocks) -> Reply:
         return Reply(text=text, blocks=blocks)
@@ -127,18 +140,30 @@ class SlackDesk:
     def _say(self, mrkdwn: str) -> Reply:
         return self._reply(mrkdwn, text_blocks(mrkdwn, self.fmt))
 
-    def _refuse(self, what: str) -> Reply:
-        return self._say(word(self.fmt, "refused.scope", what=mrkdwn_escape(what)))
+    def _refusal(self, decision: Decision, what: str) -> Reply:
+        """The polite answer to a refused request (never posted in a channel)."""
+        match decision.refusal:
+            case Refusal.UNKNOWN_USER:
+                text = word(self.fmt, "refused.nothing")
+            case Refusal.ADMIN_ONLY:
+                text = word(self.fmt, "refused.admin", command=what)
+            case Refusal.NOT_YOURS:
+                text = word(self.fmt, "refused.not_yours")
+            case _:
+                text = word(self.fmt, "refused.scope", what=mrkdwn_escape(what))
+        return Reply(text, text_blocks(text, self.fmt), refused=True)
 
-    def _not_admin(self, command: str) -> Reply:
-        return self._say(word(self.fmt, "refused.admin", command=command))
+    def identity_problem(self, error: UserLookupFailed) -> Reply:
+        """What a user is told when Slack could not say who they are."""
+        text = word(self.fmt, "refused.lookup", error=mrkdwn_escape(error.error))
+        return Reply(text, text_blocks(text, self.fmt), refused=True)
 
     def _shareable(
-        self, user_id: str, command: str, text: str, blocks: Blocks, *, shared: bool
+        self, user_id: str, command: str, text: str, blocks: Blocks, *, into: str | None
     ) -> Reply:
         """Ephemeral answers get a "Share in channel" button carrying the command, so that
         sharing computes the answer again as the sharer; shared ones say who shared."""
-        if shared:
+        if into is not None:
             note = {
                 "type": "context",
                 "elements": [
@@ -177,74 +202,80 @@ class SlackDesk:
 
     def _did_you_mean(self, user_id: str, error: QueryError, now: datetime) -> Reply:
         problem = mrkdwn_escape(error.message)
-        if error.suggestions:
-            options = word(self.fmt, "or").join(f"`{s}`" for s in error.suggestions)
+        suggestions = error.suggestions
+        if error.level is not None:
+            # Names of teams or reps: only those the asker may see, a handful at most.
+            decision = authorize(self.viewer(user_id, now), Action.ASK)
+            suggestions = visible_names(suggestions, error.level, decision)
+            directory = self.service.snapshot().directory
+            known = visible_names(directory.names(error.level), error.level, decision)
+            if known:
+                names = ", ".join(mrkdwn_escape(n) for n in known)
+                problem += " " + word(self.fmt, "known", names=names)
+        if suggestions:
+            options = word(self.fmt, "or").join(f"`{mrkdwn_escape(s)}`" for s in suggestions)
             problem += " " + word(self.fmt, "did_you_mean", options=options)
         return self.help(user_id, now, problem=problem)
 
     # --- answers ---------------------------------------------------------------------------
 
-    def _visible(self, viewer: Viewer, answer: Answer) -> Answer:
-        rows = tuple(r for r in answer.breakdown if viewer.may_see(r.scope))
-        return dataclasses.replace(answer, breakdown=rows)
-
     def _describe(self, scope: Scope) -> str:
         return self.fmt.scope(scope)
 
-    def ask(self, user_id: str, question: str, now: datetime, *, shared: bool = False) -> Reply:
-        return self._answer(user_id, question, question, now, shared=shared)
+    def ask(self, user_id: str, question: str, now: datetime, *, into: str | None = None) -> Reply:
+        return self._answer(user_id, question, question, now, into=into)
 
     def _answer(
-        self, user_id: str, question: str, command: str, now: datetime, *, shared: bool
+        self, user_id: str, question: str, command: str, now: datetime, *, into: str | None
     ) -> Reply:
         try:
             query = self.service.parse(question, now)
         except QueryError as error:
             return self._did_you_mean(user_id, error, now)
-        viewer = self.viewer(user_id, now)
-        if viewer.role is Role.UNKNOWN and not viewer.sees_company:
-            return self._say(word(self.fmt, "refused.nothing"))
-        if not viewer.may_see(query.scope):
-            return self._refuse(self._describe(query.scope))
-        answer = self._visible(viewer, self.service.answer(query, now))
+        decision = self._decide(self.viewer(user_id, now), Action.ASK, query.scope, into)
+        if not decision.allowed:
+            return self._refusal(decision, self._describe(query.scope))
+        answer = visible_answer(self.service.answer(query, now), decision)
         text = mrkdwn_escape(render_answer_text(answer, self.fmt))
         blocks = render_answer_blocks(answer, self.fmt)
-        return self._shareable(user_id, command, text, blocks, shared=shared)
+        return self._shareable(user_id, command, text, blocks, into=into)
 
     def _overview(
-        self, user_id: str, scope: Scope, command: str, now: datetime, *, shared: bool
+        self, user_id: str, scope: Scope, command: str, now: datetime, *, into: str | None
     ) -> Reply:
-        viewer = self.viewer(user_id, now)
-        if not viewer.may_see(scope):
-            return self._refuse(self._describe(scope))
+        decision = self._decide(self.viewer(user_id, now), Action.OVERVIEW, scope, into)
+        if not decision.allowed:
+            return self._refusal(decision, self._describe(scope))
         digest = self.service.digest(now, scope=scope, title=self._describe(scope))
-        alerts = tuple(e for e in digest.alerts if viewer.may_see(e.scope))
-        digest = dataclasses.replace(digest, alerts=alerts)
+        digest = visible_digest(digest, decision)
         text = mrkdwn_escape(render_digest_text(digest, self.fmt))
         blocks = render_digest_blocks(digest, self.fmt)
-        return self._shareable(user_id, command, text, blocks, shared=shared)
+        return self._shareable(user_id, command, text, blocks, into=into)
 
-    def team(self, user_id: str, name: str, now: datetime, *, shared: bool = False) -> Reply:
+    def team(self, user_id: str, name: str, now: datetime, *, into: str | None = None) -> Reply:
         teams = self.service.snapshot().directory.teams
         found = next((t for t in teams if normalise(t) == normalise(name)), None)
         if found is None:
             # "/kpi team Lyon revenue" is a question about the team.
-            return self.ask(user_id, f"team {name}", now, shared=shared)
-        return self._overview(user_id, Scope(Level.TEAM, found), f"team {name}", now, shared=shared)
+            return self.ask(user_id, f"team {name}", now, into=into)
+        return self._overview(user_id, Scope(Level.TEAM, found), f"team {name}", now, into=into)
 
-    def rep(self, user_id: str, who: str, now: datetime, *, shared: bool = False) -> Reply:
+    def rep(self, user_id: str, who: str, now: datetime, *, into: str | None = None) -> Reply:
         mentioned = mentioned_user(who)
         reps = self.service.snapshot().directory.reps
         name: str | None
         if mentioned is not None:
-            name = self.viewer(mentioned, now).rep
+            try:
+                name = self.viewer(mentioned, now).rep
+            except UserLookupFailed:
+                name = None  # about someone else: "not found", not "who are you"
         else:
             name = next((r for r in reps if normalise(r) == normalise(who)), None)
         if name is None:
             return self._say(word(self.fmt, "not_found.rep", who=mrkdwn_escape(who)))
-        return self._overview(user_id, Scope(Level.REP, name), f"rep {who}", now, shared=shared)
+        return self._overview(user_id, Scope(Level.REP, name), f"rep {who}", now, into=into)
 
-    def leaderboard(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
+    def leaderboard(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply:
         viewer = self.viewer(user_id, now)
         if viewer.is_admin:
             question = "revenue by rep"
@@ -252,12 +283,14 @@ class SlackDesk:
             question = f"revenue team {next(iter(viewer.teams))}"
         else:
             question = "revenue by team"
-        return self._answer(user_id, question, "leaderboard", now, shared=shared)
+        return self._answer(user_id, question, "leaderboard", now, into=into)
 
-    def targets(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
-        viewer = self.viewer(user_id, now)
+    def targets(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply:
+        decision = self._decide(self.viewer(user_id, now), Action.TARGETS, None, into)
+        if not decision.allowed:
+            return self._refusal(decision, "targets")
         lines = [f"*{word(self.fmt, 'targets.title')}*"]
-        visible = [e for e in self.service.check(now) if viewer.may_see(e.scope)]
+        visible = visible_evaluations(self.service.check(now), decision)
         sep = self.fmt.t("sep")
         for evaluation in visible[:40]:
             view = alert_view(evaluation, self.fmt)
@@ -267,22 +300,22 @@ class SlackDesk:
             )
         if len(visible) > 40:
             lines.append(self.fmt.tn("and_more", len(visible) - 40))
-        chat_set = self._chat_targets(viewer, now)
+        chat_set = self._chat_targets(decision, now)
         if not visible and not chat_set:
             lines.append(word(self.fmt, "targets.none"))
         if chat_set:
             lines.append(f"*{word(self.fmt, 'targets.chat')}*")
             lines.extend(chat_set)
         text = "\n".join(lines)
-        return self._shareable(user_id, "targets", text, text_blocks(text, self.fmt), shared=shared)
+        return self._shareable(user_id, "targets", text, text_blocks(text, self.fmt), into=into)
 
-    def _chat_targets(self, viewer: Viewer, now: datetime) -> list[str]:
+    def _chat_targets(self, decision: Decision, now: datetime) -> list[str]:
         """The targets set from chat and in force (future periods too), with who set them."""
         with self.service.engine.connect() as connection:
             changes = [c for c in latest_changes(connection) if c.value is not None]
         lines = []
         for change in changes[-CHAT_TARGETS_SHOWN:]:
-            if not viewer.may_see(change.scope):
+            if not decision.shows(change.scope):
                 continue
             when = self.fmt.datetime(change.set_at) if change.set_at else ""
             lines.append(
@@ -308,8 +341,9 @@ class SlackDesk:
     def set_target(self, user_id: str, args: str, now: datetime) -> Reply:
         if not args.strip():
             return self.targets(user_id, now)  # "/kpi target" alone: the list
-        if not self.viewer(user_id, now).is_admin:
-            return self._not_admin("target")
+        decision = authorize(self.viewer(user_id, now), Action.TARGET)
+        if not decision.allowed:
+            return self._refusal(decision, "target")
         try:
             change = parse_target_command(
                 args,
@@ -328,35 +362,30 @@ class SlackDesk:
         return self._say(word(self.fmt, "target.set", what=what, value=self._target_value(change)))
 
     def sync(self, user_id: str, now: datetime) -> Reply:
-        if not self.viewer(user_id, now).is_admin:
-            return self._not_admin("sync")
+        decision = authorize(self.viewer(user_id, now), Action.SYNC)
+        if not decision.allowed:
+            return self._refusal(decision, "sync")
         if self._sync is None:
             return self._say(word(self.fmt, "sync.unavailable"))
         summary = self._sync(now)
         return self._say(word(self.fmt, "sync.done", summary=mrkdwn_escape(summary)))
 
-    def alerts(self, user_id: str, now: datetime, *, shared: bool = False) -> Reply:
-        viewer = self.viewer(user_id, now)
-        firing = [e for e in alerting.active_alerts(self.service, now) if viewer.may_see(e.scope)]
+    def alerts(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply:
+        decision = self._decide(self.viewer(user_id, now), Action.ALERTS, None, into)
+        if not decision.allowed:
+            return self._refusal(decision, "alerts")
+        firing = visible_evaluations(alerting.active_alerts(self.service, now), decision)
         text = mrkdwn_escape(render_alerts_text(firing, self.fmt))
         blocks = render_alerts_blocks(firing, self.fmt)
-        return self._shareable(user_id, "alerts", text, blocks, shared=shared)
+        return self._shareable(user_id, "alerts", text, blocks, into=into)
 
     # --- snoozes and subscriptions ------------------------------------------------------------
 
-    def _may_manage(self, viewer: Viewer, scope: Scope | None) -> bool:
-        if viewer.is_admin:
-            return True
-        if scope is None or scope.level in (Level.COMPANY, Level.REGION):
-            return False
-        if scope.level is Level.TEAM:
-            return viewer.role is Role.MANAGER and scope.name in viewer.teams
-        return viewer.may_see(scope)
-
     def snooze(self, user_id: str, args: str, now: datetime) -> Reply:
         words = args.split()
+        viewer = self.viewer(user_id, now)
         if not words:
-            return self._list_silences(now)
+            return self._list_silences(viewer, now)
         try:
             duration = parse_duration(words[-1])
         except ValueError:
@@ -372,9 +401,9 @@ class SlackDesk:
                 scope = parse_scope(" ".join(rest))
             except ValueError as error:
                 return self.help(user_id, now, problem=mrkdwn_escape(str(error)))
-        viewer = self.viewer(user_id, now)
-        if not self._may_manage(viewer, scope):
-            return self._refuse(self._describe(scope) if scope else "/kpi snooze")
+        decision = authorize(viewer, Action.SNOOZE, scope)
+        if not decision.allowed:
+            return self._refusal(decision, self._describe(scope) if scope else "snooze")
         until = now + duration
         with transaction(self.sessions) as session:
             alerting.add_silence(session, None, until, user_id, now, kpi=kpi, scope=scope)
@@ -388,8 +417,16 @@ class SlackDesk:
             )
         )
 
-    def _list_silences(self, now: datetime) -> Reply:
-        silences = alerting.active_silences(self.sessions, now)
+    def _list_silences(self, viewer: Viewer, now: datetime) -> Reply:
+        decision = authorize(viewer, Action.ALERTS)
+        if not decision.allowed:
+            return self._refusal(decision, "snooze")
+        silences = [
+            s
+            for s in alerting.active_silences(self.sessions, now)
+            # A silence of every scope is about the company as a whole.
+            if decision.shows(Scope.company() if s.level is None else Scope(s.level, s.name or ""))
+        ]
         lines = [f"*{word(self.fmt, 'snoozes.title')}*"]
         for s in silences[:40]:
             scope = "*" if s.level is None else self._describe(Scope(s.level, s.name or ""))
@@ -402,9 +439,9 @@ class SlackDesk:
         return self._say("\n".join(lines))
 
     def subscribe(self, user_id: str, args: str, now: datetime) -> Reply:
-        viewer = self.viewer(user_id, now)
-        if not viewer.is_admin:
-            return self._not_admin("subscribe")
+        decision = authorize(self.viewer(user_id, now), Action.SUBSCRIBE)
+        if not decision.allowed:
+            return self._refusal(decision, "subscribe")
         words = args.split()
         usage = "`/kpi subscribe #channel 08:30 [team Lyon] [mon-fri]`"
         channel = _channel(words[0]) if words else None
@@ -442,8 +479,9 @@ class SlackDesk:
         )
 
     def unsubscribe(self, user_id: str, args: str, now: datetime) -> Reply:
-        if not self.viewer(user_id, now).is_admin:
-            return self._not_admin("unsubscribe")
+        decision = authorize(self.viewer(user_id, now), Action.SUBSCRIBE)
+        if not decision.allowed:
+            return self._refusal(decision, "unsubscribe")
         channel = _channel(args.split()[0]) if args.split() else None
         if channel is None:
             return self.help(user_id, now, problem="`/kpi unsubscribe #channel`")
@@ -453,29 +491,61 @@ class SlackDesk:
 
     # --- alert buttons ---------------------------------------------------------------------
 
-    def acknowledge_alerts(self, user_id: str, key: str, now: datetime) -> MessageUpdate | None:
+    def _refused_on_alerts(
+        self, user_id: str, key: str, action: Action, now: datetime, where: MessageRef
+    ) -> Reply | None:
+        """The refusal for a button on alert message ``key`` clicked by ``user_id`` on the
+        message ``where``, or None if allowed. A button acts only on its own message (a
+        value copied onto another message is refused), and only for someone who manages
+        every alert still firing in it."""
+        posted = alerting.posted_alerts(self.sessions, key)
+        if posted is None or (posted.channel, posted.ts) != (where.channel, where.ts):
+            text = word(self.fmt, "refused.other_message")
+            return Reply(text, text_blocks(text, self.fmt), refused=True)
+        viewer = self.viewer(user_id, now)
+        for scope in posted.scopes:
+            decision = authorize(viewer, action, scope)
+            if not decision.allowed:
+                return self._refusal(decision, self._describe(scope))
+        return None
+
+    def acknowledge_alerts(
+        self, user_id: str, key: str, now: datetime, where: MessageRef
+    ) -> MessageUpdate | Reply | None:
+        refused = self._refused_on_alerts(user_id, key, Action.ACKNOWLEDGE, now, where)
+        if refused is not None:
+            return refused
         update = alerting.acknowledge(self.sessions, key, user_id, now, self.fmt)
         return None if update is None else MessageUpdate(**dataclasses.asdict(update))
 
-    def snooze_alerts(self, user_id: str, value: str, now: datetime) -> MessageUpdate | None:
+    def snooze_alerts(
+        self, user_id: str, value: str, now: datetime, where: MessageRef
+    ) -> MessageUpdate | Reply | None:
+        key = value.rpartition("|")[0]
+        refused = self._refused_on_alerts(user_id, key, Action.SNOOZE, now, where)
+        if refused is not None:
+            return refused
         update = alerting.snooze(self.sessions, value, user_id, now, self.fmt)
         return None if update is None else MessageUpdate(**dataclasses.asdict(update))
 
     # --- App Home --------------------------------------------------------------------------
 
     def home(self, user_id: str, now: datetime) -> dict[str, Any]:
-        viewer = self.viewer(user_id, now)
         header = {
             "type": "header",
             "text": {"type": "plain_text", "text": word(self.fmt, "home.title")},
         }
-        if viewer.role is Role.UNKNOWN and not viewer.sees_company:
-            blocks = [header, *text_blocks(word(self.fmt, "refused.nothing"), self.fmt)]
-            return {"type": "home", "blocks": blocks}
+        try:
+            viewer = self.viewer(user_id, now)
+        except UserLookupFailed as error:
+            return {"type": "home", "blocks": [header, *self.identity_problem(error).blocks]}
         scope = viewer.home_scope
+        decision = authorize(viewer, Action.HOME, scope)
+        if not decision.allowed:
+            refusal = self._refusal(decision, self._describe(scope))
+            return {"type": "home", "blocks": [header, *refusal.blocks]}
         digest = self.service.digest(now, scope=scope, title=self._describe(scope))
-        alerts = tuple(e for e in digest.alerts if viewer.may_see(e.scope))
-        digest = dataclasses.replace(digest, alerts=alerts)
+        digest = visible_digest(digest, decision)
         return {"type": "home", "blocks": [header, *render_digest_blocks(digest, self.fmt)]}
 
     def apology(self, now: datetime) -> Reply:

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.access import channel_audience
 from bot.delivery.notifier import Delivered, Message, Notifier
 from bot.formatting import Formatter
-from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text
+from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text, visible_digest
 from bot.service import DIGEST_KPIS, KpiService
 from bot.subscriptions import Subscription
+from conversation.authorization import Action, authorize
 
 # Slack shows the fallback in notifications and truncates long ones; the blocks carry the rest.
 FALLBACK_CHARS = 3000
@@ -36,6 +38,9 @@ def digest_message(
         kpis=subscription.kpis or DIGEST_KPIS,
         title=subscription.title or fmt.t("daily_digest"),
     )
+    # Everyone in the channel reads it: only the rep figures visibility.rep_figures allows.
+    audience = channel_audience(service.settings, subscription.channel, service.snapshot().facts)
+    digest = visible_digest(digest, authorize(audience, Action.ALERTS))
     return Message(
         channel=subscription.channel,
         text=fallback_text(render_digest_text(digest, fmt)),

@@ -139,6 +139,10 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
     "en": {
         "and_more": {"one": "… and {n} more", "other": "… and {n} more"},
         "alert_count": {"one": "{n} alert", "other": "{n} alerts"},
+        "withheld": {
+            "one": "{n} rep behind, not named here (their manager has the details)",
+            "other": "{n} reps behind, not named here (their manager has the details)",
+        },
         "like_for_like": {
             "one": "Like for like: the first day of each period",
             "other": "Like for like: the first {n} days of each period",
@@ -147,6 +151,10 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
     "fr": {
         "and_more": {"one": "… et {n} autre", "other": "… et {n} autres"},
         "alert_count": {"one": "{n} alerte", "other": "{n} alertes"},
+        "withheld": {
+            "one": "{n} commercial en retard, non nommé ici (son manager a le détail)",
+            "other": "{n} commerciaux en retard, non nommés ici (leur manager a le détail)",
+        },
         "like_for_like": {
             "one": "À date comparable\u00a0: le premier jour de chaque période",
             "other": "À date comparable\u00a0: les {n} premiers jours de chaque période",

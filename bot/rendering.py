@@ -19,6 +19,7 @@ escaped: before using one as a Slack ``text`` fallback, pass it through ``mrkdwn
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,11 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
 from bot.formatting import Formatter
+from conversation.authorization import (
+    Decision,
+    visible_answer,
+    visible_evaluations,
+)
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status
 from metrics.kpis import KPIS, Kpi, KpiValue, Unit
@@ -65,6 +71,7 @@ __all__ = [
     "render_digest_blocks",
     "render_digest_text",
     "validate_blocks",
+    "visible_digest",
 ]
 
 TEMPLATES = "bot.templates"  # the package holding the templates (see setup.py)
@@ -103,6 +110,16 @@ class Digest:
     answers: tuple[Answer, ...]
     alerts: tuple[Evaluation, ...]
     organisation: str
+
+
+def visible_digest(digest: Digest, decision: Decision) -> Digest:
+    """``digest`` as its audience may read it: breakdowns, alerts and their "furthest behind"
+    lists cut to what ``decision`` shows."""
+    return dataclasses.replace(
+        digest,
+        answers=tuple(visible_answer(a, decision) for a in digest.answers),
+        alerts=visible_evaluations(digest.alerts, decision),
+    )
 
 
 # --- template contexts ---------------------------------------------------------------------------
@@ -176,6 +193,8 @@ class AlertView:
     gap: str  # to the expected value when there is one, else to the target; negative = behind
     forecast: str | None
     contributors: tuple[ContributorView, ...]
+    # "2 reps behind are not named here": contributors this audience may not see
+    withheld: str | None = None
 
 
 @dataclass(frozen=True)
@@ -320,6 +339,7 @@ def alert_view(evaluation: Evaluation, fmt: Formatter) -> AlertView:
             )
             for child in evaluation.contributors
         ),
+        withheld=fmt.tn("withheld", evaluation.withheld) if evaluation.withheld else None,
     )
 
 

@@ -20,6 +20,7 @@ from babel import Locale, UnknownLocaleError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 
+from conversation.authorization import RepFigures
 from metrics.evaluation import Policy
 from metrics.kpis import KPIS
 from metrics.periods import Grain, PeriodParseError, parse_period
@@ -314,6 +315,14 @@ class Access(_Section):
     unknown_users: Literal["company", "nothing"] = "company"
 
 
+class Visibility(_Section):
+    """What channel messages (alerts, digests, shared answers) may show about reps."""
+
+    # private: a channel learns how many reps are behind, their manager gets names and
+    # figures by direct message; team: a team's reps in its own channel; company: everywhere.
+    rep_figures: RepFigures = RepFigures.PRIVATE
+
+
 class SubscriptionSpec(_Section):
     """A daily digest: a channel, a local time, weekdays, a scope and its KPIs."""
 
@@ -414,6 +423,7 @@ class Config(_Section):
     imports: Import = Field(default=Import(), alias="import")
     slack: SlackRoutes = SlackRoutes()
     access: Access = Access()
+    visibility: Visibility = Visibility()
     subscriptions: list[SubscriptionSpec] = []
     alerts: AlertDelivery = AlertDelivery()
     scheduling: Scheduling = Scheduling()

@@ -26,7 +26,7 @@ from bot.delivery.slack_client import slack_client
 from bot.desk import SlackDesk
 from bot.service import KpiService
 from bot.settings import Settings
-from bot.slack_users import SlackUsers
+from bot.slack_users import SlackUsers, UserLookupFailed
 from bot.store.database import session_factory
 
 if TYPE_CHECKING:
@@ -53,11 +53,16 @@ class ClockedRequestVerification(RequestVerification):
 
 def on_error(error: Exception, body: dict[str, Any], respond: Any, *, desk: SlackDesk) -> None:
     """The one place errors land: logged with their traceback (tokens masked), and the user
-    gets a polite answer instead of Slack's "dispatch_failed"."""
-    trace = "".join(traceback.format_exception(error))
-    logger.error("error handling a Slack request: %s", redact(trace))
-    if respond is not None and body.get("response_url"):
+    gets a polite answer instead of Slack's "dispatch_failed". When Slack could not say who
+    the user is, they are told that, not treated as a stranger."""
+    if isinstance(error, UserLookupFailed):
+        logger.warning("%s", error)
+        reply = desk.identity_problem(error)
+    else:
+        trace = "".join(traceback.format_exception(error))
+        logger.error("error handling a Slack request: %s", redact(trace))
         reply = desk.apology(datetime.now(UTC))
+    if respond is not None and body.get("response_url"):
         respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
 
 

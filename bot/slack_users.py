@@ -21,6 +21,16 @@ logger = logging.getLogger(__name__)
 CACHE_FOR = timedelta(days=1)
 
 
+class UserLookupFailed(Exception):
+    """Slack could not say who a user is (``users.info`` failed): the user is told so, rather
+    than being treated as someone kpibot does not know."""
+
+    def __init__(self, user_id: str, error: str) -> None:
+        super().__init__(f"users.info for {user_id} failed: {error}")
+        self.user_id = user_id
+        self.error = error
+
+
 class SlackUsers:
     def __init__(
         self,
@@ -49,9 +59,10 @@ class SlackUsers:
         try:
             response = self.client.users_info(user=user_id)
         except SlackApiError as error:
-            # Without users:read.email, or for a deleted user: treat as someone unknown.
-            logger.warning("users.info for %s failed: %s", user_id, error.response.get("error"))
-            return None
+            # Not remembered: the next request asks again once the cause is fixed.
+            code = str(error.response.get("error") or "unknown_error")
+            logger.warning("users.info for %s failed: %s", user_id, code)
+            raise UserLookupFailed(user_id, code) from None
         email = response["user"].get("profile", {}).get("email")
         self._remember(user_id, email, now)
         return str(email) if email else None

@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from handlers.kpi_text import SHAREABLE, parse_command, run
-from handlers.ports import Clock, KpiDesk, MessageUpdate
+from handlers.ports import Clock, KpiDesk, MessageRef, MessageUpdate, Reply
 
 SHARE = "kpi.share"
 ACK = "kpi.ack"
@@ -28,27 +28,40 @@ def share_action(
     command = parse_command(_value(body))
     if command.kind not in SHAREABLE:
         return
-    reply = run(desk, body["user"]["id"], command, clock(), shared=True)
-    respond(text=reply.text, blocks=reply.blocks, response_type="in_channel")
+    reply = run(desk, body["user"]["id"], command, clock(), into=body["channel"]["id"])
+    # A refusal stays with the sharer: the channel sees nothing.
+    visibility = "ephemeral" if reply.refused else "in_channel"
+    respond(text=reply.text, blocks=reply.blocks, response_type=visibility)
 
 
-def _replace(client: Any, update: MessageUpdate | None) -> None:
-    if update is not None:
+def _clicked_on(body: dict[str, Any]) -> MessageRef:
+    container = body.get("container") or {}
+    return MessageRef(str(container.get("channel_id", "")), str(container.get("message_ts", "")))
+
+
+def _replace(client: Any, respond: Any, outcome: MessageUpdate | Reply | None) -> None:
+    if isinstance(outcome, Reply):
+        respond(text=outcome.text, blocks=outcome.blocks, response_type="ephemeral")
+    elif outcome is not None:
         client.chat_update(
-            channel=update.channel, ts=update.ts, text=update.text, blocks=update.blocks
+            channel=outcome.channel, ts=outcome.ts, text=outcome.text, blocks=outcome.blocks
         )
 
 
-def ack_action(ack: Any, body: dict[str, Any], client: Any, *, desk: KpiDesk, clock: Clock) -> None:
+def ack_action(
+    ack: Any, body: dict[str, Any], client: Any, respond: Any, *, desk: KpiDesk, clock: Clock
+) -> None:
     ack()
-    _replace(client, desk.acknowledge_alerts(body["user"]["id"], _value(body), clock()))
+    user, where = body["user"]["id"], _clicked_on(body)
+    _replace(client, respond, desk.acknowledge_alerts(user, _value(body), clock(), where))
 
 
 def snooze_action(
-    ack: Any, body: dict[str, Any], client: Any, *, desk: KpiDesk, clock: Clock
+    ack: Any, body: dict[str, Any], client: Any, respond: Any, *, desk: KpiDesk, clock: Clock
 ) -> None:
     ack()
-    _replace(client, desk.snooze_alerts(body["user"]["id"], _value(body), clock()))
+    user, where = body["user"]["id"], _clicked_on(body)
+    _replace(client, respond, desk.snooze_alerts(user, _value(body), clock(), where))
 
 
 def register(app: Any, *, desk: KpiDesk, clock: Clock) -> None:

@@ -78,25 +78,26 @@ def mentioned_user(text: str) -> str | None:
 
 
 def run(
-    desk: KpiDesk, user_id: str, command: KpiCommand, now: datetime, *, shared: bool = False
+    desk: KpiDesk, user_id: str, command: KpiCommand, now: datetime, *, into: str | None = None
 ) -> Reply:
-    """The desk's answer to ``command`` on behalf of ``user_id``."""
+    """The desk's answer to ``command`` on behalf of ``user_id`` (for channel ``into``, when
+    shared)."""
     arg = command.argument
     match command.kind:
         case Kind.HELP:
             return desk.help(user_id, now)
         case Kind.ASK:
-            return desk.ask(user_id, arg, now, shared=shared)
+            return desk.ask(user_id, arg, now, into=into)
         case Kind.TEAM:
-            return desk.team(user_id, arg, now, shared=shared)
+            return desk.team(user_id, arg, now, into=into)
         case Kind.REP:
-            return desk.rep(user_id, arg, now, shared=shared)
+            return desk.rep(user_id, arg, now, into=into)
         case Kind.LEADERBOARD:
-            return desk.leaderboard(user_id, now, shared=shared)
+            return desk.leaderboard(user_id, now, into=into)
         case Kind.TARGETS:
-            return desk.targets(user_id, now, shared=shared)
+            return desk.targets(user_id, now, into=into)
         case Kind.ALERTS:
-            return desk.alerts(user_id, now, shared=shared)
+            return desk.alerts(user_id, now, into=into)
         case Kind.SNOOZE:
             return desk.snooze(user_id, arg, now)
         case Kind.SUBSCRIBE:

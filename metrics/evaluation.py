@@ -54,6 +54,10 @@ class Evaluation:
     forecast: Decimal | None  # projected value at period end, for paced KPIs
     status: Status
     contributors: tuple[Evaluation, ...] = ()
+    # Contributors left out for an audience that may not see them (rep figures in a channel,
+    # another team's reps): counted, so that a message can say how many reps are behind.
+    # The metrics core always leaves it at 0; ``conversation.authorization`` sets it.
+    withheld: int = 0
 
     @property
     def reference(self) -> Decimal:

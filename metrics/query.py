@@ -40,10 +40,26 @@ class Directory:
 
 
 class QueryError(ValueError):
-    def __init__(self, message: str, suggestions: tuple[str, ...] = ()) -> None:
+    """A question not understood. ``code`` and ``params`` say what, for the shell to word in
+    the user's language; ``message`` is the English wording (logs, tests). For an unknown
+    scope, ``level`` is set and ``suggestions`` are names of that level: the shell shows only
+    those the asker may see."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        suggestions: tuple[str, ...] = (),
+        *,
+        level: Level | None = None,
+        **params: str,
+    ) -> None:
         super().__init__(message)
+        self.code = code
         self.message = message
         self.suggestions = suggestions
+        self.level = level
+        self.params = params
 
 
 def normalise(text: str) -> str:
@@ -133,9 +149,11 @@ def _find_scope(text: _Text, directory: Directory) -> Scope:
         close = difflib.get_close_matches(match.group(2), [normalise(n) for n in known], n=3)
         suggestions = tuple(n for n in known if normalise(n) in close)
         raise QueryError(
-            f"I don't know the {level.value} “{match.group(2)}”. "
-            f"Known {level.value}s: {', '.join(known) or 'none'}.",
+            "unknown_scope",
+            f"I don't know the {level.value} “{match.group(2)}”.",
             suggestions,
+            level=level,
+            name=match.group(2),
         )
     return Scope.company()
 
@@ -177,7 +195,7 @@ def parse_query(
     try:
         period, rest = extract_period(question, today, fiscal_start_month)
     except PeriodParseError as error:
-        raise QueryError(str(error)) from None
+        raise QueryError("period", str(error), text=str(error)) from None
     text = _Text(normalise(rest))
     breakdown: Level | None = None
     match = _BREAKDOWN.search(text.rest)
@@ -191,11 +209,15 @@ def parse_query(
         guess = " ".join(leftover) or question.strip()
         suggestions = tuple(s for w in [guess, *leftover] for s in suggest(w))
         unique = tuple(dict.fromkeys(suggestions))
-        raise QueryError(f"I don't know the KPI “{guess}”.", unique)
+        raise QueryError("unknown_kpi", f"I don't know the KPI “{guess}”.", unique, text=guess)
     if leftover:
+        rest = " ".join(leftover)
         raise QueryError(
-            f"I understood {kpi}, but not “{' '.join(leftover)}”.",
+            "not_understood",
+            f"I understood {kpi}, but not “{rest}”.",
             tuple(dict.fromkeys(s for w in leftover for s in suggest(w))),
+            kpi=kpi,
+            text=rest,
         )
     if breakdown is None or not is_finer(breakdown, scope.level):
         breakdown = DEFAULT_BREAKDOWN[scope.level]

@@ -107,6 +107,7 @@ def make_world(tmp_path: Path, fake: FakeSlack, extra: str = "") -> World:
     )
     service = KpiService(settings)
     fake.users_by_email.update({REP_EMAIL: REP, OTHER_EMAIL: OTHER_REP})
+    fake.members.update({ADMIN, MANAGER, STRANGER})
     app = build_app(settings, service, clock=lambda: NOW)
     return World(fake, settings, service, app, path)
 

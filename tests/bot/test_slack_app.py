@@ -161,7 +161,9 @@ def test_share_reposts_in_channel_only_what_the_sharer_may_see(world):
     shared = world.fake.responses[before]
     assert shared["response_type"] == "in_channel"
     text = all_text(shared)
-    assert REP_NAME in text and OTHER_NAME not in text
+    # visibility.rep_figures is private by default: not even the sharer's own row.
+    assert REP_NAME not in text and OTHER_NAME not in text
+    assert "Paris Grands Comptes" in text
     assert f"<@{REP}>" in text  # "shared by"
     assert "kpi.share" not in text
     validate_blocks(shared["blocks"])

@@ -95,6 +95,8 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.views: list[dict[str, Any]] = []
         self.users_by_email: dict[str, str] = {}
+        # Workspace members without an email on their profile (users.info answers without one).
+        self.members: set[str] = set()
         self.archived: set[str] = set()
         self.unknown_channels: set[str] = set()
         self.per_channel_interval = per_channel_interval
@@ -299,9 +301,11 @@ class FakeSlack:
     def _user_info(self, body: dict[str, Any]) -> dict[str, Any]:
         user_id = str(body.get("user", ""))
         emails = [e for e, u in self.users_by_email.items() if u == user_id]
-        if not emails:
-            return {"ok": False, "error": "user_not_found"}
-        return {"ok": True, "user": {"id": user_id, "profile": {"email": emails[0]}}}
+        if emails:
+            return {"ok": True, "user": {"id": user_id, "profile": {"email": emails[0]}}}
+        if user_id in self.members:
+            return {"ok": True, "user": {"id": user_id, "profile": {}}}
+        return {"ok": False, "error": "user_not_found"}
 
     def _publish(self, body: dict[str, Any]) -> dict[str, Any]:
         view = body.get("view")

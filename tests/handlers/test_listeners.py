@@ -15,15 +15,16 @@ from handlers.actions import ack_action, share_action, snooze_action
 from handlers.commands import kpi_command
 from handlers.home import app_home_opened
 from handlers.kpi_text import Kind, mentioned_user, parse_command
-from handlers.ports import MessageUpdate, Reply
+from handlers.ports import MessageRef, MessageUpdate, Reply
 
 NOW = datetime(2026, 11, 26, 9, tzinfo=UTC)
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]
 
 
 class RecordingDesk:
-    def __init__(self) -> None:
+    def __init__(self, *, refuse: bool = False) -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.refuse = refuse
 
     def __getattr__(self, name: str) -> Any:
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -32,7 +33,7 @@ class RecordingDesk:
                 return MessageUpdate("C1", "1.0", "t", BLOCKS)
             if name == "home":
                 return {"type": "home", "blocks": BLOCKS}
-            return Reply(name, BLOCKS)
+            return Reply(name, BLOCKS, refused=self.refuse)
 
         return method
 
@@ -74,7 +75,7 @@ def test_kpi_command_acks_first_then_responds_ephemeral():
     respond.side_effect = lambda *a, **k: order.append("respond")
     kpi_command(ack, {"user_id": "U1", "text": "conversion"}, respond, desk=desk, clock=lambda: NOW)
     assert order == ["ack", "respond"]
-    assert desk.calls == [("ask", ("U1", "conversion", NOW), {"shared": False})]
+    assert desk.calls == [("ask", ("U1", "conversion", NOW), {"into": None})]
     # Mock(Respond) matches calls against Respond's constructor, so compare the kwargs.
     assert respond.call_count == 1
     assert respond.call_args.kwargs == {
@@ -93,20 +94,32 @@ def test_kpi_command_without_text_gives_help():
 
 def button(value: str, *, selected: bool = False) -> dict[str, Any]:
     action = {"selected_option": {"value": value}} if selected else {"value": value}
-    return {"user": {"id": "U9"}, "actions": [action]}
+    return {
+        "user": {"id": "U9"},
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "channel_id": "C1", "message_ts": "1.0"},
+        "actions": [action],
+    }
 
 
 def test_share_recomputes_for_the_sharer_and_posts_in_channel():
     ack, respond, desk = Mock(Ack), Mock(Respond), RecordingDesk()
     share_action(ack, button("team Lyon"), respond, desk=desk, clock=lambda: NOW)
     ack.assert_called_once_with()
-    assert desk.calls == [("team", ("U9", "Lyon", NOW), {"shared": True})]
+    assert desk.calls == [("team", ("U9", "Lyon", NOW), {"into": "C1"})]
     assert respond.call_count == 1
     assert respond.call_args.kwargs == {
         "text": "team",
         "blocks": BLOCKS,
         "response_type": "in_channel",
     }
+
+
+def test_a_refused_share_stays_with_the_sharer():
+    ack, respond = Mock(Ack), Mock(Respond)
+    desk = RecordingDesk(refuse=True)
+    share_action(ack, button("rep Camille"), respond, desk=desk, clock=lambda: NOW)
+    assert respond.call_args.kwargs["response_type"] == "ephemeral"
 
 
 def test_share_refuses_to_replay_an_admin_command():
@@ -121,9 +134,12 @@ def test_ack_and_snooze_buttons_replace_the_message():
         (snooze_action, "alerts:C1:abc|1d", True, "snooze_alerts"),
     ):
         ack, client, desk = Mock(Ack), Mock(WebClient), RecordingDesk()
-        listener(ack, button(value, selected=selected), client, desk=desk, clock=lambda: NOW)
+        respond = Mock(Respond)
+        body = button(value, selected=selected)
+        listener(ack, body, client, respond, desk=desk, clock=lambda: NOW)
         ack.assert_called_once_with()
-        assert desk.calls == [(method, ("U9", value, NOW), {})]
+        assert desk.calls == [(method, ("U9", value, NOW, MessageRef("C1", "1.0")), {})]
+        assert not respond.called
         client.chat_update.assert_called_once_with(channel="C1", ts="1.0", text="t", blocks=BLOCKS)
 
 
