@@ -4,16 +4,19 @@ traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
+from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
 from bot.formatting import Formatter
@@ -205,6 +208,72 @@ def import_csv_command(obj: CliContext, source: str) -> None:
     click.echo(report.summary())
     for problem in report.problems:
         click.echo(f"  skipped {problem.file}:{problem.line}: {problem.reason}", err=True)
+
+
+@main.command("sync")
+@click.argument("source", required=False)
+@click.option("--full", is_flag=True, help="Pull every record, not only those changed since.")
+@click.option("--dry-run", is_flag=True, help="Fetch and check everything; write nothing.")
+@click.pass_obj
+def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool) -> None:
+    """Pull SOURCE (default: scheduling.sync_source) into the store and print what changed."""
+    from bot.scheduling.sync import SUCCEEDED, SyncIncomplete, record_sync
+    from bot.sources.registry import check_source, source_names, sync_source
+    from bot.sources.service import SourceReport
+    from bot.store.database import session_factory, transaction
+
+    settings = obj.settings()
+    names = [source] if source else list(settings.config.scheduling.sync_sources)
+    if not names:
+        known = ", ".join(source_names(settings)) or "none configured"
+        fail(f"name a source, or set scheduling.sync_source (sources: {known})", code=2)
+    for name in names:
+        check_source(settings, name)
+    engine = obj.service().engine
+    progress = _progress_printer(sys.stderr.isatty())
+    reports: list[SourceReport] = []
+
+    def pull(session: Session) -> int:
+        changed = 0
+        for name in names:
+            report = sync_source(session, settings, name, full=full, progress=progress)
+            reports.append(report)
+            click.echo(report.summary())
+            changed += report.changed
+            if report.error is not None:
+                raise SyncIncomplete(f"{name}: {report.error}", changed)
+        return changed
+
+    if dry_run:
+        with transaction(session_factory(engine)) as session:
+            # A source that stopped has printed why; the dry run writes nothing either way.
+            with contextlib.suppress(SyncIncomplete):
+                pull(session)
+            session.rollback()
+        click.echo("dry run: nothing was written")
+        failed = any(report.error is not None for report in reports)
+    else:
+        label = "+".join(names)
+        run = record_sync(engine, label, pull, datetime.now(settings.organisation.zone))
+        failed = run.status != SUCCEEDED
+        if failed and not reports:
+            click.echo(f"sync {label} failed: {run.detail}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _progress_printer(terminal: bool) -> Callable[[str, int, bool], None]:
+    """Records fetched so far per object: one line rewritten in place on a terminal, plain
+    lines when the output is a log."""
+
+    def show(name: str, fetched: int, done: bool) -> None:
+        line = f"  {name}: {fetched} fetched" + (", done" if done else "")
+        if terminal:
+            click.echo(f"\r{line}", nl=done, err=True)
+        else:
+            click.echo(line, err=True)
+
+    return show
 
 
 @main.command()

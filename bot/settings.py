@@ -191,6 +191,108 @@ class Import(_Section):
     csv: dict[str, CsvSource] = {}
 
 
+# --- CRM and warehouse sources pulled by ``kpibot sync`` (issue 11) -----------------------------
+
+StageStatus = Literal["open", "won", "lost"]
+# The secrets each kind of source reads from the environment, as <env_prefix>_<NAME>
+# (SALESFORCE_PASSWORD, HUBSPOT_TOKEN, PIPEDRIVE_API_TOKEN, SQL_URL by default).
+SOURCE_SECRETS: dict[str, tuple[str, ...]] = {
+    "salesforce": (
+        "username", "password", "security_token", "consumer_key", "consumer_secret",
+        "access_token",
+    ),
+    "hubspot": ("token",),
+    "pipedrive": ("api_token",),
+    "sql": ("url",),
+    "csv": (),
+}  # fmt: skip
+
+
+class _CrmSource(_Section):
+    # Environment variables hold the credentials: <env_prefix>_<NAME>; default the kind's name
+    # in capitals. Two sources of one kind need two prefixes.
+    env_prefix: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")  # when a record has none
+    # Stage names onto open/won/lost, over what the CRM itself says about its stages.
+    stages: dict[str, StageStatus] = {}
+    timeout: float = Field(default=30.0, gt=0)  # seconds per HTTP request
+    max_retries: int = Field(default=4, ge=0, le=10)  # on 429, 5xx and timeouts
+
+
+class SalesforceSource(_CrmSource):
+    kind: Literal["salesforce"]
+    # "login", "test" (sandboxes) or a My Domain such as "acme.my"; or instance_url with an
+    # access token.
+    domain: str = "login"
+    instance_url: str | None = None
+    api_version: str = "62.0"
+    page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
+
+
+class HubSpotSource(_CrmSource):
+    kind: Literal["hubspot"]
+    host: str = "https://api.hubapi.com"
+    page_size: int = Field(default=100, ge=1, le=200)  # the search API's maximum is 200
+    # Contact lifecycle stages that count a lead as converted.
+    converted_stages: tuple[str, ...] = ("opportunity", "customer", "evangelist")
+
+
+class PipedriveSource(_CrmSource):
+    kind: Literal["pipedrive"]
+    company_domain: str | None = None  # https://<company_domain>.pipedrive.com/api
+    base_url: str | None = None  # overrides company_domain (a sandbox, a proxy, a test server)
+    page_size: int = Field(default=500, ge=1, le=500)
+
+    @property
+    def api_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        domain = self.company_domain or "api"
+        return f"https://{domain}.pipedrive.com/api"
+
+
+class SqlTable(_Section):
+    """One SELECT feeding one canonical table, mapped like a CSV file."""
+
+    query: str
+    columns: dict[str, str]
+    stages: dict[str, StageStatus] = {}
+    # A column of the query's result holding each row's last change: syncs after the first
+    # read only rows changed since the last one.
+    updated_at: str | None = None
+    date_format: str | None = None  # for dates stored as text
+
+
+class SqlSource(_Section):
+    kind: Literal["sql"]
+    env_prefix: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]*$")
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    chunk_rows: int = Field(default=10_000, ge=1)
+    teams: SqlTable | None = None
+    reps: SqlTable | None = None
+    accounts: SqlTable | None = None
+    opportunities: SqlTable | None = None
+    leads: SqlTable | None = None
+    spend: SqlTable | None = None
+    surveys: SqlTable | None = None
+
+
+class CsvSyncSource(CsvSource):
+    kind: Literal["csv"]
+
+
+SourceSpec = Annotated[
+    SalesforceSource | HubSpotSource | PipedriveSource | SqlSource | CsvSyncSource,
+    Field(discriminator="kind"),
+]
+
+
+def source_env_prefix(spec: SourceSpec) -> str:
+    if isinstance(spec, CsvSyncSource):
+        return ""
+    return spec.env_prefix or spec.kind.upper()
+
+
 # --- chat: Slack routes, access roles, digest subscriptions, alert delivery (issue 3) ---------
 
 _WEEKDAYS = {
@@ -380,9 +482,16 @@ class Scheduling(_Section):
 
     # Cron expressions in the organisation's time zone (minute hour day month weekday).
     sync_cron: str = "*/15 * * * *"
-    # The CSV source (a name under import.csv) the sync job imports; none: the sync only
-    # records a run, for installs that import by other means.
-    sync_source: str | None = None
+    # The source(s) the sync job pulls, in order: names under ``sources`` or ``import.csv``;
+    # none: the sync only records a run, for installs that import by other means.
+    sync_source: str | tuple[str, ...] | None = None
+
+    @property
+    def sync_sources(self) -> tuple[str, ...]:
+        if self.sync_source is None:
+            return ()
+        return (self.sync_source,) if isinstance(self.sync_source, str) else self.sync_source
+
     evaluation_cron: str = "0 9-18 * * mon-fri"
     # A job that could not run at its time (the process was down) still runs, once, if the
     # process is back within this delay; later than that it is skipped until its next time.
@@ -421,6 +530,7 @@ class Config(_Section):
     targets: list[TargetSpec] = []
     # "import" is a Python keyword, hence the alias.
     imports: Import = Field(default=Import(), alias="import")
+    sources: dict[str, SourceSpec] = {}
     slack: SlackRoutes = SlackRoutes()
     access: Access = Access()
     visibility: Visibility = Visibility()
@@ -438,6 +548,8 @@ class Secrets(BaseModel):
     slack_bot_token: str | None = Field(default=None, repr=False)
     slack_signing_secret: str | None = Field(default=None, repr=False)
     slack_app_token: str | None = Field(default=None, repr=False)
+    # Per source name, its credentials by name (``password``, ``token``...).
+    sources: dict[str, dict[str, str]] = Field(default={}, repr=False)
 
 
 class Settings(BaseModel):
@@ -551,8 +663,18 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             slack_bot_token=env.get("SLACK_BOT_TOKEN"),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET"),
             slack_app_token=env.get("SLACK_APP_TOKEN"),
+            sources=_source_secrets(config, env),
         ),
     )
+
+
+def _source_secrets(config: Config, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out = {}
+    for name, spec in config.sources.items():
+        prefix = source_env_prefix(spec)
+        found = {key: env.get(f"{prefix}_{key.upper()}") for key in SOURCE_SECRETS[spec.kind]}
+        out[name] = {key: value for key, value in found.items() if value}
+    return out
 
 
 def _relative_sqlite(url: str, base: Path) -> str:

@@ -4,6 +4,7 @@ active alerts and silences. Read-only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
@@ -17,6 +18,7 @@ from bot.scheduling.staleness import stale_since
 from bot.scheduling.sync import SyncRuns, SyncRunState
 from bot.settings import Settings
 from bot.store.delivery_models import JobClaim
+from bot.store.sync_models import SyncState
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,20 @@ class ActiveSilence:
 
 
 @dataclass(frozen=True)
+class ObjectSync:
+    """One object of one source as ``sync_state`` remembers it."""
+
+    source: str
+    object: str
+    synced_at: datetime | None
+    high_water_mark: datetime | None
+    api_used: int | None
+    api_limit: int | None
+    last_error: str | None
+    error_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Status:
     now: datetime
     last_sync: SyncRunState | None
@@ -61,6 +77,7 @@ class Status:
     failures: list[OpenFailure]
     alerts: list[ActiveAlert] = field(default_factory=list)
     silences: list[ActiveSilence] = field(default_factory=list)
+    sources: list[ObjectSync] = field(default_factory=list)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -83,6 +100,19 @@ def collect_status(
             )
         ]
         alerts, silences = _chat_state(session, now)
+        sources = [
+            ObjectSync(
+                row.source,
+                row.object,
+                _aware(row.synced_at),
+                _aware(row.high_water_mark),
+                row.api_used,
+                row.api_limit,
+                row.last_error,
+                _aware(row.error_at),
+            )
+            for row in session.scalars(select(SyncState).order_by(SyncState.source))
+        ]
     lease = settings.config.scheduling.claim_lease
     return Status(
         now=now,
@@ -95,7 +125,12 @@ def collect_status(
         failures=FailureLog(engine, lambda: now).open_failures(),
         alerts=alerts,
         silences=silences,
+        sources=sources,
     )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
 
 
 def _chat_state(session: Session, now: datetime) -> tuple[list[ActiveAlert], list[ActiveSilence]]:
@@ -138,6 +173,7 @@ def render_status(status: Status, zone: tzinfo) -> str:
         if sync.status == "failed" and sync.detail:
             lines.append(f"                   error: {sync.detail.splitlines()[0][:160]}")
     lines.append(f"Last success:      {when(status.last_success)}")
+    lines += _source_lines(status.sources, when)
     if status.stale_since is not None:
         lines.append(f"DATA IS STALE since {when(status.stale_since)}: KPI alerts are held")
     lines += ["", "Next runs:"]
@@ -171,3 +207,28 @@ def render_status(status: Status, zone: tzinfo) -> str:
     for silence in status.silences:
         lines.append(f"  {silence.matcher} until {when(silence.until)} (by {silence.by})")
     return "\n".join(lines)
+
+
+def _source_lines(sources: list[ObjectSync], when: Callable[[datetime | None], str]) -> list[str]:
+    """Per source: its objects' last sync and high-water mark, the API budget, the last error."""
+    lines: list[str] = []
+    by_source: dict[str, list[ObjectSync]] = {}
+    for row in sources:
+        by_source.setdefault(row.source, []).append(row)
+    for source, rows in by_source.items():
+        lines.append(f"Source {source}:")
+        for row in rows:
+            if row.synced_at is not None or row.high_water_mark is not None:
+                lines.append(
+                    f"  {row.object:<18} synced {when(row.synced_at)}, "
+                    f"high-water mark {when(row.high_water_mark)}"
+                )
+        budget = next((r for r in rows if r.api_limit is not None), None)
+        if budget is not None and budget.api_used is not None and budget.api_limit is not None:
+            left = budget.api_limit - budget.api_used
+            lines.append(f"  API budget: {budget.api_used} of {budget.api_limit} used, {left} left")
+        errors = [r for r in rows if r.last_error]
+        for row in sorted(errors, key=lambda r: r.error_at or datetime.min.replace(tzinfo=UTC)):
+            first = (row.last_error or "").splitlines()[0][:160]
+            lines.append(f"  last error ({row.object}, {when(row.error_at)}): {first}")
+    return lines

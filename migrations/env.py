@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 from bot.store import (
     chat_models,  # noqa: F401  (registers the chat tables on Base)
     delivery_models,  # noqa: F401  (outbox, claims, sync runs)
+    sync_models,  # noqa: F401  (sync state per source and object)
 )
 from bot.store.models import Base
 

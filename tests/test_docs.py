@@ -9,27 +9,29 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bot.cli import main
-from bot.settings import ColumnMap, Config
+from bot.settings import ColumnMap, Config, SqlTable
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # How the README names the entries of a mapping of sections.
-PLACEHOLDERS = {"import.csv": "<source>", "targets[].periods": "<period>"}
+PLACEHOLDERS = {
+    "import.csv": "<source>", "sources": "<source>", "targets[].periods": "<period>"
+}  # fmt: skip
+TABLE_MODELS = ([ColumnMap], [SqlTable])
 
 
 def _models(annotation: object) -> list[type[BaseModel]]:
-    found = []
-    for candidate in (annotation, *typing.get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            found.append(candidate)
-    return found
+    """The models an annotation names, through Optional, unions and Annotated."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
 
 
 def keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     for name, field in model.model_fields.items():
         path = prefix + (field.alias or name)
-        if path.startswith("import.csv.<source>.") and _models(field.annotation) == [ColumnMap]:
-            path = "import.csv.<source>.<table>"
+        if path.count("<source>") and _models(field.annotation) in TABLE_MODELS:
+            path = path.rsplit(".", 1)[0] + ".<table>"
             if field.alias or name != "teams":
                 continue  # one set of rows documents every table
         origin = typing.get_origin(field.annotation)
@@ -40,7 +42,8 @@ def keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         elif origin is dict and nested:
             yield f"{path}.{PLACEHOLDERS[path]}"
             if path != "targets[].periods":  # its values take the target's own keys
-                yield from keys(nested[0], f"{path}.{PLACEHOLDERS[path]}.")
+                for each in nested:  # a source of each kind
+                    yield from keys(each, f"{path}.{PLACEHOLDERS[path]}.")
         elif _models(field.annotation):
             yield from keys(_models(field.annotation)[0], path + ".")
         else:

@@ -42,8 +42,10 @@ How values are read:
 - An empty cell is NULL; an empty required field makes the row bad. Text is stored as written
   (``product`` too: it names no table, so Maven's ``GTXPro`` and ``GTX Pro`` stay apart).
 - ``stages`` maps each stage name (case-insensitive) onto open, won or lost; an unknown stage
-  makes the row bad, and so does a won or lost deal without a close date.
-- Dates are ISO 8601 (a date-time gives its date as written) unless ``date_format`` is set.
+  makes the row bad, and so does a won or lost deal without a close date, or a won deal
+  without an amount (when amounts are mapped).
+- Dates are ISO 8601 (a date-time gives its date as written) unless ``date_format`` is set;
+  a year before 1900 or after 2199 makes the row bad.
 - Amounts: ``1054``, ``1054.5``, ``1,054.50``, ``$1,054.50``; with ``decimal_separator: ","``
   also ``1 054,50`` and ``1.054,50``. Thousands separators are accepted only in groups of three,
   so ``1,5`` is refused rather than read as 15. The currency comes from the ``currency``
@@ -74,10 +76,11 @@ from __future__ import annotations
 import codecs
 import csv
 import dataclasses
+import functools
 import gc
 import hashlib
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -101,6 +104,8 @@ CHUNK_ROWS = 20_000
 # parsing each once makes date columns nearly free; date-times would grow it without bound.
 _DATE_CACHE_LIMIT = 50_000
 _NAME_LOOKUP_BATCH = 500
+# Dates outside these years are typing mistakes or placeholders (0001-01-01, 9999-12-31).
+_FIRST_YEAR, _LAST_YEAR = 1900, 2199
 _CREATED_SHOWN = 5
 
 
@@ -193,6 +198,7 @@ KINDS: tuple[_Kind, ...] = (
     ),
 )  # fmt: skip
 _CURRENCY_KINDS = frozenset({"opportunities", "spend"})
+_KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,8 @@ def _date_parser(date_format: str | None) -> Parser:
         except ValueError:
             expected = date_format or "YYYY-MM-DD"
             raise ValueError(f"unparseable date {raw!r} (expected {expected})") from None
+        if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
+            raise ValueError(f"date {raw!r} out of range ({_FIRST_YEAR} to {_LAST_YEAR})")
         if len(cache) < _DATE_CACHE_LIMIT:
             cache[raw] = value
         return value
@@ -406,7 +414,6 @@ class _Column(NamedTuple):
 class _Plan:
     kind: _Kind
     mapping: ColumnMap
-    path: Path
     width: int  # fields in the header
     columns: tuple[_Column, ...]
     currency: str
@@ -472,7 +479,34 @@ def _mapping_problems(key: str, kind: _Kind, mapping: ColumnMap) -> list[str]:
     return problems
 
 
-def _plans(name: str, source: CsvSource, base_dir: Path, base_currency: str) -> list[_Plan]:
+def _plan(
+    key: str,
+    kind: _Kind,
+    mapping: ColumnMap,
+    header: Sequence[str],
+    currency: str,
+    problems: list[str],
+) -> _Plan | None:
+    """``mapping`` checked against the names of the cells each row will have."""
+    columns = []
+    for field, column_name in mapping.columns.items():
+        if column_name.strip() not in header:
+            problems.append(
+                f"{key}.columns.{field}: no column {column_name!r} in {mapping.file} "
+                f"(its columns: {', '.join(header) or 'none'})"
+            )
+            continue
+        index = header.index(column_name.strip())
+        parse = _parser(kind, field, mapping)
+        columns.append(_Column(field, column_name, index, parse, field in kind.required))
+    if len(columns) < len(mapping.columns):
+        return None
+    return _Plan(kind, mapping, len(header), tuple(columns), currency)
+
+
+def _plans(
+    name: str, source: CsvSource, base_dir: Path, base_currency: str
+) -> list[tuple[_Plan, Path]]:
     problems: list[str] = []
     plans = []
     for kind in KINDS:
@@ -493,19 +527,9 @@ def _plans(name: str, source: CsvSource, base_dir: Path, base_currency: str) -> 
         except (UnicodeDecodeError, csv.Error) as error:
             problems.append(f"{key}.file: cannot read the header of {path}: {error}")
             continue
-        columns = []
-        for field, column_name in mapping.columns.items():
-            if column_name.strip() not in header:
-                problems.append(
-                    f"{key}.columns.{field}: no column {column_name!r} in {mapping.file} "
-                    f"(its columns: {', '.join(header) or 'none'})"
-                )
-                continue
-            index = header.index(column_name.strip())
-            parse = _parser(kind, field, mapping)
-            columns.append(_Column(field, column_name, index, parse, field in kind.required))
-        currency = source.currency or base_currency
-        plans.append(_Plan(kind, mapping, path, len(header), tuple(columns), currency))
+        plan = _plan(key, kind, mapping, header, source.currency or base_currency, problems)
+        if plan is not None:
+            plans.append((plan, path))
     if problems:
         raise ConfigError(f"import.csv.{name} (files in {base_dir})", problems)
     return plans
@@ -515,10 +539,15 @@ def _plans(name: str, source: CsvSource, base_dir: Path, base_currency: str) -> 
 # Reading rows
 
 
-def _records(plan: _Plan, problems: list[RowProblem]) -> Iterator[tuple[int, list[str]]]:
+Records = Callable[[list[RowProblem]], Iterable[tuple[int, list[str]]]]
+
+
+def _records(
+    plan: _Plan, path: Path, problems: list[RowProblem]
+) -> Iterator[tuple[int, list[str]]]:
     """Data rows with the physical line each starts on (a quoted cell may span lines)."""
     file = plan.mapping.file
-    with plan.path.open(newline="", encoding=plan.mapping.encoding) as handle:
+    with path.open(newline="", encoding=plan.mapping.encoding) as handle:
         reader = csv.reader(handle, delimiter=plan.mapping.delimiter)
         line = 1
         try:
@@ -534,7 +563,7 @@ def _records(plan: _Plan, problems: list[RowProblem]) -> Iterator[tuple[int, lis
             problems.append(RowProblem(file, line, reason))
 
 
-def _chunks(records: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
+def _chunks(records: Iterable[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
     chunk: list[tuple[int, list[str]]] = []
     for record in records:
         chunk.append(record)
@@ -623,6 +652,12 @@ def _complete(plan: _Plan, columns: _Columns, rows: list[list[str]]) -> None:
         ):
             if stage is not None and stage[1] != "open" and closed is None:
                 columns.fail(position, f"{stage[0]} deal without a close date ({header} is empty)")
+        amounts = values.get("amount")
+        if amounts is not None:
+            header = plan.mapping.columns["amount"]
+            for position, (stage, amount) in enumerate(zip(values["stage"], amounts, strict=True)):
+                if stage is not None and stage[1] == "won" and amount is None:
+                    columns.fail(position, f"{stage[0]} deal without an amount ({header} is empty)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,13 +741,17 @@ class _Import:
             )
         return self._directories[table]
 
-    def run(self, plan: _Plan) -> tuple[TableReport, int]:
-        """Import one file into one table; returns its report and the rows it wrote."""
+    def forget(self, table: str) -> None:
+        self._directories.pop(table, None)
+
+    def run(self, plan: _Plan, records: Records) -> tuple[TableReport, int]:
+        """Import one file (or other rows) into one table; returns its report and the rows it
+        wrote."""
         tally = _Tally()
         created: list[str] = []
         problems: list[RowProblem] = []
         seen: dict[str, int] = {}
-        for chunk in _chunks(_records(plan, problems)):
+        for chunk in _chunks(records(problems)):
             tally.read += len(chunk)
             columns = _parse_chunk(plan, chunk, problems)
             self._resolve(plan, columns, created, tally)
@@ -856,9 +895,51 @@ def import_csv(
     tables = []
     written = 0
     with _collector_skips_older_objects():
-        for plan in plans:
-            report, rows = run.run(plan)
+        for plan, path in plans:
+            report, rows = run.run(plan, functools.partial(_records, plan, path))
             tables.append(report)
             written += rows
     version = bump_data_version(session) if written else None
     return ImportReport(source_name, tuple(tables), tuple(run.problems), version)
+
+
+class RecordImport:
+    """Rows that come from elsewhere than a file (a CRM's records, a query's rows) through the
+    CSV import's parsing, references, checks and upsert: one validation for every source.
+
+    Each row is a list of cells (text, empty for none) named by ``header``; its "line" is
+    whatever locates it for the caller (a position in the stream). One instance per sync, in
+    the caller's transaction; the caller bumps the data version."""
+
+    def __init__(self, session: Session, source: str) -> None:
+        self._import = _Import(session, source)
+
+    @staticmethod
+    def check(key: str, table: str, mapping: ColumnMap) -> list[str]:
+        """What is wrong with ``mapping`` for ``table`` (config problems under ``key``)."""
+        return _mapping_problems(key, _KINDS_BY_NAME[table], mapping)
+
+    def table(
+        self,
+        key: str,
+        table: str,
+        mapping: ColumnMap,
+        header: Sequence[str],
+        rows: Iterable[tuple[int, list[str]]],
+        currency: str,
+    ) -> tuple[TableReport, list[RowProblem], int]:
+        """Import ``rows`` into ``table``: its report, the bad rows, and the rows written
+        (created teams and accounts included). Raises ``ConfigError`` for a mapping that names
+        cells the rows do not have."""
+        kind = _KINDS_BY_NAME[table]
+        problems = self.check(key, table, mapping)
+        plan = _plan(key, kind, mapping, header, currency, problems)
+        if plan is None or problems:
+            raise ConfigError(key, problems)
+        before = len(self._import.problems)
+        report, written = self._import.run(plan, lambda _problems: rows)
+        return report, self._import.problems[before:], written
+
+    def forget(self, table: str) -> None:
+        """Drop what is known of ``table``'s rows (after deleting some)."""
+        self._import.forget(table)

@@ -5,16 +5,12 @@ message goes through the outbox under a key derived from the fire time."""
 from __future__ import annotations
 
 import logging
-import time
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy.orm import Session
+from datetime import UTC, datetime
 
 from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
 from bot.scheduling.runtime import Runtime
 from bot.scheduling.staleness import Staleness, stale_since
-from bot.scheduling.sync import FAILED, SUCCEEDED, SyncRuns
-from bot.settings import ConfigError
+from bot.scheduling.sync import SUCCEEDED, SyncRuns, record_sync
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +31,14 @@ def _staleness(runtime: Runtime) -> Staleness:
     return Staleness(runtime.engine, runtime.notifier, admin)
 
 
-# What a failing import raises: bad mapping, unreadable file, rows the database refuses.
-_SYNC_ERRORS = (ConfigError, OSError, ValueError, LookupError)
-
-
 def sync(runtime: Runtime, fire_time: datetime) -> str:
-    runs = SyncRuns(runtime.engine)
-    started = time.monotonic()
-    run_id = runs.start(runtime.sync_name, fire_time)
-
-    def finished_at() -> datetime:
-        # The run is dated by its fire time (so that ``run-due --at`` replays are coherent)
-        # plus the time it really took.
-        return fire_time + timedelta(seconds=time.monotonic() - started)
-
-    try:
-        with Session(runtime.engine) as session, session.begin():
-            changed = runtime.sync_source(session)
-    except _SYNC_ERRORS as error:
-        log.error("sync %s failed: %s", runtime.sync_name, error)
-        runs.finish(run_id, FAILED, finished_at(), detail=str(error))
-        return f"sync {runtime.sync_name} failed: {error}"
-    except BaseException as error:
-        runs.finish(run_id, FAILED, finished_at(), detail=repr(error))
-        raise
-    runs.finish(run_id, SUCCEEDED, finished_at(), rows=changed)
+    run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
+    if run.status != SUCCEEDED:
+        return f"sync {runtime.sync_name} failed: {run.detail}"
     zone = runtime.settings.organisation.timezone
     resolved = _staleness(runtime).resolve(fire_time, zone)
     note = f"; stale-data notice resolved ({resolved})" if resolved else ""
-    return f"sync {runtime.sync_name}: {changed} row(s) changed{note}"
+    return f"sync {runtime.sync_name}: {run.changed} row(s) changed{note}"
 
 
 def evaluate(runtime: Runtime, fire_time: datetime) -> str:

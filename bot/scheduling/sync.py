@@ -1,20 +1,24 @@
 """The CRM sync job's bookkeeping: every run is recorded (running → succeeded | failed), and
 the last successful one is the staleness clock. The source itself is a callable that writes
-facts in the session it is given and returns how many rows changed: the CSV import for now,
-or a no-op for installs that import by other means."""
+facts in the session it is given and returns how many rows changed: the configured sources
+(``bot.sources``), or a no-op for installs that import by other means."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.settings import ConfigError, Settings
+from bot.sources.registry import check_source, sync_source
 from bot.store.delivery_models import SyncRun
+
+log = logging.getLogger(__name__)
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -87,6 +91,62 @@ class SyncRuns:
             )
 
 
+class SyncIncomplete(Exception):
+    """A source stopped part-way: the objects it finished stay written (the caller commits),
+    and the run counts as failed, so the data reads as stale until a sync succeeds."""
+
+    def __init__(self, message: str, changed: int) -> None:
+        super().__init__(message)
+        self.changed = changed
+
+
+@dataclass(frozen=True)
+class RecordedSync:
+    status: str  # succeeded | failed
+    changed: int
+    detail: str
+
+
+# What a failing source raises besides SyncIncomplete: a bad mapping, an unreadable file, rows
+# the database refuses.
+_SYNC_ERRORS = (ConfigError, OSError, ValueError, LookupError)
+
+
+def record_sync(engine: Engine, name: str, source: SyncSource, fire_time: datetime) -> RecordedSync:
+    """Run ``source`` in one transaction, recorded as a sync run (the staleness clock). A
+    failure is logged and recorded, not raised; a source that stopped part-way keeps what it
+    finished."""
+    runs = SyncRuns(engine)
+    started = time.monotonic()
+    run_id = runs.start(name, fire_time)
+
+    def finished_at() -> datetime:
+        # The run is dated by its fire time (so that ``run-due --at`` replays are coherent)
+        # plus the time it really took.
+        return fire_time + timedelta(seconds=time.monotonic() - started)
+
+    incomplete: SyncIncomplete | None = None
+    try:
+        with Session(engine) as session, session.begin():
+            try:
+                changed = source(session)
+            except SyncIncomplete as stopped:  # caught inside: what finished is committed
+                incomplete = stopped
+    except _SYNC_ERRORS as error:
+        log.error("sync %s failed: %s", name, error)
+        runs.finish(run_id, FAILED, finished_at(), detail=str(error))
+        return RecordedSync(FAILED, 0, str(error))
+    except BaseException as error:
+        runs.finish(run_id, FAILED, finished_at(), detail=repr(error))
+        raise
+    if incomplete is not None:
+        log.error("sync %s failed: %s", name, incomplete)
+        runs.finish(run_id, FAILED, finished_at(), rows=incomplete.changed, detail=str(incomplete))
+        return RecordedSync(FAILED, incomplete.changed, str(incomplete))
+    runs.finish(run_id, SUCCEEDED, finished_at(), rows=changed)
+    return RecordedSync(SUCCEEDED, changed, "")
+
+
 def no_sync(session: Session) -> int:
     """The source of installs without ``scheduling.sync_source``: records a run, changes
     nothing."""
@@ -94,25 +154,21 @@ def no_sync(session: Session) -> int:
 
 
 def configured_source(settings: Settings) -> tuple[str, SyncSource]:
-    """The source named by ``scheduling.sync_source`` (a CSV source under ``import.csv``)."""
-    name = settings.config.scheduling.sync_source
-    if name is None:
+    """The sources named by ``scheduling.sync_source``, synced in turn as one run."""
+    names = settings.config.scheduling.sync_sources
+    if not names:
         return "none", no_sync
-    sources = settings.config.imports.csv
-    if name not in sources:
-        known = ", ".join(sources) or "none"
-        raise ConfigError(
-            str(settings.config_path),
-            [f"scheduling.sync_source: no CSV source {name!r} under import.csv (known: {known})"],
-        )
-    spec = sources[name]
-    base = Path(settings.config_path).parent / spec.base_dir
-    currency = settings.organisation.currency
+    for name in names:
+        check_source(settings, name, "scheduling.sync_source")
 
-    def import_source(session: Session) -> int:
-        from bot.importers.csv_import import import_csv
+    def pull(session: Session) -> int:
+        changed = 0
+        for name in names:
+            report = sync_source(session, settings, name)
+            changed += report.changed
+            if report.error is not None:
+                raise SyncIncomplete(f"{name}: {report.error}", changed)
+        return changed
 
-        report = import_csv(session, name, spec, base, currency)
-        return sum(table.changed for table in report.tables)
-
-    return f"csv:{name}", import_source
+    label = "+".join(f"csv:{n}" if n not in settings.config.sources else n for n in names)
+    return label, pull

@@ -1,5 +1,6 @@
-"""Bulk upserts keyed on (source, source_id): the one way facts are written, by the CSV import,
-the CRM sync and the demo company alike, so that re-importing the same rows changes nothing."""
+"""Bulk upserts keyed on (source, source_id): the one way facts are written (and deleted), by
+the CSV import, the CRM sync and the demo company alike, so that re-importing the same rows
+changes nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from datetime import date
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, Date, Dialect, Table, bindparam, or_, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Date,
+    Dialect,
+    Table,
+    bindparam,
+    delete,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -126,3 +138,27 @@ def ids_by_source_id(
         )
         out.update({str(k): int(i) for k, i in session.execute(query)})
     return out
+
+
+def delete_sourced(session: Session, table: Table, source: str, keys: Iterable[str]) -> int:
+    """Delete the rows of ``source`` with the given source ids (records deleted in the CRM);
+    rows of other tables that pointed at them keep existing, with the reference cleared.
+    Returns how many rows were deleted."""
+    wanted = list(dict.fromkeys(keys))
+    referring = [
+        (fk.parent.table, fk.parent)
+        for other in table.metadata.sorted_tables
+        for fk in other.foreign_keys
+        if fk.column.table is table
+    ]
+    deleted = 0
+    for start in range(0, len(wanted), _LOOKUP):
+        ids = list(
+            ids_by_source_id(session, table, source, wanted[start : start + _LOOKUP]).values()
+        )
+        if not ids:
+            continue
+        for other, column in referring:
+            session.execute(update(other).where(column.in_(ids)).values({column.name: None}))
+        deleted += session.execute(delete(table).where(table.c.id.in_(ids))).rowcount  # type: ignore[attr-defined]
+    return deleted

@@ -1,0 +1,69 @@
+"""What a connector is: the objects it pulls, in order, each onto one canonical table, and
+for each the records changed since a moment and the ids deleted since then."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object of a source, e.g. Salesforce's ``Opportunity`` → ``opportunities``."""
+
+    name: str
+    table: str
+    fields: tuple[str, ...]  # canonical fields each record fills (keys of Record.values)
+    stages: Mapping[str, str] = field(default_factory=dict)  # stage name → open|won|lost
+    date_format: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as canonical fields (values as the API gave them: text, numbers, None) and
+    the moment it last changed, the high-water mark's measure."""
+
+    values: Mapping[str, Any]
+    modified: datetime | None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The CRM's API allowance as it reports it (Salesforce: requests in the last 24 h)."""
+
+    used: int
+    limit: int
+    what: str  # "daily API requests"
+
+
+class SourceError(Exception):
+    """A sync that cannot go on, said for a person: bad credentials, the API budget spent,
+    a server that kept failing. ``retry_after`` is when trying again makes sense, if known."""
+
+    def __init__(self, message: str, retry_after: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Connector(Protocol):
+    calls: int  # HTTP requests (or queries) sent so far
+
+    def objects(self) -> list[SourceObject]:
+        """The objects to pull, parents first (reps before the deals they own)."""
+        ...
+
+    def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
+        """Records of ``obj`` changed at or after ``since`` (every record when None)."""
+        ...
+
+    def deleted(self, obj: SourceObject, since: datetime) -> Iterator[str]:
+        """Ids of ``obj``'s records deleted at or after ``since``."""
+        ...
+
+    def budget(self) -> Budget | None:
+        """The API budget as last reported, if the CRM reports one."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,65 @@
+"""Source names to syncs: a name under ``sources`` (any kind) or, as before, under
+``import.csv``; the connector of each kind built from its settings and secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from bot.settings import ConfigError, CsvSyncSource, Settings, SourceSpec, SqlSource
+from bot.sources.connector import Connector, SourceError
+from bot.sources.service import Progress, SourceReport, sync_connector, sync_csv
+from bot.sources.sql import SqlConnector
+
+
+def source_names(settings: Settings) -> list[str]:
+    return [*settings.config.sources, *settings.config.imports.csv]
+
+
+def check_source(settings: Settings, name: str, key: str = "source") -> None:
+    """Raise ``ConfigError`` unless ``name`` is a configured source."""
+    if name not in settings.config.sources and name not in settings.config.imports.csv:
+        known = ", ".join(source_names(settings)) or "none"
+        raise ConfigError(
+            str(settings.config_path),
+            [f"{key}: no source {name!r} under sources or import.csv (known: {known})"],
+        )
+
+
+def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:
+    secrets = settings.secrets.sources.get(name, {})
+    if isinstance(spec, SqlSource):
+        return SqlConnector(name, spec, secrets.get("url"))
+    raise ConfigError(
+        str(settings.config_path), [f"sources.{name}.kind: {spec.kind} is not a connector"]
+    )
+
+
+def sync_source(
+    session: Session,
+    settings: Settings,
+    name: str,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+) -> SourceReport:
+    """Sync ``name`` in ``session`` (the caller commits, or rolls back for a dry run)."""
+    check_source(settings, name)
+    currency = settings.organisation.currency
+    base = Path(settings.config_path).parent
+    spec = settings.config.sources.get(name)
+    if spec is None or isinstance(spec, CsvSyncSource):
+        csv = spec or settings.config.imports.csv[name]
+        return sync_csv(session, name, csv, base / csv.base_dir, currency)
+    try:
+        connector = connector_for(name, spec, settings)
+    except SourceError as error:
+        return SourceReport(name, spec.kind, full, error=str(error))
+    try:
+        return sync_connector(
+            session, name, spec.kind, connector, spec.currency or currency, full=full,
+            progress=progress,
+        )  # fmt: skip
+    finally:
+        connector.close()

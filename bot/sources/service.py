@@ -1,0 +1,313 @@
+"""One sync of one source: each object pulled in turn into the store through the CSV import's
+validation, its deletions applied, and its high-water mark moved on, all in a savepoint of the
+caller's transaction. The first object that fails stops the source: it and the objects after
+it keep the store and the high-water mark they had, and the error is recorded; the objects
+finished before it keep their new rows and marks. ``kpibot sync``, ``/kpi sync`` and the
+scheduled job all come here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.importers.csv_import import RecordImport, import_csv
+from bot.settings import ColumnMap, ConfigError, CsvSource, Settings, SourceSpec
+from bot.sources.connector import Budget, Connector, SourceError, SourceObject
+from bot.store.database import bump_data_version
+from bot.store.models import Base
+from bot.store.sync_models import SyncState
+from bot.store.upsert import delete_sourced
+
+# How often (in records) the progress callback hears of an object being fetched.
+PROGRESS_EVERY = 1_000
+_REJECTIONS_SHOWN = 10
+# The sync_state row of errors that stopped a source before its first object.
+SOURCE_WIDE = "(source)"
+
+# (object, records fetched so far, whether the object is done)
+Progress = Callable[[str, int, bool], None]
+ConnectorFactory = Callable[[str, SourceSpec, Settings], Connector]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    record: str  # the CRM's id, or the position in the stream when it had none
+    reason: str
+
+
+@dataclass
+class ObjectReport:
+    name: str
+    table: str
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    api_calls: int = 0
+    high_water_mark: datetime | None = None
+    finished: bool = False
+    error: str | None = None
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def summary(self) -> str:
+        calls = f"{self.api_calls} API call{'s' if self.api_calls != 1 else ''}"
+        mark = "none" if self.high_water_mark is None else _moment(self.high_water_mark)
+        line = (
+            f"{self.name} → {self.table}: fetched {self.fetched}, inserted {self.inserted}, "
+            f"updated {self.updated}, deleted {self.deleted}, rejected {len(self.rejected)}; "
+            f"{calls}; high-water mark {mark}"
+        )
+        if self.error is not None:
+            line += f"; NOT FINISHED: {self.error}"
+        return line
+
+
+@dataclass
+class SourceReport:
+    source: str
+    kind: str
+    full: bool
+    objects: list[ObjectReport] = field(default_factory=list)
+    budget: Budget | None = None
+    error: str | None = None
+    data_version: int | None = None
+
+    @property
+    def changed(self) -> int:
+        return sum(obj.changed for obj in self.objects)
+
+    def summary(self) -> str:
+        mode = "full" if self.full else "incremental"
+        lines = [f"{self.source} ({self.kind}, {mode} sync):"]
+        for obj in self.objects:
+            lines.append(f"  {obj.summary()}")
+            for rejection in obj.rejected[:_REJECTIONS_SHOWN]:
+                lines.append(f"    rejected {obj.name} {rejection.record}: {rejection.reason}")
+            more = len(obj.rejected) - _REJECTIONS_SHOWN
+            if more > 0:
+                lines.append(f"    and {more} more rejected")
+        if self.budget is not None:
+            budget = self.budget
+            lines.append(
+                f"  API budget: {budget.used} of {budget.limit} {budget.what} used, "
+                f"{budget.limit - budget.used} left"
+            )
+        outcome = f"{self.changed} row(s) changed"
+        if self.error is not None:
+            outcome = f"FAILED: {self.error}; {outcome} by the objects that finished"
+        lines.append(f"  {outcome}")
+        return "\n".join(lines)
+
+
+def _moment(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cell(value: Any) -> str:
+    """A value from an API or a database as the text the import parses (empty for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return str(value).strip()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _count(session: Session, table: str, source: str) -> int:
+    rows = Base.metadata.tables[table]
+    return int(session.scalar(select(func.count()).where(rows.c.source == source)) or 0)
+
+
+class _State:
+    """The sync_state rows of one source."""
+
+    def __init__(self, session: Session, source: str) -> None:
+        self.session = session
+        self.source = source
+
+    def get(self, name: str) -> SyncState:
+        state = self.session.get(SyncState, (self.source, name))
+        if state is None:
+            state = SyncState(
+                source=self.source, object=name, fetched=0, inserted=0, updated=0, deleted=0,
+                rejected=0, api_calls=0,
+            )  # fmt: skip
+            self.session.add(state)
+        return state
+
+
+def _mapping(obj: SourceObject) -> ColumnMap:
+    return ColumnMap(
+        file=obj.name,
+        columns={name: name for name in obj.fields},
+        stages=dict(obj.stages),
+        date_format=obj.date_format,
+    )
+
+
+class _ObjectSync:
+    """Pulls one object; everything it writes is in the caller's savepoint."""
+
+    def __init__(
+        self, session: Session, source: str, connector: Connector, records: RecordImport,
+        currency: str, progress: Progress | None,
+    ) -> None:  # fmt: skip
+        self.session = session
+        self.source = source
+        self.connector = connector
+        self.records = records
+        self.currency = currency
+        self.progress = progress
+
+    def run(self, obj: SourceObject, since: datetime | None, report: ObjectReport) -> None:
+        ids: list[str] = []
+        newest = since
+
+        def rows() -> Iterator[tuple[int, list[str]]]:
+            nonlocal newest
+            for record in self.connector.changed(obj, since):
+                ids.append(cell(record.values.get("id")))
+                modified = _utc(record.modified)
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+                if self.progress is not None and len(ids) % PROGRESS_EVERY == 0:
+                    self.progress(obj.name, len(ids), False)
+                yield len(ids), [cell(record.values.get(name)) for name in obj.fields]
+
+        before = _count(self.session, obj.table, self.source)
+        key = f"sources.{self.source}.{obj.name}"
+        table, problems, _written = self.records.table(
+            key, obj.table, _mapping(obj), obj.fields, rows(), self.currency
+        )
+        if self.progress is not None:
+            self.progress(obj.name, len(ids), True)
+        report.fetched = len(ids)
+        report.inserted = _count(self.session, obj.table, self.source) - before
+        report.updated = table.changed - report.inserted
+        report.rejected = [Rejection(ids[p.line - 1] or f"#{p.line}", p.reason) for p in problems]
+        if since is not None:
+            gone = list(self.connector.deleted(obj, since))
+            if gone:
+                table_rows = Base.metadata.tables[obj.table]
+                report.deleted = delete_sourced(self.session, table_rows, self.source, gone)
+                self.records.forget(obj.table)
+        report.high_water_mark = newest
+
+
+def sync_connector(
+    session: Session,
+    source: str,
+    kind: str,
+    connector: Connector,
+    currency: str,
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SourceReport:
+    """Pull every object of ``connector`` into the store under ``source``."""
+    report = SourceReport(source, kind, full)
+    state = _State(session, source)
+    records = RecordImport(session, source)
+    puller = _ObjectSync(session, source, connector, records, currency, progress)
+    try:
+        objects = connector.objects()
+        for obj in objects:
+            problems = RecordImport.check(f"sources.{source}.{obj.name}", obj.table, _mapping(obj))
+            if problems:
+                raise ConfigError(f"sources.{source}", problems)
+    except SourceError as error:
+        report.error = str(error)
+        _record_error(state, SOURCE_WIDE, report.error, now())
+        return report
+    for obj in objects:
+        row = state.get(obj.name)
+        since = None if full else _utc(row.high_water_mark)
+        result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
+        report.objects.append(result)
+        calls = connector.calls
+        try:
+            with session.begin_nested():
+                puller.run(obj, since, result)
+        except SourceError as error:
+            result.api_calls = connector.calls - calls
+            result.error = report.error = str(error)
+            # The savepoint is gone: this object's rows and mark are as they were.
+            result.high_water_mark = _utc(row.high_water_mark)
+            _record_error(state, obj.name, report.error, now())
+            break
+        result.api_calls = connector.calls - calls
+        result.finished = True
+        row.high_water_mark = result.high_water_mark
+        row.synced_at = now()
+        row.fetched, row.inserted, row.updated = result.fetched, result.inserted, result.updated
+        row.deleted, row.rejected = result.deleted, len(result.rejected)
+        row.api_calls = result.api_calls
+        row.last_error = None
+    report.budget = connector.budget()
+    _record_budget(state, [obj.name for obj in objects], report.budget)
+    if report.changed:
+        report.data_version = bump_data_version(session)
+    session.flush()
+    return report
+
+
+def _record_error(state: _State, name: str, message: str, at: datetime) -> None:
+    row = state.get(name)
+    row.last_error = message[:4000]
+    row.error_at = at
+
+
+def _record_budget(state: _State, names: list[str], budget: Budget | None) -> None:
+    if budget is None:
+        return
+    for name in names:
+        row = state.get(name)
+        row.api_used, row.api_limit = budget.used, budget.limit
+
+
+def sync_csv(
+    session: Session, source: str, spec: CsvSource, base_dir: Path, currency: str
+) -> SourceReport:
+    """A CSV source (under ``import.csv`` or ``sources`` with ``kind: csv``): every file,
+    every time; a mapping that does not fit the files raises ``ConfigError``."""
+    report = SourceReport(source, "csv", full=True)
+    before = {
+        table: _count(session, table, source)
+        for table in ("teams", "reps", "accounts", "opportunities", "leads", "spend", "surveys")
+    }
+    imported = import_csv(session, source, spec, base_dir, currency)
+    for table in imported.tables:
+        inserted = _count(session, table.table, source) - before[table.table]
+        before[table.table] += inserted
+        result = ObjectReport(table.file, table.table, fetched=table.read, finished=True)
+        result.inserted = inserted
+        result.updated = max(table.changed - inserted, 0)
+        result.rejected = [
+            Rejection(f"line {p.line}", p.reason) for p in imported.problems if p.file == table.file
+        ]
+        report.objects.append(result)
+    report.data_version = imported.data_version
+    return report

@@ -1,0 +1,71 @@
+"""Sources in the config: each kind's keys validated with their path, credentials read from the
+environment only (under the source's prefix) and never shown, sync_source a name or a list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.scheduling.sync import configured_source
+from bot.settings import ConfigError, load_settings
+
+CONFIG = """
+sources:
+  eu:
+    kind: hubspot
+    env_prefix: HUBSPOT_EU
+  crm:
+    kind: salesforce
+    domain: test
+  legacy:
+    kind: csv
+    base_dir: exports
+scheduling:
+  sync_source: [crm, eu]
+"""
+
+
+def test_credentials_come_from_the_environment_under_each_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "kpibot.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    env = {
+        "HUBSPOT_EU_TOKEN": "pat-eu-secret",
+        "HUBSPOT_TOKEN": "pat-not-this-one",
+        "SALESFORCE_USERNAME": "ops@example.test",
+        "SALESFORCE_PASSWORD": "hunter2",
+        "SALESFORCE_SECURITY_TOKEN": "",
+    }
+    settings = load_settings(path, env)
+    assert settings.secrets.sources == {
+        "eu": {"token": "pat-eu-secret"},
+        "crm": {"username": "ops@example.test", "password": "hunter2"},
+        "legacy": {},
+    }
+    assert "hunter2" not in repr(settings) and "pat-eu-secret" not in repr(settings)
+    assert settings.config.scheduling.sync_sources == ("crm", "eu")
+    assert configured_source(settings)[0] == "crm+eu"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("sources: {x: {kind: zoho}}", "sources.x: Input tag 'zoho' found using 'kind'"),
+        ("sources: {x: {kind: hubspot, page_size: 500}}", "sources.x.hubspot.page_size"),
+        ("sources: {x: {kind: pipedrive, token: abc}}", "sources.x.pipedrive.token: unknown key"),
+    ],
+)
+def test_mistakes_name_their_key(tmp_path: Path, body: str, problem: str) -> None:
+    path = tmp_path / "kpibot.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, {})
+    assert problem in str(raised.value)
+
+
+def test_an_unknown_sync_source_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "kpibot.yaml"
+    path.write_text("scheduling: {sync_source: [nowhere]}", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        configured_source(load_settings(path, {}))
+    assert "scheduling.sync_source: no source 'nowhere'" in str(raised.value)

@@ -1,0 +1,227 @@
+"""The SQL source against the local PostgreSQL: a CRM schema read through SELECTs from the
+config, `kpibot sync` printing per-table counts, an incremental sync reading only changed rows,
+a failing query leaving its table and high-water mark as they were, and a KPI answer on the
+synced rows checked against the source rows summed here."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, create_engine, text
+
+from bot.cli import main
+from tests.conftest import POSTGRES_URL
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA_SQL = """
+CREATE TABLE {s}.users (id text PRIMARY KEY, full_name text, email text, team text,
+                        updated_at timestamptz NOT NULL);
+CREATE TABLE {s}.deals (id text PRIMARY KEY, title text, owner_id text, company text,
+                        stage text, value numeric, currency text, created date, closed date,
+                        updated_at timestamptz NOT NULL);
+"""
+USERS = [
+    ("u1", "Alice Martin", "alice@example.test", "Paris", "2026-11-01T08:00:00Z"),
+    ("u2", "Bruno Keller", "bruno@example.test", "Zurich", "2026-11-01T08:00:00Z"),
+]
+DEALS = [
+    ("d1", "Acme renewal", "u1", "Acme", "Closed Won", "1200.50", "EUR", "2026-10-01",
+     "2026-10-20", "2026-11-02T09:00:00Z"),
+    ("d2", "Globex", "u2", "Globex", "Closed Won", "800", "EUR", "2026-10-03", "2026-11-05",
+     "2026-11-05T10:00:00Z"),
+    ("d3", "Initech", "u2", "Initech", "Negotiation", "5000", "EUR", "2026-10-10", "2026-12-15",
+     "2026-11-06T10:00:00Z"),
+    ("d4", "Hooli", "u1", "Hooli", "Closed Lost", "300", "EUR", "2026-10-11", "2026-11-01",
+     "2026-11-06T11:00:00Z"),
+    ("d5", "Bad stage", "u1", "Acme", "Sleeping", "10", "EUR", "2026-10-12", "2026-12-01",
+     "2026-11-06T11:30:00Z"),
+]  # fmt: skip
+
+CONFIG = """
+organisation: {{currency: EUR, timezone: Europe/Paris, locale: en_US}}
+database: {{url: "sqlite:///kpibot.db"}}
+sources:
+  warehouse:
+    kind: sql
+    env_prefix: WAREHOUSE
+    chunk_rows: 2
+    reps:
+      query: "SELECT id, full_name, email, team, updated_at FROM {s}.users"
+      columns: {{id: id, name: full_name, email: email, team: team}}
+      updated_at: updated_at
+    opportunities:
+      query: "SELECT * FROM {s}.deals"
+      columns: {{id: id, name: title, owner: owner_id, account: company, stage: stage,
+                amount: value, currency: currency, created_at: created, close_date: closed}}
+      stages: {{Negotiation: open, Closed Won: won, Closed Lost: lost}}
+      updated_at: updated_at
+scheduling:
+  sync_source: warehouse
+"""
+
+
+@dataclass
+class Warehouse:
+    engine: Engine
+    schema: str
+    config: Path
+
+    def execute(self, statement: str, **params: object) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text(statement.format(s=self.schema)), params)
+
+    def cli(self, *args: str) -> Result:
+        env = {"WAREHOUSE_URL": POSTGRES_URL or ""}
+        return CliRunner().invoke(main, ["--config", str(self.config), *args], env=env)
+
+    def store(self, query: str) -> list[tuple[object, ...]]:
+        with sqlite3.connect(self.config.parent / "kpibot.db") as connection:
+            return connection.execute(query).fetchall()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    if not POSTGRES_URL:
+        pytest.skip("KPIBOT_TEST_DATABASE_URL is not set: no PostgreSQL to test against")
+    schema = f"crm_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(POSTGRES_URL)
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(CONFIG.format(s=schema), encoding="utf-8")
+    world = Warehouse(engine, schema, config)
+    world.execute("CREATE SCHEMA {s}")
+    for statement in SCHEMA_SQL.split(";"):
+        if statement.strip():
+            world.execute(statement)
+    for row in USERS:
+        world.execute(
+            "INSERT INTO {s}.users VALUES (:a, :b, :c, :d, :e)",
+            **dict(zip("abcde", row, strict=True)),
+        )
+    for row in DEALS:
+        world.execute(
+            "INSERT INTO {s}.deals VALUES (:a, :b, :c, :d, :e, CAST(:f AS numeric), :g, "
+            "CAST(:h AS date), CAST(:i AS date), CAST(:j AS timestamptz))",
+            **dict(zip("abcdefghij", row, strict=True)),
+        )
+    try:
+        yield world
+    finally:
+        world.execute("DROP SCHEMA {s} CASCADE")
+        engine.dispose()
+
+
+def won_in_november(warehouse: Warehouse) -> Decimal:
+    """Revenue computed on the source rows, not through kpibot."""
+    with warehouse.engine.connect() as connection:
+        total = connection.scalar(
+            text(
+                f"SELECT coalesce(sum(value), 0) FROM {warehouse.schema}.deals "
+                "WHERE stage = 'Closed Won' AND closed BETWEEN '2026-11-01' AND '2026-11-30'"
+            )
+        )
+    return Decimal(total)
+
+
+def test_full_then_incremental_sync_with_counts_rejections_and_a_kpi(warehouse: Warehouse):
+    first = warehouse.cli("sync")
+    assert first.exit_code == 0, first.output
+    out = first.stdout
+    assert "warehouse (sql, incremental sync):" in out
+    assert "reps → reps: fetched 2, inserted 2, updated 0, deleted 0, rejected 0" in out
+    assert (
+        "opportunities → opportunities: fetched 5, inserted 4, updated 0, deleted 0, "
+        "rejected 1; 1 API call; high-water mark 2026-11-06 11:30:00Z" in out
+    )
+    assert "rejected opportunities d5: stage: unknown stage 'Sleeping'" in out
+    # Progress goes to stderr, one plain line per object when it is not a terminal.
+    assert "  opportunities: 5 fetched, done" in first.stderr
+    rows = warehouse.store(
+        "SELECT o.source_id, o.amount, o.is_won, o.is_closed, r.name, a.name "
+        "FROM opportunities o JOIN reps r ON r.id = o.owner_id "
+        "JOIN accounts a ON a.id = o.account_id ORDER BY o.source_id"
+    )
+    assert rows == [
+        ("d1", 1200.5, 1, 1, "Alice Martin", "Acme"),
+        ("d2", 800, 1, 1, "Bruno Keller", "Globex"),
+        ("d3", 5000, 0, 0, "Bruno Keller", "Initech"),
+        ("d4", 300, 0, 1, "Alice Martin", "Hooli"),
+    ]
+
+    # Nothing changed: only the rows at the high-water mark are read again, and nothing moves.
+    again = warehouse.cli("sync")
+    assert "opportunities → opportunities: fetched 1, inserted 0, updated 0" in again.stdout
+    assert "0 row(s) changed" in again.stdout
+
+    # Two deals change (one is won), one is new; the incremental sync reads those, and the row
+    # at the previous mark again (marks are inclusive, so that a row written in the same
+    # instant as the mark, after the last sync read, is not missed).
+    warehouse.execute(
+        "UPDATE {s}.deals SET stage = 'Closed Won', closed = '2026-11-20', "
+        "updated_at = '2026-11-21T09:00:00Z' WHERE id = 'd3'"
+    )
+    warehouse.execute(
+        "UPDATE {s}.deals SET value = 900, updated_at = '2026-11-21T09:05:00Z' WHERE id = 'd2'"
+    )
+    warehouse.execute(
+        "INSERT INTO {s}.deals VALUES ('d6', 'Umbrella', 'u1', 'Umbrella', 'Negotiation', 700, "
+        "'EUR', '2026-11-10', '2027-01-15', '2026-11-21T09:10:00Z')"
+    )
+    third = warehouse.cli("sync")
+    assert third.exit_code == 0, third.output
+    assert (
+        "opportunities → opportunities: fetched 4, inserted 1, updated 2, deleted 0, "
+        "rejected 1; 1 API call; high-water mark 2026-11-21 09:10:00Z" in third.stdout
+    )
+
+    answer = warehouse.cli("ask", "revenue", "2026-11", "--json", "--as-of", "2026-11-30")
+    assert answer.exit_code == 0, answer.output
+    value = json.loads(answer.stdout)["value"]
+    assert won_in_november(warehouse) == Decimal("5900")
+    assert value == pytest.approx(float(won_in_november(warehouse)))
+
+    status = warehouse.cli("status")
+    assert "Source warehouse:" in status.stdout
+    assert "high-water mark 2026-11-21 10:10 CET" in status.stdout
+
+
+def test_dry_run_prints_the_counts_and_writes_nothing(warehouse: Warehouse):
+    result = warehouse.cli("sync", "warehouse", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "opportunities → opportunities: fetched 5, inserted 4" in result.stdout
+    assert "dry run: nothing was written" in result.stdout
+    assert warehouse.store("SELECT count(*) FROM opportunities") == [(0,)]
+    assert warehouse.store("SELECT count(*) FROM sync_state") == [(0,)]
+
+
+def test_a_failing_query_keeps_that_table_and_its_mark_and_fails_the_run(warehouse: Warehouse):
+    assert warehouse.cli("sync").exit_code == 0
+    marks = warehouse.store("SELECT object, high_water_mark FROM sync_state ORDER BY object")
+    warehouse.execute("UPDATE {s}.users SET team = 'Lyon', updated_at = '2026-11-22T08:00:00Z'")
+    warehouse.execute(
+        "UPDATE {s}.deals SET value = 1, updated_at = '2026-11-22T08:00:00Z' WHERE id = 'd1'"
+    )
+    warehouse.execute("ALTER TABLE {s}.deals RENAME COLUMN title TO label")
+    result = warehouse.cli("sync")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "NOT FINISHED: sources.warehouse.opportunities: no column 'title'" in result.stdout
+    # The reps finished: their change is in and their mark moved; the deals did not.
+    teams = warehouse.store("SELECT DISTINCT t.name FROM reps r JOIN teams t ON t.id = r.team_id")
+    assert teams == [("Lyon",)]
+    assert warehouse.store("SELECT amount FROM opportunities WHERE source_id = 'd1'") == [(1200.5,)]
+    after = dict(warehouse.store("SELECT object, high_water_mark FROM sync_state"))
+    assert after["opportunities"] == dict(marks)["opportunities"]
+    assert after["reps"] != dict(marks)["reps"]
+    runs = warehouse.store("SELECT status, detail FROM sync_runs ORDER BY id")
+    assert runs[-1][0] == "failed" and "no column 'title'" in runs[-1][1]
+    status = warehouse.cli("status").stdout
+    assert "last error (opportunities" in status and "no column 'title'" in status
