@@ -227,6 +227,9 @@ class SalesforceSource(_CrmSource):
     instance_url: str | None = None
     api_version: str = "62.0"
     page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
+    # Orgs with multi-currency on give each record its CurrencyIsoCode (querying the field
+    # fails elsewhere).
+    multi_currency: bool = False
 
 
 class HubSpotSource(_CrmSource):

@@ -7,8 +7,16 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from bot.settings import ConfigError, CsvSyncSource, Settings, SourceSpec, SqlSource
+from bot.settings import (
+    ConfigError,
+    CsvSyncSource,
+    SalesforceSource,
+    Settings,
+    SourceSpec,
+    SqlSource,
+)
 from bot.sources.connector import Connector, SourceError
+from bot.sources.salesforce import SalesforceConnector
 from bot.sources.service import Progress, SourceReport, sync_connector, sync_csv
 from bot.sources.sql import SqlConnector
 
@@ -31,6 +39,8 @@ def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:
     secrets = settings.secrets.sources.get(name, {})
     if isinstance(spec, SqlSource):
         return SqlConnector(name, spec, secrets.get("url"))
+    if isinstance(spec, SalesforceSource):
+        return SalesforceConnector(name, spec, secrets)
     raise ConfigError(
         str(settings.config_path), [f"sources.{name}.kind: {spec.kind} is not a connector"]
     )

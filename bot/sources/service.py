@@ -82,12 +82,14 @@ class SourceReport:
     budget: Budget | None = None
     error: str | None = None
     data_version: int | None = None
+    api_calls: int = 0  # with those no object is charged for (a stage list, a login)
 
     @property
     def changed(self) -> int:
         return sum(obj.changed for obj in self.objects)
 
     def summary(self) -> str:
+        # Full when asked for, or when an object had no high-water mark yet (a first sync).
         mode = "full" if self.full else "incremental"
         lines = [f"{self.source} ({self.kind}, {mode} sync):"]
         for obj in self.objects:
@@ -104,6 +106,8 @@ class SourceReport:
                 f"{budget.limit - budget.used} left"
             )
         outcome = f"{self.changed} row(s) changed"
+        if self.api_calls:
+            outcome += f"; {self.api_calls} API call{'s' if self.api_calls != 1 else ''} in all"
         if self.error is not None:
             outcome = f"FAILED: {self.error}; {outcome} by the objects that finished"
         lines.append(f"  {outcome}")
@@ -230,6 +234,7 @@ def sync_connector(
     """Pull every object of ``connector`` into the store under ``source``."""
     report = SourceReport(source, kind, full)
     state = _State(session, source)
+    calls_before = connector.calls
     records = RecordImport(session, source)
     puller = _ObjectSync(session, source, connector, records, currency, progress)
     try:
@@ -241,10 +246,13 @@ def sync_connector(
     except SourceError as error:
         report.error = str(error)
         _record_error(state, SOURCE_WIDE, report.error, now())
+        report.api_calls = connector.calls - calls_before
         return report
     for obj in objects:
         row = state.get(obj.name)
         since = None if full else _utc(row.high_water_mark)
+        if since is None:
+            report.full = True
         result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
         report.objects.append(result)
         calls = connector.calls
@@ -266,6 +274,7 @@ def sync_connector(
         row.deleted, row.rejected = result.deleted, len(result.rejected)
         row.api_calls = result.api_calls
         row.last_error = None
+    report.api_calls = connector.calls - calls_before
     report.budget = connector.budget()
     _record_budget(state, [obj.name for obj in objects], report.budget)
     if report.changed:

@@ -135,7 +135,7 @@ def test_full_then_incremental_sync_with_counts_rejections_and_a_kpi(warehouse: 
     first = warehouse.cli("sync")
     assert first.exit_code == 0, first.output
     out = first.stdout
-    assert "warehouse (sql, incremental sync):" in out
+    assert "warehouse (sql, full sync):" in out
     assert "reps → reps: fetched 2, inserted 2, updated 0, deleted 0, rejected 0" in out
     assert (
         "opportunities → opportunities: fetched 5, inserted 4, updated 0, deleted 0, "
