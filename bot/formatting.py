@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from babel import Locale
 from babel.dates import (
     format_date,
+    format_interval,
     format_skeleton,
     format_time,
     get_datetime_format,
@@ -68,6 +69,24 @@ _WORDS: dict[str, dict[str, str]] = {
         "no_data": "no data",
         "no_target": "no target",
         "small_sample": "too few to judge (n = {n})",
+        "too_early": "too early to judge",
+        "too_early_compare": "too early to compare",
+        "why.behind_pace": "behind pace by {gap}",
+        "why.forecast_short": "forecast {forecast} below target {target}",
+        "why.forecast_covers": "behind pace by {gap}, but the forecast {forecast} "
+        "covers the target",
+        "why.off_target": "{actual} against a target of {target}",
+        "why.ended_short": "period ended at {actual} for a target of {target}",
+        "better_than_target": "{share} better than target",
+        "worse_than_target": "{share} worse than target",
+        "cohort": "Leads created {dates}, old enough to have converted",
+        "unattributed": "incl. {amount} of spend attributed to no region or team",
+        "overdue.in": "incl. {amount} overdue ({deals}, close date passed)",
+        "overdue.out": "excl. {amount} overdue ({deals}, close date passed)",
+        "reason.ended": "period ended",
+        "reason.target_reached": "target reached",
+        "reason.too_early": "no lead old enough yet",
+        "reason.not_per_rep": "not a per-rep figure",
         "dash": "—",
         "sep": " · ",
         "actual": "Actual",
@@ -104,6 +123,24 @@ _WORDS: dict[str, dict[str, str]] = {
         "no_data": "pas de données",
         "no_target": "pas d'objectif",
         "small_sample": "trop peu pour juger (n = {n})",
+        "too_early": "trop tôt pour juger",
+        "too_early_compare": "trop tôt pour comparer",
+        "why.behind_pace": "en retard de {gap} sur le rythme",
+        "why.forecast_short": "prévision {forecast} sous l'objectif de {target}",
+        "why.forecast_covers": "en retard de {gap} sur le rythme, mais la prévision {forecast} "
+        "couvre l'objectif",
+        "why.off_target": "{actual} pour un objectif de {target}",
+        "why.ended_short": "période terminée à {actual} pour un objectif de {target}",
+        "better_than_target": "{share} sous l'objectif",
+        "worse_than_target": "{share} au-dessus de l'objectif",
+        "cohort": "Leads créés {dates}, assez anciens pour avoir converti",
+        "unattributed": "dont {amount} de dépenses attribuées à aucune région ni équipe",
+        "overdue.in": "dont {amount} en retard ({deals}, date de clôture dépassée)",
+        "overdue.out": "hors {amount} en retard ({deals}, date de clôture dépassée)",
+        "reason.ended": "période terminée",
+        "reason.target_reached": "objectif atteint",
+        "reason.too_early": "aucun lead assez ancien",
+        "reason.not_per_rep": "pas un chiffre par commercial",
         "dash": "—",
         "sep": " · ",
         "actual": "Réalisé",
@@ -143,6 +180,7 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
             "one": "{n} rep behind, not named here (their manager has the details)",
             "other": "{n} reps behind, not named here (their manager has the details)",
         },
+        "deals": {"one": "{n} deal", "other": "{n} deals"},
         "like_for_like": {
             "one": "Like for like: the first day of each period",
             "other": "Like for like: the first {n} days of each period",
@@ -155,6 +193,7 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
             "one": "{n} commercial en retard, non nommé ici (son manager a le détail)",
             "other": "{n} commerciaux en retard, non nommés ici (leur manager a le détail)",
         },
+        "deals": {"one": "{n} affaire", "other": "{n} affaires"},
         "like_for_like": {
             "one": "À date comparable\u00a0: le premier jour de chaque période",
             "other": "À date comparable\u00a0: les {n} premiers jours de chaque période",
@@ -310,6 +349,10 @@ class Formatter:
                 return self.score(value, signed=signed)
 
     # --- dates and periods ---------------------------------------------------------------------
+
+    def dates(self, start: date, end: date) -> str:
+        """A span of days as CLDR writes it: ``1–27 oct. 2026`` / ``Oct 1 – 27, 2026``."""
+        return str(format_interval(start, end, "yMMMd", locale=self.locale))
 
     def date(self, day: date, length: str = "medium") -> str:
         """``26 nov. 2026`` / ``Nov 26, 2026``; ``length="full"`` adds the weekday."""

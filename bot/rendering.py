@@ -40,8 +40,8 @@ from conversation.authorization import (
     visible_evaluations,
 )
 from metrics.answers import Answer, BreakdownRow, Comparison
-from metrics.evaluation import Evaluation, Status
-from metrics.kpis import KPIS, Kpi, KpiValue, Unit
+from metrics.evaluation import Evaluation, Status, Why, better_than_target
+from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
 from metrics.periods import Grain
 from metrics.scopes import Scope
 
@@ -130,8 +130,10 @@ class ComparisonView:
     """One comparison with another period: ``vs T3 2025  +4,0 %  (1 187 000 €)``."""
 
     label: str  # "vs T3 2025"
-    value: str  # the other period's value, or "no data"
-    change: str | None  # "+4,0 %"; "+2,1 pts" for percentage KPIs; None without both values
+    value: str  # the other period's value, "no data" (also before the data starts), or
+    # "too early to compare" (a rate on its first days)
+    change: str | None  # "+4,0 %"; "+2,1 pts" for percentages, "+0,4×" for multiples, "+0,3"
+    # for scores; None without both values
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ class RowView:
     value: str
     target: str  # "—" without a target
     emoji: str
-    status: str  # "atteint", or "pas d'objectif" without a target
+    status: str  # "atteint", "pas d'objectif" without a target, "trop tôt pour juger"...
 
 
 @dataclass(frozen=True)
@@ -153,15 +155,17 @@ class AnswerView:
     kpi: str  # "Chiffre d'affaires"
     scope: str  # raw: "Équipe EMEA", "Company" or a rep's name
     period: str  # "T3 2026"
-    value: str  # "1 234 567 €" or "no data"
+    value: str  # "1 234 567 €", "no data", or why there is none ("period ended")
     target: str | None  # None without a target
-    attainment: str | None  # "82,3 %": value ÷ target (target ÷ value when lower is better)
+    # "82,3 %" (value ÷ target); for lower-is-better KPIs "79 % better than target"
+    attainment: str | None
     expected: str | None  # target × pace while a paced KPI's period runs
     forecast: str | None  # projected value at period end, for paced KPIs
     status: str  # "à risque", or "pas d'objectif" without a target
     emoji: str
-    previous: ComparisonView
-    last_year: ComparisonView
+    why: str | None  # what the status rests on: "behind pace by 21 722 €"
+    notes: tuple[str, ...]  # what the value measured: the conversion cohort, unattributed spend
+    comparisons: tuple[ComparisonView, ...]  # previous period, then last year (not for a year)
     like_for_like: str | None  # the note shown while the period runs; None once it has ended
     breakdown_title: str | None  # "Par équipe"; None without a breakdown
     breakdown: tuple[RowView, ...]  # at most BREAKDOWN_ROWS rows, best first
@@ -192,6 +196,7 @@ class AlertView:
     expected: str | None  # expected to date while a paced KPI's period runs
     gap: str  # to the expected value when there is one, else to the target; negative = behind
     forecast: str | None
+    why: str  # "forecast 272 072 € below target 350 000 €"
     contributors: tuple[ContributorView, ...]
     # "2 reps behind are not named here": contributors this audience may not see
     withheld: str | None = None
@@ -243,39 +248,96 @@ def _optional(fmt: Formatter, kpi: Kpi, value: Decimal | None) -> str | None:
 
 
 def _comparison(kpi: Kpi, comparison: Comparison, fmt: Formatter) -> ComparisonView:
+    label = fmt.t("vs", period=fmt.period(comparison.period))
+    if comparison.too_early:
+        return ComparisonView(label=label, value=fmt.t("too_early_compare"), change=None)
     change: str | None = None
-    if kpi.unit is Unit.PERCENT and comparison.delta is not None:
-        # A relative change of a rate ("+8 %" of 27 %) misleads; points are what people quote.
-        change = fmt.points(comparison.delta)
+    if kpi.unit in (Unit.PERCENT, Unit.MULTIPLE, Unit.SCORE) and comparison.delta is not None:
+        # A relative change of a ratio ("+8 %" of 27 %, "+389 %" of a coverage) misleads:
+        # rates move in points, multiples in ×, scores in their own unit.
+        change = fmt.delta(kpi, comparison.delta)
     elif comparison.relative is not None:
         change = fmt.change(comparison.relative)
     elif comparison.delta is not None:
         # The other period was 0: no relative change, but the difference still tells something.
         change = fmt.delta(kpi, comparison.delta)
-    return ComparisonView(
-        label=fmt.t("vs", period=fmt.period(comparison.period)),
-        value=fmt.value(kpi, comparison.value),
-        change=change,
-    )
+    return ComparisonView(label=label, value=fmt.value(kpi, comparison.value), change=change)
+
+
+def _value(fmt: Formatter, kpi: Kpi, value: KpiValue) -> str:
+    """The value, or in a few words why there is none ("period ended", "target reached")."""
+    reason = value.reason
+    if value.value is None and isinstance(reason, Reason) and reason is not Reason.NOT_STARTED:
+        return fmt.t(f"reason.{reason.name.lower()}")
+    return fmt.value(kpi, value.value)
 
 
 def _status(
-    fmt: Formatter, status: Status, target: Decimal | None, value: KpiValue
+    fmt: Formatter, status: Status, target: Decimal | None, value: KpiValue, why: Why | None
 ) -> tuple[str, str]:
-    # "No data" covers a missing value, a missing target and a sample too small to judge: say
-    # which, so that a value shown beside "no data" does not read as a contradiction.
+    # "No data" covers a missing value, a missing target, a sample too small to judge and a
+    # period too young: say which, so that a value beside "no data" reads as no contradiction.
     if target is None:
         return fmt.emoji(Status.NO_DATA), fmt.t("no_target")
+    if status is Status.NO_DATA and why is Why.TOO_EARLY:
+        return fmt.emoji(status), fmt.t("too_early")
     if status is Status.NO_DATA and value.value is not None:
         return fmt.emoji(status), fmt.t("small_sample", n=fmt.number(value.sample or 0))
     return fmt.emoji(status), fmt.status(status)
 
 
+def _versus_target(fmt: Formatter, kpi: Kpi, value: KpiValue, target: Decimal | None) -> str | None:
+    """Attainment as a reader expects it: "82,3 %" of a revenue target, but a CPA of 375 €
+    against 1 800 € is "79 % better than target", not "480 %"."""
+    margin = better_than_target(kpi, value.value, target)
+    if margin is not None:
+        key = "better_than_target" if margin >= 0 else "worse_than_target"
+        return fmt.t(key, share=fmt.percent(abs(margin)))
+    if value.value is None or not target:
+        return None
+    return fmt.percent(value.value / target)
+
+
+def _why(fmt: Formatter, evaluation: Evaluation) -> str | None:
+    kpi = KPIS[evaluation.kpi]
+    match evaluation.why:
+        case Why.BEHIND_PACE | Why.FORECAST_COVERS | Why.FORECAST_SHORT:
+            gap = evaluation.gap
+            return fmt.t(
+                f"why.{evaluation.why.value}",
+                gap=fmt.value(kpi, None if gap is None else abs(gap)),
+                forecast=fmt.value(kpi, evaluation.forecast),
+                target=fmt.value(kpi, evaluation.target),
+            )
+        case Why.OFF_TARGET | Why.ENDED_SHORT:
+            return fmt.t(
+                f"why.{evaluation.why.value}",
+                actual=fmt.value(kpi, evaluation.actual.value),
+                target=fmt.value(kpi, evaluation.target),
+            )
+        case _:
+            return None
+
+
+def _notes(fmt: Formatter, kpi: Kpi, value: KpiValue) -> tuple[str, ...]:
+    notes = []
+    if value.cohort is not None:
+        notes.append(fmt.t("cohort", dates=fmt.dates(value.cohort.start, value.cohort.end)))
+    if value.unattributed:
+        notes.append(fmt.t("unattributed", amount=fmt.money(value.unattributed)))
+    if value.overdue is not None:
+        # The forecast leaves slipped deals out; pipeline and coverage keep them.
+        key = "overdue.out" if kpi.id == "forecast" else "overdue.in"
+        deals = fmt.tn("deals", value.overdue_deals)
+        notes.append(fmt.t(key, amount=fmt.money(value.overdue), deals=deals))
+    return tuple(notes)
+
+
 def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
-    emoji, status = _status(fmt, row.status, row.target, row.value)
+    emoji, status = _status(fmt, row.status, row.target, row.value, row.why)
     return RowView(
         name=_clip(row.scope.name),
-        value=fmt.value(kpi, row.value.value),
+        value=_value(fmt, kpi, row.value),
         target=fmt.t("dash") if row.target is None else fmt.value(kpi, row.target),
         emoji=emoji,
         status=status,
@@ -287,28 +349,31 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
     scope = fmt.scope(Scope(answer.scope.level, _clip(answer.scope.name)))
     period = fmt.period(answer.period)
     label = fmt.kpi_label(kpi)
-    emoji, status = _status(fmt, answer.status, answer.target, answer.value)
+    emoji, status = _status(fmt, answer.status, answer.target, answer.value, answer.why)
     evaluation = answer.evaluation
     like_for_like = None
     if answer.period.is_running(answer.as_of) and answer.period.grain is not Grain.DAY:
         elapsed = (answer.as_of - answer.period.start).days + 1
         like_for_like = fmt.tn("like_for_like", elapsed)
     rows = answer.breakdown[:max_rows]
-    attainment = answer.attainment
+    compared = (
+        [answer.previous] if answer.last_year is None else [answer.previous, answer.last_year]
+    )
     return AnswerView(
         title=fmt.t("sep").join((label, scope, period)),
         kpi=label,
         scope=scope,
         period=period,
-        value=fmt.value(kpi, answer.value.value),
+        value=_value(fmt, kpi, answer.value),
         target=_optional(fmt, kpi, answer.target),
-        attainment=None if attainment is None else fmt.percent(attainment),
+        attainment=_versus_target(fmt, kpi, answer.value, answer.target),
         expected=None if evaluation is None else _optional(fmt, kpi, evaluation.expected),
         forecast=None if evaluation is None else _optional(fmt, kpi, evaluation.forecast),
         status=status,
         emoji=emoji,
-        previous=_comparison(kpi, answer.previous, fmt),
-        last_year=_comparison(kpi, answer.last_year, fmt),
+        why=None if evaluation is None else _why(fmt, evaluation),
+        notes=_notes(fmt, kpi, answer.value),
+        comparisons=tuple(_comparison(kpi, c, fmt) for c in compared),
         like_for_like=like_for_like,
         breakdown_title=fmt.breakdown_title(rows[0].scope.level) if rows else None,
         breakdown=tuple(_row(kpi, row, fmt) for row in rows),
@@ -331,6 +396,7 @@ def alert_view(evaluation: Evaluation, fmt: Formatter) -> AlertView:
         expected=_optional(fmt, kpi, evaluation.expected),
         gap=fmt.delta(kpi, evaluation.gap),
         forecast=_optional(fmt, kpi, evaluation.forecast),
+        why=_why(fmt, evaluation) or fmt.status(evaluation.status),
         contributors=tuple(
             ContributorView(
                 name=_clip(child.scope.name),

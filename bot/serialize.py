@@ -8,7 +8,7 @@ from typing import Any
 
 from metrics.answers import Answer, Comparison
 from metrics.evaluation import Evaluation
-from metrics.kpis import KPIS
+from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Period
 from metrics.scopes import Scope
 
@@ -37,12 +37,27 @@ def scope(s: Scope) -> Json:
     return {"level": s.level.value, "name": s.name or None}
 
 
-def _comparison(c: Comparison) -> Json:
+def _comparison(c: Comparison | None) -> Json | None:
+    if c is None:
+        return None
     return {
         "period": period(c.period),
         "value": number(c.value),
         "delta": number(c.delta),
         "relative": number(c.relative),
+        "too_early": c.too_early,
+    }
+
+
+def _value(v: KpiValue) -> Json:
+    """What a value measured beyond the number: the conversion cohort, unattributed spend."""
+    return {
+        "sample": v.sample,
+        "reason": None if v.reason is None else str(v.reason),
+        "cohort": None if v.cohort is None else period(v.cohort),
+        "unattributed": number(v.unattributed),
+        "overdue": number(v.overdue),
+        "overdue_deals": v.overdue_deals,
     }
 
 
@@ -53,14 +68,15 @@ def answer(a: Answer, language: str, currency: str) -> Json:
         "value": number(a.value.value),
         "unit": a.kpi.unit.value,
         "currency": currency,
-        "sample": a.value.sample,
-        "reason": a.value.reason,
+        **_value(a.value),
         "period": period(a.period),
         "as_of": a.as_of.isoformat(),
         "scope": scope(a.scope),
         "target": number(a.target),
         "attainment": number(a.attainment),
+        "better_than_target": number(a.better_than_target),
         "status": a.status.value,
+        "why": None if a.why is None else a.why.value,
         "expected": number(a.evaluation.expected) if a.evaluation else None,
         "forecast": number(a.evaluation.forecast) if a.evaluation else None,
         "previous": _comparison(a.previous),
@@ -71,6 +87,7 @@ def answer(a: Answer, language: str, currency: str) -> Json:
                 "value": number(row.value.value),
                 "target": number(row.target),
                 "status": row.status.value,
+                "why": None if row.why is None else row.why.value,
             }
             for row in a.breakdown
         ],
@@ -88,13 +105,15 @@ def evaluation(e: Evaluation, language: str, currency: str) -> Json:
         "period": period(e.period),
         "as_of": e.as_of.isoformat(),
         "value": number(e.actual.value),
-        "sample": e.actual.sample,
+        **_value(e.actual),
         "target": number(e.target),
         "expected": number(e.expected),
         "forecast": number(e.forecast),
         "gap": number(e.gap),
         "attainment": number(e.attainment),
+        "better_than_target": number(e.better_than_target),
         "status": e.status.value,
+        "why": None if e.why is None else e.why.value,
         "explained_by": [
             {"scope": scope(c.scope), "value": number(c.actual.value), "target": number(c.target),
              "expected": number(c.expected), "gap": number(c.gap)}

@@ -119,6 +119,8 @@ class Evaluation(_Section):
     min_sample: int = Field(default=20, ge=0)
     report_ended_for_days: int = Field(default=7, ge=0)
     pacing_grace: Amount = Field(default=Decimal("0.1"), ge=0, le=1)
+    # Days a lead is given to convert before it counts in a conversion rate.
+    conversion_window: int = Field(default=30, ge=0)
     # Weight of an open deal in the forecast when the CRM gives no probability.
     default_probability: Amount = Field(default=Decimal("0.5"), ge=0, le=1)
 
@@ -130,6 +132,7 @@ class Evaluation(_Section):
             min_sample=self.min_sample,
             report_ended_for_days=self.report_ended_for_days,
             pacing_grace=self.pacing_grace,
+            conversion_window=self.conversion_window,
         )
 
 

@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from metrics.evaluation import Evaluation, Policy, Status, attainment, evaluate
+from metrics.evaluation import (
+    Evaluation,
+    Policy,
+    Status,
+    Why,
+    attainment,
+    better_than_target,
+    evaluate,
+)
 from metrics.facts import Facts
 from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue
-from metrics.periods import Period, like_for_like
+from metrics.periods import Grain, Period, like_for_like
 from metrics.query import Query
 from metrics.scopes import Scope
 from metrics.targets import TargetBook
@@ -23,6 +31,8 @@ class Comparison:
     value: Decimal | None
     delta: Decimal | None  # current − compared, in the KPI's unit
     relative: Decimal | None  # delta ÷ |compared|; None when compared is 0 or missing
+    # Not compared: a rate on too few days or observations to compare like for like.
+    too_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class BreakdownRow:
     value: KpiValue
     target: Decimal | None
     status: Status
+    why: Why | None = None
 
 
 @dataclass(frozen=True)
@@ -44,26 +55,37 @@ class Answer:
     status: Status
     evaluation: Evaluation | None
     previous: Comparison
-    last_year: Comparison
+    last_year: Comparison | None  # None when it is the previous period (a year's)
     breakdown: tuple[BreakdownRow, ...]
+    why: Why | None = None
 
     @property
     def attainment(self) -> Decimal | None:
         return attainment(self.kpi, self.value.value, self.target)
+
+    @property
+    def better_than_target(self) -> Decimal | None:
+        return better_than_target(self.kpi, self.value.value, self.target)
 
 
 def _compare(
     kpi: Kpi, facts: Facts, scope: Scope, current: Period, other: Period, as_of: date, ctx: Context,
     value: Decimal | None,
 ) -> Comparison:  # fmt: skip
-    if kpi.judgement is Judgement.LEVEL:
-        # A level (pipeline, forecast) is about the whole period, read as it stood the same
-        # number of days from the period's start (also before a period starts).
+    if kpi.judgement is Judgement.LEVEL or kpi.matures:
+        # A level (pipeline, forecast) is read as it stood, and a conversion cohort counted,
+        # the same number of days from the period's start (also before a period starts): a
+        # cohort given the same time to convert.
         compared = other
-        read_at = min(other.end, other.start + (as_of - current.start))
+        read_at = other.start + (as_of - current.start)
+        if kpi.judgement is Judgement.LEVEL:
+            read_at = min(other.end, read_at)
     else:
         compared = other if as_of < current.start else like_for_like(current, as_of, other)
         read_at = compared.end
+    if facts.data_start is None or compared.start < facts.data_start:
+        # Before the data starts a period is unknown, not zero.
+        return Comparison(compared, None, None, None)
     before = kpi.compute(facts, scope, compared, read_at, ctx).value
     if value is None or before is None:
         return Comparison(compared, before, None, None)
@@ -79,8 +101,22 @@ def _status(
     found = evaluate(kpi_id, scope, period, as_of, facts, targets, policy, with_contributors=False)
     if found is not None:
         return found.actual, found.target, found.status, found
-    value = KPIS[kpi_id].compute(facts, scope, period, as_of, Context(targets.value_for))
+    value = KPIS[kpi_id].compute(facts, scope, period, as_of, policy.context(targets))
     return value, None, Status.NO_DATA, None
+
+
+def _too_early_to_compare(
+    kpi: Kpi, value: KpiValue, query: Query, as_of: date, targets: TargetBook, policy: Policy
+) -> bool:
+    """A rate on the first days of a period, or on fewer observations than it needs to be
+    judged, moves too much to be compared like for like (one day's CPA against another's)."""
+    if kpi.judgement is not Judgement.SAMPLED or not query.period.is_running(as_of):
+        return False
+    fraction = query.period.elapsed_fraction(
+        as_of, business_days=policy.business_days, holidays=policy.holidays
+    )
+    minimum = targets.min_sample(kpi.id, query.scope, query.period) or policy.min_sample
+    return Decimal(repr(fraction)) < policy.pacing_grace or (value.sample or 0) < minimum
 
 
 def _best_first(kpi: Kpi, row: BreakdownRow) -> tuple[int, Decimal, str]:
@@ -92,26 +128,34 @@ def _best_first(kpi: Kpi, row: BreakdownRow) -> tuple[int, Decimal, str]:
 
 def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy: Policy) -> Answer:
     kpi = KPIS[query.kpi]
-    ctx = Context(targets.value_for)
+    ctx = policy.context(targets)
     value, target, status, found = _status(
         query.kpi, query.scope, query.period, as_of, facts, targets, policy
     )
-    previous = _compare(
-        kpi, facts, query.scope, query.period, query.period.previous(), as_of, ctx, value.value
-    )
-    last_year = _compare(
-        kpi, facts, query.scope, query.period, query.period.same_period_last_year(), as_of, ctx,
-        value.value,
-    )  # fmt: skip
+    periods = [query.period.previous()]
+    if query.period.grain is not Grain.YEAR:
+        periods.append(query.period.same_period_last_year())
+    if _too_early_to_compare(kpi, value, query, as_of, targets, policy):
+        compared = [
+            Comparison(like_for_like(query.period, as_of, p), None, None, None, too_early=True)
+            for p in periods
+        ]
+    else:
+        compared = [
+            _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, value.value)
+            for p in periods
+        ]
     rows = []
     if query.breakdown is not None:
         for child in facts.children(query.scope, query.breakdown):
-            c_value, c_target, c_status, _ = _status(
+            c_value, c_target, c_status, c_found = _status(
                 query.kpi, child, query.period, as_of, facts, targets, policy
             )
-            rows.append(BreakdownRow(child, c_value, c_target, c_status))
+            why = None if c_found is None else c_found.why
+            rows.append(BreakdownRow(child, c_value, c_target, c_status, why))
     rows.sort(key=lambda row: _best_first(kpi, row))
     return Answer(
-        kpi, query.scope, query.period, as_of, value, target, status, found, previous, last_year,
-        tuple(rows),
+        kpi, query.scope, query.period, as_of, value, target, status, found, compared[0],
+        compared[1] if len(compared) > 1 else None, tuple(rows),
+        None if found is None else found.why,
     )  # fmt: skip

@@ -1,5 +1,11 @@
 """Evaluation of a KPI against its target at ``as_of``: actual, expected to date (pacing),
-forecast at period end, gap, status, and the child scopes that explain the gap."""
+forecast at period end, gap, status and why, and the child scopes that explain the gap.
+
+Paced KPIs with a forecast are judged on the forecast: it knows the pipeline, where the pace
+only knows the calendar. Behind pace with a forecast that covers the target is on track (and
+says so); ahead of pace with a forecast short of it is at risk. Expected to date and the
+run-rate forecast read the same calendar (``Policy.business_days``), so for KPIs forecast by
+run rate the two signals always agree."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from metrics.facts import Facts
-from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue
+from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue, Reason
 from metrics.periods import Period
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope
 from metrics.targets import TargetBook
@@ -27,6 +33,25 @@ class Status(StrEnum):
         return self in (Status.AT_RISK, Status.MISSED)
 
 
+class Why(StrEnum):
+    """What a status rests on; every alert carries one, and every message shows it."""
+
+    BEHIND_PACE = "behind_pace"  # at risk: actual below expected to date, beyond tolerance
+    FORECAST_SHORT = "forecast_short"  # at risk: forecast below target, beyond tolerance
+    FORECAST_COVERS = "forecast_covers"  # on track although behind pace: the forecast covers it
+    OFF_TARGET = "off_target"  # at risk: a rate or level worse than target, beyond tolerance
+    ENDED_SHORT = "ended_short"  # missed: the period ended short of target
+    TOO_EARLY = "too_early"  # not judged: within the pacing grace, or an immature cohort
+    SMALL_SAMPLE = "small_sample"  # not judged: fewer observations than the minimum
+    NO_VALUE = "no_value"  # not judged: nothing to measure
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    why: Why | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     """How strictly targets are judged (from the config's ``evaluation`` section)."""
@@ -40,6 +65,11 @@ class Policy:
     # Share of a period during which paced KPIs are not called at risk: on its first days a
     # period has too little behind it to judge the pace or the forecast.
     pacing_grace: Decimal = Decimal("0.1")
+    # Days a lead is given to convert: younger leads are left out of a conversion rate.
+    conversion_window: int = 30
+
+    def context(self, targets: TargetBook) -> Context:
+        return Context(targets.value_for, self.conversion_window)
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,7 @@ class Evaluation:
     # another team's reps): counted, so that a message can say how many reps are behind.
     # The metrics core always leaves it at 0; ``conversation.authorization`` sets it.
     withheld: int = 0
+    why: Why | None = None  # what the status rests on: always set for at risk and missed
 
     @property
     def reference(self) -> Decimal:
@@ -76,14 +107,25 @@ class Evaluation:
     def attainment(self) -> Decimal | None:
         return attainment(KPIS[self.kpi], self.actual.value, self.target)
 
+    @property
+    def better_than_target(self) -> Decimal | None:
+        return better_than_target(KPIS[self.kpi], self.actual.value, self.target)
+
 
 def attainment(kpi: Kpi, actual: Decimal | None, target: Decimal | None) -> Decimal | None:
-    """Share of the target reached; for lower-is-better KPIs, target ÷ actual."""
-    if actual is None or target is None:
+    """Share of the target reached (actual ÷ target), for higher-is-better KPIs only: a CPA of
+    375 € against 1 800 € is not "480 % attained" but 79 % better than target."""
+    if actual is None or not target or kpi.better is Better.LOWER:
         return None
-    if kpi.better is Better.LOWER:
-        return None if actual == 0 else target / actual
-    return None if target == 0 else actual / target
+    return actual / target
+
+
+def better_than_target(kpi: Kpi, actual: Decimal | None, target: Decimal | None) -> Decimal | None:
+    """For lower-is-better KPIs, how far under the target the value is, as a share of the
+    target: 375 against 1 800 is 0.79 (79 % better); 2 000 against 1 800 is -0.11 (worse)."""
+    if actual is None or not target or kpi.better is Better.HIGHER:
+        return None
+    return (target - actual) / target
 
 
 def _meets(better: Better, value: Decimal, threshold: Decimal) -> bool:
@@ -107,34 +149,42 @@ def decide_status(
     min_sample: int,
     tolerance: Decimal,
     early: bool = False,
-) -> Status:
-    """The status of one evaluation. Paced KPIs that reach the target are achieved for good
-    (booked revenue does not go away); levels and ratios can still move, so they are only on
-    track until the period ends."""
+) -> Verdict:
+    """The status of one evaluation and why. Paced KPIs that reach the target are achieved for
+    good (booked revenue does not go away); levels and ratios can still move, so they are only
+    on track until the period ends. ``early`` (within the pacing grace) judges nothing but a
+    paced KPI already at target."""
     value = actual.value
     if value is None:
-        return Status.NO_DATA
+        too_early = actual.reason is Reason.TOO_EARLY or (early and not ended)
+        return Verdict(Status.NO_DATA, Why.TOO_EARLY if too_early else Why.NO_VALUE)
     better = kpi.better
-    if kpi.judgement is Judgement.SAMPLED and (actual.sample or 0) < min_sample:
-        return Status.NO_DATA
+    sampled = kpi.judgement is Judgement.SAMPLED
+    if sampled and early and not ended:
+        return Verdict(Status.NO_DATA, Why.TOO_EARLY)
+    if sampled and (actual.sample or 0) < min_sample:
+        # A conversion rate cut to its mature leads fills up as the leads age.
+        immature = actual.cohort is not None and not ended
+        return Verdict(Status.NO_DATA, Why.TOO_EARLY if immature else Why.SMALL_SAMPLE)
     if _meets(better, value, target):
         if ended or kpi.judgement is Judgement.PACED:
-            return Status.ACHIEVED
-        return Status.ON_TRACK
+            return Verdict(Status.ACHIEVED)
+        return Verdict(Status.ON_TRACK)
     if ended:
-        return Status.MISSED
+        return Verdict(Status.MISSED, Why.ENDED_SHORT)
     if kpi.judgement is Judgement.PACED:
         if early:
-            return Status.ON_TRACK
+            return Verdict(Status.NO_DATA, Why.TOO_EARLY)
         reference = target if expected is None else expected
         behind = not _meets(better, value, _slack(better, reference, tolerance))
-        short = forecast is not None and not _meets(
-            better, forecast, _slack(better, target, tolerance)
-        )
-        return Status.AT_RISK if behind or short else Status.ON_TRACK
+        if forecast is None:
+            return Verdict(Status.AT_RISK, Why.BEHIND_PACE) if behind else Verdict(Status.ON_TRACK)
+        if not _meets(better, forecast, _slack(better, target, tolerance)):
+            return Verdict(Status.AT_RISK, Why.FORECAST_SHORT)
+        return Verdict(Status.ON_TRACK, Why.FORECAST_COVERS if behind else None)
     if _meets(better, value, _slack(better, target, tolerance)):
-        return Status.ON_TRACK
-    return Status.AT_RISK
+        return Verdict(Status.ON_TRACK)
+    return Verdict(Status.AT_RISK, Why.OFF_TARGET)
 
 
 def evaluate(
@@ -149,40 +199,54 @@ def evaluate(
     with_contributors: bool = True,
 ) -> Evaluation | None:
     """Evaluate ``kpi_id`` for ``scope`` over ``period`` at ``as_of``; None without a target."""
-    target = targets.value_for(kpi_id, scope, period)
-    if target is None:
+    found = targets.lookup(kpi_id, scope, period)
+    if found is None:
         return None
+    target = found.value
     kpi = KPIS[kpi_id]
-    ctx = Context(target=targets.value_for)
+    ctx = policy.context(targets)
     actual = kpi.compute(facts, scope, period, as_of, ctx)
     ended = period.has_ended(as_of)
     expected = forecast = None
-    early = False
-    if kpi.judgement is Judgement.PACED and not ended:
-        fraction = period.elapsed_fraction(
-            as_of, business_days=policy.business_days, holidays=policy.holidays
+    fraction = Decimal(
+        repr(
+            period.elapsed_fraction(
+                as_of, business_days=policy.business_days, holidays=policy.holidays
+            )
         )
-        early = Decimal(repr(fraction)) < policy.pacing_grace
-        expected = target * Decimal(repr(fraction))
-        forecast = _forecast(kpi, facts, scope, period, as_of, ctx, actual)
-    min_sample = targets.min_sample(kpi_id, scope, period) or policy.min_sample
-    status = decide_status(
+    )
+    early = not ended and fraction < policy.pacing_grace
+    if kpi.judgement is Judgement.PACED and not ended:
+        expected = target * fraction
+        forecast = _forecast(kpi, facts, scope, period, as_of, ctx, actual, fraction)
+    verdict = decide_status(
         kpi,
         actual,
         target,
         expected=expected,
         forecast=forecast,
         ended=ended,
-        min_sample=min_sample,
+        min_sample=found.source.min_sample or policy.min_sample,
         tolerance=policy.tolerance,
         early=early,
     )
+    status = verdict.status
     contributors: tuple[Evaluation, ...] = ()
     child_level = DEFAULT_BREAKDOWN[scope.level]
     if with_contributors and status.is_alert and child_level is not None:
         contributors = explain(kpi_id, scope, child_level, period, as_of, facts, targets, policy)
     return Evaluation(
-        kpi_id, scope, period, as_of, actual, target, expected, forecast, status, contributors
+        kpi_id,
+        scope,
+        period,
+        as_of,
+        actual,
+        target,
+        expected,
+        forecast,
+        status,
+        contributors,
+        why=verdict.why,
     )
 
 
@@ -194,19 +258,20 @@ def _forecast(
     as_of: date,
     ctx: Context,
     actual: KpiValue,
+    fraction: Decimal,
 ) -> Decimal | None:
     """Projected value at period end: revenue uses the weighted pipeline (the forecast KPI);
-    other paced KPIs extrapolate the run rate of the elapsed calendar days."""
+    other paced KPIs extrapolate the run rate over the elapsed share of the period, on the
+    same calendar as expected to date."""
     if kpi.id in ("revenue", "attainment"):
         projected = KPIS["forecast"].compute(facts, scope, period, as_of, ctx).value
         if kpi.id == "revenue" or projected is None:
             return projected
         target = ctx.target("revenue", scope, period)
         return None if not target else projected / target
-    if actual.value is None or as_of < period.start:
+    if actual.value is None or not fraction:
         return None
-    elapsed = (as_of - period.start).days + 1
-    return actual.value * Decimal(period.days) / Decimal(elapsed)
+    return actual.value / fraction
 
 
 def explain(

@@ -120,6 +120,20 @@ class Facts:
         first = won.sort_values("close", kind="stable").drop_duplicates("account")
         return first[["account", "close", "rep", "team", "region"]]
 
+    @cached_property
+    def data_start(self) -> date | None:
+        """The first day anything was recorded: earlier periods are "no data", not zero."""
+        dates = [
+            self.opportunities["created"],
+            self.opportunities["close"],
+            self.leads["created"],
+            self.spend["date"],
+            self.surveys["date"],
+        ]
+        firsts = [column.min() for column in dates if len(column)]
+        known = [first for first in firsts if not pd.isna(first)]
+        return min(known).date() if known else None
+
     def names(self, level: Level) -> list[str]:
         """Known names at ``level``, for parsing questions and breakdowns."""
         if level is Level.TEAM:

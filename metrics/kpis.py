@@ -7,12 +7,13 @@ Empty denominators give a value of ``None`` with a reason ("no data"), never 0 %
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 import numpy as np
+import pandas as pd
 
 from metrics.facts import LOST, OPEN, WON, Columns, Facts, day, within
 from metrics.periods import Period
@@ -48,6 +49,15 @@ class KpiValue:
     value: Decimal | None
     sample: int | None = None
     reason: str | None = None
+    # The leads a conversion rate was measured on, when fewer than the period's (the rest are
+    # younger than the conversion window): "leads created 1–27 October".
+    cohort: Period | None = None
+    # Company-level CPA: the part of the spend booked to no region or team.
+    unattributed: Decimal | None = None
+    # Pipeline, coverage, forecast: open deals of the period whose close date has passed (in
+    # pipeline and coverage, left out of the forecast), and how many there are.
+    overdue: Decimal | None = None
+    overdue_deals: int = 0
 
     @property
     def has_data(self) -> bool:
@@ -59,9 +69,11 @@ TargetLookup = Callable[[str, Scope, Period], Decimal | None]
 
 @dataclass(frozen=True)
 class Context:
-    """What a KPI may need besides the facts: the revenue target, for coverage and attainment."""
+    """What a KPI may need besides the facts: the revenue target (coverage, attainment) and
+    the days a lead is given to convert before its cohort is judged."""
 
     target: TargetLookup
+    conversion_window: int = 30
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,13 @@ class Kpi:
     description: str
     # Judged against another KPI's target when it has none of its own (forecast → revenue).
     target_of: str | None = None
+    # Counts outcomes that come after the period's events (a lead converts weeks after it was
+    # created): compared with other periods at equal maturity, the same days after their start.
+    matures: bool = False
+    # Accumulates over time, so its target for a period is the sum of its parts' targets: a
+    # yearly target gives a quarter its share by days, four quarterly targets make the year's.
+    # Other KPIs (rates, means, levels) keep the same target at every grain.
+    additive: bool = False
 
     def label(self, language: str) -> str:
         return self.label_fr if language == "fr" else self.label_en
@@ -97,7 +116,18 @@ def _to_date(period: Period, as_of: date) -> Period | None:
     return period.to_date(as_of)
 
 
-NOT_STARTED = "the period has not started yet"
+class Reason(StrEnum):
+    """Why a KPI has no value, for the cases a message words itself (the value is the English
+    sentence that ``--json`` shows)."""
+
+    NOT_STARTED = "the period has not started yet"
+    TOO_EARLY = "too early to judge: no lead is older than the conversion window"
+    ENDED = "the period has ended: nothing is left to cover"
+    TARGET_REACHED = "the revenue target is already reached"
+    NOT_PER_REP = "not a per-rep figure"
+
+
+NOT_STARTED = Reason.NOT_STARTED
 _DEALS = ("status_code", "amount", "created", "close", "probability")
 
 
@@ -119,16 +149,22 @@ def revenue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Contex
 
 
 def conversion(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
-    elapsed = _to_date(period, as_of)
-    if elapsed is None:
+    """Only leads older than the conversion window count: a lead created this morning has not
+    had time to convert, and counting it would drag a running month towards 0 %."""
+    if as_of < period.start:
         return KpiValue(None, reason=NOT_STARTED)
+    mature_by = as_of - timedelta(days=ctx.conversion_window)
+    if mature_by < period.start:
+        return KpiValue(None, sample=0, reason=Reason.TOO_EARLY)
+    cohort = period.to_date(mature_by)
     leads = facts.columns("leads", scope, ("created", "converted"))
-    created = within(leads["created"], elapsed)
+    created = within(leads["created"], cohort)
     count = int(created.sum())
+    shown = cohort if cohort.end < period.end else None
     if count == 0:
-        return KpiValue(None, sample=0, reason="no leads created in the period")
+        return KpiValue(None, sample=0, reason="no leads created in the period", cohort=shown)
     converted = int((leads["converted"][created] <= day(as_of)).sum())
-    return KpiValue(_ratio(converted, count), sample=count)
+    return KpiValue(_ratio(converted, count), sample=count, cohort=shown)
 
 
 def win_rate(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -154,10 +190,26 @@ def _open_at(facts: Facts, scope: Scope, as_of: date) -> tuple[Columns, np.ndarr
     return deals, started & still_open
 
 
+def _overdue(
+    facts: Facts, deals: Columns, open_now: np.ndarray, period: Period, as_of: date
+) -> tuple[Decimal | None, int]:
+    """Open deals of ``period`` whose close date is before ``as_of``: their amount (None when
+    there are none) and count."""
+    late = open_now & within(deals["close"], period) & (deals["close"] < day(as_of))
+    count = int(late.sum())
+    return (_money(facts, int(deals["amount"][late].sum())) if count else None), count
+
+
 def pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     deals, open_now = _open_at(facts, scope, as_of)
     chosen = open_now & within(deals["close"], period)
-    return KpiValue(_money(facts, int(deals["amount"][chosen].sum())), sample=int(chosen.sum()))
+    overdue, late = _overdue(facts, deals, open_now, period, as_of)
+    return KpiValue(
+        _money(facts, int(deals["amount"][chosen].sum())),
+        sample=int(chosen.sum()),
+        overdue=overdue,
+        overdue_deals=late,
+    )
 
 
 def new_pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -170,16 +222,18 @@ def new_pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: C
 
 
 def coverage(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    if period.has_ended(as_of):
+        return KpiValue(None, reason=Reason.ENDED)
     target = ctx.target("revenue", scope, period)
     if target is None:
         return KpiValue(None, reason="no revenue target for this scope and period")
     booked = revenue(facts, scope, period, as_of, ctx).value or Decimal(0)
     remaining = target - booked
     if remaining <= 0:
-        return KpiValue(None, reason="the revenue target is already reached")
+        return KpiValue(None, reason=Reason.TARGET_REACHED)
     pipe = pipeline(facts, scope, period, as_of, ctx)
     assert pipe.value is not None  # pipeline always has a value (possibly 0)
-    return KpiValue(pipe.value / remaining, sample=pipe.sample)
+    return replace(pipe, value=pipe.value / remaining)
 
 
 def avg_deal(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -215,22 +269,31 @@ def attainment(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Con
 
 
 def cpa(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    """Spend attributed to the scope ÷ its new customers. Spend is booked to a team, a region
+    (its teams share it only at region level) or the company (unattributed: it counts at
+    company level only, and the company's value says how much of it there is)."""
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
     if scope.level is Level.REP:
         # Marketing spend is booked per team or region, never per rep.
-        return KpiValue(None, reason="marketing spend is not attributed to reps")
-    spend = facts.columns("spend", scope, ("date", "amount"))
+        return KpiValue(None, reason=Reason.NOT_PER_REP)
+    spend = facts.columns("spend", scope, ("date", "amount", "region"))
     spent = within(spend["date"], elapsed)
     if not spent.any():
         return KpiValue(None, sample=0, reason="no marketing spend recorded for this scope")
+    unattributed = None
+    if scope.level is Level.COMPANY:
+        nowhere = spent & pd.isna(spend["region"])
+        unattributed = _money(facts, int(spend["amount"][nowhere].sum()))
     firsts = facts.columns("first_wins", scope, ("close",))
     customers = int(within(firsts["close"], elapsed).sum())
     if customers == 0:
-        return KpiValue(None, sample=0, reason="no new customer in the period")
+        return KpiValue(
+            None, sample=0, reason="no new customer in the period", unattributed=unattributed
+        )
     total = _money(facts, int(spend["amount"][spent].sum()))
-    return KpiValue(total / customers, sample=customers)
+    return KpiValue(total / customers, sample=customers, unattributed=unattributed)
 
 
 def _scores(
@@ -265,6 +328,9 @@ def turnover(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
+    if scope.level is Level.REP:
+        # One departure out of one rep is 100 %: a rate of a team, not of a person.
+        return KpiValue(None, reason=Reason.NOT_PER_REP)
     reps = facts.columns("reps", scope, ("active_from", "active_to"))
     joined, left_on = reps["active_from"], reps["active_to"]
 
@@ -287,13 +353,20 @@ def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     if as_of >= period.end:
         return booked
     deals, open_now = _open_at(facts, scope, as_of)
-    # Deals already dated in the past but still open have slipped: they are not counted.
+    # Deals already dated in the past but still open have slipped: they are not counted, and
+    # the answer says how much was left out.
     after = day(as_of) if as_of >= period.start else day(period.start) - np.timedelta64(1, "D")
     close = deals["close"]
     rest = open_now & (close > after) & (close <= day(period.end))
     weighted = float((deals["amount"][rest] * deals["probability"][rest]).sum())
+    overdue, late = _overdue(facts, deals, open_now, period, as_of)
     assert booked.value is not None
-    return KpiValue(booked.value + _money(facts, weighted), sample=int(rest.sum()))
+    return KpiValue(
+        booked.value + _money(facts, weighted),
+        sample=int(rest.sum()),
+        overdue=overdue,
+        overdue_deals=late,
+    )
 
 
 def _kpi(
@@ -307,8 +380,23 @@ def _kpi(
     compute: Callable[[Facts, Scope, Period, date, Context], KpiValue],
     description: str,
     target_of: str | None = None,
+    matures: bool = False,
+    additive: bool = False,
 ) -> Kpi:
-    return Kpi(id, en, fr, aliases, unit, better, judgement, compute, description, target_of)
+    return Kpi(
+        id,
+        en,
+        fr,
+        aliases,
+        unit,
+        better,
+        judgement,
+        compute,
+        description,
+        target_of,
+        matures,
+        additive,
+    )
 
 
 H, L = Better.HIGHER, Better.LOWER
@@ -318,10 +406,12 @@ KPIS: dict[str, Kpi] = {
     for k in (
         _kpi("revenue", "Revenue", "Chiffre d'affaires",
              ("ca", "chiffre", "chiffre d'affaires", "sales", "bookings", "ventes"),
-             Unit.MONEY, H, PACED, revenue, "won amount, by close date"),
+             Unit.MONEY, H, PACED, revenue, "won amount, by close date", additive=True),
         _kpi("conversion", "Lead conversion", "Taux de conversion",
              ("taux", "conversion-leads", "lead conversion", "taux de conversion", "conv"),
-             Unit.PERCENT, H, SAMPLED, conversion, "leads created in the period that converted"),
+             Unit.PERCENT, H, SAMPLED, conversion,
+             "leads created in the period, older than the conversion window, that converted",
+             matures=True),
         _kpi("win_rate", "Win rate", "Taux de gain",
              ("taux-de-gain", "taux de gain", "win rate", "winrate", "close rate"),
              Unit.PERCENT, H, SAMPLED, win_rate, "won ÷ (won + lost), by close date"),
@@ -330,7 +420,8 @@ KPIS: dict[str, Kpi] = {
              Unit.MONEY, H, LEVEL, pipeline, "open amount expected to close in the period"),
         _kpi("new_pipeline", "New pipeline", "Nouveau pipeline",
              ("new pipeline", "nouveau pipeline", "pipeline cree", "created pipeline"),
-             Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period"),
+             Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period",
+             additive=True),
         _kpi("coverage", "Pipeline coverage", "Couverture du pipeline",
              ("couverture", "pipeline coverage", "couverture du pipeline"),
              Unit.MULTIPLE, H, LEVEL, coverage, "pipeline ÷ revenue still to book"),
@@ -354,7 +445,8 @@ KPIS: dict[str, Kpi] = {
              Unit.SCORE, H, SAMPLED, nps, "% promoters − % detractors"),
         _kpi("turnover", "Rep turnover", "Attrition",
              ("attrition", "rep turnover", "turn over", "departs"),
-             Unit.PERCENT, L, SAMPLED, turnover, "reps who left ÷ average headcount"),
+             Unit.PERCENT, L, SAMPLED, turnover, "reps who left ÷ average headcount",
+             additive=True),
         _kpi("forecast", "Forecast", "Prévision",
              ("prevision", "prévision", "prevision de ca", "projection"),
              Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",

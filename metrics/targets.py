@@ -1,8 +1,10 @@
 """Targets: a KPI, a period grain, a scope and a value, optionally for one named period.
 
 ``TargetBook`` answers "what is the target for this KPI, scope and period?" — the value set for
-that exact period, else the grain's standing value, else (for paced KPIs such as revenue) a
-coarser target prorated by calendar days: a yearly revenue target gives each quarter its share.
+that exact period, else the grain's standing value, else a coarser period's target. A target
+applies to its own grain; for additive KPIs (revenue, new pipeline, turnover) a coarser target
+gives a period its share by calendar days, and a period whose finer parts all have targets
+(four quarters of a year) gets their sum. Rates and means keep the same target at every grain.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from metrics.kpis import KPIS, Judgement
+from metrics.kpis import KPIS
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Scope
 
@@ -37,6 +39,18 @@ class Target:
 
 # (kpi, scope, grain, period key): a target removed for one named period.
 Removal = tuple[str, Scope, Grain, str]
+
+# The finer grain whose periods tile a coarser one exactly (weeks do not tile months).
+_PARTS: dict[Grain, Grain] = {Grain.YEAR: Grain.QUARTER, Grain.QUARTER: Grain.MONTH}
+
+
+@dataclass(frozen=True)
+class Found:
+    """A target value for one period and the target it came from (whose ``min_sample``
+    applies, whatever the grain of the question)."""
+
+    value: Decimal
+    source: Target
 
 
 class TargetBook:
@@ -71,18 +85,25 @@ class TargetBook:
         )
 
     def value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
-        own = self._value_for(kpi, scope, period)
+        found = self.lookup(kpi, scope, period)
+        return None if found is None else found.value
+
+    def lookup(self, kpi: str, scope: Scope, period: Period) -> Found | None:
+        """The target for ``kpi`` over ``period``, borrowing another KPI's (forecast judged
+        against the revenue target) when it has none of its own."""
+        own = self._lookup(kpi, scope, period)
         borrowed = KPIS[kpi].target_of
         if own is None and borrowed is not None:
-            return self._value_for(borrowed, scope, period)
+            return self._lookup(borrowed, scope, period)
         return own
 
-    def _value_for(self, kpi: str, scope: Scope, period: Period) -> Decimal | None:
+    def _lookup(self, kpi: str, scope: Scope, period: Period) -> Found | None:
         if (kpi, scope, period.grain, period.key) in self._removed:
             return None
         exact = self.find(kpi, scope, period)
         if exact is not None:
-            return exact.value
+            return Found(exact.value, exact)
+        additive = KPIS[kpi].additive
         for grain in _COARSER[period.grain]:
             outer = period_containing(grain, period.start, self.fiscal_start_month)
             if not (outer.start <= period.start and period.end <= outer.end):
@@ -90,14 +111,36 @@ class TargetBook:
             found = self.find(kpi, scope, outer)
             if found is None:
                 continue
-            if KPIS[kpi].judgement is Judgement.PACED:
-                return found.value * Decimal(period.days) / Decimal(outer.days)
-            return found.value
-        return None
+            if additive:
+                return Found(found.value * Decimal(period.days) / Decimal(outer.days), found)
+            return Found(found.value, found)
+        return self._sum_of_parts(kpi, scope, period) if additive else None
+
+    def _sum_of_parts(self, kpi: str, scope: Scope, period: Period) -> Found | None:
+        """The sum of the targets of the periods that tile ``period``, if each has one."""
+        grain = _PARTS.get(period.grain)
+        if (
+            grain is None
+            or period.end
+            != period_containing(period.grain, period.start, self.fiscal_start_month).end
+        ):
+            return None
+        part = period_containing(grain, period.start, self.fiscal_start_month)
+        total, source = Decimal(0), None
+        while part.start <= period.end:
+            found = self.find(kpi, scope, part)
+            if found is None:
+                return None
+            total += found.value
+            source = source or found
+            part = part.shift(1)
+        return None if source is None else Found(total, source)
 
     def min_sample(self, kpi: str, scope: Scope, period: Period) -> int | None:
-        found = self.find(kpi, scope, period)
-        return None if found is None else found.min_sample
+        """The minimum sample of the target that applies (a quarterly target's own minimum
+        also judges a month of that quarter)."""
+        found = self.lookup(kpi, scope, period)
+        return None if found is None else found.source.min_sample
 
     def active(self, as_of: date, report_ended_for_days: int) -> list[tuple[Target, Period]]:
         """Every target instance to evaluate at ``as_of``: the period of its grain containing

@@ -50,8 +50,8 @@ from bot.rendering import (
     validate_blocks,
 )
 from metrics.answers import Answer, BreakdownRow, Comparison
-from metrics.evaluation import Evaluation, Status
-from metrics.kpis import KPIS, KpiValue
+from metrics.evaluation import Evaluation, Status, Why
+from metrics.kpis import KPIS, KpiValue, Reason
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
 
@@ -89,6 +89,7 @@ def revenue_answer(rows: tuple[BreakdownRow, ...] | None = None) -> Answer:
         expected=Decimal("1650000"),
         forecast=Decimal("2712500.40"),
         status=Status.AT_RISK,
+        why=Why.FORECAST_SHORT,
     )
     if rows is None:
         rows = (
@@ -140,6 +141,67 @@ def conversion_answer() -> Answer:
     )
 
 
+def cpa_answer() -> Answer:
+    """CPA of the company in November, day 26: far under target (lower is better), most of the
+    spend booked to no team, and too few days of a rate to compare like for like... except that
+    26 days is past the grace: compared, but the year before is before the data started."""
+    november = period_containing(Grain.MONTH, AS_OF)
+    return Answer(
+        kpi=KPIS["cpa"],
+        scope=Scope.company(),
+        period=november,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("375"), sample=48, unattributed=Decimal("12600")),
+        target=Decimal("1800"),
+        status=Status.ON_TRACK,
+        evaluation=None,
+        previous=Comparison(period_containing(Grain.MONTH, date(2026, 10, 1)),
+                            Decimal("400"), Decimal("-25"), Decimal("-0.0625")),
+        last_year=Comparison(period_containing(Grain.MONTH, date(2025, 11, 1)), None, None, None),
+        breakdown=(),
+    )  # fmt: skip
+
+
+def early_conversion_answer() -> Answer:
+    """Lead conversion of the running month on its 2nd day: too early to judge or compare."""
+    december = period_containing(Grain.MONTH, date(2026, 12, 1))
+    as_of = date(2026, 12, 2)
+    return Answer(
+        kpi=KPIS["conversion"],
+        scope=Scope.company(),
+        period=december,
+        as_of=as_of,
+        value=KpiValue(None, sample=0, reason=Reason.TOO_EARLY),
+        target=Decimal("0.25"),
+        status=Status.NO_DATA,
+        evaluation=None,
+        previous=Comparison(replace(period_containing(Grain.MONTH, date(2026, 11, 1)),
+                                    end=date(2026, 11, 2)), None, None, None, too_early=True),
+        last_year=Comparison(replace(period_containing(Grain.MONTH, date(2025, 12, 1)),
+                                     end=date(2025, 12, 2)), None, None, None, too_early=True),
+        breakdown=(),
+        why=Why.TOO_EARLY,
+    )  # fmt: skip
+
+
+def running_conversion_answer() -> Answer:
+    """Lead conversion of the running quarter: measured on the leads old enough to convert."""
+    return Answer(
+        kpi=KPIS["conversion"],
+        scope=Scope.company(),
+        period=Q4,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("0.262"), sample=640,
+                       cohort=replace(Q4, end=date(2026, 10, 27))),
+        target=Decimal("0.25"),
+        status=Status.ON_TRACK,
+        evaluation=None,
+        previous=Comparison(quarter(2026, 3), Decimal("0.241"), Decimal("0.021"), None),
+        last_year=Comparison(quarter(2025, 4), Decimal("0.272"), Decimal("-0.01"), None),
+        breakdown=(),
+    )  # fmt: skip
+
+
 def cycle_answer() -> Answer:
     """Sales cycle with no target and a previous value of 0 days."""
     return Answer(
@@ -171,6 +233,7 @@ def alerts() -> tuple[Evaluation, ...]:
         expected=None,
         forecast=None,
         status=Status.MISSED,
+        why=Why.ENDED_SHORT,
         contributors=(
             Evaluation("win_rate", rep, quarter(2026, 3), AS_OF, KpiValue(Decimal("0.1"), 20),
                        Decimal("0.25"), None, None, Status.MISSED),
@@ -186,6 +249,7 @@ def alerts() -> tuple[Evaluation, ...]:
         expected=Decimal("1650000"),
         forecast=Decimal("2712500"),
         status=Status.AT_RISK,
+        why=Why.FORECAST_SHORT,
         contributors=(
             Evaluation("revenue", Scope(Level.REP, "Zoé Martin & Co"), Q4, AS_OF,
                        KpiValue(Decimal("212316.5")), Decimal("1000000"), Decimal("550000"),
@@ -205,6 +269,7 @@ def alerts() -> tuple[Evaluation, ...]:
         expected=None,
         forecast=None,
         status=Status.AT_RISK,
+        why=Why.OFF_TARGET,
     )
     on_track = replace(cpa, kpi="csat", actual=KpiValue(Decimal("4.4"), 50), target=Decimal(4),
                        status=Status.ON_TRACK)  # fmt: skip
@@ -285,6 +350,18 @@ CASES = {
     "answer-conversion": lambda fmt, locale: (
         render_answer_text(conversion_answer(), fmt),
         render_answer_blocks(conversion_answer(), fmt),
+    ),
+    "answer-cpa": lambda fmt, locale: (
+        render_answer_text(cpa_answer(), fmt),
+        render_answer_blocks(cpa_answer(), fmt),
+    ),
+    "answer-conversion-early": lambda fmt, locale: (
+        render_answer_text(early_conversion_answer(), fmt),
+        render_answer_blocks(early_conversion_answer(), fmt),
+    ),
+    "answer-conversion-cohort": lambda fmt, locale: (
+        render_answer_text(running_conversion_answer(), fmt),
+        render_answer_blocks(running_conversion_answer(), fmt),
     ),
     "answer-cycle": lambda fmt, locale: (
         render_answer_text(cycle_answer(), fmt),
@@ -458,7 +535,8 @@ def test_answer_view_of_a_running_period() -> None:
     assert view.title == "Revenue · Team EMEA · Q4 2026"
     assert (view.value, view.target, view.attainment) == ("$1,234,567", "$3,000,000", "41.2%")
     assert (view.expected, view.forecast) == ("$1,650,000", "$2,712,500")
-    assert (view.previous.label, view.previous.change) == ("vs Q3 2026", "+12.2%")
+    assert (view.comparisons[0].label, view.comparisons[0].change) == ("vs Q3 2026", "+12.2%")
+    assert view.why == "forecast $2,712,500 below target $3,000,000"
     assert view.like_for_like == "Like for like: the first 57 days of each period"
     assert view.breakdown_title == "By rep"
     assert [r.emoji for r in view.breakdown] == ["✅", "🟢", "🟠", "⚪"]
@@ -469,8 +547,9 @@ def test_answer_view_of_a_running_period() -> None:
 def test_answer_view_of_an_ended_period_uses_points_for_rates() -> None:
     view = answer_view(conversion_answer(), formatter("fr_FR"))
     assert view.like_for_like is None
-    assert view.previous.change == "+2,1\u00a0pts"
-    assert view.last_year.change is None and view.last_year.value == "pas de données"
+    previous, last_year = view.comparisons
+    assert previous.change == "+2,1\u00a0pts"
+    assert last_year.change is None and last_year.value == "pas de données"
     assert view.breakdown == () and view.breakdown_title is None
 
 
@@ -511,3 +590,36 @@ def test_a_sample_too_small_says_so_beside_its_value(locale: str, said: str) -> 
     text = render_answer_text(answer, formatter(locale))
     assert said in text
     assert "40" in text  # the value is still shown
+
+
+@pytest.mark.parametrize(
+    ("locale", "value", "expected"),
+    [
+        # a CPA of 375 against 1 800 is 79 % under target, not "480 % attained"
+        ("fr_FR", "375", "79,2\u00a0% sous l'objectif"),
+        ("en_US", "375", "79.2% better than target"),
+        # 2 000 against 1 800 is 11 % over
+        ("fr_FR", "2000", "11,1\u00a0% au-dessus de l'objectif"),
+        ("en_US", "2000", "11.1% worse than target"),
+    ],
+)
+def test_lower_is_better_attainment_reads_as_better_or_worse(
+    locale: str, value: str, expected: str
+) -> None:
+    answer = replace(cpa_answer(), value=KpiValue(Decimal(value), sample=48))
+    assert answer_view(answer, formatter(locale)).attainment == expected
+
+
+def test_a_year_is_compared_with_the_previous_year_once() -> None:
+    answer = replace(conversion_answer(), last_year=None)
+    view = answer_view(answer, formatter("en_US"))
+    assert [c.label for c in view.comparisons] == ["vs Q2 2026"]
+
+
+def test_a_multiple_changes_in_x_not_in_percent() -> None:
+    answer = replace(
+        cycle_answer(),
+        kpi=KPIS["coverage"],
+        previous=Comparison(quarter(2026, 3), Decimal("0.8"), Decimal("3.1"), Decimal("3.894")),
+    )
+    assert answer_view(answer, formatter("fr_FR")).comparisons[0].change == "+3,1×"

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from metrics.answers import answer
-from metrics.evaluation import Policy, Status
+from metrics.evaluation import Policy, Status, Why
 from metrics.periods import Grain, Period
 from metrics.query import Query
 from metrics.scopes import Level, Scope
@@ -36,10 +36,12 @@ def test_running_quarter_is_compared_like_for_like() -> None:
     assert got.previous.value == Decimal("700.00")
     assert got.previous.delta == Decimal("3300.00")
     assert got.previous.relative == Decimal("3300") / Decimal("700")
-    # nothing a year before: no relative change rather than a division by zero
+    # a year before, the data had not started (first record: o7 created 1 March 2026): the
+    # comparison is "no data", not a change from 0
+    assert got.last_year is not None
     assert got.last_year.period == Period(Grain.QUARTER, date(2025, 7, 1), date(2025, 9, 15))
-    assert got.last_year.value == Decimal("0.00")
-    assert got.last_year.relative is None
+    assert got.last_year.value is None
+    assert got.last_year.delta is None
     # best first; team A is ahead of its own 3000 target, team B has none
     rows = [(r.scope.name, r.value.value, r.target, r.status) for r in got.breakdown]
     assert rows == [
@@ -95,3 +97,40 @@ def test_a_level_in_a_running_period_is_read_on_the_same_day_of_the_previous_one
     )
     # Q3's pipeline as of 1 July, whole quarter: o1, o2 (lost 20 July), o3 (created that day), o4
     assert got.previous.value == Decimal("6500.00")
+
+
+CONVERSION = TargetBook([Target("conversion", Grain.QUARTER, COMPANY, Decimal("0.5"))])
+
+
+def test_conversion_is_compared_at_equal_maturity() -> None:
+    # 10 Jan 2027 is 101 days after Q4 starts; Q3 is read 101 days after its start, 10 Oct:
+    # its leads to 10 Sept (l1, l2, l3) with conversions to 10 Oct (l1, l3 on 5 Oct) — not
+    # whole Q3 read on 30 Sept, which would miss l3's conversion
+    got = answer(
+        Query("conversion", COMPANY, Q4, None), date(2027, 1, 10), company(), CONVERSION, POLICY
+    )
+    assert got.previous.value == Decimal(repr(2 / 3))
+
+
+def test_a_year_is_compared_once() -> None:
+    year = Period(Grain.YEAR, date(2026, 1, 1), date(2026, 12, 31))
+    got = answer(
+        Query("revenue", COMPANY, year, None), date(2027, 1, 5), company(), TARGETS, POLICY
+    )
+    assert got.previous.period.key == "2025"
+    assert got.last_year is None
+
+
+def test_rates_are_not_compared_on_the_first_days() -> None:
+    # 3 Aug is 3 of 31 days of August: within the 10 % pacing grace
+    august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
+    got = answer(Query("csat", COMPANY, august, None), date(2026, 8, 3), company(), TARGETS, POLICY)
+    assert got.value.value == Decimal(5)
+    assert got.previous.too_early and got.previous.value is None and got.previous.delta is None
+
+
+def test_ratio_status_in_the_grace_is_too_early() -> None:
+    targets = TargetBook([Target("csat", Grain.MONTH, COMPANY, Decimal(4))])
+    august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
+    got = answer(Query("csat", COMPANY, august, None), date(2026, 8, 3), company(), targets, POLICY)
+    assert (got.status, got.why) == (Status.NO_DATA, Why.TOO_EARLY)

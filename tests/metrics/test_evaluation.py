@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from metrics.evaluation import Policy, Status, decide_status, evaluate, evaluate_all
+from metrics.evaluation import Policy, Status, Verdict, Why, decide_status, evaluate, evaluate_all
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
@@ -17,45 +17,67 @@ from tests.metrics.factories import Q3, Q4, company
 D = Decimal
 TOL = D("0.05")
 
-# kpi, actual, sample, target, expected, forecast, ended, min_sample, status — one row per edge
+# kpi, actual, sample, target, expected, forecast, ended, min_sample, early, status, why —
+# one row per edge
 STATUS_CASES = [
     # paced: reaching the target is final, even mid-period
-    ("revenue", D(100), 5, D(100), D(60), None, False, 0, Status.ACHIEVED),
-    ("revenue", D("99.99"), 5, D(100), None, None, True, 0, Status.MISSED),
-    # exactly at the tolerance below pace is still on track
-    ("revenue", D(95), 5, D(200), D(100), None, False, 0, Status.ON_TRACK),
-    ("revenue", D("94.99"), 5, D(200), D(100), None, False, 0, Status.AT_RISK),
-    # on pace but the forecast falls short of target − tolerance
-    ("revenue", D(100), 5, D(200), D(100), D("189.99"), False, 0, Status.AT_RISK),
-    ("revenue", D(100), 5, D(200), D(100), D(190), False, 0, Status.ON_TRACK),
+    ("revenue", D(100), 5, D(100), D(60), None, False, 0, False, Status.ACHIEVED, None),
+    ("revenue", D("99.99"), 5, D(100), None, None, True, 0, False, Status.MISSED,
+     Why.ENDED_SHORT),
+    # without a forecast, the pace decides: exactly at the tolerance below pace is on track
+    ("revenue", D(95), 5, D(200), D(100), None, False, 0, False, Status.ON_TRACK, None),
+    ("revenue", D("94.99"), 5, D(200), D(100), None, False, 0, False, Status.AT_RISK,
+     Why.BEHIND_PACE),
+    # with a forecast, the forecast decides: on pace but short of target − tolerance...
+    ("revenue", D(100), 5, D(200), D(100), D("189.99"), False, 0, False, Status.AT_RISK,
+     Why.FORECAST_SHORT),
+    ("revenue", D(100), 5, D(200), D(100), D(190), False, 0, False, Status.ON_TRACK, None),
+    # ...and behind pace with a forecast that covers the target is on track, saying why
+    ("revenue", D(50), 5, D(200), D(100), D(210), False, 0, False, Status.ON_TRACK,
+     Why.FORECAST_COVERS),
+    # within the pacing grace nothing paced is judged, unless already at target
+    ("revenue", D(0), 0, D(200), D(5), D(0), False, 0, True, Status.NO_DATA, Why.TOO_EARLY),
+    ("revenue", D(200), 3, D(200), D(5), D(200), False, 0, True, Status.ACHIEVED, None),
     # sampled ratio: judged only with enough sample
-    ("win_rate", D("0.30"), 20, D("0.30"), None, None, False, 20, Status.ON_TRACK),
-    ("win_rate", D("0.30"), 20, D("0.30"), None, None, True, 20, Status.ACHIEVED),
-    ("win_rate", D("0.10"), 19, D("0.30"), None, None, False, 20, Status.NO_DATA),
-    ("win_rate", D("0.285"), 20, D("0.30"), None, None, False, 20, Status.ON_TRACK),
-    ("win_rate", D("0.2849"), 20, D("0.30"), None, None, False, 20, Status.AT_RISK),
-    ("win_rate", D("0.299"), 20, D("0.30"), None, None, True, 20, Status.MISSED),
+    ("win_rate", D("0.30"), 20, D("0.30"), None, None, False, 20, False, Status.ON_TRACK, None),
+    ("win_rate", D("0.30"), 20, D("0.30"), None, None, True, 20, False, Status.ACHIEVED, None),
+    ("win_rate", D("0.10"), 19, D("0.30"), None, None, False, 20, False, Status.NO_DATA,
+     Why.SMALL_SAMPLE),
+    ("win_rate", D("0.285"), 20, D("0.30"), None, None, False, 20, False, Status.ON_TRACK, None),
+    ("win_rate", D("0.2849"), 20, D("0.30"), None, None, False, 20, False, Status.AT_RISK,
+     Why.OFF_TARGET),
+    ("win_rate", D("0.299"), 20, D("0.30"), None, None, True, 20, False, Status.MISSED,
+     Why.ENDED_SHORT),
+    # ...and not within the pacing grace, however large the sample (CPA on day 1)
+    ("win_rate", D("0.10"), 50, D("0.30"), None, None, False, 20, True, Status.NO_DATA,
+     Why.TOO_EARLY),
+    ("cpa", D(375), 30, D(1800), None, None, False, 3, True, Status.NO_DATA, Why.TOO_EARLY),
     # lower is better: CPA at or under target is good, tolerance is upwards
-    ("cpa", D(500), 30, D(500), None, None, True, 20, Status.ACHIEVED),
-    ("cpa", D(400), 30, D(500), None, None, False, 20, Status.ON_TRACK),
-    ("cpa", D(525), 30, D(500), None, None, False, 20, Status.ON_TRACK),
-    ("cpa", D("525.01"), 30, D(500), None, None, False, 20, Status.AT_RISK),
-    ("cpa", D("500.01"), 30, D(500), None, None, True, 20, Status.MISSED),
-    ("sales_cycle", D(45), 30, D(40), None, None, False, 20, Status.AT_RISK),
+    ("cpa", D(500), 30, D(500), None, None, True, 20, False, Status.ACHIEVED, None),
+    ("cpa", D(400), 30, D(500), None, None, False, 20, False, Status.ON_TRACK, None),
+    ("cpa", D(525), 30, D(500), None, None, False, 20, False, Status.ON_TRACK, None),
+    ("cpa", D("525.01"), 30, D(500), None, None, False, 20, False, Status.AT_RISK,
+     Why.OFF_TARGET),
+    ("cpa", D("500.01"), 30, D(500), None, None, True, 20, False, Status.MISSED,
+     Why.ENDED_SHORT),
+    ("sales_cycle", D(45), 30, D(40), None, None, False, 20, False, Status.AT_RISK,
+     Why.OFF_TARGET),
     # a level (pipeline) can still move: on track, not achieved, until the period ends
-    ("pipeline", D(1000), 3, D(900), None, None, False, 20, Status.ON_TRACK),
+    ("pipeline", D(1000), 3, D(900), None, None, False, 20, False, Status.ON_TRACK, None),
     # no value at all
-    ("revenue", None, None, D(100), D(50), None, False, 0, Status.NO_DATA),
-]
+    ("revenue", None, None, D(100), D(50), None, False, 0, False, Status.NO_DATA, Why.NO_VALUE),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("kpi", "actual", "sample", "target", "expected", "forecast", "ended", "minimum", "status"),
+    ("kpi", "actual", "sample", "target", "expected", "forecast", "ended", "minimum", "early",
+     "status", "why"),
     STATUS_CASES,
-)
+)  # fmt: skip
 def test_status_boundaries(
     kpi: str, actual: Decimal | None, sample: int | None, target: Decimal,
-    expected: Decimal | None, forecast: Decimal | None, ended: bool, minimum: int, status: Status,
+    expected: Decimal | None, forecast: Decimal | None, ended: bool, minimum: int, early: bool,
+    status: Status, why: Why | None,
 ) -> None:  # fmt: skip
     got = decide_status(
         KPIS[kpi],
@@ -66,8 +88,24 @@ def test_status_boundaries(
         ended=ended,
         min_sample=minimum,
         tolerance=TOL,
+        early=early,
     )
-    assert got is status
+    assert got == Verdict(status, why)
+
+
+def test_an_immature_conversion_cohort_is_too_early_not_small() -> None:
+    cohort = Period(Grain.MONTH, date(2026, 12, 1), date(2026, 12, 2))
+    got = decide_status(
+        KPIS["conversion"],
+        KpiValue(D(0), 3, cohort=cohort),
+        D("0.25"),
+        expected=None,
+        forecast=None,
+        ended=False,
+        min_sample=20,
+        tolerance=TOL,
+    )
+    assert got == Verdict(Status.NO_DATA, Why.TOO_EARLY)
 
 
 COMPANY = Scope.company()
@@ -115,8 +153,10 @@ def test_lower_is_better_gap_is_negative_when_behind() -> None:
     assert found is not None
     # CPA 750 against 500: 250 worse than target, period over
     assert found.gap == D("-250.00")
-    assert found.status is Status.MISSED
-    assert found.attainment is not None and round(found.attainment, 4) == D("0.6667")
+    assert (found.status, found.why) == (Status.MISSED, Why.ENDED_SHORT)
+    # 750 against 500 is 50 % worse than target, not "66.7 % attained"
+    assert found.attainment is None
+    assert found.better_than_target == D("-0.5")
 
 
 def test_no_target_means_no_evaluation() -> None:
@@ -147,7 +187,7 @@ def test_ended_period_is_reported_for_a_week_then_dropped() -> None:
     early = evaluate_all(date(2026, 10, 3), company(), targets, CALENDAR)
     assert [(e.period.key, e.status) for e in early] == [
         ("2026-Q3", Status.MISSED),  # 6000 of 10000, quarter over
-        ("2026-Q4", Status.ON_TRACK),  # nothing booked, but 3 days in: too early to judge
+        ("2026-Q4", Status.NO_DATA),  # nothing booked, but 3 days in: too early to judge
     ]
     later = evaluate_all(date(2026, 10, 9), company(), targets, CALENDAR)
     assert [e.period.key for e in later] == ["2026-Q4"]
@@ -174,22 +214,7 @@ def test_no_pace_judgement_in_the_first_tenth_of_a_period() -> None:
     targets = book(Target("revenue", Grain.QUARTER, COMPANY, D(10_000)))
     # 3 July: 3 of 92 days, nothing booked yet, forecast short — too early to call
     early = evaluate("revenue", COMPANY, Q3, date(2026, 7, 3), company(), targets, CALENDAR)
-    assert early is not None and early.status is Status.ON_TRACK
+    assert early is not None and (early.status, early.why) == (Status.NO_DATA, Why.TOO_EARLY)
     # 10 July: 10 of 92 days (10.9 %), 1000 booked against 1087 expected, forecast short
     later = evaluate("revenue", COMPANY, Q3, date(2026, 7, 10), company(), targets, CALENDAR)
     assert later is not None and later.status is Status.AT_RISK
-
-
-def test_early_flag_only_spares_paced_kpis() -> None:
-    status = decide_status(
-        KPIS["win_rate"],
-        KpiValue(D("0.10"), 50),
-        D("0.3"),
-        expected=None,
-        forecast=None,
-        ended=False,
-        min_sample=20,
-        tolerance=TOL,
-        early=True,
-    )
-    assert status is Status.AT_RISK

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from metrics.kpis import KPIS, Context
-from metrics.periods import Period
+from metrics.kpis import KPIS, Context, Reason
+from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
 from tests.metrics.factories import Q1_2025, Q3, Q4, company
 
@@ -60,6 +60,8 @@ CASES = [
     ("new_pipeline", COMPANY, Q3, END_Q3, Decimal("17000.00"), 3),
     # 6000 of pipeline for 10000 − 4000 still to book
     ("coverage", COMPANY, Q3, MID_SEPT, Decimal(1), 2),
+    # the quarter is over: nothing left to cover (said as "ended", not 0×)
+    ("coverage", COMPANY, Q3, date(2026, 10, 1), None, None),
     # no revenue target for team A
     ("coverage", TEAM_A, Q3, MID_SEPT, None, None),
     ("avg_deal", COMPANY, Q3, END_Q3, Decimal("2000.00"), 3),
@@ -68,8 +70,12 @@ CASES = [
     ("sales_cycle", COMPANY, Q3, END_Q3, Decimal(238) / 3, 3),
     ("attainment", COMPANY, Q3, END_Q3, Decimal("0.6"), 3),
     ("attainment", TEAM_A, Q3, END_Q3, None, None),
-    # l1, l2, l3 created in Q3; only l1 converted by 30 Sept
+    # l1, l2, l3 created in Q3 and older than 30 days on 30 Sept; only l1 converted by then
     ("conversion", COMPANY, Q3, END_Q3, Decimal(1) / 3, 3),
+    # 15 Aug: only leads created by 16 July are 30 days old (l1, l2); l1 converted
+    ("conversion", COMPANY, Q3, date(2026, 8, 15), Decimal(1) / 2, 2),
+    # 20 July: no Q3 lead is 30 days old yet — too early, not 0 %
+    ("conversion", COMPANY, Q3, date(2026, 7, 20), None, 0),
     # l3 converted on 5 Oct
     ("conversion", COMPANY, Q3, date(2026, 10, 31), Decimal(2) / 3, 3),
     ("conversion", TEAM_B, Q3, END_Q3, Decimal(0), 1),
@@ -84,6 +90,8 @@ CASES = [
     ("csat", COMPANY, Q4, date(2026, 12, 31), None, 0),
     # active on 1 July: alice, bob; on 30 Sept: alice, carol; bob left in August
     ("turnover", COMPANY, Q3, END_Q3, Decimal("0.5"), 3),
+    # a rep who left is not "100 % turnover": no per-rep figure
+    ("turnover", ALICE, Q3, END_Q3, None, None),
     # 4000 booked + o4 2000 × 1.0 + o5 4000 × 0.5
     ("forecast", COMPANY, Q3, MID_SEPT, Decimal("8000.00"), 2),
     # after the period: the forecast is the revenue
@@ -138,3 +146,86 @@ def test_cpa_is_not_computed_per_rep() -> None:
     # spend is booked per team or region: a rep's CPA is "no data", not a crash
     value = KPIS["cpa"].compute(company(), ALICE, Q3, END_Q3, CTX)
     assert value.value is None and value.reason
+
+
+@pytest.mark.parametrize(
+    ("as_of", "cohort_end"),
+    [
+        (date(2026, 8, 15), date(2026, 7, 16)),  # leads created 1–16 July are 30 days old
+        (date(2026, 10, 30), None),  # every Q3 lead is mature: the whole quarter
+    ],
+)
+def test_conversion_says_which_cohort_it_measured(as_of: date, cohort_end: date | None) -> None:
+    value = KPIS["conversion"].compute(company(), COMPANY, Q3, as_of, CTX)
+    got = None if value.cohort is None else value.cohort.end
+    assert got == cohort_end
+
+
+def test_conversion_window_comes_from_the_context() -> None:
+    # with 10 days to convert, on 15 Aug leads created to 5 Aug count: l1, l2, l3 (1 Aug)
+    value = KPIS["conversion"].compute(
+        company(), COMPANY, Q3, date(2026, 8, 15), Context(targets, 10)
+    )
+    assert (value.value, value.sample) == (Decimal(repr(1 / 3)), 3)
+
+
+def test_too_early_and_ended_say_so() -> None:
+    early = KPIS["conversion"].compute(company(), COMPANY, Q3, date(2026, 7, 20), CTX)
+    assert early.reason is Reason.TOO_EARLY
+    ended = KPIS["coverage"].compute(company(), COMPANY, Q3, date(2026, 10, 1), CTX)
+    assert ended.reason is Reason.ENDED
+
+
+def test_coverage_of_a_scope_at_target_says_target_reached() -> None:
+    def low(kpi: str, scope: Scope, period: Period) -> Decimal | None:
+        return Decimal(3_000) if kpi == "revenue" else None
+
+    # 4000 booked by 15 Sept against 3000
+    value = KPIS["coverage"].compute(company(), COMPANY, Q3, MID_SEPT, Context(low))
+    assert value.value is None and value.reason is Reason.TARGET_REACHED
+
+
+# scope, CPA, unattributed spend: spend is team A 600 (North) and 900 booked to nobody
+CPA_CASES = [
+    # 1500 ÷ 2 new customers (Beta, X); 900 of it is unattributed and said so
+    (COMPANY, Decimal("750.00"), Decimal("900.00")),
+    # team A: its own 600 ÷ Beta
+    (TEAM_A, Decimal("600.00"), None),
+    # region North: the same 600 (no region-level spend) ÷ Beta
+    (NORTH, Decimal("600.00"), None),
+]
+
+
+@pytest.mark.parametrize(("scope", "value", "unattributed"), CPA_CASES)
+def test_cpa_attribution(scope: Scope, value: Decimal, unattributed: Decimal | None) -> None:
+    got = KPIS["cpa"].compute(company(), scope, Q3, END_Q3, CTX)
+    assert (got.value, got.unattributed) == (value, unattributed)
+
+
+def test_monthly_cohort_uses_its_own_month() -> None:
+    august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
+    # 10 Sept: leads created 1–11 Aug are mature: l3 (1 Aug), not converted by then
+    value = KPIS["conversion"].compute(company(), COMPANY, august, date(2026, 9, 10), CTX)
+    assert (value.value, value.sample) == (Decimal(0), 1)
+    assert value.cohort is not None and value.cohort.end == date(2026, 8, 11)
+
+
+@pytest.mark.parametrize(
+    ("kpi", "value"),
+    [
+        # o6 (10 000, open, due 15 Oct) is overdue on 20 Oct: still in the pipeline...
+        ("pipeline", Decimal("10000.00")),
+        # ...but not in the forecast (nothing booked, nothing else due): it has slipped
+        ("forecast", Decimal("0.00")),
+    ],
+)
+def test_overdue_deals_are_shown_in_pipeline_and_left_out_of_the_forecast(
+    kpi: str, value: Decimal
+) -> None:
+    got = KPIS[kpi].compute(company(), COMPANY, Q4, date(2026, 10, 20), CTX)
+    assert (got.value, got.overdue, got.overdue_deals) == (value, Decimal("10000.00"), 1)
+
+
+def test_a_deal_due_today_is_not_overdue() -> None:
+    got = KPIS["pipeline"].compute(company(), COMPANY, Q4, date(2026, 10, 15), CTX)
+    assert (got.overdue, got.overdue_deals) == (None, 0)

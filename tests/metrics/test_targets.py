@@ -49,3 +49,40 @@ def test_removed_periods_have_no_target(key, expected):
 def test_removed_periods_are_not_evaluated():
     active = {(t.kpi, p.key) for t, p in BOOK.active(TODAY, report_ended_for_days=7)}
     assert active == {("revenue", "2026")}
+
+
+QUARTERS = TargetBook(
+    [
+        Target("revenue", Grain.QUARTER, LYON, Decimal(100_000)),
+        Target("revenue", Grain.QUARTER, LYON, Decimal(150_000), "2026-Q4"),
+        Target("turnover", Grain.YEAR, LYON, Decimal("0.146")),
+        Target("win_rate", Grain.QUARTER, LYON, Decimal("0.3"), min_sample=10),
+        Target("win_rate", Grain.YEAR, LYON, Decimal("0.3")),
+        Target("attainment", Grain.YEAR, LYON, Decimal(1)),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("kpi", "key", "expected"),
+    [
+        # four quarterly targets make the year's: 100 000 × 3 + 150 000
+        ("revenue", "2026", Decimal(450_000)),
+        # a month of Q4 gets its share by days: 150 000 × 30 / 92
+        ("revenue", "2026-11", Decimal(150_000) * 30 / 92),
+        # turnover accumulates over the year: a quarter's share by days, 14.6 % × 92 / 365
+        ("turnover", "2026-Q4", Decimal("0.146") * 92 / 365),
+        # a rate keeps its target at every grain
+        ("win_rate", "2026-10", Decimal("0.3")),
+        # an attainment target is a share, not an amount: not prorated
+        ("attainment", "2026-Q4", Decimal(1)),
+    ],
+)
+def test_target_grain_rules(kpi: str, key: str, expected: Decimal) -> None:
+    assert QUARTERS.value_for(kpi, LYON, parse_period(key, TODAY)) == expected
+
+
+def test_a_month_judged_on_a_quarterly_target_uses_that_targets_minimum_sample() -> None:
+    # October has no win-rate target of its own: Q4's applies, with its minimum of 10
+    assert QUARTERS.min_sample("win_rate", LYON, parse_period("2026-10", TODAY)) == 10
+    assert QUARTERS.min_sample("win_rate", LYON, parse_period("2026-Q4", TODAY)) == 10
