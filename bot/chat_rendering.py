@@ -45,10 +45,26 @@ _WORDS: dict[str, dict[str, str]] = {
         "refused.not_yours": "Sorry, only an admin, the team's manager or the rep concerned "
         "can act on these alerts.",
         "refused.other_message": "That button does not belong to this message.",
-        "refused.lookup": "Sorry, Slack could not tell me who you are (users.info: {error}), "
+        "refused.lookup": "Sorry, Slack could not tell me who you are ({error}), "
         "so I cannot tell what you may see. Ask sales-ops to check that kpibot has the "
         "users:read.email scope, or to list your user id under access.",
         "known": "Known: {names}.",
+        "problem.unknown_kpi": "I don't know the KPI “{text}”.",
+        "problem.unknown_scope.team": "I don't know the team “{name}”.",
+        "problem.unknown_scope.region": "I don't know the region “{name}”.",
+        "problem.unknown_scope.rep": "I don't know the rep “{name}”.",
+        "problem.not_understood": "I understood {kpi}, but not “{text}”.",
+        "problem.period": "{text}",
+        "problem.target": "I could not set that target: {text}\n"
+        "`/kpi target revenue team Lyon 2026-Q4 800k` (or `off` to remove it)",
+        "problem.usage.subscribe": "{text} Usage: `/kpi subscribe #channel 08:30 [team Lyon] "
+        "[mon-fri]`",
+        "problem.usage.unsubscribe": "Usage: `/kpi unsubscribe #channel`",
+        "problem.usage.snooze": "I could not read “{text}”. Usage: `/kpi snooze [kpi] "
+        "[team Lyon] 2d`",
+        "setup.admin": "👋 kpibot has no `access` section yet, so nobody is an admin. To make "
+        "yourself one, add these lines to kpibot.yaml and restart kpibot:\n"
+        "```access:\n  admins: [{user}]```",
         "did_you_mean": "Did you mean {options}?",
         "or": " or ",
         "home.title": "Your numbers",
@@ -97,11 +113,27 @@ _WORDS: dict[str, dict[str, str]] = {
         "refused.not_yours": "Désolé, seuls un administrateur, le manager de l'équipe ou le "
         "commercial concerné peuvent agir sur ces alertes.",
         "refused.other_message": "Ce bouton n'appartient pas à ce message.",
-        "refused.lookup": "Désolé, Slack n'a pas pu me dire qui vous êtes (users.info\u00a0: "
-        "{error}), je ne peux donc pas savoir ce que vous pouvez voir. Demandez à l'équipe "
-        "sales-ops de vérifier que kpibot a le droit users:read.email, ou d'inscrire votre "
-        "identifiant dans access.",
+        "refused.lookup": "Désolé, Slack n'a pas pu me dire qui vous êtes ({error}), je ne "
+        "peux donc pas savoir ce que vous pouvez voir. Demandez à l'équipe sales-ops de "
+        "vérifier que kpibot a le droit users:read.email, ou d'inscrire votre identifiant "
+        "dans access.",
         "known": "Connus\u00a0: {names}.",
+        "problem.unknown_kpi": "Je ne connais pas l'indicateur «\u00a0{text}\u00a0».",
+        "problem.unknown_scope.team": "Je ne connais pas l'équipe «\u00a0{name}\u00a0».",
+        "problem.unknown_scope.region": "Je ne connais pas la région «\u00a0{name}\u00a0».",
+        "problem.unknown_scope.rep": "Je ne connais pas le commercial «\u00a0{name}\u00a0».",
+        "problem.not_understood": "J'ai compris {kpi}, mais pas «\u00a0{text}\u00a0».",
+        "problem.period": "{text}",
+        "problem.target": "Je n'ai pas pu fixer cet objectif\u00a0: {text}\n"
+        "`/kpi objectif ca équipe Lyon 2026-Q4 800k` (ou `off` pour le retirer)",
+        "problem.usage.subscribe": "{text} Usage\u00a0: `/kpi abonner #canal 08:30 "
+        "[équipe Lyon] [lun-ven]`",
+        "problem.usage.unsubscribe": "Usage\u00a0: `/kpi desabonner #canal`",
+        "problem.usage.snooze": "Je n'ai pas compris «\u00a0{text}\u00a0». Usage\u00a0: "
+        "`/kpi sourdine [indicateur] [équipe Lyon] 2j`",
+        "setup.admin": "👋 kpibot n'a pas encore de section `access`\u00a0: personne n'est "
+        "administrateur. Pour le devenir, ajoutez ces lignes à kpibot.yaml puis redémarrez "
+        "kpibot\u00a0:\n```access:\n  admins: [{user}]```",
         "did_you_mean": "Vouliez-vous dire {options}\u00a0?",
         "or": " ou ",
         "home.title": "Vos chiffres",

@@ -24,6 +24,7 @@ from babel.dates import (
     format_skeleton,
     format_time,
     get_datetime_format,
+    get_day_names,
     get_quarter_names,
     tokenize_pattern,
 )
@@ -368,6 +369,10 @@ class Formatter:
             .replace("{1}", format_date(local, "medium", locale=self.locale))
             .replace("{0}", format_time(local, "short", locale=self.locale))
         )
+
+    def weekday(self, day: int) -> str:
+        """A weekday's abbreviated name (Monday is 0): ``lun.`` / ``Mon``."""
+        return str(get_day_names("abbreviated", locale=self.locale)[day])
 
     def period(self, period: Period) -> str:
         """``T3 2026`` / ``Q3 2026``, ``novembre 2026``, ``semaine 48 de 2026`` / ``week 48 of

@@ -24,7 +24,6 @@ import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -39,6 +38,7 @@ from conversation.authorization import (
     visible_answer,
     visible_evaluations,
 )
+from conversation.views import Digest
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status, Why, better_than_target
 from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
@@ -98,18 +98,6 @@ Blocks = list[dict[str, Any]]
 
 
 # --- the digest ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Digest:
-    """A scheduled summary: the answers chosen for a subscription, then the firing alerts."""
-
-    title: str  # e.g. "Daily digest", already in the organisation's language
-    as_of: date
-    scope: Scope
-    answers: tuple[Answer, ...]
-    alerts: tuple[Evaluation, ...]
-    organisation: str
 
 
 def visible_digest(digest: Digest, decision: Decision) -> Digest:

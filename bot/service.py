@@ -9,10 +9,10 @@ from datetime import date, datetime
 from sqlalchemy import Engine
 
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
-from bot.rendering import Digest
 from bot.settings import Settings, build_targets
 from bot.store.database import make_engine, migrate
 from bot.store.facts_loader import FactsCache
+from conversation.views import Digest
 from metrics.answers import Answer, answer
 from metrics.evaluation import Evaluation, evaluate_all
 from metrics.facts import Facts

@@ -22,12 +22,18 @@ from slack_sdk import WebClient
 from slack_sdk.signature import Clock, SignatureVerifier
 
 import handlers
+from bot import alerting
+from bot.access import rep_teams, reps_by_email, viewer_for
+from bot.core import ConversationCore, Identify
 from bot.delivery.slack_client import slack_client
-from bot.desk import SlackDesk
+from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import Settings
-from bot.slack_users import SlackUsers, UserLookupFailed
+from bot.slack_render import SlackRenderer
+from bot.slack_users import SlackUsers
 from bot.store.database import session_factory
+from conversation.authorization import Action, Viewer
+from handlers.ports import MessageRef, MessageUpdate, SlackMessage
 
 if TYPE_CHECKING:
     from bot.scheduling.runtime import Runtime
@@ -51,19 +57,69 @@ class ClockedRequestVerification(RequestVerification):
         self._verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
 
 
-def on_error(error: Exception, body: dict[str, Any], respond: Any, *, desk: SlackDesk) -> None:
+def on_error(
+    error: Exception, body: dict[str, Any], respond: Any, *, render: SlackRenderer
+) -> None:
     """The one place errors land: logged with their traceback (tokens masked), and the user
-    gets a polite answer instead of Slack's "dispatch_failed". When Slack could not say who
-    the user is, they are told that, not treated as a stranger."""
-    if isinstance(error, UserLookupFailed):
-        logger.warning("%s", error)
-        reply = desk.identity_problem(error)
-    else:
-        trace = "".join(traceback.format_exception(error))
-        logger.error("error handling a Slack request: %s", redact(trace))
-        reply = desk.apology(datetime.now(UTC))
+    gets a polite answer instead of Slack's "dispatch_failed"."""
+    trace = "".join(traceback.format_exception(error))
+    logger.error("error handling a Slack request: %s", redact(trace))
     if respond is not None and body.get("response_url"):
-        respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+        message = render.apology()
+        respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
+
+
+def slack_identify(service: KpiService, users: SlackUsers) -> Identify:
+    """Who a Slack user is: their email from ``users.info`` (cached) matched against the
+    config's ``access`` section and the CRM's reps."""
+
+    def identify(user_id: str, now: datetime) -> Viewer:
+        facts = service.snapshot().facts
+        # The email is needed even for users listed by id: it is what matches them to a rep.
+        email = users.email_of(user_id, now)
+        access = service.settings.config.access
+        return viewer_for(access, user_id, email, reps_by_email(facts), rep_teams(facts))
+
+    return identify
+
+
+class SlackAlertButtons:
+    """Acknowledge and Snooze: decided by the core (the clicker manages every alert still
+    firing, on the message the button belongs to), recorded and re-rendered by
+    ``bot.alerting``."""
+
+    def __init__(self, core: ConversationCore, render: SlackRenderer, fmt: Formatter) -> None:
+        self.core = core
+        self.render = render
+        self.fmt = fmt
+
+    def _outcome(self, update: alerting.AlertMessageUpdate | None) -> MessageUpdate | None:
+        if update is None:
+            return None
+        return MessageUpdate(update.channel, update.ts, update.text, update.blocks)
+
+    def acknowledge(
+        self, user_id: str, key: str, now: datetime, where: MessageRef
+    ) -> MessageUpdate | SlackMessage | None:
+        refused = self.core.refused_on_alerts(
+            user_id, key, Action.ACKNOWLEDGE, now, where.channel, where.ts
+        )
+        if refused is not None:
+            return self.render.render(refused)
+        sessions = self.core.sessions
+        return self._outcome(alerting.acknowledge(sessions, key, user_id, now, self.fmt))
+
+    def snooze(
+        self, user_id: str, value: str, now: datetime, where: MessageRef
+    ) -> MessageUpdate | SlackMessage | None:
+        key = value.rpartition("|")[0]
+        refused = self.core.refused_on_alerts(
+            user_id, key, Action.SNOOZE, now, where.channel, where.ts
+        )
+        if refused is not None:
+            return self.render.render(refused)
+        sessions = self.core.sessions
+        return self._outcome(alerting.snooze(sessions, value, user_id, now, self.fmt))
 
 
 def scheduler_sync(
@@ -101,9 +157,14 @@ def build_app(
     client = client or slack_client(settings)
     sessions = session_factory(service.engine)
     users = SlackUsers(client, sessions, settings.config.slack.rep_users)
-    desk = SlackDesk(
-        service, users, sessions, sync=sync or scheduler_sync(settings, service, client)
+    core = ConversationCore(
+        service,
+        slack_identify(service, users),
+        sessions,
+        sync=sync or scheduler_sync(settings, service, client),
     )
+    fmt = Formatter.for_organisation(settings.organisation)
+    render = SlackRenderer(fmt)
     app = App(
         client=client,
         signing_secret=settings.secrets.slack_signing_secret or "",
@@ -117,9 +178,15 @@ def build_app(
     )
 
     def error_handler(error: Exception, body: dict[str, Any], respond: Any) -> BoltResponse | None:
-        on_error(error, body, respond, desk=desk)
+        on_error(error, body, respond, render=render)
         return None
 
     app.error(error_handler)
-    handlers.register(app, desk=desk, clock=clock or (lambda: datetime.now(UTC)))
+    handlers.register(
+        app,
+        core=core,
+        render=render,
+        buttons=SlackAlertButtons(core, render, fmt),
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
     return app

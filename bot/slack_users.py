@@ -14,21 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.chat_models import ChatUser, from_db, to_db
 from bot.store.database import transaction
+from conversation.authorization import IdentityUnavailable
 
 logger = logging.getLogger(__name__)
 
 # People change email rarely; a day keeps the cache fresh enough without calling Slack often.
 CACHE_FOR = timedelta(days=1)
-
-
-class UserLookupFailed(Exception):
-    """Slack could not say who a user is (``users.info`` failed): the user is told so, rather
-    than being treated as someone kpibot does not know."""
-
-    def __init__(self, user_id: str, error: str) -> None:
-        super().__init__(f"users.info for {user_id} failed: {error}")
-        self.user_id = user_id
-        self.error = error
 
 
 class SlackUsers:
@@ -62,7 +53,7 @@ class SlackUsers:
             # Not remembered: the next request asks again once the cause is fixed.
             code = str(error.response.get("error") or "unknown_error")
             logger.warning("users.info for %s failed: %s", user_id, code)
-            raise UserLookupFailed(user_id, code) from None
+            raise IdentityUnavailable(user_id, f"users.info: {code}") from None
         email = response["user"].get("profile", {}).get("email")
         self._remember(user_id, email, now)
         return str(email) if email else None

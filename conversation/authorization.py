@@ -116,6 +116,17 @@ class Refusal(StrEnum):
     ADMIN_ONLY = "admin_only"
     NOT_YOURS = "not_yours"  # acknowledge or snooze an alert that is not theirs to manage
     CHANNEL = "channel"  # a channel audience acts on nothing
+    OTHER_MESSAGE = "other_message"  # a button replayed on a message it does not belong to
+
+
+class IdentityUnavailable(Exception):
+    """The chat platform could not say who a user is; ``error`` is its error code. The user
+    is told so, rather than being treated as someone kpibot does not know."""
+
+    def __init__(self, user_id: str, error: str) -> None:
+        super().__init__(f"could not identify {user_id}: {error}")
+        self.user_id = user_id
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,13 @@ class Decision:
     allowed: bool
     refusal: Refusal | None
     _sees: Callable[[Scope], bool] = field(repr=False, compare=False)
+
+    @property
+    def refusal_reason(self) -> Refusal:
+        """Why it was refused (only for a refused decision)."""
+        if self.refusal is None:
+            raise ValueError("the action was allowed")
+        return self.refusal
 
     def shows(self, scope: Scope) -> bool:
         """Whether a part about ``scope`` (a breakdown row, a contributor, a name) survives."""

@@ -1,5 +1,6 @@
-"""What the listeners need from the rest of kpibot, as protocols: the desk that answers (built
-in ``bot.desk``) and a clock. Replies are already rendered Block Kit."""
+"""What the listeners need from the rest of kpibot, as protocols: the conversation core
+(``bot.core``), the Slack renderer of its views (``bot.slack_render``), the alert buttons and a
+clock. Requests and views are ``conversation``'s; Slack messages are rendered Block Kit."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from conversation.grammar import Request
+from conversation.views import Reply
+
 Clock = Callable[[], datetime]
 Blocks = list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
-class Reply:
+class SlackMessage:
     text: str  # the plain-text fallback, mrkdwn-escaped
     blocks: Blocks
-    refused: bool = False  # a refusal: for the asker's eyes only, never shared in a channel
+    refused: bool = False  # for the asker's eyes only: never shared, never in a channel
 
 
 @dataclass(frozen=True)
 class MessageRef:
-    """The message a button was clicked on."""
+    """A message in a channel: the one a button was clicked on."""
 
     channel: str
     ts: str
@@ -37,49 +41,35 @@ class MessageUpdate:
     blocks: Blocks
 
 
-class KpiDesk(Protocol):
-    """One method per ``/kpi`` sub-command. ``into`` (a channel id) answers for that channel:
-    no share button, a "shared by" line, and only what both ``user_id`` and the channel may
-    see."""
+class Core(Protocol):
+    """The surface-neutral conversation core. ``into``: the channel the answer is read in."""
 
-    def help(self, user_id: str, now: datetime, *, problem: str | None = None) -> Reply: ...
-
-    def ask(
-        self, user_id: str, question: str, now: datetime, *, into: str | None = None
+    def handle(
+        self, user_id: str, request: Request, now: datetime, *, into: str | None = None
     ) -> Reply: ...
 
-    def team(self, user_id: str, name: str, now: datetime, *, into: str | None = None) -> Reply: ...
+    def home(self, user_id: str, now: datetime) -> Reply: ...
 
-    def rep(self, user_id: str, who: str, now: datetime, *, into: str | None = None) -> Reply: ...
 
-    def leaderboard(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply: ...
+class Render(Protocol):
+    """Views as Slack messages. ``share`` adds a "Share in channel" button to data views;
+    ``shared_by`` marks a shared one."""
 
-    def targets(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply: ...
+    def render(
+        self, reply: Reply, *, share: bool = False, shared_by: str | None = None
+    ) -> SlackMessage: ...
 
-    def alerts(self, user_id: str, now: datetime, *, into: str | None = None) -> Reply: ...
+    def home(self, reply: Reply) -> dict[str, Any]: ...
 
-    def snooze(self, user_id: str, args: str, now: datetime) -> Reply: ...
 
-    def subscribe(self, user_id: str, args: str, now: datetime) -> Reply: ...
+class AlertButtons(Protocol):
+    """Acknowledge and Snooze on an alert message: the message re-rendered, a refusal for the
+    clicker, or None when the message is unknown."""
 
-    def unsubscribe(self, user_id: str, args: str, now: datetime) -> Reply: ...
-
-    def set_target(self, user_id: str, args: str, now: datetime) -> Reply:
-        """``target revenue team Lyon 2026-Q4 800k`` (or ``off``); admins only."""
-        ...
-
-    def sync(self, user_id: str, now: datetime) -> Reply:
-        """Runs the configured CRM sync now; admins only."""
-        ...
-
-    def acknowledge_alerts(
+    def acknowledge(
         self, user_id: str, key: str, now: datetime, where: MessageRef
-    ) -> MessageUpdate | Reply | None: ...
+    ) -> MessageUpdate | SlackMessage | None: ...
 
-    def snooze_alerts(
+    def snooze(
         self, user_id: str, value: str, now: datetime, where: MessageRef
-    ) -> MessageUpdate | Reply | None: ...
-
-    def home(self, user_id: str, now: datetime) -> dict[str, Any]: ...
-
-    def apology(self, now: datetime) -> Reply: ...
+    ) -> MessageUpdate | SlackMessage | None: ...

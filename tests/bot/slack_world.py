@@ -90,13 +90,15 @@ def _demo_files() -> Path:
     return _TEMPLATE["dir"]
 
 
-def make_world(tmp_path: Path, fake: FakeSlack, extra: str = "") -> World:
+def make_world(
+    tmp_path: Path, fake: FakeSlack, extra: str = "", *, chat_config: str = CHAT_CONFIG
+) -> World:
     path = tmp_path / "kpibot.yaml"
     template = _demo_files()
     shutil.copy(template / "kpibot.yaml", path)
     shutil.copy(template / "kpibot.db", tmp_path / "kpibot.db")
     with path.open("a", encoding="utf-8") as out:
-        out.write(CHAT_CONFIG + extra)
+        out.write(chat_config + extra)
     settings = load_settings(
         path,
         {

@@ -10,16 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from slack_sdk import WebClient
 from sqlalchemy import func, select
 
-from bot.desk import SlackDesk
 from bot.formatting import Formatter
 from bot.service import KpiService
-from bot.slack_users import SlackUsers
+from bot.slack_render import HELP_EXAMPLES, HELP_EXAMPLES_FR, Wording
 from bot.store.chat_models import ChatTarget, from_db
 from bot.store.delivery_models import SyncRun
-from handlers.kpi_text import Kind, parse_command
+from conversation.grammar import Kind, parse_request
 from metrics.periods import parse_period
 from metrics.scopes import Level, Scope
 from tests.bot.slack_world import (
@@ -33,7 +31,7 @@ from tests.bot.slack_world import (
     world_fixture,
 )
 from tests.bot.test_slack_app import all_text, ask, fmt
-from tests.fakes.slack_api import TOKEN, FakeSlack
+from tests.fakes.slack_api import FakeSlack
 
 world = pytest.fixture(world_fixture)
 
@@ -58,7 +56,7 @@ def chat_targets(world: World) -> list[ChatTarget]:
     ],
 )
 def test_parse_admin_commands(text, kind, argument):
-    command = parse_command(text)
+    command = parse_request(text)
     assert (command.kind, command.argument) == (kind, argument)
 
 
@@ -132,7 +130,7 @@ def test_target_changes_are_refused_to_everyone_but_admins(world):
 def test_bad_target_input_gets_a_clear_message(world, text, problem):
     reply = all_text(ask(world, text, ADMIN))
     assert "Je n'ai pas pu fixer cet objectif" in reply and problem in reply
-    assert "/kpi target revenue team Lyon 2026-Q4 800k" in reply  # the usage
+    assert "/kpi objectif ca équipe Lyon 2026-Q4 800k" in reply  # the usage, in French
     assert "Traceback" not in reply
     assert chat_targets(world) == []
 
@@ -218,18 +216,13 @@ def test_help_in_french_for_a_french_organisation(world):
 
 
 def test_help_in_english_mentions_the_french_words(world):
-    client = WebClient(token=TOKEN, base_url=world.fake.url)
-    desk = SlackDesk(world.service, SlackUsers(client, world.sessions()), world.sessions())
-    desk.fmt = Formatter("en_US", "EUR", world.settings.organisation.zone)
-    text = desk.help(STRANGER, NOW).text
+    text = Wording(Formatter("en_US", "EUR", world.settings.organisation.zone)).help(None)
     assert "/kpi target revenue team Lyon 2026-Q4 800k" in text and "/kpi sync" in text
     assert "French words work too: `/kpi ca ce trimestre`" in text
 
 
 def test_every_help_example_is_understood(world):
     """No example in the help leads to the did-you-mean answer."""
-    from bot.desk import HELP_EXAMPLES, HELP_EXAMPLES_FR
-
     for example in (*HELP_EXAMPLES, *HELP_EXAMPLES_FR):
         command = example.split("`")[1].removeprefix("/kpi ").replace("…", "x")
         if "@" in command or "#" in command or command.startswith(("target", "objectif")):

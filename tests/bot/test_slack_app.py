@@ -252,17 +252,24 @@ class RecordingApp:
     def action(self, name: str) -> Any:
         return self._record(self.actions, name)
 
-    def event(self, name: str) -> Any:
+    def event(self, name: str, matchers: Any = None) -> Any:
         return self._record(self.events, name)
 
 
 def test_manifest_declares_what_the_app_registers():
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
     app = RecordingApp()
-    handlers.register(app, desk=object(), clock=lambda: NOW)  # type: ignore[arg-type]
+    handlers.register(app, core=object(), render=object(), buttons=object(), clock=lambda: NOW)  # type: ignore[arg-type]
     declared = [c["command"] for c in manifest["features"]["slash_commands"]]
     assert sorted(declared) == sorted(app.commands) == ["/kpi"]
-    assert sorted(manifest["settings"]["event_subscriptions"]["bot_events"]) == sorted(app.events)
+    # A "message" listener hears direct messages and the channels' threads.
+    messages = {"message.im", "message.channels", "message.groups"}
+    events = {e for name in app.events for e in (messages if name == "message" else {name})}
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == events
+    assert {"app_mentions:read", "im:history", "channels:history"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
+    assert manifest["features"]["app_home"]["messages_tab_read_only_enabled"] is False
     assert manifest["settings"]["interactivity"]["is_enabled"] is bool(app.actions)
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "users:read.email" in manifest["oauth_config"]["scopes"]["bot"]

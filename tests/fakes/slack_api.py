@@ -29,6 +29,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-test-app-token"  # Socket Mode: only apps.connections.open takes it
+BOT_USER, BOT_ID = "UBOT", "BBOT"  # who posts through the Web API
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Posted:
     blocks: list[dict[str, Any]] | None
     metadata: dict[str, Any] | None
     thread_ts: str | None = None
+    user: str = BOT_USER  # messages posted through the API are the bot's; see ``user_says``
     broadcast: bool = False  # a thread reply also shown in the channel (``reply_broadcast``)
     edits: list[dict[str, Any]] = field(default_factory=list)
 
@@ -94,6 +97,8 @@ class FakeSlack:
         self.messages: dict[str, list[Posted]] = defaultdict(list)
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.views: list[dict[str, Any]] = []
+        self.ephemerals: list[dict[str, Any]] = []  # chat.postEphemeral bodies
+        self.socket_url: str | None = None  # what apps.connections.open hands out
         self.users_by_email: dict[str, str] = {}
         # Workspace members without an email on their profile (users.info answers without one).
         self.members: set[str] = set()
@@ -169,7 +174,8 @@ class FakeSlack:
                                     "team_id": "T1", "team": "Test"},
             "chat.postMessage": self._post,
             "chat.update": self._update,
-            "chat.postEphemeral": lambda b: {"ok": True, "message_ts": self._next_ts()},
+            "chat.postEphemeral": self._post_ephemeral,
+            "apps.connections.open": self._open_connection,
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "users.lookupByEmail": self._lookup,
@@ -219,6 +225,25 @@ class FakeSlack:
         )
         self.messages[channel].append(posted)
         return {"ok": True, "channel": channel, "ts": posted.ts, "message": {"text": posted.text}}
+
+    def user_says(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
+        """A message a person posted (the event itself is the test's to send); its ts."""
+        posted = Posted(channel, self._next_ts(), text, None, None, thread_ts, user=user)
+        with self._lock:
+            self.messages[channel].append(posted)
+        return posted.ts
+
+    def _post_ephemeral(self, body: dict[str, Any]) -> dict[str, Any]:
+        blocks = body.get("blocks")
+        if isinstance(blocks, str):
+            body = {**body, "blocks": json.loads(blocks)}
+        self.ephemerals.append(body)
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _open_connection(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
 
     def _update(self, body: dict[str, Any]) -> dict[str, Any]:
         channel = str(body.get("channel", ""))
@@ -346,7 +371,8 @@ class FakeSlack:
                 with fake._lock:
                     fake.calls.append(Call(method, body, headers, time.monotonic()))
                     fault = fake._faults[method].popleft() if fake._faults[method] else None
-                    if fault is None and headers.get("authorization") != f"Bearer {TOKEN}":
+                    token = APP_TOKEN if method == "apps.connections.open" else TOKEN
+                    if fault is None and headers.get("authorization") != f"Bearer {token}":
                         fault = Fault(error="invalid_auth")
                     if fault is None and method == "chat.postMessage":
                         fault = fake._rate_limit(str(body.get("channel", "")))
@@ -410,7 +436,14 @@ def _flag(value: Any) -> bool:
 
 def _listed(message: Posted, with_metadata: bool) -> dict[str, Any]:
     """A message as conversations.history and conversations.replies list it."""
-    item: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
+    item: dict[str, Any] = {
+        "type": "message",
+        "ts": message.ts,
+        "text": message.text,
+        "user": message.user,
+    }
+    if message.user == BOT_USER:
+        item["bot_id"] = BOT_ID
     if with_metadata and message.metadata:
         item["metadata"] = message.metadata
     return item

@@ -1,0 +1,159 @@
+"""What the conversation core answers, as plain data: every surface renders these its own way
+(Slack Block Kit, Teams cards, terminal text). Values are the metrics core's own (``Answer``,
+``Evaluation``, ``Period``, ``Scope``); nothing is formatted or worded here. Names and other
+CRM text in them are raw: a surface escapes them for its markup.
+
+Confirmations, refusals and problems carry a ``code`` and parameters; the shell words them in
+the organisation's language (``bot.words``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from conversation.authorization import Refusal
+from metrics.alerts import Silence
+from metrics.answers import Answer
+from metrics.evaluation import Evaluation
+from metrics.periods import Period
+from metrics.scopes import Scope
+
+# A parameter of a notice or a problem: formatted by the surface according to its type.
+Param = str | int | datetime | Scope | Period | Decimal | tuple[str, ...] | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A summary of one scope: the answers chosen for it, then its firing alerts."""
+
+    title: str  # e.g. "Daily digest", already in the organisation's language
+    as_of: date
+    scope: Scope
+    answers: tuple[Answer, ...]
+    alerts: tuple[Evaluation, ...]
+    organisation: str
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    """One KPI for one scope and period. ``request`` is what a "Share" button replays."""
+
+    answer: Answer
+    request: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A scope's digest on demand (``team Lyon``, ``rep @someone``)."""
+
+    digest: Digest
+    request: str
+
+
+@dataclass(frozen=True)
+class AlertList:
+    alerts: tuple[Evaluation, ...]
+    request: str = "alerts"
+
+
+@dataclass(frozen=True)
+class ChatTarget:
+    """A target set from chat and in force, with who set it."""
+
+    kpi: str
+    scope: Scope
+    period: Period
+    value: Decimal
+    set_by: str  # a chat user id
+    set_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TargetList:
+    evaluations: tuple[Evaluation, ...]
+    chat_targets: tuple[ChatTarget, ...]
+    request: str = "targets"
+
+
+@dataclass(frozen=True)
+class SilenceList:
+    silences: tuple[Silence, ...]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A confirmation or a short piece of news: ``snoozed``, ``subscribed``, ``target.set``,
+    ``target.removed``, ``sync.done``, ``sync.unavailable``, ``not_found.rep``..."""
+
+    code: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request not understood: the parser's or a sub-command's error code and parameters,
+    with the names the asker may see offered instead (already filtered and capped)."""
+
+    code: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    suggestions: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Help:
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refusal, for the asker's eyes only. ``what`` is the scope or the command refused."""
+
+    reason: Refusal
+    what: Scope | str = ""
+
+
+@dataclass(frozen=True)
+class WhoAreYou:
+    """The chat platform could not say who the user is (``error`` is its error code)."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class Home:
+    """A user's own dashboard."""
+
+    content: Overview | Refused | WhoAreYou
+
+
+View = (
+    AnswerView
+    | Overview
+    | AlertList
+    | TargetList
+    | SilenceList
+    | Notice
+    | Help
+    | Refused
+    | WhoAreYou
+    | Home
+)
+
+# Views that show data and so may be shared in a channel (computed again for the sharer).
+SHAREABLE = (AnswerView, Overview, AlertList, TargetList)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A view as the core hands it to a surface. ``setup_hint`` is set while the config has no
+    ``access`` section: the user id to put under ``access.admins`` to become an admin."""
+
+    view: View
+    setup_hint: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        return isinstance(self.view, Refused | WhoAreYou)

@@ -1,0 +1,149 @@
+"""Talking to kpibot beyond ``/kpi``, end to end over HTTP (uvicorn on port 0, requests signed
+with the signing secret, the fake Slack Web API recording the answers): a direct message, an
+@mention answered in a thread for the channel (or refused to the asker alone), a follow-up in
+that thread, and the first-run hint of a fresh install."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.demo import write_demo_config
+from bot.http_app import EVENTS_PATH, build_asgi
+from tests.bot.slack_world import (
+    ADMIN,
+    CHAT_CONFIG,
+    OTHER_NAME,
+    REP,
+    REP_NAME,
+    STRANGER,
+    TODAY,
+    World,
+    command_body,
+    event_body,
+    make_world,
+    signed_headers,
+    wait_for,
+)
+from tests.bot.test_slack_http import Server, flat, post
+from tests.fakes.slack_api import BOT_USER, FakeSlack
+
+NO_ACCESS = CHAT_CONFIG.split("access:")[0] + "alerts:" + CHAT_CONFIG.split("alerts:")[1]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[World, str]]:
+    with FakeSlack() as fake:
+        world = make_world(tmp_path, fake)
+        with Server(build_asgi(world.app)) as base:
+            yield world, base
+        world.service.engine.dispose()
+
+
+def send_event(base: str, event: dict[str, Any]) -> None:
+    body = event_body(event)
+    headers = flat(signed_headers(body))
+    headers["content-type"] = "application/json"
+    assert post(base + EVENTS_PATH, body, headers) == 200
+
+
+def posts_in(world: World, channel: str, thread: str | None = None) -> list[Any]:
+    return [p for p in world.fake.posts(channel) if p.user == BOT_USER and p.thread_ts == thread]
+
+
+def text_of(post: Any) -> str:
+    return json.dumps(post.blocks, ensure_ascii=False)
+
+
+def test_a_direct_message_is_answered_in_the_dm(running):
+    world, base = running
+    dm = {"type": "message", "channel_type": "im", "channel": "DREP1", "user": REP,
+          "text": "ca équipe Paris Grands Comptes", "ts": "100.000001"}  # fmt: skip
+    send_event(base, dm)
+    wait_for(lambda: posts_in(world, "DREP1"))
+    [answer] = posts_in(world, "DREP1")
+    # A DM is read by the asker alone: their own figures, no one else's.
+    assert "Équipe Paris Grands Comptes" in text_of(answer)
+    assert REP_NAME in text_of(answer) and OTHER_NAME not in text_of(answer)
+    assert "kpi.share" not in text_of(answer)
+
+    send_event(base, {**dm, "text": "aide", "ts": "101.000001"})
+    wait_for(lambda: len(posts_in(world, "DREP1")) == 2)
+    assert "/kpi classement" in text_of(posts_in(world, "DREP1")[1])
+
+
+def test_a_mention_is_answered_in_its_thread_for_the_whole_channel(running):
+    world, base = running
+    ts = world.fake.user_says("CGENERAL", ADMIN, f"<@{BOT_USER}> revenue team Lyon")
+    send_event(base, {"type": "app_mention", "channel": "CGENERAL", "user": ADMIN,
+                      "text": f"<@{BOT_USER}> revenue team Lyon", "ts": ts})  # fmt: skip
+    wait_for(lambda: posts_in(world, "CGENERAL", ts))
+    [answer] = posts_in(world, "CGENERAL", ts)
+    assert "Équipe Lyon" in text_of(answer)
+    # The channel reads it: no rep figures (visibility.rep_figures: private), even for an admin.
+    lyon = {
+        n for n, t in world.service.snapshot().facts.reps[["name", "team"]].values if t == "Lyon"
+    }
+    assert not [n for n in lyon if n in text_of(answer)]
+    assert posts_in(world, "CGENERAL") == []  # nothing outside the thread
+
+
+def test_a_refused_mention_is_told_to_the_asker_alone(running):
+    world, base = running
+    ts = world.fake.user_says("CGENERAL", STRANGER, f"<@{BOT_USER}> revenue team Lyon")
+    send_event(base, {"type": "app_mention", "channel": "CGENERAL", "user": STRANGER,
+                      "text": f"<@{BOT_USER}> revenue team Lyon", "ts": ts})  # fmt: skip
+    wait_for(lambda: world.fake.ephemerals)
+    [refusal] = world.fake.ephemerals
+    assert refusal["user"] == STRANGER and refusal["thread_ts"] == ts
+    assert "Désolé" in refusal["text"]
+    assert posts_in(world, "CGENERAL", ts) == []
+
+
+def test_a_follow_up_in_the_thread_is_answered_in_the_thread(running):
+    world, base = running
+    ts = world.fake.user_says("CGENERAL", ADMIN, f"<@{BOT_USER}> revenue")
+    send_event(base, {"type": "app_mention", "channel": "CGENERAL", "user": ADMIN,
+                      "text": f"<@{BOT_USER}> revenue", "ts": ts})  # fmt: skip
+    wait_for(lambda: posts_in(world, "CGENERAL", ts))
+    follow_ts = world.fake.user_says("CGENERAL", ADMIN, "pipeline", thread_ts=ts)
+    send_event(base, {"type": "message", "channel_type": "channel", "channel": "CGENERAL",
+                      "user": ADMIN, "text": "pipeline", "ts": follow_ts,
+                      "thread_ts": ts})  # fmt: skip
+    wait_for(lambda: len(posts_in(world, "CGENERAL", ts)) == 2)
+    assert "Pipeline" in text_of(posts_in(world, "CGENERAL", ts)[1])
+
+    # A thread kpibot never answered in is none of its business.
+    other = world.fake.user_says("CGENERAL", ADMIN, "lunch?")
+    reply_ts = world.fake.user_says("CGENERAL", REP, "revenue", thread_ts=other)
+    calls = len(world.fake.calls_to("conversations.replies"))
+    send_event(base, {"type": "message", "channel_type": "channel", "channel": "CGENERAL",
+                      "user": REP, "text": "revenue", "ts": reply_ts,
+                      "thread_ts": other})  # fmt: skip
+    wait_for(lambda: len(world.fake.calls_to("conversations.replies")) > calls)
+    time.sleep(0.2)
+    assert posts_in(world, "CGENERAL", other) == []
+
+
+def test_a_fresh_install_tells_the_first_user_how_to_become_admin(tmp_path):
+    with FakeSlack() as fake:
+        world = make_world(tmp_path, fake, chat_config=NO_ACCESS)
+        with Server(build_asgi(world.app)) as base:
+            body = command_body(fake, "revenue", STRANGER)
+            assert post(base + EVENTS_PATH, body, flat(signed_headers(body))) == 200
+            wait_for(lambda: fake.responses)
+        world.service.engine.dispose()
+    text = json.dumps(fake.responses[0], ensure_ascii=False)
+    assert "access:\\n  admins: [USTRANGER]" in text
+
+
+def test_the_demo_config_says_how_to_become_admin(tmp_path):
+    write_demo_config(tmp_path / "kpibot.yaml", today=TODAY)
+    text = (tmp_path / "kpibot.yaml").read_text(encoding="utf-8")
+    assert "# access:\n#   admins: [U0123ABCD]" in text
+    assert "rep_figures: private" in text
