@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,7 @@ from bot.chat_rendering import (
     alert_group_view,
     alert_snapshot,
     render_alert_group,
+    resolution_line,
     word,
 )
 from bot.delivery.errors import DeliveryError
@@ -42,6 +44,7 @@ from bot.service import KpiService
 from bot.settings import Settings
 from bot.store.chat_models import (
     AlertMessage,
+    AlertStateRow,
     NotificationLogEntry,
     Silence,
     from_db,
@@ -50,7 +53,7 @@ from bot.store.chat_models import (
 from bot.store.database import session_factory, transaction
 from conversation.authorization import Action, RepFigures, authorize, visible_evaluation
 from metrics import alerts as pipeline
-from metrics.alerts import AlertKey, Hours, LogEntry, NotifyReason, Planned
+from metrics.alerts import AlertKey, AlertState, Damping, Hours, LogEntry, NotifyReason, Planned
 from metrics.evaluation import Evaluation, Status
 from metrics.scopes import Level, Scope
 
@@ -166,9 +169,60 @@ def _log(session: Session) -> dict[tuple[str, str], LogEntry]:
     for row in session.scalars(select(NotificationLogEntry)):
         status = None if row.status == "resolved" else Status(row.status)
         out[(row.alert_key, row.route)] = LogEntry(
-            status, from_db(row.last_notified_at), acknowledged=row.message_id in acked
+            status,
+            from_db(row.last_notified_at),
+            acknowledged=row.message_id in acked,
+            gap=row.gap,
         )
     return out
+
+
+def _states(session: Session) -> dict[AlertKey, AlertState]:
+    return {
+        AlertKey.parse(row.alert_key): AlertState(
+            firing=None if row.firing is None else Status(row.firing),
+            alerting=row.alerting,
+            streak=row.streak,
+            since=from_db(row.since),
+            changes=tuple(datetime.fromisoformat(c) for c in row.changes),
+            evaluated_on=row.evaluated_on,
+        )
+        for row in session.scalars(select(AlertStateRow))
+    }
+
+
+def advance_states(
+    sessions: sessionmaker[Session],
+    evaluations: Iterable[Evaluation],
+    damping: Damping,
+    now: datetime,
+) -> dict[AlertKey, AlertState]:
+    """Step every evaluated alert's state (``metrics.alerts.step``) and store the result, once
+    per evaluation run, whatever is sent afterwards."""
+    with transaction(sessions) as session:
+        states = _states(session)
+        for evaluation in evaluations:
+            key = AlertKey(evaluation.kpi, evaluation.scope, evaluation.period.key)
+            before = states.get(key)
+            after = pipeline.step(before, evaluation, damping, now)
+            if after == before:
+                continue
+            row = session.get(AlertStateRow, str(key))
+            if after is None:
+                if row is not None:
+                    session.delete(row)
+                states.pop(key, None)
+                continue
+            if row is None:
+                row = AlertStateRow(alert_key=str(key))
+                session.add(row)
+            row.firing = None if after.firing is None else after.firing.value
+            row.alerting, row.streak = after.alerting, after.streak
+            row.since = to_db(after.since)
+            row.changes = [c.isoformat() for c in after.changes]
+            row.evaluated_on = after.evaluated_on
+            states[key] = after
+    return states
 
 
 def _silences(session: Session, now: datetime) -> list[pipeline.Silence]:
@@ -222,6 +276,8 @@ def run_alerts(
         run.held_until = allowed
         return run
     evaluated = list(service.check(now) if evaluations is None else evaluations)
+    damping = settings.config.alerts.damping(settings.config.evaluation.tolerance)
+    states = advance_states(sessions, evaluated, damping, now)
     with sessions() as session:
         log = _log(session)
         silences = _silences(session, now)
@@ -238,6 +294,8 @@ def run_alerts(
             repeat_interval=settings.config.alerts.repeat_interval,
             now=now,
             stale=stale_since is not None,
+            states=states,
+            damping=damping,
         )
         for route, items in routed.items():
             planned.setdefault(route, []).extend(items)
@@ -275,7 +333,7 @@ def _notify(
     now: datetime,
 ) -> Delivered:
     key = _message_key(route, firing, log)
-    snapshots = [alert_snapshot(p.evaluation, fmt, str(p.key)) for p in firing]
+    snapshots = [alert_snapshot(p.evaluation, fmt, str(p.key), p.previous) for p in firing]
     message = Message(
         channel=route,
         text=alert_group_text(snapshots, fmt),
@@ -296,12 +354,19 @@ def _notify(
         session.add(record)
         session.flush()
         for p in firing:
-            _upsert_log(session, str(p.key), route, p.evaluation.status.value, record.id, now)
+            status = p.evaluation.status.value
+            _upsert_log(session, str(p.key), route, status, record.id, now, p.evaluation.gap)
     return delivered
 
 
 def _upsert_log(
-    session: Session, key: str, route: str, status: str, message_id: int | None, now: datetime
+    session: Session,
+    key: str,
+    route: str,
+    status: str,
+    message_id: int | None,
+    now: datetime,
+    gap: Decimal | None = None,
 ) -> None:
     row = session.scalars(
         select(NotificationLogEntry).where(
@@ -316,6 +381,7 @@ def _upsert_log(
     row.status = status
     row.last_notified_at = to_db(now)
     row.resolved_at = to_db(now) if status == "resolved" else None
+    row.gap = gap
     if message_id is not None:
         row.message_id = message_id
 
@@ -328,8 +394,10 @@ def _resolve(
     fmt: Formatter,
     now: datetime,
 ) -> list[Delivered]:
-    """Edit each message that announced a now-resolved alert and reply in its thread."""
-    keys = {str(p.key) for p in resolved}
+    """Edit each message that announced a now-resolved alert, its section now showing the
+    current figures, and reply in its thread with those figures and why it resolved."""
+    current = {str(p.key): p.evaluation for p in resolved}
+    keys = set(current)
     with sessions() as session:
         rows = session.scalars(
             select(NotificationLogEntry).where(
@@ -351,10 +419,14 @@ def _resolve(
         record = messages.get(message_id) if message_id is not None else None
         if record is None:
             continue
+        # The stale at-risk figures give way to today's, so that nobody reads them as current.
         snapshots = [
-            {**a, "resolved_at": when} if a["key"] in alert_keys else a for a in record.alerts
+            {**alert_snapshot(current[a["key"]], fmt, a["key"]), "resolved_at": when}
+            if a["key"] in alert_keys
+            else a
+            for a in record.alerts
         ]
-        titles = [a["title"] for a in snapshots if a["key"] in alert_keys]
+        titles = [resolution_line(current[key], fmt) for key in alert_keys]
         original = Delivered(record.channel, record.ts)
         edited = Message(
             channel=record.channel,
@@ -367,7 +439,7 @@ def _resolve(
             metadata={"kind": "alerts"},
         )
         notifier.update(original, edited)
-        reply_text = word(fmt, "resolved.reply", what=", ".join(titles))
+        reply_text = word(fmt, "resolved.reply", what="\n".join(titles))
         reply = Message(
             channel=record.channel,
             text=reply_text,

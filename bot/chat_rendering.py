@@ -20,6 +20,7 @@ from bot.rendering import (
     mrkdwn_escape,
     validate_blocks,
 )
+from metrics.alerts import LogEntry
 from metrics.evaluation import Evaluation
 
 Blocks = list[dict[str, Any]]
@@ -35,7 +36,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "acked": "👀 Acknowledged by {user} at {time}",
         "snoozed": "😴 Snoozed by {user} until {time}",
         "resolved": "✅ Resolved {time}",
-        "resolved.reply": "✅ Resolved: {what}",
+        "resolved.reply": "✅ Resolved:\n{what}",
+        "resolved.line": "{what} — now {status}: {figures}",
         "share": "Share in channel",
         "shared_by": "Shared by {user}",
         "refused.scope": "Sorry, {what} is not something your role lets you see. "
@@ -101,7 +103,8 @@ _WORDS: dict[str, dict[str, str]] = {
         "acked": "👀 Pris en charge par {user} à {time}",
         "snoozed": "😴 En sourdine par {user} jusqu'au {time}",
         "resolved": "✅ Résolu le {time}",
-        "resolved.reply": "✅ Résolu\u00a0: {what}",
+        "resolved.reply": "✅ Résolu\u00a0:\n{what}",
+        "resolved.line": "{what} — désormais {status}\u00a0: {figures}",
         "share": "Partager dans le canal",
         "shared_by": "Partagé par {user}",
         "refused.scope": "Désolé, votre rôle ne permet pas de voir {what}. "
@@ -194,10 +197,13 @@ def text_blocks(text: str, fmt: Formatter) -> Blocks:
 # --- alert messages ------------------------------------------------------------------------------
 
 
-def alert_snapshot(evaluation: Evaluation, fmt: Formatter, key: str) -> dict[str, Any]:
+def alert_snapshot(
+    evaluation: Evaluation, fmt: Formatter, key: str, previous: LogEntry | None = None
+) -> dict[str, Any]:
     """What an alert message stores about one alert, to re-render it when it is acknowledged,
-    snoozed or resolved: its section block as first posted and a one-line title."""
-    view = alert_view(evaluation, fmt)
+    snoozed or resolved: its section block as first posted and a one-line title. A reminder
+    (``previous``: what was last notified) says what changed since."""
+    view = alert_view(evaluation, fmt, previous)
     macro = environment().get_template("slack/_alert.j2").module.alert  # type: ignore[attr-defined]
     block = json.loads(str(macro(view, fmt)))
     sep = fmt.t("sep")
@@ -211,6 +217,18 @@ def alert_snapshot(evaluation: Evaluation, fmt: Formatter, key: str) -> dict[str
         "block": block,
         "resolved_at": None,
     }
+
+
+def resolution_line(evaluation: Evaluation, fmt: Formatter) -> str:
+    """A resolved alert with today's figures and why it resolved: "Revenue · Team Lyon ·
+    Q4 2026 — on track: actual $300,000 · target $480,000 · forecast $500,000"."""
+    view = alert_view(evaluation, fmt)
+    sep = fmt.t("sep")
+    figures = [f"{fmt.t('actual')} {view.actual}", f"{fmt.t('target')} {view.target}"]
+    if view.forecast:
+        figures.append(f"{fmt.t('forecast')} {view.forecast}")
+    title = f"*{view.kpi}*{sep}{mrkdwn_escape(view.scope)}{sep}{view.period}"
+    return word(fmt, "resolved.line", what=title, status=view.status, figures=sep.join(figures))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from conversation.authorization import (
     visible_evaluations,
 )
 from conversation.views import Digest
+from metrics.alerts import LogEntry
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status, Why, better_than_target
 from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
@@ -184,7 +185,9 @@ class AlertView:
     expected: str | None  # expected to date while a paced KPI's period runs
     gap: str  # to the expected value when there is one, else to the target; negative = behind
     forecast: str | None
-    why: str  # "forecast 272 072 € below target 350 000 €"
+    why: str | None  # "forecast 272 072 € below target 350 000 €"; set for every alert
+    # on a reminder, what changed since the last notification: "Since 19 Nov: gap -20 € → -35 €"
+    since: str | None
     contributors: tuple[ContributorView, ...]
     # "2 reps behind are not named here": contributors this audience may not see
     withheld: str | None = None
@@ -371,8 +374,20 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
     )
 
 
-def alert_view(evaluation: Evaluation, fmt: Formatter) -> AlertView:
+def alert_view(
+    evaluation: Evaluation, fmt: Formatter, previous: LogEntry | None = None
+) -> AlertView:
+    """``previous``: what was last notified about this alert, for a reminder."""
     kpi = KPIS[evaluation.kpi]
+    since = None
+    if previous is not None and previous.status is not None:
+        since = fmt.t(
+            "since",
+            date=fmt.date(previous.notified_at.astimezone(fmt.zone).date()),
+            status=fmt.status(previous.status),
+            before=fmt.delta(kpi, previous.gap),
+            now=fmt.delta(kpi, evaluation.gap),
+        )
     return AlertView(
         emoji=fmt.emoji(evaluation.status),
         status=fmt.status(evaluation.status),
@@ -384,7 +399,8 @@ def alert_view(evaluation: Evaluation, fmt: Formatter) -> AlertView:
         expected=_optional(fmt, kpi, evaluation.expected),
         gap=fmt.delta(kpi, evaluation.gap),
         forecast=_optional(fmt, kpi, evaluation.forecast),
-        why=_why(fmt, evaluation) or fmt.status(evaluation.status),
+        why=_why(fmt, evaluation),
+        since=since,
         contributors=tuple(
             ContributorView(
                 name=_clip(child.scope.name),

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from sqlalchemy.engine import make_url
 
 from conversation.authorization import RepFigures
+from metrics.alerts import Damping
 from metrics.evaluation import Policy
 from metrics.kpis import KPIS
 from metrics.periods import Grain, PeriodParseError, parse_period
@@ -353,6 +354,15 @@ def parse_duration(raw: Any) -> timedelta:
     return timedelta(**{unit[match.group(2)]: int(match.group(1))})
 
 
+def parse_persistence(raw: Any) -> int | timedelta:
+    """How long a condition must hold: a number of evaluations (``2``) or a duration (``2d``)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    return parse_duration(raw)
+
+
 _SCOPE_WORDS = {
     "company": Level.COMPANY, "entreprise": Level.COMPANY, "societe": Level.COMPANY,
     "société": Level.COMPANY, "region": Level.REGION, "région": Level.REGION,
@@ -373,6 +383,7 @@ def parse_scope(raw: Any) -> Scope:
 Weekdays = Annotated[tuple[int, ...], BeforeValidator(parse_weekdays)]
 ClockTime = Annotated[str, BeforeValidator(parse_clock_time)]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Persistence = Annotated[int | timedelta, BeforeValidator(parse_persistence)]
 ScopeText = Annotated[Scope, BeforeValidator(parse_scope)]
 _MON_FRI = (0, 1, 2, 3, 4)
 
@@ -462,12 +473,40 @@ class QuietHours(_Section):
 class AlertDelivery(_Section):
     """When alert notifications may go out (held ones go at the next allowed time)."""
 
-    repeat_interval: Duration = timedelta(hours=24)  # re-notify a still-firing alert after this
+    # A still-firing alert is notified again after this, and only if its gap has moved since;
+    # in between, the digest carries it.
+    repeat_interval: Duration = timedelta(days=7)
+    # Fire only once the condition has held for this many evaluations (or this long), resolve
+    # only once it has cleared as long or is back past the threshold by resolve_margin.
+    fire_after: Persistence = Field(default=2, alias="for")
+    resolve_after: Persistence = 3
+    resolve_margin: Amount | None = Decimal("0.05")
+    # An alert whose firing state changed flap_limit times within flap_window is unstable:
+    # shown as such, not announced again.
+    flap_window: Duration = timedelta(days=14)
+    flap_limit: int = Field(default=3, ge=2)
     quiet_hours: QuietHours | None = None
     business_days: Weekdays = _MON_FRI
     timezone: str | None = None  # default: organisation.timezone
 
     _zone = field_validator("timezone")(_zone_name)
+
+    def damping(self, tolerance: Decimal) -> Damping:
+        def split(value: int | timedelta) -> tuple[int, timedelta]:
+            return (value, timedelta(0)) if isinstance(value, int) else (1, value)
+
+        fire_after, fire_for = split(self.fire_after)
+        resolve_after, resolve_for = split(self.resolve_after)
+        return Damping(
+            fire_after=fire_after,
+            fire_for=fire_for,
+            resolve_after=resolve_after,
+            resolve_for=resolve_for,
+            resolve_margin=self.resolve_margin,
+            tolerance=tolerance,
+            flap_window=self.flap_window,
+            flap_limit=self.flap_limit,
+        )
 
 
 # --- scheduling and delivery (issue 4) ---------------------------------------------------

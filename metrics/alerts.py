@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
+from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-from metrics.evaluation import Evaluation, Status
+from metrics.evaluation import Evaluation, Status, headroom
 from metrics.scopes import Level, Scope
 
 __all__ = [
     "Alert",
     "AlertKey",
+    "AlertState",
+    "Damping",
     "Hours",
     "LogEntry",
     "NotifyReason",
@@ -26,10 +29,12 @@ __all__ = [
     "Silence",
     "group_by_route",
     "inhibit",
+    "moved",
     "needs_update",
     "next_allowed",
     "plan",
     "silence",
+    "step",
 ]
 
 _T = TypeVar("_T")
@@ -130,12 +135,84 @@ def group_by_route(items: Iterable[_T], route: Callable[[_T], str | None]) -> di
     return groups
 
 
+@dataclass(frozen=True)
+class Damping:
+    """How an alert's raw condition becomes a firing alert, after Prometheus' ``for``: it
+    fires once the condition has held for ``fire_after`` evaluations and ``fire_for``, and
+    resolves once it has cleared for ``resolve_after`` evaluations and ``resolve_for``, or at
+    once when the deciding figure is back beyond the at-risk threshold by ``resolve_margin``
+    of its reference. An alert whose firing state changed ``flap_limit`` times within
+    ``flap_window`` is unstable: it is shown as such, not announced again."""
+
+    fire_after: int = 1
+    fire_for: timedelta = timedelta(0)
+    resolve_after: int = 1
+    resolve_for: timedelta = timedelta(0)
+    resolve_margin: Decimal | None = None
+    tolerance: Decimal = Decimal("0.05")  # the evaluation policy's: where the threshold is
+    flap_window: timedelta = timedelta(days=14)
+    flap_limit: int = 3
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """What the evaluations so far say about one alert identity, kept between runs."""
+
+    firing: Status | None  # the damped status: None while the alert does not fire
+    alerting: bool  # the raw condition at the last evaluation
+    streak: int  # consecutive evaluations with that condition
+    since: datetime  # when that condition began
+    changes: tuple[datetime, ...] = ()  # when ``firing`` started or stopped, most recent last
+    # The as-of date of the last evaluation: a second run on the same day (a retry, a manual
+    # check) is not one more evaluation in a row.
+    evaluated_on: date | None = None
+
+    def unstable(self, damping: Damping, now: datetime) -> bool:
+        recent = [c for c in self.changes if now - c < damping.flap_window]
+        return len(recent) >= damping.flap_limit
+
+
+def step(
+    state: AlertState | None, evaluation: Evaluation, damping: Damping, now: datetime
+) -> AlertState | None:
+    """The alert's state after one more evaluation. "No data" (too early, too few) is no
+    news: it neither holds nor clears a condition. A missed target fires at once: the period
+    is over, it cannot flap."""
+    status = evaluation.status
+    if status is Status.NO_DATA:
+        return state
+    alerting = status.is_alert
+    if state is None:
+        if not alerting:
+            return None  # nothing has ever fired: nothing to remember
+        state = AlertState(None, True, 0, now)
+    held = alerting == state.alerting
+    again = state.evaluated_on == evaluation.as_of
+    streak = (state.streak if again else state.streak + 1) if held else 1
+    since = state.since if held else now
+    firing = state.firing
+    if alerting:
+        due = streak >= damping.fire_after and now - since >= damping.fire_for
+        if firing is not None or due or status is Status.MISSED:
+            firing = status
+    elif firing is not None:
+        cleared = streak >= damping.resolve_after and now - since >= damping.resolve_for
+        room = headroom(evaluation, damping.tolerance)
+        margin = damping.resolve_margin
+        if cleared or (margin is not None and room is not None and room >= margin):
+            firing = None
+    changes = state.changes
+    if (firing is None) != (state.firing is None):
+        changes = (*(c for c in changes if now - c < damping.flap_window), now)
+    return AlertState(firing, alerting, streak, since, changes, evaluation.as_of)
+
+
 class NotifyReason(StrEnum):
     NONE = "none"
     FIRST = "first"  # never notified, or notified resolved and firing again
     ESCALATION = "escalation"  # at risk → missed
     CHANGED = "changed"  # missed → at risk (the data was corrected)
-    REPEAT = "repeat"  # still firing, unacknowledged, repeat interval elapsed
+    REPEAT = "repeat"  # still firing, unacknowledged, interval elapsed, the gap has moved
     RESOLVED = "resolved"
 
     @property
@@ -150,6 +227,7 @@ class LogEntry:
     status: Status | None  # the notified firing status; None once resolved was notified
     notified_at: datetime
     acknowledged: bool = False
+    gap: Decimal | None = None  # the gap as last notified (None: not recorded)
 
 
 def needs_update(
@@ -158,25 +236,31 @@ def needs_update(
     resolved: bool,
     repeat_interval: timedelta,
     now: datetime,
+    *,
+    moved: bool = True,
+    unstable: bool = False,
 ) -> NotifyReason:
     """Whether to notify about one alert on one route, given the notification log.
 
     ``firing`` is the alert's status in this run (None when not firing); ``resolved`` says the
     target was evaluated and is no longer alerting. An alert that is neither (its target was
     removed, its period left the reporting window) fades out silently: nobody needs a
-    "resolved" for a quarter that closed weeks ago.
+    "resolved" for a quarter that closed weeks ago. ``moved`` says the gap changed materially
+    since the last notification: a reminder of the same figures is noise (the digest carries
+    them). An ``unstable`` alert that fires again after its resolution was announced is not
+    announced again.
     """
     if firing is None:
         if resolved and entry is not None and entry.status is not None:
             return NotifyReason.RESOLVED
         return NotifyReason.NONE
     if entry is None or entry.status is None:
-        return NotifyReason.FIRST
+        return NotifyReason.NONE if unstable and entry is not None else NotifyReason.FIRST
     if firing is not entry.status:
         if firing is Status.MISSED:
             return NotifyReason.ESCALATION
         return NotifyReason.CHANGED
-    if entry.acknowledged:
+    if entry.acknowledged or unstable or not moved:
         return NotifyReason.NONE
     if now - entry.notified_at >= repeat_interval:
         return NotifyReason.REPEAT
@@ -191,6 +275,15 @@ class Planned:
     key: AlertKey
     reason: NotifyReason
     evaluation: Evaluation
+    previous: LogEntry | None = None  # what was last notified: a repeat says what changed
+
+
+def moved(entry: LogEntry | None, evaluation: Evaluation, tolerance: Decimal) -> bool:
+    """Whether the gap moved materially (by ``tolerance`` of the target) since ``entry``."""
+    gap = evaluation.gap
+    if entry is None or entry.gap is None or gap is None:
+        return True
+    return abs(gap - entry.gap) >= tolerance * abs(evaluation.target)
 
 
 def plan(
@@ -202,40 +295,57 @@ def plan(
     repeat_interval: timedelta,
     now: datetime,
     stale: bool = False,
+    states: Mapping[AlertKey, AlertState] | None = None,
+    damping: Damping = Damping(),
 ) -> dict[str, list[Planned]]:
     """The whole pipeline for one run: inhibit → silence → group by route → needs_update.
 
-    ``log`` is keyed by (``str(AlertKey)``, route). Returns, per route, the alerts to notify
-    (firing ones and resolutions), in evaluation order; routes with nothing to say are absent.
+    ``log`` is keyed by (``str(AlertKey)``, route). ``states`` are the alerts' states after
+    this run's evaluations (``step``): an alert fires once its state does, and resolves once
+    its state stopped firing. Without them (``None``) every raw status counts at once.
+    Returns, per route, the alerts to notify (firing ones and resolutions), in evaluation
+    order; routes with nothing to say are absent.
     """
+
+    def state(e: Evaluation) -> AlertState | None:
+        return None if states is None else states.get(AlertKey(e.kpi, e.scope, e.period.key))
+
+    def fires(e: Evaluation) -> bool:
+        found = state(e)
+        return e.status.is_alert and (states is None or (found is not None and bool(found.firing)))
+
+    def clear(e: Evaluation) -> bool:
+        found = state(e)
+        return e.status in (Status.ACHIEVED, Status.ON_TRACK) and (
+            found is None or found.firing is None
+        )
+
     evaluated = list(evaluations)
-    firing = inhibit((Alert(e) for e in evaluated if e.status.is_alert), stale=stale)
+    firing = inhibit((Alert(e) for e in evaluated if fires(e)), stale=stale)
     notify, _muted = silence(firing, silences, now)
     firing_status = {a.key: a.status for a in notify}
     # A resolution is news about an alert already notified; stale data resolves nothing.
     resolved = (
-        {}
-        if stale
-        else {
-            AlertKey(e.kpi, e.scope, e.period.key): e
-            for e in evaluated
-            if e.status in (Status.ACHIEVED, Status.ON_TRACK)
-        }
+        {} if stale else {AlertKey(e.kpi, e.scope, e.period.key): e for e in evaluated if clear(e)}
     )
     out: dict[str, list[Planned]] = {}
     candidates = [a.evaluation for a in notify] + list(resolved.values())
     for where, group in group_by_route(candidates, lambda e: route(e.scope)).items():
         for evaluation in group:
             key = AlertKey(evaluation.kpi, evaluation.scope, evaluation.period.key)
+            entry = log.get((str(key), where))
+            found = state(evaluation)
             reason = needs_update(
-                log.get((str(key), where)),
+                entry,
                 firing_status.get(key),
                 key in resolved,
                 repeat_interval,
                 now,
+                moved=moved(entry, evaluation, damping.tolerance),
+                unstable=found is not None and found.unstable(damping, now),
             )
             if reason.notifies:
-                out.setdefault(where, []).append(Planned(where, key, reason, evaluation))
+                out.setdefault(where, []).append(Planned(where, key, reason, evaluation, entry))
     return out
 
 

@@ -128,6 +128,23 @@ def better_than_target(kpi: Kpi, actual: Decimal | None, target: Decimal | None)
     return (target - actual) / target
 
 
+def headroom(evaluation: Evaluation, tolerance: Decimal) -> Decimal | None:
+    """How far the figure that decides the status (the forecast for paced KPIs that have one,
+    else the value) stands beyond its at-risk threshold, as a share of what it is compared
+    with: positive on the safe side, negative when alerting. An alert may resolve at once
+    when it is clearly back, not on a hair's breadth over the line."""
+    kpi = KPIS[evaluation.kpi]
+    figure: Decimal | None = evaluation.actual.value
+    reference = evaluation.reference
+    if evaluation.forecast is not None and kpi.judgement is Judgement.PACED:
+        figure, reference = evaluation.forecast, evaluation.target
+    if figure is None or not reference:
+        return None
+    threshold = _slack(kpi.better, reference, tolerance)
+    beyond = figure - threshold if kpi.better is Better.HIGHER else threshold - figure
+    return beyond / abs(reference)
+
+
 def _meets(better: Better, value: Decimal, threshold: Decimal) -> bool:
     return value >= threshold if better is Better.HIGHER else value <= threshold
 

@@ -1,15 +1,26 @@
 """The chat surface's own state: which alerts were notified where (the notification log), the
 alert messages with their Acknowledge/Snooze state, silences, digest subscriptions created from
 chat, and the Slack users matched to reps. Created by migration 0002; targets set from chat by
-migration 0004."""
+migration 0004; alert states (damping, flapping) and the notified gap by migration 0006."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.models import Base
@@ -46,6 +57,22 @@ class NotificationLogEntry(Base):
     last_notified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("alert_messages.id"))
+    # The gap as notified, in the KPI's unit: a reminder goes out only once it has moved.
+    gap: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+
+
+class AlertStateRow(Base):
+    """One alert identity's damped state between evaluations (``metrics.alerts.AlertState``):
+    whether it fires, how long its raw condition has held, when its firing state changed."""
+
+    __tablename__ = "alert_states"
+    alert_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    firing: Mapped[str | None] = mapped_column(String(20))  # at_risk | missed | None
+    alerting: Mapped[bool] = mapped_column(Boolean)
+    streak: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changes: Mapped[list[str]] = mapped_column(JSON)  # ISO moments, most recent last
+    evaluated_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Silence(Base):

@@ -49,6 +49,8 @@ access:
   unknown_users: company
 alerts:
   repeat_interval: 1d
+  for: 1                            # these tests follow one run at a time
+  resolve_after: 1
   quiet_hours: {start: "20:00", end: "08:00"}
   business_days: mon-fri
 subscriptions:

@@ -12,7 +12,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.alerting import run_alerts
+from bot.alerting import advance_states, run_alerts
 from bot.delivery.slack import SlackNotifier
 from bot.digests import post_digest
 from bot.formatting import Formatter
@@ -20,6 +20,7 @@ from bot.rendering import validate_blocks
 from bot.slack_users import SlackUsers
 from bot.store.chat_models import AlertMessage, NotificationLogEntry, Silence
 from bot.subscriptions import load_subscriptions
+from metrics.alerts import Damping
 from metrics.evaluation import Status
 from tests.bot.slack_world import (
     MANAGER,
@@ -69,10 +70,24 @@ def test_alert_lifecycle_first_repeat_resolve(world):
     assert run(world, NOW + timedelta(hours=1), evaluations).sent == []
     assert len(lyon_posts(world)) == 1
 
-    # A day later, still firing: one reminder.
-    later = NOW + timedelta(days=1)
-    run(world, later, evaluations)
+    # A day later, still firing with the same figures: no reminder (the digest carries it).
+    run(world, NOW + timedelta(days=1), evaluations)
+    assert len(lyon_posts(world)) == 1
+
+    # On Monday the gap has grown by a tenth of the target: one reminder, saying so.
+    later = NOW + timedelta(days=4)
+    worse = [
+        dataclasses.replace(
+            e,
+            actual=dataclasses.replace(e.actual, value=(e.actual.value or 0) - e.target / 10),
+        )
+        if e in lyon
+        else e
+        for e in evaluations
+    ]
+    run(world, later, worse)
     assert len(lyon_posts(world)) == 2
+    assert "Depuis le" in json.dumps(lyon_posts(world)[1].blocks, ensure_ascii=False)
 
     # Lyon recovers: the reminder message is edited and a reply goes in its thread.
     recovered = [
@@ -85,6 +100,10 @@ def test_alert_lifecycle_first_repeat_resolve(world):
     assert "Résolu" in json.dumps(reminder.blocks, ensure_ascii=False)
     replies = [p for p in world.fake.posts("CLYON") if p.thread_ts == reminder.ts]
     assert len(replies) == 1 and "Résolu" in replies[0].text
+    # The reply and the edited message give today's figures and status, not the stale ones.
+    assert "désormais en bonne voie" in replies[0].text
+    edited = json.dumps(reminder.blocks, ensure_ascii=False)
+    assert "à risque" not in edited and "en bonne voie" in edited
     with world.sessions()() as session:
         statuses = {
             r.status
@@ -184,3 +203,16 @@ def test_digest_is_posted_with_its_idempotency_key(world):
     }
     validate_blocks(posted.blocks)
     assert posted.text and "Chiffre d'affaires" in posted.text
+
+
+def test_alert_states_persist_between_runs(world):
+    # With ``for: 2`` an alert is pending after one evaluation and fires on the next day's,
+    # the state read back from the database in between.
+    evaluations = [e for e in world.service.check(NOW) if e.status.is_alert]
+    damping = Damping(fire_after=2)
+    first = advance_states(world.sessions(), evaluations, damping, NOW)
+    assert first and all(s.firing is None and s.streak == 1 for s in first.values())
+    tomorrow = [dataclasses.replace(e, as_of=e.as_of + timedelta(days=1)) for e in evaluations]
+    second = advance_states(world.sessions(), tomorrow, damping, NOW + timedelta(days=1))
+    assert {s.firing for s in second.values()} <= {Status.AT_RISK, Status.MISSED}
+    assert all(s.streak == 2 and s.changes for s in second.values())

@@ -3,6 +3,7 @@ and notification hours. Hand-built evaluations, a fixed clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -12,6 +13,8 @@ import pytest
 from metrics.alerts import (
     Alert,
     AlertKey,
+    AlertState,
+    Damping,
     Hours,
     LogEntry,
     NotifyReason,
@@ -22,9 +25,10 @@ from metrics.alerts import (
     next_allowed,
     plan,
     silence,
+    step,
 )
-from metrics.evaluation import Evaluation, Status
-from metrics.kpis import KpiValue
+from metrics.evaluation import Evaluation, Status, decide_status
+from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
 
@@ -87,6 +91,140 @@ def entry(status: Status | None, ago: timedelta = timedelta(hours=1), ack: bool 
 )
 def test_needs_update(log, firing, resolved, expected):
     assert needs_update(log, firing, resolved, DAY, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("log", "firing", "resolved", "moved", "unstable", "expected"),
+    [
+        # Interval elapsed but the gap has not moved: the digest carries it, no reminder.
+        (entry(AT_RISK, 2 * DAY), AT_RISK, False, False, False, NotifyReason.NONE),
+        # Interval elapsed and the gap moved: a reminder (that says what changed).
+        (entry(AT_RISK, 2 * DAY), AT_RISK, False, True, False, NotifyReason.REPEAT),
+        # An escalation does not wait for the gap to move.
+        (entry(AT_RISK), MISSED, False, False, False, NotifyReason.ESCALATION),
+        # Unstable, firing again after its resolution was announced: not announced again.
+        (entry(None), AT_RISK, False, True, True, NotifyReason.NONE),
+        # Unstable but never announced at all: its first firing still goes out.
+        (None, AT_RISK, False, True, True, NotifyReason.FIRST),
+        # Unstable and still firing: no reminders either.
+        (entry(AT_RISK, 2 * DAY), AT_RISK, False, True, True, NotifyReason.NONE),
+        # Unstable and now fine, its firing announced: the resolution goes out.
+        (entry(AT_RISK), None, True, True, True, NotifyReason.RESOLVED),
+    ],
+)
+def test_needs_update_repeats_and_unstable(log, firing, resolved, moved, unstable, expected):
+    got = needs_update(log, firing, resolved, DAY, NOW, moved=moved, unstable=unstable)
+    assert got is expected
+
+
+TARGET = Decimal("0.30")  # win rate; at risk below 0.285 with the 5 % tolerance
+
+
+def rate(value: str, day: int) -> Evaluation:
+    """Lyon's Q4 win rate on the ``day``-th evaluation, judged like the real thing."""
+    actual = KpiValue(Decimal(value), 40)
+    verdict = decide_status(
+        KPIS["win_rate"], actual, TARGET, expected=None, forecast=None, ended=False,
+        min_sample=20, tolerance=Decimal("0.05"),
+    )  # fmt: skip
+    return Evaluation(
+        "win_rate", LYON, Q4, (NOW + day * DAY).date(), actual, TARGET, None, None,
+        verdict.status, why=verdict.why,
+    )  # fmt: skip
+
+
+DAMPED = Damping(fire_after=2, resolve_after=3, resolve_margin=Decimal("0.05"))
+
+
+# damping, state before, today's value, firing after, streak after — one row per rule
+STEP_CASES = [
+    # a first alerting evaluation is only pending with ``fire_after`` = 2...
+    (DAMPED, None, "0.28", None, 1),
+    # ...and fires on the second in a row
+    (DAMPED, AlertState(None, True, 1, NOW - DAY), "0.28", AT_RISK, 2),
+    # without damping, at once
+    (Damping(), None, "0.28", AT_RISK, 1),
+    # an alert that never fired and is fine leaves no state
+    (DAMPED, None, "0.31", None, None),
+    # firing, cleared by a hair (0.29 > 0.285) once: still firing, one clear evaluation
+    (DAMPED, AlertState(AT_RISK, True, 4, NOW - 4 * DAY), "0.29", AT_RISK, 1),
+    # firing, clear for the third evaluation in a row: resolved
+    (DAMPED, AlertState(AT_RISK, False, 2, NOW - 2 * DAY), "0.29", None, 3),
+    # firing, clearly back (0.30: 0.015 over the threshold, 5 % of 0.30): resolved at once
+    (DAMPED, AlertState(AT_RISK, True, 4, NOW - 4 * DAY), "0.30", None, 1),
+]
+
+
+@pytest.mark.parametrize(("damping", "before", "value", "firing", "streak"), STEP_CASES)
+def test_step(damping, before, value, firing, streak):
+    after = step(before, rate(value, 0), damping, NOW)
+    if streak is None:
+        assert after is None
+    else:
+        assert after is not None and (after.firing, after.streak) == (firing, streak)
+
+
+def test_a_second_run_on_the_same_day_is_not_one_more_evaluation():
+    first = step(None, rate("0.28", 0), DAMPED, NOW)
+    again = step(first, rate("0.28", 0), DAMPED, NOW + timedelta(hours=2))
+    assert again is not None and (again.firing, again.streak) == (None, 1)
+    assert step(again, rate("0.28", 1), DAMPED, NOW + DAY).firing is AT_RISK  # type: ignore[union-attr]
+
+
+def test_no_data_neither_holds_nor_clears():
+    before = AlertState(AT_RISK, True, 1, NOW)
+    early = replace(rate("0.28", 0), status=Status.NO_DATA)
+    assert step(before, early, DAMPED, NOW) == before
+
+
+def test_missed_fires_at_once():
+    missed = replace(rate("0.28", 0), status=MISSED)
+    after = step(None, missed, DAMPED, NOW)
+    assert after is not None and after.firing is MISSED
+
+
+def fortnight(values: list[str], damping: Damping) -> list[NotifyReason]:
+    """Fourteen daily evaluations through ``step`` and ``plan``, the log written after each
+    notification as ``bot.alerting`` does: the reasons notified, in order."""
+    log: dict[tuple[str, str], LogEntry] = {}
+    state: AlertState | None = None
+    sent = []
+    for day, value in enumerate(values):
+        now = NOW + day * DAY
+        evaluation = rate(value, day)
+        state = step(state, evaluation, damping, now)
+        key = AlertKey("win_rate", LYON, Q4.key)
+        states = {} if state is None else {key: state}
+        planned = plan(
+            [evaluation], log, [], route, repeat_interval=7 * DAY, now=now, states=states,
+            damping=damping,
+        )  # fmt: skip
+        for p in planned.get("C-TEAM", []):
+            sent.append(p.reason)
+            firing = None if p.reason is NotifyReason.RESOLVED else evaluation.status
+            log[(str(key), "C-TEAM")] = LogEntry(firing, now, gap=evaluation.gap)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # around the threshold day by day, never clear three days running
+        ["0.28", "0.29", "0.28", "0.28", "0.29", "0.29", "0.28",
+         "0.29", "0.29", "0.29", "0.28", "0.29", "0.28", "0.29"],
+        # two bad days, one clearly good one, over and over: it flaps, then is unstable
+        ["0.28", "0.28", "0.30", "0.28", "0.28", "0.30", "0.28",
+         "0.28", "0.30", "0.28", "0.28", "0.30", "0.28", "0.28"],
+    ],
+)  # fmt: skip
+def test_a_fortnight_around_the_threshold_fires_once_and_resolves_at_most_once(values):
+    sent = fortnight(values, DAMPED)
+    assert sent.count(NotifyReason.FIRST) == 1
+    assert sent.count(NotifyReason.RESOLVED) <= 1
+    assert set(sent) <= {NotifyReason.FIRST, NotifyReason.RESOLVED}
+    # without damping the same days would page on every flip
+    raw = fortnight(values, Damping(flap_limit=100))
+    assert raw.count(NotifyReason.FIRST) >= 4
 
 
 def test_alert_key_round_trips_through_text():
