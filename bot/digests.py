@@ -4,16 +4,22 @@ posting through a ``Notifier``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from bot.access import channel_audience
 from bot.delivery.notifier import Delivered, Message, Notifier
 from bot.formatting import Formatter
 from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text, visible_digest
 from bot.service import DIGEST_KPIS, KpiService
+from bot.store.chat_models import AlertMessage, to_db
+from bot.store.database import session_factory
 from bot.subscriptions import Subscription
 from conversation.authorization import Action, authorize
+from metrics.alerts import Alert
 
 # Slack shows the fallback in notifications and truncates long ones; the blocks carry the rest.
 FALLBACK_CHARS = 3000
@@ -29,6 +35,18 @@ def fallback_text(text: str) -> str:
     return escaped if len(escaped) <= FALLBACK_CHARS else escaped[: FALLBACK_CHARS - 1] + "…"
 
 
+def posted_today(service: KpiService, channel: str, now: datetime, zone: ZoneInfo) -> set[str]:
+    """Keys of the alerts posted in ``channel`` since midnight (``zone``) and not resolved."""
+    midnight = datetime.combine(now.astimezone(zone).date(), time(0), zone)
+    with session_factory(service.engine)() as session:
+        messages = session.scalars(
+            select(AlertMessage).where(
+                AlertMessage.route == channel, AlertMessage.sent_at >= to_db(midnight)
+            )
+        )
+        return {a["key"] for m in messages for a in m.alerts if a["resolved_at"] is None}
+
+
 def digest_message(
     service: KpiService, subscription: Subscription, now: datetime, fmt: Formatter
 ) -> Message:
@@ -41,6 +59,10 @@ def digest_message(
     # Everyone in the channel reads it: only the rep figures visibility.rep_figures allows.
     audience = channel_audience(service.settings, subscription.channel, service.snapshot().facts)
     digest = visible_digest(digest, authorize(audience, Action.ALERTS))
+    # Alerts already posted here this morning are not repeated: counted, with a pointer.
+    posted = posted_today(service, subscription.channel, now, ZoneInfo(subscription.timezone))
+    fresh = tuple(e for e in digest.alerts if str(Alert(e).key) not in posted)
+    digest = dataclasses.replace(digest, alerts=fresh, posted=len(digest.alerts) - len(fresh))
     return Message(
         channel=subscription.channel,
         text=fallback_text(render_digest_text(digest, fmt)),

@@ -184,6 +184,14 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
             "other": "{n} reps behind, not named here (their manager has the details)",
         },
         "deals": {"one": "{n} deal", "other": "{n} deals"},
+        "and_more_alerts": {
+            "one": "… and {n} more: /kpi alerts",
+            "other": "… and {n} more: /kpi alerts",
+        },
+        "alerts_posted": {
+            "one": "{n} more alert already posted in this channel today: /kpi alerts",
+            "other": "{n} more alerts already posted in this channel today: /kpi alerts",
+        },
         "like_for_like": {
             "one": "Like for like: the first day of each period",
             "other": "Like for like: the first {n} days of each period",
@@ -197,6 +205,15 @@ _PLURALS: dict[str, dict[str, dict[str, str]]] = {
             "other": "{n} commerciaux en retard, non nommés ici (leur manager a le détail)",
         },
         "deals": {"one": "{n} affaire", "other": "{n} affaires"},
+        "and_more_alerts": {
+            "one": "… et {n} autre\u00a0: /kpi alertes",
+            "other": "… et {n} autres\u00a0: /kpi alertes",
+        },
+        "alerts_posted": {
+            "one": "{n} autre alerte déjà publiée aujourd'hui dans ce canal\u00a0: /kpi alertes",
+            "other": "{n} autres alertes déjà publiées aujourd'hui dans ce canal\u00a0: "
+            "/kpi alertes",
+        },
         "like_for_like": {
             "one": "À date comparable\u00a0: le premier jour de chaque période",
             "other": "À date comparable\u00a0: les {n} premiers jours de chaque période",

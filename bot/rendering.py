@@ -199,7 +199,9 @@ class AlertsView:
 
     title: str  # "3 alertes", or "Aucune alerte"
     alerts: tuple[AlertView, ...]  # missed first, then at risk
-    more: str | None  # "… et 4 autres" when alerts were left out
+    more: str | None  # "… et 4 autres : /kpi alertes" when alerts were left out
+    # "2 alertes déjà publiées aujourd'hui dans ce canal : /kpi alertes" (digests only)
+    posted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -417,24 +419,36 @@ _SEVERITY = {Status.MISSED: 0, Status.AT_RISK: 1}
 
 
 def alerts_view(
-    evaluations: Iterable[Evaluation], fmt: Formatter, *, limit: int = ALERTS_SHOWN
+    evaluations: Iterable[Evaluation],
+    fmt: Formatter,
+    *,
+    limit: int = ALERTS_SHOWN,
+    posted: int | None = None,
 ) -> AlertsView:
     """The at-risk and missed evaluations among ``evaluations`` (others are left out), missed
-    first and otherwise in the order given."""
+    first and otherwise in the order given. ``posted`` is set for a digest: how many more
+    were already posted in its channel today; a digest points to ``/kpi alertes`` for the
+    rest."""
     firing = sorted(
         (e for e in evaluations if e.status.is_alert), key=lambda e: _SEVERITY[e.status]
     )
     shown = firing[:limit]
+    hidden = len(firing) - len(shown)
     return AlertsView(
         title=fmt.tn("alert_count", len(firing)) if firing else fmt.t("no_alerts"),
         alerts=tuple(alert_view(e, fmt) for e in shown),
-        more=_more(fmt, len(firing) - len(shown)),
+        more=None
+        if hidden <= 0
+        else fmt.tn("and_more" if posted is None else "and_more_alerts", hidden),
+        posted=fmt.tn("alerts_posted", posted) if posted else None,
     )
 
 
 def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
     entries = []
-    for answer in digest.answers[:DIGEST_ANSWERS]:
+    # A row with neither a value nor a target tells a reader nothing (answers still show it).
+    telling = [a for a in digest.answers if a.value.value is not None or a.target is not None]
+    for answer in telling[:DIGEST_ANSWERS]:
         view = answer_view(answer, fmt, max_rows=0)
         parts = [view.kpi, view.period]
         if answer.scope != digest.scope:
@@ -446,8 +460,8 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
         date=fmt.date(digest.as_of, "full"),
         scope=fmt.scope(Scope(digest.scope.level, _clip(digest.scope.name))),
         entries=tuple(entries),
-        more=_more(fmt, len(digest.answers) - len(entries)),
-        alerts=alerts_view(digest.alerts, fmt, limit=DIGEST_ALERTS),
+        more=_more(fmt, len(telling) - len(entries)),
+        alerts=alerts_view(digest.alerts, fmt, limit=DIGEST_ALERTS, posted=digest.posted),
     )
 
 

@@ -34,6 +34,9 @@ class Digest:
     answers: tuple[Answer, ...]
     alerts: tuple[Evaluation, ...]
     organisation: str
+    # Alerts of this scope already posted in the digest's channel today, left out of
+    # ``alerts``: the digest gives their count and where to see them.
+    posted: int = 0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from bot.rendering import (
     DigestView,
     RowView,
     answer_view,
+    digest_view,
     environment,
     fit_blocks,
     mrkdwn_escape,
@@ -436,7 +437,7 @@ def test_digest_with_many_answers_and_alerts_stays_within_limits() -> None:
     assert_within_limits(blocks)
     texts = section_texts(blocks)
     assert "… et 20 autres" in texts  # answers
-    assert "… et 80 autres" in texts  # 90 firing alerts, 10 shown
+    assert "… et 80 autres\u00a0: /kpi alertes" in texts  # 90 firing alerts, 10 shown
 
 
 def test_fit_blocks_cuts_long_headers_without_breaking_an_entity() -> None:
@@ -623,3 +624,20 @@ def test_a_multiple_changes_in_x_not_in_percent() -> None:
         previous=Comparison(quarter(2026, 3), Decimal("0.8"), Decimal("3.1"), Decimal("3.894")),
     )
     assert answer_view(answer, formatter("fr_FR")).comparisons[0].change == "+3,1×"
+
+
+def test_a_digest_points_to_the_alerts_it_does_not_repeat() -> None:
+    many = alerts() * 4  # 12 firing: more than the 10 a digest shows
+    view = digest_view(dataclasses.replace(digest("fr_FR"), alerts=many, posted=2),
+                       formatter("fr_FR"))  # fmt: skip
+    assert view.alerts.posted == (
+        "2 autres alertes déjà publiées aujourd'hui dans ce canal\u00a0: /kpi alertes"
+    )
+    assert view.alerts.more is not None and view.alerts.more.endswith("\u00a0: /kpi alertes")
+
+
+def test_a_digest_leaves_out_rows_with_no_value_and_no_target() -> None:
+    empty = replace(cycle_answer(), value=KpiValue(None, sample=0), target=None)
+    view = digest_view(replace(digest("en_US"), answers=(revenue_answer(), empty)),
+                       formatter("en_US"))  # fmt: skip
+    assert [e.heading for e in view.entries] == ["Revenue · Team EMEA · Q4 2026"]

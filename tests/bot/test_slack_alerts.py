@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.alerting import advance_states, run_alerts
 from bot.delivery.slack import SlackNotifier
-from bot.digests import post_digest
+from bot.digests import digest_message, post_digest
 from bot.formatting import Formatter
 from bot.rendering import validate_blocks
 from bot.slack_users import SlackUsers
@@ -203,6 +203,28 @@ def test_digest_is_posted_with_its_idempotency_key(world):
     }
     validate_blocks(posted.blocks)
     assert posted.text and "Chiffre d'affaires" in posted.text
+
+
+def test_digest_does_not_repeat_alerts_posted_this_morning(world):
+    with world.sessions()() as session:
+        [subscription] = load_subscriptions(world.settings, session)
+    fmt = Formatter.for_organisation(world.settings.organisation)
+    before = digest_message(world.service, subscription, NOW, fmt).text
+    run(world, NOW, world.service.check(NOW))
+    posted = [p for p in world.fake.posts("CLEAD") if p.thread_ts is None]
+    assert posted, "leadership got the company and region alerts"
+    listed = sum(len(m.alerts) for m in _messages(world, "CLEAD"))
+    after = digest_message(world.service, subscription, NOW + timedelta(minutes=30), fmt).text
+    # every alert posted in the channel is left out of the digest, counted, with a pointer
+    word = "alerte déjà publiée" if listed == 1 else "alertes déjà publiées"
+    assert f"{listed} autre{'s' if listed > 1 else ''} {word} aujourd'hui dans ce canal" in after
+    assert "/kpi alertes" in after
+    assert len(after) < len(before)
+
+
+def _messages(world: World, route: str) -> list[AlertMessage]:
+    with world.sessions()() as session:
+        return list(session.scalars(select(AlertMessage).where(AlertMessage.route == route)))
 
 
 def test_alert_states_persist_between_runs(world):
