@@ -94,8 +94,8 @@ from sqlalchemy.orm import Session
 
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.store.database import bump_data_version
-from bot.store.models import Base
-from bot.store.upsert import ids_by_source_id, upsert
+from bot.store.models import Base, Opportunity
+from bot.store.upsert import delete_sourced, ids_by_source_id, upsert
 
 # Rows parsed, resolved and written together: bounds memory on big files while keeping the
 # reference lookups and upserts in bulk.
@@ -223,6 +223,8 @@ class TableReport:
     changed: int  # rows inserted or updated in the store
     created: tuple[str, ...] = ()  # teams or accounts this file named and that did not exist
     created_table: str = ""
+    removed: int = 0  # opportunities the store held that the file no longer has
+    kept: int = 0  # opportunities missing from a file with unidentified rows: not removed
 
     def summary(self) -> str:
         imported = f"{self.imported} imported"
@@ -232,6 +234,10 @@ class TableReport:
             f"{self.file} → {self.table}: {self.read} rows read, {imported}, "
             f"{self.skipped} skipped; {self.changed} new or changed"
         )
+        if self.removed:
+            line += f"; {self.removed} removed (no longer in the file)"
+        if self.kept:
+            line += f"; {self.kept} missing from the file kept (some rows have no readable id)"
         if self.created:
             shown = ", ".join(self.created[:_CREATED_SHOWN])
             more = len(self.created) - _CREATED_SHOWN
@@ -559,8 +565,15 @@ def _records(
                 if any(fields):
                     yield start, fields
         except (csv.Error, UnicodeDecodeError) as error:
-            reason = f"unreadable from here on ({error}); the rest of the file was skipped"
+            reason = f"{_CUT_SHORT} ({error}); the rest of the file was skipped"
             problems.append(RowProblem(file, line, reason))
+
+
+_CUT_SHORT = "unreadable from here on"
+
+
+def _cut_short(problems: list[RowProblem]) -> bool:
+    return any(problem.reason.startswith(_CUT_SHORT) for problem in problems)
 
 
 def _chunks(records: Iterable[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
@@ -716,6 +729,7 @@ class _Tally:
     merged: int = 0
     changed: int = 0
     created_rows: int = 0
+    removed: int = 0
 
 
 # A repeated id is compared with its first row through a hash of the values; the hash and the
@@ -744,16 +758,24 @@ class _Import:
     def forget(self, table: str) -> None:
         self._directories.pop(table, None)
 
-    def run(self, plan: _Plan, records: Records) -> tuple[TableReport, int]:
+    def run(
+        self, plan: _Plan, records: Records, *, full_export: bool = False
+    ) -> tuple[TableReport, int]:
         """Import one file (or other rows) into one table; returns its report and the rows it
-        wrote."""
+        wrote. In a ``full_export``, opportunities the rows no longer name were deleted."""
         tally = _Tally()
         created: list[str] = []
         problems: list[RowProblem] = []
         seen: dict[str, int] = {}
+        # Every id the file names, bad rows included: a deal on a bad line is not deleted.
+        present: set[str] = set()
+        unidentified = 0
         for chunk in _chunks(records(problems)):
             tally.read += len(chunk)
             columns = _parse_chunk(plan, chunk, problems)
+            ids = columns.values["id"]
+            present.update(key for key in ids if key is not None)
+            unidentified += len(chunk) - len(ids) + ids.count(None)
             self._resolve(plan, columns, created, tally)
             batch = []
             for line, row in self._store_rows(plan, columns, problems):
@@ -769,6 +791,17 @@ class _Import:
                     reason = f"id {key!r} is already on line {first & _LINE_MASK} with other values"
                     problems.append(RowProblem(plan.mapping.file, line, reason))
             tally.changed += upsert(self.session, plan.table, batch)
+        # A deal a full export no longer names was deleted, unless some rows could not be
+        # identified.
+        kept = 0
+        if full_export and plan.kind.name == "opportunities":
+            absent = self._absent(present)
+            if unidentified or _cut_short(problems):
+                kept = len(absent)
+            else:
+                tally.removed = delete_sourced(
+                    self.session, Base.metadata.tables["opportunities"], self.source, absent
+                )
         # Not len(problems): an unreadable file adds a problem that is not a row.
         skipped = tally.read - len(seen) - tally.merged
         self.problems.extend(sorted(problems, key=lambda problem: problem.line))
@@ -783,10 +816,21 @@ class _Import:
             skipped=skipped,
             distinct=len(seen),
             changed=tally.changed,
+            removed=tally.removed,
+            kept=kept,
             created=tuple(created),
             created_table=creating[0] if creating else "",
         )
-        return report, tally.changed + tally.created_rows
+        return report, tally.changed + tally.created_rows + tally.removed
+
+    def _absent(self, present: set[str]) -> list[str]:
+        """Source ids of this source's undeleted deals that ``present`` does not name."""
+        current = self.session.scalars(
+            select(Opportunity.source_id).where(
+                Opportunity.source == self.source, Opportunity.deleted_at.is_(None)
+            )
+        )
+        return [key for key in current if key not in present]
 
     def _resolve(self, plan: _Plan, columns: _Columns, created: list[str], tally: _Tally) -> None:
         """Add a column of database ids for each reference, creating the teams and accounts
@@ -896,7 +940,9 @@ def import_csv(
     written = 0
     with _collector_skips_older_objects():
         for plan, path in plans:
-            report, rows = run.run(plan, functools.partial(_records, plan, path))
+            # A CSV file is the whole export, every time.
+            records = functools.partial(_records, plan, path)
+            report, rows = run.run(plan, records, full_export=True)
             tables.append(report)
             written += rows
     version = bump_data_version(session) if written else None

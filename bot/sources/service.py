@@ -314,6 +314,7 @@ def sync_csv(
         result = ObjectReport(table.file, table.table, fetched=table.read, finished=True)
         result.inserted = inserted
         result.updated = max(table.changed - inserted, 0)
+        result.deleted = table.removed
         result.rejected = [
             Rejection(f"line {p.line}", p.reason) for p in imported.problems if p.file == table.file
         ]

@@ -13,6 +13,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.store.history import record_history, utc
 from bot.store.models import DataVersion
 
 # The Alembic scripts, installed as a package (setup.py maps the top-level migrations/ folder).
@@ -59,9 +60,11 @@ def data_version(session: Session) -> int:
     return row or 0
 
 
-def bump_data_version(session: Session) -> int:
-    """Mark the facts as changed; call in the transaction that changed them."""
-    now = datetime.now(UTC)
+def bump_data_version(session: Session, at: datetime | None = None) -> int:
+    """Mark the facts as changed at ``at`` (now by default) and record the opportunities'
+    history at that moment; call in the transaction that changed them."""
+    now = datetime.now(UTC) if at is None else utc(at)
+    record_history(session, now)
     updated = session.execute(
         update(DataVersion)
         .where(DataVersion.id == 1)

@@ -141,7 +141,7 @@ def load_facts(
             Opportunity.is_closed, Opportunity.is_won, Opportunity.amount, Opportunity.currency,
             Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
             Opportunity.probability,
-        ),
+        ).where(Opportunity.deleted_at.is_(None)),
         deals,
     )  # fmt: skip
     opps = _owned(opps, owners)[

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -95,6 +96,34 @@ class Opportunity(_Sourced, Base):
     forecast_category: Mapped[str | None] = mapped_column(String(40))
     last_activity_at: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when a full import no longer holds the deal (or the CRM deleted it); the row stays
+    # so that its history keeps its name and a reappearance reopens it.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OpportunityHistory(Base):
+    """An opportunity's pipeline fields while they held: from ``valid_from`` until
+    ``valid_to`` (None while current). ``status`` is open, won, lost or deleted. Written by
+    ``bot.store.history`` whenever facts change, so storage grows with changes, not syncs."""
+
+    __tablename__ = "opportunity_history"
+    __table_args__ = (
+        Index("ix_opportunity_history_current", "opportunity_id", "valid_to"),
+        Index("ix_opportunity_history_valid_from", "valid_from"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A row removed outright (the demo's rebuild) takes its history along; importers mark
+    # deletions instead, so that the history keeps them.
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id", ondelete="CASCADE"))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(10))
+    stage: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    close_date: Mapped[date | None] = mapped_column(Date)
+    probability: Mapped[float | None] = mapped_column(Float)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Spend(_Sourced, Base):

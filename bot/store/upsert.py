@@ -5,7 +5,7 @@ changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from itertools import chain
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    null,
     or_,
     select,
     tuple_,
@@ -46,11 +47,16 @@ def _statement(table: Table, keys: Sequence[str], dialect: Dialect) -> tuple[str
     columns = [k for k in keys if k not in ("source", "source_id")]
     # Only touch rows whose values differ: a re-import of the same file changes nothing and
     # does not bump the data version.
-    differs = or_(*(table.c[c].is_distinct_from(excluded[c]) for c in columns))
+    differs = [table.c[c].is_distinct_from(excluded[c]) for c in columns]
+    assigned: dict[str, Any] = {c: excluded[c] for c in columns}
+    if "deleted_at" in table.c and "deleted_at" not in keys:
+        # A row written is present: one deleted earlier (see delete_sourced) comes back.
+        assigned["deleted_at"] = null()
+        differs.append(table.c.deleted_at.is_not(None))
     statement = insert_row.on_conflict_do_update(
         index_elements=["source", "source_id"],
-        set_={c: excluded[c] for c in columns},
-        where=differs,
+        set_=assigned,
+        where=or_(*differs),
     )
     compiled = statement.compile(dialect=dialect)
     order = list(compiled.positiontup) if compiled.positiontup is not None else list(keys)
@@ -142,21 +148,33 @@ def ids_by_source_id(
 
 def delete_sourced(session: Session, table: Table, source: str, keys: Iterable[str]) -> int:
     """Delete the rows of ``source`` with the given source ids (records deleted in the CRM);
-    rows of other tables that pointed at them keep existing, with the reference cleared.
-    Returns how many rows were deleted."""
+    returns how many rows were deleted. A table with a ``deleted_at`` column (opportunities)
+    keeps its rows, marked deleted: they leave every figure, their history records the
+    deletion, and an upsert of the same id brings them back. From other tables the rows go,
+    and rows that pointed at them keep existing, with the reference cleared."""
     wanted = list(dict.fromkeys(keys))
+    marked = "deleted_at" in table.c
     referring = [
         (fk.parent.table, fk.parent)
         for other in table.metadata.sorted_tables
         for fk in other.foreign_keys
         if fk.column.table is table
     ]
+    now = datetime.now(UTC)
     deleted = 0
     for start in range(0, len(wanted), _LOOKUP):
         ids = list(
             ids_by_source_id(session, table, source, wanted[start : start + _LOOKUP]).values()
         )
         if not ids:
+            continue
+        if marked:
+            statement = (
+                update(table)
+                .where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+            deleted += session.execute(statement).rowcount  # type: ignore[attr-defined]
             continue
         for other, column in referring:
             session.execute(update(other).where(column.in_(ids)).values({column.name: None}))

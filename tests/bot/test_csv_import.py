@@ -187,7 +187,12 @@ def test_good_rows_land_with_exact_values(engine: Engine) -> None:
         # Named only by deal D3: created with its name alone.
         "Initech": {"name": "Initech", "segment": None, "industry": None, "country": None},
     }  # fmt: skip
-    unset = {"forecast_category": None, "last_activity_at": None, "updated_at": None}
+    unset = {
+        "forecast_category": None,
+        "last_activity_at": None,
+        "updated_at": None,
+        "deleted_at": None,
+    }
     assert rows(engine, "opportunities") == {
         "D1": {"name": "Acme renewal", "owner_id": "R1", "account_id": "Acme", "product": "GTX",
                "stage": "Closed Won", "is_closed": True, "is_won": True,

@@ -212,8 +212,12 @@ def test_full_then_incremental_sync_counts_calls_and_answers_from_synced_data(or
     assert opportunities.fetched == fetched
     assert (opportunities.updated, opportunities.deleted) == (changed, 2)
     assert len(org.api_calls) - calls == CONSTANT_INCREMENTAL + math.ceil(fetched / BATCH)
-    assert store.rows("SELECT count(*) FROM opportunities WHERE source_id IN "
-                      "('00600001', '00600003')") == [(0,)]  # fmt: skip
+    # Marked deleted, not erased: they leave every figure and their history shows when.
+    assert store.rows("SELECT count(*), count(deleted_at) FROM opportunities WHERE source_id IN "
+                      "('00600001', '00600003')") == [(2, 2)]  # fmt: skip
+    assert store.rows("SELECT count(*) FROM opportunity_history h JOIN opportunities o "
+                      "ON o.id = h.opportunity_id WHERE o.source_id = '00600001' "
+                      "AND h.status = 'deleted' AND h.valid_to IS NULL") == [(1,)]  # fmt: skip
 
     answer = store.service().ask("revenue 2026-11", datetime(2026, 11, 30, 12, tzinfo=UTC))
     expected = won_revenue(org, date(2026, 11, 1), date(2026, 11, 30))

@@ -1,0 +1,136 @@
+"""Opportunity history: what each deal's pipeline fields were, and when.
+
+Every change of facts ends with ``bump_data_version``, which calls ``record_history`` in the
+same transaction, so every writer (CSV import, CRM sync, demo) keeps the history without
+knowing of it. Recording compares each opportunity with its current interval in two
+set-based statements: the intervals of changed deals are closed at ``at`` and new ones opened,
+so a re-import with nothing changed adds nothing. ``states_at`` rebuilds the deals as they
+stood at any moment since the first record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    and_,
+    case,
+    exists,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from bot.store.models import Opportunity, OpportunityHistory
+
+STATUSES = ("open", "won", "lost", "deleted")
+
+
+def _status() -> ColumnElement[str]:
+    return case(
+        (Opportunity.deleted_at.is_not(None), "deleted"),
+        (Opportunity.is_won, "won"),
+        (Opportunity.is_closed, "lost"),
+        else_="open",
+    )
+
+
+def _tracked() -> list[tuple[str, Any]]:
+    """History column name → the opportunity expression it records."""
+    return [
+        ("status", _status()),
+        ("stage", Opportunity.stage),
+        ("amount", Opportunity.amount),
+        ("currency", Opportunity.currency),
+        ("close_date", Opportunity.close_date),
+        ("probability", Opportunity.probability),
+        ("owner_id", Opportunity.owner_id),
+    ]
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC: SQLite keeps date-times as naive text, compared as written."""
+    if moment.tzinfo is None:
+        raise ValueError("history moments must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def record_history(session: Session, at: datetime) -> int:
+    """Close the current interval of every opportunity whose tracked fields differ from it and
+    open a new one at ``at`` (also for opportunities never recorded); returns how many
+    intervals were opened."""
+    at = utc(at)
+    history = OpportunityHistory
+    tracked = _tracked()
+    changed = or_(
+        *(expression.is_distinct_from(history.__table__.c[name]) for name, expression in tracked)
+    )
+    session.execute(
+        update(history)
+        .where(
+            history.valid_to.is_(None),
+            exists().where(Opportunity.id == history.opportunity_id, changed),
+        )
+        .values(valid_to=at)
+        .execution_options(synchronize_session=False)
+    )
+    current = exists().where(history.opportunity_id == Opportunity.id, history.valid_to.is_(None))
+    names = ["opportunity_id", "valid_from", *(name for name, _ in tracked)]
+    opened = session.execute(
+        insert(history).from_select(
+            names,
+            select(
+                Opportunity.id,
+                literal(at, DateTime(timezone=True)),
+                *(expression for _, expression in tracked),
+            ).where(~current),
+        )
+    )
+    return int(opened.rowcount)  # type: ignore[attr-defined]
+
+
+def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
+    """Each recorded opportunity as it stood at ``at`` (deleted ones with status "deleted"):
+    opportunity id, source, source id, name, created_at and the tracked fields."""
+    at = utc(at)
+    history = OpportunityHistory
+    return (
+        select(
+            history.opportunity_id,
+            Opportunity.source,
+            Opportunity.source_id,
+            Opportunity.name,
+            Opportunity.created_at,
+            history.status,
+            history.stage,
+            history.amount,
+            history.currency,
+            history.close_date,
+            history.probability,
+            history.owner_id,
+        )
+        .join(Opportunity, Opportunity.id == history.opportunity_id)
+        .where(
+            and_(
+                history.valid_from <= at,
+                or_(history.valid_to.is_(None), history.valid_to > at),
+            )
+        )
+    )
+
+
+def first_recorded(session: Session) -> datetime | None:
+    """The earliest moment the history holds: before it, past pipelines are rebuilt from
+    current records."""
+    moment = session.scalar(
+        select(OpportunityHistory.valid_from).order_by(OpportunityHistory.valid_from).limit(1)
+    )
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
