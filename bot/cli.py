@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
@@ -24,6 +25,7 @@ from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings
 from bot.store.facts_loader import MissingExchangeRate
 from metrics.kpis import KPIS
+from metrics.limits import date_problem
 from metrics.query import QueryError
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ def parse_as_of(value: str | None, settings: Settings) -> datetime:
             "--as-of: expected a date such as 2026-12-01 or 2026-12-01T08:30:00+01:00, "
             f"got {value!r}"
         )
+    problem = date_problem(parsed.date())
+    if problem is not None:
+        fail(f"--as-of: {problem}")
     if len(value) <= 10:
         return datetime.combine(parsed.date(), time(12), zone)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
@@ -80,8 +85,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 
 class KpibotGroup(click.Group):
-    """Turns the errors a user can fix (config, exchange rates) into a message and exit code 2
-    instead of a traceback, in one place for every command."""
+    """Turns the errors a user can fix (config, exchange rates, a database that cannot be
+    reached) into a message and exit code 2 instead of a traceback, in one place for every
+    command."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -90,6 +96,10 @@ class KpibotGroup(click.Group):
             fail(f"invalid configuration {error}", code=2)
         except MissingExchangeRate as error:
             fail(str(error), code=2)
+        except OperationalError as error:
+            url = ctx.obj.settings().redacted_database_url
+            reason = str(error.orig or error).strip().splitlines()[0]
+            fail(f"cannot use the database {url}: {reason}", code=2)
 
 
 @click.group(cls=KpibotGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,13 +17,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from babel import Locale, UnknownLocaleError
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from bot.importers.canonical import KINDS, mapping_problems
 from conversation.authorization import RepFigures
 from metrics.alerts import Damping
 from metrics.evaluation import Policy
 from metrics.kpis import KPIS
+from metrics.limits import amount_problem, date_problem
 from metrics.periods import Grain, PeriodParseError, parse_period
 from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
@@ -51,7 +62,7 @@ def parse_amount(raw: Any) -> Decimal:
     if isinstance(raw, bool):
         raise ValueError("expected a number such as 1200000, 1.2M, 800k or 25%")
     if isinstance(raw, int | float | Decimal):
-        return Decimal(str(raw))
+        return _held_amount(Decimal(str(raw)))
     text = str(raw).strip().replace("\u202f", "").replace("\u00a0", "").replace(" ", "")
     match = re.fullmatch(r"([-+]?\d+(?:[.,]\d+)?)\s*(%|k|m|md|b)?", text, re.IGNORECASE)
     if not match:
@@ -61,12 +72,40 @@ def parse_amount(raw: Any) -> Decimal:
     except InvalidOperation as error:  # pragma: no cover - the regex only lets numbers through
         raise ValueError(f"not a number: {raw!r}") from error
     suffix = (match.group(2) or "").lower()
-    if suffix == "%":
-        return number / 100
-    return number * _SUFFIX.get(suffix, Decimal(1))
+    return _held_amount(number / 100 if suffix == "%" else number * _SUFFIX.get(suffix, Decimal(1)))
+
+
+def _held_amount(value: Decimal) -> Decimal:
+    problem = amount_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"a target cannot be negative, got {value}")
+    return value
+
+
+def _positive_rate(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"an exchange rate must be above 0, got {value}")
+    return value
+
+
+def _held_date(value: date) -> date:
+    problem = date_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 Amount = Annotated[Decimal, BeforeValidator(parse_amount)]
+TargetAmount = Annotated[Decimal, BeforeValidator(parse_amount), AfterValidator(_not_negative)]
+Rate = Annotated[Decimal, BeforeValidator(parse_amount), AfterValidator(_positive_rate)]
+HeldDate = Annotated[date, AfterValidator(_held_date)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
 class _Section(BaseModel):
@@ -108,15 +147,32 @@ class Organisation(_Section):
         return Locale.parse(self.locale).language
 
 
+def check_database_url(value: str) -> str:
+    """A URL SQLAlchemy can parse, naming a database kind it knows."""
+    try:
+        make_url(value).get_dialect()
+    except NoSuchModuleError:  # a subclass of ArgumentError: first
+        kind = value.partition(":")[0]
+        raise ValueError(
+            f"unknown database kind {kind!r}; expected sqlite:///... or postgresql+psycopg://..."
+        ) from None
+    except (ArgumentError, ValueError) as error:
+        raise ValueError(
+            f"not a database URL ({error}); expected e.g. sqlite:///kpibot.db or "
+            "postgresql+psycopg://user@host:5432/kpibot"
+        ) from None
+    return value
+
+
 class Database(_Section):
-    url: str = "sqlite:///kpibot.db"
+    url: Annotated[str, AfterValidator(check_database_url)] = "sqlite:///kpibot.db"
 
 
 class Evaluation(_Section):
     tolerance: Amount = Decimal("0.05")
     pace: Literal["business_days", "calendar_days"] = "business_days"
     # Public holidays: not business days for pacing, and no digests or evaluations on them.
-    holidays: tuple[date, ...] = ()
+    holidays: tuple[HeldDate, ...] = ()
     min_sample: int = Field(default=20, ge=0)
     report_ended_for_days: int = Field(default=7, ge=0)
     pacing_grace: Amount = Field(default=Decimal("0.1"), ge=0, le=1)
@@ -138,10 +194,10 @@ class Evaluation(_Section):
 
 
 class TargetValues(_Section):
-    company: Amount | None = None
-    regions: dict[str, Amount] = {}
-    teams: dict[str, Amount] = {}
-    reps: dict[str, Amount] = {}
+    company: TargetAmount | None = None
+    regions: dict[str, TargetAmount] = {}
+    teams: dict[str, TargetAmount] = {}
+    reps: dict[str, TargetAmount] = {}
 
     def scoped(self) -> list[tuple[Scope, Decimal]]:
         out = [] if self.company is None else [(Scope.company(), self.company)]
@@ -341,17 +397,32 @@ def parse_clock_time(raw: Any) -> str:
     return f"{int(match.group(1)):02d}:{match.group(2) or '00'}"
 
 
+# Longer durations (a snooze of 99999999999d) would overflow the calendar.
+MAX_DURATION = timedelta(days=3650)
+
+
 def parse_duration(raw: Any) -> timedelta:
-    """``4h``, ``1d``, ``30m``, ``90s``, or a number of seconds."""
+    """``4h``, ``1d``, ``30m``, ``90s``, or a number of seconds; at most ``MAX_DURATION``."""
+    expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
     if isinstance(raw, timedelta):
-        return raw
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return timedelta(seconds=raw)
-    match = re.fullmatch(r"(\d+)\s*([smhdw])", str(raw).strip().lower())
-    if not match:
-        raise ValueError(f"expected a duration such as 30m, 4h or 1d, got {raw!r}")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    return timedelta(**{unit[match.group(2)]: int(match.group(1))})
+        duration = raw
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        if not 0 <= raw <= MAX_DURATION.total_seconds():
+            raise ValueError(f"{expected}, got {raw!r}")
+        duration = timedelta(seconds=raw)
+    else:
+        match = re.fullmatch(r"(\d{1,12})\s*([smhdw])", str(raw).strip().lower())
+        if not match:
+            raise ValueError(f"{expected}, got {raw!r}")
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+        number = int(match.group(1))
+        # Compared before building the timedelta, which overflows past 999 999 999 days.
+        if number > MAX_DURATION / timedelta(**{unit[match.group(2)]: 1}):
+            raise ValueError(f"{expected}, got {raw!r}")
+        duration = timedelta(**{unit[match.group(2)]: number})
+    if duration > MAX_DURATION:
+        raise ValueError(f"{expected}, got {raw!r}")
+    return duration
 
 
 def parse_persistence(raw: Any) -> int | timedelta:
@@ -453,6 +524,11 @@ class SubscriptionSpec(_Section):
     scope: ScopeText = Scope.company()
     kpis: tuple[str, ...] = ()  # default: the standard digest KPIs
     title: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The stable id: the one given, else the channel and time (``C0LEAD@0830``)."""
+        return self.id or f"{self.channel}@{self.time.replace(':', '')}"
 
     _zone = field_validator("timezone")(_zone_name)
 
@@ -571,7 +647,7 @@ class Config(_Section):
     organisation: Organisation = Organisation()
     database: Database = Database()
     evaluation: Evaluation = Evaluation()
-    fx_rates: dict[str, Amount] = {}
+    fx_rates: dict[CurrencyCode, Rate] = {}
     targets: list[TargetSpec] = []
     # "import" is a Python keyword, hence the alias.
     imports: Import = Field(default=Import(), alias="import")
@@ -583,6 +659,10 @@ class Config(_Section):
     alerts: AlertDelivery = AlertDelivery()
     scheduling: Scheduling = Scheduling()
     delivery: DeliveryPolicy = DeliveryPolicy()
+
+    def source_names(self) -> set[str]:
+        """Every declared data source, which ``scheduling.sync_source`` may name."""
+        return set(self.imports.csv) | set(self.sources)
 
 
 class Secrets(BaseModel):
@@ -652,7 +732,7 @@ def _problems(error: ValidationError) -> list[str]:
 
 
 def _period_problems(config: Config) -> list[str]:
-    problems = []
+    problems: list[str] = []
     fsm = config.organisation.fiscal_year_start_month
     for i, spec in enumerate(config.targets):
         for key in spec.periods:
@@ -669,13 +749,122 @@ def _period_problems(config: Config) -> list[str]:
     return problems
 
 
+def _reference_problems(config: Config) -> list[str]:
+    """What one section says about another: the sync's source, subscription ids, CSV fields."""
+    problems = []
+    declared = config.source_names()
+    named = config.scheduling.sync_source
+    for i, source in enumerate(config.scheduling.sync_sources):
+        if source not in declared:
+            key = "scheduling.sync_source" + ("" if isinstance(named, str) else f".{i}")
+            known = ", ".join(sorted(declared)) or "none"
+            problems.append(f"{key}: no source named {source!r} (declared: {known})")
+    first: dict[str, int] = {}
+    for i, spec in enumerate(config.subscriptions):
+        if spec.key in first:
+            problems.append(
+                f"subscriptions.{i}.id: {spec.key!r} is already the id of subscriptions."
+                f"{first[spec.key]}; give each subscription its own id"
+            )
+        first.setdefault(spec.key, i)
+    csv_sources = [(f"import.csv.{name}", spec) for name, spec in config.imports.csv.items()]
+    csv_sources += [
+        (f"sources.{name}", spec)
+        for name, spec in config.sources.items()
+        if isinstance(spec, CsvSyncSource)
+    ]
+    for key, csv_source in csv_sources:
+        for kind in KINDS:
+            mapping = getattr(csv_source, kind.name)
+            if mapping is not None:
+                problems += mapping_problems(f"{key}.{kind.name}", kind, mapping)
+    return problems
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: ``2026-02-30`` stays text for the schema to refuse with
+    its key path, where PyYAML's own date constructor would raise from deep inside the parser,
+    and a period key such as ``2026-03-01`` stays the string it was written as."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+# A config is a few hundred values; aliases that expand it beyond this are an attack (the
+# "billion laughs"), and so is nesting that a config never needs.
+_MAX_VALUES = 100_000
+_MAX_DEPTH = 50
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, int], open_: set[int]) -> int:
+    """Values in ``node`` once its aliases are expanded; each node is counted once (linear time
+    however the aliases nest)."""
+    if depth > _MAX_DEPTH:
+        raise _Unreadable(f"nested more than {_MAX_DEPTH} levels deep")
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise _Unreadable("an alias refers to a value that contains it")
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    open_.add(key)
+    total = 1
+    for child in children:
+        total += _expanded_size(child, depth + 1, sizes, open_)
+        if total > _MAX_VALUES:
+            raise _Unreadable(f"it expands to more than {_MAX_VALUES} values (YAML aliases?)")
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
+def _load_yaml(path: Path) -> Any:
+    """The file's YAML document, or ``_Unreadable`` saying briefly why not."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object.count(b"\n", 0, error.start) + 1
+        raise _Unreadable(
+            f"not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); "
+            "save the file as UTF-8"
+        ) from None
+    except OSError as error:
+        raise _Unreadable(f"cannot read the file: {error.strerror or error}") from None
+    loader = _ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, 0, {}, set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise _Unreadable(f"not valid YAML: {error}") from None
+    except RecursionError:
+        raise _Unreadable(f"nested more than {_MAX_DEPTH} levels deep") from None
+    except ValueError as error:  # an explicit !!timestamp or !!int PyYAML cannot build
+        raise _Unreadable(f"not valid YAML: {error}") from None
+    finally:
+        loader.dispose()
+
+
 def read_config(path: Path) -> Config:
     """Parse and validate one config file; every problem is reported, not just the first."""
     source = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except yaml.YAMLError as error:
-        raise ConfigError(source, [f"not valid YAML: {error}"]) from None
+        raw = _load_yaml(path) if path.exists() else {}
+    except _Unreadable as error:
+        raise ConfigError(source, [str(error)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -684,7 +873,7 @@ def read_config(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(source, _problems(error)) from None
-    problems = _period_problems(config)
+    problems = _period_problems(config) + _reference_problems(config)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -698,6 +887,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     env = os.environ if environ is None else environ
     config = read_config(path)
     url = env.get("DATABASE_URL") or config.database.url
+    if env.get("DATABASE_URL"):
+        try:
+            check_database_url(url)
+        except ValueError as error:
+            raise ConfigError("DATABASE_URL (environment)", [str(error)]) from None
     url = _relative_sqlite(url, path.parent)
     return Settings(
         config=config,

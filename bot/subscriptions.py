@@ -32,7 +32,7 @@ class Subscription:
 def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
     hour, minute = (int(part) for part in spec.time.split(":"))
     return Subscription(
-        id=spec.id or f"{spec.channel}@{hour:02d}{minute:02d}",
+        id=spec.key,
         channel=spec.channel,
         time=time(hour, minute),
         timezone=spec.timezone or default_zone,

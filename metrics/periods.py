@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
+from metrics.limits import DATE_RANGE, FIRST_DATE, LAST_DATE
+
 __all__ = [
     "Grain",
     "Period",
@@ -382,12 +384,15 @@ def _evaluate(
     match: re.Match[str], rule: _Rule, today: date, fiscal_start_month: int, shown: str
 ) -> Period:
     try:
-        return rule.build(match, today, fiscal_start_month)
+        period = rule.build(match, today, fiscal_start_month)
     except _Invalid as exc:
-        reason = str(exc)
-    except (ValueError, OverflowError) as exc:
-        # Relative expressions near year 1 or 9999 step off the calendar that date supports.
-        reason = f"it falls outside years 1 to 9999 ({exc})"
+        raise PeriodParseError(f"{shown!r} is not a valid period: {exc}. {_EXAMPLES}") from None
+    except (ValueError, OverflowError):
+        # Expressions near year 1 or 9999 step off the calendar that date supports.
+        period = None
+    if period is not None and period.start >= FIRST_DATE and period.end <= LAST_DATE:
+        return period
+    reason = f"kpibot holds dates from {DATE_RANGE} only"
     raise PeriodParseError(f"{shown!r} is not a valid period: {reason}. {_EXAMPLES}")
 
 

@@ -45,7 +45,8 @@ How values are read:
   makes the row bad, and so does a won or lost deal without a close date, or a won deal
   without an amount (when amounts are mapped).
 - Dates are ISO 8601 (a date-time gives its date as written) unless ``date_format`` is set;
-  a year before 1900 or after 2199 makes the row bad.
+  a date outside 1900-01-01 to 2199-12-31 makes the row bad, and so does an amount of 10^13 or
+  more (``metrics.limits``: what the engine holds).
 - Amounts: ``1054``, ``1054.5``, ``1,054.50``, ``$1,054.50``; with ``decimal_separator: ","``
   also ``1 054,50`` and ``1.054,50``. Thousands separators are accepted only in groups of three,
   so ``1,5`` is refused rather than read as 15. The currency comes from the ``currency``
@@ -73,9 +74,7 @@ transaction; the data version is bumped once, at the end, only if a row changed.
 
 from __future__ import annotations
 
-import codecs
 import csv
-import dataclasses
 import functools
 import gc
 import hashlib
@@ -85,17 +84,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, Table, select
 from sqlalchemy.orm import Session
 
+from bot.importers.canonical import KINDS, FieldType, Kind, mapping_problems
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base, Opportunity
 from bot.store.upsert import delete_sourced, ids_by_source_id, upsert
+from metrics.limits import amount_problem, date_problem
 
 # Rows parsed, resolved and written together: bounds memory on big files while keeping the
 # reference lookups and upserts in bulk.
@@ -104,99 +104,9 @@ CHUNK_ROWS = 20_000
 # parsing each once makes date columns nearly free; date-times would grow it without bound.
 _DATE_CACHE_LIMIT = 50_000
 _NAME_LOOKUP_BATCH = 500
-# Dates outside these years are typing mistakes or placeholders (0001-01-01, 9999-12-31).
-_FIRST_YEAR, _LAST_YEAR = 1900, 2199
 _CREATED_SHOWN = 5
 
 
-class _Type(Enum):
-    TEXT = "text"
-    DATE = "date"
-    AMOUNT = "amount"
-    NUMBER = "number"
-    PROBABILITY = "probability"
-    STAGE = "stage"
-    CURRENCY = "currency"
-    SURVEY_KIND = "survey kind"
-    REF = "reference"
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """A field naming a row of another table, stored as that row's database id."""
-
-    table: str
-    column: str  # the foreign key it fills
-    noun: str
-    create: bool  # create a missing row by name instead of rejecting the row
-    carried: tuple[str, ...] = ()  # fields copied onto a created row (a team's region)
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """One canonical table (and config key): the fields a mapping may name, how they are stored."""
-
-    name: str
-    fields: Mapping[str, _Type]
-    required: frozenset[str]  # mapped and never empty
-    mapped: frozenset[str] = frozenset()  # mapped, but may be empty
-    id_default: str | None = None  # "name" or "hash"; None: the id is required
-    refs: Mapping[str, _Ref] = dataclasses.field(default_factory=dict)
-    unstored: frozenset[str] = frozenset()  # read only to create referenced rows
-
-
-_T = _Type
-_OWNER = _Ref("reps", "owner_id", "rep", create=False)
-_ACCOUNT = _Ref("accounts", "account_id", "account", create=True)
-_TEAM = _Ref("teams", "team_id", "team", create=True, carried=("region",))
-KINDS: tuple[_Kind, ...] = (
-    _Kind(
-        "teams",
-        {"id": _T.TEXT, "name": _T.TEXT, "region": _T.TEXT, "manager": _T.TEXT},
-        frozenset({"name"}), id_default="name",
-    ),
-    _Kind(
-        "reps",
-        {"id": _T.TEXT, "name": _T.TEXT, "email": _T.TEXT, "team": _T.REF, "region": _T.TEXT,
-         "active_from": _T.DATE, "active_to": _T.DATE},
-        frozenset({"name"}), id_default="name", refs={"team": _TEAM},
-        unstored=frozenset({"region"}),
-    ),
-    _Kind(
-        "accounts",
-        {"id": _T.TEXT, "name": _T.TEXT, "segment": _T.TEXT, "industry": _T.TEXT,
-         "country": _T.TEXT},
-        frozenset({"name"}), id_default="name",
-    ),
-    _Kind(
-        "opportunities",
-        {"id": _T.TEXT, "name": _T.TEXT, "owner": _T.REF, "account": _T.REF,
-         "product": _T.TEXT, "stage": _T.STAGE, "amount": _T.AMOUNT, "currency": _T.CURRENCY,
-         "created_at": _T.DATE, "close_date": _T.DATE, "probability": _T.PROBABILITY,
-         "forecast_category": _T.TEXT},
-        frozenset({"id", "stage"}), mapped=frozenset({"close_date"}),
-        refs={"owner": _OWNER, "account": _ACCOUNT},
-    ),
-    _Kind(
-        "leads",
-        {"id": _T.TEXT, "created_at": _T.DATE, "owner": _T.REF, "converted_at": _T.DATE,
-         "channel": _T.TEXT, "account": _T.REF},
-        frozenset({"id", "created_at"}), refs={"owner": _OWNER, "account": _ACCOUNT},
-    ),
-    _Kind(
-        "spend",
-        {"id": _T.TEXT, "date": _T.DATE, "channel": _T.TEXT, "amount": _T.AMOUNT,
-         "currency": _T.CURRENCY, "team": _T.REF, "region": _T.TEXT},
-        frozenset({"date", "amount"}), id_default="hash", refs={"team": _TEAM},
-    ),
-    _Kind(
-        "surveys",
-        {"id": _T.TEXT, "date": _T.DATE, "account": _T.REF, "owner": _T.REF,
-         "kind": _T.SURVEY_KIND, "score": _T.NUMBER},
-        frozenset({"id", "date", "kind", "score"}),
-        refs={"account": _ACCOUNT, "owner": _Ref("reps", "rep_id", "rep", create=False)},
-    ),
-)  # fmt: skip
 _CURRENCY_KINDS = frozenset({"opportunities", "spend"})
 _KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -295,8 +205,10 @@ def _date_parser(date_format: str | None) -> Parser:
         except ValueError:
             expected = date_format or "YYYY-MM-DD"
             raise ValueError(f"unparseable date {raw!r} (expected {expected})") from None
-        if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
-            raise ValueError(f"date {raw!r} out of range ({_FIRST_YEAR} to {_LAST_YEAR})")
+        # Placeholders (0001-01-01, 9999-12-31) and typos (0202-11-02) that pandas cannot hold.
+        problem = date_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         if len(cache) < _DATE_CACHE_LIMIT:
             cache[raw] = value
         return value
@@ -325,11 +237,16 @@ def _amount_parser(decimal_separator: str) -> Parser:
     def parse(raw: str) -> Decimal:
         # Most exports write plain whole numbers: skip the pattern for them.
         if raw.isascii() and raw.isdigit():
-            return Decimal(raw)
-        match = pattern.fullmatch(raw)
-        if match is None:
-            raise ValueError(f"unparseable amount {raw!r}")
-        return _decimal(match)
+            value = Decimal(raw)
+        else:
+            match = pattern.fullmatch(raw)
+            if match is None:
+                raise ValueError(f"unparseable amount {raw!r}")
+            value = _decimal(match)
+        problem = amount_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     return parse
 
@@ -418,7 +335,7 @@ class _Column(NamedTuple):
 
 @dataclass(frozen=True)
 class _Plan:
-    kind: _Kind
+    kind: Kind
     mapping: ColumnMap
     width: int  # fields in the header
     columns: tuple[_Column, ...]
@@ -432,24 +349,24 @@ class _Plan:
         return field in self.mapping.columns
 
 
-def _parser(kind: _Kind, field: str, mapping: ColumnMap) -> Parser:
+def _parser(kind: Kind, field: str, mapping: ColumnMap) -> Parser:
     field_type = kind.fields[field]
     table = Base.metadata.tables[kind.name]
-    if field_type is _T.DATE:
+    if field_type is FieldType.DATE:
         return _date_parser(mapping.date_format)
-    if field_type is _T.AMOUNT:
+    if field_type is FieldType.AMOUNT:
         return _amount_parser(mapping.decimal_separator)
-    if field_type is _T.NUMBER:
+    if field_type is FieldType.NUMBER:
         return _number_parser(mapping.decimal_separator)
-    if field_type is _T.PROBABILITY:
+    if field_type is FieldType.PROBABILITY:
         return _probability_parser(mapping.decimal_separator)
-    if field_type is _T.STAGE:
+    if field_type is FieldType.STAGE:
         return _stage_parser(mapping.stages)
-    if field_type is _T.CURRENCY:
+    if field_type is FieldType.CURRENCY:
         return _currency
-    if field_type is _T.SURVEY_KIND:
+    if field_type is FieldType.SURVEY_KIND:
         return _survey_kind
-    if field_type is _T.REF:
+    if field_type is FieldType.REF:
         return _text_parser(_length(table, "source_id"))
     column = "source_id" if field == "id" else field
     return _text_parser(_length(table, column))
@@ -461,33 +378,9 @@ def _header(path: Path, mapping: ColumnMap) -> list[str]:
     return [] if row is None else [name.strip() for name in row]
 
 
-def _mapping_problems(key: str, kind: _Kind, mapping: ColumnMap) -> list[str]:
-    problems = []
-    for field in mapping.columns:
-        if field not in kind.fields:
-            problems.append(
-                f"{key}.columns.{field}: unknown field for {kind.name}; "
-                f"expected one of {', '.join(kind.fields)}"
-            )
-    for field in sorted(kind.required | kind.mapped):
-        if field not in mapping.columns and not (field == "id" and kind.id_default):
-            problems.append(f"{key}.columns: {field} must be mapped onto a column")
-    if kind.name == "opportunities" and not mapping.stages:
-        problems.append(f"{key}.stages: map each stage of the export onto open, won or lost")
-    if kind.name != "opportunities" and mapping.stages:
-        problems.append(f"{key}.stages: only opportunities have stages")
-    if len(mapping.delimiter) != 1:
-        problems.append(f"{key}.delimiter: expected one character, got {mapping.delimiter!r}")
-    try:
-        codecs.lookup(mapping.encoding)
-    except LookupError:
-        problems.append(f"{key}.encoding: unknown encoding {mapping.encoding!r}")
-    return problems
-
-
 def _plan(
     key: str,
-    kind: _Kind,
+    kind: Kind,
     mapping: ColumnMap,
     header: Sequence[str],
     currency: str,
@@ -520,7 +413,7 @@ def _plans(
         if mapping is None:
             continue
         key = f"import.csv.{name}.{kind.name}"
-        found = _mapping_problems(key, kind, mapping)
+        found = mapping_problems(key, kind, mapping)
         problems.extend(found)
         path = base_dir / mapping.file
         if found:
@@ -963,7 +856,7 @@ class RecordImport:
     @staticmethod
     def check(key: str, table: str, mapping: ColumnMap) -> list[str]:
         """What is wrong with ``mapping`` for ``table`` (config problems under ``key``)."""
-        return _mapping_problems(key, _KINDS_BY_NAME[table], mapping)
+        return mapping_problems(key, _KINDS_BY_NAME[table], mapping)
 
     def table(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import Result, create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from bot.importers.csv_import import KINDS
+from bot.importers.canonical import KINDS
 from bot.settings import SqlSource, SqlTable
 from bot.sources.connector import Budget, Record, SourceError, SourceObject
 

@@ -128,6 +128,44 @@ def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("ask", "revenue 0001-01"),
+            "kpibot: '0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to "
+            "2199-12-31 only.",
+        ),
+        (
+            ("ask", "ca 2300-Q1"),
+            "kpibot: '2300-Q1' is not a valid period: kpibot holds dates from 1900-01-01 to "
+            "2199-12-31 only.",
+        ),
+        (
+            ("ask", "revenue", "--as-of", "9999-12-31"),
+            "kpibot: --as-of: 9999-12-31 is outside the dates kpibot holds (1900-01-01 to "
+            "2199-12-31)",
+        ),
+        (
+            ("check", "--as-of", "0001-01-01T08:00:00+00:00"),
+            "kpibot: --as-of: 0001-01-01 is outside the dates kpibot holds (1900-01-01 to "
+            "2199-12-31)",
+        ),
+        (
+            ("digest", "--dry-run", "--as-of", "1600-06-01"),
+            "kpibot: --as-of: 1600-06-01 is outside the dates kpibot holds (1900-01-01 to "
+            "2199-12-31)",
+        ),
+    ],
+)
+def test_dates_at_the_calendars_edges_get_help(
+    demo: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = run("--config", str(demo), *args)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].startswith(message)
+
+
 def test_check_lists_alerts_with_gap_and_contributors(demo: Path) -> None:
     result = run("--config", str(demo), "check", "--json", "--as-of", AS_OF)
     assert result.exit_code == 0

@@ -168,7 +168,8 @@ def test_full_then_incremental_sync_counts_calls_and_answers_from_synced_data(or
         "Closed Won, Negotiation, Prospecting)",
         "00600901": "unknown owner '005GONE' (no rep with that id or name)",
         "00600902": "Closed Won deal without an amount (amount is empty)",
-        "00600903": "close_date: date '0201-01-01' out of range (1900 to 2199)",
+        "00600903": "close_date: 0201-01-01 is outside the dates kpibot holds (1900-01-01 to "
+        "2199-12-31)",
     }
     pages = math.ceil((N_DEALS + 4) / BATCH)
     assert len(org.api_calls) - calls == CONSTANT_FULL + pages

@@ -66,6 +66,9 @@ def test_mistakes_name_their_key(tmp_path: Path, body: str, problem: str) -> Non
 def test_an_unknown_sync_source_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "kpibot.yaml"
     path.write_text("scheduling: {sync_source: [nowhere]}", encoding="utf-8")
+    # Refused when the config is read, before any job is built.
     with pytest.raises(ConfigError) as raised:
-        configured_source(load_settings(path, {}))
-    assert "scheduling.sync_source: no source 'nowhere'" in str(raised.value)
+        load_settings(path, {})
+    assert raised.value.problems == [
+        "scheduling.sync_source.0: no source named 'nowhere' (declared: none)"
+    ]

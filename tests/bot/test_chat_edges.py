@@ -1,0 +1,67 @@
+"""Chat input at the calendar's and the amounts' edges gets help, never a traceback or the
+"oops" apology (issue 10, "Input that breaks answers today")."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.store.chat_models import ChatTarget
+from tests.bot.slack_world import ADMIN, MANAGER, world_fixture
+from tests.bot.test_slack_app import all_text, ask
+
+world = pytest.fixture(world_fixture)
+OOPS = "Désolé, un problème est survenu"
+
+
+@pytest.mark.parametrize(
+    ("text", "user", "problem"),
+    [
+        (
+            "revenue 0001-01",
+            MANAGER,
+            "'0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to 2199-12-31 "
+            "only.",
+        ),
+        (
+            "ca équipe Lyon 9999-12",
+            MANAGER,
+            "'9999-12' is not a valid period: kpibot holds dates from 1900-01-01 to 2199-12-31 "
+            "only.",
+        ),
+        (
+            "snooze 99999999999d",
+            MANAGER,
+            "Je n'ai pas compris «\u00a099999999999d\u00a0». Usage\u00a0: `/kpi sourdine",
+        ),
+        (
+            "snooze revenue team Lyon 3651d",
+            MANAGER,
+            "Je n'ai pas compris «\u00a0revenue team Lyon 3651d\u00a0». Usage\u00a0: "
+            "`/kpi sourdine",
+        ),
+        (
+            "target revenue company 2026-Q4 1000000000000000000000000000000",
+            ADMIN,
+            "1000000000000000000000000000000 is beyond the largest amount kpibot holds exactly "
+            "(below 10 000 000 000 000)",
+        ),
+        (
+            "target revenue team Lyon 2026-Q4 100000000000000000",
+            ADMIN,
+            "100000000000000000 is beyond the largest amount kpibot holds exactly (below "
+            "10 000 000 000 000)",
+        ),
+        (
+            "target revenue team Lyon 2026-Q4 10000000M",
+            ADMIN,
+            "10000000000000 is beyond the largest amount kpibot holds exactly (below "
+            "10 000 000 000 000)",
+        ),
+    ],
+)
+def test_edge_input_gets_the_reason_and_help(world, text, user, problem):
+    reply = all_text(ask(world, text, user))
+    assert problem in reply
+    assert OOPS not in reply and "Traceback" not in reply
+    with world.sessions()() as session:
+        assert session.query(ChatTarget).count() == 0

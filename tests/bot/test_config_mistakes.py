@@ -1,0 +1,185 @@
+"""Config mistakes through the real command line: every command that loads the config exits 2
+with the key path and a message, never a traceback or a hang (issue 10, "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.cli import main
+
+# The billion laughs: ten levels of nine aliases each, 10^9 values once expanded.
+ALIAS_BOMB = "\n".join(
+    ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+)
+CSV_SOURCE = "import: {csv: {crm: {accounts: {file: a.csv, columns: {name: account}%s}}}}"
+
+MISTAKES = [
+    # (what is wrong, the config, the whole problem line the user reads)
+    ("negative target", "targets: [{kpi: revenue, company: -5}]",
+     "targets.0.company: a target cannot be negative, got -5"),
+    ("negative team target", "targets: [{kpi: revenue, teams: {Lyon: -800k}}]",
+     "targets.0.teams.Lyon: a target cannot be negative, got -800000"),
+    ("a target beyond what is held exactly",
+     "targets: [{kpi: revenue, company: 1000000000000000000000000000000}]",
+     "targets.0.company: 1000000000000000000000000000000 is beyond the largest amount kpibot "
+     "holds exactly (below 10 000 000 000 000)"),
+    ("10^17 as a target", "targets: [{kpi: revenue, periods: {2026-Q4: {company: 1e17}}}]",
+     "targets.0.periods.2026-Q4.company: expected a number such as 1200000, 1.2M, 800k or 25%, "
+     "got '1e17'"),
+    ("fx rate of zero", "fx_rates: {GBP: 0}",
+     "fx_rates.GBP: an exchange rate must be above 0, got 0"),
+    ("negative fx rate", "fx_rates: {USD: -0.92}",
+     "fx_rates.USD: an exchange rate must be above 0, got -0.92"),
+    ("sync_source naming no source", "scheduling: {sync_source: crm}",
+     "scheduling.sync_source: no source named 'crm' (declared: none)"),
+    ("sync_source naming another source",
+     CSV_SOURCE % "" + "\nscheduling: {sync_source: hubspot}",
+     "scheduling.sync_source: no source named 'hubspot' (declared: crm)"),
+    ("sync_source list naming a missing source",
+     CSV_SOURCE % "" + "\nsources: {warehouse: {kind: sql}}\n"
+     "scheduling: {sync_source: [crm, warehouse, hubspot]}",
+     "scheduling.sync_source.2: no source named 'hubspot' (declared: crm, warehouse)"),
+    ("unknown field in a CSV source under sources",
+     "sources: {drop: {kind: csv, accounts: {file: a.csv, columns: {name: n, size: s}}}}",
+     "sources.drop.accounts.columns.size: unknown field for accounts; expected one of id, "
+     "name, segment, industry, country"),
+    ("duplicate subscription ids",
+     "subscriptions: [{id: lead, channel: C1, time: '08:30'}, {id: lead, channel: C2, "
+     "time: '09:00'}]",
+     "subscriptions.1.id: 'lead' is already the id of subscriptions.0; give each subscription "
+     "its own id"),
+    ("duplicate default subscription ids",
+     "subscriptions: [{channel: C1, time: '08:30'}, {channel: C1, time: 8h30}]",
+     "subscriptions.1.id: 'C1@0830' is already the id of subscriptions.0; give each "
+     "subscription its own id"),
+    ("delimiter of two characters", CSV_SOURCE % ", delimiter: ';;'",
+     "import.csv.crm.accounts.delimiter: expected one character such as , or ; (not a quote or "
+     "a line break), got ';;'"),
+    ("unknown CSV field", CSV_SOURCE % ", columns: {name: account, size: employees}",
+     "import.csv.crm.accounts.columns.size: unknown field for accounts; expected one of id, "
+     "name, segment, industry, country"),
+    ("impossible holiday", "evaluation: {holidays: [2026-02-30]}",
+     "evaluation.holidays.0: Input should be a valid date or datetime, day value is outside "
+     "expected range"),
+    ("holiday in month 13", "evaluation: {holidays: [2026-13-01]}",
+     "evaluation.holidays.0: Input should be a valid date or datetime, month value is outside "
+     "expected range"),
+    ("holiday outside the held dates", "evaluation: {holidays: [1600-06-01]}",
+     "evaluation.holidays.0: 1600-06-01 is outside the dates kpibot holds (1900-01-01 to "
+     "2199-12-31)"),
+    ("impossible day as period key",
+     "targets: [{kpi: revenue, grain: day, periods: {2026-02-30: {company: 5}}}]",
+     "targets.0.periods.2026-02-30: '2026-02-30' is not a valid period: 2026-02 has no day 30."),
+    ("month 13 as period key",
+     "targets: [{kpi: revenue, grain: day, periods: {2026-13-01: {company: 5}}}]",
+     "targets.0.periods.2026-13-01: '2026-13-01' is not a valid period: there is no month 13; "
+     "months are 01 to 12."),
+    ("period key outside the held dates",
+     "targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
+     "targets.0.periods.2300: '2300' is not a valid period: kpibot holds dates from 1900-01-01 "
+     "to 2199-12-31 only."),
+    ("database URL that does not parse", "database: {url: 'postgres ql://nope'}",
+     "database.url: not a database URL (Could not parse SQLAlchemy URL from given URL string); "
+     "expected e.g. sqlite:///kpibot.db or postgresql+psycopg://user@host:5432/kpibot"),
+    ("database URL with a port that is not a number",
+     "database: {url: 'postgresql+psycopg://db:port/kpi'}",
+     "database.url: not a database URL (invalid literal for int() with base 10: 'port'); "
+     "expected e.g. sqlite:///kpibot.db or postgresql+psycopg://user@host:5432/kpibot"),
+    ("database of an unknown kind", "database: {url: 'oracle+nodriver://db/kpi'}",
+     "database.url: unknown database kind 'oracle+nodriver'; expected sqlite:///... or "
+     "postgresql+psycopg://..."),
+    ("snooze-sized repeat interval", "alerts: {repeat_interval: 99999999999d}",
+     "alerts.repeat_interval: expected a duration such as 30m, 4h or 1d, at most 3650d, got "
+     "'99999999999d'"),
+    ("YAML alias bomb", ALIAS_BOMB, "it expands to more than 100000 values (YAML aliases?)"),
+    ("5 000 levels deep", "a: " + "[" * 5000 + "]" * 5000, "nested more than 50 levels deep"),
+    ("60 levels of mappings", "a:" + "".join(f"\n{' ' * i}b:" for i in range(1, 60)) + " 1",
+     "nested more than 50 levels deep"),
+    ("an alias inside itself", "a: &a [1, *a]", "an alias refers to a value that contains it"),
+]  # fmt: skip
+COMMANDS = [("check-config",), ("ask", "revenue"), ("status",)]
+
+
+def run(config: Path, *args: str) -> Result:
+    # catch_exceptions=False: a traceback fails the test instead of becoming exit code 1.
+    return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def problem_lines(result: Result, config: Path) -> list[str]:
+    first, *rest = result.output.splitlines()
+    assert first == f"kpibot: invalid configuration {config}:"
+    return [line.removeprefix("  - ") for line in rest]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    ("text", "problem"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES]
+)
+def test_a_config_mistake_exits_2_with_its_key_path(
+    tmp_path: Path, command: tuple[str, ...], text: str, problem: str
+) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(text, encoding="utf-8")
+
+    result = run(config, *command)
+
+    assert result.exit_code == 2
+    [line] = problem_lines(result, config)
+    assert line.startswith(problem)
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_bytes("organisation:\n  name: Société Générale\n".encode("latin-1"))
+
+    result = run(config, "check-config")
+
+    assert result.exit_code == 2
+    assert problem_lines(result, config) == [
+        "not UTF-8 text (byte 0xe9 on line 2); save the file as UTF-8"
+    ]
+
+
+def test_a_directory_given_as_the_config(tmp_path: Path) -> None:
+    result = run(tmp_path, "check-config")
+
+    assert result.exit_code == 2
+    assert problem_lines(result, tmp_path) == ["cannot read the file: Is a directory"]
+
+
+def test_a_database_url_from_the_environment_that_does_not_parse(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text("organisation: {name: Acme}\n")
+
+    result = CliRunner(env={"DATABASE_URL": "::nope"}).invoke(
+        main, ["--config", str(config), "check-config"], catch_exceptions=False
+    )
+
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        "kpibot: invalid configuration DATABASE_URL (environment):",
+        "  - not a database URL (Could not parse SQLAlchemy URL from given URL string); "
+        "expected e.g. sqlite:///kpibot.db or postgresql+psycopg://user@host:5432/kpibot",
+    ]
+
+
+@pytest.mark.parametrize("command", [("ask", "revenue"), ("status",), ("check",)])
+def test_an_unreachable_database_is_a_message(tmp_path: Path, command: tuple[str, ...]) -> None:
+    config = tmp_path / "kpibot.yaml"
+    # Port 1 on the loopback: nothing listens there, so the connection is refused at once.
+    config.write_text("database: {url: 'postgresql+psycopg://kpibot:secret@127.0.0.1:1/kpi'}\n")
+
+    result = run(config, *command)
+
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(
+        "kpibot: cannot use the database postgresql+psycopg://kpibot:***@127.0.0.1:1/kpi: "
+        "connection failed:"
+    )
+    assert "Connection refused" in line
+    assert "secret" not in result.output
