@@ -372,6 +372,10 @@ class Formatter:
 
     # --- dates and periods ---------------------------------------------------------------------
 
+    def day_month(self, day: date) -> str:
+        """``1 oct.`` / ``Oct 1``: a day on a chart's axis, its year in the title."""
+        return str(format_skeleton("MMMd", day, locale=self.locale))
+
     def dates(self, start: date, end: date) -> str:
         """A span of days as CLDR writes it: ``1–27 oct. 2026`` / ``Oct 1 – 27, 2026``."""
         return str(format_interval(start, end, "yMMMd", locale=self.locale))
