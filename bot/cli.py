@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
+from bot.charts import pace_chart
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings
@@ -166,12 +167,27 @@ def check(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 @click.option(
     "--format", "output", type=click.Choice(["text", "blocks"]), default="text", show_default=True
 )
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the digest's chart (revenue against its pace line, per team) as a PNG.",
+)
 @as_of_option
 @click.pass_obj
-def digest(obj: CliContext, dry_run: bool, output: str, as_of: str | None) -> None:
+def digest(
+    obj: CliContext, dry_run: bool, output: str, chart: Path | None, as_of: str | None
+) -> None:
     """Print today's digest as it would be posted."""
     fmt = obj.formatter()
-    result = obj.service().digest(parse_as_of(as_of, obj.settings()), title=fmt.t("daily_digest"))
+    now = parse_as_of(as_of, obj.settings())
+    result = obj.service().digest(now, title=fmt.t("daily_digest"))
+    if chart is not None:
+        paths = obj.service().pace_paths(now)
+        if not paths:
+            fail("no team to draw a revenue chart for")
+        title = f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
+        chart.write_bytes(pace_chart(paths, fmt, title))
+        click.echo(f"Chart written to {chart}", err=True)
     if output == "blocks":
         blocks = rendering.render_digest_blocks(result, fmt)
         click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))

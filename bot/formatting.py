@@ -79,6 +79,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "why.off_target": "{actual} against a target of {target}",
         "why.ended_short": "period ended at {actual} for a target of {target}",
         "since": "Since {date} ({status}): gap {before} → {now}",
+        "trend": "Trend",
         "better_than_target": "{share} better than target",
         "worse_than_target": "{share} worse than target",
         "cohort": "Leads created {dates}, old enough to have converted",
@@ -134,6 +135,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "why.off_target": "{actual} pour un objectif de {target}",
         "why.ended_short": "période terminée à {actual} pour un objectif de {target}",
         "since": "Depuis le {date} ({status})\u00a0: écart {before} → {now}",
+        "trend": "Tendance",
         "better_than_target": "{share} sous l'objectif",
         "worse_than_target": "{share} au-dessus de l'objectif",
         "cohort": "Leads créés {dates}, assez anciens pour avoir converti",
@@ -369,6 +371,10 @@ class Formatter:
                 return self.score(value, signed=signed)
 
     # --- dates and periods ---------------------------------------------------------------------
+
+    def day_month(self, day: date) -> str:
+        """``1 oct.`` / ``Oct 1``: a day on a chart's axis, its year in the title."""
+        return str(format_skeleton("MMMd", day, locale=self.locale))
 
     def dates(self, start: date, end: date) -> str:
         """A span of days as CLDR writes it: ``1–27 oct. 2026`` / ``Oct 1 – 27, 2026``."""

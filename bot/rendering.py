@@ -155,6 +155,7 @@ class AnswerView:
     why: str | None  # what the status rests on: "behind pace by 21 722 €"
     notes: tuple[str, ...]  # what the value measured: the conversion cohort, unattributed spend
     comparisons: tuple[ComparisonView, ...]  # previous period, then last year (not for a year)
+    trend: str | None  # a sparkline of the last periods, oldest first: "▁▃▅▄▆█"
     like_for_like: str | None  # the note shown while the period runs; None once it has ended
     breakdown_title: str | None  # "Par équipe"; None without a breakdown
     breakdown: tuple[RowView, ...]  # at most BREAKDOWN_ROWS rows, best first
@@ -279,6 +280,28 @@ def _status(
     return fmt.emoji(status), fmt.status(status)
 
 
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[Decimal | None]) -> str | None:
+    """Values as bars from ▁ (the lowest) to █ (the highest), a space where there is no data;
+    None with fewer than two values to draw. Plain text: it reads the same in Slack, Teams
+    and a terminal."""
+    known = [v for v in values if v is not None]
+    if len(known) < 2:
+        return None
+    low, high = min(known), max(known)
+    span = high - low
+    steps = len(_BARS) - 1
+
+    def bar(value: Decimal | None) -> str:
+        if value is None:
+            return " "
+        return _BARS[0 if not span else int((value - low) / span * steps + Decimal("0.5"))]
+
+    return "".join(bar(v) for v in values)
+
+
 def _versus_target(fmt: Formatter, kpi: Kpi, value: KpiValue, target: Decimal | None) -> str | None:
     """Attainment as a reader expects it: "82,3 %" of a revenue target, but a CPA of 375 €
     against 1 800 € is "79 % better than target", not "480 %"."""
@@ -367,6 +390,7 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         why=None if evaluation is None else _why(fmt, evaluation),
         notes=_notes(fmt, kpi, answer.value),
         comparisons=tuple(_comparison(kpi, c, fmt) for c in compared),
+        trend=sparkline(answer.trend),
         like_for_like=like_for_like,
         breakdown_title=fmt.breakdown_title(rows[0].scope.level) if rows else None,
         breakdown=tuple(_row(kpi, row, fmt) for row in rows),

@@ -17,6 +17,7 @@ from metrics.answers import Answer, answer
 from metrics.evaluation import Evaluation, evaluate_all
 from metrics.facts import Facts
 from metrics.kpis import KPIS
+from metrics.pace import PacePath, pace_path
 from metrics.periods import Grain, period_containing
 from metrics.query import Directory, Query, parse_query
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
@@ -127,6 +128,23 @@ class KpiService:
     def check(self, now: datetime) -> list[Evaluation]:
         """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""
         return evaluate_all(self.local_date(now), self.snapshot().facts, self.targets, self.policy)
+
+    def pace_paths(self, now: datetime, scope: Scope | None = None) -> list[PacePath]:
+        """Revenue to date against its pace line for the current revenue period: one path per
+        team of ``scope`` (the team itself for a team), those with a target first. Reps are
+        never drawn: a channel's chart shows no individual's figures."""
+        scope = scope or Scope.company()
+        today = self.local_date(now)
+        facts = self.snapshot().facts
+        targets = self._current_targets()
+        org = self.settings.organisation
+        grain = targets.grains.get("revenue", org.default_grain)
+        period = period_containing(grain, today, org.fiscal_year_start_month)
+        if scope.level is Level.REP:
+            return []
+        teams = [scope] if scope.level is Level.TEAM else facts.children(scope, Level.TEAM)
+        paths = [pace_path(facts, t, period, today, targets.book, self.policy) for t in teams]
+        return sorted(paths, key=lambda p: p.target is None)
 
     def digest(
         self,

@@ -24,6 +24,8 @@ from metrics.query import Query
 from metrics.scopes import Scope
 from metrics.targets import TargetBook
 
+TREND_PERIODS = 6
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -58,6 +60,9 @@ class Answer:
     last_year: Comparison | None  # None when it is the previous period (a year's)
     breakdown: tuple[BreakdownRow, ...]
     why: Why | None = None
+    # The last TREND_PERIODS values, oldest first, this period's last; each earlier period
+    # read like its comparison (like for like while this one runs). None: no data.
+    trend: tuple[Decimal | None, ...] = ()
 
     @property
     def attainment(self) -> Decimal | None:
@@ -135,6 +140,7 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
     periods = [query.period.previous()]
     if query.period.grain is not Grain.YEAR:
         periods.append(query.period.same_period_last_year())
+    trend: tuple[Decimal | None, ...] = ()
     if _too_early_to_compare(kpi, value, query, as_of, targets, policy):
         compared = [
             Comparison(like_for_like(query.period, as_of, p), None, None, None, too_early=True)
@@ -145,6 +151,12 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
             _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, value.value)
             for p in periods
         ]
+        earlier = [compared[0].value] + [
+            _compare(kpi, facts, query.scope, query.period, query.period.shift(-n), as_of, ctx,
+                     None).value
+            for n in range(2, TREND_PERIODS)
+        ]  # fmt: skip
+        trend = (*reversed(earlier), value.value)
     rows = []
     if query.breakdown is not None:
         for child in facts.children(query.scope, query.breakdown):
@@ -157,5 +169,5 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
     return Answer(
         kpi, query.scope, query.period, as_of, value, target, status, found, compared[0],
         compared[1] if len(compared) > 1 else None, tuple(rows),
-        None if found is None else found.why,
+        None if found is None else found.why, trend,
     )  # fmt: skip

@@ -188,6 +188,19 @@ def test_digest_dry_run_blocks_are_valid_block_kit(demo: Path) -> None:
     assert 0 < len(blocks) <= 50
 
 
+def test_digest_dry_run_writes_its_chart(demo: Path, tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
+    result = run(
+        "--config", str(demo), "digest", "--dry-run", "--chart", str(chart), "--as-of", AS_OF
+    )
+    assert result.exit_code == 0, result.output
+    data = chart.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # six teams in a 3 × 2 grid of 4 × 2.8 inches at 100 dpi: 1200 × 620 pixels
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1200, 620)
+
+
 def test_commands_default_to_kpibot_yaml_in_the_working_directory(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,6 +48,7 @@ from bot.rendering import (
     render_answer_text,
     render_digest_blocks,
     render_digest_text,
+    sparkline,
     validate_blocks,
 )
 from metrics.answers import Answer, BreakdownRow, Comparison
@@ -121,6 +122,8 @@ def revenue_answer(rows: tuple[BreakdownRow, ...] | None = None) -> Answer:
             Decimal("1187000"), Decimal("47567"), Decimal("0.040073294"),
         ),
         breakdown=rows,
+        trend=(None, Decimal("900000"), Decimal("1187000"), Decimal("1050000"),
+               Decimal("1100000"), Decimal("1234567")),
     )  # fmt: skip
 
 
@@ -641,3 +644,21 @@ def test_a_digest_leaves_out_rows_with_no_value_and_no_target() -> None:
     view = digest_view(replace(digest("en_US"), answers=(revenue_answer(), empty)),
                        formatter("en_US"))  # fmt: skip
     assert [e.heading for e in view.entries] == ["Revenue · Team EMEA · Q4 2026"]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # lowest ▁, highest █, the rest in proportion of 7 steps over 334.567:
+        # 1187 → 6.0 ▇, 1050 → 3.1 ▄, 1100 → 4.2 ▅; no data is a space
+        ([None, 900, 1187, 1050, 1100, 1234.567], " ▁▇▄▅█"),
+        # a flat series sits on the floor rather than dividing by zero
+        ([5, 5, 5], "▁▁▁"),
+        # fewer than two values: nothing to draw
+        ([None, 3], None),
+        ([], None),
+    ],
+)
+def test_sparkline(values: list[float | int | None], expected: str | None) -> None:
+    got = sparkline([None if v is None else Decimal(str(v)) for v in values])
+    assert got == expected

@@ -134,3 +134,16 @@ def test_ratio_status_in_the_grace_is_too_early() -> None:
     august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
     got = answer(Query("csat", COMPANY, august, None), date(2026, 8, 3), company(), targets, POLICY)
     assert (got.status, got.why) == (Status.NO_DATA, Why.TOO_EARLY)
+
+
+def test_the_trend_reads_earlier_periods_like_for_like() -> None:
+    # Q3 to 15 Sept against the first 77 days of the five quarters before: Q2 to 16 June has
+    # o7 (700); Q1 2026 started before the data (1 March) and earlier ones too: no data
+    got = answer(Query("revenue", COMPANY, Q3, None), date(2026, 9, 15), company(), TARGETS, POLICY)
+    assert got.trend == (None, None, None, None, Decimal("700.00"), Decimal("4000.00"))
+
+
+def test_no_trend_for_a_rate_too_early_to_compare() -> None:
+    august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
+    got = answer(Query("csat", COMPANY, august, None), date(2026, 8, 3), company(), TARGETS, POLICY)
+    assert got.trend == ()

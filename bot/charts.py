@@ -1,0 +1,63 @@
+"""The digest's picture: revenue to date against the target's pace line for the quarter, one
+small chart per team (or the one scope of a team digest). matplotlib's Agg canvas, no display
+and no pyplot state; dates and amounts are formatted by the organisation's ``Formatter``."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bot.formatting import Formatter
+from metrics.pace import PacePath
+from metrics.scopes import Level
+
+COLUMNS = 3
+BOOKED, PACE = "#1f77b4", "#ff7f0e"
+
+
+def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
+    """A PNG of ``paths`` as small multiples sharing nothing but the legend: each team is read
+    against its own target."""
+    if not paths:
+        raise ValueError("nothing to draw: no scope has a revenue path")
+    columns = min(COLUMNS, len(paths))
+    rows = math.ceil(len(paths) / columns)
+    figure = Figure(figsize=(4 * columns, 2.8 * rows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    money = FuncFormatter(lambda y, _pos: fmt.money(_decimal(y)))
+    for index, ax in enumerate(axes.flat):
+        if index >= len(paths):
+            ax.set_visible(False)
+            continue
+        path = paths[index]
+        scope = path.scope.name if path.scope.level is not Level.COMPANY else fmt.scope(path.scope)
+        ax.set_title(scope, fontsize=10)
+        x = range(len(path.days))
+        ax.plot(range(len(path.booked)), [float(v) for v in path.booked], color=BOOKED,
+                label=fmt.t("actual"))  # fmt: skip
+        if path.expected is not None:
+            ax.plot(x, [float(v) for v in path.expected], color=PACE, linestyle="--",
+                    label=fmt.t("expected"))  # fmt: skip
+        ticks = [0, len(path.days) // 2, len(path.days) - 1]
+        ax.set_xticks(ticks, [fmt.day_month(path.days[t]) for t in ticks], fontsize=8)
+        ax.yaxis.set_major_formatter(money)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+def _decimal(value: float) -> Decimal:
+    # Axis ticks are numpy floats; whole units are all an axis needs.
+    return Decimal(round(float(value)))
