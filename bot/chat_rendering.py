@@ -57,6 +57,13 @@ _WORDS: dict[str, dict[str, str]] = {
         "problem.unknown_scope.rep": "I don't know the rep “{name}”.",
         "problem.not_understood": "I understood {kpi}, but not “{text}”.",
         "problem.period": "{text}",
+        "problem.since.unknown": "I don't understand “since {text}”: say “since last week”, "
+        "“since yesterday”, “since Monday”, “since 2026-11-23” or “since 10 days”.",
+        "problem.since.future": "{text} is in the future: ask for the changes since a day that "
+        "has passed.",
+        "problem.since.not_a_date": "“{text}” is not a date: write it like 2026-11-23.",
+        "problem.since.not_pipeline": "Changes since a day are kept for the pipeline, not for "
+        "{kpi}: try “pipeline changes since last week”.",
         "problem.target": "I could not set that target: {text}\n"
         "`/kpi target revenue team Lyon 2026-Q4 800k` (or `off` to remove it)",
         "problem.usage.subscribe": "{text} Usage: `/kpi subscribe #channel 08:30 [team Lyon] "
@@ -127,6 +134,16 @@ _WORDS: dict[str, dict[str, str]] = {
         "problem.unknown_scope.rep": "Je ne connais pas le commercial «\u00a0{name}\u00a0».",
         "problem.not_understood": "J'ai compris {kpi}, mais pas «\u00a0{text}\u00a0».",
         "problem.period": "{text}",
+        "problem.since.unknown": "Je ne comprends pas «\u00a0depuis {text}\u00a0»\u00a0: dites "
+        "«\u00a0depuis la semaine dernière\u00a0», «\u00a0depuis hier\u00a0», «\u00a0depuis "
+        "lundi\u00a0», «\u00a0depuis le 2026-11-23\u00a0» ou «\u00a0depuis 10 jours\u00a0».",
+        "problem.since.future": "Le {text} n'est pas encore passé\u00a0: demandez les "
+        "mouvements depuis un jour passé.",
+        "problem.since.not_a_date": "«\u00a0{text}\u00a0» n'est pas une date\u00a0: écrivez-la "
+        "comme 2026-11-23.",
+        "problem.since.not_pipeline": "Les mouvements depuis une date sont suivis pour le "
+        "pipeline, pas pour {kpi}\u00a0: essayez «\u00a0mouvements du pipeline depuis "
+        "lundi\u00a0».",
         "problem.target": "Je n'ai pas pu fixer cet objectif\u00a0: {text}\n"
         "`/kpi objectif ca équipe Lyon 2026-Q4 800k` (ou `off` pour le retirer)",
         "problem.usage.subscribe": "{text} Usage\u00a0: `/kpi abonner #canal 08:30 "

@@ -127,10 +127,18 @@ def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: 
     service = obj.service()
     now = parse_as_of(as_of, obj.settings())
     try:
-        result = service.ask(" ".join(question), now)
+        query = service.parse(" ".join(question), now)
     except QueryError as error:
         fail(query_help(error))
     org = obj.settings().organisation
+    if query.since is not None:
+        changes = service.changes(query, now)
+        if as_json:
+            click.echo(json.dumps(serialize.changes(changes, org.currency), indent=2))
+        else:
+            click.echo(rendering.render_changes_text(changes, obj.formatter()))
+        return
+    result = service.answer(query, now)
     if as_json:
         click.echo(json.dumps(serialize.answer(result, org.language, org.currency), indent=2))
     else:

@@ -36,7 +36,9 @@ from conversation.authorization import (
     Role,
     Viewer,
     authorize,
+    named_reps,
     visible_answer,
+    visible_changes,
     visible_evaluations,
     visible_names,
 )
@@ -44,6 +46,7 @@ from conversation.grammar import Kind, Request, mentioned_user
 from conversation.views import (
     AlertList,
     AnswerView,
+    ChangesView,
     ChatTarget,
     Help,
     Home,
@@ -210,6 +213,9 @@ class ConversationCore:
         decision = self._decide(self.identify(user_id, now), Action.ASK, query.scope, into)
         if not decision.allowed:
             return Refused(decision.refusal_reason, query.scope)
+        if query.since is not None:
+            changes = self.service.changes(query, now, named=named_reps(decision))
+            return ChangesView(visible_changes(changes, decision), request)
         return AnswerView(visible_answer(self.service.answer(query, now), decision), request)
 
     def _overview(

@@ -116,6 +116,22 @@ _WORDS: dict[str, dict[str, str]] = {
         "daily_digest": "Daily digest",
         "behind": "Furthest behind",
         "truncated": "… message shortened to fit Slack's limits",
+        "changes.title": "{kpi} · {scope} · {period} — changes since {date}",
+        "changes.start": "Pipeline on {date}",
+        "changes.end": "Pipeline now",
+        "changes.history_from": (
+            "History starts on {date}, kpibot's first import: movements are counted from then."
+        ),
+        "changes.net": "Change",
+        "movement.created": "+ Created",
+        "movement.moved_in": "+ Moved in (close date, reopened)",
+        "movement.increased": "+ Increased",
+        "movement.decreased": "− Decreased",
+        "movement.reassigned": "± Reassigned",
+        "movement.pushed": "− Pushed out (close date)",
+        "movement.lost": "− Lost",
+        "movement.won": "− Won",
+        "movement.removed": "− Removed (deleted)",
     },
     "fr": {
         "status.achieved": "atteint",
@@ -172,6 +188,23 @@ _WORDS: dict[str, dict[str, str]] = {
         "daily_digest": "Récap quotidien",
         "behind": "Les plus en retard",
         "truncated": "… message raccourci pour respecter les limites de Slack",
+        "changes.title": "{kpi} · {scope} · {period} — mouvements depuis le {date}",
+        "changes.start": "Pipeline au {date}",
+        "changes.end": "Pipeline aujourd'hui",
+        "changes.history_from": (
+            "L'historique commence le {date}, premier import de kpibot\u00a0: "
+            "les mouvements sont comptés depuis."
+        ),
+        "changes.net": "Variation",
+        "movement.created": "+ Créées",
+        "movement.moved_in": "+ Entrées (date de clôture, réouverture)",
+        "movement.increased": "+ En hausse",
+        "movement.decreased": "− En baisse",
+        "movement.reassigned": "± Réattribuées",
+        "movement.pushed": "− Repoussées (date de clôture)",
+        "movement.lost": "− Perdues",
+        "movement.won": "− Gagnées",
+        "movement.removed": "− Supprimées",
     },
 }
 

@@ -45,21 +45,27 @@ from metrics.evaluation import Evaluation, Status, Why, better_than_target
 from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
 from metrics.periods import Grain
 from metrics.scopes import Scope
+from metrics.waterfall import PipelineChanges
 
 __all__ = [
     "AlertView",
     "AlertsView",
     "AnswerView",
     "BlockLimitError",
+    "ChangeRowView",
+    "ChangesView",
     "ComparisonView",
     "ContributorView",
+    "DealView",
     "Digest",
     "DigestEntryView",
     "DigestView",
+    "MovementView",
     "RowView",
     "alert_view",
     "alerts_view",
     "answer_view",
+    "changes_view",
     "digest_view",
     "display_width",
     "environment",
@@ -69,6 +75,8 @@ __all__ = [
     "render_alerts_text",
     "render_answer_blocks",
     "render_answer_text",
+    "render_changes_blocks",
+    "render_changes_text",
     "render_digest_blocks",
     "render_digest_text",
     "validate_blocks",
@@ -224,6 +232,50 @@ class DigestView:
     entries: tuple[DigestEntryView, ...]  # at most DIGEST_ANSWERS
     more: str | None
     alerts: AlertsView  # at most DIGEST_ALERTS
+
+
+@dataclass(frozen=True)
+class DealView:
+    name: str  # raw: the deal's CRM name, cut to NAME_CHARS
+    rep: str  # raw
+    amount: str  # signed
+
+
+@dataclass(frozen=True)
+class MovementView:
+    """One line of the waterfall: ``+ Créées  +120 000 €  3 affaires``."""
+
+    label: str
+    amount: str  # signed
+    count: str  # "3 affaires"
+    n: int  # the count as a number: Slack leaves empty movements out
+    deals: tuple[DealView, ...]  # the largest the viewer may see
+
+
+@dataclass(frozen=True)
+class ChangeRowView:
+    """One child scope of a waterfall: start, net change, now."""
+
+    name: str  # raw
+    start: str
+    change: str  # signed
+    end: str
+
+
+@dataclass(frozen=True)
+class ChangesView:
+    """Context of ``changes.*.j2``: the pipeline's movements since a day."""
+
+    title: str  # raw: "Pipeline · Entreprise · T4 2026 — mouvements depuis le 24 nov. 2026"
+    start_label: str  # "Pipeline au 24 nov. 2026"
+    start: str
+    movements: tuple[MovementView, ...]  # every movement, in waterfall order
+    end_label: str
+    end: str
+    note: str | None  # when the history starts after the day asked for
+    breakdown_title: str | None
+    breakdown: tuple[ChangeRowView, ...]  # at most BREAKDOWN_ROWS, largest change first
+    more: str | None
 
 
 # --- building the contexts -----------------------------------------------------------------------
@@ -397,6 +449,62 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         # No "and N more" when the caller asked for no rows at all (the digest).
         more=_more(fmt, len(answer.breakdown) - len(rows)) if rows else None,
         as_of=fmt.t("as_of", date=fmt.date(answer.as_of)),
+    )
+
+
+def changes_view(
+    changes: PipelineChanges, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROWS
+) -> ChangesView:
+    whole = changes.waterfall
+    minor_digits = changes.minor_digits
+
+    def money(minor: int, *, signed: bool = False) -> str:
+        return fmt.money(Decimal(minor).scaleb(-minor_digits), signed=signed)
+
+    started = changes.history_from or changes.since
+    rows = sorted(changes.breakdown, key=lambda w: (-abs(w.end - w.start), w.scope.name))
+    shown = rows[:max_rows]
+    return ChangesView(
+        title=fmt.t(
+            "changes.title",
+            kpi=fmt.kpi_label(KPIS["pipeline"]),
+            scope=fmt.scope(Scope(whole.scope.level, _clip(whole.scope.name))),
+            period=fmt.period(whole.period),
+            date=fmt.date(changes.since),
+        ),
+        start_label=fmt.t("changes.start", date=fmt.date(started)),
+        start=money(whole.start),
+        movements=tuple(
+            MovementView(
+                label=fmt.t(f"movement.{step.movement.value}"),
+                amount=money(step.amount, signed=True),
+                count=fmt.tn("deals", step.count),
+                n=step.count,
+                deals=tuple(
+                    DealView(_clip(deal.name), _clip(deal.rep), money(deal.amount, signed=True))
+                    for deal in step.largest
+                ),
+            )
+            for step in whole.steps
+        ),
+        end_label=fmt.t("changes.end"),
+        end=money(whole.end),
+        note=(
+            None
+            if changes.history_from is None
+            else fmt.t("changes.history_from", date=fmt.date(changes.history_from))
+        ),
+        breakdown_title=fmt.breakdown_title(shown[0].scope.level) if shown else None,
+        breakdown=tuple(
+            ChangeRowView(
+                name=_clip(w.scope.name),
+                start=money(w.start),
+                change=money(w.end - w.start, signed=True),
+                end=money(w.end),
+            )
+            for w in shown
+        ),
+        more=_more(fmt, len(rows) - len(shown)) if shown else None,
     )
 
 
@@ -720,6 +828,14 @@ def render_answer_text(answer: Answer, fmt: Formatter) -> str:
 
 def render_answer_blocks(answer: Answer, fmt: Formatter) -> Blocks:
     return _render_blocks("slack/answer.json.j2", answer_view(answer, fmt), fmt)
+
+
+def render_changes_text(changes: PipelineChanges, fmt: Formatter) -> str:
+    return _render_text("text/changes.txt.j2", changes_view(changes, fmt), fmt)
+
+
+def render_changes_blocks(changes: PipelineChanges, fmt: Formatter) -> Blocks:
+    return _render_blocks("slack/changes.json.j2", changes_view(changes, fmt), fmt)
 
 
 def render_digest_text(digest: Digest, fmt: Formatter) -> str:

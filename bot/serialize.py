@@ -11,6 +11,7 @@ from metrics.evaluation import Evaluation
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Period
 from metrics.scopes import Scope
+from metrics.waterfall import PipelineChanges, Waterfall
 
 Json = dict[str, Any]
 
@@ -120,3 +121,38 @@ def evaluation(e: Evaluation, language: str, currency: str) -> Json:
             for c in e.contributors
         ],
     }  # fmt: skip
+
+
+def _waterfall(w: Waterfall, minor_digits: int) -> Json:
+    def money(minor: int) -> float | int | None:
+        return number(Decimal(minor).scaleb(-minor_digits))
+
+    return {
+        "scope": scope(w.scope),
+        "start": money(w.start),
+        "movements": [
+            {
+                "movement": s.movement.value,
+                "amount": money(s.amount),
+                "count": s.count,
+                "largest": [
+                    {"name": d.name, "rep": d.rep, "amount": money(d.amount)} for d in s.largest
+                ],
+            }
+            for s in w.steps
+        ],
+        "end": money(w.end),
+    }
+
+
+def changes(c: PipelineChanges, currency: str) -> Json:
+    """The pipeline's movements since a day; amounts in the base currency."""
+    return {
+        "kpi": "pipeline",
+        "currency": currency,
+        "period": period(c.waterfall.period),
+        "since": c.since.isoformat(),
+        "history_from": None if c.history_from is None else c.history_from.isoformat(),
+        **_waterfall(c.waterfall, c.minor_digits),
+        "breakdown": [_waterfall(w, c.minor_digits) for w in c.breakdown],
+    }

@@ -3,15 +3,18 @@ core meet. The CLI, the Slack handlers and the scheduler all ask it, never the s
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
 from bot.store.database import make_engine, migrate
-from bot.store.facts_loader import FactsCache
+from bot.store.facts_loader import FactsCache, load_deal_states
+from bot.store.history import first_recorded
 from conversation.views import Digest
 from metrics.answers import Answer, answer
 from metrics.evaluation import Evaluation, evaluate_all
@@ -22,6 +25,10 @@ from metrics.periods import Grain, period_containing
 from metrics.query import Directory, Query, parse_query
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
+from metrics.waterfall import Named, PipelineChanges, waterfall
+
+# Deal states kept in memory: the start of a few "since" days and the current state.
+_STATES_KEPT = 4
 
 # What a sales leader reads first in the morning, in this order.
 DIGEST_KPIS = (
@@ -66,6 +73,7 @@ class KpiService:
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None
+        self._states: OrderedDict[tuple[datetime | None, int], pd.DataFrame] = OrderedDict()
 
     def _current_targets(self) -> _Targets:
         """The config's targets with those set from chat, rebuilt when an admin changed one:
@@ -124,6 +132,49 @@ class KpiService:
 
     def ask(self, question: str, now: datetime) -> Answer:
         return self.answer(self.parse(question, now), now)
+
+    def _deal_states(self, at: datetime, version: int, *, current: bool) -> pd.DataFrame:
+        """The deals as they stood at ``at``, cached per data version; the ``current`` state
+        (``at`` is now) is the same for any moment until the next change of data."""
+        key = (None if current else at, version)
+        if key not in self._states:
+            org = self.settings.organisation
+            self._states[key] = load_deal_states(
+                self.engine, at, org.currency, dict(self.settings.config.fx_rates)
+            )
+            while len(self._states) > _STATES_KEPT:
+                self._states.popitem(last=False)
+        self._states.move_to_end(key)
+        return self._states[key]
+
+    def changes(
+        self, query: Query, now: datetime, named: Named = lambda rep: True
+    ) -> PipelineChanges:
+        """The pipeline's movements since ``query.since`` (from the start of that day in the
+        organisation's time zone), from the history; counted from the first recorded state when
+        the history starts later."""
+        if query.since is None:
+            raise ValueError("not a question about changes")
+        zone = self.settings.organisation.zone
+        since = datetime.combine(query.since, time(), tzinfo=zone)
+        with self.engine.connect() as connection:
+            first = first_recorded(connection)
+        history_from = None
+        if first is None or first > since:
+            history_from = (first or now).astimezone(zone).date()
+            since = first or now
+        facts = self.snapshot().facts
+        start = self._deal_states(since, facts.version, current=False)
+        end = self._deal_states(now, facts.version, current=True)
+        scope, level = query.scope, query.breakdown
+        children = facts.children(scope, level) if level is not None else []
+        return PipelineChanges(
+            waterfall=waterfall(start, end, query.period, scope, named),
+            breakdown=tuple(waterfall(start, end, query.period, c, named) for c in children),
+            since=query.since,
+            history_from=history_from,
+            minor_digits=facts.minor_digits,
+        )
 
     def check(self, now: datetime) -> list[Evaluation]:
         """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""

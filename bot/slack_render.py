@@ -24,6 +24,8 @@ from bot.rendering import (
     render_alerts_text,
     render_answer_blocks,
     render_answer_text,
+    render_changes_blocks,
+    render_changes_text,
     render_digest_blocks,
     render_digest_text,
 )
@@ -31,6 +33,7 @@ from conversation.authorization import Refusal
 from conversation.views import (
     AlertList,
     AnswerView,
+    ChangesView,
     Help,
     Home,
     Notice,
@@ -266,6 +269,9 @@ class SlackRenderer:
                 answer = view.answer
                 text = mrkdwn_escape(render_answer_text(answer, self.fmt))
                 return text, render_answer_blocks(answer, self.fmt)
+            case ChangesView():
+                text = mrkdwn_escape(render_changes_text(view.changes, self.fmt))
+                return text, render_changes_blocks(view.changes, self.fmt)
             case Overview():
                 digest = self.titled(view).digest
                 text = mrkdwn_escape(render_digest_text(digest, self.fmt))

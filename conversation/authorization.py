@@ -32,6 +32,7 @@ from enum import StrEnum
 from metrics.answers import Answer
 from metrics.evaluation import Evaluation
 from metrics.scopes import Level, Scope
+from metrics.waterfall import PipelineChanges
 
 
 class Role(StrEnum):
@@ -253,6 +254,17 @@ def visible_answer(answer: Answer, decision: Decision) -> Answer:
     if evaluation is not None:
         evaluation = visible_evaluation(evaluation, decision)
     return dataclasses.replace(answer, breakdown=rows, evaluation=evaluation)
+
+
+def named_reps(decision: Decision) -> Callable[[str], bool]:
+    """Whether a rep's deals may be named to the audience (the waterfall's largest deals)."""
+    return lambda rep: decision.shows(Scope(Level.REP, rep))
+
+
+def visible_changes(changes: PipelineChanges, decision: Decision) -> PipelineChanges:
+    """``changes`` with only the breakdown rows the audience may see."""
+    rows = tuple(w for w in changes.breakdown if decision.shows(w.scope))
+    return dataclasses.replace(changes, breakdown=rows)
 
 
 # A "did you mean" or "known teams" list names a handful at most.

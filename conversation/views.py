@@ -19,6 +19,7 @@ from metrics.answers import Answer
 from metrics.evaluation import Evaluation
 from metrics.periods import Period
 from metrics.scopes import Scope
+from metrics.waterfall import PipelineChanges
 
 # A parameter of a notice or a problem: formatted by the surface according to its type.
 Param = str | int | datetime | Scope | Period | Decimal | tuple[str, ...] | tuple[int, ...]
@@ -44,6 +45,14 @@ class AnswerView:
     """One KPI for one scope and period. ``request`` is what a "Share" button replays."""
 
     answer: Answer
+    request: str
+
+
+@dataclass(frozen=True)
+class ChangesView:
+    """The pipeline's movements since a day (``pipeline changes since last week``)."""
+
+    changes: PipelineChanges
     request: str
 
 
@@ -134,6 +143,7 @@ class Home:
 
 View = (
     AnswerView
+    | ChangesView
     | Overview
     | AlertList
     | TargetList
@@ -146,7 +156,7 @@ View = (
 )
 
 # Views that show data and so may be shared in a channel (computed again for the sharer).
-SHAREABLE = (AnswerView, Overview, AlertList, TargetList)
+SHAREABLE = (AnswerView, ChangesView, Overview, AlertList, TargetList)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Questions in English or French ("revenue team EMEA last quarter", "ca ce trimestre",
 "win rate by team 2026-Q3") parsed into a ``Query``: a KPI, a scope, a period and an optional
-breakdown level. Anything not understood raises ``QueryError`` with close matches."""
+breakdown level; "pipeline changes since last week" (``mouvements du pipeline depuis lundi``)
+also sets the day the changes are counted from. Anything not understood raises ``QueryError``
+with close matches."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from metrics.kpis import KPIS
 from metrics.periods import Grain, Period, PeriodParseError, extract_period, period_containing
@@ -23,6 +25,9 @@ class Query:
     scope: Scope
     period: Period
     breakdown: Level | None
+    # Set for "pipeline changes since …": the day (from its start, in the organisation's time
+    # zone) from which the pipeline's movements are counted.
+    since: date | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,79 @@ def suggest(word: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
+# Read on the question as asked (the period after it needs its dashes), so case-insensitive
+# and with or without accents.
+_CHANGES = re.compile(
+    r"(?i)\b(?:changes?|movements?|moves|mouvements?|waterfall|cascade|[eé]volution)\b"
+)
+_WEEKDAYS = {
+    name: number
+    for number, names in enumerate(
+        ("monday lundi", "tuesday mardi", "wednesday mercredi", "thursday jeudi",
+         "friday vendredi", "saturday samedi", "sunday dimanche")
+    )
+    for name in names.split()
+}  # fmt: skip
+_DAYS_AGO = {"yesterday": 1, "hier": 1, "last week": 7, "semaine derniere": 7}
+_SINCE_WORD = re.compile(r"(?i)\b(?:since|depuis)\b")
+_SINCE = re.compile(
+    r"(?i)\b(?:since|depuis)\s+(?:le\s+|la\s+|l[’'])?"
+    r"(last\s+week|semaine\s+derni[eè]re|yesterday|hier|"
+    rf"{'|'.join(_WEEKDAYS)}|(\d+)\s+(?:days?|jours?)"
+    r"|(\d{4})-(\d{1,2})-(\d{1,2}))(?!\w)"
+)
+_DEFAULT_SINCE_DAYS = 7
+_SINCE_HELP = (
+    "“since last week”, “since yesterday”, “since Monday”, “since 2026-11-23” or "
+    "“since 10 days” (“depuis la semaine dernière”, “depuis hier”, “depuis lundi”)"
+)
+
+
+def _since_day(match: re.Match[str], today: date) -> date:
+    """The day a "since …" names, at or before ``today``."""
+    said, days, year, month, day = match.groups()
+    words = normalise(said)
+    if words in _DAYS_AGO:
+        return today - timedelta(days=_DAYS_AGO[words])
+    if words in _WEEKDAYS:
+        # The last such day before today: on a Monday, "since Monday" is a week.
+        return today - timedelta(days=(today.weekday() - _WEEKDAYS[words] - 1) % 7 + 1)
+    if days is not None:
+        return today - timedelta(days=int(days))
+    try:
+        named = date(int(year), int(month), int(day))
+    except ValueError:
+        text = f"{year}-{month}-{day}"
+        message = f"“{text}” is not a date: say {_SINCE_HELP}."
+        raise QueryError("since.not_a_date", message, text=text) from None
+    if named > today:
+        message = f"{named.isoformat()} is in the future: say {_SINCE_HELP}."
+        raise QueryError("since.future", message, text=named.isoformat())
+    return named
+
+
+def _find_since(text: _Text, today: date) -> date | None:
+    """The day of "changes since …", cut out of ``text``; None when the question is not about
+    changes. "changes" alone counts from a week ago."""
+    since = _SINCE.search(text.rest)
+    word = _SINCE_WORD.search(text.rest)
+    if since is None and word is not None:
+        after = text.rest[word.end() :].strip()
+        message = f"I don't understand “since {after}”: say {_SINCE_HELP}."
+        raise QueryError("since.unknown", message, text=after)
+    changes = _CHANGES.search(text.rest)
+    if since is None and changes is None:
+        return None
+    day = today - timedelta(days=_DEFAULT_SINCE_DAYS)
+    if since is not None:
+        day = _since_day(since, today)
+        text.cut(since)
+    changes = _CHANGES.search(text.rest)
+    if changes is not None:
+        text.cut(changes)
+    return day
+
+
 def parse_query(
     question: str,
     today: date,
@@ -192,8 +270,11 @@ def parse_query(
 ) -> Query:
     """Parse ``question``. Without a period, the KPI is read over its grain in ``grains``
     (e.g. the grain of its company target), else over ``default_grain``, containing ``today``."""
+    # "since last week" names a day, not the period: read it before the period is.
+    asked = _Text(question)
+    since = _find_since(asked, today)
     try:
-        period, rest = extract_period(question, today, fiscal_start_month)
+        period, rest = extract_period(asked.rest, today, fiscal_start_month)
     except PeriodParseError as error:
         raise QueryError("period", str(error), text=str(error)) from None
     text = _Text(normalise(rest))
@@ -219,9 +300,16 @@ def parse_query(
             kpi=kpi,
             text=rest,
         )
+    if since is not None and kpi != "pipeline":
+        raise QueryError(
+            "since.not_pipeline",
+            f"Changes since a day are kept for the pipeline, not {kpi}: "
+            "try “pipeline changes since last week”.",
+            kpi=kpi,
+        )
     if breakdown is None or not is_finer(breakdown, scope.level):
         breakdown = DEFAULT_BREAKDOWN[scope.level]
     if period is None:
         grain = (grains or {}).get(kpi, default_grain)
         period = period_containing(grain, today, fiscal_start_month)
-    return Query(kpi, scope, period, breakdown)
+    return Query(kpi, scope, period, breakdown, since)

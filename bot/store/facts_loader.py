@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
+from bot.store.history import states_at
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import Facts
+from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 _CATEGORIES = ("team", "region", "kind")
 
@@ -97,16 +100,7 @@ def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
     return minor
 
 
-def load_facts(
-    engine: Engine,
-    currency: str,
-    configured_rates: dict[str, Decimal],
-    default_probability: float,
-    minor_digits: int = 2,
-) -> Facts:
-    """Read every fact table once into the column contract of ``metrics.facts``."""
-    version = _version(engine)
-    fx = FxTable(currency, configured_rates, _stored_rates(engine))
+def _teams_and_reps(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     teams = _frame(engine, select(Team.id.label("team_id"), Team.name, Team.region, Team.manager))
     reps = _frame(
         engine,
@@ -120,8 +114,25 @@ def load_facts(
         on="team_id",
         how="left",
     )
-    reps = _dates(reps, "active_from", "active_to")
-    owners = reps[["rep_id", "name", "team", "region"]].rename(columns={"name": "rep"})
+    return teams, _dates(reps, "active_from", "active_to")
+
+
+def _owners(reps: pd.DataFrame) -> pd.DataFrame:
+    return reps[["rep_id", "name", "team", "region"]].rename(columns={"name": "rep"})
+
+
+def load_facts(
+    engine: Engine,
+    currency: str,
+    configured_rates: dict[str, Decimal],
+    default_probability: float,
+    minor_digits: int = 2,
+) -> Facts:
+    """Read every fact table once into the column contract of ``metrics.facts``."""
+    version = _version(engine)
+    fx = FxTable(currency, configured_rates, _stored_rates(engine))
+    teams, reps = _teams_and_reps(engine)
+    owners = _owners(reps)
 
     def deals(chunk: pd.DataFrame) -> pd.DataFrame:
         closed = chunk.pop("is_closed").astype(bool)
@@ -190,6 +201,38 @@ def load_facts(
         minor_digits=minor_digits,
         version=version,
     )
+
+
+def load_deal_states(
+    engine: Engine,
+    at: datetime,
+    currency: str,
+    configured_rates: dict[str, Decimal],
+    minor_digits: int = 2,
+) -> pd.DataFrame:
+    """The deals as the history says they stood at ``at``, in the columns of
+    ``metrics.waterfall`` (owners placed in today's teams)."""
+    fx = FxTable(currency, configured_rates, _stored_rates(engine))
+    states = states_at(at).subquery()
+
+    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        chunk["status"] = chunk["status"].astype("category")
+        return _dates(chunk.drop(columns="currency"), "close")
+
+    frame = _frame(
+        engine,
+        select(
+            # A deal without a name is shown by its CRM id.
+            states.c.opportunity_id.label("id"),
+            func.coalesce(states.c.name, states.c.source_id).label("name"), states.c.status,
+            states.c.amount, states.c.currency, states.c.close_date.label("close"),
+            states.c.owner_id.label("rep_id"),
+        ),
+        compact,
+    )  # fmt: skip
+    _, reps = _teams_and_reps(engine)
+    return _owned(frame, _owners(reps))[list(WATERFALL_COLUMNS)]
 
 
 def _version(engine: Engine) -> int:

@@ -14,11 +14,13 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     DateTime,
     Select,
     and_,
     case,
     exists,
+    func,
     insert,
     literal,
     or_,
@@ -125,12 +127,10 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     )
 
 
-def first_recorded(session: Session) -> datetime | None:
+def first_recorded(connection: Connection) -> datetime | None:
     """The earliest moment the history holds: before it, past pipelines are rebuilt from
     current records."""
-    moment = session.scalar(
-        select(OpportunityHistory.valid_from).order_by(OpportunityHistory.valid_from).limit(1)
-    )
+    moment: datetime | None = connection.scalar(select(func.min(OpportunityHistory.valid_from)))
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

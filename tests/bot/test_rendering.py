@@ -46,6 +46,8 @@ from bot.rendering import (
     render_alerts_text,
     render_answer_blocks,
     render_answer_text,
+    render_changes_blocks,
+    render_changes_text,
     render_digest_blocks,
     render_digest_text,
     sparkline,
@@ -56,6 +58,7 @@ from metrics.evaluation import Evaluation, Status, Why
 from metrics.kpis import KPIS, KpiValue, Reason
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
+from tests.bot.test_changes_rendering import pipeline_changes
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 LOCALES = {"fr_FR": "EUR", "en_US": "USD"}
@@ -379,6 +382,10 @@ CASES = {
     "digest": lambda fmt, locale: (
         render_digest_text(digest(locale), fmt),
         render_digest_blocks(digest(locale), fmt),
+    ),
+    "changes": lambda fmt, locale: (
+        render_changes_text(pipeline_changes(), fmt),
+        render_changes_blocks(pipeline_changes(), fmt),
     ),
 }
 

@@ -97,3 +97,46 @@ def test_parser_raises_only_its_own_error(text: str) -> None:
 def test_invalid_period_key_is_a_query_error() -> None:
     with pytest.raises(QueryError, match="Q7"):
         parse_query("revenue 2026-Q7", TODAY, DIRECTORY)
+
+
+# "Changes since": TODAY is Thursday 26 November 2026. question, scope, period, since
+SINCE_CASES = [
+    ("pipeline changes since last week", COMPANY, Q4, date(2026, 11, 19)),
+    ("mouvements du pipeline depuis lundi", COMPANY, Q4, date(2026, 11, 23)),
+    ("mouvements du pipeline depuis la semaine dernière", COMPANY, Q4, date(2026, 11, 19)),
+    # On a Thursday, "since Thursday" is a week: the last such day before today.
+    ("pipeline changes since thursday", COMPANY, Q4, date(2026, 11, 19)),
+    ("pipeline changes since yesterday", COMPANY, Q4, date(2026, 11, 25)),
+    ("pipe team Lyon changes since 2026-11-02", Scope(Level.TEAM, "Lyon"), Q4, date(2026, 11, 2)),
+    ("pipeline changes 2026-Q3 since 10 days", COMPANY, Q3, date(2026, 11, 16)),
+    ("pipeline changes", COMPANY, Q4, date(2026, 11, 19)),  # a week by default
+    ("pipeline since monday", COMPANY, Q4, date(2026, 11, 23)),
+]
+
+
+@pytest.mark.parametrize(("question", "scope", "period", "since"), SINCE_CASES)
+def test_changes_since_a_day(question: str, scope: Scope, period: Period, since: date) -> None:
+    query = parse_query(question, TODAY, DIRECTORY)
+
+    assert (query.kpi, query.scope, query.period, query.since) == ("pipeline", scope, period, since)
+
+
+def test_a_plain_question_has_no_since() -> None:
+    assert parse_query("pipeline last week", TODAY, DIRECTORY).since is None
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("pipeline since tomorrow", "I don't understand “since tomorrow”"),
+        ("pipeline since 2026-12-01", "2026-12-01 is in the future"),
+        ("pipeline since 2026-02-30", "“2026-02-30” is not a date"),
+        ("revenue changes since monday", "kept for the pipeline, not revenue"),
+    ],
+)
+def test_a_since_that_is_not_understood_says_what_works(question: str, message: str) -> None:
+    with pytest.raises(QueryError) as raised:
+        parse_query(question, TODAY, DIRECTORY)
+
+    assert message in raised.value.message
+    assert "since last week" in raised.value.message

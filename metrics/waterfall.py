@@ -1,0 +1,213 @@
+"""The pipeline waterfall: how a period's open pipeline went from what it was at one moment to
+what it is at another, deal by deal.
+
+Inputs are two states of the deals (``bot.store.history`` rebuilds them), each a DataFrame with
+the columns ``id``, ``name``, ``status`` ('open'|'won'|'lost'|'deleted'), ``amount`` (int64
+minor units of the base currency), ``close`` (``datetime64``), ``rep``, ``team``, ``region``.
+A deal absent from the start did not exist then.
+
+Each deal moves at most once per movement, in this order: it changes hands (``reassigned``,
+between scopes only), its amount changes (``increased``/``decreased``), then it leaves the
+period's pipeline (``pushed`` out by its close date, ``lost``, ``won``, ``removed``) or enters
+it (``created``, ``moved_in`` by its close date or a reopening). So for every scope
+
+    start + Σ movements = end, to the minor unit,
+
+and the movements of the children of a scope add up to the scope's (a deal changing teams
+inside a region is ``reassigned`` out of one team and into the other, and not at all for the
+region)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from metrics.facts import day
+from metrics.periods import Period
+from metrics.scopes import Scope
+
+COLUMNS = ("id", "name", "status", "amount", "close", "rep", "team", "region")
+LARGEST = 3
+
+
+class Movement(StrEnum):
+    CREATED = "created"
+    MOVED_IN = "moved_in"
+    INCREASED = "increased"
+    DECREASED = "decreased"
+    REASSIGNED = "reassigned"
+    PUSHED = "pushed"
+    LOST = "lost"
+    WON = "won"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class DealMove:
+    """One deal's part in a movement: signed amount in minor units."""
+
+    name: str
+    rep: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Step:
+    movement: Movement
+    amount: int  # signed, minor units
+    count: int
+    largest: tuple[DealMove, ...]  # by absolute amount, only deals the viewer may see named
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    scope: Scope
+    period: Period
+    start: int
+    steps: tuple[Step, ...]  # in ``Movement`` order, every movement listed
+    end: int
+
+    def step(self, movement: Movement) -> Step:
+        return next(s for s in self.steps if s.movement is movement)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """The union of deals of both states, aligned: ``*0`` at the start, ``*1`` at the end."""
+
+    name: np.ndarray
+    rep: np.ndarray
+    exists0: np.ndarray
+    exists1: np.ndarray
+    status0: np.ndarray
+    status1: np.ndarray
+    a0: np.ndarray
+    a1: np.ndarray
+    in_period0: np.ndarray
+    in_period1: np.ndarray
+    frame: pd.DataFrame  # the merged rows, for scope membership
+
+
+def _pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> _Pair:
+    merged = start[list(COLUMNS)].merge(
+        end[list(COLUMNS)], on="id", how="outer", suffixes=("0", "1"), indicator=True
+    )
+    exists0 = (merged["_merge"] != "right_only").to_numpy()
+    exists1 = (merged["_merge"] != "left_only").to_numpy()
+    first, last = day(period.start), day(period.end)
+
+    def in_period(column: str) -> np.ndarray:
+        close = merged[column].to_numpy(dtype="datetime64[D]")
+        return (close >= first) & (close <= last)
+
+    name = merged["name1"].where(exists1, merged["name0"]).fillna("").astype(str).to_numpy()
+    rep = merged["rep1"].astype(object).where(exists1, merged["rep0"].astype(object))
+    return _Pair(
+        name=name,
+        rep=rep.fillna("").astype(str).to_numpy(),
+        exists0=exists0,
+        exists1=exists1,
+        status0=merged["status0"].astype(object).fillna("").to_numpy(),
+        status1=merged["status1"].astype(object).fillna("").to_numpy(),
+        a0=merged["amount0"].fillna(0).to_numpy(dtype="int64"),
+        a1=merged["amount1"].fillna(0).to_numpy(dtype="int64"),
+        in_period0=in_period("close0"),
+        in_period1=in_period("close1"),
+        frame=merged,
+    )
+
+
+def _member(pair: _Pair, scope: Scope, side: str) -> np.ndarray:
+    if scope.column is None:
+        return np.ones(len(pair.frame), dtype=bool)
+    values = pair.frame[f"{scope.column}{side}"].astype(object)
+    return (values == scope.name).to_numpy()
+
+
+def _step(
+    pair: _Pair, movement: Movement, mask: np.ndarray, amounts: np.ndarray, named: Named
+) -> Step:
+    chosen = amounts[mask]
+    positions = np.flatnonzero(mask)
+    visible = [i for i, p in enumerate(positions) if named(str(pair.rep[p]))]
+    order = sorted(visible, key=lambda i: (-abs(int(chosen[i])), str(pair.name[positions[i]])))
+    largest = tuple(
+        DealMove(str(pair.name[positions[i]]), str(pair.rep[positions[i]]), int(chosen[i]))
+        for i in order[:LARGEST]
+    )
+    return Step(movement, int(chosen.sum()), int(mask.sum()), largest)
+
+
+Named = Callable[[str], bool]
+
+
+def waterfall(
+    start: pd.DataFrame,
+    end: pd.DataFrame,
+    period: Period,
+    scope: Scope,
+    named: Named = lambda rep: True,
+) -> Waterfall:
+    """The movements of ``scope``'s open pipeline closing in ``period`` between the two states.
+    ``named(rep)`` says whether the viewer may see that rep's deals by name."""
+    pair = _pair(start, end, period)
+    m0, m1 = _member(pair, scope, "0"), _member(pair, scope, "1")
+    open0 = pair.exists0 & (pair.status0 == "open")
+    open1 = pair.exists1 & (pair.status1 == "open")
+    in0 = open0 & pair.in_period0 & m0
+    in1 = open1 & pair.in_period1 & m1
+    gone1 = ~pair.exists1 | (pair.status1 == "deleted")
+    a0, a1 = pair.a0, pair.a1
+
+    # In the scope's pipeline at the start.
+    handed_out = in0 & pair.exists1 & ~m1
+    stays = in0 & ~handed_out
+    removed_a = stays & gone1
+    live_a = stays & ~gone1
+    # Not in it at the start: enters it, or passes through (enters and closes in between).
+    fresh = ~pair.exists0 | open0
+    through = ~in1 & pair.exists1 & m1 & ~open1 & pair.in_period1 & fresh & ~in0
+    enters = ~in0 & (in1 | through)
+    handed_in = enters & open0 & pair.in_period0 & ~m0
+    created = enters & ~pair.exists0
+    moved_in = enters & ~handed_in & ~created
+    removed_b_at_start = handed_in & gone1  # leaves at the amount it came with
+    changes = (live_a | (handed_in & ~gone1)) & (a1 != a0)
+    closing = (live_a & ~in1) | (enters & through & ~removed_b_at_start)
+    zero = np.zeros_like(a0)
+    delta = np.where(changes, a1 - a0, zero)
+    status1 = pair.status1
+    masks = {
+        Movement.CREATED: (created, a1),
+        Movement.MOVED_IN: (moved_in, a1),
+        Movement.INCREASED: (changes & (delta > 0), delta),
+        Movement.DECREASED: (changes & (delta < 0), delta),
+        Movement.REASSIGNED: (handed_out | handed_in, np.where(handed_out, -a0, a0)),
+        Movement.PUSHED: (closing & open1, -a1),
+        Movement.LOST: (closing & (status1 == "lost"), -a1),
+        Movement.WON: (closing & (status1 == "won"), -a1),
+        Movement.REMOVED: (
+            removed_a | removed_b_at_start | (closing & (status1 == "deleted")),
+            np.where(removed_a | removed_b_at_start, -a0, -a1),
+        ),
+    }
+    steps = tuple(_step(pair, m, mask, amounts, named) for m, (mask, amounts) in masks.items())
+    return Waterfall(scope, period, int(a0[in0].sum()), steps, int(a1[in1].sum()))
+
+
+@dataclass(frozen=True)
+class PipelineChanges:
+    """The answer to "pipeline changes since …": the scope's waterfall and its children's."""
+
+    waterfall: Waterfall
+    breakdown: tuple[Waterfall, ...]
+    since: date  # the day asked for
+    # The day of the first recorded state when the history starts after ``since``: the
+    # movements are then counted from it, and the answer says so.
+    history_from: date | None
+    minor_digits: int = 2  # amounts are in minor units of the base currency

@@ -1,0 +1,114 @@
+"""``pipeline changes since …`` end to end: CSV imports record the history, the service rebuilds
+the two states from it and computes the waterfall; the answer says when the history starts
+after the day asked for."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+
+from bot.importers.csv_import import import_csv
+from bot.service import KpiService
+from bot.settings import Settings, load_settings
+from bot.store.database import session_factory, transaction
+from bot.store.models import OpportunityHistory
+from metrics.waterfall import Movement
+from tests.bot.test_history import SOURCE
+
+# id → (stage, amount, close date, owner)
+BEFORE = {
+    "d1": ("Proposal", "1000.00", "2026-12-15", "r1"),
+    "d2": ("Proposal", "500.00", "2026-12-20", "r1"),
+    "d3": ("Discovery", "300.00", "2026-12-10", "r2"),
+}
+AFTER = {
+    "d1": ("Won", "1200.00", "2026-11-30", "r1"),  # +200, then won
+    "d2": ("Proposal", "500.00", "2027-01-20", "r1"),  # pushed into next quarter
+    "d4": ("Discovery", "250.00", "2026-12-31", "r2"),  # created; d3 deleted
+}
+
+
+def _write(directory: Path, deals: dict[str, tuple[str, str, str, str]]) -> None:
+    with (directory / "reps.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([["rep_id", "rep"], ["r1", "Rep r1"], ["r2", "Rep r2"]])
+    with (directory / "deals.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["deal", "rep", "stage", "amount", "close", "proba"])
+        writer.writerows([key, owner, stage, amount, close, ""]
+                         for key, (stage, amount, close, owner) in deals.items())  # fmt: skip
+
+
+def _settings(tmp_path: Path) -> Settings:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text("organisation:\n  name: Test\n  currency: EUR\n  timezone: Europe/Paris\n")
+    # The store is handed to the service: the URL is never opened.
+    return load_settings(config, {"DATABASE_URL": "sqlite://"})
+
+
+def _import(engine: Engine, directory: Path, deals: dict[str, tuple[str, str, str, str]]) -> None:
+    _write(directory, deals)
+    with transaction(session_factory(engine)) as session:
+        import_csv(session, "crm", SOURCE, directory, "EUR")
+
+
+@pytest.fixture
+def service(store: Engine, tmp_path: Path) -> KpiService:
+    _import(store, tmp_path, BEFORE)
+    # The first import happened ten days ago: its intervals start then.
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    with store.begin() as connection:
+        connection.execute(update(OpportunityHistory).values(valid_from=ten_days_ago))
+    _import(store, tmp_path, AFTER)
+    return KpiService(_settings(tmp_path), store)
+
+
+def test_movements_since_last_week(service: KpiService) -> None:
+    now = datetime.now(UTC)
+    query = service.parse("pipeline changes 2026-Q4 since last week", now)
+
+    changes = service.changes(query, now)
+
+    whole = changes.waterfall
+    assert (whole.start, whole.end) == (180_000, 25_000)
+    moved = {s.movement: (s.amount, s.count) for s in whole.steps if s.count}
+    assert moved == {
+        Movement.CREATED: (25_000, 1),
+        Movement.INCREASED: (20_000, 1),
+        Movement.PUSHED: (-50_000, 1),
+        Movement.WON: (-120_000, 1),
+        Movement.REMOVED: (-30_000, 1),
+    }
+    assert changes.history_from is None
+    assert [w.scope for w in changes.breakdown] == []  # the CSV has no teams
+
+
+def test_the_start_is_the_first_recorded_state_when_history_is_younger(
+    service: KpiService,
+) -> None:
+    now = datetime.now(UTC)
+    query = service.parse("pipeline changes 2026-Q4 since 2026-01-05", now)
+
+    changes = service.changes(query, now)
+
+    assert changes.since == date(2026, 1, 5)
+    assert (
+        changes.history_from
+        == (now - timedelta(days=10)).astimezone(service.settings.organisation.zone).date()
+    )
+    assert changes.waterfall.start == 180_000
+
+
+def test_largest_deals_are_named_only_for_visible_reps(service: KpiService) -> None:
+    now = datetime.now(UTC)
+    query = service.parse("pipeline changes 2026-Q4 since last week", now)
+
+    changes = service.changes(query, now, named=lambda rep: rep == "Rep r2")
+
+    won = changes.waterfall.step(Movement.WON)
+    created = changes.waterfall.step(Movement.CREATED)
+    assert (won.amount, won.largest) == (-120_000, ())
+    assert [(d.name, d.rep) for d in created.largest] == [("d4", "Rep r2")]  # no name: its id
