@@ -433,7 +433,7 @@ def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler
     if http_mode:
         from bot.http_app import serve_http
 
-        serve_http(app, host, port)
+        serve_http(app, secrets.slack_signing_secret or "", host, port)
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
