@@ -122,8 +122,9 @@ def accept(headers: Mapping[str, str], body: bytes, verifier: SignatureVerifier)
     """The body as text, if the request is signed and well formed; else ``Refused``.
     ``headers`` are looked up by lower-case name (Starlette's are)."""
     text = verified(headers, body, verifier)
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    # Bolt reads a body as JSON when it says so or starts with "{"; judge it the same way.
+    # Bolt reads a body as JSON when its Content-Type is exactly that or it starts with "{":
+    # judge it the same way, so that what is checked is what Bolt will read.
+    content_type = (headers.get("content-type") or "").split(";")[0]
     if content_type == "application/json" or text.startswith("{"):
         _events_body(text)
     else:
