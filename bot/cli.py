@@ -7,9 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -23,7 +22,7 @@ from bot import rendering, serialize
 from bot.charts import pace_chart
 from bot.formatting import Formatter
 from bot.service import KpiService
-from bot.settings import ConfigError, Settings, config_path, load_settings
+from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
 from bot.store.facts_loader import MissingExchangeRate
 from metrics.kpis import KPIS
 from metrics.limits import date_problem
@@ -36,12 +35,13 @@ if TYPE_CHECKING:
 @dataclass
 class CliContext:
     config: Path
+    environ: Mapping[str, str]
     _settings: Settings | None = None
     _service: KpiService | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config, os.environ)
+            self._settings = load_settings(self.config, self.environ)
         return self._settings
 
     def service(self) -> KpiService:
@@ -114,7 +114,8 @@ class KpibotGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
     """kpibot: sales KPIs against targets, in Slack, Teams and the terminal."""
-    ctx.obj = CliContext(config_path(config, os.environ))
+    environ = process_environment()
+    ctx.obj = CliContext(config_path(config, environ), environ)
 
 
 @main.command()
@@ -439,23 +440,28 @@ def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 @click.option("--with-scheduler", is_flag=True, help="Also run the scheduler (small installs).")
 @click.pass_obj
 def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler: bool) -> None:
-    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP with --http."""
+    """Run the Slack bot: Socket Mode (SLACK_BOT_TOKEN, SLACK_APP_TOKEN), or HTTP mode with
+    --http (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)."""
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackApiError
 
+    from bot.delivery.slack_client import slack_client
     from bot.slack_app import build_app, redact
+    from bot.slack_tokens import TokenProblem, accepted, required
 
+    # A server's log: refused requests and listener errors, one line each (uvicorn adds its own).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = obj.settings()
     secrets = settings.secrets
-    if not secrets.slack_bot_token:
-        fail("SLACK_BOT_TOKEN is not set (see .env.example)", code=2)
-    if http_mode and not secrets.slack_signing_secret:
-        fail("HTTP mode needs SLACK_SIGNING_SECRET to verify Slack's requests", code=2)
-    if not http_mode and not secrets.slack_app_token:
-        fail("Socket Mode needs SLACK_APP_TOKEN (xapp-...); or run with --http", code=2)
+    client = slack_client(settings)
     try:
-        # Bolt checks the token with auth.test at start-up: fail with a message, not a trace.
-        app = build_app(settings, obj.service())
+        required(secrets, http_mode=http_mode)
+        accepted(client, secrets, http_mode=http_mode)
+        app = build_app(settings, obj.service(), client=client)
+    except TokenProblem as problem:
+        fail(str(problem), code=2)
     except (BoltError, SlackApiError, OSError) as error:
         api = settings.slack_api_url or "https://slack.com/api/"
         fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
@@ -467,7 +473,7 @@ def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler
     if http_mode:
         from bot.http_app import serve_http
 
-        serve_http(app, host, port)
+        serve_http(app, secrets.slack_signing_secret or "", host, port)
     else:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

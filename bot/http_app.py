@@ -1,24 +1,75 @@
 """HTTP mode: the Bolt app behind an ASGI application (``/slack/events``, ``/healthz``), served
 by uvicorn. Bolt's sync ``dispatch`` runs in a worker thread so that one slow request never
-blocks the event loop."""
+blocks the event loop.
+
+A request to ``/slack/events`` is read at most ``max_body_bytes`` far (Slack's payloads are a
+few kilobytes): a larger ``Content-Length``, or a streamed (chunked) body that grows past the
+limit, is answered 413 at once and the connection closed, so the rest is never read into
+memory. Then ``bot.slack_requests.accept`` checks the signature and the body's shape; only
+then does Bolt see the request.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import App
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+import logging
+
+import uvicorn
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.starlette.handler import to_starlette_response
+from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.slack_requests import Refused, accept
+
 EVENTS_PATH = "/slack/events"
+MAX_BODY_BYTES = 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 
-def build_asgi(app: App) -> Starlette:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or ``Refused(413)`` as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length", "")
+    # The server has checked that Content-Length is digits; compare lengths before int() so
+    # that a thousand-digit value costs nothing.
+    if declared.isdigit() and (len(declared) > len(str(limit)) or int(declared) > limit):
+        raise Refused(413, f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+def build_asgi(
+    app: App,
+    signing_secret: str,
+    *,
+    clock: Clock | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """``clock`` is the signature check's (Slack's documented example is five years old)."""
+    verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
+
     async def events(request: Request) -> Response:
-        body = await request.body()
-        response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        try:
+            text = accept(request.headers, await read_body(request, max_body_bytes), verifier)
+        except Refused as refusal:
+            logger.info("refused a request to %s: %d %s", EVENTS_PATH, refusal.status, refusal)
+            # Closing makes the server drop the rest of an oversized body instead of draining it.
+            close = {"Connection": "close"} if refusal.status == 413 else None
+            return JSONResponse({"error": refusal.reason}, refusal.status, headers=close)
+        bolt_request = BoltRequest(
+            body=text,
+            query=request.url.query,
+            headers=dict(request.headers),
+        )
+        response = await run_in_threadpool(app.dispatch, bolt_request)
         return to_starlette_response(response)
 
     async def healthz(_: Request) -> Response:
@@ -32,7 +83,5 @@ def build_asgi(app: App) -> Starlette:
     )
 
 
-def serve_http(app: App, host: str, port: int) -> None:
-    import uvicorn
-
-    uvicorn.run(build_asgi(app), host=host, port=port, log_level="info")
+def serve_http(app: App, signing_secret: str, host: str, port: int) -> None:
+    uvicorn.run(build_asgi(app, signing_secret), host=host, port=port, log_level="info")

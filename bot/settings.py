@@ -1,7 +1,8 @@
 """Settings: the YAML config file and the environment, read once at start-up into one object.
 
-Nothing else in kpibot reads ``os.environ``. Mistakes are reported as ``ConfigError`` with the
-key path and what was expected (``targets.0.grain: expected one of day, week, ...``).
+Only ``process_environment`` reads ``os.environ`` (and the ``.env`` file); nothing else in
+kpibot does. Mistakes are reported as ``ConfigError`` with the key path and what was expected
+(``targets.0.grain: expected one of day, week, ...``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from babel import Locale, UnknownLocaleError
+from dotenv import dotenv_values
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -40,6 +42,15 @@ from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
 
 DEFAULT_CONFIG = "kpibot.yaml"
+# Every environment variable kpibot reads (README: configuration reference, .env.example).
+VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "DATABASE_URL",
+    "KPIBOT_CONFIG",
+)
 _SUFFIX = {
     "k": Decimal(10) ** 3,
     "m": Decimal(10) ** 6,
@@ -879,12 +890,30 @@ def read_config(path: Path) -> Config:
     return config
 
 
+def process_environment(
+    process: Mapping[str, str] | None = None, dotenv: Path = Path(".env")
+) -> dict[str, str]:
+    """The variables kpibot reads: the process environment over those of ``.env`` in the
+    working directory, when there is one (what ``.env.example`` says to copy). A variable set
+    in the process wins, as with python-dotenv's ``load_dotenv(override=False)``, but
+    ``os.environ`` itself is left alone."""
+    env = os.environ if process is None else process
+    if not dotenv.is_file():
+        return dict(env)
+    try:
+        values = dotenv_values(dotenv, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(str(dotenv), [f"cannot be read as UTF-8 text: {error}"]) from None
+    defaults = {name: value for name, value in values.items() if value is not None}
+    return {**defaults, **env}
+
+
 def config_path(option: str | None, environ: Mapping[str, str]) -> Path:
     return Path(option or environ.get("KPIBOT_CONFIG") or DEFAULT_CONFIG)
 
 
 def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if environ is None else environ
+    env = process_environment() if environ is None else environ
     config = read_config(path)
     url = env.get("DATABASE_URL") or config.database.url
     if env.get("DATABASE_URL"):

@@ -1,9 +1,8 @@
 """The Bolt app: built from the settings, the KPI service and a ``WebClient`` whose base URL
 comes from ``settings.slack_api_url``; listeners from ``handlers``; one ``@app.error`` handler.
 
-Every HTTP request is verified (signature and a five-minute window) before any authorisation
-call or listener runs; the clock of that check is injectable so that Slack's documented example
-can be tested.
+Bolt does not check signatures here: in HTTP mode ``bot.http_app`` verifies every request (and
+its shape) before dispatching it, and Socket Mode requests are not signed.
 """
 
 from __future__ import annotations
@@ -17,9 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltResponse
-from slack_bolt.middleware.request_verification import RequestVerification
 from slack_sdk import WebClient
-from slack_sdk.signature import Clock, SignatureVerifier
 
 import handlers
 from bot import alerting
@@ -47,14 +44,6 @@ _SECRET = re.compile(r"\b(xox[abposr]|xapp|xoxe(?:\.xox[bp])?)-[A-Za-z0-9-]+")
 def redact(text: str) -> str:
     """Slack tokens masked, for anything that goes into a log or a message."""
     return _SECRET.sub(lambda m: f"{m.group(1)}-***", text)
-
-
-class ClockedRequestVerification(RequestVerification):
-    """Bolt's signature check with an injectable clock (Bolt's own always reads the time)."""
-
-    def __init__(self, signing_secret: str, clock: Clock | None = None) -> None:
-        super().__init__(signing_secret)
-        self._verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
 
 
 def on_error(
@@ -151,7 +140,6 @@ def build_app(
     *,
     client: WebClient | None = None,
     clock: Callable[[], datetime] | None = None,
-    verification_clock: Clock | None = None,
     sync: Callable[[datetime], str] | None = None,
 ) -> App:
     client = client or slack_client(settings)
@@ -167,11 +155,7 @@ def build_app(
     render = SlackRenderer(fmt)
     app = App(
         client=client,
-        signing_secret=settings.secrets.slack_signing_secret or "",
         request_verification_enabled=False,
-        before_authorize=ClockedRequestVerification(
-            settings.secrets.slack_signing_secret or "", verification_clock
-        ),
         # Answers are computed after ack() (Slack's 3 s): listeners run in Bolt's thread pool.
         process_before_response=False,
         logger=logging.getLogger("kpibot.slack"),

@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from bot.settings import VARIABLES
 from bot.store.database import make_engine, migrate
 
 POSTGRES_URL = os.environ.get("KPIBOT_TEST_DATABASE_URL")
+
+# A developer's .env (the README says to copy .env.example there) must not reach the tests, nor
+# the kpibot processes they start: a variable set in the process, even empty, wins over it.
+for _name in VARIABLES:
+    os.environ.setdefault(_name, "")
 
 
 def postgres_engine() -> Iterator[Engine]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bot.cli import main
-from bot.settings import ColumnMap, Config, SqlTable
+from bot.settings import VARIABLES, ColumnMap, Config, SqlTable
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -66,3 +66,10 @@ def test_linked_files_exist() -> None:
                  "scripts/bench_fanout.py"):  # fmt: skip
         assert (ROOT / name).exists(), name
         assert name in README, name
+
+
+def test_every_environment_variable_is_documented() -> None:
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in VARIABLES:
+        assert f"`{name}`" in README, name
+        assert f"\n{name}=" in example, name

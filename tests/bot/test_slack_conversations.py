@@ -21,16 +21,16 @@ from tests.bot.slack_world import (
     OTHER_NAME,
     REP,
     REP_NAME,
+    SECRET,
     STRANGER,
     TODAY,
     World,
     command_body,
     event_body,
     make_world,
-    signed_headers,
     wait_for,
 )
-from tests.bot.test_slack_http import Server, flat, post
+from tests.bot.test_slack_http import Server, post, sign
 from tests.fakes.slack_api import BOT_USER, FakeSlack
 
 NO_ACCESS = CHAT_CONFIG.split("access:")[0] + "alerts:" + CHAT_CONFIG.split("alerts:")[1]
@@ -40,16 +40,14 @@ NO_ACCESS = CHAT_CONFIG.split("access:")[0] + "alerts:" + CHAT_CONFIG.split("ale
 def running(tmp_path: Path) -> Iterator[tuple[World, str]]:
     with FakeSlack() as fake:
         world = make_world(tmp_path, fake)
-        with Server(build_asgi(world.app)) as base:
+        with Server(build_asgi(world.app, SECRET)) as base:
             yield world, base
         world.service.engine.dispose()
 
 
 def send_event(base: str, event: dict[str, Any]) -> None:
-    body = event_body(event)
-    headers = flat(signed_headers(body))
-    headers["content-type"] = "application/json"
-    assert post(base + EVENTS_PATH, body, headers) == 200
+    body = event_body(event).encode()
+    assert post(base + EVENTS_PATH, body, sign(body, "application/json"))[0] == 200
 
 
 def posts_in(world: World, channel: str, thread: str | None = None) -> list[Any]:
@@ -133,9 +131,9 @@ def test_a_follow_up_in_the_thread_is_answered_in_the_thread(running):
 def test_a_fresh_install_tells_the_first_user_how_to_become_admin(tmp_path):
     with FakeSlack() as fake:
         world = make_world(tmp_path, fake, chat_config=NO_ACCESS)
-        with Server(build_asgi(world.app)) as base:
-            body = command_body(fake, "revenue", STRANGER)
-            assert post(base + EVENTS_PATH, body, flat(signed_headers(body))) == 200
+        with Server(build_asgi(world.app, SECRET)) as base:
+            body = command_body(fake, "revenue", STRANGER).encode()
+            assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
             wait_for(lambda: fake.responses)
         world.service.engine.dispose()
     text = json.dumps(fake.responses[0], ensure_ascii=False)

@@ -3,11 +3,14 @@ methods kpibot uses, records every request, and injects faults on demand.
 
 Behaviour follows Slack's documentation: every answer is HTTP 200 with ``{"ok": false, "error":
 ...}`` for API errors, HTTP 429 with a ``Retry-After`` header when rate limited, bearer-token
-auth (``invalid_auth`` otherwise), message timestamps unique per channel, message metadata
-returned by ``conversations.history`` and ``conversations.replies`` with
-``include_all_metadata``. Thread replies are left out of ``conversations.history`` (unless
-posted with ``reply_broadcast``) and are read with ``conversations.replies``: the thread's
-messages oldest first, the parent first, cursor-paginated. ``response_url`` posts (Bolt's
+auth (``not_authed`` without a token, ``invalid_auth`` for a token it does not know,
+``not_allowed_token_type`` for a bot token where an app-level token belongs and the reverse),
+``apps.connections.open`` (app-level token) answering with ``socket_url``, message timestamps
+unique per channel, message metadata returned by ``conversations.history`` and
+``conversations.replies`` with ``include_all_metadata``. Thread replies are left out of
+``conversations.history`` (unless posted with ``reply_broadcast``) and are read with
+``conversations.replies``: the thread's messages oldest first, the parent first,
+cursor-paginated. ``response_url`` posts (Bolt's
 ``respond``) land on ``/response/<anything>``.
 
 Faults are scripted per method: ``fake.fail("chat.postMessage", Fault.rate_limited(2))``
@@ -371,9 +374,8 @@ class FakeSlack:
                 with fake._lock:
                     fake.calls.append(Call(method, body, headers, time.monotonic()))
                     fault = fake._faults[method].popleft() if fake._faults[method] else None
-                    token = APP_TOKEN if method == "apps.connections.open" else TOKEN
-                    if fault is None and headers.get("authorization") != f"Bearer {token}":
-                        fault = Fault(error="invalid_auth")
+                    if fault is None:
+                        fault = _auth_fault(method, headers.get("authorization"))
                     if fault is None and method == "chat.postMessage":
                         fault = fake._rate_limit(str(body.get("channel", "")))
                     if fault is None or fault.after_effect:
@@ -427,6 +429,20 @@ class FakeSlack:
             return Fault.rate_limited(max(1, round(wait + 0.499)))
         self._last_post[channel] = now
         return None
+
+
+def _auth_fault(method: str, authorization: str | None) -> Fault | None:
+    """Slack's answers to a missing, unknown or wrong kind of token: apps.connections.open takes
+    only the app-level token, every other method only the bot token."""
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    expected = APP_TOKEN if method == "apps.connections.open" else TOKEN
+    if not token:
+        return Fault(error="not_authed")
+    if token == expected:
+        return None
+    if token in (TOKEN, APP_TOKEN):
+        return Fault(error="not_allowed_token_type")
+    return Fault(error="invalid_auth")
 
 
 def _flag(value: Any) -> bool:
