@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
-from bot.store.database import make_engine, migrate
+from bot.store.database import ensure_schema, make_engine
 from bot.store.facts_loader import FactsCache
 from conversation.views import Digest
 from metrics.answers import Answer, answer
@@ -54,7 +54,7 @@ class KpiService:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
-        migrate(self.engine)
+        ensure_schema(self.engine)
         evaluation = settings.config.evaluation
         self.policy = settings.policy()
         self._cache = FactsCache(
