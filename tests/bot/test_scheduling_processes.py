@@ -68,8 +68,12 @@ def test_three_processes_on_one_postgres_post_each_digest_once(
     tmp_path: Path,
     postgres_url: str,  # noqa: F811
 ) -> None:
+    # A lease long enough that a live claimant starved of CPU on a busy machine is not taken
+    # for dead (which would run its job a second time, legitimately, and fail the count below).
     config = write_config(
-        tmp_path, subscriptions=subscriptions(CHANNELS), scheduling={**QUIET, "workers": 3}
+        tmp_path,
+        subscriptions=subscriptions(CHANNELS),
+        scheduling={**QUIET, "workers": 3, "claim_lease": 10},
     )
     # Faults on the way, so that the processes overlap for longer and retries are exercised.
     fake.fail("chat.postMessage", Fault.server_error(), Fault.lost_answer(), Fault.dropped())
