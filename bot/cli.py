@@ -23,6 +23,7 @@ from bot.charts import pace_chart
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
+from bot.store.database import SchemaNotCurrent, ensure_schema, make_engine, migrate
 from bot.store.facts_loader import MissingExchangeRate
 from metrics.kpis import KPIS
 from metrics.limits import date_problem
@@ -86,16 +87,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 
 class KpibotGroup(click.Group):
-    """Turns the errors a user can fix (config, exchange rates, a database that cannot be
-    reached) into a message and exit code 2 instead of a traceback, in one place for every
-    command."""
+    """Turns the errors a user can fix (config, exchange rates, a schema to migrate, a database
+    that cannot be reached) into a message and exit code 2 instead of a traceback, in one place
+    for every command."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ConfigError as error:
             fail(f"invalid configuration {error}", code=2)
-        except MissingExchangeRate as error:
+        except (MissingExchangeRate, SchemaNotCurrent) as error:
             fail(str(error), code=2)
         except OperationalError as error:
             url = ctx.obj.settings().redacted_database_url
@@ -202,6 +203,24 @@ def digest(
         click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))
     else:
         click.echo(rendering.render_digest_text(result, fmt))
+
+
+@main.command("migrate")
+@click.pass_obj
+def migrate_command(obj: CliContext) -> None:
+    """Bring the database schema to this release (the Procfile's release step). Safe to run
+    again, and from several processes at once."""
+    settings = obj.settings()
+    engine = make_engine(settings.database_url)
+    try:
+        before, after = migrate(engine)
+    finally:
+        engine.dispose()
+    where = settings.redacted_database_url
+    if before == after:
+        click.echo(f"{where}: schema already at revision {after}, nothing to do")
+    else:
+        click.echo(f"{where}: schema migrated from revision {before or 'none'} to {after}")
 
 
 @main.command("check-config")
@@ -394,6 +413,8 @@ def clock(obj: CliContext) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic says at INFO which dialect it found on every schema check: noise in the log.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -415,12 +436,12 @@ def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 
     from bot.scheduling.plan import build_plan
     from bot.status import collect_status, render_status
-    from bot.store.database import make_engine, migrate, session_factory
+    from bot.store.database import session_factory
     from bot.subscriptions import load_subscriptions
 
     settings = obj.settings()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    ensure_schema(engine)
     with session_factory(engine)() as session:
         plan = build_plan(settings, load_subscriptions(settings, session))
     now = parse_as_of(as_of, settings) if as_of else datetime.now(settings.organisation.zone)

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
-from bot.store.database import make_engine, migrate
+from bot.store.database import ensure_schema, make_engine
 from bot.store.facts_loader import FactsCache, load_deal_states
 from bot.store.history import first_recorded
 from conversation.views import Digest
@@ -62,7 +62,7 @@ class KpiService:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
-        migrate(self.engine)
+        ensure_schema(self.engine)
         evaluation = settings.config.evaluation
         self.policy = settings.policy()
         self._cache = FactsCache(

@@ -24,7 +24,7 @@ from bot.scheduling.claims import Claims
 from bot.scheduling.plan import PlannedJob, build_plan
 from bot.scheduling.sync import SyncSource, configured_source
 from bot.settings import Settings
-from bot.store.database import make_engine, migrate
+from bot.store.database import ensure_schema, make_engine
 
 if TYPE_CHECKING:
     from bot.alerting import UserLookup
@@ -102,7 +102,7 @@ def build_runtime(
     sleep: Callable[[float], None] | None = None,
 ) -> Runtime:
     engine = engine or make_engine(settings.database_url)
-    migrate(engine)
+    ensure_schema(engine)
     owner = owner or process_name()
     lease = settings.config.scheduling.claim_lease
     failures = FailureLog(engine, wall_clock)

@@ -1,5 +1,11 @@
 """Engines, sessions and migrations. SQLite is the embedded default (one process); PostgreSQL
-is supported for several processes sharing one database."""
+is supported for several processes sharing one database.
+
+Migrating is a release step on a shared database: ``kpibot migrate`` (the Procfile's
+``release``) runs it under an advisory lock, and the serving processes only check that the
+schema is current (``ensure_schema``), so that they never race each other to create it. On
+SQLite, one process owns the file and ``ensure_schema`` migrates it, so the demo and small
+installs need no extra step."""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, select, update
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.history import record_history, utc
@@ -18,6 +27,29 @@ from bot.store.models import DataVersion
 
 # The Alembic scripts, installed as a package (setup.py maps the top-level migrations/ folder).
 MIGRATIONS = "bot.migrations"
+# pg_advisory_xact_lock key held while migrating ("kpibot" in ASCII): the processes that
+# migrate at the same moment take turns, and all but the first find nothing left to do.
+MIGRATION_LOCK = 0x6B7069626F74
+
+
+class SchemaNotCurrent(Exception):
+    """The database's schema is not the one this kpibot was built for."""
+
+    def __init__(self, current: str | None, head: str, *, newer: bool = False) -> None:
+        self.current = current
+        self.head = head
+        if newer:
+            message = (
+                f"the database schema is at revision {current}, newer than this kpibot "
+                f"knows (its latest is {head}): upgrade kpibot to the release that migrated it"
+            )
+        else:
+            found = f"at revision {current}" if current else "empty (never migrated)"
+            message = (
+                f"the database schema is {found}, this kpibot needs revision {head}: "
+                "run `kpibot migrate` first (the Procfile's release step)"
+            )
+        super().__init__(message)
 
 
 def make_engine(url: str) -> Engine:
@@ -35,14 +67,57 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision (idempotent)."""
+def _alembic_config() -> AlembicConfig:
     config = AlembicConfig()
     # A wheel is unpacked on disk, so the package is a real folder Alembic can list.
     config.set_main_option("script_location", str(files(MIGRATIONS)))
+    return config
+
+
+def head_revision(scripts: ScriptDirectory | None = None) -> str:
+    scripts = scripts or ScriptDirectory.from_config(_alembic_config())
+    head = scripts.get_current_head()
+    assert head is not None, "no Alembic revision in bot.migrations"
+    return head
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The revision the database is at; None for a database never migrated."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to the latest Alembic revision (idempotent, and safe when several
+    processes run it at once on PostgreSQL). Returns the revisions before and after."""
+    config = _alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Held until this transaction ends, which is when the migration is committed.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        before = schema_revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        return before, schema_revision(connection) or head_revision()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """What every process but ``kpibot migrate`` does on start: migrate an SQLite database
+    (one process owns it), check any other and raise ``SchemaNotCurrent`` when it is behind or
+    ahead of this kpibot."""
+    if engine.dialect.name == "sqlite":
+        migrate(engine)
+        return
+    with engine.connect() as connection:
+        current = schema_revision(connection)
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    head = head_revision(scripts)
+    if current == head:
+        return
+    try:
+        known = current is None or scripts.get_revision(current) is not None
+    except CommandError:  # a revision id this kpibot's scripts do not have
+        known = False
+    raise SchemaNotCurrent(current, head, newer=not known)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

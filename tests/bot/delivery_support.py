@@ -113,3 +113,10 @@ def kpibot(config: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[st
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Wait for a ``kpibot`` process; it must succeed. Returns its output."""
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return out

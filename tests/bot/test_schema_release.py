@@ -1,0 +1,147 @@
+"""Schema migrations as a release step: `kpibot migrate` brings the database to this release,
+also when several processes run it at once on PostgreSQL; the serving processes (`serve`,
+`clock`, `run-due`) check the schema and say what to run instead of migrating concurrently;
+SQLite, owned by one process, is still migrated on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, create_engine, inspect, text
+
+from bot.cli import main
+from bot.service import KpiService
+from bot.settings import load_settings
+from bot.store.database import SchemaNotCurrent, ensure_schema, head_revision, migrate
+from tests.bot.delivery_support import (
+    environment,
+    finish,
+    kpibot,
+    postgres_url,  # noqa: F401 - fixture
+    write_config,
+)
+from tests.conftest import postgres_engine
+from tests.fakes.slack_api import FakeSlack
+
+HEAD = head_revision()
+AT = "2026-12-01T08:30:00+01:00"
+
+
+def test_the_procfile_migrates_as_its_release_step() -> None:
+    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text().splitlines()
+    assert procfile[0] == "release: kpibot migrate"
+    assert {line.split(":")[0] for line in procfile} == {"release", "web", "clock"}
+
+
+def test_migrate_on_sqlite_reports_what_it_did_and_is_idempotent(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    runner = CliRunner()
+
+    first = runner.invoke(main, ["--config", str(config), "migrate"], catch_exceptions=False)
+    second = runner.invoke(main, ["--config", str(config), "migrate"], catch_exceptions=False)
+
+    database = f"sqlite:///{tmp_path / 'kpibot.db'}"
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert first.output == f"{database}: schema migrated from revision none to {HEAD}\n"
+    assert second.output == f"{database}: schema already at revision {HEAD}, nothing to do\n"
+
+
+def test_sqlite_is_migrated_on_the_fly_by_any_command(tmp_path: Path) -> None:
+    """The embedded default has one process: it needs no release step."""
+    settings = load_settings(write_config(tmp_path), {})
+    service = KpiService(settings)
+    with service.engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
+
+
+@pytest.fixture
+def pg() -> Iterator[Engine]:
+    yield from postgres_engine()
+
+
+def _set_revision(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+@pytest.mark.postgres
+def test_a_postgres_schema_behind_or_ahead_is_refused_with_what_to_do(pg: Engine) -> None:
+    with pytest.raises(SchemaNotCurrent) as empty:
+        ensure_schema(pg)
+    assert str(empty.value) == (
+        f"the database schema is empty (never migrated), this kpibot needs revision {HEAD}: "
+        "run `kpibot migrate` first (the Procfile's release step)"
+    )
+    assert inspect(pg).get_table_names() == []  # checked, not migrated
+
+    assert migrate(pg) == (None, HEAD)
+    ensure_schema(pg)  # current: nothing to say
+
+    _set_revision(pg, "0003")
+    with pytest.raises(SchemaNotCurrent, match="is at revision 0003, this kpibot needs"):
+        ensure_schema(pg)
+
+    _set_revision(pg, "0099")
+    with pytest.raises(SchemaNotCurrent) as newer:
+        ensure_schema(pg)
+    assert str(newer.value) == (
+        f"the database schema is at revision 0099, newer than this kpibot knows (its latest is "
+        f"{HEAD}): upgrade kpibot to the release that migrated it"
+    )
+
+
+@pytest.mark.postgres
+def test_three_migrations_at_once_on_an_empty_postgres_all_succeed(
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    config = write_config(tmp_path)
+    env = {"DATABASE_URL": postgres_url}
+    processes = [kpibot(config, "migrate", env=env) for _ in range(3)]
+    outputs = sorted(finish(p).split(": ", 1)[1] for p in processes)
+
+    assert outputs == [
+        f"schema already at revision {HEAD}, nothing to do\n",
+        f"schema already at revision {HEAD}, nothing to do\n",
+        f"schema migrated from revision none to {HEAD}\n",
+    ]
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
+            assert connection.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_serving_processes_started_together_on_an_unmigrated_postgres_say_to_migrate(
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811
+) -> None:
+    config = write_config(tmp_path)
+    with FakeSlack() as fake:
+        env = environment(fake, postgres_url)
+        processes = [
+            kpibot(config, "run-due", "--at", AT, env=env),
+            kpibot(config, "run-due", "--at", AT, env=env),
+            kpibot(config, "clock", env=env),
+        ]
+        results = [(p.communicate(timeout=120), p.returncode) for p in processes]
+
+        for (out, err), code in results:
+            assert code == 2, err
+            assert out == ""
+            assert err == (
+                "kpibot: the database schema is empty (never migrated), this kpibot needs "
+                f"revision {HEAD}: run `kpibot migrate` first (the Procfile's release step)\n"
+            )
+        assert fake.posts() == []
+
+        # The release step, then the same processes run.
+        finish(kpibot(config, "migrate", env=env))
+        ran = finish(kpibot(config, "run-due", "--at", AT, env=env))
+        assert ran.split()[:2] == ["ok", "sync"]
