@@ -11,6 +11,7 @@ from bot.settings import (
     ConfigError,
     CsvSyncSource,
     HubSpotSource,
+    PipedriveSource,
     SalesforceSource,
     Settings,
     SourceSpec,
@@ -18,6 +19,7 @@ from bot.settings import (
 )
 from bot.sources.connector import Connector, SourceError
 from bot.sources.hubspot import HubSpotConnector
+from bot.sources.pipedrive import PipedriveConnector
 from bot.sources.salesforce import SalesforceConnector
 from bot.sources.service import Progress, SourceReport, sync_connector, sync_csv
 from bot.sources.sql import SqlConnector
@@ -45,6 +47,8 @@ def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:
         return SalesforceConnector(name, spec, secrets)
     if isinstance(spec, HubSpotSource):
         return HubSpotConnector(name, spec, secrets)
+    if isinstance(spec, PipedriveSource):
+        return PipedriveConnector(name, spec, secrets)
     raise ConfigError(
         str(settings.config_path), [f"sources.{name}.kind: {spec.kind} is not a connector"]
     )

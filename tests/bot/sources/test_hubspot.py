@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from bot.cli import main
 from bot.settings import HubSpotSource
 from bot.sources.connector import SourceError
 from bot.sources.hubspot import HubSpotConnector
@@ -219,3 +221,31 @@ def test_an_expired_token_a_missing_one_and_a_timeout_are_reported(hub, store):
     report = store.sync("hs", "hubspot", connector(hub, timeout=0.3, max_retries=1))
     assert report.error is not None and "did not answer" in report.error
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
+
+
+def test_kpibot_sync_and_status_from_the_config(hub, tmp_path):
+    """The command line builds the connector from the config and the environment."""
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {currency: EUR, timezone: Europe/Paris}\n"
+        'database: {url: "sqlite:///kpibot.db"}\n'
+        f"sources: {{hs: {{kind: hubspot, host: '{hub.url}', page_size: {PAGE}}}}}\n"
+        "scheduling: {sync_source: hs}\n",
+        encoding="utf-8",
+    )
+    env = {"HUBSPOT_TOKEN": TOKEN}
+    result = CliRunner().invoke(main, ["--config", str(config), "sync"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "hs (hubspot, full sync):" in result.stdout
+    assert f"deals → opportunities: fetched {N_DEALS + 3}, inserted {N_DEALS}" in result.stdout
+    assert "rejected deals 5901: unknown owner '999'" in result.stdout
+    status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
+    assert "Source hs:" in status and "API budget: " in status and "of 250000 used" in status
+
+    refused = CliRunner().invoke(
+        main, ["--config", str(config), "sync", "hs"], env={"HUBSPOT_TOKEN": "pat-wrong"}
+    )
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "INVALID_AUTHENTICATION" in refused.stdout
+    status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
+    assert "last error ((source)" in status and "renew HUBSPOT_TOKEN" in status
