@@ -249,3 +249,28 @@ def test_kpibot_sync_and_status_from_the_config(hub, tmp_path):
     assert "INVALID_AUTHENTICATION" in refused.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
     assert "last error ((source)" in status and "renew HUBSPOT_TOKEN" in status
+
+
+def test_the_scheduled_sync_job_pulls_the_configured_source(hub, tmp_path):
+    """``scheduling.sync_source`` names a CRM: the scheduler's sync job (the one /kpi sync runs)
+    pulls it, records the run, and a second run only reads what changed."""
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {currency: EUR, timezone: Europe/Paris}\n"
+        'database: {url: "sqlite:///kpibot.db"}\n'
+        f"sources: {{hs: {{kind: hubspot, host: '{hub.url}', page_size: {PAGE}}}}}\n"
+        "scheduling: {sync_source: hs, sync_cron: '0 * * * *', evaluation_cron: '0 0 1 1 *'}\n",
+        encoding="utf-8",
+    )
+    env = {"HUBSPOT_TOKEN": TOKEN}
+    first = CliRunner().invoke(
+        main, ["--config", str(config), "run-due", "--at", "2026-12-01T10:00:00+01:00"], env=env
+    )
+    assert first.exit_code == 0, first.output
+    assert f"sync hs: {3 + 4 + N_DEALS + 20} row(s) changed" in first.stdout
+    second = CliRunner().invoke(
+        main, ["--config", str(config), "run-due", "--at", "2026-12-01T11:00:00+01:00"], env=env
+    )
+    assert "sync hs: 0 row(s) changed" in second.stdout
+    status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
+    assert "Last sync:" in status and "hs: succeeded, 0 row(s) changed" in status
