@@ -233,6 +233,7 @@ def check_config(obj: CliContext) -> None:
     click.echo(
         f"{obj.config}: OK — {len(settings.config.targets)} target(s), "
         f"{len(settings.config.imports.csv)} CSV source(s), "
+        f"{len(settings.config.sources)} sync source(s), "
         f"database {settings.redacted_database_url}"
     )
 

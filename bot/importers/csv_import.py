@@ -635,9 +635,10 @@ _HASH_MASK = (1 << 64) - 1
 class _Import:
     """One run of ``import_csv``: the session, the directories and the problems so far."""
 
-    def __init__(self, session: Session, source: str) -> None:
+    def __init__(self, session: Session, source: str, position: str = "line") -> None:
         self.session = session
         self.source = source
+        self.position = position  # what a row's number counts: a file's lines, or records
         self.problems: list[RowProblem] = []
         self._directories: dict[str, _Directory] = {}
 
@@ -681,7 +682,8 @@ class _Import:
                 elif first >> _LINE_BITS == packed >> _LINE_BITS:
                     tally.merged += 1
                 else:
-                    reason = f"id {key!r} is already on line {first & _LINE_MASK} with other values"
+                    where = f"{self.position} {first & _LINE_MASK}"
+                    reason = f"id {key!r} is already on {where} with other values"
                     problems.append(RowProblem(plan.mapping.file, line, reason))
             tally.changed += upsert(self.session, plan.table, batch)
         # A deal a full export no longer names was deleted, unless some rows could not be
@@ -851,7 +853,7 @@ class RecordImport:
     the caller's transaction; the caller bumps the data version."""
 
     def __init__(self, session: Session, source: str) -> None:
-        self._import = _Import(session, source)
+        self._import = _Import(session, source, position="record")
 
     @staticmethod
     def check(key: str, table: str, mapping: ColumnMap) -> list[str]:

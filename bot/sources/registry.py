@@ -10,12 +10,16 @@ from sqlalchemy.orm import Session
 from bot.settings import (
     ConfigError,
     CsvSyncSource,
+    HubSpotSource,
+    PipedriveSource,
     SalesforceSource,
     Settings,
     SourceSpec,
     SqlSource,
 )
 from bot.sources.connector import Connector, SourceError
+from bot.sources.hubspot import HubSpotConnector
+from bot.sources.pipedrive import PipedriveConnector
 from bot.sources.salesforce import SalesforceConnector
 from bot.sources.service import Progress, SourceReport, sync_connector, sync_csv
 from bot.sources.sql import SqlConnector
@@ -41,6 +45,10 @@ def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:
         return SqlConnector(name, spec, secrets.get("url"))
     if isinstance(spec, SalesforceSource):
         return SalesforceConnector(name, spec, secrets)
+    if isinstance(spec, HubSpotSource):
+        return HubSpotConnector(name, spec, secrets)
+    if isinstance(spec, PipedriveSource):
+        return PipedriveConnector(name, spec, secrets)
     raise ConfigError(
         str(settings.config_path), [f"sources.{name}.kind: {spec.kind} is not a connector"]
     )

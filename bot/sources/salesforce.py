@@ -145,7 +145,7 @@ class SalesforceConnector:
                 )  # fmt: skip
         except SalesforceAuthenticationFailed as error:
             raise SourceError(
-                f"Salesforce refused the login at {spec.domain}: {error.message}; check "
+                f"Salesforce refused the login at {spec.domain} ({error}); check "
                 f"{prefix}_USERNAME, {prefix}_PASSWORD and {prefix}_SECURITY_TOKEN (or the "
                 "connected app's consumer key and secret)"
             ) from None

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.importers.csv_import import RecordImport, import_csv
-from bot.settings import ColumnMap, ConfigError, CsvSource, Settings, SourceSpec
+from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.connector import Budget, Connector, SourceError, SourceObject
 from bot.store.database import bump_data_version
 from bot.store.models import Base
@@ -33,7 +33,6 @@ SOURCE_WIDE = "(source)"
 
 # (object, records fetched so far, whether the object is done)
 Progress = Callable[[str, int, bool], None]
-ConnectorFactory = Callable[[str, SourceSpec, Settings], Connector]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The plumbing the fake CRM servers share: a threaded HTTP server on 127.0.0.1, port 0, that
 records every request and hands it to the fake's ``handle``; and scripted faults (an HTTP
 status with a body and headers, or a pause longer than the client's timeout) that answer the
-next requests instead of the API."""
+next requests (to a given path, if the fault names one) instead of the API."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering (longer than the client's timeout: a timeout)
+    path: str | None = None  # only for requests to this path (else the next request)
 
 
 class FakeServer:
@@ -104,7 +105,9 @@ class FakeServer:
     def _dispatch(self, request: Request) -> Response:
         with self._lock:
             self.requests.append(request)
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.path in (None, request.path)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None:
             time.sleep(fault.delay)
             return Response(fault.status, fault.body, dict(fault.headers))

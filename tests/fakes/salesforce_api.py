@@ -3,6 +3,8 @@ kpibot sends, on 127.0.0.1, port 0.
 
 - ``POST /services/Soap/u/<version>``: the partner ``login`` call; answers the ``sessionId`` and
   a ``serverUrl`` on the org's instance, or an ``INVALID_LOGIN`` SOAP fault.
+- ``POST /services/oauth2/token`` with ``grant_type=client_credentials`` and the connected app's
+  key and secret in Basic auth: an ``access_token`` and ``instance_url``, or ``invalid_client``.
 - ``GET /services/data/v<version>/query?q=`` and ``/queryAll?q=``: SOQL ``SELECT f, g.h FROM
   Object [WHERE a >= 2026-11-30T10:00:00Z AND b = true AND c = 'x']``. Records carry
   ``attributes``; relationship fields are nested objects or null; numbers are JSON numbers;
@@ -20,10 +22,12 @@ Errors are JSON lists ``[{"message": …, "errorCode": …}]``, as Salesforce wr
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from tests.fakes.http_fake import FakeServer, Request, Response
@@ -32,6 +36,8 @@ INSTANCE = "fake.my.salesforce.com"
 USERNAME = "ops@example.test"
 PASSWORD = "hunter2"
 SECURITY_TOKEN = "TOKEN42"
+CONSUMER_KEY = "3MVG9-key"
+CONSUMER_SECRET = "consumer-secret"
 
 _SELECT = re.compile(r"SELECT (?P<fields>.+?) FROM (?P<object>\w+)(?: WHERE (?P<where>.+))?$")
 _CONDITION = re.compile(
@@ -77,6 +83,8 @@ class FakeSalesforce(FakeServer):
     def handle(self, request: Request) -> Response:
         if request.path.startswith("/services/Soap/u/"):
             return self._login(request)
+        if request.path == "/services/oauth2/token":
+            return self._client_credentials(request)
         if request.headers.get("authorization") != f"Bearer {self.session_id}":
             return _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         self.api_used += 1
@@ -117,6 +125,23 @@ class FakeSalesforce(FakeServer):
             "</result></loginResponse></soapenv:Body></soapenv:Envelope>"
         )
         return Response(200, ok.encode())
+
+    def _client_credentials(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode())
+        basic = base64.b64encode(f"{CONSUMER_KEY}:{CONSUMER_SECRET}".encode()).decode()
+        if (
+            form.get("grant_type") != ["client_credentials"]
+            or request.headers.get("authorization") != f"Basic {basic}"
+        ):
+            return Response(400, {"error": "invalid_client",
+                                  "error_description": "invalid client credentials"})  # fmt: skip
+        self.logins += 1
+        self.expire_session()
+        return Response(200, {
+            "access_token": self.session_id, "instance_url": f"https://{INSTANCE}",
+            "id": "https://login.salesforce.com/id/00DFAKE/005FAKE", "token_type": "Bearer",
+            "issued_at": "1764576000000", "signature": "fake",
+        })  # fmt: skip
 
     def _api(self, request: Request) -> Response:
         match = re.fullmatch(r"/services/data/v[\d.]+/(queryAll|query)/?(.*)", request.path)

@@ -23,6 +23,8 @@ from bot.sources.salesforce import RetryingAdapter, SalesforceConnector
 from tests.bot.sources.crm_support import Store, by_name, make_store
 from tests.fakes.http_fake import Fault
 from tests.fakes.salesforce_api import (
+    CONSUMER_KEY,
+    CONSUMER_SECRET,
     PASSWORD,
     SECURITY_TOKEN,
     USERNAME,
@@ -123,14 +125,18 @@ def org() -> Iterator[FakeSalesforce]:
         yield fake
 
 
-def connector(org: FakeSalesforce, **settings: Any) -> SalesforceConnector:
+PASSWORD_LOGIN = {"username": USERNAME, "password": PASSWORD, "security_token": SECURITY_TOKEN}
+
+
+def connector(
+    org: FakeSalesforce, secrets: dict[str, str] = PASSWORD_LOGIN, **settings: Any
+) -> SalesforceConnector:
     spec = SalesforceSource.model_validate(
         {"kind": "salesforce", "page_size": BATCH, "timeout": 2, "max_retries": 2, **settings}
     )
     session = requests.Session()
     adapter = LocalAdapter(org.port, timeout=spec.timeout, retries=spec.max_retries, backoff=0)
     session.mount("https://", adapter)
-    secrets = {"username": USERNAME, "password": PASSWORD, "security_token": SECURITY_TOKEN}
     return SalesforceConnector("sf", spec, secrets, session=session)
 
 
@@ -288,3 +294,14 @@ def test_an_expired_access_token_and_a_timeout_are_reported(org, store):
     report = store.sync("sf", "salesforce", slow)
     assert report.error is not None and "did not answer" in report.error
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
+
+
+def test_oauth_client_credentials_on_a_my_domain(org, store):
+    app = {"consumer_key": CONSUMER_KEY, "consumer_secret": CONSUMER_SECRET}
+    report = store.sync("sf", "salesforce", connector(org, app, domain="acme.my"))
+    assert report.error is None and org.logins == 1
+    assert by_name(report)["Opportunity"].inserted == N_DEALS
+    with pytest.raises(SourceError) as refused:
+        connector(org, {**app, "consumer_secret": "wrong"}, domain="acme.my")
+    assert "Salesforce refused the login at acme.my (Authentication failed" in str(refused.value)
+    assert "invalid client credentials" in str(refused.value)

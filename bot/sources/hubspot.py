@@ -1,0 +1,295 @@
+"""HubSpot through hubspot-api-client (a private app's token): owners → reps (their primary
+team as team), companies → accounts, contacts → leads (converted when they reached one of
+``converted_stages``), deals → opportunities, with stages read from the deal pipelines
+(label, probability, closed won or lost).
+
+Companies, contacts and deals are read with the CRM search API, sorted on ``hs_object_id`` and
+filtered on ``hs_lastmodifieddate`` for incremental syncs. Search pages follow ``after``; as
+search serves at most 10,000 results per query, a longer read starts a new query after the
+last id seen. Search calls are spaced to stay under the documented rate (five a second); 429,
+5xx and timeouts are retried by the HTTP pool; the daily allowance comes from the
+``X-HubSpot-RateLimit-Daily`` headers. Deleted (archived) deals are listed with
+``archived=true``: HubSpot has no search over them, so that list is read whole."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm import companies, contacts, deals, owners, pipelines
+from urllib3.util.retry import Retry
+
+from bot.settings import HubSpotSource
+from bot.sources.connector import Budget, Record, SourceError, SourceObject
+
+SEARCH_CAP = 10_000  # results one search query serves, at most
+# Seconds between search calls: four a second, a margin under the documented five, as the
+# server counts them on arrival, when network jitter has bunched them up.
+SEARCH_INTERVAL = 0.25
+_RETRIED = (429, 500, 502, 503, 504)
+_MODIFIED = "hs_lastmodifieddate"
+# Each API of the client is a package of its own, with its own exception class.
+_PACKAGES = {"companies": companies, "contacts": contacts, "deals": deals}
+_API_ERRORS: tuple[type[Exception], ...] = tuple(
+    package.exceptions.ApiException for package in (companies, contacts, deals, owners, pipelines)
+)
+
+# Search objects: (name, canonical table, HubSpot property per canonical field).
+_SEARCHED: tuple[tuple[str, str, Mapping[str, str]], ...] = (
+    ("companies", "accounts", {"name": "name", "segment": "type", "industry": "industry",
+                               "country": "country"}),
+    ("deals", "opportunities", {"name": "dealname", "owner": "hubspot_owner_id",
+                                "stage": "dealstage", "amount": "amount",
+                                "currency": "deal_currency_code", "created_at": "createdate",
+                                "close_date": "closedate",
+                                "probability": "hs_deal_stage_probability",
+                                "forecast_category": "hs_manual_forecast_category"}),
+    ("contacts", "leads", {"created_at": "createdate", "owner": "hubspot_owner_id",
+                           "channel": "hs_analytics_source",
+                           "account": "associatedcompanyid"}),
+)  # fmt: skip
+
+
+class _Pacer:
+    """Spaces search calls made with one token, by every connector of this process (a sync
+    from chat right after a scheduled one must not burst past the limit)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    def wait(self, interval: float) -> None:
+        with self._lock:
+            pause = self._last + interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._last = time.monotonic()
+
+
+@functools.cache
+def _pacer(key: str) -> _Pacer:
+    return _Pacer()
+
+
+def _epoch_ms(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
+
+
+def _parse(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+class HubSpotConnector:
+    def __init__(
+        self,
+        name: str,
+        spec: HubSpotSource,
+        secrets: Mapping[str, str],
+        *,
+        backoff: float = 1.0,
+        search_cap: int = SEARCH_CAP,
+        search_interval: float = SEARCH_INTERVAL,
+    ) -> None:
+        token = secrets.get("token")
+        prefix = spec.env_prefix or "HUBSPOT"
+        if not token:
+            raise SourceError(f"source {name}: set {prefix}_TOKEN to a private app's access token")
+        self.name = name
+        self.spec = spec
+        self.calls = 0
+        self._prefix = prefix
+        self._search_cap = search_cap
+        self._interval = search_interval
+        digest = hashlib.sha256(token.encode()).hexdigest()[:16]
+        self._pacer = _pacer(f"{spec.host}|{digest}")
+        retry = Retry(
+            total=spec.max_retries, connect=spec.max_retries, read=spec.max_retries,
+            status=spec.max_retries, status_forcelist=_RETRIED, allowed_methods=None,
+            backoff_factor=backoff, respect_retry_after_header=True, raise_on_status=False,
+        )  # fmt: skip
+        self._client = HubSpot(access_token=token, retry=retry, host=spec.host.rstrip("/"))
+        self._budget: Budget | None = None
+        self._stages: dict[str, dict[str, Any]] | None = None
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _call(self, api: Any, method: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        try:
+            result = getattr(api, method)(_request_timeout=self.spec.timeout, **kwargs)
+        except _API_ERRORS as error:
+            raise self._error(error) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise SourceError(f"HubSpot ({self.spec.host}) did not answer: {error}") from None
+        self._read_budget(api.api_client.last_response)
+        return result
+
+    def _read_budget(self, response: Any) -> None:
+        headers = response.getheaders() if response is not None else {}
+        limit = headers.get("X-HubSpot-RateLimit-Daily")
+        left = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
+        if limit is not None and left is not None:
+            self._budget = Budget(int(limit) - int(left), int(limit), "API calls today")
+
+    def _error(self, error: Any) -> SourceError:
+        try:
+            body = json.loads(error.body or "{}")
+        except (ValueError, TypeError):
+            body = {}
+        message = body.get("message") or error.reason or "no details"
+        category = body.get("category") or body.get("errorType") or ""
+        if error.status == 401:
+            return SourceError(
+                f"HubSpot refused the token ({category}: {message}); renew {self._prefix}_TOKEN "
+                "(a private app's access token with the crm.objects.*.read and "
+                "crm.objects.owners.read scopes)"
+            )
+        if error.status == 403:
+            return SourceError(
+                f"HubSpot refused access ({category}: {message}); give the private app the "
+                "crm.objects.companies.read, crm.objects.contacts.read, crm.objects.deals.read "
+                "and crm.objects.owners.read scopes"
+            )
+        if error.status == 429:
+            return SourceError(
+                f"HubSpot's rate limit was still hit after {self.spec.max_retries} retries "
+                f"({message}); the next sync carries on from where this one stopped"
+            )
+        return SourceError(f"HubSpot answered {error.status} {category}: {message}")
+
+    def _search(self, obj: str, properties: list[str], since: datetime | None) -> Iterator[Any]:
+        """Every object matching, in id order, over as many search queries as the cap needs."""
+        api = getattr(self._client.crm, obj).search_api
+        last_id: str | None = None
+        while True:
+            filters = []
+            if since is not None:
+                filters.append({"propertyName": _MODIFIED, "operator": "GTE",
+                                "value": _epoch_ms(since)})  # fmt: skip
+            if last_id is not None:
+                filters.append({"propertyName": "hs_object_id", "operator": "GT",
+                                "value": last_id})  # fmt: skip
+            after: str | None = None
+            served = 0
+            while True:
+                request = _PACKAGES[obj].PublicObjectSearchRequest(
+                    filter_groups=[{"filters": filters}] if filters else [],
+                    sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                    properties=properties, limit=self.spec.page_size, after=after,
+                )  # fmt: skip
+                self._pacer.wait(self._interval)
+                page = self._call(api, "do_search", public_object_search_request=request)
+                for result in page.results:
+                    last_id = result.id
+                    yield result
+                served += len(page.results)
+                following = page.paging.next.after if page.paging and page.paging.next else None
+                if following is None:
+                    return
+                if served + self.spec.page_size > self._search_cap:
+                    break  # the next page would pass the cap: a new query after last_id
+                after = following
+
+    def _stage_table(self) -> dict[str, dict[str, Any]]:
+        if self._stages is None:
+            pipelines = self._call(
+                self._client.crm.pipelines.pipelines_api, "get_all", object_type="deals"
+            )
+            self._stages = {}
+            for pipeline in pipelines.results:
+                for stage in pipeline.stages:
+                    metadata = stage.metadata or {}
+                    closed = str(metadata.get("isClosed", "false")).lower() == "true"
+                    probability = metadata.get("probability")
+                    won = closed and probability is not None and float(probability) >= 1
+                    status = "won" if won else "lost" if closed else "open"
+                    self._stages[stage.id] = {"label": stage.label, "status": status}
+        return self._stages
+
+    # --- Connector --------------------------------------------------------------------------
+
+    def objects(self) -> list[SourceObject]:
+        stages = {row["label"]: row["status"] for row in self._stage_table().values()}
+        stages.update(self.spec.stages)
+        out = [SourceObject("owners", "reps", ("id", "name", "email", "team"))]
+        for name, table, fields in _SEARCHED:
+            columns = ("id", *fields)
+            if table == "leads":
+                columns += ("converted_at",)
+            out.append(SourceObject(name, table, columns, stages if name == "deals" else {}))
+        return out
+
+    def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
+        if obj.name == "owners":
+            yield from self._owners(since)
+            return
+        fields = dict(next(f for n, _t, f in _SEARCHED if n == obj.name))
+        properties = [*fields.values(), _MODIFIED]
+        converted = [f"hs_lifecyclestage_{stage}_date" for stage in self.spec.converted_stages]
+        if obj.table == "leads":
+            properties += converted
+        stages = self._stage_table() if obj.name == "deals" else {}
+        for result in self._search(obj.name, properties, since):
+            props = result.properties or {}
+            values: dict[str, Any] = {"id": result.id}
+            values.update({field: props.get(prop) for field, prop in fields.items()})
+            if obj.name == "deals":
+                stage = stages.get(values["stage"] or "")
+                if stage is not None:
+                    values["stage"] = stage["label"]
+            if obj.table == "leads":
+                dates = sorted(props[p] for p in converted if props.get(p))
+                values["converted_at"] = dates[0] if dates else None
+            yield Record(values, _parse(props.get(_MODIFIED)) or result.updated_at)
+
+    def _owners(self, since: datetime | None) -> Iterator[Record]:
+        # Owners are few and have no search: each sync reads the list (a page or two).
+        api = self._client.crm.owners.owners_api
+        after: str | None = None
+        while True:
+            page = self._call(
+                api, "get_page", limit=min(self.spec.page_size, 100), after=after, archived=False
+            )
+            for owner in page.results:
+                if since is not None and owner.updated_at is not None and owner.updated_at < since:
+                    continue
+                teams = owner.teams or []
+                primary = next((t for t in teams if t.primary), teams[0] if teams else None)
+                name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
+                values = {"id": owner.id, "name": name or owner.email, "email": owner.email,
+                          "team": primary.name if primary else None}  # fmt: skip
+                yield Record(values, owner.updated_at)
+            if not (page.paging and page.paging.next):
+                return
+            after = page.paging.next.after
+
+    def deleted(self, obj: SourceObject, since: datetime) -> Iterator[str]:
+        if obj.name != "deals":
+            return
+        api = self._client.crm.deals.basic_api
+        after: str | None = None
+        while True:
+            page = self._call(api, "get_page", limit=100, after=after, archived=True)
+            for deal in page.results:
+                archived_at = deal.archived_at or deal.updated_at
+                if archived_at is None or archived_at.astimezone(UTC) >= since:
+                    yield str(deal.id)
+            if not (page.paging and page.paging.next):
+                return
+            after = page.paging.next.after
+
+    def budget(self) -> Budget | None:
+        return self._budget
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,256 @@
+"""Pipedrive over httpx: API v2 for deals, organizations and stages (the v1 deals endpoints
+are out of support), v1 for users and leads, which have no v2 endpoints.
+
+Deals are read in cursor pages (``additional_data.next_cursor``), with ``updated_since`` after
+the first sync and ``status=open,won,lost,deleted``, so that deals deleted since (Pipedrive
+keeps them 30 days) come in the same pages and cost nothing more. A deal's stage is its
+stage's name while open, ``won`` or ``lost`` once closed; its close date the won or lost time,
+else the expected close date. Leads come newest change first (``sort=update_time DESC``) and
+the read stops at the high-water mark. 429, 5xx, timeouts and dropped connections are retried
+by the one transport (``Retry-After``, else ``x-ratelimit-reset``, else exponential backoff)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bot.settings import PipedriveSource
+from bot.sources.connector import Budget, Record, SourceError, SourceObject
+
+_RETRIED = frozenset({429, 500, 502, 503, 504})
+_WAIT_CAP = 60.0  # seconds: never wait longer for one retry
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Retries 429, 5xx, timeouts and dropped connections with backoff; the last answer (or
+    error) is the caller's."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        retries: int,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.inner = inner
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self.inner.handle_request(request)
+            except (httpx.TimeoutException, httpx.NetworkError):
+                if last:
+                    raise
+                self.sleep(self._delay(attempt, None))
+                continue
+            if response.status_code not in _RETRIED or last:
+                return response
+            response.read()
+            response.close()
+            self.sleep(self._delay(attempt, response))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            for header in ("retry-after", "x-ratelimit-reset"):
+                value = response.headers.get(header, "")
+                if value.replace(".", "", 1).isdigit():
+                    return min(float(value), _WAIT_CAP)
+        return min(self.backoff * float(1 << attempt), _WAIT_CAP)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _time(raw: str | None) -> datetime | None:
+    """v2 writes RFC 3339 (``2026-11-30T10:00:00Z``), v1 ``2026-11-30 10:00:00`` (UTC)."""
+    if not raw:
+        return None
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class PipedriveConnector:
+    def __init__(
+        self,
+        name: str,
+        spec: PipedriveSource,
+        secrets: Mapping[str, str],
+        *,
+        transport: httpx.BaseTransport | None = None,
+        backoff: float = 1.0,
+    ) -> None:
+        token = secrets.get("api_token")
+        self._prefix = spec.env_prefix or "PIPEDRIVE"
+        if not token:
+            raise SourceError(f"source {name}: set {self._prefix}_API_TOKEN to an API token")
+        self.name = name
+        self.spec = spec
+        self.calls = 0
+        retrying = RetryTransport(transport or httpx.HTTPTransport(), spec.max_retries, backoff)
+        self._http = httpx.Client(
+            base_url=spec.api_url, transport=retrying, timeout=spec.timeout,
+            headers={"x-api-token": token, "accept": "application/json"},
+        )  # fmt: skip
+        self._stages: dict[int, dict[str, Any]] | None = None
+        self._deleted: list[str] = []
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        try:
+            response = self._http.get(
+                path, params={k: v for k, v in params.items() if v is not None}
+            )
+        except httpx.HTTPError as error:
+            raise SourceError(
+                f"Pipedrive ({self.spec.api_url}) did not answer: {error!r}"
+            ) from None
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code == 401:
+            raise SourceError(
+                f"Pipedrive refused the API token ({body.get('error', 'unauthorized')}); renew "
+                f"{self._prefix}_API_TOKEN"
+            )
+        if response.status_code == 403:
+            raise SourceError(
+                f"Pipedrive refused access to {path} ({body.get('error', 'forbidden')}); the "
+                "token's user needs to see every deal (a global admin, or visibility settings "
+                "that show all deals)"
+            )
+        if response.status_code == 429:
+            raise SourceError(
+                f"Pipedrive's rate limit was still hit after {self.spec.max_retries} retries; "
+                "the next sync carries on from where this one stopped"
+            )
+        if response.status_code >= 400 or not body.get("success", False):
+            detail = body.get("error") or response.reason_phrase
+            raise SourceError(f"Pipedrive answered {response.status_code} on {path}: {detail}")
+        return body
+
+    def _cursor_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            body = self._get(path, {**params, "limit": self.spec.page_size, "cursor": cursor})
+            yield from body.get("data") or []
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return
+
+    def _stage_table(self) -> dict[int, dict[str, Any]]:
+        if self._stages is None:
+            self._stages = {int(s["id"]): s for s in self._cursor_pages("/v2/stages", {})}
+        return self._stages
+
+    # --- Connector --------------------------------------------------------------------------
+
+    def objects(self) -> list[SourceObject]:
+        stages = {str(s["name"]): "open" for s in self._stage_table().values()}
+        stages.update({"won": "won", "lost": "lost"})
+        stages.update(self.spec.stages)
+        deal_fields = ("id", "name", "owner", "account", "stage", "amount", "currency",
+                       "created_at", "close_date", "probability")  # fmt: skip
+        return [
+            SourceObject("users", "reps", ("id", "name", "email", "active_from")),
+            SourceObject("organizations", "accounts", ("id", "name")),
+            SourceObject("deals", "opportunities", deal_fields, stages),
+            SourceObject("leads", "leads", ("id", "created_at", "owner", "channel", "account")),
+        ]
+
+    def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
+        if obj.name == "users":
+            yield from self._users(since)
+        elif obj.name == "organizations":
+            for org in self._cursor_pages("/v2/organizations", {"updated_since": _rfc3339(since)}):
+                yield Record(
+                    {"id": org["id"], "name": org.get("name")}, _time(org.get("update_time"))
+                )
+        elif obj.name == "deals":
+            yield from self._deals(since)
+        else:
+            yield from self._leads(since)
+
+    def _users(self, since: datetime | None) -> Iterator[Record]:
+        # A company has few users and the endpoint has no filter: each sync reads the list.
+        for user in self._get("/v1/users", {}).get("data") or []:
+            modified = _time(user.get("modified"))
+            if since is not None and modified is not None and modified < since:
+                continue
+            created = _time(user.get("created"))
+            values = {"id": user["id"], "name": user.get("name"), "email": user.get("email"),
+                      "active_from": created.date() if created else None}  # fmt: skip
+            yield Record(values, modified)
+
+    def _deals(self, since: datetime | None) -> Iterator[Record]:
+        self._deleted = []
+        stages = self._stage_table()
+        params = {"updated_since": _rfc3339(since), "status": "open,won,lost,deleted",
+                  "sort_by": "update_time", "sort_direction": "asc"}  # fmt: skip
+        for deal in self._cursor_pages("/v2/deals", params):
+            modified = _time(deal.get("update_time"))
+            if deal.get("status") == "deleted" or deal.get("is_deleted"):
+                self._deleted.append(str(deal["id"]))
+                continue
+            status = deal.get("status")
+            stage = stages.get(int(deal["stage_id"])) if deal.get("stage_id") is not None else None
+            if status in ("won", "lost"):
+                stage_name: Any = status
+                closed = deal.get(f"{status}_time") or deal.get("close_time")
+            else:
+                stage_name = stage["name"] if stage else deal.get("stage_id")
+                closed = deal.get("expected_close_date")
+            probability = deal.get("probability")
+            if probability is None and stage is not None:
+                probability = stage.get("deal_probability")
+            values = {
+                "id": deal["id"], "name": deal.get("title"), "owner": deal.get("owner_id"),
+                "account": deal.get("org_id"), "stage": stage_name, "amount": deal.get("value"),
+                "currency": deal.get("currency"), "created_at": deal.get("add_time"),
+                "close_date": closed,
+                "probability": None if probability is None else f"{probability}%",
+            }  # fmt: skip
+            yield Record(values, modified)
+
+    def _leads(self, since: datetime | None) -> Iterator[Record]:
+        start = 0
+        while True:
+            body = self._get("/v1/leads", {"limit": self.spec.page_size, "start": start,
+                                           "sort": "update_time DESC"})  # fmt: skip
+            for lead in body.get("data") or []:
+                modified = _time(lead.get("update_time"))
+                if since is not None and modified is not None and modified < since:
+                    return  # newest first: the rest is older than the mark
+                values = {"id": lead["id"], "created_at": lead.get("add_time"),
+                          "owner": lead.get("owner_id"), "channel": lead.get("source_name"),
+                          "account": lead.get("organization_id")}  # fmt: skip
+                yield Record(values, modified)
+            pagination = (body.get("additional_data") or {}).get("pagination") or {}
+            if not pagination.get("more_items_in_collection"):
+                return
+            start = int(pagination.get("next_start", start + self.spec.page_size))
+
+    def deleted(self, obj: SourceObject, since: datetime) -> Iterator[str]:
+        # Deleted deals came with the changed ones (status=deleted): no call of their own.
+        return iter(self._deleted if obj.name == "deals" else [])
+
+    def budget(self) -> Budget | None:
+        return None
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _rfc3339(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
