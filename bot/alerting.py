@@ -191,6 +191,15 @@ def _states(session: Session) -> dict[AlertKey, AlertState]:
     }
 
 
+def unstable_alerts(
+    sessions: sessionmaker[Session], damping: Damping, now: datetime
+) -> frozenset[str]:
+    """Keys of the alerts that keep starting and stopping, to show them as unstable."""
+    with sessions() as session:
+        states = _states(session)
+    return frozenset(str(k) for k, s in states.items() if s.unstable(damping, now))
+
+
 def advance_states(
     sessions: sessionmaker[Session],
     evaluations: Iterable[Evaluation],

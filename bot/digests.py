@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.access import channel_audience
+from bot.alerting import unstable_alerts
 from bot.delivery.notifier import Delivered, Message, Notifier
 from bot.formatting import Formatter
 from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text, visible_digest
@@ -62,7 +63,14 @@ def digest_message(
     # Alerts already posted here this morning are not repeated: counted, with a pointer.
     posted = posted_today(service, subscription.channel, now, ZoneInfo(subscription.timezone))
     fresh = tuple(e for e in digest.alerts if str(Alert(e).key) not in posted)
-    digest = dataclasses.replace(digest, alerts=fresh, posted=len(digest.alerts) - len(fresh))
+    config = service.settings.config
+    damping = config.alerts.damping(config.evaluation.tolerance)
+    digest = dataclasses.replace(
+        digest,
+        alerts=fresh,
+        posted=len(digest.alerts) - len(fresh),
+        unstable=unstable_alerts(session_factory(service.engine), damping, now),
+    )
     return Message(
         channel=subscription.channel,
         text=fallback_text(render_digest_text(digest, fmt)),

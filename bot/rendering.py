@@ -39,7 +39,7 @@ from conversation.authorization import (
     visible_evaluations,
 )
 from conversation.views import Digest
-from metrics.alerts import LogEntry
+from metrics.alerts import Alert, LogEntry
 from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status, Why, better_than_target
 from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
@@ -509,10 +509,18 @@ def changes_view(
 
 
 def alert_view(
-    evaluation: Evaluation, fmt: Formatter, previous: LogEntry | None = None
+    evaluation: Evaluation,
+    fmt: Formatter,
+    previous: LogEntry | None = None,
+    *,
+    unstable: bool = False,
 ) -> AlertView:
-    """``previous``: what was last notified about this alert, for a reminder."""
+    """``previous``: what was last notified about this alert, for a reminder; ``unstable``:
+    it keeps starting and stopping (``metrics.alerts.AlertState.unstable``)."""
     kpi = KPIS[evaluation.kpi]
+    status = fmt.status(evaluation.status)
+    if unstable:
+        status = fmt.t("unstable", status=status)
     since = None
     if previous is not None and previous.status is not None:
         since = fmt.t(
@@ -524,7 +532,7 @@ def alert_view(
         )
     return AlertView(
         emoji=fmt.emoji(evaluation.status),
-        status=fmt.status(evaluation.status),
+        status=status,
         kpi=fmt.kpi_label(kpi),
         scope=fmt.scope(Scope(evaluation.scope.level, _clip(evaluation.scope.name))),
         period=fmt.period(evaluation.period),
@@ -556,6 +564,7 @@ def alerts_view(
     *,
     limit: int = ALERTS_SHOWN,
     posted: int | None = None,
+    unstable: frozenset[str] = frozenset(),
 ) -> AlertsView:
     """The at-risk and missed evaluations among ``evaluations`` (others are left out), missed
     first and otherwise in the order given. ``posted`` is set for a digest: how many more
@@ -568,7 +577,7 @@ def alerts_view(
     hidden = len(firing) - len(shown)
     return AlertsView(
         title=fmt.tn("alert_count", len(firing)) if firing else fmt.t("no_alerts"),
-        alerts=tuple(alert_view(e, fmt) for e in shown),
+        alerts=tuple(alert_view(e, fmt, unstable=str(Alert(e).key) in unstable) for e in shown),
         more=None
         if hidden <= 0
         else fmt.tn("and_more" if posted is None else "and_more_alerts", hidden),
@@ -593,7 +602,13 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
         scope=fmt.scope(Scope(digest.scope.level, _clip(digest.scope.name))),
         entries=tuple(entries),
         more=_more(fmt, len(telling) - len(entries)),
-        alerts=alerts_view(digest.alerts, fmt, limit=DIGEST_ALERTS, posted=digest.posted),
+        alerts=alerts_view(
+            digest.alerts,
+            fmt,
+            limit=DIGEST_ALERTS,
+            posted=digest.posted,
+            unstable=digest.unstable,
+        ),
     )
 
 

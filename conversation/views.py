@@ -38,6 +38,8 @@ class Digest:
     # Alerts of this scope already posted in the digest's channel today, left out of
     # ``alerts``: the digest gives their count and where to see them.
     posted: int = 0
+    # Keys (``str(AlertKey)``) of alerts that keep starting and stopping: shown as unstable.
+    unstable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

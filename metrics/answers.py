@@ -151,10 +151,12 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
             _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, value.value)
             for p in periods
         ]
-        earlier = [compared[0].value] + [
-            _compare(kpi, facts, query.scope, query.period, query.period.shift(-n), as_of, ctx,
-                     None).value
-            for n in range(2, TREND_PERIODS)
+        # The comparisons already read two of these periods (a quarter's last year is 4 back).
+        known = {p: c.value for p, c in zip(periods, compared, strict=True)}
+        earlier = [
+            known[p] if p in known else
+            _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, None).value
+            for p in (query.period.shift(-n) for n in range(1, TREND_PERIODS))
         ]  # fmt: skip
         trend = (*reversed(earlier), value.value)
     rows = []

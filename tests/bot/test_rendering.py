@@ -669,3 +669,13 @@ def test_a_digest_leaves_out_rows_with_no_value_and_no_target() -> None:
 def test_sparkline(values: list[float | int | None], expected: str | None) -> None:
     got = sparkline([None if v is None else Decimal(str(v)) for v in values])
     assert got == expected
+
+
+def test_an_unstable_alert_is_shown_as_such_in_the_digest() -> None:
+    flapping = alerts()[0]  # EMEA revenue, at risk
+    key = f"revenue|team|EMEA|{Q4.key}"
+    view = digest_view(replace(digest("fr_FR"), unstable=frozenset({key})), formatter("fr_FR"))
+    statuses = {a.scope: a.status for a in view.alerts.alerts}
+    assert statuses["Équipe EMEA"] == "à risque, instable (va et vient\u00a0: plus annoncé)"
+    assert statuses["Équipe Nordics"] == "manqué"
+    assert flapping.scope.name == "EMEA"
