@@ -35,6 +35,7 @@ from babel.numbers import (
 )
 from babel.units import format_unit
 
+from bot.crm_text import one_line
 from metrics.evaluation import Status
 from metrics.kpis import Kpi, Unit
 from metrics.periods import Grain, Period
@@ -487,10 +488,11 @@ class Formatter:
         return kpi.label(self.language)
 
     def scope(self, scope: Scope) -> str:
-        """``Entreprise``, ``Équipe EMEA``, or a rep's name (raw: escape it for Slack)."""
+        """``Entreprise``, ``Équipe EMEA``, or a rep's name on one line (raw: escape it for
+        Slack)."""
         if scope.level is Level.COMPANY:
             return self.t("scope.company")
-        return self.t(f"scope.{scope.level.value}", name=scope.name)
+        return self.t(f"scope.{scope.level.value}", name=one_line(scope.name))
 
     def breakdown_title(self, level: Level) -> str:
         return self.t(f"by.{level.value}")

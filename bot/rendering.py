@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 
+from bot.crm_text import one_line
 from bot.formatting import Formatter
 from conversation.authorization import (
     Decision,
@@ -282,6 +284,8 @@ class ChangesView:
 
 
 def _clip(name: str) -> str:
+    """A CRM name as views show it: on one line (``bot.crm_text``), cut to ``NAME_CHARS``."""
+    name = one_line(name)
     return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
 
 
@@ -615,10 +619,25 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
 # --- the Jinja environment -----------------------------------------------------------------------
 
 
+# Slack has no escape for its markup characters: one that could open or close bold, italics,
+# strike-through or code becomes a look-alike that Slack leaves alone. Between two letters or
+# digits (``win_rate``, ``Nord_Est``) Slack does not read * _ ~ as markup, so they stay.
+_LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+_MARKUP = re.compile(r"[*_~`]")
+
+
+def _inert(match: re.Match[str]) -> str:
+    char, text, at = match.group(), match.string, match.start()
+    inside_word = 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
+    return char if inside_word and char != "`" else _LOOKALIKES[char]
+
+
 def mrkdwn_escape(text: str) -> str:
-    """Slack's escaping: ``&``, ``<`` and ``>`` only, as Slack documents (other entities would
-    show literally). ``<!channel>`` becomes inert ``&lt;!channel&gt;``."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's escaping of ``&``, ``<`` and ``>`` (other entities would show literally), so
+    ``<!channel>`` becomes inert ``&lt;!channel&gt;``; and markup characters made inert, so a
+    CRM name ``*9 999 999 €*`` shows its stars instead of turning bold."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKUP.sub(_inert, escaped)
 
 
 def _tojson(value: Any) -> str:

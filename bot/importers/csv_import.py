@@ -40,7 +40,12 @@ How values are read:
 
 - Blank lines are ignored; a row with more or fewer cells than the header is bad.
 - An empty cell is NULL; an empty required field makes the row bad. Text is stored as written
-  (``product`` too: it names no table, so Maven's ``GTXPro`` and ``GTX Pro`` stay apart).
+  (``product`` too: it names no table, so Maven's ``GTXPro`` and ``GTX Pro`` stay apart), but
+  on one line: line breaks and control characters become a space, and invisible characters
+  (bidi overrides, zero-width spaces) are dropped (``bot.crm_text``), so that no name can start
+  a line of its own in a message. A NUL character makes the row bad, as does a byte that is not
+  in the file's ``encoding`` in a mapped cell (bytes in cells the mapping does not name are
+  left alone).
 - ``stages`` maps each stage name (case-insensitive) onto open, won or lost; an unknown stage
   makes the row bad, and so does a won or lost deal without a close date, or a won deal
   without an amount (when amounts are mapped).
@@ -67,9 +72,12 @@ on every one of its reps' rows); with different values it is bad. A mapping writ
 columns it names, so values set elsewhere survive a re-import, and an import never deletes.
 
 Every bad row is reported with its file, physical line (the header is line 1) and the reason;
-the good rows still land. Configuration mistakes (a missing file, an unknown field, a header
-that is not in the file) raise ``ConfigError`` before anything is written. The caller owns the
-transaction; the data version is bumped once, at the end, only if a row changed.
+the good rows still land. That holds for rows the csv module cannot read too: a cell over its
+field-size limit, or a quote that never closes, costs its row, and the lines such a row ran over
+are read again as rows of their own instead of being swallowed into one cell. Configuration
+mistakes (a missing file, an unknown field, a header that is not in the file) raise
+``ConfigError`` before anything is written. The caller owns the transaction; the data version is
+bumped once, at the end, only if a row changed.
 """
 
 from __future__ import annotations
@@ -85,11 +93,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from sqlalchemy import String, Table, select
 from sqlalchemy.orm import Session
 
+from bot.crm_text import one_line
 from bot.importers.canonical import KINDS, FieldType, Kind, mapping_problems
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.store.database import bump_data_version
@@ -307,11 +316,28 @@ def _survey_kind(raw: str) -> str:
 
 def _text_parser(limit: int | None) -> Parser:
     def parse(raw: str) -> str:
-        if limit is not None and len(raw) > limit:
+        # Names end up in messages: no line breaks, nothing invisible (bot.crm_text).
+        text = one_line(raw)
+        if limit is not None and len(text) > limit:
             raise ValueError(f"longer than {limit} characters")
-        return raw
+        return text
 
     return parse
+
+
+def _check_storable(raw: str, encoding: str) -> None:
+    """Refuse what no field can store: a byte the file's encoding does not have (the reader
+    keeps it as a lone surrogate) or a NUL character, which PostgreSQL refuses in text."""
+    if raw.isprintable():  # the common case, in C
+        return
+    if "\x00" in raw:
+        raise ValueError("a NUL character (\\x00), which the database cannot store")
+    for char in raw:
+        if "\udc80" <= char <= "\udcff":
+            raise ValueError(
+                f"byte 0x{ord(char) - 0xDC00:02x} is not {encoding} text (set the mapping's "
+                "encoding to the file's, e.g. cp1252)"
+            )
 
 
 def _length(table: Table, column: str) -> int | None:
@@ -373,7 +399,8 @@ def _parser(kind: Kind, field: str, mapping: ColumnMap) -> Parser:
 
 
 def _header(path: Path, mapping: ColumnMap) -> list[str]:
-    with path.open(newline="", encoding=mapping.encoding) as handle:
+    # Decoded like the rows: a bad byte further down the file is that row's problem.
+    with path.open(newline="", encoding=mapping.encoding, errors="surrogateescape") as handle:
         row = next(csv.reader(handle, delimiter=mapping.delimiter), None)
     return [] if row is None else [name.strip() for name in row]
 
@@ -441,32 +468,88 @@ def _plans(
 Records = Callable[[list[RowProblem]], Iterable[tuple[int, list[str]]]]
 
 
+class _Lines:
+    """The file's physical lines, handed to the csv reader one at a time; the lines of the
+    record being read are kept so that all but its first can be read again."""
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self._again: list[str] = []  # lines to read again, the next one last
+        self._taken: list[str] = []
+        self.read = 0  # lines handed out so far
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._again.pop() if self._again else next(self._handle)
+        self._taken.append(line)
+        self.read += 1
+        return line
+
+    def next_record(self) -> int:
+        """Start a record; returns the line it starts on."""
+        self._taken.clear()
+        return self.read + 1
+
+    def read_again(self) -> int:
+        """Give back every line of the current record but its first; returns how many."""
+        rest = self._taken[1:]
+        self._again.extend(reversed(rest))
+        self.read -= len(rest)
+        return len(rest)
+
+
+def _csv_problem(error: csv.Error) -> str:
+    message = str(error)
+    if message.startswith("field larger than field limit"):
+        return f"a cell longer than {csv.field_size_limit()} characters (the CSV field-size limit)"
+    if message == "unexpected end of data":
+        return "a quote opens a cell that never closes"
+    return f"unbalanced quotes ({message})"
+
+
 def _records(
     plan: _Plan, path: Path, problems: list[RowProblem]
 ) -> Iterator[tuple[int, list[str]]]:
-    """Data rows with the physical line each starts on (a quoted cell may span lines)."""
+    """Data rows with the physical line each starts on (a quoted cell may span lines). A row the
+    csv module cannot read, or of the wrong width over several lines, goes to ``problems``, and
+    the lines after its first are read again as rows of their own: a quote that never closes
+    would otherwise swallow them, so one stray quote costs one row. Bytes that are not in the
+    file's encoding are kept as surrogates, for ``_parse_chunk`` to report on their row."""
     file = plan.mapping.file
-    with path.open(newline="", encoding=plan.mapping.encoding) as handle:
-        reader = csv.reader(handle, delimiter=plan.mapping.delimiter)
-        line = 1
-        try:
-            next(reader, None)
-            line = reader.line_num + 1
-            for fields in reader:
-                start, line = line, reader.line_num + 1
+    encoding = plan.mapping.encoding
+    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=plan.mapping.delimiter, strict=True)
+        lines.next_record()
+        next(reader, None)  # the header, read when planning
+        while True:
+            start = lines.next_record()
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                reason = _csv_problem(error)
+            else:
                 # Spreadsheets pad exports with blank lines and lines of bare delimiters.
-                if any(fields):
+                if not any(fields):
+                    continue
+                # A row of the wrong width is reported with the others (``_parse_chunk``),
+                # unless it spans lines that must be read again.
+                if len(fields) == plan.width or lines.read == start:
                     yield start, fields
-        except (csv.Error, UnicodeDecodeError) as error:
-            reason = f"{_CUT_SHORT} ({error}); the rest of the file was skipped"
-            problems.append(RowProblem(file, line, reason))
-
-
-_CUT_SHORT = "unreadable from here on"
-
-
-def _cut_short(problems: list[RowProblem]) -> bool:
-    return any(problem.reason.startswith(_CUT_SHORT) for problem in problems)
+                    continue
+                reason = f"{len(fields)} fields where the header has {plan.width}"
+            end = lines.read
+            again = lines.read_again()
+            if again:
+                reason += (
+                    f"; it ran to line {end}, so lines {start + 1}–{end} were read again as "
+                    "rows of their own"
+                )
+            problems.append(RowProblem(file, start, reason))
 
 
 def _chunks(records: Iterable[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
@@ -481,7 +564,9 @@ def _chunks(records: Iterable[tuple[int, list[str]]]) -> Iterator[list[tuple[int
 
 
 def _row_hash(fields: Sequence[str]) -> str:
-    return hashlib.blake2b("\x1f".join(fields).encode(), digest_size=16).hexdigest()
+    # surrogateescape: a row with an undecodable byte is bad, but gets an id like the others.
+    data = "\x1f".join(fields).encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
@@ -519,6 +604,7 @@ def _parse_chunk(
         for raw in set(raws):
             if raw:
                 try:
+                    _check_storable(raw, plan.mapping.encoding)
                     parsed[raw] = parse(raw)
                 except ValueError as error:
                     failed[raw] = f"{header}: {error}"
@@ -664,7 +750,8 @@ class _Import:
         # Every id the file names, bad rows included: a deal on a bad line is not deleted.
         present: set[str] = set()
         unidentified = 0
-        for chunk in _chunks(records(problems)):
+        unreadable: list[RowProblem] = []
+        for chunk in _chunks(records(unreadable)):
             tally.read += len(chunk)
             columns = _parse_chunk(plan, chunk, problems)
             ids = columns.values["id"]
@@ -686,18 +773,21 @@ class _Import:
                     reason = f"id {key!r} is already on {where} with other values"
                     problems.append(RowProblem(plan.mapping.file, line, reason))
             tally.changed += upsert(self.session, plan.table, batch)
+        # Rows the reader could not split into cells are rows too, of unknown id.
+        tally.read += len(unreadable)
+        unidentified += len(unreadable)
+        problems += unreadable
         # A deal a full export no longer names was deleted, unless some rows could not be
         # identified.
         kept = 0
         if full_export and plan.kind.name == "opportunities":
             absent = self._absent(present)
-            if unidentified or _cut_short(problems):
+            if unidentified:
                 kept = len(absent)
             else:
                 tally.removed = delete_sourced(
                     self.session, Base.metadata.tables["opportunities"], self.source, absent
                 )
-        # Not len(problems): an unreadable file adds a problem that is not a row.
         skipped = tally.read - len(seen) - tally.merged
         self.problems.extend(sorted(problems, key=lambda problem: problem.line))
         creating = [

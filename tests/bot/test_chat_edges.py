@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from bot.store.chat_models import ChatTarget
+from bot.store.database import bump_data_version, transaction
+from bot.store.models import Team
 from tests.bot.slack_world import ADMIN, MANAGER, world_fixture
 from tests.bot.test_slack_app import all_text, ask
 
@@ -65,3 +68,14 @@ def test_edge_input_gets_the_reason_and_help(world, text, user, problem):
     assert OOPS not in reply and "Traceback" not in reply
     with world.sessions()() as session:
         assert session.query(ChatTarget).count() == 0
+
+
+def test_did_you_mean_suggestions_are_escaped(world):
+    with transaction(world.sessions()) as session:
+        session.execute(update(Team).where(Team.name == "Lyon").values(name="*Lyon* <!here>"))
+        bump_data_version(session)
+
+    reply = all_text(ask(world, "revenue team Lyon here", ADMIN))
+
+    assert "<!here>" not in reply and "*Lyon*" not in reply
+    assert "`\u2217Lyon\u2217 &lt;!here&gt;`" in reply

@@ -507,7 +507,11 @@ def test_validate_blocks_rejects(block: dict[str, Any], problem: str) -> None:
         ("<@U123ABC>", "&lt;@U123ABC&gt;"),
         ("Martin & Co", "Martin &amp; Co"),
         ("&lt;", "&amp;lt;"),  # an entity already in the CRM stays visible as typed
-        ("\"quoted\" 'text' *bold*", "\"quoted\" 'text' *bold*"),  # only & < > are special
+        ("\"quoted\" 'text'", "\"quoted\" 'text'"),  # quotes are not special
+        # Markup that could format becomes its look-alike; inside a word it cannot, and stays.
+        ("*9 999 999 €*", "\u22179 999 999 €\u2217"),
+        ("_Nord_ ~Est~ `code`", "\u02cdNord\u02cd \u223cEst\u223c \u02cbcode\u02cb"),
+        ("win_rate a*b R&D_2", "win_rate a*b R&amp;D_2"),
     ],
 )
 def test_mrkdwn_escape(raw: str, escaped: str) -> None:
@@ -679,3 +683,44 @@ def test_an_unstable_alert_is_shown_as_such_in_the_digest() -> None:
     assert statuses["Équipe EMEA"] == "à risque, instable (va et vient\u00a0: plus annoncé)"
     assert statuses["Équipe Nordics"] == "manqué"
     assert flapping.scope.name == "EMEA"
+
+
+FORGED = "Paris\n✅ FORGED LINE — *9 999 999 €*"
+HIDDEN = "Ly\u200bon\u202e\u2066 \t\r\x07Group\u2069"  # zero-width, bidi, controls
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_crm_names_cannot_start_a_line_of_their_own(locale: str) -> None:
+    fmt = formatter(locale)
+    at_risk, *others = alerts()
+    contributor = replace(at_risk.contributors[0], scope=Scope(Level.REP, HIDDEN))
+    at_risk = replace(at_risk, scope=Scope(Level.TEAM, FORGED), contributors=(contributor,))
+    evaluations = (at_risk, *others)
+    team = replace(digest(locale), scope=Scope(Level.TEAM, FORGED), alerts=evaluations)
+    text = [render_alerts_text(evaluations, fmt), render_digest_text(team, fmt)]
+    slack = [
+        s
+        for blocks in (render_alerts_blocks(evaluations, fmt), render_digest_blocks(team, fmt))
+        for s in _strings(blocks)
+    ]
+
+    for rendering in text + slack:
+        for line in rendering.splitlines():
+            assert "✅ FORGED" not in line or "Paris ✅ FORGED LINE" in line, line
+        assert not any(c in rendering for c in "\u200b\u202e\u2066\u2069\r\x07")
+    # The terminal shows the name as typed, on one line; Slack shows its stars, not bold.
+    assert all("Paris ✅ FORGED LINE — *9 999 999 €*" in t for t in text)
+    assert all("Lyon Group" in t for t in text)
+    joined = "\n".join(slack)
+    assert "Paris ✅ FORGED LINE — \u22179 999 999 €\u2217" in joined
+    assert "*9 999 999" not in joined and "Lyon Group" in joined
