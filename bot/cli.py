@@ -20,14 +20,24 @@ from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
 from bot.charts import pace_chart
+from bot.core import ConversationCore
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
-from bot.store.database import SchemaNotCurrent, ensure_schema, make_engine, migrate
+from bot.store.database import (
+    SchemaNotCurrent,
+    ensure_schema,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from bot.store.facts_loader import MissingExchangeRate
+from bot.text_render import render_text
+from conversation.authorization import Role, Viewer
+from conversation.grammar import parse_request
+from conversation.views import AnswerView, ChangesView, Help
 from metrics.kpis import KPIS
 from metrics.limits import date_problem
-from metrics.query import QueryError
 
 if TYPE_CHECKING:
     from bot.scheduling.runtime import Runtime
@@ -119,41 +129,36 @@ def main(ctx: click.Context, config: str | None) -> None:
     ctx.obj = CliContext(config_path(config, environ), environ)
 
 
+# Whoever runs kpibot on the machine holds its config and database: they see everything.
+OPERATOR = Viewer("operator", Role.ADMIN)
+
+
 @main.command()
 @click.argument("question", nargs=-1, required=True)
 @as_of_option
 @json_option
 @click.pass_obj
 def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: bool) -> None:
-    """Answer a question: kpibot ask "revenue team DACH last quarter"."""
+    """Answer a question or a sub-command, as /kpi does: kpibot ask "revenue team DACH last
+    quarter", kpibot ask classement, kpibot ask alertes."""
     service = obj.service()
     now = parse_as_of(as_of, obj.settings())
-    try:
-        query = service.parse(" ".join(question), now)
-    except QueryError as error:
-        fail(query_help(error))
-    org = obj.settings().organisation
-    if query.since is not None:
-        changes = service.changes(query, now)
-        if as_json:
-            click.echo(json.dumps(serialize.changes(changes, org.currency), indent=2))
-        else:
-            click.echo(rendering.render_changes_text(changes, obj.formatter()))
+    core = ConversationCore(service, lambda _user, _now: OPERATOR, session_factory(service.engine))
+    reply = core.handle(OPERATOR.user_id, parse_request(" ".join(question)), now)
+    view = reply.view
+    text = render_text(reply, obj.formatter())
+    if reply.refused or (isinstance(view, Help) and view.problem is not None):
+        fail(text)
+    if not as_json:
+        click.echo(text)
         return
-    result = service.answer(query, now)
-    if as_json:
-        click.echo(json.dumps(serialize.answer(result, org.language, org.currency), indent=2))
-    else:
-        click.echo(rendering.render_answer_text(result, obj.formatter()))
-
-
-def query_help(error: QueryError) -> str:
-    lines = [error.message]
-    if error.suggestions:
-        lines.append("Did you mean " + " or ".join(error.suggestions) + "?")
-    lines.append("Available KPIs: " + ", ".join(KPIS) + ".")
-    lines.append('Examples: "conversion", "revenue team DACH last quarter", "ca ce trimestre".')
-    return "\n".join(lines)
+    org = obj.settings().organisation
+    if isinstance(view, ChangesView):
+        click.echo(json.dumps(serialize.changes(view.changes, org.currency), indent=2))
+        return
+    if not isinstance(view, AnswerView):
+        fail("--json is for a question about one KPI, such as: kpibot ask conversion --json")
+    click.echo(json.dumps(serialize.answer(view.answer, org.language, org.currency), indent=2))
 
 
 @main.command()

@@ -1,24 +1,16 @@
 """The conversation core's views (``conversation.views``) rendered for Slack: answers, overviews
 and alert lists through the Block Kit templates of ``bot.rendering``, the short messages
-(help, refusals, confirmations, lists) as validated mrkdwn sections. Words come from
-``bot.chat_rendering.word`` in the organisation's language; CRM text is escaped.
-
-The same wording serves the terminal (``kpibot ask``): ``Wording`` with ``markup=False``
-gives plain text, without Slack's ``*bold*`` or escaping.
-"""
+(help, refusals, confirmations, lists) worded by ``bot.wording`` as validated mrkdwn sections.
+CRM text is escaped."""
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from bot.chat_rendering import Blocks, text_blocks, word
 from bot.formatting import Formatter
 from bot.rendering import (
     MAX_BLOCKS,
-    alert_view,
     mrkdwn_escape,
     render_alerts_blocks,
     render_alerts_text,
@@ -29,239 +21,25 @@ from bot.rendering import (
     render_digest_blocks,
     render_digest_text,
 )
-from conversation.authorization import Refusal
+from bot.wording import Wording, titled
 from conversation.views import (
     AlertList,
     AnswerView,
     ChangesView,
-    Help,
     Home,
-    Notice,
     Overview,
-    Param,
-    Problem,
-    Refused,
     Reply,
-    SilenceList,
-    TargetList,
     View,
-    WhoAreYou,
 )
 from handlers.ports import SlackMessage
-from metrics.kpis import KPIS
-from metrics.periods import Period
-from metrics.scopes import Scope
 
-HELP_EXAMPLES = (
-    "`/kpi conversion`",
-    "`/kpi revenue team EMEA last quarter`",
-    "`/kpi pipeline`",
-    "`/kpi forecast`",
-    "`/kpi team Lyon`",
-    "`/kpi rep @someone`",
-    "`/kpi leaderboard`",
-    "`/kpi targets`",
-    "`/kpi alerts`",
-    "`/kpi snooze revenue team Lyon 2d`",
-    "`/kpi subscribe #sales 08:30` (admins)",
-    "`/kpi target revenue team Lyon 2026-Q4 800k` · `… off` (admins)",
-    "`/kpi sync` (admins)",
-)
-# The same questions in French words: what a French-speaking team types.
-HELP_EXAMPLES_FR = (
-    "`/kpi ca ce trimestre`",
-    "`/kpi ca équipe Lyon trimestre dernier`",
-    "`/kpi conversion`",
-    "`/kpi équipe Lyon`",
-    "`/kpi commercial @quelqu'un`",
-    "`/kpi classement`",
-    "`/kpi objectifs`",
-    "`/kpi alertes`",
-    "`/kpi sourdine ca équipe Lyon 2d`",
-    "`/kpi abonner #ventes 08:30` (admins)",
-    "`/kpi objectif ca équipe Lyon 2026-Q4 800k` · `… off` (admins)",
-    "`/kpi sync` (admins)",
-)
-LIST_SHOWN = 40
 SHARE = "kpi.share"
-
-
-class Wording:
-    """The short messages of the core in words: help, problems, refusals, notices, lists."""
-
-    def __init__(self, fmt: Formatter, *, markup: bool = True) -> None:
-        self.fmt = fmt
-        self.markup = markup
-
-    def escape(self, text: str) -> str:
-        return mrkdwn_escape(text) if self.markup else text
-
-    def bold(self, text: str) -> str:
-        return f"*{text}*" if self.markup else text
-
-    def user(self, user_id: str) -> str:
-        return f"<@{user_id}>" if self.markup else user_id
-
-    def channel(self, channel_id: str) -> str:
-        return f"<#{channel_id}>" if self.markup else channel_id
-
-    def param(self, value: Param) -> str:
-        match value:
-            case datetime():
-                return self.fmt.datetime(value)
-            case Scope():
-                return self.escape(self.fmt.scope(value))
-            case Period():
-                return self.fmt.period(value)
-            case tuple():
-                return ", ".join(self.escape(str(v)) for v in value)
-            case _:
-                return self.escape(str(value))
-
-    def what(self, kpi: str, scope: Scope, period: Period) -> str:
-        sep = self.fmt.t("sep")
-        label = self.fmt.kpi_label(KPIS[kpi])
-        return f"{self.bold(label)}{sep}{self.param(scope)}{sep}{self.fmt.period(period)}"
-
-    def help(self, problem: Problem | None) -> str:
-        lines = [self.problem(problem)] if problem else []
-        lines.append(self.bold("/kpi") + " — " + ", ".join(f"`{k}`" for k in KPIS))
-        if self.fmt.language == "fr":
-            # French first for a French organisation; the English words work as well.
-            lines.extend(f"• {example}" for example in HELP_EXAMPLES_FR)
-            lines.append(word(self.fmt, "help.english"))
-            lines.append(" · ".join(HELP_EXAMPLES[:-3]))
-        else:
-            lines.extend(f"• {example}" for example in HELP_EXAMPLES)
-            lines.append(word(self.fmt, "help.french") + " " + " · ".join(HELP_EXAMPLES_FR[:3]))
-        return "\n".join(lines)
-
-    def problem(self, problem: Problem) -> str:
-        params = dict(problem.params)
-        key = f"problem.{problem.code}"
-        if "level" in params:
-            key += f".{params.pop('level')}"
-        values = {k: self.param(v) for k, v in params.items()}
-        text = word(self.fmt, key, **values).strip()
-        if problem.known:
-            text += " " + word(self.fmt, "known", names=self.param(problem.known))
-        if problem.suggestions:
-            options = word(self.fmt, "or").join(f"`{self.escape(s)}`" for s in problem.suggestions)
-            text += " " + word(self.fmt, "did_you_mean", options=options)
-        return text
-
-    def refused(self, view: Refused) -> str:
-        what = self.param(view.what)
-        match view.reason:
-            case Refusal.UNKNOWN_USER:
-                return word(self.fmt, "refused.nothing")
-            case Refusal.ADMIN_ONLY:
-                return word(self.fmt, "refused.admin", command=what)
-            case Refusal.NOT_YOURS:
-                return word(self.fmt, "refused.not_yours")
-            case Refusal.OTHER_MESSAGE:
-                return word(self.fmt, "refused.other_message")
-            case Refusal.SCOPE | Refusal.CHANNEL:
-                return word(self.fmt, "refused.scope", what=what)
-
-    def notice(self, view: Notice) -> str:
-        p = view.params
-        match view.code:
-            case "target.set" | "target.removed":
-                assert isinstance(p["kpi"], str) and isinstance(p["scope"], Scope)
-                assert isinstance(p["period"], Period)
-                what = self.what(p["kpi"], p["scope"], p["period"])
-                value = p.get("value")
-                shown = self.fmt.value(KPIS[p["kpi"]], value) if isinstance(value, Decimal) else ""
-                return word(self.fmt, view.code, what=what, value=shown)
-            case "subscribed":
-                days = p["days"]
-                assert isinstance(days, tuple)
-                names = ", ".join(self.fmt.weekday(int(d)) for d in days)
-                return word(
-                    self.fmt,
-                    "subscribed",
-                    channel=self.channel(str(p["channel"])),
-                    time=p["time"],
-                    zone=p["zone"],
-                    days=names,
-                )
-            case "unsubscribed":
-                return word(
-                    self.fmt, "unsubscribed", n=p["n"], channel=self.channel(str(p["channel"]))
-                )
-            case "snoozed":
-                parts = [self.param(p["kpi"]), self.param(p["scope"])]
-                what = " ".join(x for x in parts if x) or "*"
-                return word(self.fmt, "snoozed.ok", what=what, time=self.param(p["until"]))
-            case _:
-                return word(self.fmt, view.code, **{k: self.param(v) for k, v in p.items()})
-
-    def targets(self, view: TargetList) -> str:
-        lines = [self.bold(word(self.fmt, "targets.title"))]
-        sep = self.fmt.t("sep")
-        for evaluation in view.evaluations[:LIST_SHOWN]:
-            v = alert_view(evaluation, self.fmt)
-            lines.append(
-                f"{v.emoji} {self.bold(v.kpi)}{sep}{self.escape(v.scope)}{sep}{v.period}"
-                f" — {v.actual} / {v.target} ({v.status})"
-            )
-        if len(view.evaluations) > LIST_SHOWN:
-            lines.append(self.fmt.tn("and_more", len(view.evaluations) - LIST_SHOWN))
-        if not view.evaluations and not view.chat_targets:
-            lines.append(word(self.fmt, "targets.none"))
-        if view.chat_targets:
-            lines.append(self.bold(word(self.fmt, "targets.chat")))
-        for target in view.chat_targets:
-            when = self.fmt.datetime(target.set_at) if target.set_at else ""
-            by = word(self.fmt, "targets.set_by", user=self.user(target.set_by), time=when)
-            value = self.fmt.value(KPIS[target.kpi], target.value)
-            lines.append(f"• {self.what(target.kpi, target.scope, target.period)} → {value} ({by})")
-        return "\n".join(lines)
-
-    def silences(self, view: SilenceList) -> str:
-        lines = [self.bold(word(self.fmt, "snoozes.title"))]
-        for s in view.silences[:LIST_SHOWN]:
-            scope = "*" if s.level is None else self.param(Scope(s.level, s.name or ""))
-            lines.append(
-                f"• {s.kpi or '*'} {scope} {s.period_key or ''} → "
-                f"{self.fmt.datetime(s.ends_at)} ({self.user(s.created_by)})"
-            )
-        if not view.silences:
-            lines.append(word(self.fmt, "snoozes.none"))
-        return "\n".join(lines)
-
-    def setup_hint(self, user_id: str) -> str:
-        return word(self.fmt, "setup.admin", user=user_id)
-
-    def short(self, view: View) -> str | None:
-        """A view that is a short message, in words; None for the data views."""
-        match view:
-            case Help():
-                return self.help(view.problem)
-            case Refused():
-                return self.refused(view)
-            case WhoAreYou():
-                return word(self.fmt, "refused.lookup", error=self.escape(view.error))
-            case Notice():
-                return self.notice(view)
-            case TargetList():
-                return self.targets(view)
-            case SilenceList():
-                return self.silences(view)
-        return None
 
 
 class SlackRenderer:
     def __init__(self, fmt: Formatter) -> None:
         self.fmt = fmt
         self.words = Wording(fmt)
-
-    def titled(self, view: Overview) -> Overview:
-        """An overview's digest titled with its scope."""
-        digest = view.digest
-        title = digest.title or self.fmt.scope(digest.scope)
-        return dataclasses.replace(view, digest=dataclasses.replace(digest, title=title))
 
     def _content(self, view: View) -> tuple[str, Blocks]:
         match view:
@@ -273,7 +51,7 @@ class SlackRenderer:
                 text = mrkdwn_escape(render_changes_text(view.changes, self.fmt))
                 return text, render_changes_blocks(view.changes, self.fmt)
             case Overview():
-                digest = self.titled(view).digest
+                digest = titled(view.digest, self.fmt)
                 text = mrkdwn_escape(render_digest_text(digest, self.fmt))
                 return text, render_digest_blocks(digest, self.fmt)
             case AlertList():

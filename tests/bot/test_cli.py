@@ -123,8 +123,10 @@ def test_text_answer_is_formatted_in_french(demo: Path) -> None:
 def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
     result = run("--config", str(demo), "ask", "winrat")
     assert result.exit_code == 1
-    assert "Did you mean win_rate?" in result.output
-    assert "Available KPIs: " + ", ".join(KPIS) in result.output
+    # The demo company is French: the same words as in Slack, without Slack's markup.
+    assert "kpibot: Je ne connais pas l'indicateur «\u00a0winrat\u00a0»." in result.output
+    assert "Vouliez-vous dire `win_rate`\u00a0?" in result.output
+    assert ", ".join(f"`{k}`" for k in KPIS) in result.output
     assert "Traceback" not in result.output
 
 
@@ -133,13 +135,11 @@ def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
     [
         (
             ("ask", "revenue 0001-01"),
-            "kpibot: '0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to "
-            "2199-12-31 only.",
+            "kpibot: Je ne sais pas lire la période «\u00a00001-01\u00a0».",
         ),
         (
             ("ask", "ca 2300-Q1"),
-            "kpibot: '2300-Q1' is not a valid period: kpibot holds dates from 1900-01-01 to "
-            "2199-12-31 only.",
+            "kpibot: Je ne sais pas lire la période «\u00a02300-Q1\u00a0».",
         ),
         (
             ("ask", "revenue", "--as-of", "9999-12-31"),
@@ -164,6 +164,22 @@ def test_dates_at_the_calendars_edges_get_help(
     result = run("--config", str(demo), *args)
     assert result.exit_code == 1
     assert result.output.splitlines()[0].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("words", "shown"),
+    [
+        (["classement"], "Par commercial"),  # an admin's leaderboard: revenue by rep
+        (["team", "Lyon"], "Équipe Lyon"),  # the team's overview
+        (["alertes"], "alerte"),
+        (["objectifs"], "Objectifs"),
+        (["aide"], "/kpi classement"),
+    ],
+)
+def test_ask_takes_the_sub_commands_of_slack(demo: Path, words: list[str], shown: str) -> None:
+    result = run("--config", str(demo), "ask", *words, "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    assert shown in result.output and "*" not in result.output.split("\n")[0]
 
 
 def test_check_lists_alerts_with_gap_and_contributors(demo: Path) -> None:

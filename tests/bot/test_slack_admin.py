@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from bot.formatting import Formatter
 from bot.service import KpiService
-from bot.slack_render import HELP_EXAMPLES, HELP_EXAMPLES_FR, Wording
 from bot.store.chat_models import ChatTarget, from_db
 from bot.store.delivery_models import SyncRun
+from bot.wording import HELP_EXAMPLES, HELP_EXAMPLES_FR, Wording
 from conversation.grammar import Kind, parse_request
 from metrics.periods import parse_period
 from metrics.scopes import Level, Scope
