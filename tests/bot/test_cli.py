@@ -135,11 +135,13 @@ def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
     [
         (
             ("ask", "revenue 0001-01"),
-            "kpibot: Je ne sais pas lire la période «\u00a00001-01\u00a0».",
+            "kpibot: '0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to "
+            "2199-12-31 only.",
         ),
         (
             ("ask", "ca 2300-Q1"),
-            "kpibot: Je ne sais pas lire la période «\u00a02300-Q1\u00a0».",
+            "kpibot: '2300-Q1' is not a valid period: kpibot holds dates from 1900-01-01 to "
+            "2199-12-31 only.",
         ),
         (
             ("ask", "revenue", "--as-of", "9999-12-31"),
