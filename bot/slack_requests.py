@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from slack_sdk.signature import SignatureVerifier
 
 # Slack's timestamps are Unix seconds; twelve digits reach the year 33658.
@@ -43,18 +43,38 @@ class _Shape(BaseModel):
 
 class Context(_Shape):
     """What Bolt reads from every request to build its context and log it (``team``,
-    ``user``, ``channel``...): checked on every body, so that Bolt's middleware never meets a
-    type it does not expect."""
+    ``user``, ``channel``...), checked on every body so that Bolt's middleware never meets a
+    type it does not expect. Bolt reads the same fields again inside ``event``, each of
+    ``authorizations`` and the objects it finds under ``message``, ``previous_message``,
+    ``item`` and ``assistant_thread``: so does this model."""
 
     team: str | dict[str, Any] | None = None
     user: str | dict[str, Any] | None = None
     channel: str | dict[str, Any] | None = None
     enterprise: str | dict[str, Any] | None = None
-    authorizations: list[dict[str, Any]] | None = None
-    # Bolt reads these whenever the key is there: absent is fine, null is not.
-    response_urls: list[dict[str, Any]] = Field(default_factory=list)
-    event: dict[str, Any] = Field(default_factory=dict)
-    view: dict[str, Any] = Field(default_factory=dict)
+    authorizations: list[Context] | None = None
+    # Bolt reads these whenever the key is there: absent is fine, null is not (below).
+    # Slack sends response_urls with modals only; Bolt fails when there are several.
+    response_urls: list[dict[str, Any]] | None = Field(default=None, max_length=1)
+    event: Context | None = None
+    view: dict[str, Any] | None = None
+    # Bolt looks inside these only when they are objects.
+    message: Nested = None
+    previous_message: Nested = None
+    item: Nested = None
+    assistant_thread: Nested = None
+
+    @field_validator("response_urls", "event", "view", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+# Anything but an object that is not a well-formed ``Context``.
+Nested = Context | str | int | float | bool | list[Any] | None
+Context.model_rebuild()
 
 
 class SlashCommand(_Shape):
@@ -169,26 +189,32 @@ def _shaped(body: dict[str, Any], shape: type[_Shape], what: str) -> None:
         # wrong in general rather than "should be a string" when an object would do too.
         message = first["msg"] if len(path) == len(first["loc"]) else "unexpected type"
         message = re.sub(r" or instance of \w+", "", message)  # our model names mean nothing
+        message = message.removeprefix("Value error, ")
         where = ".".join(str(part) for part in path) or "(top level)"
         raise Refused(400, f"malformed {what}: {where}: {message}") from None
 
 
 def _path(body: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """The part of a pydantic error location that exists in the body (or is missing from it
-    last), without the union member tags pydantic adds."""
+    last), without the union member tags pydantic adds (``team.str``, ``message.Context``)."""
     path: list[int | str] = []
-    for part in loc:
-        present = (isinstance(body, dict) and part in body) or (
-            isinstance(body, list) and isinstance(part, int) and part < len(body)
-        )
-        if present:
+    for i, part in enumerate(loc):
+        if _has(body, part):
             path.append(part)
             body = body[part]
-            continue
-        if isinstance(body, dict | list):
-            path.append(part)  # a key or index that is missing: it is what is wrong
-        break
+        elif i + 1 < len(loc) and _has(body, loc[i + 1]):
+            continue  # a union member tag before a key of the object
+        else:
+            if isinstance(body, dict):
+                path.append(part)  # a missing key: it is what is wrong
+            break
     return tuple(path)
+
+
+def _has(body: Any, part: int | str) -> bool:
+    if isinstance(body, dict):
+        return part in body
+    return isinstance(body, list) and isinstance(part, int) and part < len(body)
 
 
 def _kind(body: dict[str, Any], known: Mapping[str, type[_Shape]], what: str) -> type[_Shape]:
