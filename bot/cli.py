@@ -290,7 +290,7 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     for name in names:
         check_source(settings, name)
     engine = obj.service().engine
-    progress = _progress_printer(sys.stderr.isatty())
+    progress = progress_printer(sys.stderr.isatty())
     reports: list[SourceReport] = []
 
     def pull(session: Session) -> int:
@@ -322,7 +322,7 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         sys.exit(1)
 
 
-def _progress_printer(terminal: bool) -> Callable[[str, int, bool], None]:
+def progress_printer(terminal: bool) -> Callable[[str, int, bool], None]:
     """Records fetched so far per object: one line rewritten in place on a terminal, plain
     lines when the output is a log."""
 

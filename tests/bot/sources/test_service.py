@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.cli import progress_printer
 from bot.sources.connector import Budget, Record, SourceError, SourceObject
 from tests.bot.sources.crm_support import by_name, make_store
 
@@ -71,3 +72,14 @@ def test_a_connector_that_fails_before_any_object_is_recorded(tmp_path: Path):
     assert store.rows("SELECT object, last_error FROM sync_state") == [
         ("(source)", "the CRM is down")
     ]
+
+
+def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_in_a_log(capsys):
+    terminal = progress_printer(terminal=True)
+    terminal("deals", 1000, False)
+    terminal("deals", 1500, True)
+    assert capsys.readouterr().err == "\r  deals: 1000 fetched\r  deals: 1500 fetched, done\n"
+    log = progress_printer(terminal=False)
+    log("deals", 1000, False)
+    log("deals", 1500, True)
+    assert capsys.readouterr().err == "  deals: 1000 fetched\n  deals: 1500 fetched, done\n"
