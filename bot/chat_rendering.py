@@ -100,6 +100,14 @@ _WORDS: dict[str, dict[str, str]] = {
         "not_found.rep": "I can't match {who} to a rep in the CRM.",
         "oops": "Sorry, something went wrong on our side. It has been logged; please try "
         "again in a minute.",
+        "stale.notice": "⏳ CRM data is stale since {stale_at} ({zone}): the last successful "
+        "sync was on {last_sync}. KPI alerts are held until a sync succeeds; `kpibot status` "
+        "shows the last sync and its error.",
+        "stale.resolved": "✅ Resolved: CRM data was stale from {stale_at} to {synced} "
+        "({zone}); the last successful sync before that was on {last_sync}.",
+        "stale.fresh": "✅ CRM data is fresh again: a sync succeeded on {synced} ({zone}). It "
+        "had been stale since {stale_at}, after the last successful sync on {last_sync}. KPI "
+        "alerts resume.",
     },
     "fr": {
         "acknowledge": "Prendre en charge",
@@ -180,6 +188,16 @@ _WORDS: dict[str, dict[str, str]] = {
         "not_found.rep": "Je ne trouve pas {who} parmi les commerciaux du CRM.",
         "oops": "Désolé, un problème est survenu de notre côté. Il a été enregistré\u00a0; "
         "réessayez dans une minute.",
+        "stale.notice": "⏳ Les données du CRM sont périmées depuis le {stale_at} ({zone})\u00a0: "
+        "la dernière synchronisation réussie date du {last_sync}. Les alertes KPI sont "
+        "suspendues jusqu'à la prochaine synchronisation réussie\u00a0; `kpibot status` "
+        "indique la dernière synchronisation et son erreur.",
+        "stale.resolved": "✅ Résolu\u00a0: les données du CRM étaient périmées du {stale_at} "
+        "au {synced} ({zone})\u00a0; la synchronisation réussie précédente datait du "
+        "{last_sync}.",
+        "stale.fresh": "✅ Les données du CRM sont à jour\u00a0: synchronisation réussie le "
+        "{synced} ({zone}). Elles étaient périmées depuis le {stale_at}, après la "
+        "synchronisation réussie du {last_sync}. Les alertes KPI reprennent.",
     },
 }
 

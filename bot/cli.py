@@ -388,14 +388,21 @@ def _runtime(obj: CliContext) -> Runtime:
 )
 @click.pass_obj
 def run_due_command(obj: CliContext, at: str | None) -> None:
-    """Run, once, every job due at an instant (sync, evaluation, digests) and exit.
+    """Send the messages a failed delivery left pending, run, once, every job due at an
+    instant (sync, evaluation, digests), and exit.
 
     A job already run for that fire time (by this or another process) is not run again."""
     from bot.scheduling.runner import ERROR, Runner
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     instant = parse_as_of(at, obj.settings())
-    outcomes = Runner(_runtime(obj)).run_due(instant)
+    runtime = _runtime(obj)
+    # What the clock's recovery pass does every scheduling.recovery_interval, here on demand;
+    # first, so that the messages this run's jobs fail to send wait for the next pass.
+    flushed = runtime.notifier.drain()
+    if flushed.seen:
+        click.echo(f"{'flushed':<7} {'outbox':<30} {flushed.summary()}")
+    outcomes = Runner(runtime).run_due(instant)
     zone = obj.settings().organisation.zone
     for outcome in outcomes:
         local = outcome.fire_time.astimezone(zone)

@@ -642,14 +642,19 @@ class Scheduling(_Section):
 
 
 class DeliveryPolicy(_Section):
-    """Retries of outgoing messages. Rate limits wait for Slack's Retry-After; server errors
-    and dropped connections back off exponentially with jitter, at most ``max_retries`` times."""
+    """Retries of outgoing messages, owned by the outbox alone: at most ``1 + max_retries``
+    attempts per message and pass. Rate limits wait for Slack's Retry-After; server errors and
+    dropped connections back off exponentially with jitter, and the next attempt looks the
+    message up before posting it again."""
 
     max_retries: int = Field(default=5, ge=0, le=20)
     backoff_base: float = Field(default=0.5, gt=0)  # seconds; doubled on each attempt
     backoff_cap: float = Field(default=30.0, gt=0)  # seconds
     # A message still unsent after this long is given up and reported instead of retried.
     give_up_after: Duration = timedelta(hours=6)
+    # Sent and failed messages, the alert notification log and finished job claims are
+    # deleted once older than this (by the evaluation job), so that a run reads recent history.
+    retention: Duration = timedelta(days=30)
 
 
 class Config(_Section):
@@ -869,6 +874,22 @@ def _load_yaml(path: Path) -> Any:
         loader.dispose()
 
 
+def _retention_problems(config: Config) -> list[str]:
+    """What pruning must never forget while it still matters (``bot.store.retention``)."""
+    retention = config.delivery.retention
+    needed = {
+        "alerts.repeat_interval": config.alerts.repeat_interval,
+        "delivery.give_up_after": config.delivery.give_up_after,
+        "scheduling.grace_time": config.scheduling.grace_time,
+    }
+    return [
+        f"delivery.retention: must be at least as long as {key}, or rows still needed would "
+        "be deleted"
+        for key, value in needed.items()
+        if retention < value
+    ]
+
+
 def read_config(path: Path) -> Config:
     """Parse and validate one config file; every problem is reported, not just the first."""
     source = str(path)
@@ -884,7 +905,7 @@ def read_config(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(source, _problems(error)) from None
-    problems = _period_problems(config) + _reference_problems(config)
+    problems = _period_problems(config) + _reference_problems(config) + _retention_problems(config)
     if problems:
         raise ConfigError(source, problems)
     return config

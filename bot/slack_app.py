@@ -111,24 +111,21 @@ class SlackAlertButtons:
         return self._outcome(alerting.snooze(sessions, value, user_id, now, self.fmt))
 
 
-def scheduler_sync(
-    settings: Settings, service: KpiService, client: WebClient
-) -> Callable[[datetime], str]:
+def scheduler_sync(settings: Settings, service: KpiService) -> Callable[[datetime], str]:
     """``/kpi sync``: the scheduler's own sync job (``bot.scheduling.jobs.sync``), run now, so
     that a sync from chat is recorded and clears a stale-data notice like a scheduled one. The
-    runtime is built on first use; one sync at a time in this process."""
+    runtime is built on first use, with the scheduler's own notifier (the outbox retries its
+    messages, not the app's client); one sync at a time in this process."""
     lock = threading.Lock()
     runtimes: list[Runtime] = []
 
     def run(now: datetime) -> str:
-        from bot.delivery.slack import SlackNotifier
         from bot.scheduling.jobs import sync
         from bot.scheduling.runtime import build_runtime
 
         with lock:
             if not runtimes:
-                notifier = SlackNotifier(client)
-                runtimes.append(build_runtime(settings, engine=service.engine, notifier=notifier))
+                runtimes.append(build_runtime(settings, engine=service.engine))
             return sync(runtimes[0], now)
 
     return run
@@ -149,7 +146,7 @@ def build_app(
         service,
         slack_identify(service, users),
         sessions,
-        sync=sync or scheduler_sync(settings, service, client),
+        sync=sync or scheduler_sync(settings, service),
     )
     fmt = Formatter.for_organisation(settings.organisation)
     render = SlackRenderer(fmt)

@@ -1,6 +1,7 @@
 """``kpibot status``: what an operator paged at night wants on one screen — the last sync and
-whether data is stale, the next runs, jobs running now, the outbox backlog, failed deliveries,
-active alerts and silences. Read-only."""
+whether data is stale, the next runs, unfinished jobs (running, or left by a crashed process)
+and when another process may take them over, the outbox backlog, failed deliveries, active
+alerts and silences. Read-only."""
 
 from __future__ import annotations
 
@@ -29,11 +30,17 @@ class NextRun:
 
 
 @dataclass(frozen=True)
-class Running:
+class Unfinished:
+    """A claimed job that has not finished: running, or left behind by a process that died
+    (or gave the claim up after an error). ``takeover_at``: when its claim lease lets another
+    process take it over — its last heartbeat plus ``scheduling.claim_lease``."""
+
     job_id: str
     fire_time: datetime
     owner: str
     heartbeat_at: datetime
+    takeover_at: datetime
+    error: str | None  # why it was given up, when it raised
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class Status:
     last_success: datetime | None
     stale_since: datetime | None
     next_runs: list[NextRun]
-    running: list[Running]
+    unfinished: list[Unfinished]
     backlog: Backlog
     failures: list[OpenFailure]
     alerts: list[ActiveAlert] = field(default_factory=list)
@@ -92,11 +99,21 @@ def collect_status(
     next_runs = [
         NextRun(job.id, job.trigger.get_next_fire_time(None, now), job.description) for job in plan
     ]
+    lease = settings.config.scheduling.claim_lease
     with Session(engine) as session:
-        running = [
-            Running(c.job_id, _utc(c.fire_time), c.owner, _utc(c.heartbeat_at))
+        unfinished = [
+            Unfinished(
+                c.job_id,
+                _utc(c.fire_time),
+                c.owner,
+                _utc(c.heartbeat_at),
+                _utc(c.heartbeat_at) + lease,
+                c.detail if c.outcome == "error" else None,
+            )
             for c in session.scalars(
-                select(JobClaim).where(JobClaim.finished_at.is_(None)).order_by(JobClaim.fire_time)
+                select(JobClaim)
+                .where(JobClaim.finished_at.is_(None))
+                .order_by(JobClaim.fire_time, JobClaim.job_id)
             )
         ]
         alerts, silences = _chat_state(session, now)
@@ -113,14 +130,13 @@ def collect_status(
             )
             for row in session.scalars(select(SyncState).order_by(SyncState.source))
         ]
-    lease = settings.config.scheduling.claim_lease
     return Status(
         now=now,
         last_sync=runs.last_run(),
         last_success=last_success,
         stale_since=stale_since(last_success, now, settings.config.scheduling.stale_after),
         next_runs=next_runs,
-        running=running,
+        unfinished=unfinished,
         backlog=Outbox(engine, "status", lambda: now, lease).backlog(),
         failures=FailureLog(engine, lambda: now).open_failures(),
         alerts=alerts,
@@ -179,13 +195,24 @@ def render_status(status: Status, zone: tzinfo) -> str:
     lines += ["", "Next runs:"]
     for run in sorted(status.next_runs, key=lambda r: (r.at is None, r.at or status.now)):
         lines.append(f"  {when(run.at):<22} {run.job_id:<28} {run.description}")
-    if status.running:
-        lines += ["", "Running now:"]
-        for job in status.running:
-            lines.append(
-                f"  {job.job_id} for {when(job.fire_time)} on {job.owner} "
-                f"(heartbeat {when(job.heartbeat_at)})"
+    if status.unfinished:
+        lines += ["", "Unfinished jobs:"]
+    for job in status.unfinished:
+        lines.append(f"  {job.job_id} for {when(job.fire_time)}, claimed by {job.owner}")
+        if job.error is not None:
+            error = job.error.splitlines()[0][:120]
+            state = f"gave up after an error ({error}): another process may run it again now"
+        elif job.takeover_at > status.now:
+            state = (
+                f"running (heartbeat {when(job.heartbeat_at)}); if it stops, another process "
+                f"may take it over from {when(job.takeover_at)}"
             )
+        else:
+            state = (
+                f"claimant silent since {when(job.heartbeat_at)}, presumed dead: another "
+                f"process may take it over since {when(job.takeover_at)}"
+            )
+        lines.append(f"    {state}")
     backlog = status.backlog
     lines += [
         "",

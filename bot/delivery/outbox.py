@@ -72,6 +72,25 @@ class Reserved:
 
 
 @dataclass(frozen=True)
+class Drained:
+    """What one pass over the pending messages nobody was working on did."""
+
+    delivered: int = 0
+    still_pending: int = 0  # retries ran out again, or a peer is sending it: next pass
+    given_up: int = 0  # older than give_up_after, or refused for good (recorded, reported)
+
+    @property
+    def seen(self) -> int:
+        return self.delivered + self.still_pending + self.given_up
+
+    def summary(self) -> str:
+        return (
+            f"{self.seen} pending message(s): {self.delivered} delivered, "
+            f"{self.still_pending} still pending, {self.given_up} given up"
+        )
+
+
+@dataclass(frozen=True)
 class Backlog:
     pending: int
     oldest_pending: datetime | None
@@ -273,11 +292,10 @@ class OutboxNotifier:
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- the outbox drain ----------------------------------------------------------------
-    def drain(self) -> int:
+    def drain(self) -> Drained:
         """Send the pending messages nobody is working on (a crashed process's, or those whose
-        retries ran out); give up on those older than ``give_up_after``. Returns how many were
-        delivered."""
-        delivered = 0
+        retries ran out); give up on those older than ``give_up_after``."""
+        delivered = still_pending = given_up = 0
         now = self.outbox.clock()
         for entry in self.outbox.abandoned():
             message = message_of(entry)
@@ -285,15 +303,21 @@ class OutboxNotifier:
                 self.outbox.mark_failed(entry.key, "expired")
                 log.error("gave up on %s to %s: unsent since %s", entry.key, entry.channel,
                           entry.created_at)  # fmt: skip
+                given_up += 1
                 continue
             parent = Delivered(entry.channel, entry.thread_ts) if entry.thread_ts else None
             try:
                 self._deliver(entry.kind, message, parent)
-            except (TransientDeliveryError, PermanentDeliveryError, DeliveryInProgress) as error:
+            except PermanentDeliveryError as error:
                 log.warning("outbox drain: %s", error)
+                given_up += 1
+                continue
+            except (TransientDeliveryError, DeliveryInProgress) as error:
+                log.warning("outbox drain: %s", error)
+                still_pending += 1
                 continue
             delivered += 1
-        return delivered
+        return Drained(delivered, still_pending, given_up)
 
     # -- internals -----------------------------------------------------------------------
     def _deliver(self, kind: str, message: Message, parent: Delivered | None) -> Delivered:

@@ -1,14 +1,16 @@
 """What to do when a chat API call fails: retry it, check whether it landed, or give up.
 
-Two layers share one backoff policy (``DeliveryPolicy``):
+Every call is retried by exactly one layer, with one backoff policy (``DeliveryPolicy``):
 
-- slack_sdk's own retry handlers, installed on the ``WebClient`` by ``slack_retry_handlers``:
-  a 429 is retried after its ``Retry-After`` for every method (Slack did nothing); server
-  errors and dropped connections are retried only for read methods, because for
-  ``chat.postMessage`` they are ambiguous (the message may have been posted before the
-  connection dropped) and a blind retry would post it twice.
-- the outbox (``bot.delivery.outbox``), which handles the ambiguous failures of writes: it backs
-  off, looks the message up by its idempotency key, and re-sends only when it is not there.
+- a message sent through the outbox (``bot.delivery.outbox``, over ``delivery_client``, which
+  has no retry handler) is retried by the outbox, after ``classify`` sorted the failure: a 429
+  waits for its ``Retry-After`` and sends again (Slack did nothing); a server error or dropped
+  connection is ambiguous (the message may have been posted before the connection dropped),
+  so the outbox backs off and looks the message up by its idempotency key before sending
+  again; a permanent error is recorded and reported. ``max_retries`` bounds the attempts.
+- every other call (the Bolt app's, and reads such as ``users.lookupByEmail``) goes through
+  ``slack_client``, whose slack_sdk retry handlers come from ``slack_retry_handlers``: a 429 is
+  retried for every method, server errors and dropped connections only for read methods.
 """
 
 from __future__ import annotations

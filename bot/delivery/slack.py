@@ -2,7 +2,8 @@
 slack_sdk ``WebClient``. Every message carries its idempotency key in Slack message metadata, so
 that after a crash the outcome can be checked before anything is re-sent.
 
-Kept minimal on purpose: retries and the outbox wrap around it (``bot.delivery.outbox``)."""
+Kept minimal on purpose: the outbox wraps around it and owns every retry
+(``bot.delivery.outbox``), so its client has no retry handler of its own (``delivery_client``)."""
 
 from __future__ import annotations
 

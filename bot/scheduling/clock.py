@@ -114,8 +114,8 @@ class Clock:
         self.refresh()
         outcomes = self.runner.run_due(self.runtime.wall_clock(), list(self._plan.values()))
         drained = self.runtime.notifier.drain()
-        if drained:
-            log.info("outbox drain delivered %d message(s)", drained)
+        if drained.seen:
+            log.info("outbox drain: %s", drained.summary())
         return [o for o in outcomes if o.outcome != "taken"]
 
     def refresh(self) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from bot.formatting import Formatter
 from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
 from bot.scheduling.runtime import Runtime
 from bot.scheduling.staleness import Staleness, stale_since
 from bot.scheduling.sync import SUCCEEDED, SyncRuns, record_sync
+from bot.store.retention import prune
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,9 @@ def sync(runtime: Runtime, fire_time: datetime) -> str:
     run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
     if run.status != SUCCEEDED:
         return f"sync {runtime.sync_name} failed: {run.detail}"
-    zone = runtime.settings.organisation.timezone
-    resolved = _staleness(runtime).resolve(fire_time, zone)
+    fmt = Formatter.for_organisation(runtime.settings.organisation)
+    stale_after = runtime.settings.config.scheduling.stale_after
+    resolved = _staleness(runtime).resolve(fire_time, stale_after, fmt)
     note = f"; stale-data notice resolved ({resolved})" if resolved else ""
     return f"sync {runtime.sync_name}: {run.changed} row(s) changed{note}"
 
@@ -45,10 +48,13 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
     from bot.alerting import run_alerts
 
     settings = runtime.settings
+    # Before the alert pipeline reads the notification log: it reads what is left.
+    pruned = prune(runtime.engine, fire_time - settings.config.delivery.retention)
     stale_after = settings.config.scheduling.stale_after
     since = stale_since(SyncRuns(runtime.engine).last_success(), fire_time, stale_after)
     if since is not None:
-        _staleness(runtime).notice(since, fire_time, stale_after, settings.organisation.timezone)
+        fmt = Formatter.for_organisation(settings.organisation)
+        _staleness(runtime).notice(since, fire_time, stale_after, fmt)
     run = run_alerts(
         runtime.service(), runtime.notifier, fire_time, stale_since=since, users=runtime.users
     )
@@ -59,12 +65,13 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
         parts.append(f"alerts held: data stale since {since.astimezone(UTC):%Y-%m-%d %H:%M}Z")
     if run.held_until is not None:
         parts.append(f"held until {run.held_until.isoformat()} (quiet hours)")
+    if pruned.total:
+        parts.append(f"pruned {pruned.total} row(s) older than delivery.retention")
     return ", ".join(parts)
 
 
 def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
     from bot.digests import digest_message
-    from bot.formatting import Formatter
 
     subscriptions = {s.id: s for s in runtime.subscriptions()}
     subscription = subscriptions.get(job.subscription_id or "")

@@ -82,9 +82,9 @@ def default_notifier(settings: Settings) -> Notifier:
     without a workspace)."""
     if settings.secrets.slack_bot_token:
         from bot.delivery.slack import SlackNotifier
-        from bot.delivery.slack_client import slack_client
+        from bot.delivery.slack_client import delivery_client
 
-        return SlackNotifier(slack_client(settings))
+        return SlackNotifier(delivery_client(settings))
     from bot.delivery.console import ConsoleNotifier
 
     log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")

@@ -1,6 +1,8 @@
 """Stale CRM data: when the last successful sync is older than ``scheduling.stale_after``, KPI
 alerts are held (the alert pipeline inhibits them) and sales-ops get ONE notice in the admin
-channel; when a sync succeeds the notice is marked resolved and answered in its thread."""
+channel; when a sync succeeds the notice is marked resolved and answered in its thread. The
+notice and its resolution say when the data became stale and when the last successful sync
+was, in the organisation's time zone and language."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from bot.chat_rendering import word
 from bot.delivery.errors import DeliveryError
 from bot.delivery.failures import ADMIN_PREFIX
 from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.formatting import Formatter
 from bot.store.delivery_models import SENT, OutboxEntry, StaleNotice
 from bot.store.insert_once import insert_once
 
@@ -33,16 +37,14 @@ def notice_key(since: datetime) -> str:
     return f"{ADMIN_PREFIX}stale:{since.astimezone(UTC).isoformat()}"
 
 
-def _stale_text(since: datetime, stale_after: timedelta, zone_name: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    local = since.astimezone(ZoneInfo(zone_name))
-    hours = stale_after.total_seconds() / 3600
-    return (
-        f":hourglass: CRM data is stale since {local:%Y-%m-%d %H:%M %Z}: no successful sync "
-        f"for more than {hours:g} h. KPI alerts are held until a sync succeeds; "
-        "`kpibot status` shows the last sync and its error."
-    )
+def _moments(since: datetime, stale_after: timedelta, fmt: Formatter) -> dict[str, str]:
+    """The episode's moments in the organisation's zone and language: the last successful
+    sync (``since``) and when the data became stale (``stale_after`` later)."""
+    return {
+        "last_sync": fmt.datetime(since),
+        "stale_at": fmt.datetime(since + stale_after),
+        "zone": str(fmt.zone),
+    }
 
 
 class Staleness:
@@ -51,7 +53,9 @@ class Staleness:
         self.notifier = notifier
         self.admin_channel = admin_channel
 
-    def notice(self, since: datetime, now: datetime, stale_after: timedelta, zone: str) -> None:
+    def notice(
+        self, since: datetime, now: datetime, stale_after: timedelta, fmt: Formatter
+    ) -> None:
         """Post the stale-data notice of this episode, once (the outbox dedups by key)."""
         with self.engine.begin() as connection:
             row = {"since": since.astimezone(UTC), "noticed_at": now.astimezone(UTC)}
@@ -61,7 +65,7 @@ class Staleness:
             return
         message = Message(
             channel=self.admin_channel,
-            text=_stale_text(since, stale_after, zone),
+            text=word(fmt, "stale.notice", **_moments(since, stale_after, fmt)),
             idempotency_key=notice_key(since),
             metadata={"kind": "stale"},
         )
@@ -70,7 +74,7 @@ class Staleness:
         except DeliveryError as error:
             log.error("stale-data notice not delivered: %s", error)
 
-    def resolve(self, now: datetime, zone: str) -> int:
+    def resolve(self, now: datetime, stale_after: timedelta, fmt: Formatter) -> int:
         """A sync succeeded: close every open episode and say so under its notice."""
         with Session(self.engine) as session:
             open_since = [
@@ -82,7 +86,7 @@ class Staleness:
             since = since if since.tzinfo else since.replace(tzinfo=UTC)
             delivered = self._delivered(notice_key(since))
             if delivered is not None:
-                self._announce(delivered, since, now, zone)
+                self._announce(delivered, since, now, stale_after, fmt)
             with self.engine.begin() as connection:
                 connection.execute(
                     update(StaleNotice)
@@ -98,20 +102,23 @@ class Staleness:
                 return None
             return Delivered(entry.delivered_channel or entry.channel, entry.ts)
 
-    def _announce(self, delivered: Delivered, since: datetime, now: datetime, zone: str) -> None:
-        from zoneinfo import ZoneInfo
-
-        local = now.astimezone(ZoneInfo(zone))
-        text = (
-            f":white_check_mark: CRM data is fresh again (sync succeeded "
-            f"{local:%Y-%m-%d %H:%M %Z})."
-        )
+    def _announce(
+        self,
+        delivered: Delivered,
+        since: datetime,
+        now: datetime,
+        stale_after: timedelta,
+        fmt: Formatter,
+    ) -> None:
+        moments = {**_moments(since, stale_after, fmt), "synced": fmt.datetime(now)}
         key = notice_key(since)
         try:
             self.notifier.update(
-                delivered,
-                Message(delivered.channel, f"~stale since {since:%Y-%m-%d %H:%M}~ resolved", key),
+                delivered, Message(delivered.channel, word(fmt, "stale.resolved", **moments), key)
             )
-            self.notifier.reply(delivered, Message(delivered.channel, text, f"{key}:resolved"))
+            self.notifier.reply(
+                delivered,
+                Message(delivered.channel, word(fmt, "stale.fresh", **moments), f"{key}:resolved"),
+            )
         except DeliveryError as error:
             log.error("stale-data resolution not delivered: %s", error)

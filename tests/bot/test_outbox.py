@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.delivery.errors import TransientDeliveryError
 from bot.delivery.notifier import Delivered, Message
-from bot.delivery.outbox import Outbox, OutboxNotifier, Reservation
+from bot.delivery.outbox import Drained, Outbox, OutboxNotifier, Reservation
 from bot.scheduling.runtime import Runtime, build_runtime
 from bot.store.delivery_models import PENDING, SENT, OutboxEntry
 from tests.bot.delivery_support import keys_posted, runtime_for, settings_for, write_config
@@ -126,9 +126,47 @@ def test_retries_are_bounded_and_the_drain_delivers_later(fake: FakeSlack, tmp_p
     assert statuses(runtime) == {"test:1": PENDING}
     assert fake.posts() == []
 
-    assert runtime.notifier.drain() == 1
+    assert runtime.notifier.drain() == Drained(delivered=1)
     assert keys_posted(fake) == ["test:1"]
-    assert runtime.notifier.drain() == 0
+    assert runtime.notifier.drain() == Drained()
+
+
+def test_a_rate_limit_storm_costs_one_call_per_attempt_with_the_outbox_waiting(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    """One layer retries: with the default max_retries of 5, six posts — not six per attempt
+    of the outbox (36) as when slack_sdk retried 429s underneath it."""
+    runtime = runtime_for(write_config(tmp_path, delivery={"max_retries": 5}), fake)
+    waits: list[float] = []
+    runtime.notifier.sleep = waits.append
+    fake.fail("chat.postMessage", *[Fault.rate_limited(3)] * 50)
+
+    with pytest.raises(TransientDeliveryError):
+        runtime.notifier.send(message(1))
+
+    assert [call.method for call in fake.calls] == ["chat.postMessage"] * 6
+    assert len(waits) == 5 and min(waits) >= 3  # each retry after Slack's Retry-After
+    assert statuses(runtime) == {"test:1": PENDING}  # for the next drain
+
+
+def test_a_server_error_storm_looks_before_each_retry_and_stays_bounded(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    runtime = runtime_for(write_config(tmp_path, delivery={"max_retries": 3}), fake)
+    runtime.notifier.sleep = lambda _: None
+    fake.fail("chat.postMessage", *[Fault.server_error()] * 50)
+
+    with pytest.raises(TransientDeliveryError):
+        runtime.notifier.send(message(1))
+    # A 5xx may have posted it: each retry looks first, then posts; 1 + 3 attempts.
+    post, look = "chat.postMessage", "conversations.history"
+    assert [call.method for call in fake.calls] == [post, look, post, look, post, look, post]
+
+    # Lookups fail too: an attempt ends at its failed lookup, reads are not retried apart.
+    fake.calls.clear()
+    fake.fail("conversations.history", *[Fault.server_error()] * 50)
+    assert runtime.notifier.drain() == Drained(still_pending=1)
+    assert [call.method for call in fake.calls] == [look] * 4
 
 
 def test_the_drain_gives_up_on_messages_older_than_the_limit(
@@ -143,7 +181,7 @@ def test_the_drain_gives_up_on_messages_older_than_the_limit(
     runtime.notifier.outbox.reserve("send", message(1))
     runtime.notifier.outbox.release("test:1", "connection_error")
     future = build_runtime(settings, wall_clock=lambda: later)
-    assert future.notifier.drain() == 0
+    assert future.notifier.drain() == Drained(given_up=1)
     assert statuses(future) == {"test:1": "failed"}
     assert fake.posts() == []
 
@@ -226,7 +264,7 @@ def test_the_drain_looks_for_a_pending_reply_in_its_thread(fake: FakeSlack, tmp_
     runtime.notifier.inner.reply(parent, reply)
     runtime.notifier.outbox.release("test:1:resolved", "connection_error")
 
-    assert runtime.notifier.drain() == 1
+    assert runtime.notifier.drain() == Drained(delivered=1)
     assert in_thread(fake, parent) == ["test:1:resolved"]
     assert statuses(runtime)["test:1:resolved"] == SENT
 

@@ -47,6 +47,11 @@ def test_sigkill_mid_fan_out_then_restart_posts_every_digest_once(
     fake.release()
     posted_before = sum(digests_per_channel(fake).values())
     assert 0 < posted_before < CHANNELS
+    # What the operator sees: the dead process's unfinished jobs, and when they are free.
+    status = finish(kpibot(config, "status", env=environment(fake)))
+    unfinished = status[status.index("Unfinished jobs:") :].splitlines()[1:]
+    assert unfinished and unfinished[0].startswith("  digest:s")
+    assert "another process may take it over" in unfinished[1]
 
     time.sleep(1.2)  # the dead process's claims and outbox entries outlive their lease
     second = kpibot(config, "run-due", "--at", AT, env=environment(fake))

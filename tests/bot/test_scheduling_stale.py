@@ -40,11 +40,47 @@ class Source:
         return 3
 
 
+# The last successful sync at 09:00 Paris, stale from 11:00, fresh again at 14:00: as each
+# organisation reads them (the notice, the edited notice, the reply in its thread).
+IN_FRENCH = (
+    "⏳ Les données du CRM sont périmées depuis le 30 nov. 2026, 11:00 (Europe/Paris)\u00a0: la "
+    "dernière synchronisation réussie date du 30 nov. 2026, 09:00. Les alertes KPI sont "
+    "suspendues jusqu'à la prochaine synchronisation réussie\u00a0; `kpibot status` indique la "
+    "dernière synchronisation et son erreur.",
+    "✅ Résolu\u00a0: les données du CRM étaient périmées du 30 nov. 2026, 11:00 au 30 nov. "
+    "2026, 14:00 (Europe/Paris)\u00a0; la synchronisation réussie précédente datait du 30 nov. "
+    "2026, 09:00.",
+    "✅ Les données du CRM sont à jour\u00a0: synchronisation réussie le 30 nov. 2026, 14:00 "
+    "(Europe/Paris). Elles étaient périmées depuis le 30 nov. 2026, 11:00, après la "
+    "synchronisation réussie du 30 nov. 2026, 09:00. Les alertes KPI reprennent.",
+)
+IN_ENGLISH = (
+    "⏳ CRM data is stale since Nov 30, 2026, 5:00\u202fAM (America/New_York): the last "
+    "successful sync was on Nov 30, 2026, 3:00\u202fAM. KPI alerts are held until a sync "
+    "succeeds; `kpibot status` shows the last sync and its error.",
+    "✅ Resolved: CRM data was stale from Nov 30, 2026, 5:00\u202fAM to Nov 30, 2026, "
+    "8:00\u202fAM (America/New_York); the last successful sync before that was on Nov 30, "
+    "2026, 3:00\u202fAM.",
+    "✅ CRM data is fresh again: a sync succeeded on Nov 30, 2026, 8:00\u202fAM "
+    "(America/New_York). It had been stale since Nov 30, 2026, 5:00\u202fAM, after the last "
+    "successful sync on Nov 30, 2026, 3:00\u202fAM. KPI alerts resume.",
+)
+
+
+@pytest.mark.parametrize(
+    ("organisation", "texts"),
+    [
+        ({"locale": "fr_FR", "timezone": "Europe/Paris"}, IN_FRENCH),
+        ({"locale": "en_US", "timezone": "America/New_York"}, IN_ENGLISH),
+    ],
+    ids=["fr", "en"],
+)
 def test_stale_data_holds_alerts_notifies_once_and_resolves(
-    fake: FakeSlack, tmp_path: Path
+    fake: FakeSlack, tmp_path: Path, organisation: dict[str, str], texts: tuple[str, str, str]
 ) -> None:
     config = write_config(
         tmp_path,
+        organisation=organisation,
         scheduling={"stale_after": "2h", "sync_cron": "0 * * * *", "evaluation_cron": "0 * * * *"},
     )
     settings = settings_for(config, fake)
@@ -66,7 +102,7 @@ def test_stale_data_holds_alerts_notifies_once_and_resolves(
     assert "alerts held: data stale since" in hour(3)["evaluate"]
     assert "alerts held" in hour(4)["evaluate"]
     notices = fake.posts(ADMIN)
-    assert len(notices) == 1 and "stale since 2026-11-30 09:00" in notices[0].text
+    assert len(notices) == 1 and notices[0].text == texts[0]
 
     status = render_status(
         collect_status(settings, runtime.engine, plan, MONDAY + timedelta(hours=4)), PARIS
@@ -79,8 +115,8 @@ def test_stale_data_holds_alerts_notifies_once_and_resolves(
     assert "stale-data notice resolved (1)" in five["sync"]
     assert "held" not in five["evaluate"]  # the sync runs before the evaluation
     notice = fake.posts(ADMIN)[0]
-    assert "resolved" in notice.text  # edited in place
+    assert notice.text == texts[1]  # edited in place
     replies = [p for p in fake.posts(ADMIN) if p.thread_ts == notice.ts]
-    assert len(replies) == 1 and "fresh again" in replies[0].text
+    assert [reply.text for reply in replies] == [texts[2]]
     assert "held" not in hour(6)["evaluate"]
     assert len([p for p in fake.posts(ADMIN) if p.thread_ts is None]) == 1

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.delivery.errors import PermanentDeliveryError
+from bot.delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from bot.delivery.notifier import Message
-from tests.bot.delivery_support import environment, runtime_for, subscriptions, write_config
-from tests.fakes.slack_api import FakeSlack
+from bot.scheduling.claims import Claims
+from bot.scheduling.runtime import build_runtime
+from tests.bot.delivery_support import (
+    environment,
+    keys_posted,
+    runtime_for,
+    settings_for,
+    subscriptions,
+    write_config,
+)
+from tests.fakes.slack_api import FakeSlack, Fault
 
 
 @pytest.fixture
@@ -57,3 +68,77 @@ def test_run_due_command_prints_one_line_per_job(fake: FakeSlack, tmp_path: Path
     assert "ok      digest:s000" in first.output
     assert {line.split()[0] for line in again.output.splitlines()} == {"taken"}
     assert len(fake.posts("C000")) == 1
+
+
+def test_status_after_a_crash_says_which_jobs_are_unfinished_and_when_they_are_free(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path, subscriptions=subscriptions(4), scheduling={"claim_lease": "2m"}
+    )
+    settings = settings_for(config, fake)
+    fire = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # 08:30 in Paris
+
+    def claims(owner: str, minutes: int) -> Claims:
+        at = fire + timedelta(minutes=minutes)
+        return build_runtime(settings, owner=owner, wall_clock=lambda: at).claims
+
+    assert claims("host-a:41:dead01", 1).claim("digest:s000", fire)  # then killed
+    assert claims("host-b:42:live02", 9).claim("digest:s001", fire)  # still beating
+    failing = claims("host-c:43:err003", 2)
+    assert failing.claim("digest:s002", fire)
+    failing.release("digest:s002", fire, "RuntimeError('CRM export unreadable')")
+    done = claims("host-d:44:done04", 3)
+    assert done.claim("digest:s003", fire)
+    done.finish("digest:s003", fire, "ok")
+
+    args = ["--config", str(config), "status", "--as-of", "2026-12-01T08:40:00+01:00"]
+    result = CliRunner().invoke(main, args, env=environment(fake))
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("Unfinished jobs:")
+    assert lines[start + 1 : start + 7] == [
+        "  digest:s000 for 2026-12-01 08:30 CET, claimed by host-a:41:dead01",
+        "    claimant silent since 2026-12-01 08:31 CET, presumed dead: another process may "
+        "take it over since 2026-12-01 08:33 CET",
+        "  digest:s001 for 2026-12-01 08:30 CET, claimed by host-b:42:live02",
+        "    running (heartbeat 2026-12-01 08:39 CET); if it stops, another process may take "
+        "it over from 2026-12-01 08:41 CET",
+        "  digest:s002 for 2026-12-01 08:30 CET, claimed by host-c:43:err003",
+        "    gave up after an error (RuntimeError('CRM export unreadable')): another process "
+        "may run it again now",
+    ]
+    assert "digest:s003 for" not in result.output  # finished
+
+    as_json = CliRunner().invoke(main, [*args, "--json"], env=environment(fake))
+    unfinished = json.loads(as_json.output)["unfinished"]
+    assert [(u["job_id"], u["takeover_at"]) for u in unfinished[:2]] == [
+        ("digest:s000", "2026-12-01 07:33:00+00:00"),
+        ("digest:s001", "2026-12-01 07:41:00+00:00"),
+    ]
+
+
+def test_run_due_first_flushes_what_a_failed_delivery_left_pending(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, delivery={"max_retries": 1})
+    runtime = runtime_for(config, fake)
+    runtime.notifier.sleep = lambda _: None
+    fake.fail("chat.postMessage", Fault.rate_limited(1), Fault.rate_limited(1))
+    with pytest.raises(TransientDeliveryError):  # retries ran out: left pending
+        runtime.notifier.send(Message("C1", "during the outage", "test:outage"))
+    assert keys_posted(fake) == []
+
+    args = ["--config", str(config), "run-due", "--at", "2026-12-01T08:30:00+01:00"]
+    first = CliRunner().invoke(main, args, env=environment(fake))
+    again = CliRunner().invoke(main, args, env=environment(fake))
+
+    assert first.exit_code == 0, first.output
+    assert first.output.splitlines()[0].split(maxsplit=2) == [
+        "flushed",
+        "outbox",
+        "1 pending message(s): 1 delivered, 0 still pending, 0 given up",
+    ]
+    assert keys_posted(fake) == ["test:outage"]
+    assert "flushed" not in again.output
