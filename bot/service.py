@@ -70,6 +70,7 @@ class KpiService:
             settings.organisation.currency,
             dict(settings.config.fx_rates),
             float(evaluation.default_probability),
+            settings.organisation.zone,
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None

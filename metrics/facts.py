@@ -14,6 +14,8 @@ minor units of the base currency, ``rep``/``team``/``region`` are categorical na
 - ``surveys``: date, rep, team, region, kind ('csat'|'nps'), score
 - ``reps``: name, email, team, region, active_from, active_to (NaT while employed)
 - ``teams``: name, region, manager
+- ``slips``: id, date (the day, in the organisation's time zone, an open deal's close date was
+  pushed later), days (how far), amount, rep, team, region (its owner then); in push order
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from metrics.scopes import Level, Scope
 STATUS_CODES = {"open": 0, "won": 1, "lost": 2}
 OPEN, WON, LOST = 0, 1, 2
 Columns = dict[str, np.ndarray]
+SLIP_COLUMNS = ("id", "date", "days", "amount", "rep", "team", "region")
 
 
 def day(d: date) -> np.datetime64:
@@ -63,6 +66,7 @@ class Facts:
     currency: str = "EUR"
     minor_digits: int = 2
     version: int = 0
+    slips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SLIP_COLUMNS)))
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 

@@ -221,6 +221,27 @@ def new_pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: C
     return KpiValue(_money(facts, int(deals["amount"][created].sum())), sample=int(created.sum()))
 
 
+def slipped(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    """Open deals whose close date was pushed later in the elapsed part of ``period``, each
+    once, at its amount when last pushed (the facts' ``slips``, from the history)."""
+    elapsed = _to_date(period, as_of)
+    if elapsed is None:
+        return KpiValue(None, reason=NOT_STARTED)
+    slips = facts.columns("slips", scope, ("date", "id", "amount"))
+    chosen = within(slips["date"], elapsed)
+    # Rows are in push order: the last push of each deal is the first of the reversed rows.
+    ids, amounts = slips["id"][chosen][::-1], slips["amount"][chosen][::-1]
+    _, last = np.unique(ids, return_index=True)
+    return KpiValue(_money(facts, int(amounts[last].sum())), sample=len(last))
+
+
+def overdue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    """Open amount at ``as_of`` whose close date has passed (whatever the period)."""
+    deals, open_now = _open_at(facts, scope, as_of)
+    late = open_now & (deals["close"] < day(as_of))
+    return KpiValue(_money(facts, int(deals["amount"][late].sum())), sample=int(late.sum()))
+
+
 def coverage(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     if period.has_ended(as_of):
         return KpiValue(None, reason=Reason.ENDED)
@@ -422,6 +443,14 @@ KPIS: dict[str, Kpi] = {
              ("new pipeline", "nouveau pipeline", "pipeline cree", "created pipeline"),
              Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period",
              additive=True),
+        _kpi("slipped", "Slipped pipeline", "Pipeline glissé",
+             ("slipped", "slips", "slipped deals", "glissements", "glissement", "affaires glissees",
+              "pipeline glisse"),
+             Unit.MONEY, L, LEVEL, slipped,
+             "open deals whose close date was pushed later in the period (from the history)"),
+        _kpi("overdue", "Overdue pipeline", "Pipeline en retard",
+             ("overdue", "overdue deals", "past due", "en retard", "affaires en retard"),
+             Unit.MONEY, L, LEVEL, overdue, "open amount whose close date has passed"),
         _kpi("coverage", "Pipeline coverage", "Couverture du pipeline",
              ("couverture", "pipeline coverage", "couverture du pipeline"),
              Unit.MULTIPLE, H, LEVEL, coverage, "pipeline ÷ revenue still to book"),

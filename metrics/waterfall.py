@@ -132,15 +132,18 @@ def _member(pair: _Pair, scope: Scope, side: str) -> np.ndarray:
 def _step(
     pair: _Pair, movement: Movement, mask: np.ndarray, amounts: np.ndarray, named: Named
 ) -> Step:
-    chosen = amounts[mask]
     positions = np.flatnonzero(mask)
-    visible = [i for i, p in enumerate(positions) if named(str(pair.rep[p]))]
-    order = sorted(visible, key=lambda i: (-abs(int(chosen[i])), str(pair.name[positions[i]])))
-    largest = tuple(
-        DealMove(str(pair.name[positions[i]]), str(pair.rep[positions[i]]), int(chosen[i]))
-        for i in order[:LARGEST]
-    )
-    return Step(movement, int(chosen.sum()), int(mask.sum()), largest)
+    chosen = amounts[positions]
+    # Largest first; only as many names are asked about as it takes to find LARGEST visible.
+    largest: list[DealMove] = []
+    for i in np.argsort(-np.abs(chosen), kind="stable"):
+        position = positions[i]
+        rep = str(pair.rep[position])
+        if named(rep):
+            largest.append(DealMove(str(pair.name[position]), rep, int(chosen[i])))
+            if len(largest) == LARGEST:
+                break
+    return Step(movement, int(chosen.sum()), len(positions), tuple(largest))
 
 
 Named = Callable[[str], bool]

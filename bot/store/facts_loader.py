@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,9 +15,9 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
-from bot.store.history import states_at
+from bot.store.history import slips, states_at
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
-from metrics.facts import Facts
+from metrics.facts import SLIP_COLUMNS, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 _CATEGORIES = ("team", "region", "kind")
@@ -127,6 +127,7 @@ def load_facts(
     configured_rates: dict[str, Decimal],
     default_probability: float,
     minor_digits: int = 2,
+    zone: tzinfo = UTC,
 ) -> Facts:
     """Read every fact table once into the column contract of ``metrics.facts``."""
     version = _version(engine)
@@ -190,6 +191,16 @@ def load_facts(
     )
     surveys = _owned(surveys, owners)[["date", "rep", "team", "region", "kind", "score"]]
 
+    def pushes(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        moments = pd.to_datetime(chunk["date"], utc=True).dt.tz_convert(zone)
+        chunk["date"] = moments.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+        _dates(chunk, "previous_close", "close_date")
+        chunk["days"] = (chunk.pop("close_date") - chunk.pop("previous_close")).dt.days
+        return chunk.drop(columns="currency")
+
+    slip_rows = _owned(_frame(engine, slips(), pushes), owners)[list(SLIP_COLUMNS)]
+
     return Facts(
         opportunities=opps,
         leads=leads,
@@ -200,6 +211,7 @@ def load_facts(
         currency=currency,
         minor_digits=minor_digits,
         version=version,
+        slips=slip_rows,
     )
 
 
@@ -249,9 +261,11 @@ class FactsCache:
         currency: str,
         configured_rates: dict[str, Decimal],
         default_probability: float,
+        zone: tzinfo = UTC,
     ) -> None:
         self._engine = engine
         self._args = (currency, configured_rates, default_probability)
+        self._zone = zone
         self._facts: Facts | None = None
         self._lock = threading.Lock()
 
@@ -259,5 +273,5 @@ class FactsCache:
         current = _version(self._engine)
         with self._lock:
             if self._facts is None or self._facts.version != current:
-                self._facts = load_facts(self._engine, *self._args)
+                self._facts = load_facts(self._engine, *self._args, zone=self._zone)
             return self._facts

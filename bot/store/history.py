@@ -127,6 +127,44 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     )
 
 
+def slips() -> Select[*tuple[Any, ...]]:
+    """Every push of an open deal's close date to a later day, in push order: the deal, when
+    (the moment the new interval starts), the days it moved, and its amount and owner then."""
+    history = OpportunityHistory
+    steps = select(
+        history.opportunity_id,
+        history.valid_from,
+        history.status,
+        history.close_date,
+        history.amount,
+        history.currency,
+        history.owner_id,
+        func.lag(history.status)
+        .over(partition_by=history.opportunity_id, order_by=history.valid_from)
+        .label("previous_status"),
+        func.lag(history.close_date)
+        .over(partition_by=history.opportunity_id, order_by=history.valid_from)
+        .label("previous_close"),
+    ).subquery()
+    return (
+        select(
+            steps.c.opportunity_id.label("id"),
+            steps.c.valid_from.label("date"),
+            steps.c.previous_close,
+            steps.c.close_date,
+            steps.c.amount,
+            steps.c.currency,
+            steps.c.owner_id.label("rep_id"),
+        )
+        .where(
+            steps.c.status == "open",
+            steps.c.previous_status == "open",
+            steps.c.close_date > steps.c.previous_close,
+        )
+        .order_by(steps.c.valid_from, steps.c.opportunity_id)
+    )
+
+
 def first_recorded(connection: Connection) -> datetime | None:
     """The earliest moment the history holds: before it, past pipelines are rebuilt from
     current records."""

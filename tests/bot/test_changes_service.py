@@ -112,3 +112,15 @@ def test_largest_deals_are_named_only_for_visible_reps(service: KpiService) -> N
     created = changes.waterfall.step(Movement.CREATED)
     assert (won.amount, won.largest) == (-120_000, ())
     assert [(d.name, d.rep) for d in created.largest] == [("d4", "Rep r2")]  # no name: its id
+
+
+def test_a_pushed_close_date_is_a_slip_in_the_facts_and_the_kpi(service: KpiService) -> None:
+    now = datetime.now(UTC)
+    slips = service.snapshot().facts.slips
+
+    # d2 went from 20 Dec to 20 Jan while open; d1's close date moved earlier as it was won.
+    assert slips[["days", "amount", "rep"]].to_dict("records") == [
+        {"days": 31, "amount": 50_000, "rep": "Rep r1"}
+    ]
+    answer = service.ask(f"glissements {now.date().isoformat()[:7]}", now)
+    assert (answer.value.value, answer.value.sample) == (500, 1)

@@ -96,6 +96,10 @@ CASES = [
     ("forecast", COMPANY, Q3, MID_SEPT, Decimal("8000.00"), 2),
     # after the period: the forecast is the revenue
     ("forecast", COMPANY, Q3, date(2026, 10, 1), Decimal("6000.00"), 3),
+    # No history in these facts: nothing slipped (tests/metrics/test_slipped.py has pushes).
+    ("slipped", COMPANY, Q4, date(2026, 11, 26), Decimal("0.00"), 0),
+    # o5 (open, closing 30 Sept) is overdue on 1 Oct; o6 (closing 15 Oct) not yet.
+    ("overdue", COMPANY, Q4, date(2026, 10, 1), Decimal("4000.00"), 1),
 ]
 
 
@@ -126,6 +130,7 @@ def test_every_kpi_of_the_design_is_defined_and_tested() -> None:
     design = {
         "revenue", "conversion", "win_rate", "pipeline", "new_pipeline", "coverage", "avg_deal",
         "sales_cycle", "attainment", "cpa", "csat", "nps", "turnover", "forecast",
+        "slipped", "overdue",  # from the pipeline history (issue 12)
     }  # fmt: skip
     assert set(KPIS) == design
     assert {c[0] for c in CASES} == design
