@@ -35,7 +35,6 @@ from bot.chat_rendering import (
     alert_snapshot,
     render_alert_group,
     resolution_line,
-    word,
 )
 from bot.delivery.errors import DeliveryError
 from bot.delivery.notifier import Delivered, Message, Notifier
@@ -448,7 +447,7 @@ def _resolve(
             metadata={"kind": "alerts"},
         )
         notifier.update(original, edited)
-        reply_text = word(fmt, "resolved.reply", what="\n".join(titles))
+        reply_text = fmt.t("resolved.reply", what="\n".join(titles))
         reply = Message(
             channel=record.channel,
             text=reply_text,
@@ -470,10 +469,10 @@ def _notes(record: AlertMessage, fmt: Formatter) -> tuple[str, ...]:
     notes = []
     if record.acked_by and record.acked_at:
         at = fmt.datetime(from_db(record.acked_at))
-        notes.append(word(fmt, "acked", user=f"<@{record.acked_by}>", time=at))
+        notes.append(fmt.t("acked", user=f"<@{record.acked_by}>", time=at))
     if record.snoozed_by and record.snoozed_until:
         until = fmt.datetime(from_db(record.snoozed_until))
-        notes.append(word(fmt, "snoozed", user=f"<@{record.snoozed_by}>", time=until))
+        notes.append(fmt.t("snoozed", user=f"<@{record.snoozed_by}>", time=until))
     return tuple(notes)
 
 

@@ -29,7 +29,13 @@ USAGE = "`/kpi target revenue team Lyon 2026-Q4 800k` (or `off` to remove it)"
 
 
 class TargetCommandError(ValueError):
-    """A ``/kpi target`` the desk cannot act on; the message says what to fix."""
+    """A ``target`` command the core cannot act on: ``code`` and ``params`` say what to fix
+    (worded by the shell), the message in English for logs."""
+
+    def __init__(self, code: str, message: str, **params: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,11 @@ def _known_name(scope: Scope, directory: Directory) -> Scope:
     names = directory.names(scope.level)
     found = next((n for n in names if normalise(n) == normalise(scope.name)), None)
     if found is None:
-        raise TargetCommandError(f"no {scope.level.value} named {scope.name!r} in the CRM")
+        raise TargetCommandError(
+            f"no_such.{scope.level.value}",
+            f"no {scope.level.value} named {scope.name!r} in the CRM",
+            name=scope.name,
+        )
     return Scope(scope.level, found)
 
 
@@ -61,29 +71,39 @@ def parse_target_command(
     a quarter key sets a quarterly target."""
     words = args.split()
     if len(words) < 4:
-        raise TargetCommandError(f"expected a KPI, a scope, a period and a value: {USAGE}")
+        raise TargetCommandError(
+            "too_short", f"expected a KPI, a scope, a period and a value: {USAGE}"
+        )
     kpi = ALIASES.get(normalise(words[0]))
     if kpi is None:
-        raise TargetCommandError(f"unknown KPI {words[0]!r}; expected one of {', '.join(KPIS)}")
+        raise TargetCommandError(
+            "unknown_kpi",
+            f"unknown KPI {words[0]!r}; expected one of {', '.join(KPIS)}",
+            text=words[0],
+        )
     raw_value, raw_period = words[-1], words[-2]
     try:
         period = parse_period(raw_period, today, fiscal_start_month)
     except PeriodParseError as error:
         # The parser's list of every period phrase is for questions; a target wants a key.
         reason = str(error).split(" Examples of valid periods")[0]
-        raise TargetCommandError(f"{reason} For a target, give a key such as 2026-Q4") from None
+        raise TargetCommandError(
+            "period", f"{reason} For a target, give a key such as 2026-Q4", text=raw_period
+        ) from None
     value: Decimal | None = None
     if normalise(raw_value) not in OFF_WORDS:
         try:
             value = parse_amount(raw_value)
         except ValueError as error:
-            raise TargetCommandError(str(error)) from None
+            raise TargetCommandError("value", str(error), text=raw_value) from None
         if value < 0:
-            raise TargetCommandError(f"a target cannot be negative: {raw_value}")
+            raise TargetCommandError(
+                "negative", f"a target cannot be negative: {raw_value}", text=raw_value
+            )
     try:
         scope = parse_scope(" ".join(words[1:-2]))
     except ValueError as error:
-        raise TargetCommandError(str(error)) from None
+        raise TargetCommandError("scope", str(error), text=" ".join(words[1:-2])) from None
     return TargetChange(kpi, _known_name(scope, directory), period.grain, period.key, value)
 
 

@@ -311,7 +311,7 @@ class ConversationCore:
                 org.fiscal_year_start_month,
             )
         except TargetCommandError as error:
-            return Help(Problem("target", {"text": str(error)}))
+            return Help(Problem(f"target.{error.code}", error.params))
         with transaction(self.sessions) as session:
             record_change(session, change, user_id, now)
         period = parse_period(
@@ -384,11 +384,13 @@ class ConversationCore:
         viewer = self.identify(user_id, now)
         if not words:
             return self._silences(viewer, now)
+        # "2j", "1w", or with a space: "1 sem", "3 jours".
+        spaced = len(words) >= 2 and words[-2].isdigit()
         try:
-            duration = parse_duration(words[-1])
+            duration = parse_duration(" ".join(words[-2:]) if spaced else words[-1])
         except ValueError:
             return Help(Problem("usage.snooze", {"text": args}))
-        rest = words[:-1]
+        rest = words[:-2] if spaced else words[:-1]
         kpi = None
         if rest and normalise(rest[0]) in ALIASES:
             kpi = ALIASES[normalise(rest[0])]

@@ -1,9 +1,9 @@
 """Locale formatting: numbers, money, dates, periods, statuses and the small UI vocabulary.
 
 Every separator, symbol and date pattern comes from Babel (CLDR) for the organisation's locale;
-nothing here hand-writes a thousands separator or a month name. Only the handful of words that
-CLDR does not know (status names, "target", "and 3 more"...) live in ``_WORDS`` and
-``_PLURALS``, in English and French; other languages fall back to English words with their own
+nothing here hand-writes a thousands separator or a month name. The words CLDR does not know
+(status names, "target", "and 3 more", every chat message) come from the gettext catalogs in
+``bot/locale``, English and French; other languages fall back to English words with their own
 number and date formats.
 
 Rounding is half-up (``27.45 %`` shows as ``27,5 %``), done here before Babel, whose own
@@ -13,8 +13,12 @@ quantisation would round half-even.
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from importlib.abc import Traversable
+from importlib.resources import files
+from io import BytesIO
 from typing import TYPE_CHECKING
 
 from babel import Locale
@@ -28,11 +32,14 @@ from babel.dates import (
     get_quarter_names,
     tokenize_pattern,
 )
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.numbers import (
     NumberPattern,
     get_currency_precision,
     get_plus_sign_symbol,
 )
+from babel.support import Translations
 from babel.units import format_unit
 
 from bot.crm_text import one_line
@@ -57,212 +64,36 @@ STATUS_EMOJI: dict[Status, str] = {
     Status.NO_DATA: "⚪",
 }
 
-# The UI vocabulary, one dict per language with the same keys (a test checks that). Values are
-# str.format templates. None of them may contain Slack's control characters & < >, so that
+# The words (UI vocabulary, chat messages, refusals, problems) live in gettext catalogs,
+# bot/locale/<language>/LC_MESSAGES/kpibot.po, one per language with the same message ids (a
+# test checks that, and that French renders no English). Ids are symbolic ("status.at_risk");
+# values are str.format templates. None may contain Slack's control characters & < >, so that
 # templates can put them into mrkdwn unescaped. Units follow their number after a no-break
 # space, as Babel's own units do, so that "+2,1 pts" never wraps between the two.
-_WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "status.achieved": "achieved",
-        "status.on_track": "on track",
-        "status.at_risk": "at risk",
-        "status.missed": "missed",
-        "status.no_data": "no data",
-        "no_data": "no data",
-        "no_target": "no target",
-        "small_sample": "too few to judge (n = {n})",
-        "too_early": "too early to judge",
-        "too_early_compare": "too early to compare",
-        "why.behind_pace": "behind pace by {gap}",
-        "why.forecast_short": "forecast {forecast} below target {target}",
-        "why.forecast_covers": "behind pace by {gap}, but the forecast {forecast} "
-        "covers the target",
-        "why.off_target": "{actual} against a target of {target}",
-        "why.ended_short": "period ended at {actual} for a target of {target}",
-        "since": "Since {date} ({status}): gap {before} → {now}",
-        "trend": "Trend",
-        "unstable": "{status}, unstable (keeps flipping: not announced again)",
-        "better_than_target": "{share} better than target",
-        "worse_than_target": "{share} worse than target",
-        "cohort": "Leads created {dates}, old enough to have converted",
-        "unattributed": "incl. {amount} of spend attributed to no region or team",
-        "overdue.in": "incl. {amount} overdue ({deals}, close date passed)",
-        "overdue.out": "excl. {amount} overdue ({deals}, close date passed)",
-        "reason.ended": "period ended",
-        "reason.target_reached": "target reached",
-        "reason.too_early": "no lead old enough yet",
-        "reason.not_per_rep": "not a per-rep figure",
-        "dash": "—",
-        "sep": " · ",
-        "actual": "Actual",
-        "target": "Target",
-        "attainment": "Attainment",
-        "expected": "Expected to date",
-        "forecast": "Forecast",
-        "status": "Status",
-        "gap": "Gap",
-        "vs": "vs {period}",
-        "as_of": "As of {date}",
-        "scope.company": "Company",
-        "scope.region": "Region {name}",
-        "scope.team": "Team {name}",
-        "scope.rep": "{name}",
-        "by.region": "By region",
-        "by.team": "By team",
-        "by.rep": "By rep",
-        "fiscal_year": "FY{year}",
-        "points": "{value}\u00a0pts",
-        "multiple": "{value}×",
-        "alerts": "Alerts",
-        "no_alerts": "No alerts",
-        "daily_digest": "Daily digest",
-        "behind": "Furthest behind",
-        "truncated": "… message shortened to fit Slack's limits",
-        "changes.title": "{kpi} · {scope} · {period} — changes since {date}",
-        "changes.start": "Pipeline on {date}",
-        "changes.end": "Pipeline now",
-        "changes.history_from": (
-            "History starts on {date}, kpibot's first import: movements are counted from then."
-        ),
-        "changes.net": "Change",
-        "movement.created": "+ Created",
-        "movement.moved_in": "+ Moved in (close date, reopened)",
-        "movement.increased": "+ Increased",
-        "movement.decreased": "− Decreased",
-        "movement.reassigned": "± Reassigned",
-        "movement.pushed": "− Pushed out (close date)",
-        "movement.lost": "− Lost",
-        "movement.won": "− Won",
-        "movement.removed": "− Removed (deleted)",
-    },
-    "fr": {
-        "status.achieved": "atteint",
-        "status.on_track": "en bonne voie",
-        "status.at_risk": "à risque",
-        "status.missed": "manqué",
-        "status.no_data": "pas de données",
-        "no_data": "pas de données",
-        "no_target": "pas d'objectif",
-        "small_sample": "trop peu pour juger (n = {n})",
-        "too_early": "trop tôt pour juger",
-        "too_early_compare": "trop tôt pour comparer",
-        "why.behind_pace": "en retard de {gap} sur le rythme",
-        "why.forecast_short": "prévision {forecast} sous l'objectif de {target}",
-        "why.forecast_covers": "en retard de {gap} sur le rythme, mais la prévision {forecast} "
-        "couvre l'objectif",
-        "why.off_target": "{actual} pour un objectif de {target}",
-        "why.ended_short": "période terminée à {actual} pour un objectif de {target}",
-        "since": "Depuis le {date} ({status})\u00a0: écart {before} → {now}",
-        "trend": "Tendance",
-        "unstable": "{status}, instable (va et vient\u00a0: plus annoncé)",
-        "better_than_target": "{share} sous l'objectif",
-        "worse_than_target": "{share} au-dessus de l'objectif",
-        "cohort": "Leads créés {dates}, assez anciens pour avoir converti",
-        "unattributed": "dont {amount} de dépenses attribuées à aucune région ni équipe",
-        "overdue.in": "dont {amount} en retard ({deals}, date de clôture dépassée)",
-        "overdue.out": "hors {amount} en retard ({deals}, date de clôture dépassée)",
-        "reason.ended": "période terminée",
-        "reason.target_reached": "objectif atteint",
-        "reason.too_early": "aucun lead assez ancien",
-        "reason.not_per_rep": "pas un chiffre par commercial",
-        "dash": "—",
-        "sep": " · ",
-        "actual": "Réalisé",
-        "target": "Objectif",
-        "attainment": "Atteinte",
-        "expected": "Attendu à date",
-        "forecast": "Prévision",
-        "status": "Statut",
-        "gap": "Écart",
-        "vs": "vs {period}",
-        "as_of": "Au {date}",
-        "scope.company": "Entreprise",
-        "scope.region": "Région {name}",
-        "scope.team": "Équipe {name}",
-        "scope.rep": "{name}",
-        "by.region": "Par région",
-        "by.team": "Par équipe",
-        "by.rep": "Par commercial",
-        "fiscal_year": "exercice {year}",
-        "points": "{value}\u00a0pts",
-        "multiple": "{value}×",
-        "alerts": "Alertes",
-        "no_alerts": "Aucune alerte",
-        "daily_digest": "Récap quotidien",
-        "behind": "Les plus en retard",
-        "truncated": "… message raccourci pour respecter les limites de Slack",
-        "changes.title": "{kpi} · {scope} · {period} — mouvements depuis le {date}",
-        "changes.start": "Pipeline au {date}",
-        "changes.end": "Pipeline aujourd'hui",
-        "changes.history_from": (
-            "L'historique commence le {date}, premier import de kpibot\u00a0: "
-            "les mouvements sont comptés depuis."
-        ),
-        "changes.net": "Variation",
-        "movement.created": "+ Créées",
-        "movement.moved_in": "+ Entrées (date de clôture, réouverture)",
-        "movement.increased": "+ En hausse",
-        "movement.decreased": "− En baisse",
-        "movement.reassigned": "± Réattribuées",
-        "movement.pushed": "− Repoussées (date de clôture)",
-        "movement.lost": "− Perdues",
-        "movement.won": "− Gagnées",
-        "movement.removed": "− Supprimées",
-    },
-}
+DOMAIN = "kpibot"
+CATALOGS = files("bot.locale")
 
-# Words that agree with a number, by CLDR plural category ("one", "other"; French also has
-# "many" for millions, which falls back to "other").
-_PLURALS: dict[str, dict[str, dict[str, str]]] = {
-    "en": {
-        "and_more": {"one": "… and {n} more", "other": "… and {n} more"},
-        "alert_count": {"one": "{n} alert", "other": "{n} alerts"},
-        "withheld": {
-            "one": "{n} rep behind, not named here (their manager has the details)",
-            "other": "{n} reps behind, not named here (their manager has the details)",
-        },
-        "deals": {"one": "{n} deal", "other": "{n} deals"},
-        "and_more_alerts": {
-            "one": "… and {n} more: /kpi alerts",
-            "other": "… and {n} more: /kpi alerts",
-        },
-        "alerts_posted": {
-            "one": "{n} more alert already posted in this channel today: /kpi alerts",
-            "other": "{n} more alerts already posted in this channel today: /kpi alerts",
-        },
-        "like_for_like": {
-            "one": "Like for like: the first day of each period",
-            "other": "Like for like: the first {n} days of each period",
-        },
-    },
-    "fr": {
-        "and_more": {"one": "… et {n} autre", "other": "… et {n} autres"},
-        "alert_count": {"one": "{n} alerte", "other": "{n} alertes"},
-        "withheld": {
-            "one": "{n} commercial en retard, non nommé ici (son manager a le détail)",
-            "other": "{n} commerciaux en retard, non nommés ici (leur manager a le détail)",
-        },
-        "deals": {"one": "{n} affaire", "other": "{n} affaires"},
-        "and_more_alerts": {
-            "one": "… et {n} autre\u00a0: /kpi alertes",
-            "other": "… et {n} autres\u00a0: /kpi alertes",
-        },
-        "alerts_posted": {
-            "one": "{n} autre alerte déjà publiée aujourd'hui dans ce canal\u00a0: /kpi alertes",
-            "other": "{n} autres alertes déjà publiées aujourd'hui dans ce canal\u00a0: "
-            "/kpi alertes",
-        },
-        "like_for_like": {
-            "one": "À date comparable\u00a0: le premier jour de chaque période",
-            "other": "À date comparable\u00a0: les {n} premiers jours de chaque période",
-        },
-    },
-}
+
+def catalog_path(language: str) -> Traversable:
+    return CATALOGS.joinpath(language, "LC_MESSAGES", f"{DOMAIN}.po")
 
 
 def languages() -> tuple[str, ...]:
-    """The languages that have UI words (others use English words)."""
-    return tuple(_WORDS)
+    """The languages that have a catalog (others use English words)."""
+    return tuple(
+        sorted(d.name for d in CATALOGS.iterdir() if d.is_dir() and catalog_path(d.name).is_file())
+    )
+
+
+@functools.cache
+def translations(language: str) -> Translations:
+    """``language``'s catalog, compiled once per process from its .po file."""
+    with catalog_path(language).open("rb") as po:
+        catalog = read_po(po, locale=language, domain=DOMAIN)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
 
 
 def _with_digits(pattern: NumberPattern, digits: int, *, signed: bool, plus: str) -> NumberPattern:
@@ -284,9 +115,7 @@ class Formatter:
         self.currency = currency
         self.zone = zone
         self.language: str = self.locale.language
-        words = self.language if self.language in _WORDS else "en"
-        self._words = _WORDS[words]
-        self._plurals = _PLURALS[words]
+        self._words = translations(self.language if self.language in languages() else "en")
         self._cents = min(2, get_currency_precision(currency))
         self._plus = get_plus_sign_symbol(self.locale)
         self._money_pattern = self.locale.currency_formats["standard"]
@@ -305,14 +134,18 @@ class Formatter:
     # --- words ---------------------------------------------------------------------------------
 
     def t(self, key: str, **values: object) -> str:
-        """A UI word or phrase in this formatter's language, with ``values`` filled in."""
-        return self._words[key].format(**values)
+        """The message ``key`` in this formatter's language, with ``values`` filled in."""
+        text = self._words.gettext(key)
+        if text == key:
+            raise KeyError(f"no message {key!r} in the {self.language} catalog")
+        return text.format(**values)
 
     def tn(self, key: str, n: int, **values: object) -> str:
         """A phrase that agrees with the count ``n`` (formatted in the locale as ``{n}``)."""
-        forms = self._plurals[key]
-        category = self.locale.plural_form(n)
-        return forms.get(category, forms["other"]).format(n=self.number(n, digits=0), **values)
+        text = self._words.ngettext(key, f"{key}_plural", n)
+        if text in (key, f"{key}_plural"):
+            raise KeyError(f"no message {key!r} in the {self.language} catalog")
+        return text.format(n=self.number(n, digits=0), **values)
 
     # --- numbers -------------------------------------------------------------------------------
 

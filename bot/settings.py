@@ -410,11 +410,20 @@ def parse_clock_time(raw: Any) -> str:
 
 # Longer durations (a snooze of 99999999999d) would overflow the calendar.
 MAX_DURATION = timedelta(days=3650)
+# Duration units in English and French: 30m, 4h, 1d / 2j, 1w / 1 sem, 3 jours, 2 weeks.
+_DURATION_UNITS = {
+    **dict.fromkeys(("s", "sec", "seconds"), "seconds"),
+    **dict.fromkeys(("m", "min", "mins", "minutes"), "minutes"),
+    **dict.fromkeys(("h", "hr", "hours", "heure", "heures"), "hours"),
+    **dict.fromkeys(("d", "day", "days", "j", "jour", "jours"), "days"),
+    **dict.fromkeys(("w", "week", "weeks", "sem", "semaine", "semaines"), "weeks"),
+}
 
 
 def parse_duration(raw: Any) -> timedelta:
-    """``4h``, ``1d``, ``30m``, ``90s``, or a number of seconds; at most ``MAX_DURATION``."""
-    expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
+    """``4h``, ``1d``, ``2j``, ``1 sem``, ``30m``, ``90s``, or a number of seconds; at most
+    ``MAX_DURATION``."""
+    expected = f"expected a duration such as 30m, 4h, 1d, 2j or 1 sem, at most {MAX_DURATION.days}d"
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -422,15 +431,15 @@ def parse_duration(raw: Any) -> timedelta:
             raise ValueError(f"{expected}, got {raw!r}")
         duration = timedelta(seconds=raw)
     else:
-        match = re.fullmatch(r"(\d{1,12})\s*([smhdw])", str(raw).strip().lower())
-        if not match:
+        match = re.fullmatch(r"(\d{1,12})\s*([a-z]+)", str(raw).strip().lower())
+        unit = _DURATION_UNITS.get(match.group(2)) if match else None
+        if match is None or unit is None:
             raise ValueError(f"{expected}, got {raw!r}")
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
         number = int(match.group(1))
         # Compared before building the timedelta, which overflows past 999 999 999 days.
-        if number > MAX_DURATION / timedelta(**{unit[match.group(2)]: 1}):
+        if number > MAX_DURATION / timedelta(**{unit: 1}):
             raise ValueError(f"{expected}, got {raw!r}")
-        duration = timedelta(**{unit[match.group(2)]: number})
+        duration = timedelta(**{unit: number})
     if duration > MAX_DURATION:
         raise ValueError(f"{expected}, got {raw!r}")
     return duration

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.chat_rendering import Blocks, text_blocks, word
+from bot.chat_rendering import Blocks, text_blocks
 from bot.formatting import Formatter
 from bot.rendering import (
     MAX_BLOCKS,
@@ -72,7 +72,7 @@ class SlackRenderer:
         extra: list[dict[str, Any]] = []
         request = getattr(reply.view, "request", None)
         if shared_by is not None:
-            note = word(self.fmt, "shared_by", user=f"<@{shared_by}>")
+            note = self.fmt.t("shared_by", user=f"<@{shared_by}>")
             extra.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
         elif share and request:
             extra.append(
@@ -83,7 +83,7 @@ class SlackRenderer:
                         {
                             "type": "button",
                             "action_id": SHARE,
-                            "text": {"type": "plain_text", "text": word(self.fmt, "share")},
+                            "text": {"type": "plain_text", "text": self.fmt.t("share")},
                             "value": str(request)[:2000],
                         }
                     ],
@@ -99,10 +99,10 @@ class SlackRenderer:
         """A ``Home`` reply as an App Home view."""
         header = {
             "type": "header",
-            "text": {"type": "plain_text", "text": word(self.fmt, "home.title")},
+            "text": {"type": "plain_text", "text": self.fmt.t("home.title")},
         }
         return {"type": "home", "blocks": [header, *self.render(reply).blocks][:MAX_BLOCKS]}
 
     def apology(self) -> SlackMessage:
-        text = word(self.fmt, "oops")
+        text = self.fmt.t("oops")
         return SlackMessage(text, text_blocks(text, self.fmt), refused=True)

@@ -10,7 +10,6 @@ import dataclasses
 from datetime import datetime
 from decimal import Decimal
 
-from bot.chat_rendering import word
 from bot.formatting import Formatter
 from bot.rendering import alert_view, mrkdwn_escape
 from conversation.authorization import Refusal
@@ -55,7 +54,7 @@ HELP_EXAMPLES_FR = (
     "`/kpi classement`",
     "`/kpi objectifs`",
     "`/kpi alertes`",
-    "`/kpi sourdine ca équipe Lyon 2d`",
+    "`/kpi sourdine ca équipe Lyon 2j`",
     "`/kpi abonner #ventes 08:30` (admins)",
     "`/kpi objectif ca équipe Lyon 2026-Q4 800k` · `… off` (admins)",
     "`/kpi sync` (admins)",
@@ -106,11 +105,11 @@ class Wording:
         if self.fmt.language == "fr":
             # French first for a French organisation; the English words work as well.
             lines.extend(f"• {example}" for example in HELP_EXAMPLES_FR)
-            lines.append(word(self.fmt, "help.english"))
+            lines.append(self.fmt.t("help.english"))
             lines.append(" · ".join(HELP_EXAMPLES[:-3]))
         else:
             lines.extend(f"• {example}" for example in HELP_EXAMPLES)
-            lines.append(word(self.fmt, "help.french") + " " + " · ".join(HELP_EXAMPLES_FR[:3]))
+            lines.append(self.fmt.t("help.french") + " " + " · ".join(HELP_EXAMPLES_FR[:3]))
         return "\n".join(lines)
 
     def problem(self, problem: Problem) -> str:
@@ -119,27 +118,32 @@ class Wording:
         if "level" in params:
             key += f".{params.pop('level')}"
         values = {k: self.param(v) for k, v in params.items()}
-        text = word(self.fmt, key, **values).strip()
+        if problem.code.startswith("target."):
+            # Why the target was not set, then how to write one.
+            why = self.fmt.t(f"target_error.{problem.code.removeprefix('target.')}", **values)
+            text = self.fmt.t("problem.target", why=why)
+        else:
+            text = self.fmt.t(key, **values).strip()
         if problem.known:
-            text += " " + word(self.fmt, "known", names=self.param(problem.known))
+            text += " " + self.fmt.t("known", names=self.param(problem.known))
         if problem.suggestions:
-            options = word(self.fmt, "or").join(f"`{self.escape(s)}`" for s in problem.suggestions)
-            text += " " + word(self.fmt, "did_you_mean", options=options)
+            options = self.fmt.t("or").join(f"`{self.escape(s)}`" for s in problem.suggestions)
+            text += " " + self.fmt.t("did_you_mean", options=options)
         return text
 
     def refused(self, view: Refused) -> str:
         what = self.param(view.what)
         match view.reason:
             case Refusal.UNKNOWN_USER:
-                return word(self.fmt, "refused.nothing")
+                return self.fmt.t("refused.nothing")
             case Refusal.ADMIN_ONLY:
-                return word(self.fmt, "refused.admin", command=what)
+                return self.fmt.t("refused.admin", command=what)
             case Refusal.NOT_YOURS:
-                return word(self.fmt, "refused.not_yours")
+                return self.fmt.t("refused.not_yours")
             case Refusal.OTHER_MESSAGE:
-                return word(self.fmt, "refused.other_message")
+                return self.fmt.t("refused.other_message")
             case Refusal.SCOPE | Refusal.CHANNEL:
-                return word(self.fmt, "refused.scope", what=what)
+                return self.fmt.t("refused.scope", what=what)
 
     def notice(self, view: Notice) -> str:
         p = view.params
@@ -150,13 +154,12 @@ class Wording:
                 what = self.what(p["kpi"], p["scope"], p["period"])
                 value = p.get("value")
                 shown = self.fmt.value(KPIS[p["kpi"]], value) if isinstance(value, Decimal) else ""
-                return word(self.fmt, view.code, what=what, value=shown)
+                return self.fmt.t(view.code, what=what, value=shown)
             case "subscribed":
                 days = p["days"]
                 assert isinstance(days, tuple)
                 names = ", ".join(self.fmt.weekday(int(d)) for d in days)
-                return word(
-                    self.fmt,
+                return self.fmt.t(
                     "subscribed",
                     channel=self.channel(str(p["channel"])),
                     time=p["time"],
@@ -164,18 +167,16 @@ class Wording:
                     days=names,
                 )
             case "unsubscribed":
-                return word(
-                    self.fmt, "unsubscribed", n=p["n"], channel=self.channel(str(p["channel"]))
-                )
+                return self.fmt.t("unsubscribed", n=p["n"], channel=self.channel(str(p["channel"])))
             case "snoozed":
                 parts = [self.param(p["kpi"]), self.param(p["scope"])]
                 what = " ".join(x for x in parts if x) or "*"
-                return word(self.fmt, "snoozed.ok", what=what, time=self.param(p["until"]))
+                return self.fmt.t("snoozed.ok", what=what, time=self.param(p["until"]))
             case _:
-                return word(self.fmt, view.code, **{k: self.param(v) for k, v in p.items()})
+                return self.fmt.t(view.code, **{k: self.param(v) for k, v in p.items()})
 
     def targets(self, view: TargetList) -> str:
-        lines = [self.bold(word(self.fmt, "targets.title"))]
+        lines = [self.bold(self.fmt.t("targets.title"))]
         sep = self.fmt.t("sep")
         for evaluation in view.evaluations[:LIST_SHOWN]:
             v = alert_view(evaluation, self.fmt)
@@ -186,18 +187,18 @@ class Wording:
         if len(view.evaluations) > LIST_SHOWN:
             lines.append(self.fmt.tn("and_more", len(view.evaluations) - LIST_SHOWN))
         if not view.evaluations and not view.chat_targets:
-            lines.append(word(self.fmt, "targets.none"))
+            lines.append(self.fmt.t("targets.none"))
         if view.chat_targets:
-            lines.append(self.bold(word(self.fmt, "targets.chat")))
+            lines.append(self.bold(self.fmt.t("targets.chat")))
         for target in view.chat_targets:
             when = self.fmt.datetime(target.set_at) if target.set_at else ""
-            by = word(self.fmt, "targets.set_by", user=self.user(target.set_by), time=when)
+            by = self.fmt.t("targets.set_by", user=self.user(target.set_by), time=when)
             value = self.fmt.value(KPIS[target.kpi], target.value)
             lines.append(f"• {self.what(target.kpi, target.scope, target.period)} → {value} ({by})")
         return "\n".join(lines)
 
     def silences(self, view: SilenceList) -> str:
-        lines = [self.bold(word(self.fmt, "snoozes.title"))]
+        lines = [self.bold(self.fmt.t("snoozes.title"))]
         for s in view.silences[:LIST_SHOWN]:
             scope = "*" if s.level is None else self.param(Scope(s.level, s.name or ""))
             lines.append(
@@ -205,11 +206,11 @@ class Wording:
                 f"{self.fmt.datetime(s.ends_at)} ({self.user(s.created_by)})"
             )
         if not view.silences:
-            lines.append(word(self.fmt, "snoozes.none"))
+            lines.append(self.fmt.t("snoozes.none"))
         return "\n".join(lines)
 
     def setup_hint(self, user_id: str) -> str:
-        return word(self.fmt, "setup.admin", user=user_id)
+        return self.fmt.t("setup.admin", user=user_id)
 
     def short(self, view: View) -> str | None:
         """A view that is a short message, in words; None for the data views."""
@@ -219,7 +220,7 @@ class Wording:
             case Refused():
                 return self.refused(view)
             case WhoAreYou():
-                return word(self.fmt, "refused.lookup", error=self.escape(view.error))
+                return self.fmt.t("refused.lookup", error=self.escape(view.error))
             case Notice():
                 return self.notice(view)
             case TargetList():

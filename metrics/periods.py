@@ -50,7 +50,12 @@ _EXAMPLES = (
 
 
 class PeriodParseError(ValueError):
-    """Text that should name a period does not; the message says why and shows valid input."""
+    """Text that should name a period does not; the message says why and shows valid input
+    (English, for logs and the config checker); ``text`` is the text, for the shell to word."""
+
+    def __init__(self, message: str, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,7 @@ def parse_period(text: str, today: date, fiscal_start_month: int = 1) -> Period:
         if match:
             return _evaluate(match, rule, today, fiscal_start_month, text.strip())
     shown = text if len(text) <= 60 else text[:57] + "..."
-    raise PeriodParseError(f"{shown!r} is not a period. {_EXAMPLES}")
+    raise PeriodParseError(f"{shown!r} is not a period. {_EXAMPLES}", shown)
 
 
 def extract_period(
@@ -386,14 +391,16 @@ def _evaluate(
     try:
         period = rule.build(match, today, fiscal_start_month)
     except _Invalid as exc:
-        raise PeriodParseError(f"{shown!r} is not a valid period: {exc}. {_EXAMPLES}") from None
+        raise PeriodParseError(
+            f"{shown!r} is not a valid period: {exc}. {_EXAMPLES}", shown
+        ) from None
     except (ValueError, OverflowError):
         # Expressions near year 1 or 9999 step off the calendar that date supports.
         period = None
     if period is not None and period.start >= FIRST_DATE and period.end <= LAST_DATE:
         return period
     reason = f"kpibot holds dates from {DATE_RANGE} only"
-    raise PeriodParseError(f"{shown!r} is not a valid period: {reason}. {_EXAMPLES}")
+    raise PeriodParseError(f"{shown!r} is not a valid period: {reason}. {_EXAMPLES}", shown)
 
 
 _GRAIN_WORDS: dict[str, Grain] = {

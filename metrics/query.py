@@ -276,7 +276,7 @@ def parse_query(
     try:
         period, rest = extract_period(asked.rest, today, fiscal_start_month)
     except PeriodParseError as error:
-        raise QueryError("period", str(error), text=str(error)) from None
+        raise QueryError("period", str(error), text=error.text) from None
     text = _Text(normalise(rest))
     breakdown: Level | None = None
     match = _BREAKDOWN.search(text.rest)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bot.chat_rendering import word
 from bot.delivery.errors import DeliveryError
 from bot.delivery.failures import ADMIN_PREFIX
 from bot.delivery.notifier import Delivered, Message, Notifier
@@ -65,7 +64,7 @@ class Staleness:
             return
         message = Message(
             channel=self.admin_channel,
-            text=word(fmt, "stale.notice", **_moments(since, stale_after, fmt)),
+            text=fmt.t("stale.notice", **_moments(since, stale_after, fmt)),
             idempotency_key=notice_key(since),
             metadata={"kind": "stale"},
         )
@@ -114,11 +113,11 @@ class Staleness:
         key = notice_key(since)
         try:
             self.notifier.update(
-                delivered, Message(delivered.channel, word(fmt, "stale.resolved", **moments), key)
+                delivered, Message(delivered.channel, fmt.t("stale.resolved", **moments), key)
             )
             self.notifier.reply(
                 delivered,
-                Message(delivered.channel, word(fmt, "stale.fresh", **moments), f"{key}:resolved"),
+                Message(delivered.channel, fmt.t("stale.fresh", **moments), f"{key}:resolved"),
             )
         except DeliveryError as error:
             log.error("stale-data resolution not delivered: %s", error)

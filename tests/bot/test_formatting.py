@@ -6,7 +6,6 @@ thousands, U+00A0 (no-break space) sits before "€", "%" and unit names.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.formatting import _PLURALS, _WORDS, STATUS_EMOJI, Formatter, languages
+from bot.formatting import STATUS_EMOJI, Formatter
 from bot.settings import Organisation
 from metrics.evaluation import Status
 from metrics.kpis import KPIS
@@ -210,20 +209,3 @@ def test_formatter_for_an_organisation() -> None:
     org = Organisation(name="Acme", locale="fr_FR", timezone="Europe/Paris", currency="EUR")
     fmt = Formatter.for_organisation(org)
     assert (fmt.language, fmt.currency, str(fmt.zone)) == ("fr", "EUR", "Europe/Paris")
-
-
-def test_every_language_has_every_word() -> None:
-    assert set(_WORDS) == set(_PLURALS) == set(languages())
-    for language in languages():
-        assert _WORDS[language].keys() == _WORDS["en"].keys(), language
-        assert _PLURALS[language].keys() == _PLURALS["en"].keys(), language
-        for forms in _PLURALS[language].values():
-            assert "other" in forms
-
-
-def test_no_word_contains_slack_control_characters() -> None:
-    # Templates put these words into mrkdwn without escaping them.
-    texts = [w for words in _WORDS.values() for w in words.values()]
-    texts += [f for plurals in _PLURALS.values() for forms in plurals.values()
-              for f in forms.values()]  # fmt: skip
-    assert not [t for t in texts if re.search("[&<>]", t)]

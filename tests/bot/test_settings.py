@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bot.settings import ConfigError, load_settings, parse_amount
+from bot.settings import ConfigError, load_settings, parse_amount, parse_duration
 from metrics.periods import Grain
 from metrics.scopes import Level, Scope
 
@@ -117,3 +118,24 @@ def test_secrets_come_from_the_environment_and_are_never_printed(tmp_path: Path)
     assert settings.secrets.slack_bot_token == "xoxb-very-secret"
     assert "xoxb-very-secret" not in repr(settings)
     assert "shh" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2j", timedelta(days=2)),
+        ("3 jours", timedelta(days=3)),
+        ("1 sem", timedelta(weeks=1)),
+        ("2 semaines", timedelta(weeks=2)),
+        ("1d", timedelta(days=1)),
+        ("30m", timedelta(minutes=30)),
+        ("4 h", timedelta(hours=4)),
+    ],
+)
+def test_durations_in_english_and_french(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+def test_an_unknown_duration_unit_says_what_is_expected() -> None:
+    with pytest.raises(ValueError, match="2j or 1 sem"):
+        parse_duration("3 lunes")

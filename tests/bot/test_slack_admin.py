@@ -118,13 +118,13 @@ def test_target_changes_are_refused_to_everyone_but_admins(world):
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("target revnue team Lyon 2026-Q4 800k", "unknown KPI 'revnue'"),
-        ("target revenue team Lyon 2026-Q4 lots", "expected a number such as"),
-        ("target revenue team Lyon 2026-Q9 800k", "there is no quarter 9"),
-        ("target revenue team Lyon someday 800k", "'someday' is not a period"),
-        ("target revenue team Nowhere 2026-Q4 800k", "no team named 'Nowhere'"),
-        ("target revenue everyone 2026-Q4 800k", "expected company, team &lt;name&gt;"),
-        ("target revenue 800k", "expected a KPI, a scope, a period and a value"),
+        ("target revnue team Lyon 2026-Q4 800k", "je ne connais pas l'indicateur «\u00a0revnue"),
+        ("target revenue team Lyon 2026-Q4 lots", "«\u00a0lots\u00a0» n'est pas un montant"),
+        ("target revenue team Lyon 2026-Q9 800k", "«\u00a02026-Q9\u00a0» n'est pas une période"),
+        ("target revenue team Lyon someday 800k", "«\u00a0someday\u00a0» n'est pas une période"),
+        ("target revenue team Nowhere 2026-Q4 800k", "pas d'équipe «\u00a0Nowhere\u00a0»"),
+        ("target revenue everyone 2026-Q4 800k", "«\u00a0everyone\u00a0» n'est pas un périmètre"),
+        ("target revenue 800k", "il faut un indicateur, un périmètre, une période"),
     ],
 )
 def test_bad_target_input_gets_a_clear_message(world, text, problem):
@@ -208,7 +208,7 @@ def test_sync_is_refused_to_everyone_but_admins(sync_world):
 def test_help_in_french_for_a_french_organisation(world):
     text = all_text(ask(world, "aide", STRANGER))
     for example in ("/kpi ca ce trimestre", "/kpi équipe Lyon", "/kpi classement",
-                    "/kpi objectifs", "/kpi sourdine ca équipe Lyon 2d",
+                    "/kpi objectifs", "/kpi sourdine ca équipe Lyon 2j",
                     "/kpi objectif ca équipe Lyon 2026-Q4 800k"):  # fmt: skip
         assert example in text
     assert "En anglais aussi" in text and "/kpi leaderboard" in text

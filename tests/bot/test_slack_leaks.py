@@ -218,3 +218,8 @@ def test_a_failed_users_info_is_explained_not_treated_as_a_stranger(world):
     assert "Chiffre d'affaires ·" not in text
     # Not remembered: once Slack answers, the rep is recognised.
     assert REP_NAME in ask(world, "revenue team Paris Grands Comptes", REP)
+
+
+def test_a_snooze_in_french_words_lasts_what_it_says(world):
+    text = ask(world, "sourdine ca équipe Lyon 1 sem", MANAGER)
+    assert "😴" in text and "3 déc. 2026" in text  # a week after 26 Nov, 10:00
