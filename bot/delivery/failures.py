@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from bot.delivery.notifier import Message
+from bot.formatting import Formatter
 from bot.store.delivery_models import DeliveryFailure
 from bot.store.insert_once import insert_once
 
@@ -18,14 +19,17 @@ from bot.store.insert_once import insert_once
 # broken one): their keys start with this prefix.
 ADMIN_PREFIX = "admin:"
 
-_ADVICE = {
-    "channel_not_found": "the channel does not exist (or is private): fix it in the config",
-    "not_in_channel": "the bot is not a member: invite it with /invite @kpibot",
-    "is_archived": "the channel is archived: unarchive it or change the subscription",
-    "invalid_auth": "the Slack token is invalid: check SLACK_BOT_TOKEN",
-    "token_revoked": "the Slack token was revoked: reinstall the app",
-    "account_inactive": "the bot's account is deactivated: reinstall the app",
-}
+# Slack errors with their own advice in the catalogs ("advice.<error>"); others get the general one.
+ADVISED = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "token_revoked",
+        "account_inactive",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -118,13 +122,16 @@ class FailureLog:
         ]
 
 
-def failure_notice(failure: OpenFailure, admin_channel: str) -> Message:
-    """The one admin message of a failure episode (its key makes it once, across processes)."""
-    advice = _ADVICE.get(failure.error, "see `kpibot status` and the logs")
-    text = (
-        f":warning: kpibot cannot deliver to <#{failure.channel}>: `{failure.error}` — {advice}. "
-        f"First refused message: `{failure.first_key}`. Other channels are not affected; "
-        "`kpibot status` lists every failed delivery."
+def failure_notice(failure: OpenFailure, admin_channel: str, fmt: Formatter) -> Message:
+    """The one admin message of a failure episode (its key makes it once, across processes),
+    in the organisation's language."""
+    advice = fmt.t(f"advice.{failure.error}" if failure.error in ADVISED else "advice.other")
+    text = fmt.t(
+        "notice.delivery_failure",
+        channel=f"<#{failure.channel}>",
+        error=failure.error,
+        advice=advice,
+        message=failure.first_key,
     )
     key = f"{ADMIN_PREFIX}delivery-failure:{failure.channel}:{failure.error}:{failure.episode}"
     return Message(channel=admin_channel, text=text, idempotency_key=key)

@@ -30,6 +30,7 @@ from bot.delivery.errors import (
 from bot.delivery.failures import ADMIN_PREFIX, FailureLog, failure_notice
 from bot.delivery.notifier import Delivered, Message, Notifier
 from bot.delivery.retry import CALL_ERRORS, Backoff, CallFailure, FailureKind, classify
+from bot.formatting import Formatter
 from bot.settings import DeliveryPolicy
 from bot.store.delivery_models import FAILED, PENDING, SENT, OutboxEntry
 from bot.store.insert_once import insert_once
@@ -261,6 +262,7 @@ class OutboxNotifier:
     outbox: Outbox
     policy: DeliveryPolicy
     failures: FailureLog
+    fmt: Formatter  # the organisation's words, for the admin notices
     admin_channel: str | None = None
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(init=False)
@@ -401,7 +403,7 @@ class OutboxNotifier:
             and message.channel != self.admin_channel
             and not open_failure.reported
         ):
-            notice = failure_notice(open_failure, self.admin_channel)
+            notice = failure_notice(open_failure, self.admin_channel, self.fmt)
             try:
                 self.send(notice)
             except (PermanentDeliveryError, TransientDeliveryError, DeliveryInProgress) as error:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot.delivery.failures import FailureLog
 from bot.delivery.notifier import Notifier
 from bot.delivery.outbox import Outbox, OutboxNotifier
+from bot.formatting import Formatter
 from bot.scheduling.claims import Claims
 from bot.scheduling.plan import PlannedJob, build_plan
 from bot.scheduling.sync import SyncSource, configured_source
@@ -111,6 +112,7 @@ def build_runtime(
         outbox=Outbox(engine, owner, wall_clock, lease),
         policy=settings.config.delivery,
         failures=failures,
+        fmt=Formatter.for_organisation(settings.organisation),
         admin_channel=settings.config.slack.notices_channel,
     )
     if sleep is not None:
