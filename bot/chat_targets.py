@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from bot.settings import parse_amount, parse_scope
+from bot.settings import AmountTooLarge, parse_amount, parse_scope
 from bot.store.chat_models import ChatTarget, from_db, to_db
 from metrics.kpis import KPIS
 from metrics.periods import Grain, PeriodParseError, parse_period
@@ -95,7 +95,8 @@ def parse_target_command(
         try:
             value = parse_amount(raw_value)
         except ValueError as error:
-            raise TargetCommandError("value", str(error), text=raw_value) from None
+            code = "too_large" if isinstance(error, AmountTooLarge) else "value"
+            raise TargetCommandError(code, str(error), text=raw_value) from None
         if value < 0:
             raise TargetCommandError(
                 "negative", f"a target cannot be negative: {raw_value}", text=raw_value

@@ -86,10 +86,14 @@ def parse_amount(raw: Any) -> Decimal:
     return _held_amount(number / 100 if suffix == "%" else number * _SUFFIX.get(suffix, Decimal(1)))
 
 
+class AmountTooLarge(ValueError):
+    """An amount beyond what kpibot holds exactly (``metrics.limits.MAX_AMOUNT``)."""
+
+
 def _held_amount(value: Decimal) -> Decimal:
     problem = amount_problem(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise AmountTooLarge(problem)
     return value
 
 
@@ -423,7 +427,7 @@ _DURATION_UNITS = {
 def parse_duration(raw: Any) -> timedelta:
     """``4h``, ``1d``, ``2j``, ``1 sem``, ``30m``, ``90s``, or a number of seconds; at most
     ``MAX_DURATION``."""
-    expected = f"expected a duration such as 30m, 4h, 1d, 2j or 1 sem, at most {MAX_DURATION.days}d"
+    expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):

@@ -53,9 +53,10 @@ class PeriodParseError(ValueError):
     """Text that should name a period does not; the message says why and shows valid input
     (English, for logs and the config checker); ``text`` is the text, for the shell to word."""
 
-    def __init__(self, message: str, text: str = "") -> None:
+    def __init__(self, message: str, text: str = "", *, out_of_range: bool = False) -> None:
         super().__init__(message)
         self.text = text
+        self.out_of_range = out_of_range  # a real period, outside the dates kpibot holds
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,9 @@ def _evaluate(
     if period is not None and period.start >= FIRST_DATE and period.end <= LAST_DATE:
         return period
     reason = f"kpibot holds dates from {DATE_RANGE} only"
-    raise PeriodParseError(f"{shown!r} is not a valid period: {reason}. {_EXAMPLES}", shown)
+    raise PeriodParseError(
+        f"{shown!r} is not a valid period: {reason}. {_EXAMPLES}", shown, out_of_range=True
+    )
 
 
 _GRAIN_WORDS: dict[str, Grain] = {

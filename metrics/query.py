@@ -276,7 +276,8 @@ def parse_query(
     try:
         period, rest = extract_period(asked.rest, today, fiscal_start_month)
     except PeriodParseError as error:
-        raise QueryError("period", str(error), text=error.text) from None
+        code = "period.range" if error.out_of_range else "period"
+        raise QueryError(code, str(error), text=error.text) from None
     text = _Text(normalise(rest))
     breakdown: Level | None = None
     match = _BREAKDOWN.search(text.rest)

@@ -22,14 +22,14 @@ OOPS = "Désolé, un problème est survenu"
         (
             "revenue 0001-01",
             MANAGER,
-            "'0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to 2199-12-31 "
-            "only.",
+            "«\u00a00001-01\u00a0» n'est pas une période valide\u00a0: kpibot ne connaît que les "
+            "dates du 1900-01-01 au 2199-12-31.",
         ),
         (
             "ca équipe Lyon 9999-12",
             MANAGER,
-            "'9999-12' is not a valid period: kpibot holds dates from 1900-01-01 to 2199-12-31 "
-            "only.",
+            "«\u00a09999-12\u00a0» n'est pas une période valide\u00a0: kpibot ne connaît que les "
+            "dates du 1900-01-01 au 2199-12-31.",
         ),
         (
             "snooze 99999999999d",
@@ -45,20 +45,20 @@ OOPS = "Désolé, un problème est survenu"
         (
             "target revenue company 2026-Q4 1000000000000000000000000000000",
             ADMIN,
-            "1000000000000000000000000000000 is beyond the largest amount kpibot holds exactly "
-            "(below 10 000 000 000 000)",
+            "1000000000000000000000000000000 dépasse le plus grand montant que kpibot conserve "
+            "exactement (moins de 10\u00a0000\u00a0000\u00a0000\u00a0000)",
         ),
         (
             "target revenue team Lyon 2026-Q4 100000000000000000",
             ADMIN,
-            "100000000000000000 is beyond the largest amount kpibot holds exactly (below "
-            "10 000 000 000 000)",
+            "100000000000000000 dépasse le plus grand montant que kpibot conserve exactement "
+            "(moins de 10\u00a0000\u00a0000\u00a0000\u00a0000)",
         ),
         (
             "target revenue team Lyon 2026-Q4 10000000M",
             ADMIN,
-            "10000000000000 is beyond the largest amount kpibot holds exactly (below "
-            "10 000 000 000 000)",
+            "10000000M dépasse le plus grand montant que kpibot conserve exactement "
+            "(moins de 10\u00a0000\u00a0000\u00a0000\u00a0000)",
         ),
     ],
 )

@@ -135,13 +135,13 @@ def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
     [
         (
             ("ask", "revenue 0001-01"),
-            "kpibot: '0001-01' is not a valid period: kpibot holds dates from 1900-01-01 to "
-            "2199-12-31 only.",
+            "kpibot: «\u00a00001-01\u00a0» n'est pas une période valide\u00a0: kpibot ne "
+            "connaît que les dates du 1900-01-01 au 2199-12-31.",
         ),
         (
             ("ask", "ca 2300-Q1"),
-            "kpibot: '2300-Q1' is not a valid period: kpibot holds dates from 1900-01-01 to "
-            "2199-12-31 only.",
+            "kpibot: «\u00a02300-Q1\u00a0» n'est pas une période valide\u00a0: kpibot ne "
+            "connaît que les dates du 1900-01-01 au 2199-12-31.",
         ),
         (
             ("ask", "revenue", "--as-of", "9999-12-31"),
