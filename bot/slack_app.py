@@ -87,28 +87,38 @@ class SlackAlertButtons:
             return None
         return MessageUpdate(update.channel, update.ts, update.text, update.blocks)
 
+    def _on_alerts(
+        self,
+        user_id: str,
+        key: str,
+        action: Action,
+        now: datetime,
+        where: MessageRef,
+        act: Callable[[], alerting.AlertMessageUpdate | None],
+    ) -> MessageUpdate | SlackMessage | None:
+        """A button on an alert message: refused unless the rule allows it on this message."""
+        refused = self.core.refused_on_alerts(user_id, key, action, now, where.channel, where.ts)
+        if refused is not None:
+            return self.render.render(refused)
+        return self._outcome(act())
+
     def acknowledge(
         self, user_id: str, key: str, now: datetime, where: MessageRef
     ) -> MessageUpdate | SlackMessage | None:
-        refused = self.core.refused_on_alerts(
-            user_id, key, Action.ACKNOWLEDGE, now, where.channel, where.ts
-        )
-        if refused is not None:
-            return self.render.render(refused)
         sessions = self.core.sessions
-        return self._outcome(alerting.acknowledge(sessions, key, user_id, now, self.fmt))
+        return self._on_alerts(
+            user_id, key, Action.ACKNOWLEDGE, now, where,
+            lambda: alerting.acknowledge(sessions, key, user_id, now, self.fmt),
+        )  # fmt: skip
 
     def snooze(
         self, user_id: str, value: str, now: datetime, where: MessageRef
     ) -> MessageUpdate | SlackMessage | None:
-        key = value.rpartition("|")[0]
-        refused = self.core.refused_on_alerts(
-            user_id, key, Action.SNOOZE, now, where.channel, where.ts
-        )
-        if refused is not None:
-            return self.render.render(refused)
         sessions = self.core.sessions
-        return self._outcome(alerting.snooze(sessions, value, user_id, now, self.fmt))
+        return self._on_alerts(
+            user_id, value.rpartition("|")[0], Action.SNOOZE, now, where,
+            lambda: alerting.snooze(sessions, value, user_id, now, self.fmt),
+        )  # fmt: skip
 
 
 def scheduler_sync(settings: Settings, service: KpiService) -> Callable[[datetime], str]:

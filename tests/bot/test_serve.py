@@ -23,8 +23,8 @@ from bot.cli import main
 from bot.http_app import EVENTS_PATH, MAX_BODY_BYTES
 from bot.settings import process_environment
 from tests.bot.delivery_support import ROOT, kpibot
+from tests.bot.http_support import raw_exchange, request_head, sign
 from tests.bot.slack_world import ADMIN, SECRET, command_body, make_world, wait_for
-from tests.bot.test_slack_http import _head, raw_exchange, sign
 from tests.fakes.slack_api import APP_TOKEN, TOKEN, FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
 
@@ -103,7 +103,7 @@ def test_http_mode_serves_and_does_not_buffer_a_200_mb_body(fake, config):
     try:
         base = _started(process)
         before = peak_memory(process.pid)
-        head = _head({"Content-Type": "application/x-www-form-urlencoded",
+        head = request_head({"Content-Type": "application/x-www-form-urlencoded",
                       "Transfer-Encoding": "chunked"})  # fmt: skip
         chunk = 1024 * 1024
         framed = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"

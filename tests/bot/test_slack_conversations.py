@@ -14,35 +14,30 @@ from typing import Any
 import pytest
 
 from bot.demo import write_demo_config
-from bot.http_app import EVENTS_PATH, build_asgi
+from bot.http_app import EVENTS_PATH
+from tests.bot.http_support import post, serving, sign
 from tests.bot.slack_world import (
     ADMIN,
     CHAT_CONFIG,
     OTHER_NAME,
     REP,
     REP_NAME,
-    SECRET,
     STRANGER,
     TODAY,
     World,
     command_body,
     event_body,
-    make_world,
     wait_for,
 )
-from tests.bot.test_slack_http import Server, post, sign
-from tests.fakes.slack_api import BOT_USER, FakeSlack
+from tests.fakes.slack_api import BOT_USER
 
 NO_ACCESS = CHAT_CONFIG.split("access:")[0] + "alerts:" + CHAT_CONFIG.split("alerts:")[1]
 
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    with FakeSlack() as fake:
-        world = make_world(tmp_path, fake)
-        with Server(build_asgi(world.app, SECRET)) as base:
-            yield world, base
-        world.service.engine.dispose()
+    with serving(tmp_path) as served:
+        yield served
 
 
 def send_event(base: str, event: dict[str, Any]) -> None:
@@ -129,14 +124,11 @@ def test_a_follow_up_in_the_thread_is_answered_in_the_thread(running):
 
 
 def test_a_fresh_install_tells_the_first_user_how_to_become_admin(tmp_path):
-    with FakeSlack() as fake:
-        world = make_world(tmp_path, fake, chat_config=NO_ACCESS)
-        with Server(build_asgi(world.app, SECRET)) as base:
-            body = command_body(fake, "revenue", STRANGER).encode()
-            assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
-            wait_for(lambda: fake.responses)
-        world.service.engine.dispose()
-    text = json.dumps(fake.responses[0], ensure_ascii=False)
+    with serving(tmp_path, chat_config=NO_ACCESS) as (world, base):
+        body = command_body(world.fake, "revenue", STRANGER).encode()
+        assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
+        wait_for(lambda: world.fake.responses)
+    text = json.dumps(world.fake.responses[0], ensure_ascii=False)
     assert "access:\\n  admins: [USTRANGER]" in text
 
 

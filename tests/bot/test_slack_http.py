@@ -5,28 +5,31 @@ done), malformed requests (400, no traceback), oversized bodies (413 before they
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import select
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from slack_sdk.signature import Clock
 
 from bot.http_app import EVENTS_PATH, MAX_BODY_BYTES, build_asgi
+from tests.bot.http_support import (
+    FORM,
+    Server,
+    post,
+    raw_exchange,
+    request_head,
+    serving,
+    sign,
+)
 from tests.bot.slack_world import (
     ADMIN,
     SECRET,
@@ -52,7 +55,6 @@ DOC_BODY = (
     "803a0bc887a14d10d2c447fce8b6703c"
 )
 DOC_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
-FORM = "application/x-www-form-urlencoded"
 
 
 class PinnedClock(Clock):
@@ -79,52 +81,6 @@ class BodyMeter:
         await self.asgi(scope, metered, send)
 
 
-class Server:
-    def __init__(self, asgi: Any) -> None:
-        # log_config=None: uvicorn's loggers propagate to pytest's, so that tests see any
-        # "Exception in ASGI application".
-        config = uvicorn.Config(
-            asgi, host="127.0.0.1", port=0, log_config=None, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
-
-
-def sign(body: bytes, content_type: str = FORM, timestamp: str | None = None) -> dict[str, str]:
-    """Slack's signature over the raw bytes (computed by hand, so that a body that is not
-    UTF-8 can be signed too)."""
-    stamp = str(int(time.time())) if timestamp is None else timestamp
-    base = b"v0:" + stamp.encode() + b":" + body
-    digest = hmac.new(SECRET.encode(), base, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": content_type,
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": f"v0={digest}",
-    }
-
-
 def answer(result: tuple[int, bytes]) -> tuple[int, Any]:
     """Status and JSON body of a ``post``."""
     return result[0], json.loads(result[1])
@@ -136,11 +92,8 @@ def refusal(status: int, reason: str) -> tuple[int, Any]:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[World, str]]:
-    with FakeSlack() as fake:
-        world = make_world(tmp_path, fake)
-        with Server(build_asgi(world.app, SECRET)) as base:
-            yield world, base
-        world.service.engine.dispose()
+    with serving(tmp_path) as served:
+        yield served
 
 
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
@@ -328,39 +281,6 @@ def test_an_event_still_reaches_its_listener(running):
 # -- oversized bodies ---------------------------------------------------------------------------
 
 
-def raw_exchange(base: str, head: bytes, chunks: Iterable[bytes]) -> tuple[bytes, int]:
-    """Send ``head`` then ``chunks`` over a plain socket until the server answers; return the
-    whole answer (read until the server closes) and the number of body bytes sent."""
-    address = urlsplit(base)
-    sent = 0
-    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
-        sock.sendall(head)
-        for chunk in chunks:
-            if select.select([sock], [], [], 0)[0]:
-                break  # the answer is there: stop sending
-            try:
-                sock.sendall(chunk)
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            sent += len(chunk)
-        answer = b""
-        while True:
-            try:
-                part = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not part:
-                return answer, sent
-            answer += part
-    return answer, sent
-
-
-def _head(headers: dict[str, str]) -> bytes:
-    lines = [f"POST {EVENTS_PATH} HTTP/1.1", "Host: 127.0.0.1"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 TOO_LARGE = {"error": f"body larger than {MAX_BODY_BYTES} bytes"}
 
 
@@ -368,7 +288,9 @@ def declared(base: str, length: int) -> bytes:
     """A request that declares ``length`` bytes and, like curl with a large body, waits for the
     server's ``100 Continue`` before sending them: the answer shows whether the app asked for
     the body at all."""
-    head = _head({"Content-Type": FORM, "Content-Length": str(length), "Expect": "100-continue"})
+    head = request_head(
+        {"Content-Type": FORM, "Content-Length": str(length), "Expect": "100-continue"}
+    )
     return raw_exchange(base, head, ())[0]
 
 
@@ -396,7 +318,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(tmp_path, caplog):
         world = make_world(tmp_path, fake)
         meter = BodyMeter(build_asgi(world.app, SECRET))
         with Server(meter) as base:
-            head = _head({"Content-Type": FORM, "Transfer-Encoding": "chunked"})
+            head = request_head({"Content-Type": FORM, "Transfer-Encoding": "chunked"})
             framed = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"
             # 200 MB offered; the client stops sending once the answer arrives.
             raw, sent = raw_exchange(base, head, (framed for _ in range(3200)))
