@@ -8,8 +8,10 @@ and region alerts (and teams without a channel) to the leadership channel. Outsi
 and inside quiet hours nothing is sent: the next run after the hold catches up, since the log
 was not written.
 
-Acknowledge and Snooze (the buttons on alert messages) are here too: they record who and until
-when, and give back the re-rendered message.
+Messages are surface-neutral views (``AlertGroup``, ``AlertsResolved``) handed to a
+``Dispatcher``: each destination's surface renders them. Acknowledge and Snooze (the actions
+on alert messages) are recorded here too: who and until when, giving back the message's view
+to draw again; ``bot.core`` decides whether the one who acts may.
 """
 
 from __future__ import annotations
@@ -29,15 +31,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.access import channel_audience
-from bot.chat_rendering import (
-    alert_group_text,
-    alert_group_view,
-    alert_snapshot,
-    render_alert_group,
-    resolution_line,
-)
+from bot.chat_rendering import alert_snapshot
 from bot.delivery.errors import DeliveryError
-from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.delivery.notifier import SLACK, Delivered, parse_destination
+from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import Settings
@@ -50,7 +47,14 @@ from bot.store.chat_models import (
     to_db,
 )
 from bot.store.database import session_factory, transaction
-from conversation.authorization import Action, RepFigures, authorize, visible_evaluation
+from conversation.authorization import (
+    Action,
+    RepFigures,
+    alert_actions,
+    authorize,
+    visible_evaluation,
+)
+from conversation.views import AlertGroup, AlertNote, AlertsResolved
 from metrics import alerts as pipeline
 from metrics.alerts import AlertKey, AlertState, Damping, Hours, LogEntry, NotifyReason, Planned
 from metrics.evaluation import Evaluation, Status
@@ -125,8 +129,9 @@ class Router:
 
 
 def _is_user(route: str) -> bool:
-    """Whether a route is a user id (a direct message) rather than a channel id."""
-    return route[:1] in ("U", "W")
+    """Whether a route is a Slack user id (a direct message) rather than a channel."""
+    surface, address = parse_destination(route)
+    return surface == SLACK and address[:1] in ("U", "W")
 
 
 class ManagerRouter:
@@ -263,7 +268,7 @@ def _message_key(route: str, planned: list[Planned], log: dict[tuple[str, str], 
 
 def run_alerts(
     service: KpiService,
-    notifier: Notifier,
+    dispatcher: Dispatcher,
     now: datetime,
     *,
     stale_since: datetime | None = None,
@@ -320,9 +325,9 @@ def run_alerts(
         resolved = [p for p in items if p.reason is NotifyReason.RESOLVED]
         try:
             if firing:
-                run.sent.append(_notify(notifier, sessions, route, firing, log, fmt, now))
+                run.sent.append(_notify(dispatcher, sessions, route, firing, log, fmt, now))
             if resolved:
-                run.resolved.extend(_resolve(notifier, sessions, route, resolved, fmt, now))
+                run.resolved.extend(_resolve(dispatcher, sessions, route, resolved, fmt, now))
         except (DeliveryError, SlackClientError, OSError) as error:
             # One channel's failure (archived, bot removed, network) must not stop the others;
             # nothing was logged for it, so the next run tries again.
@@ -331,8 +336,16 @@ def run_alerts(
     return run
 
 
+def _group(
+    key: str, snapshots: list[dict[str, Any]], notes: tuple[AlertNote, ...] = ()
+) -> AlertGroup:
+    """The message's view: its alerts, who took it in hand, the actions still offered."""
+    firing = any(a["resolved_at"] is None for a in snapshots)
+    return AlertGroup(key, tuple(snapshots), notes, alert_actions(firing), tuple(SNOOZE_FOR))
+
+
 def _notify(
-    notifier: Notifier,
+    dispatcher: Dispatcher,
     sessions: sessionmaker[Session],
     route: str,
     firing: list[Planned],
@@ -342,14 +355,8 @@ def _notify(
 ) -> Delivered:
     key = _message_key(route, firing, log)
     snapshots = [alert_snapshot(p.evaluation, fmt, str(p.key), p.previous) for p in firing]
-    message = Message(
-        channel=route,
-        text=alert_group_text(snapshots, fmt),
-        idempotency_key=key,
-        blocks=render_alert_group(alert_group_view(key, snapshots, fmt), fmt),
-        metadata={"kind": "alerts"},
-    )
-    delivered = notifier.send(message)
+    group = _group(key, snapshots)
+    delivered = dispatcher.send(Notification(route, group, key, {"kind": "alerts"}))
     with transaction(sessions) as session:
         record = AlertMessage(
             idempotency_key=key,
@@ -395,7 +402,7 @@ def _upsert_log(
 
 
 def _resolve(
-    notifier: Notifier,
+    dispatcher: Dispatcher,
     sessions: sessionmaker[Session],
     route: str,
     resolved: list[Planned],
@@ -434,28 +441,17 @@ def _resolve(
             else a
             for a in record.alerts
         ]
-        titles = [resolution_line(current[key], fmt) for key in alert_keys]
         original = Delivered(record.channel, record.ts)
-        edited = Message(
-            channel=record.channel,
-            text=alert_group_text(snapshots, fmt),
-            idempotency_key=record.idempotency_key,
-            blocks=render_alert_group(
-                alert_group_view(record.idempotency_key, snapshots, fmt, _notes(record, fmt)),
-                fmt,
-            ),
-            metadata={"kind": "alerts"},
+        key = record.idempotency_key
+        edited = _group(key, snapshots, _notes(record))
+        dispatcher.update(original, Notification(record.channel, edited, key, {"kind": "alerts"}))
+        reply = Notification(
+            record.channel,
+            AlertsResolved(tuple(current[a] for a in alert_keys)),
+            f"{key}:resolved:{','.join(sorted(alert_keys))}",
+            {"kind": "alerts.resolved"},
         )
-        notifier.update(original, edited)
-        reply_text = fmt.t("resolved.reply", what="\n".join(titles))
-        reply = Message(
-            channel=record.channel,
-            text=reply_text,
-            idempotency_key=f"{record.idempotency_key}:resolved:{','.join(sorted(alert_keys))}",
-            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": reply_text}}],
-            metadata={"kind": "alerts.resolved"},
-        )
-        out.append(notifier.reply(original, reply))
+        out.append(dispatcher.reply(original, reply))
         with transaction(sessions) as session:
             stored = session.get(AlertMessage, record.id)
             assert stored is not None
@@ -465,14 +461,13 @@ def _resolve(
     return out
 
 
-def _notes(record: AlertMessage, fmt: Formatter) -> tuple[str, ...]:
+def _notes(record: AlertMessage) -> tuple[AlertNote, ...]:
     notes = []
     if record.acked_by and record.acked_at:
-        at = fmt.datetime(from_db(record.acked_at))
-        notes.append(fmt.t("acked", user=f"<@{record.acked_by}>", time=at))
+        notes.append(AlertNote(Action.ACKNOWLEDGE, record.acked_by, from_db(record.acked_at)))
     if record.snoozed_by and record.snoozed_until:
-        until = fmt.datetime(from_db(record.snoozed_until))
-        notes.append(fmt.t("snoozed", user=f"<@{record.snoozed_by}>", time=until))
+        until = from_db(record.snoozed_until)
+        notes.append(AlertNote(Action.SNOOZE, record.snoozed_by, until))
     return tuple(notes)
 
 
@@ -481,22 +476,17 @@ def _notes(record: AlertMessage, fmt: Formatter) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class AlertMessageUpdate:
-    """The re-rendered message after a button, to put in place of the original."""
+    """An alert message after an action, to draw in place of the original (``channel``: its
+    destination, ``ts``: the surface's message id)."""
 
     channel: str
     ts: str
-    text: str
-    blocks: list[dict[str, Any]]
+    group: AlertGroup
 
 
-def _rendered(record: AlertMessage, fmt: Formatter) -> AlertMessageUpdate:
-    view = alert_group_view(record.idempotency_key, record.alerts, fmt, _notes(record, fmt))
-    return AlertMessageUpdate(
-        record.channel,
-        record.ts,
-        alert_group_text(record.alerts, fmt),
-        render_alert_group(view, fmt),
-    )
+def _updated(record: AlertMessage) -> AlertMessageUpdate:
+    group = _group(record.idempotency_key, record.alerts, _notes(record))
+    return AlertMessageUpdate(record.channel, record.ts, group)
 
 
 def _find(session: Session, key: str) -> AlertMessage | None:
@@ -524,7 +514,7 @@ def posted_alerts(sessions: sessionmaker[Session], key: str) -> PostedAlerts | N
 
 
 def acknowledge(
-    sessions: sessionmaker[Session], key: str, user_id: str, now: datetime, fmt: Formatter
+    sessions: sessionmaker[Session], key: str, user_id: str, now: datetime
 ) -> AlertMessageUpdate | None:
     """Record that ``user_id`` took the alerts of message ``key`` in hand: no more reminders
     for them (an escalation still goes out). None if the message is unknown."""
@@ -533,19 +523,14 @@ def acknowledge(
         if record is None:
             return None
         record.acked_by, record.acked_at = user_id, to_db(now)
-        return _rendered(record, fmt)
+        return _updated(record)
 
 
 def snooze(
-    sessions: sessionmaker[Session],
-    value: str,
-    user_id: str,
-    now: datetime,
-    fmt: Formatter,
+    sessions: sessionmaker[Session], key: str, duration: str, user_id: str, now: datetime
 ) -> AlertMessageUpdate | None:
-    """``value`` is ``<message key>|<1d|3d|1w>``: silence every still-firing alert of the
-    message for that long."""
-    key, _, duration = value.rpartition("|")
+    """Silence every still-firing alert of message ``key`` for ``duration`` (a key of
+    ``SNOOZE_FOR``). None if the message or the duration is unknown."""
     if duration not in SNOOZE_FOR:
         return None
     until = now + SNOOZE_FOR[duration]
@@ -557,7 +542,7 @@ def snooze(
             if alert["resolved_at"] is None:
                 add_silence(session, AlertKey.parse(alert["key"]), until, user_id, now)
         record.snoozed_by, record.snoozed_until = user_id, to_db(until)
-        return _rendered(record, fmt)
+        return _updated(record)
 
 
 def add_silence(

@@ -115,13 +115,19 @@ class ConversationCore:
         digest = self.service.digest(now, scope=scope, title="")
         return self._reply(user_id, Home(Overview(visible_digest(digest, decision), "")))
 
-    def refused_on_alerts(
-        self, user_id: str, key: str, action: Action, now: datetime, channel: str, ts: str
-    ) -> Reply | None:
-        """The refusal for acknowledging or snoozing alert message ``key`` from a button on the
-        message (``channel``, ``ts``); None if allowed. A button acts only on its own message
-        (a value replayed on another is refused), and only for someone who manages every
-        alert still firing in it."""
+    def act_on_alerts(
+        self, user_id: str, action: Action, value: str, now: datetime, channel: str, ts: str
+    ) -> Reply | alerting.AlertMessageUpdate | None:
+        """An action on an alert message, from any surface: ``Action.ACKNOWLEDGE`` (``value``:
+        the message's key) or ``Action.SNOOZE`` (``value``: ``<message key>|<duration>``,
+        a key of ``alerting.SNOOZE_FOR``), taken by ``user_id`` on the message it was offered
+        on (``channel``: its destination, ``ts``: the surface's message id).
+
+        Refused (a ``Reply`` for the user alone) unless the action belongs to that message —
+        a value replayed on another is refused — and ``authorize`` lets the user take it for
+        every alert still firing in it. Otherwise recorded, and the message's new view is
+        returned to draw in place of the old; None when the message or duration is unknown."""
+        key, _, duration = value.rpartition("|") if action is Action.SNOOZE else (value, "", "")
         posted = alerting.posted_alerts(self.sessions, key)
         if posted is None or (posted.channel, posted.ts) != (channel, ts):
             return self._reply(user_id, Refused(Refusal.OTHER_MESSAGE))
@@ -133,7 +139,9 @@ class ConversationCore:
             decision = authorize(viewer, action, scope)
             if not decision.allowed:
                 return self._reply(user_id, Refused(decision.refusal_reason, scope))
-        return None
+        if action is Action.ACKNOWLEDGE:
+            return alerting.acknowledge(self.sessions, key, user_id, now)
+        return alerting.snooze(self.sessions, key, duration, user_id, now)
 
     def _reply(self, user_id: str, view: View) -> Reply:
         # A fresh install (no access section): tell whoever talks to kpibot how to become admin.

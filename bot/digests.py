@@ -1,6 +1,6 @@
-"""A subscription's digest as a ``Message`` (Block Kit, a plain-text fallback, and the
-idempotency key ``digest:<subscription>:<local date>`` in Slack message metadata), and its
-posting through a ``Notifier``."""
+"""A subscription's digest as a ``Notification`` (the ``Digest`` view for the subscription's
+channel, under the idempotency key ``digest:<subscription>:<local date>``), and its posting
+through a ``Dispatcher``; the channel's surface renders it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from bot.access import channel_audience
 from bot.alerting import unstable_alerts
-from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.delivery.notifier import Delivered
+from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
-from bot.rendering import mrkdwn_escape, render_digest_blocks, render_digest_text, visible_digest
+from bot.rendering import visible_digest
 from bot.service import DIGEST_KPIS, KpiService
 from bot.store.chat_models import AlertMessage, to_db
 from bot.store.database import session_factory
@@ -22,18 +23,10 @@ from bot.subscriptions import Subscription
 from conversation.authorization import Action, authorize
 from metrics.alerts import Alert
 
-# Slack shows the fallback in notifications and truncates long ones; the blocks carry the rest.
-FALLBACK_CHARS = 3000
-
 
 def digest_key(subscription: Subscription, now: datetime) -> str:
     local = now.astimezone(ZoneInfo(subscription.timezone)).date()
     return f"digest:{subscription.id}:{local.isoformat()}"
-
-
-def fallback_text(text: str) -> str:
-    escaped = mrkdwn_escape(text)
-    return escaped if len(escaped) <= FALLBACK_CHARS else escaped[: FALLBACK_CHARS - 1] + "…"
 
 
 def posted_today(service: KpiService, channel: str, now: datetime, zone: ZoneInfo) -> set[str]:
@@ -48,9 +41,9 @@ def posted_today(service: KpiService, channel: str, now: datetime, zone: ZoneInf
         return {a["key"] for m in messages for a in m.alerts if a["resolved_at"] is None}
 
 
-def digest_message(
+def digest_notification(
     service: KpiService, subscription: Subscription, now: datetime, fmt: Formatter
-) -> Message:
+) -> Notification:
     digest = service.digest(
         now,
         scope=subscription.scope,
@@ -71,20 +64,19 @@ def digest_message(
         posted=len(digest.alerts) - len(fresh),
         unstable=unstable_alerts(session_factory(service.engine), damping, now),
     )
-    return Message(
-        channel=subscription.channel,
-        text=fallback_text(render_digest_text(digest, fmt)),
-        idempotency_key=digest_key(subscription, now),
-        blocks=render_digest_blocks(digest, fmt),
-        metadata={"kind": "digest", "subscription": subscription.id},
+    return Notification(
+        subscription.channel,
+        digest,
+        digest_key(subscription, now),
+        {"kind": "digest", "subscription": subscription.id},
     )
 
 
 def post_digest(
     service: KpiService,
-    notifier: Notifier,
+    dispatcher: Dispatcher,
     subscription: Subscription,
     now: datetime,
     fmt: Formatter,
 ) -> Delivered:
-    return notifier.send(digest_message(service, subscription, now, fmt))
+    return dispatcher.send(digest_notification(service, subscription, now, fmt))

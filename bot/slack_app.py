@@ -19,8 +19,8 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 import handlers
-from bot import alerting
 from bot.access import rep_teams, reps_by_email, viewer_for
+from bot.chat_rendering import alert_group_text, render_alert_group
 from bot.core import ConversationCore, Identify
 from bot.delivery.slack_client import slack_client
 from bot.formatting import Formatter
@@ -30,6 +30,7 @@ from bot.slack_render import SlackRenderer
 from bot.slack_users import SlackUsers
 from bot.store.database import session_factory
 from conversation.authorization import Action, Viewer
+from conversation.views import Reply
 from handlers.ports import MessageRef, MessageUpdate, SlackMessage
 
 if TYPE_CHECKING:
@@ -73,52 +74,35 @@ def slack_identify(service: KpiService, users: SlackUsers) -> Identify:
 
 
 class SlackAlertButtons:
-    """Acknowledge and Snooze: decided by the core (the clicker manages every alert still
-    firing, on the message the button belongs to), recorded and re-rendered by
-    ``bot.alerting``."""
+    """Acknowledge and Snooze as Slack buttons: the core decides and records
+    (``ConversationCore.act_on_alerts``, shared with every surface); this draws the outcome."""
 
     def __init__(self, core: ConversationCore, render: SlackRenderer, fmt: Formatter) -> None:
         self.core = core
         self.render = render
         self.fmt = fmt
 
-    def _outcome(self, update: alerting.AlertMessageUpdate | None) -> MessageUpdate | None:
-        if update is None:
-            return None
-        return MessageUpdate(update.channel, update.ts, update.text, update.blocks)
-
-    def _on_alerts(
-        self,
-        user_id: str,
-        key: str,
-        action: Action,
-        now: datetime,
-        where: MessageRef,
-        act: Callable[[], alerting.AlertMessageUpdate | None],
+    def _act(
+        self, user_id: str, action: Action, value: str, now: datetime, where: MessageRef
     ) -> MessageUpdate | SlackMessage | None:
-        """A button on an alert message: refused unless the rule allows it on this message."""
-        refused = self.core.refused_on_alerts(user_id, key, action, now, where.channel, where.ts)
-        if refused is not None:
-            return self.render.render(refused)
-        return self._outcome(act())
+        outcome = self.core.act_on_alerts(user_id, action, value, now, where.channel, where.ts)
+        if isinstance(outcome, Reply):
+            return self.render.render(outcome)
+        if outcome is None:
+            return None
+        text = alert_group_text(outcome.group, self.fmt)
+        blocks = render_alert_group(outcome.group, self.fmt)
+        return MessageUpdate(outcome.channel, outcome.ts, text, blocks)
 
     def acknowledge(
         self, user_id: str, key: str, now: datetime, where: MessageRef
     ) -> MessageUpdate | SlackMessage | None:
-        sessions = self.core.sessions
-        return self._on_alerts(
-            user_id, key, Action.ACKNOWLEDGE, now, where,
-            lambda: alerting.acknowledge(sessions, key, user_id, now, self.fmt),
-        )  # fmt: skip
+        return self._act(user_id, Action.ACKNOWLEDGE, key, now, where)
 
     def snooze(
         self, user_id: str, value: str, now: datetime, where: MessageRef
     ) -> MessageUpdate | SlackMessage | None:
-        sessions = self.core.sessions
-        return self._on_alerts(
-            user_id, value.rpartition("|")[0], Action.SNOOZE, now, where,
-            lambda: alerting.snooze(sessions, value, user_id, now, self.fmt),
-        )  # fmt: skip
+        return self._act(user_id, Action.SNOOZE, value, now, where)
 
 
 def scheduler_sync(settings: Settings, service: KpiService) -> Callable[[datetime], str]:

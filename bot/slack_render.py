@@ -1,13 +1,21 @@
 """The conversation core's views (``conversation.views``) rendered for Slack: answers, overviews
 and alert lists through the Block Kit templates of ``bot.rendering``, the short messages
-(help, refusals, confirmations, lists) worded by ``bot.wording`` as validated mrkdwn sections.
-CRM text is escaped."""
+(help, refusals, confirmations, lists) worded by ``bot.wording`` as validated mrkdwn sections;
+and what the scheduled jobs send (``SlackNotificationRenderer``, the Slack surface's renderer
+in ``bot.delivery.surfaces``). CRM text is escaped."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.chat_rendering import Blocks, text_blocks
+from bot.chat_rendering import (
+    Blocks,
+    alert_group_text,
+    render_alert_group,
+    resolved_reply,
+    text_blocks,
+)
+from bot.delivery.surfaces import Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     MAX_BLOCKS,
@@ -23,10 +31,15 @@ from bot.rendering import (
 )
 from bot.wording import Wording, titled
 from conversation.views import (
+    AlertGroup,
     AlertList,
+    AlertsResolved,
     AnswerView,
     ChangesView,
+    Digest,
     Home,
+    Notice,
+    Outbound,
     Overview,
     Reply,
     View,
@@ -34,6 +47,13 @@ from conversation.views import (
 from handlers.ports import SlackMessage
 
 SHARE = "kpi.share"
+# Slack shows the fallback in notifications and truncates long ones; the blocks carry the rest.
+FALLBACK_CHARS = 3000
+
+
+def fallback_text(text: str) -> str:
+    escaped = mrkdwn_escape(text)
+    return escaped if len(escaped) <= FALLBACK_CHARS else escaped[: FALLBACK_CHARS - 1] + "…"
 
 
 class SlackRenderer:
@@ -106,3 +126,27 @@ class SlackRenderer:
     def apology(self) -> SlackMessage:
         text = self.fmt.t("oops")
         return SlackMessage(text, text_blocks(text, self.fmt), refused=True)
+
+
+class SlackNotificationRenderer:
+    """Alert messages, their resolutions, digests and admin notices as Slack messages: Block
+    Kit blocks and a mrkdwn fallback."""
+
+    def __init__(self, fmt: Formatter) -> None:
+        self.fmt = fmt
+        self.words = Wording(fmt)
+
+    def render(self, view: Outbound) -> Rendered:
+        match view:
+            case AlertGroup():
+                return Rendered(
+                    alert_group_text(view, self.fmt), render_alert_group(view, self.fmt)
+                )
+            case AlertsResolved():
+                text = resolved_reply(view, self.fmt)
+                return Rendered(text, text_blocks(text, self.fmt))
+            case Digest():
+                text = fallback_text(render_digest_text(view, self.fmt))
+                return Rendered(text, render_digest_blocks(view, self.fmt))
+            case Notice():
+                return Rendered(self.words.notice(view))

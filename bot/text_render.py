@@ -1,9 +1,12 @@
 """The conversation core's views rendered for the terminal (``kpibot ask``): answers, overviews
 and alert lists through the text templates of ``bot.rendering``, the short messages worded by
-``bot.wording`` as plain text."""
+``bot.wording`` as plain text; and what the scheduled jobs send, for the console surface
+(``TextNotificationRenderer``)."""
 
 from __future__ import annotations
 
+from bot.chat_rendering import alert_group_text, resolved_reply
+from bot.delivery.surfaces import Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     render_alerts_text,
@@ -12,7 +15,20 @@ from bot.rendering import (
     render_digest_text,
 )
 from bot.wording import Wording, titled
-from conversation.views import AlertList, AnswerView, ChangesView, Home, Overview, Reply, View
+from conversation.views import (
+    AlertGroup,
+    AlertList,
+    AlertsResolved,
+    AnswerView,
+    ChangesView,
+    Digest,
+    Home,
+    Notice,
+    Outbound,
+    Overview,
+    Reply,
+    View,
+)
 
 
 def render_text(reply: Reply, fmt: Formatter) -> str:
@@ -34,3 +50,21 @@ def _text(view: View, fmt: Formatter) -> str:
     words = Wording(fmt, markup=False).short(view)
     assert words is not None
     return words
+
+
+class TextNotificationRenderer:
+    """Alert messages, their resolutions, digests and admin notices as plain text."""
+
+    def __init__(self, fmt: Formatter) -> None:
+        self.fmt = fmt
+
+    def render(self, view: Outbound) -> Rendered:
+        match view:
+            case AlertGroup():
+                return Rendered(alert_group_text(view, self.fmt, markup=False))
+            case AlertsResolved():
+                return Rendered(resolved_reply(view, self.fmt, markup=False))
+            case Digest():
+                return Rendered(render_digest_text(view, self.fmt))
+            case Notice():
+                return Rendered(Wording(self.fmt, markup=False).notice(view))

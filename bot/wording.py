@@ -60,6 +60,18 @@ HELP_EXAMPLES_FR = (
     "`/kpi sync` (admins)",
 )
 LIST_SHOWN = 40
+# Delivery errors with their own advice in the catalogs ("advice.<error>"); others get the
+# general one.
+ADVISED = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "token_revoked",
+        "account_inactive",
+    }
+)
 
 
 class Wording:
@@ -79,7 +91,10 @@ class Wording:
         return f"<@{user_id}>" if self.markup else user_id
 
     def channel(self, channel_id: str) -> str:
-        return f"<#{channel_id}>" if self.markup else channel_id
+        """A Slack channel id as a link; any other destination (``teams:sales``) as it is."""
+        if self.markup and ":" not in channel_id:
+            return f"<#{channel_id}>"
+        return self.escape(channel_id)
 
     def param(self, value: Param) -> str:
         match value:
@@ -165,6 +180,16 @@ class Wording:
                     time=p["time"],
                     zone=p["zone"],
                     days=names,
+                )
+            case "notice.delivery_failure":
+                error = str(p["error"])
+                advice = f"advice.{error}" if error in ADVISED else "advice.other"
+                return self.fmt.t(
+                    view.code,
+                    channel=self.channel(str(p["channel"])),
+                    error=self.escape(error),
+                    advice=self.fmt.t(advice),
+                    message=self.escape(str(p["message"])),
                 )
             case "unsubscribed":
                 return self.fmt.t("unsubscribed", n=p["n"], channel=self.channel(str(p["channel"])))

@@ -227,6 +227,13 @@ def authorize(
     return Decision(True, None, lambda s: sees(viewer, s))
 
 
+def alert_actions(firing: bool) -> tuple[Action, ...]:
+    """What a reader may do on an alert message: acknowledge or snooze it while any of its
+    alerts still fires. Whether the one who acts may is decided when they act: ``authorize``
+    with that action for the scope of every alert still firing in it."""
+    return (Action.ACKNOWLEDGE, Action.SNOOZE) if firing else ()
+
+
 # --- the parts of an answer that survive ---------------------------------------------------------
 
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from conversation.authorization import Refusal
+from conversation.authorization import Action, Refusal
 from metrics.alerts import Silence
 from metrics.answers import Answer
 from metrics.evaluation import Evaluation
@@ -159,6 +160,44 @@ View = (
 
 # Views that show data and so may be shared in a channel (computed again for the sharer).
 SHAREABLE = (AnswerView, ChangesView, Overview, AlertList, TargetList)
+
+
+@dataclass(frozen=True)
+class AlertNote:
+    """Someone took an alert message in hand: acknowledged it (``at``: when) or snoozed it
+    (``at``: until when)."""
+
+    action: Action  # ACKNOWLEDGE or SNOOZE
+    user: str  # a chat user id
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """One alert message: every new or changed alert of one run for one destination.
+
+    ``alerts`` are the snapshots stored with the message (``bot.chat_rendering.alert_snapshot``:
+    the alert's key, status, figures already formatted in the organisation's words with CRM
+    text raw, and ``resolved_at`` once resolved), so that the message can be drawn again
+    unchanged when it is acknowledged, snoozed or resolved. ``actions`` are what a reader may
+    do on it (``conversation.authorization.alert_actions``); whoever acts is authorized then."""
+
+    key: str  # the message's idempotency key: what its actions act on
+    alerts: tuple[Mapping[str, Any], ...]
+    notes: tuple[AlertNote, ...] = ()
+    actions: tuple[Action, ...] = ()
+    snooze_for: tuple[str, ...] = ()  # the durations offered by the snooze action ("1d"…)
+
+
+@dataclass(frozen=True)
+class AlertsResolved:
+    """The reply under an alert message whose alerts resolved: today's figures of each."""
+
+    evaluations: tuple[Evaluation, ...]
+
+
+# What the scheduled jobs send (``bot.delivery.surfaces.Notification``): each surface renders it.
+Outbound = AlertGroup | AlertsResolved | Digest | Notice
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The console ``Notifier``: prints the plain-text version of each message, for ``kpibot demo``
-and for trying schedules without a Slack workspace."""
+"""The console ``Notifier``: prints the plain-text version of each message (``console:``
+destinations, and every destination when no Slack token is set), for ``kpibot demo`` and for
+trying schedules without a Slack workspace."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ class ConsoleNotifier:
         self._ts = itertools.count(1)
 
     def _print(self, heading: str, message: Message) -> Delivered:
-        delivered = Delivered(message.channel, f"console.{next(self._ts)}")
-        print(f"── {heading} {message.channel} ({message.idempotency_key})", file=self.out)
+        delivered = Delivered(message.destination, f"console.{next(self._ts)}")
+        print(f"── {heading} {message.destination} ({message.idempotency_key})", file=self.out)
         print(message.text, file=self.out)
         return delivered
 

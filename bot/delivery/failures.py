@@ -10,26 +10,14 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from bot.delivery.notifier import Message
-from bot.formatting import Formatter
+from bot.delivery.surfaces import Notification
 from bot.store.delivery_models import DeliveryFailure
 from bot.store.insert_once import insert_once
+from conversation.views import Notice
 
 # Admin notices are never themselves reported when they fail (the admin channel may be the
 # broken one): their keys start with this prefix.
 ADMIN_PREFIX = "admin:"
-
-# Slack errors with their own advice in the catalogs ("advice.<error>"); others get the general one.
-ADVISED = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "invalid_auth",
-        "token_revoked",
-        "account_inactive",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -122,16 +110,12 @@ class FailureLog:
         ]
 
 
-def failure_notice(failure: OpenFailure, admin_channel: str, fmt: Formatter) -> Message:
-    """The one admin message of a failure episode (its key makes it once, across processes),
-    in the organisation's language."""
-    advice = fmt.t(f"advice.{failure.error}" if failure.error in ADVISED else "advice.other")
-    text = fmt.t(
+def failure_notice(failure: OpenFailure, admin_channel: str) -> Notification:
+    """The one admin message of a failure episode (its key makes it once, across processes);
+    the surface words it in the organisation's language, with advice for the error."""
+    notice = Notice(
         "notice.delivery_failure",
-        channel=f"<#{failure.channel}>",
-        error=failure.error,
-        advice=advice,
-        message=failure.first_key,
+        {"channel": failure.channel, "error": failure.error, "message": failure.first_key},
     )
     key = f"{ADMIN_PREFIX}delivery-failure:{failure.channel}:{failure.error}:{failure.episode}"
-    return Message(channel=admin_channel, text=text, idempotency_key=key)
+    return Notification(admin_channel, notice, key, {"kind": "delivery_failure"})

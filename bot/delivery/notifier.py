@@ -1,25 +1,50 @@
-"""One interface for every chat surface: the core hands over a ``Message`` and never knows
-whether Slack, Teams or the terminal receives it."""
+"""The surface end of delivery: a ``Message`` already rendered for one chat surface, and the
+``Notifier`` that posts it there (Slack, the console; Teams next). Producers never build a
+``Message``: they hand a view to ``bot.delivery.surfaces.Dispatcher``, which renders it for the
+destination's surface."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+SLACK = "slack"
+
 
 @dataclass(frozen=True)
 class Message:
-    channel: str  # a channel id, or a user id for a direct message
+    """A message rendered for ``surface``: what the outbox stores and a notifier sends."""
+
+    channel: str  # the address on the surface: a Slack channel or user id, a Teams name…
     text: str  # plain-text fallback (notifications, screen readers, the console)
     idempotency_key: str  # e.g. digest:<subscription>:<date>, alert:<identity>:<status>
-    blocks: list[dict[str, Any]] | None = None  # Slack Block Kit
-    card: dict[str, Any] | None = None  # Teams Adaptive Card
+    surface: str = SLACK
+    body: Any = None  # the surface's JSON payload (Slack blocks, a Teams card); None: text only
     metadata: dict[str, Any] = field(default_factory=dict)  # extra metadata payload
+
+    @property
+    def destination(self) -> str:
+        """Where it goes, as routes name it: a bare id on Slack, ``<surface>:<address>`` else."""
+        return destination_of(self.surface, self.channel)
+
+
+def destination_of(surface: str, address: str) -> str:
+    return address if surface == SLACK else f"{surface}:{address}"
+
+
+def parse_destination(destination: str) -> tuple[str, str]:
+    """``slack:C1``, ``teams:sales``, ``webhook:leadership`` → (surface, address); a bare id
+    (``C1``, ``U1``) is Slack's, as routes were written before there was another surface."""
+    surface, colon, address = destination.partition(":")
+    if not colon:
+        return SLACK, destination
+    return surface, address
 
 
 @dataclass(frozen=True)
 class Delivered:
-    """Where a message landed: enough to edit it or reply in its thread later."""
+    """Where a message landed: enough to edit it or reply in its thread later. ``channel`` is
+    a destination (``teams:sales``; a bare id on Slack), so an edit finds its surface."""
 
     channel: str
     ts: str

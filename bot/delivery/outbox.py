@@ -2,11 +2,13 @@
 it is sent and marked ``sent`` with Slack's ts after, so that nothing is lost and nothing is
 sent twice, through retries, crashes and several processes.
 
-``OutboxNotifier`` wraps any ``Notifier`` and is one itself, so the digest and alert code does
-not know it is there. When a message is found ``pending`` with nobody working on it (a crash
-between send and mark, or an ambiguous failure such as a dropped connection), the notifier asks
-the chat surface whether the message already landed (``find``, by the key carried in the Slack
-message metadata; a thread reply is looked for in its thread) before sending it again.
+``OutboxNotifier`` wraps the registered surfaces (``bot.delivery.surfaces``) and is a
+``Notifier`` itself, so the digest and alert code does not know it is there. It stores each
+message as rendered (surface, address, text and payload) so that whoever sends it later sends
+exactly that. When a message is found ``pending`` with nobody working on it (a crash between
+send and mark, or an ambiguous failure such as a dropped connection), the notifier asks the
+message's surface whether it already landed (``find``, by the key carried in the Slack message
+metadata; a thread reply is looked for in its thread) before sending it again.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from bot.delivery.errors import (
     TransientDeliveryError,
 )
 from bot.delivery.failures import ADMIN_PREFIX, FailureLog, failure_notice
-from bot.delivery.notifier import Delivered, Message, Notifier
+from bot.delivery.notifier import Delivered, Message, parse_destination
 from bot.delivery.retry import CALL_ERRORS, Backoff, CallFailure, FailureKind, classify
-from bot.formatting import Formatter
+from bot.delivery.surfaces import Surfaces
 from bot.settings import DeliveryPolicy
 from bot.store.delivery_models import FAILED, PENDING, SENT, OutboxEntry
 from bot.store.insert_once import insert_once
@@ -43,7 +45,8 @@ REPLY = "reply"
 
 @runtime_checkable
 class MessageFinder(Protocol):
-    """A chat surface that can look a message up by its idempotency key (Slack: metadata)."""
+    """A surface's notifier that can look a message up by its idempotency key (Slack:
+    metadata). ``channel`` is the address on that surface."""
 
     def find(
         self,
@@ -100,22 +103,20 @@ class Backlog:
 
 
 def _payload(message: Message) -> dict[str, Any]:
-    return {
-        "text": message.text,
-        "blocks": message.blocks,
-        "card": message.card,
-        "metadata": message.metadata,
-    }
+    return {"text": message.text, "body": message.body, "metadata": message.metadata}
 
 
 def message_of(entry: OutboxEntry) -> Message:
+    """The message as it was reserved; ``entry.channel`` is its destination."""
     payload = entry.payload
+    surface, address = parse_destination(entry.channel)
     return Message(
-        channel=entry.channel,
+        channel=address,
         text=str(payload.get("text", "")),
         idempotency_key=entry.key,
-        blocks=payload.get("blocks"),
-        card=payload.get("card"),
+        surface=surface,
+        # Entries reserved before surfaces existed carry Slack blocks under "blocks".
+        body=payload["body"] if "body" in payload else payload.get("blocks"),
         metadata=dict(payload.get("metadata") or {}),
     )
 
@@ -135,7 +136,7 @@ class Outbox:
     def reserve(self, kind: str, message: Message, thread_ts: str | None = None) -> Reserved:
         now = self.clock()
         entry = {
-            "key": message.idempotency_key, "kind": kind, "channel": message.channel,
+            "key": message.idempotency_key, "kind": kind, "channel": message.destination,
             "thread_ts": thread_ts, "payload": _payload(message), "status": PENDING,
             "attempts": 0, "owner": self.owner, "attempt_started_at": now, "created_at": now,
         }  # fmt: skip
@@ -254,15 +255,15 @@ def _aware(moment: datetime) -> datetime:
 
 @dataclass
 class OutboxNotifier:
-    """A ``Notifier`` that sends through the outbox, with retries, and records failures.
+    """A ``Notifier`` that sends through the outbox to each message's surface, with retries,
+    and records failures.
 
-    ``admin_channel`` receives one notice per permanent-failure episode."""
+    ``admin_channel`` (a destination) receives one notice per permanent-failure episode."""
 
-    inner: Notifier
+    surfaces: Surfaces
     outbox: Outbox
     policy: DeliveryPolicy
     failures: FailureLog
-    fmt: Formatter  # the organisation's words, for the admin notices
     admin_channel: str | None = None
     sleep: Callable[[float], None] = time.sleep
     backoff: Backoff = field(init=False)
@@ -281,14 +282,14 @@ class OutboxNotifier:
         """Edits are idempotent, so they are retried without the outbox's bookkeeping."""
         for attempt in range(self.policy.max_retries + 1):
             try:
-                return self.inner.update(delivered, message)
+                return self.surfaces.update(delivered, message)
             except CALL_ERRORS as error:
                 failure = classify(error)
                 if failure.kind is FailureKind.PERMANENT:
                     self._permanent(message, failure, record_entry=False)
                 if attempt == self.policy.max_retries:
                     raise TransientDeliveryError(
-                        message.idempotency_key, message.channel, failure.code
+                        message.idempotency_key, message.destination, failure.code
                     ) from error
                 self.sleep(self._wait(failure, attempt))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -307,7 +308,7 @@ class OutboxNotifier:
                           entry.created_at)  # fmt: skip
                 given_up += 1
                 continue
-            parent = Delivered(entry.channel, entry.thread_ts) if entry.thread_ts else None
+            parent = Delivered(message.destination, entry.thread_ts) if entry.thread_ts else None
             try:
                 self._deliver(entry.kind, message, parent)
             except PermanentDeliveryError as error:
@@ -330,7 +331,7 @@ class OutboxNotifier:
         while reserved.state is Reservation.BUSY:
             # A peer is sending it right now; wait for its outcome (or for its lease to end).
             if waited > 2 * self.outbox.lease.total_seconds():
-                raise DeliveryInProgress(key, message.channel, "in_progress")
+                raise DeliveryInProgress(key, message.destination, "in_progress")
             step = min(0.2, self.outbox.lease.total_seconds() / 10)
             self.sleep(step)
             waited += step
@@ -339,8 +340,9 @@ class OutboxNotifier:
             assert reserved.delivered is not None
             return reserved.delivered
         if reserved.state is Reservation.FAILED:
-            raise PermanentDeliveryError(key, message.channel, reserved.error or "failed")
+            raise PermanentDeliveryError(key, message.destination, reserved.error or "failed")
 
+        notifier = self.surfaces.notifier(message)
         look_first = reserved.state is Reservation.RECOVER
         oldest = reserved.created_at.timestamp() - 60  # clocks of peers may disagree a little
         failure: CallFailure | None = None
@@ -350,39 +352,40 @@ class OutboxNotifier:
                 self.sleep(self._wait(failure, attempt - 1))
                 self.outbox.attempt(key)
             try:
-                if look_first and isinstance(self.inner, MessageFinder):
+                if look_first and isinstance(notifier, MessageFinder):
                     # A reply is looked for in its thread (where it was posted: the parent's
                     # channel), as thread replies are not in the channel's history.
                     if kind == REPLY:
                         assert parent is not None
-                        found = self.inner.find(parent.channel, key, oldest, parent.ts)
+                        _, where = parse_destination(parent.channel)
+                        found = notifier.find(where, key, oldest, parent.ts)
                     else:
-                        found = self.inner.find(message.channel, key, oldest)
+                        found = notifier.find(message.channel, key, oldest)
                     if found is not None:
                         log.info("%s was already delivered (found in %s)", key, found.channel)
                         return self._sent(message, found)
                 if kind == REPLY:
                     assert parent is not None
-                    delivered = self.inner.reply(parent, message)
+                    delivered = notifier.reply(parent, message)
                 else:
-                    delivered = self.inner.send(message)
+                    delivered = notifier.send(message)
             except CALL_ERRORS as error:
                 failure = classify(error)
                 if failure.kind is FailureKind.PERMANENT:
                     self._permanent(message, failure, record_entry=True)
                 # Only an ambiguous failure can have posted the message.
                 look_first = look_first or failure.kind is FailureKind.AMBIGUOUS
-                log.warning("%s to %s: %s (attempt %d)", key, message.channel, failure.code,
+                log.warning("%s to %s: %s (attempt %d)", key, message.destination, failure.code,
                             attempt + 1)  # fmt: skip
                 continue
             return self._sent(message, delivered)
         assert failure is not None
         self.outbox.release(key, failure.code)
-        raise TransientDeliveryError(key, message.channel, failure.code)
+        raise TransientDeliveryError(key, message.destination, failure.code)
 
     def _sent(self, message: Message, delivered: Delivered) -> Delivered:
         self.outbox.mark_sent(message.idempotency_key, delivered)
-        self.failures.resolve(message.channel)
+        self.failures.resolve(message.destination)
         return delivered
 
     def _wait(self, failure: CallFailure, attempt: int) -> float:
@@ -395,19 +398,19 @@ class OutboxNotifier:
         key = message.idempotency_key
         if record_entry:
             self.outbox.mark_failed(key, failure.code)
-        open_failure = self.failures.record(message.channel, failure.code, key)
-        log.error("cannot deliver %s to %s: %s", key, message.channel, failure.code)
+        open_failure = self.failures.record(message.destination, failure.code, key)
+        log.error("cannot deliver %s to %s: %s", key, message.destination, failure.code)
         if (
             self.admin_channel
             and not key.startswith(ADMIN_PREFIX)
-            and message.channel != self.admin_channel
+            and message.destination != self.admin_channel
             and not open_failure.reported
         ):
-            notice = failure_notice(open_failure, self.admin_channel, self.fmt)
+            notice = failure_notice(open_failure, self.admin_channel)
             try:
-                self.send(notice)
+                self.send(self.surfaces.render(notice))
             except (PermanentDeliveryError, TransientDeliveryError, DeliveryInProgress) as error:
                 log.error("could not tell the admin channel: %s", error)
             else:
                 self.failures.mark_reported(open_failure)
-        raise PermanentDeliveryError(key, message.channel, failure.code)
+        raise PermanentDeliveryError(key, message.destination, failure.code)

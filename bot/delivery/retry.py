@@ -139,12 +139,28 @@ class CallFailure:
         return self.code in DESTINATION_ERRORS
 
 
+class SurfaceCallError(Exception):
+    """A failed call of a surface other than Slack, already sorted by its notifier (a Teams
+    notifier knows what its API's answers mean: 429 with Retry-After, 5xx, 403...)."""
+
+    def __init__(self, failure: CallFailure) -> None:
+        super().__init__(f"{failure.kind.value}: {failure.code}")
+        self.failure = failure
+
+
 # The exceptions a chat API call raises that ``classify`` understands; catch exactly these.
-CALL_ERRORS: tuple[type[BaseException], ...] = (SlackApiError, OSError, HTTPException)
+CALL_ERRORS: tuple[type[BaseException], ...] = (
+    SlackApiError,
+    SurfaceCallError,
+    OSError,
+    HTTPException,
+)
 
 
 def classify(error: BaseException) -> CallFailure:
     """Sort a failed call (one of ``CALL_ERRORS``) into what the outbox should do next."""
+    if isinstance(error, SurfaceCallError):
+        return error.failure
     if isinstance(error, SlackApiError):
         response = error.response
         status = int(getattr(response, "status_code", 200) or 200)

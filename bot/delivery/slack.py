@@ -1,6 +1,7 @@
-"""The Slack ``Notifier``: chat.postMessage, chat.update and thread replies through a
-slack_sdk ``WebClient``. Every message carries its idempotency key in Slack message metadata, so
-that after a crash the outcome can be checked before anything is re-sent.
+"""The Slack surface's ``Notifier``: chat.postMessage, chat.update and thread replies through a
+slack_sdk ``WebClient``; a message's ``body`` is its Block Kit blocks (``bot.slack_render``).
+Every message carries its idempotency key in Slack message metadata, so that after a crash the
+outcome can be checked before anything is re-sent.
 
 Kept minimal on purpose: the outbox wraps around it and owns every retry
 (``bot.delivery.outbox``), so its client has no retry handler of its own (``delivery_client``)."""
@@ -29,8 +30,8 @@ class SlackNotifier:
 
     def _content(self, message: Message) -> dict[str, Any]:
         content: dict[str, Any] = {"text": message.text, "metadata": metadata_for(message)}
-        if message.blocks is not None:
-            content["blocks"] = message.blocks
+        if message.body is not None:
+            content["blocks"] = message.body
         return content
 
     def send(self, message: Message) -> Delivered:

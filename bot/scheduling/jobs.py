@@ -30,16 +30,16 @@ def run_job(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
 
 def _staleness(runtime: Runtime) -> Staleness:
     admin = runtime.settings.config.slack.notices_channel
-    return Staleness(runtime.engine, runtime.notifier, admin)
+    zone = runtime.settings.organisation.timezone
+    return Staleness(runtime.engine, runtime.dispatcher, admin, zone)
 
 
 def sync(runtime: Runtime, fire_time: datetime) -> str:
     run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
     if run.status != SUCCEEDED:
         return f"sync {runtime.sync_name} failed: {run.detail}"
-    fmt = Formatter.for_organisation(runtime.settings.organisation)
     stale_after = runtime.settings.config.scheduling.stale_after
-    resolved = _staleness(runtime).resolve(fire_time, stale_after, fmt)
+    resolved = _staleness(runtime).resolve(fire_time, stale_after)
     note = f"; stale-data notice resolved ({resolved})" if resolved else ""
     return f"sync {runtime.sync_name}: {run.changed} row(s) changed{note}"
 
@@ -53,10 +53,9 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
     stale_after = settings.config.scheduling.stale_after
     since = stale_since(SyncRuns(runtime.engine).last_success(), fire_time, stale_after)
     if since is not None:
-        fmt = Formatter.for_organisation(settings.organisation)
-        _staleness(runtime).notice(since, fire_time, stale_after, fmt)
+        _staleness(runtime).notice(since, fire_time, stale_after)
     run = run_alerts(
-        runtime.service(), runtime.notifier, fire_time, stale_since=since, users=runtime.users
+        runtime.service(), runtime.dispatcher, fire_time, stale_since=since, users=runtime.users
     )
     parts = [f"{len(run.sent)} alert message(s)", f"{len(run.resolved)} resolution(s)"]
     if run.failed:
@@ -71,13 +70,13 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
 
 
 def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
-    from bot.digests import digest_message
+    from bot.digests import digest_notification
 
     subscriptions = {s.id: s for s in runtime.subscriptions()}
     subscription = subscriptions.get(job.subscription_id or "")
     if subscription is None:
         return f"skipped: subscription {job.subscription_id} no longer exists"
     fmt = Formatter.for_organisation(runtime.settings.organisation)
-    message = digest_message(runtime.service(), subscription, fire_time, fmt)
-    delivered = runtime.notifier.send(message)
-    return f"{message.idempotency_key} → {delivered.channel} {delivered.ts}"
+    notification = digest_notification(runtime.service(), subscription, fire_time, fmt)
+    delivered = runtime.dispatcher.send(notification)
+    return f"{notification.idempotency_key} → {delivered.channel} {delivered.ts}"

@@ -1,7 +1,8 @@
 """Everything a scheduled job needs, built once per process: settings, the database, the
-outbox-wrapped notifier, the KPI service (created on first use), the sync source and the two
-clocks — ``wall_clock`` (real time, for leases and heartbeats) as opposed to the fire time a
-job runs for, which is what the job's business logic sees."""
+chat surfaces behind the outbox and the dispatcher that renders for them, the KPI service
+(created on first use), the sync source and the two clocks — ``wall_clock`` (real time, for
+leases and heartbeats) as opposed to the fire time a job runs for, which is what the job's
+business logic sees."""
 
 from __future__ import annotations
 
@@ -17,15 +18,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from bot.delivery.console import ConsoleNotifier
 from bot.delivery.failures import FailureLog
-from bot.delivery.notifier import Notifier
+from bot.delivery.notifier import SLACK, Notifier
 from bot.delivery.outbox import Outbox, OutboxNotifier
+from bot.delivery.surfaces import Dispatcher, Surface, Surfaces
 from bot.formatting import Formatter
 from bot.scheduling.claims import Claims
 from bot.scheduling.plan import PlannedJob, build_plan
 from bot.scheduling.sync import SyncSource, configured_source
 from bot.settings import Settings
+from bot.slack_render import SlackNotificationRenderer
 from bot.store.database import ensure_schema, make_engine
+from bot.text_render import TextNotificationRenderer
 
 if TYPE_CHECKING:
     from bot.alerting import UserLookup
@@ -49,6 +54,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     notifier: OutboxNotifier
+    dispatcher: Dispatcher  # what jobs send through: renders, then the outbox
     claims: Claims
     sync_name: str
     sync_source: SyncSource
@@ -78,18 +84,23 @@ class Runtime:
         return build_plan(self.settings, self.subscriptions())
 
 
-def default_notifier(settings: Settings) -> Notifier:
-    """Slack when a bot token is configured, else the console (schedules can be tried out
-    without a workspace)."""
-    if settings.secrets.slack_bot_token:
+def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Surfaces:
+    """The surfaces this process can deliver to. Slack when a bot token is configured, else
+    Slack destinations are printed (schedules can be tried out without a workspace);
+    ``console:`` destinations are always printed. ``notifier`` replaces Slack's (tests)."""
+    fmt = Formatter.for_organisation(settings.organisation)
+    console = Surface(TextNotificationRenderer(fmt), ConsoleNotifier())
+    if notifier is not None:
+        slack = Surface(SlackNotificationRenderer(fmt), notifier)
+    elif settings.secrets.slack_bot_token:
         from bot.delivery.slack import SlackNotifier
         from bot.delivery.slack_client import delivery_client
 
-        return SlackNotifier(delivery_client(settings))
-    from bot.delivery.console import ConsoleNotifier
-
-    log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
-    return ConsoleNotifier()
+        slack = Surface(SlackNotificationRenderer(fmt), SlackNotifier(delivery_client(settings)))
+    else:
+        log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
+        slack = console
+    return Surfaces({SLACK: slack, "console": console})
 
 
 def build_runtime(
@@ -107,12 +118,12 @@ def build_runtime(
     owner = owner or process_name()
     lease = settings.config.scheduling.claim_lease
     failures = FailureLog(engine, wall_clock)
+    surfaces = default_surfaces(settings, notifier)
     outbox_notifier = OutboxNotifier(
-        inner=notifier or default_notifier(settings),
+        surfaces=surfaces,
         outbox=Outbox(engine, owner, wall_clock, lease),
         policy=settings.config.delivery,
         failures=failures,
-        fmt=Formatter.for_organisation(settings.organisation),
         admin_channel=settings.config.slack.notices_channel,
     )
     if sleep is not None:
@@ -131,6 +142,7 @@ def build_runtime(
         settings=settings,
         engine=engine,
         notifier=outbox_notifier,
+        dispatcher=Dispatcher(surfaces, outbox_notifier),
         claims=Claims(engine, owner, wall_clock, lease),
         sync_name=name,
         sync_source=source,

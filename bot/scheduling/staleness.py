@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from bot.delivery.errors import DeliveryError
 from bot.delivery.failures import ADMIN_PREFIX
-from bot.delivery.notifier import Delivered, Message, Notifier
-from bot.formatting import Formatter
+from bot.delivery.notifier import Delivered
+from bot.delivery.surfaces import Dispatcher, Notification
 from bot.store.delivery_models import SENT, OutboxEntry, StaleNotice
 from bot.store.insert_once import insert_once
+from conversation.views import Notice, Param
 
 log = logging.getLogger(__name__)
 
@@ -36,25 +37,23 @@ def notice_key(since: datetime) -> str:
     return f"{ADMIN_PREFIX}stale:{since.astimezone(UTC).isoformat()}"
 
 
-def _moments(since: datetime, stale_after: timedelta, fmt: Formatter) -> dict[str, str]:
-    """The episode's moments in the organisation's zone and language: the last successful
-    sync (``since``) and when the data became stale (``stale_after`` later)."""
-    return {
-        "last_sync": fmt.datetime(since),
-        "stale_at": fmt.datetime(since + stale_after),
-        "zone": str(fmt.zone),
-    }
+def _moments(since: datetime, stale_after: timedelta, zone: str) -> dict[str, Param]:
+    """The episode's moments, which the surface words in the organisation's zone and language:
+    the last successful sync (``since``) and when the data became stale (``stale_after``
+    later)."""
+    return {"last_sync": since, "stale_at": since + stale_after, "zone": zone}
 
 
 class Staleness:
-    def __init__(self, engine: Engine, notifier: Notifier, admin_channel: str | None) -> None:
-        self.engine = engine
-        self.notifier = notifier
-        self.admin_channel = admin_channel
-
-    def notice(
-        self, since: datetime, now: datetime, stale_after: timedelta, fmt: Formatter
+    def __init__(
+        self, engine: Engine, dispatcher: Dispatcher, admin_channel: str | None, zone: str
     ) -> None:
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.admin_channel = admin_channel
+        self.zone = zone  # the organisation's time zone, named in the notices
+
+    def notice(self, since: datetime, now: datetime, stale_after: timedelta) -> None:
         """Post the stale-data notice of this episode, once (the outbox dedups by key)."""
         with self.engine.begin() as connection:
             row = {"since": since.astimezone(UTC), "noticed_at": now.astimezone(UTC)}
@@ -62,18 +61,15 @@ class Staleness:
         if self.admin_channel is None:
             log.warning("CRM data stale since %s; no slack.admin_channel to tell", since)
             return
-        message = Message(
-            channel=self.admin_channel,
-            text=fmt.t("stale.notice", **_moments(since, stale_after, fmt)),
-            idempotency_key=notice_key(since),
-            metadata={"kind": "stale"},
-        )
+        notice = Notice("stale.notice", _moments(since, stale_after, self.zone))
         try:
-            self.notifier.send(message)
+            self.dispatcher.send(
+                Notification(self.admin_channel, notice, notice_key(since), {"kind": "stale"})
+            )
         except DeliveryError as error:
             log.error("stale-data notice not delivered: %s", error)
 
-    def resolve(self, now: datetime, stale_after: timedelta, fmt: Formatter) -> int:
+    def resolve(self, now: datetime, stale_after: timedelta) -> int:
         """A sync succeeded: close every open episode and say so under its notice."""
         with Session(self.engine) as session:
             open_since = [
@@ -85,7 +81,7 @@ class Staleness:
             since = since if since.tzinfo else since.replace(tzinfo=UTC)
             delivered = self._delivered(notice_key(since))
             if delivered is not None:
-                self._announce(delivered, since, now, stale_after, fmt)
+                self._announce(delivered, since, now, stale_after)
             with self.engine.begin() as connection:
                 connection.execute(
                     update(StaleNotice)
@@ -107,17 +103,16 @@ class Staleness:
         since: datetime,
         now: datetime,
         stale_after: timedelta,
-        fmt: Formatter,
     ) -> None:
-        moments = {**_moments(since, stale_after, fmt), "synced": fmt.datetime(now)}
+        moments = {**_moments(since, stale_after, self.zone), "synced": now}
         key = notice_key(since)
+        where = delivered.channel
         try:
-            self.notifier.update(
-                delivered, Message(delivered.channel, fmt.t("stale.resolved", **moments), key)
-            )
-            self.notifier.reply(
-                delivered,
-                Message(delivered.channel, fmt.t("stale.fresh", **moments), f"{key}:resolved"),
+            resolved = Notice("stale.resolved", moments)
+            self.dispatcher.update(delivered, Notification(where, resolved, key, {"kind": "stale"}))
+            fresh = Notice("stale.fresh", moments)
+            self.dispatcher.reply(
+                delivered, Notification(where, fresh, f"{key}:resolved", {"kind": "stale"})
             )
         except DeliveryError as error:
             log.error("stale-data resolution not delivered: %s", error)

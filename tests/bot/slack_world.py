@@ -16,9 +16,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from slack_bolt import App, BoltRequest
+from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot.delivery.slack import SlackNotifier
+from bot.delivery.surfaces import Dispatcher
 from bot.demo import build_demo, write_demo_config
+from bot.scheduling.runtime import default_surfaces
 from bot.service import KpiService
 from bot.settings import Settings, load_settings
 from bot.slack_app import build_app
@@ -71,6 +75,12 @@ class World:
 
     def sessions(self):  # type: ignore[no-untyped-def]
         return session_factory(self.service.engine)
+
+    def dispatcher(self) -> Dispatcher:
+        """Straight to the fake Slack, rendered by the Slack surface (no outbox)."""
+        client = WebClient(token=TOKEN, base_url=self.fake.url)
+        surfaces = default_surfaces(self.settings, SlackNotifier(client))
+        return Dispatcher(surfaces, surfaces)
 
 
 _TEMPLATE: dict[str, Path] = {}

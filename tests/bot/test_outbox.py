@@ -80,7 +80,7 @@ def test_a_crash_between_send_and_mark_is_resolved_by_looking_before_resending(
     crashed = runtime_for(config, fake)
     # The dead process wrote the entry and posted, then died before marking it sent.
     assert crashed.notifier.outbox.reserve("send", message(1)).state is Reservation.NEW
-    crashed.notifier.inner.send(message(1))
+    crashed.notifier.surfaces.send(message(1))
     # Its entry is also pending for a message it never managed to post.
     assert crashed.notifier.outbox.reserve("send", message(2)).state is Reservation.NEW
 
@@ -106,7 +106,7 @@ def test_a_peer_sending_the_same_key_is_waited_for_not_duplicated(
     def peer_finishes(seconds: float) -> None:
         waits.append(seconds)
         if len(waits) == 2:
-            delivered = peer.notifier.inner.send(message(1))
+            delivered = peer.notifier.surfaces.send(message(1))
             peer.notifier.outbox.mark_sent("test:1", delivered)
 
     me.notifier.sleep = peer_finishes
@@ -240,7 +240,7 @@ def test_a_reply_after_a_crash_between_send_and_mark_is_posted_once(
     # marking it sent; it never got to post the second.
     outbox = crashed.notifier.outbox
     assert outbox.reserve("reply", posted, parent.ts).state is Reservation.NEW
-    crashed.notifier.inner.reply(parent, posted)
+    crashed.notifier.surfaces.reply(parent, posted)
     assert outbox.reserve("reply", never_posted, parent.ts).state is Reservation.NEW
 
     restarted = runtime_for(config, fake)  # another owner; the claim lease is 1 s
@@ -261,7 +261,7 @@ def test_the_drain_looks_for_a_pending_reply_in_its_thread(fake: FakeSlack, tmp_
     reply = Message(parent.channel, "resolved", "test:1:resolved")
     # Posted, but the answer was lost every time and the retries ran out: left pending.
     runtime.notifier.outbox.reserve("reply", reply, parent.ts)
-    runtime.notifier.inner.reply(parent, reply)
+    runtime.notifier.surfaces.reply(parent, reply)
     runtime.notifier.outbox.release("test:1:resolved", "connection_error")
 
     assert runtime.notifier.drain() == Drained(delivered=1)

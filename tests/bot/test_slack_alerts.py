@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.alerting import advance_states, run_alerts
-from bot.delivery.slack import SlackNotifier
-from bot.digests import digest_message, post_digest
+from bot.digests import digest_notification, post_digest
 from bot.formatting import Formatter
 from bot.rendering import validate_blocks
 from bot.slack_users import SlackUsers
@@ -36,17 +35,13 @@ from tests.fakes.slack_api import TOKEN
 world = pytest.fixture(world_fixture)
 
 
-def notifier(world: World) -> SlackNotifier:
-    return SlackNotifier(WebClient(token=TOKEN, base_url=world.fake.url))
-
-
 def users(world: World) -> SlackUsers:
     return SlackUsers(WebClient(token=TOKEN, base_url=world.fake.url), world.sessions())
 
 
 def run(world: World, now, evaluations):  # type: ignore[no-untyped-def]
     return run_alerts(
-        world.service, notifier(world), now, users=users(world).user_for, evaluations=evaluations
+        world.service, world.dispatcher(), now, users=users(world).user_for, evaluations=evaluations
     )
 
 
@@ -142,7 +137,7 @@ def test_quiet_hours_hold_notifications(world):
 
 
 def test_stale_data_inhibits_alerts(world):
-    result = run_alerts(world.service, notifier(world), NOW, stale_since=NOW - timedelta(days=3))
+    result = run_alerts(world.service, world.dispatcher(), NOW, stale_since=NOW - timedelta(days=3))
     assert result.inhibited and result.sent == [] and world.fake.posts() == []
 
 
@@ -190,7 +185,7 @@ def test_digest_is_posted_with_its_idempotency_key(world):
     with world.sessions()() as session:
         [subscription] = load_subscriptions(world.settings, session)
     fmt = Formatter.for_organisation(world.settings.organisation)
-    delivered = post_digest(world.service, notifier(world), subscription, NOW, fmt)
+    delivered = post_digest(world.service, world.dispatcher(), subscription, NOW, fmt)
     [posted] = world.fake.posts("CLEAD")
     assert delivered.ts == posted.ts
     assert posted.metadata == {
@@ -209,12 +204,17 @@ def test_digest_does_not_repeat_alerts_posted_this_morning(world):
     with world.sessions()() as session:
         [subscription] = load_subscriptions(world.settings, session)
     fmt = Formatter.for_organisation(world.settings.organisation)
-    before = digest_message(world.service, subscription, NOW, fmt).text
+    surfaces = world.dispatcher().surfaces
+
+    def digest_text(now: datetime) -> str:
+        return surfaces.render(digest_notification(world.service, subscription, now, fmt)).text
+
+    before = digest_text(NOW)
     run(world, NOW, world.service.check(NOW))
     posted = [p for p in world.fake.posts("CLEAD") if p.thread_ts is None]
     assert posted, "leadership got the company and region alerts"
     listed = sum(len(m.alerts) for m in _messages(world, "CLEAD"))
-    after = digest_message(world.service, subscription, NOW + timedelta(minutes=30), fmt).text
+    after = digest_text(NOW + timedelta(minutes=30))
     # every alert posted in the channel is left out of the digest, counted, with a pointer
     word = "alerte déjà publiée" if listed == 1 else "alertes déjà publiées"
     assert f"{listed} autre{'s' if listed > 1 else ''} {word} aujourd'hui dans ce canal" in after

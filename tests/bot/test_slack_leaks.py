@@ -12,7 +12,6 @@ from slack_sdk import WebClient
 from sqlalchemy import select, update
 
 from bot.alerting import run_alerts
-from bot.delivery.slack import SlackNotifier
 from bot.digests import post_digest
 from bot.formatting import Formatter
 from bot.slack_users import SlackUsers
@@ -70,7 +69,7 @@ def home(world: World, user: str) -> str:
 def send_alerts(world: World) -> None:
     client = WebClient(token=TOKEN, base_url=world.fake.url)
     users = SlackUsers(client, world.sessions())
-    run = run_alerts(world.service, SlackNotifier(client), NOW, users=users.user_for)
+    run = run_alerts(world.service, world.dispatcher(), NOW, users=users.user_for)
     assert not run.failed
 
 
@@ -132,9 +131,8 @@ def test_rep_figures_team_shows_a_teams_reps_in_its_own_channel_only(tmp_path):
 def test_a_channel_digest_names_no_rep(world):
     with world.sessions()() as session:
         [subscription] = load_subscriptions(world.settings, session)
-    client = WebClient(token=TOKEN, base_url=world.fake.url)
     fmt = Formatter.for_organisation(world.settings.organisation)
-    post_digest(world.service, SlackNotifier(client), subscription, NOW, fmt)
+    post_digest(world.service, world.dispatcher(), subscription, NOW, fmt)
     [posted] = world.fake.posts("CLEAD")
     assert named(json.dumps(posted.blocks, ensure_ascii=False), roster(world)) == set()
 

@@ -12,7 +12,6 @@ from slack_sdk import WebClient
 from sqlalchemy import select
 
 from bot.alerting import run_alerts
-from bot.delivery.slack import SlackNotifier
 from bot.formatting import Formatter
 from bot.rendering import validate_blocks
 from bot.slack_users import SlackUsers
@@ -40,7 +39,7 @@ def test_a_rep_alert_is_sent_to_the_reps_dm(world: World) -> None:
     users = SlackUsers(client, world.sessions())  # no slack.rep_users: found by email
 
     result = run_alerts(
-        world.service, SlackNotifier(client), NOW, users=users.user_for,
+        world.service, world.dispatcher(), NOW, users=users.user_for,
         evaluations=[firing],
     )  # fmt: skip
 
@@ -67,7 +66,7 @@ def test_a_rep_alert_is_sent_to_the_reps_dm(world: World) -> None:
 
     # The lookup is cached: the next run does not ask Slack again.
     run_alerts(
-        world.service, SlackNotifier(client), NOW, users=users.user_for,
+        world.service, world.dispatcher(), NOW, users=users.user_for,
         evaluations=[firing],
     )  # fmt: skip
     assert len(world.fake.calls_to("users.lookupByEmail")) == 1
