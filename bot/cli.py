@@ -399,17 +399,24 @@ def run_due_command(obj: CliContext, at: str | None) -> None:
     runtime = _runtime(obj)
     # What the clock's recovery pass does every scheduling.recovery_interval, here on demand;
     # first, so that the messages this run's jobs fail to send wait for the next pass.
+    fmt = obj.formatter()
     flushed = runtime.notifier.drain()
     if flushed.seen:
-        click.echo(f"{'flushed':<7} {'outbox':<30} {flushed.summary()}")
+        summary = fmt.tn(
+            "job.flushed",
+            flushed.seen,
+            delivered=flushed.delivered,
+            pending=flushed.still_pending,
+            given_up=flushed.given_up,
+        )
+        click.echo(f"{fmt.t('job.flushed.label'):<9} {'outbox':<30} {summary}")
     outcomes = Runner(runtime).run_due(instant)
-    zone = obj.settings().organisation.zone
     for outcome in outcomes:
-        local = outcome.fire_time.astimezone(zone)
-        click.echo(f"{outcome.outcome:<7} {outcome.job_id:<30} {local:%Y-%m-%d %H:%M %Z}  "
-                   f"{outcome.detail}")  # fmt: skip
+        local = outcome.fire_time.astimezone(fmt.zone)
+        word = fmt.t(f"job.outcome.{outcome.outcome}")
+        click.echo(f"{word:<9} {outcome.job_id:<30} {local:%Y-%m-%d %H:%M %Z}  {outcome.detail}")
     if not outcomes:
-        click.echo(f"nothing due at {instant.isoformat()}")
+        click.echo(fmt.t("job.nothing_due", time=instant.isoformat()))
     if any(o.outcome == ERROR for o in outcomes):
         sys.exit(1)
 
@@ -462,7 +469,7 @@ def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2, default=str))
     else:
-        click.echo(render_status(result, settings.organisation.zone))
+        click.echo(render_status(result, obj.formatter()))
 
 
 @main.command()

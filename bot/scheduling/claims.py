@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.store.delivery_models import JobClaim
 from bot.store.insert_once import insert_once
+from bot.store.moments import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,6 @@ class ClaimState:
     detail: str | None
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite keeps no offset: every timestamp is written in UTC and read back as such.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 class Claims:
     def __init__(
         self, engine: Engine, owner: str, clock: Callable[[], datetime], lease: timedelta
@@ -50,7 +46,7 @@ class Claims:
     def claim(self, job_id: str, fire_time: datetime) -> bool:
         """True if this process may run (job_id, fire_time): nobody had claimed it, or its
         claimant stopped beating before finishing."""
-        fire_time = _utc(fire_time)
+        fire_time = as_utc(fire_time)
         now = self.clock()
         row = {
             "job_id": job_id,
@@ -84,7 +80,7 @@ class Claims:
                 update(JobClaim)
                 .where(
                     JobClaim.job_id == job_id,
-                    JobClaim.fire_time == _utc(fire_time),
+                    JobClaim.fire_time == as_utc(fire_time),
                     JobClaim.owner == self.owner,
                 )
                 .values(heartbeat_at=self.clock())
@@ -97,7 +93,7 @@ class Claims:
                 update(JobClaim)
                 .where(
                     JobClaim.job_id == job_id,
-                    JobClaim.fire_time == _utc(fire_time),
+                    JobClaim.fire_time == as_utc(fire_time),
                     JobClaim.owner == self.owner,
                 )
                 .values(finished_at=self.clock(), outcome=outcome, detail=detail[:2000])
@@ -110,7 +106,7 @@ class Claims:
                 update(JobClaim)
                 .where(
                     JobClaim.job_id == job_id,
-                    JobClaim.fire_time == _utc(fire_time),
+                    JobClaim.fire_time == as_utc(fire_time),
                     JobClaim.owner == self.owner,
                 )
                 .values(
@@ -143,7 +139,7 @@ class Claims:
 
     def get(self, job_id: str, fire_time: datetime) -> ClaimState | None:
         with Session(self.engine) as session:
-            row = session.get(JobClaim, (job_id, _utc(fire_time)))
+            row = session.get(JobClaim, (job_id, as_utc(fire_time)))
             return None if row is None else _state(row)
 
     def recent(self, limit: int = 20) -> list[ClaimState]:
@@ -157,10 +153,10 @@ class Claims:
 def _state(row: JobClaim) -> ClaimState:
     return ClaimState(
         job_id=row.job_id,
-        fire_time=_utc(row.fire_time),
+        fire_time=as_utc(row.fire_time),
         owner=row.owner,
-        heartbeat_at=_utc(row.heartbeat_at),
-        finished_at=None if row.finished_at is None else _utc(row.finished_at),
+        heartbeat_at=as_utc(row.heartbeat_at),
+        finished_at=as_utc(row.finished_at),
         outcome=row.outcome,
         detail=row.detail,
     )

@@ -150,7 +150,6 @@ def reconcile(scheduler: BackgroundScheduler, plan: Sequence[PlannedJob]) -> Non
                     trigger=planned.trigger,
                     args=[planned.id],
                     id=planned.id,
-                    name=planned.description,
                     jobstore=STORE,
                 )
         elif repr(existing.trigger) != repr(planned.trigger):

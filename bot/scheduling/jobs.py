@@ -1,12 +1,17 @@
 """What each scheduled job does, for the fire time it runs for. Every job can run again for
 the same fire time (after a crash, on another process) without sending anything twice: each
-message goes through the outbox under a key derived from the fire time."""
+message goes through the outbox under a key derived from the fire time.
+
+Each job returns a one-line summary in the organisation's language (the catalogs' ``job.*``
+messages): ``kpibot run-due`` prints it, ``/kpi sync`` answers with it, and the job's claim keeps
+it for ``kpibot status``. The log line around it stays English, for operators and grep."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
+from bot.alerting import run_alerts
 from bot.formatting import Formatter
 from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
 from bot.scheduling.runtime import Runtime
@@ -35,19 +40,21 @@ def _staleness(runtime: Runtime) -> Staleness:
 
 
 def sync(runtime: Runtime, fire_time: datetime) -> str:
+    fmt = Formatter.for_organisation(runtime.settings.organisation)
     run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
     if run.status != SUCCEEDED:
-        return f"sync {runtime.sync_name} failed: {run.detail}"
+        return fmt.t("job.sync.failed", source=runtime.sync_name, error=run.detail)
     stale_after = runtime.settings.config.scheduling.stale_after
     resolved = _staleness(runtime).resolve(fire_time, stale_after)
-    note = f"; stale-data notice resolved ({resolved})" if resolved else ""
-    return f"sync {runtime.sync_name}: {run.changed} row(s) changed{note}"
+    parts = [fmt.tn("report.rows_changed", run.changed)]
+    if resolved:
+        parts.append(fmt.tn("job.stale_resolved", resolved))
+    return fmt.t("job.sync.done", source=runtime.sync_name, outcome=fmt.t("sep").join(parts))
 
 
 def evaluate(runtime: Runtime, fire_time: datetime) -> str:
-    from bot.alerting import run_alerts
-
     settings = runtime.settings
+    fmt = Formatter.for_organisation(settings.organisation)
     # Before the alert pipeline reads the notification log: it reads what is left.
     pruned = prune(runtime.engine, fire_time - settings.config.delivery.retention)
     stale_after = settings.config.scheduling.stale_after
@@ -57,26 +64,26 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
     run = run_alerts(
         runtime.service(), runtime.dispatcher, fire_time, stale_since=since, users=runtime.users
     )
-    parts = [f"{len(run.sent)} alert message(s)", f"{len(run.resolved)} resolution(s)"]
+    parts = [fmt.tn("job.alerts_sent", len(run.sent)), fmt.tn("job.resolutions", len(run.resolved))]
     if run.failed:
-        parts.append(f"{len(run.failed)} failed")
+        parts.append(fmt.tn("job.failed", len(run.failed)))
     if since is not None:
-        parts.append(f"alerts held: data stale since {since.astimezone(UTC):%Y-%m-%d %H:%M}Z")
+        parts.append(fmt.t("job.held_stale", time=fmt.datetime(since)))
     if run.held_until is not None:
-        parts.append(f"held until {run.held_until.isoformat()} (quiet hours)")
+        parts.append(fmt.t("job.held_quiet", time=fmt.datetime(run.held_until)))
     if pruned.total:
-        parts.append(f"pruned {pruned.total} row(s) older than delivery.retention")
-    return ", ".join(parts)
+        parts.append(fmt.tn("job.pruned", pruned.total))
+    return fmt.t("sep").join(parts)
 
 
 def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
     from bot.digests import digest_notification
 
+    fmt = Formatter.for_organisation(runtime.settings.organisation)
     subscriptions = {s.id: s for s in runtime.subscriptions()}
     subscription = subscriptions.get(job.subscription_id or "")
     if subscription is None:
-        return f"skipped: subscription {job.subscription_id} no longer exists"
-    fmt = Formatter.for_organisation(runtime.settings.organisation)
+        return fmt.t("job.digest.gone", subscription=job.subscription_id)
     notification = digest_notification(runtime.service(), subscription, fire_time, fmt)
     delivered = runtime.dispatcher.send(notification)
     return f"{notification.idempotency_key} → {delivered.channel} {delivered.ts}"

@@ -4,7 +4,7 @@ subscriptions; job ids are stable so the job store and the claims recognise them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, time
 from typing import Protocol
@@ -41,7 +41,9 @@ class PlannedJob:
     id: str  # "sync", "evaluate", "digest:<subscription id>"
     kind: str  # SYNC | EVALUATE | DIGEST
     trigger: WorkdayTrigger
-    description: str
+    # What ``kpibot status`` names, worded there in the organisation's language: the sync's
+    # source and cron, the evaluation's cron, a digest's channel, time and zone.
+    details: Mapping[str, str]
     subscription_id: str | None = None
 
 
@@ -64,13 +66,12 @@ def build_plan(settings: Settings, subscriptions: Sequence[SubscriptionLike]) ->
     scheduling = settings.config.scheduling
     zone = settings.organisation.zone
     days_off = holidays(settings)
-    source = scheduling.sync_source or "no source"
     jobs = [
         PlannedJob(
             SYNC,
             SYNC,
             WorkdayTrigger(CronTrigger.from_crontab(scheduling.sync_cron, timezone=zone)),
-            f"CRM sync ({source}), cron {scheduling.sync_cron}",
+            {"source": "+".join(scheduling.sync_sources), "cron": scheduling.sync_cron},
         ),
         PlannedJob(
             EVALUATE,
@@ -78,7 +79,7 @@ def build_plan(settings: Settings, subscriptions: Sequence[SubscriptionLike]) ->
             WorkdayTrigger(
                 CronTrigger.from_crontab(scheduling.evaluation_cron, timezone=zone), days_off
             ),
-            f"target evaluation and alerts, cron {scheduling.evaluation_cron}",
+            {"cron": scheduling.evaluation_cron},
         ),
     ]
     for sub in subscriptions:
@@ -87,7 +88,7 @@ def build_plan(settings: Settings, subscriptions: Sequence[SubscriptionLike]) ->
                 f"{DIGEST}:{sub.id}",
                 DIGEST,
                 digest_trigger(sub, days_off),
-                f"digest to {sub.channel} at {sub.time:%H:%M} {sub.timezone}",
+                {"channel": sub.channel, "time": f"{sub.time:%H:%M}", "zone": sub.timezone},
                 sub.id,
             )
         )

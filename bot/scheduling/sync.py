@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot.settings import ConfigError, Settings
 from bot.sources.registry import check_source, sync_source
 from bot.store.delivery_models import SyncRun
+from bot.store.moments import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,6 @@ class SyncRunState:
     status: str
     rows_changed: int | None
     detail: str | None
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class SyncRuns:
@@ -74,7 +69,7 @@ class SyncRuns:
             moment = connection.scalar(
                 select(func.max(SyncRun.finished_at)).where(SyncRun.status == SUCCEEDED)
             )
-        return _utc(moment)
+        return as_utc(moment)
 
     def last_run(self) -> SyncRunState | None:
         with Session(self.engine) as session:
@@ -83,8 +78,8 @@ class SyncRuns:
                 return None
             return SyncRunState(
                 run.source,
-                _utc(run.started_at) or run.started_at,
-                _utc(run.finished_at),
+                as_utc(run.started_at),
+                as_utc(run.finished_at),
                 run.status,
                 run.rows_changed,
                 run.detail,

@@ -125,7 +125,7 @@ def test_the_evaluation_job_prunes_before_it_reads_the_log(tmp_path: Path) -> No
         runtime = runtime_for(write_config(tmp_path, delivery={"retention": "30d"}), fake)
         _fill(runtime.engine)
         detail = evaluate(runtime, NOW)
-    assert "pruned 8 row(s) older than delivery.retention" in detail
+    assert "8 lignes plus anciennes que delivery.retention supprimées" in detail
     with Session(runtime.engine) as session:
         assert len(session.scalars(select(OutboxEntry.key)).all()) == 2
 

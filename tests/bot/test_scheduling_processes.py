@@ -37,7 +37,10 @@ def test_sigkill_mid_fan_out_then_restart_posts_every_digest_once(
     fake: FakeSlack, tmp_path: Path
 ) -> None:
     config = write_config(
-        tmp_path, subscriptions=subscriptions(CHANNELS), scheduling={**QUIET, "workers": 4}
+        tmp_path,
+        organisation={"locale": "en_US"},  # the operator's words asserted below are English
+        subscriptions=subscriptions(CHANNELS),
+        scheduling={**QUIET, "workers": 4},
     )
     held = fake.hold_after(CHANNELS // 3)  # the next post lands, its answer never comes back
     first = kpibot(config, "run-due", "--at", AT, env=environment(fake))

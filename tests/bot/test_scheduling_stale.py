@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.orm import Session
 
+from bot.formatting import Formatter
 from bot.scheduling.plan import EVALUATE, SYNC
 from bot.scheduling.runner import Runner
 from bot.scheduling.runtime import build_runtime
@@ -67,16 +68,37 @@ IN_ENGLISH = (
 )
 
 
+# What the job summaries and `kpibot status` say, in the organisation's language.
+SUMMARIES_FR = {
+    "synced": "synchro crm : 3 lignes modifiées",
+    "failed": "synchro crm échouée : ",
+    "held": "alertes retenues : données périmées depuis le 30 nov. 2026, 09:00",
+    "stale": "DONNÉES PÉRIMÉES depuis le 2026-11-30 09:00 CET : les alertes KPI sont retenues",
+    "resolved": "synchro crm : 3 lignes modifiées · avis de données périmées levé",
+}
+SUMMARIES_EN = {
+    "synced": "sync crm: 3 rows changed",
+    "failed": "sync crm failed: ",
+    "held": "alerts held: data stale since Nov 30, 2026, 3:00\u202fAM",
+    "stale": "DATA IS STALE since 2026-11-30 03:00 EST: KPI alerts are held",
+    "resolved": "sync crm: 3 rows changed · stale-data notice resolved",
+}
+
+
 @pytest.mark.parametrize(
-    ("organisation", "texts"),
+    ("organisation", "texts", "summaries"),
     [
-        ({"locale": "fr_FR", "timezone": "Europe/Paris"}, IN_FRENCH),
-        ({"locale": "en_US", "timezone": "America/New_York"}, IN_ENGLISH),
+        ({"locale": "fr_FR", "timezone": "Europe/Paris"}, IN_FRENCH, SUMMARIES_FR),
+        ({"locale": "en_US", "timezone": "America/New_York"}, IN_ENGLISH, SUMMARIES_EN),
     ],
     ids=["fr", "en"],
 )
 def test_stale_data_holds_alerts_notifies_once_and_resolves(
-    fake: FakeSlack, tmp_path: Path, organisation: dict[str, str], texts: tuple[str, str, str]
+    fake: FakeSlack,
+    tmp_path: Path,
+    organisation: dict[str, str],
+    texts: tuple[str, str, str],
+    summaries: dict[str, str],
 ) -> None:
     config = write_config(
         tmp_path,
@@ -93,27 +115,28 @@ def test_stale_data_holds_alerts_notifies_once_and_resolves(
         outcomes = runner.run_due(MONDAY + timedelta(hours=n), plan)
         return {o.job_id: o.detail for o in outcomes}
 
-    assert "3 row(s) changed" in hour(0)["sync"]
+    assert hour(0)["sync"] == summaries["synced"]
     source.failing = True
-    assert "failed" in hour(1)["sync"]
+    assert hour(1)["sync"].startswith(summaries["failed"])
     two = hour(2)
-    assert "failed" in two["sync"]
-    assert "held" not in two["evaluate"]  # 2 h old is not older than stale_after
-    assert "alerts held: data stale since" in hour(3)["evaluate"]
-    assert "alerts held" in hour(4)["evaluate"]
+    assert two["sync"].startswith(summaries["failed"])
+    assert summaries["held"] not in two["evaluate"]  # 2 h old is not older than stale_after
+    assert summaries["held"] in hour(3)["evaluate"]
+    assert summaries["held"] in hour(4)["evaluate"]
     notices = fake.posts(ADMIN)
     assert len(notices) == 1 and notices[0].text == texts[0]
 
+    fmt = Formatter.for_organisation(settings.organisation)
     status = render_status(
-        collect_status(settings, runtime.engine, plan, MONDAY + timedelta(hours=4)), PARIS
+        collect_status(settings, runtime.engine, plan, MONDAY + timedelta(hours=4)), fmt
     )
-    assert "DATA IS STALE since 2026-11-30 09:00" in status
+    assert summaries["stale"] in status.splitlines()
     assert "CRM export not found" in status
 
     source.failing = False
     five = hour(5)
-    assert "stale-data notice resolved (1)" in five["sync"]
-    assert "held" not in five["evaluate"]  # the sync runs before the evaluation
+    assert five["sync"] == summaries["resolved"]
+    assert summaries["held"] not in five["evaluate"]  # the sync runs before the evaluation
     notice = fake.posts(ADMIN)[0]
     assert notice.text == texts[1]  # edited in place
     replies = [p for p in fake.posts(ADMIN) if p.thread_ts == notice.ts]

@@ -176,20 +176,20 @@ def test_sync_runs_the_configured_source_and_answers_with_its_summary(sync_world
     assert "Bordeaux" not in world.service.snapshot().directory.teams
     reply = all_text(ask(world, "sync", ADMIN))
     assert "Synchronisation terminée" in reply
-    assert "sync csv:crm: 2 row(s) changed" in reply
+    assert "synchro csv:crm : 2 lignes modifiées" in reply
     assert "Bordeaux" in world.service.snapshot().directory.teams
     [run] = sync_runs(world)
     assert (run.source, run.status, run.rows_changed) == ("csv:crm", "succeeded", 2)
 
     # Nothing new in the export: a second sync changes nothing, and says so.
-    assert "sync csv:crm: 0 row(s) changed" in all_text(ask(world, "synchro", ADMIN))
+    assert "synchro csv:crm : 0 ligne modifiée" in all_text(ask(world, "synchro", ADMIN))
 
 
 def test_a_failing_sync_is_reported_not_raised(sync_world):
     world = sync_world
     (world.path.parent / "crm_export" / "reps.csv").unlink()
     reply = all_text(ask(world, "sync", ADMIN))
-    assert "sync csv:crm failed" in reply and "Traceback" not in reply
+    assert "synchro csv:crm échouée" in reply and "Traceback" not in reply
     assert [r.status for r in sync_runs(world)] == ["failed"]
 
 

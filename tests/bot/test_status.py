@@ -1,8 +1,10 @@
-"""`kpibot status` on a real store: next runs, outbox backlog, failed deliveries."""
+"""`kpibot status` on a real store: next runs, outbox backlog, failed deliveries, in the
+organisation's language (English here unless a test says French)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,11 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bot.alerting import add_silence
 from bot.cli import main
 from bot.delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from bot.delivery.notifier import Message
 from bot.scheduling.claims import Claims
 from bot.scheduling.runtime import build_runtime
+from bot.scheduling.sync import SUCCEEDED, SyncRuns
+from bot.store.database import session_factory, transaction
+from metrics.scopes import Level, Scope
 from tests.bot.delivery_support import (
     environment,
     keys_posted,
@@ -24,6 +30,14 @@ from tests.bot.delivery_support import (
     write_config,
 )
 from tests.fakes.slack_api import FakeSlack, Fault
+
+ENGLISH = {"locale": "en_US"}
+# Words that give an English line away in the French status (outside ids, channels and times).
+ENGLISH_WORDS = re.compile(
+    r"\b(status|sync|last|never|next|runs?|pending|failed|sent|none|since|until|reported|"
+    r"digest|row|rows|changed|error|stale|alerts?|jobs?|claimed|running|by)\b",
+    re.IGNORECASE,
+)
 
 
 @pytest.fixture
@@ -35,7 +49,7 @@ def fake() -> Iterator[FakeSlack]:
 def test_status_shows_next_runs_backlog_and_failed_deliveries(
     fake: FakeSlack, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, subscriptions=subscriptions(2))
+    config = write_config(tmp_path, organisation=ENGLISH, subscriptions=subscriptions(2))
     runtime = runtime_for(config, fake)
     fake.unknown_channels.add("CGONE")
     with pytest.raises(PermanentDeliveryError):
@@ -59,13 +73,13 @@ def test_status_shows_next_runs_backlog_and_failed_deliveries(
 
 
 def test_run_due_command_prints_one_line_per_job(fake: FakeSlack, tmp_path: Path) -> None:
-    config = write_config(tmp_path, subscriptions=subscriptions(1))
+    config = write_config(tmp_path, organisation=ENGLISH, subscriptions=subscriptions(1))
     args = ["--config", str(config), "run-due", "--at", "2026-12-01T08:30:00+01:00"]
     first = CliRunner().invoke(main, args, env=environment(fake))
     again = CliRunner().invoke(main, args, env=environment(fake))
     assert first.exit_code == 0, first.output
-    assert first.output.splitlines()[0].startswith("ok      sync")
-    assert "ok      digest:s000" in first.output
+    lines = [line.split(maxsplit=2)[:2] for line in first.output.splitlines()]
+    assert lines[0] == ["ok", "sync"] and ["ok", "digest:s000"] in lines
     assert {line.split()[0] for line in again.output.splitlines()} == {"taken"}
     assert len(fake.posts("C000")) == 1
 
@@ -74,7 +88,10 @@ def test_status_after_a_crash_says_which_jobs_are_unfinished_and_when_they_are_f
     fake: FakeSlack, tmp_path: Path
 ) -> None:
     config = write_config(
-        tmp_path, subscriptions=subscriptions(4), scheduling={"claim_lease": "2m"}
+        tmp_path,
+        organisation=ENGLISH,
+        subscriptions=subscriptions(4),
+        scheduling={"claim_lease": "2m"},
     )
     settings = settings_for(config, fake)
     fire = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # 08:30 in Paris
@@ -122,7 +139,7 @@ def test_status_after_a_crash_says_which_jobs_are_unfinished_and_when_they_are_f
 def test_run_due_first_flushes_what_a_failed_delivery_left_pending(
     fake: FakeSlack, tmp_path: Path
 ) -> None:
-    config = write_config(tmp_path, delivery={"max_retries": 1})
+    config = write_config(tmp_path, organisation=ENGLISH, delivery={"max_retries": 1})
     runtime = runtime_for(config, fake)
     runtime.notifier.sleep = lambda _: None
     fake.fail("chat.postMessage", Fault.rate_limited(1), Fault.rate_limited(1))
@@ -138,7 +155,72 @@ def test_run_due_first_flushes_what_a_failed_delivery_left_pending(
     assert first.output.splitlines()[0].split(maxsplit=2) == [
         "flushed",
         "outbox",
-        "1 pending message(s): 1 delivered, 0 still pending, 0 given up",
+        "1 pending message: 1 delivered, 0 still pending, 0 given up",
     ]
     assert keys_posted(fake) == ["test:outage"]
     assert "flushed" not in again.output
+
+
+def test_status_of_a_french_organisation_is_in_french_stale_data_first(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, subscriptions=subscriptions(1))  # organisation in fr_FR
+    runtime = runtime_for(config, fake)
+    runs = SyncRuns(runtime.engine)
+    synced = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    runs.finish(runs.start("crm", synced), SUCCEEDED, synced, rows=3)
+    failed = synced + timedelta(hours=20)
+    runs.finish(runs.start("crm", failed), "failed", failed, detail="HTTP 503 from the CRM")
+    fake.unknown_channels.add("CGONE")
+    with pytest.raises(PermanentDeliveryError):
+        runtime.notifier.send(Message("CGONE", "hello", "test:gone"))
+    with transaction(session_factory(runtime.engine)) as session:
+        until = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+        add_silence(
+            session, None, until, "U1", synced, kpi="revenue", scope=Scope(Level.TEAM, "Lyon")
+        )
+
+    args = ["--config", str(config), "status", "--as-of", "2026-12-01T08:00:00+01:00"]
+    result = CliRunner().invoke(main, args, env=environment(fake))
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:7] == [
+        "État de kpibot au 2026-12-01 08:00 CET",
+        "",
+        "DONNÉES PÉRIMÉES depuis le 2026-11-30 10:00 CET : les alertes KPI sont retenues",
+        "",
+        "Dernier succès :   2026-11-30 10:00 CET",
+        "Dernière synchro : 2026-12-01 06:00 CET crm : échouée",
+        "                   erreur : HTTP 503 from the CRM",
+    ]
+    assert any(
+        line.startswith("  2026-12-01 08:30 CET   digest:s000")
+        and line.endswith("résumé dans C000 à 08:30 Europe/Paris")
+        for line in lines
+    )
+    assert "File d'envoi :     en attente : 0, en échec : 1, envoyés : 1" in lines
+    assert any(line.startswith("  CGONE ") and "signalé aux admins" in line for line in lines)
+    assert "  Chiffre d'affaires Équipe Lyon jusqu'à 2026-12-03 10:00 CET (par U1)" in lines
+    assert "Alertes actives :  aucun" in lines
+    # Job ids, channel errors and the CRM's own error text are not words to translate.
+    ids = r"\S*[:_][\w:.-]*| (sync|evaluate) |HTTP 503 from the CRM"
+    words = " ".join(re.sub(ids, " ", line) for line in lines)
+    assert not ENGLISH_WORDS.findall(words), result.output
+
+
+def test_run_due_of_a_french_organisation_says_what_each_job_did_in_french(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, subscriptions=subscriptions(1))  # organisation in fr_FR
+    args = ["--config", str(config), "run-due", "--at", "2026-12-01T09:00:00+01:00"]
+    first = CliRunner().invoke(main, args, env=environment(fake))
+    again = CliRunner().invoke(main, args, env=environment(fake))
+
+    assert first.exit_code == 0, first.output
+    by_job = {line.split()[1]: line for line in first.output.splitlines()}
+    assert by_job["sync"].startswith("fait      sync")
+    assert by_job["sync"].endswith("synchro none : 0 ligne modifiée")
+    assert by_job["evaluate"].endswith("0 message d'alerte · 0 résolution")
+    assert by_job["digest:s000"].startswith("fait      digest:s000")
+    assert all(line.startswith("déjà pris ") for line in again.output.splitlines())

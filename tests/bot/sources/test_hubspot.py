@@ -267,10 +267,10 @@ def test_the_scheduled_sync_job_pulls_the_configured_source(hub, tmp_path):
         main, ["--config", str(config), "run-due", "--at", "2026-12-01T10:00:00+01:00"], env=env
     )
     assert first.exit_code == 0, first.output
-    assert f"sync hs: {3 + 4 + N_DEALS + 20} row(s) changed" in first.stdout
+    assert f"sync hs: {3 + 4 + N_DEALS + 20} rows changed" in first.stdout
     second = CliRunner().invoke(
         main, ["--config", str(config), "run-due", "--at", "2026-12-01T11:00:00+01:00"], env=env
     )
-    assert "sync hs: 0 row(s) changed" in second.stdout
+    assert "sync hs: 0 rows changed" in second.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
-    assert "Last sync:" in status and "hs: succeeded, 0 row(s) changed" in status
+    assert "Last sync:" in status and "hs: succeeded, 0 rows changed" in status
