@@ -1,0 +1,354 @@
+"""The conversation core's views as Adaptive Cards, for the Teams bot (version 1.5) and for
+Workflows webhooks (version 1.4, without bot actions).
+
+The layout lives in ``templates/teams/*.json.j2``, over the same template contexts as Slack's
+(``bot.rendering``: every number and word already formatted by the ``Formatter``); the short
+messages are worded by ``bot.wording`` in Teams markdown. CRM text goes through ``card_escape``.
+Every card leaving here has been fitted under ``MAX_CARD_BYTES`` (``fit_card``) and checked
+(``check_card``); the tests validate every card the templates can produce against the official
+schema of its version.
+
+Card actions, for the bot that receives them (``Action.Execute``, invoke
+``adaptiveCard/action``): ``verb`` is ``kpi.ack`` or ``kpi.snooze``, and ``data`` is
+``{"kpibot": <verb>, "key": <the alert message's idempotency key>}``, plus ``"duration":
+"1d" | "3d" | "1w"`` for a snooze.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment
+
+from bot.formatting import Formatter
+from bot.rendering import (
+    AlertView,
+    alerts_view,
+    answer_view,
+    changes_view,
+    digest_view,
+    environment,
+    render_alerts_text,
+    render_answer_text,
+    render_changes_text,
+    render_digest_text,
+)
+from bot.wording import Wording, titled
+from conversation.views import (
+    AlertList,
+    AnswerView,
+    ChangesView,
+    Digest,
+    Home,
+    Overview,
+    Reply,
+    View,
+)
+from metrics.evaluation import Evaluation
+
+Card = dict[str, Any]
+
+
+class CardVersion(Enum):
+    """Which Adaptive Card version a destination takes."""
+
+    BOT = "1.5"  # the Teams bot: Action.Execute works there
+    WEBHOOK = "1.4"  # Workflows flows reject or mis-render newer cards
+
+
+# Teams refuses a message over 28 KB; the card is kept under this, leaving room for the
+# activity or the webhook body around it.
+MAX_CARD_BYTES = 26 * 1024
+
+ACK = "kpi.ack"
+SNOOZE = "kpi.snooze"
+SNOOZES = ("1d", "3d", "1w")
+ALERTS_PER_CARD = 15
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+# Teams reads TextBlocks and facts as a subset of Markdown (bold, italics, lists, links), and
+# its clients disagree on backslash escapes (desktop honours them, mobile shows them), so a
+# markup character in CRM text becomes a look-alike instead, as for Slack: a deal named
+# ``[Pay here](https://evil.example)`` shows its brackets and links nowhere, ``*9 999 999 €*``
+# shows its stars. Angle brackets go too (``<at>`` mentions, autolinks), and a backslash, which
+# could escape the markup kpibot writes around the name.
+_LOOKALIKES = {
+    "*": "\u2217",
+    "_": "\u02cd",
+    "`": "\u02cb",
+    "~": "\u223c",
+    "[": "\uff3b",
+    "]": "\uff3d",
+    "<": "\u2039",
+    ">": "\u203a",
+    "\\": "\u29f5",
+}
+_MARKUP = re.compile("[" + re.escape("".join(_LOOKALIKES)) + "]")
+# A list marker or a heading at the start of a text (a name that opens a fact title).
+_LEADING = re.compile(r"^(\s*)([-+#]|\d+[.)])(?=\s)")
+_MARKER_LOOKALIKES = {"-": "\u2010", "+": "\uff0b", "#": "\uff03", ".": "\u2024", ")": "\uff09"}
+
+
+def card_escape(text: str) -> str:
+    """``text`` inert in an Adaptive Card TextBlock or fact: no markup, no link, no list."""
+    text = _MARKUP.sub(lambda m: _LOOKALIKES[m.group()], text)
+
+    def marker(match: re.Match[str]) -> str:
+        mark = match.group(2)
+        return match.group(1) + mark[:-1] + _MARKER_LOOKALIKES[mark[-1]]
+
+    return _LEADING.sub(marker, text)
+
+
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def teams_markdown(text: str) -> str:
+    """The catalogs' words in Teams markdown: Teams has no code spans, so ```/kpi alerts```
+    shows in bold. (CRM text in ``text`` is escaped already: its backticks are look-alikes.)"""
+    return _CODE.sub(r"**\1**", text)
+
+
+class CardWording(Wording):
+    """The short messages in Teams markdown: ``**bold**``, names escaped for cards, user and
+    channel ids as they are (Teams has no ``<@U…>`` mentions in card text)."""
+
+    def escape(self, text: str) -> str:
+        return card_escape(text)
+
+    def bold(self, text: str) -> str:
+        return f"**{text}**"
+
+    def user(self, user_id: str) -> str:
+        return card_escape(user_id)
+
+    def channel(self, channel_id: str) -> str:
+        return card_escape(channel_id)
+
+
+# --- the templates -------------------------------------------------------------------------------
+
+
+@cache
+def card_environment() -> Environment:
+    """Slack's environment (same loader, ``|tojson`` and strictness) with the ``|card`` filter.
+    An overlay shares its parent's filters dict, hence a copy rather than an insertion."""
+    env = environment().overlay()
+    env.filters = {**env.filters, "card": card_escape}
+    return env
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    alert: AlertView
+    resolved: str | None  # "✅ Resolved 26 Nov 2026, 14:02" once resolved
+
+
+@dataclass(frozen=True)
+class SnoozeChoice:
+    label: str  # "Snooze 1 day"
+    duration: str  # "1d"
+
+
+@dataclass(frozen=True)
+class AlertGroupCard:
+    """Context of ``teams/alert_group.json.j2``."""
+
+    key: str  # the message's idempotency key: what the actions act on
+    title: str  # "⚠️ 3 alerts"
+    items: tuple[AlertItem, ...]
+    more: str | None
+    notes: tuple[str, ...]  # who acknowledged / snoozed, in plain words
+    actions: bool  # show Acknowledge and Snooze: something still fires, and a bot listens
+    ack_label: str
+    snooze_label: str
+    snooze_options: tuple[SnoozeChoice, ...]
+
+
+def alert_group_card(
+    key: str,
+    items: Sequence[AlertItem],
+    fmt: Formatter,
+    *,
+    notes: tuple[str, ...] = (),
+    version: CardVersion = CardVersion.BOT,
+) -> AlertGroupCard:
+    shown = tuple(items[:ALERTS_PER_CARD])
+    firing = [item for item in items if item.resolved is None]
+    title = ("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(items))
+    hidden = len(items) - len(shown)
+    return AlertGroupCard(
+        key=key,
+        title=title,
+        items=shown,
+        more=fmt.tn("and_more", hidden) if hidden else None,
+        notes=tuple(card_escape(note) for note in notes),
+        actions=bool(firing) and version is CardVersion.BOT,
+        ack_label=fmt.t("acknowledge"),
+        snooze_label=fmt.t("snooze"),
+        snooze_options=tuple(SnoozeChoice(fmt.t(f"snooze.{d}"), d) for d in SNOOZES),
+    )
+
+
+def render_card(name: str, fmt: Formatter, version: CardVersion, **context: object) -> Card:
+    """A template of ours rendered, fitted under ``MAX_CARD_BYTES`` and checked."""
+    text = card_environment().get_template(name).render(fmt=fmt, version=version.value, **context)
+    card = json.loads(text)
+    if not isinstance(card, dict):
+        raise TypeError(f"{name} must render a JSON object, an Adaptive Card")
+    fitted = fit_card(card, fmt)
+    check_card(fitted, version)
+    return fitted
+
+
+# --- size ----------------------------------------------------------------------------------------
+
+
+class CardTooLarge(ValueError):
+    """A card that stays over ``MAX_CARD_BYTES`` with every droppable item dropped."""
+
+
+def card_bytes(card: Card) -> int:
+    return len(json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def fit_card(card: Card, fmt: Formatter, limit: int = MAX_CARD_BYTES) -> Card:
+    """``card`` under ``limit`` bytes: its last Containers (the items: KPIs of a digest, alerts,
+    movements) are dropped one by one and the card ends with "… and N more". Views already cap
+    what they show, so only long digests with long names reach this."""
+    if card_bytes(card) <= limit:
+        return card
+    body = list(card["body"])
+    dropped = 0
+    while True:
+        last = max((i for i, e in enumerate(body) if e.get("type") == "Container"), default=None)
+        if last is None:
+            raise CardTooLarge(f"card of {card_bytes(card)} bytes with nothing left to drop")
+        del body[last]
+        dropped += 1
+        more = {"type": "TextBlock", "text": fmt.tn("and_more", dropped), "wrap": True}
+        fitted = {**card, "body": [*body, more]}
+        if card_bytes(fitted) <= limit:
+            return fitted
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+
+class CardError(ValueError):
+    """A card that its destination would refuse."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+BOT_ACTIONS = frozenset({"Action.Execute", "Action.Submit"})
+
+
+def _action_types(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        kind = str(value.get("type", ""))
+        found = {kind} if kind.startswith("Action.") else set()
+        return found.union(*(_action_types(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_action_types(v) for v in value))
+    return set()
+
+
+def check_card(card: Card, version: CardVersion) -> None:
+    """Raise ``CardError`` unless ``card`` declares ``version``, fits ``MAX_CARD_BYTES`` and,
+    for a webhook, has no action that only a bot can receive.
+
+    The official schema of each version is checked by the tests, for every card the templates
+    can produce (tests/bot/teams/test_cards.py), not here: jsonschema takes tens of
+    milliseconds over the schema's alternatives, too much for every answer."""
+    problems = []
+    if card.get("version") != version.value:
+        problems.append(f"version {card.get('version')!r}, expected {version.value!r}")
+    if version is CardVersion.WEBHOOK:
+        problems.extend(f"{kind} in a webhook card" for kind in _action_types(card) & BOT_ACTIONS)
+    if card_bytes(card) > MAX_CARD_BYTES:
+        problems.append(f"{card_bytes(card)} bytes (at most {MAX_CARD_BYTES})")
+    if problems:
+        raise CardError(problems)
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamsMessage:
+    card: Card
+    text: str  # plain text: the notification, the activity's summary, the console
+    refused: bool = False
+
+
+class CardRenderer:
+    """Views as Adaptive Cards of one version, in the organisation's words."""
+
+    def __init__(self, fmt: Formatter, version: CardVersion = CardVersion.BOT) -> None:
+        self.fmt = fmt
+        self.version = version
+        self.words = CardWording(fmt)
+        self.plain = Wording(fmt, markup=False)
+
+    def _card(self, name: str, **context: object) -> Card:
+        return render_card(name, self.fmt, self.version, **context)
+
+    def message(self, text: str, plain: str) -> TeamsMessage:
+        """Words already in Teams markdown, one TextBlock a line."""
+        lines = [line for line in teams_markdown(text).split("\n") if line.strip()]
+        return TeamsMessage(self._card("teams/message.json.j2", lines=lines), plain)
+
+    def _content(self, view: View) -> TeamsMessage:
+        fmt = self.fmt
+        match view:
+            case AnswerView():
+                card = self._card("teams/answer.json.j2", view=answer_view(view.answer, fmt))
+                return TeamsMessage(card, render_answer_text(view.answer, fmt))
+            case ChangesView():
+                card = self._card("teams/changes.json.j2", view=changes_view(view.changes, fmt))
+                return TeamsMessage(card, render_changes_text(view.changes, fmt))
+            case Overview():
+                return self.digest(titled(view.digest, fmt))
+            case AlertList():
+                return self.alerts(view.alerts)
+            case Home():
+                return self._content(view.content)
+        words, plain = self.words.short(view), self.plain.short(view)
+        assert words is not None and plain is not None
+        return self.message(words, plain)
+
+    def render(self, reply: Reply) -> TeamsMessage:
+        message = self._content(reply.view)
+        if reply.setup_hint is not None:
+            hint = teams_markdown(self.words.setup_hint(card_escape(reply.setup_hint)))
+            block = {"type": "TextBlock", "text": hint, "wrap": True, "separator": True}
+            card = fit_card({**message.card, "body": [*message.card["body"], block]}, self.fmt)
+            check_card(card, self.version)
+            message = TeamsMessage(card, message.text)
+        return TeamsMessage(message.card, message.text, refused=reply.refused)
+
+    def digest(self, digest: Digest) -> TeamsMessage:
+        card = self._card("teams/digest.json.j2", view=digest_view(digest, self.fmt))
+        return TeamsMessage(card, render_digest_text(digest, self.fmt))
+
+    def alerts(self, evaluations: Sequence[Evaluation]) -> TeamsMessage:
+        card = self._card("teams/alerts.json.j2", view=alerts_view(evaluations, self.fmt))
+        return TeamsMessage(card, render_alerts_text(evaluations, self.fmt))
+
+    def alert_group(self, group: AlertGroupCard, text: str) -> TeamsMessage:
+        return TeamsMessage(self._card("teams/alert_group.json.j2", view=group), text)
+
+    def apology(self) -> TeamsMessage:
+        text = self.fmt.t("oops")
+        return TeamsMessage(self.message(text, text).card, text, refused=True)
