@@ -533,3 +533,56 @@ def serve(
             return
         handler.connect()  # type: ignore[no-untyped-call]  # in its own threads, beside Teams
     serve_http(build_server(routes), host, port or settings.port or 3000)
+
+
+@main.command("teams-package")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("kpibot-teams.zip"),
+    show_default=True, help="Where to write the zip.",
+)  # fmt: skip
+@click.option("--version", "app_version", default="1.0.0", show_default=True,
+              help="The app's version (raise it to update an uploaded app).")  # fmt: skip
+@click.option("--publisher", default="kpibot", show_default=True, help="Developer name.")
+@click.option(
+    "--website", default="https://github.com/kpibot/kpibot", show_default=True,
+    help="Developer website (https); also the privacy and terms pages unless given.",
+)  # fmt: skip
+@click.option("--privacy", default=None, help="Privacy statement URL (https).")
+@click.option("--terms", default=None, help="Terms of use URL (https).")
+@click.pass_obj
+def teams_package(
+    obj: CliContext, output: Path, app_version: str, publisher: str, website: str,
+    privacy: str | None, terms: str | None,
+) -> None:  # fmt: skip
+    """Build the Teams app package (manifest.json, icons) to sideload or upload in the Teams
+    admin center. The bot's id is TEAMS_CLIENT_ID."""
+    from bot.teams.package import Publisher, build_package
+
+    app_id = obj.settings().secrets.teams_client_id
+    if not app_id:
+        fail("TEAMS_CLIENT_ID is not set: the package names the bot by its Microsoft App ID "
+             "(Azure Bot → Configuration)", code=2)  # fmt: skip
+    for name, url in (("--website", website), ("--privacy", privacy), ("--terms", terms)):
+        if url is not None and not url.startswith("https://"):
+            fail(f"{name} must be an https:// URL (Teams refuses others), got {url!r}", code=2)
+    who = Publisher(publisher, website, privacy or website, terms or website)
+    path = build_package(output, app_id, app_version, who)
+    click.echo(f"wrote {path}: upload it in Teams (Apps → Manage your apps → Upload an app) or "
+               "in the Teams admin center (Teams apps → Manage apps → Upload new app)")  # fmt: skip
+
+
+@main.command("teams-conversations")
+@click.pass_obj
+def teams_conversations(obj: CliContext) -> None:
+    """The Teams conversations the bot can post to (installed in, or spoken to), by the name
+    that the config's teams routes and teams: destinations use."""
+    from bot.teams.conversations import known
+
+    engine = make_engine(obj.settings().database_url)
+    ensure_schema(engine)
+    references = known(session_factory(engine))
+    engine.dispose()
+    if not references:
+        click.echo("none yet: install the app in a team or chat, or send the bot a message")
+    for reference in references:
+        click.echo(f"{reference.name}\t{reference.kind}\t{reference.conversation_id}")
