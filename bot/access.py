@@ -68,10 +68,12 @@ def reps_by_email(facts: Facts) -> dict[str, str]:
 
 
 def channel_audience(settings: Settings, channel_id: str, facts: Facts) -> Channel:
-    """The channel ``channel_id`` as an audience: ``visibility.rep_figures``, and the team
-    whose channel it is (``slack.team_channels``), if any."""
-    teams = settings.config.slack.team_channels
-    team = next((name for name, channel in teams.items() if channel == channel_id), None)
+    """The channel ``channel_id`` (a Slack channel id, or the name of a Teams conversation) as
+    an audience: ``visibility.rep_figures``, and the team whose channel it is
+    (``slack.team_channels``, ``teams.team_channels``), if any."""
+    config = settings.config
+    routes = [*config.slack.team_channels.items(), *config.teams.team_channels.items()]
+    team = next((name for name, channel in routes if channel == channel_id), None)
     return Channel(
         channel_id,
         settings.config.visibility.rep_figures,

@@ -476,19 +476,25 @@ def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
 @click.option(
     "--http", "http_mode", is_flag=True, help="HTTP mode (/slack/events) instead of Socket Mode."
 )
-@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP mode: interface to bind.")
-@click.option("--port", default=3000, show_default=True, help="HTTP mode: port.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP server: interface.")
+@click.option("--port", type=int, default=None, help="HTTP server: port (default PORT, else 3000).")
 @click.option("--with-scheduler", is_flag=True, help="Also run the scheduler (small installs).")
 @click.pass_obj
-def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler: bool) -> None:
-    """Run the Slack bot: Socket Mode (SLACK_BOT_TOKEN, SLACK_APP_TOKEN), or HTTP mode with
-    --http (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)."""
+def serve(
+    obj: CliContext, http_mode: bool, host: str, port: int | None, with_scheduler: bool
+) -> None:
+    """Run the bots: Slack in Socket Mode (SLACK_BOT_TOKEN, SLACK_APP_TOKEN) or HTTP mode with
+    --http (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET); Microsoft Teams on /api/messages when
+    TEAMS_CLIENT_ID and TEAMS_CLIENT_SECRET are set. Both from one process."""
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackApiError
+    from starlette.routing import Route
 
     from bot.delivery.slack_client import slack_client
+    from bot.http_app import build_server, serve_http, slack_events_route
     from bot.slack_app import build_app, redact
     from bot.slack_tokens import TokenProblem, accepted, required
+    from bot.teams.app import TeamsNotConfigured, credentials, teams_route
 
     # A server's log: refused requests and listener errors, one line each (uvicorn adds its own).
     logging.basicConfig(
@@ -496,26 +502,94 @@ def serve(obj: CliContext, http_mode: bool, host: str, port: int, with_scheduler
     )
     settings = obj.settings()
     secrets = settings.secrets
-    client = slack_client(settings)
     try:
-        required(secrets, http_mode=http_mode)
-        accepted(client, secrets, http_mode=http_mode)
-        app = build_app(settings, obj.service(), client=client)
-    except TokenProblem as problem:
+        teams = credentials(settings)
+    except TeamsNotConfigured as problem:
         fail(str(problem), code=2)
-    except (BoltError, SlackApiError, OSError) as error:
-        api = settings.slack_api_url or "https://slack.com/api/"
-        fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
+    slack_set = secrets.slack_bot_token or secrets.slack_app_token or secrets.slack_signing_secret
+    routes: list[Route] = []
+    app = None
+    if slack_set or teams is None:
+        client = slack_client(settings)
+        try:
+            required(secrets, http_mode=http_mode)
+            accepted(client, secrets, http_mode=http_mode)
+            app = build_app(settings, obj.service(), client=client)
+        except TokenProblem as problem:
+            fail(str(problem), code=2)
+        except (BoltError, SlackApiError, OSError) as error:
+            api = settings.slack_api_url or "https://slack.com/api/"
+            fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
+        if http_mode:
+            routes.append(slack_events_route(app, secrets.slack_signing_secret or ""))
+    if teams is not None:
+        route = teams_route(settings, obj.service())
+        assert route is not None
+        routes.append(route)
     if with_scheduler:
         # bot.scheduling's clock runs in background threads beside the server (small installs).
         from bot.scheduling.clock import Clock
 
         Clock(_runtime(obj)).start()
-    if http_mode:
-        from bot.http_app import serve_http
-
-        serve_http(app, secrets.slack_signing_secret or "", host, port)
-    else:
+    if app is not None and not http_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        SocketModeHandler(app, secrets.slack_app_token).start()  # type: ignore[no-untyped-call]
+        handler = SocketModeHandler(app, secrets.slack_app_token)
+        if not routes:
+            handler.start()  # type: ignore[no-untyped-call]
+            return
+        handler.connect()  # type: ignore[no-untyped-call]  # in its own threads, beside Teams
+    serve_http(build_server(routes), host, port or settings.port or 3000)
+
+
+@main.command("teams-package")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("kpibot-teams.zip"),
+    show_default=True, help="Where to write the zip.",
+)  # fmt: skip
+@click.option("--version", "app_version", default="1.0.0", show_default=True,
+              help="The app's version (raise it to update an uploaded app).")  # fmt: skip
+@click.option("--publisher", default="kpibot", show_default=True, help="Developer name.")
+@click.option(
+    "--website", default="https://github.com/kpibot/kpibot", show_default=True,
+    help="Developer website (https); also the privacy and terms pages unless given.",
+)  # fmt: skip
+@click.option("--privacy", default=None, help="Privacy statement URL (https).")
+@click.option("--terms", default=None, help="Terms of use URL (https).")
+@click.pass_obj
+def teams_package(
+    obj: CliContext, output: Path, app_version: str, publisher: str, website: str,
+    privacy: str | None, terms: str | None,
+) -> None:  # fmt: skip
+    """Build the Teams app package (manifest.json, icons) to sideload or upload in the Teams
+    admin center. The bot's id is TEAMS_CLIENT_ID."""
+    from bot.teams.package import Publisher, build_package
+
+    app_id = obj.settings().secrets.teams_client_id
+    if not app_id:
+        fail("TEAMS_CLIENT_ID is not set: the package names the bot by its Microsoft App ID "
+             "(Azure Bot → Configuration)", code=2)  # fmt: skip
+    for name, url in (("--website", website), ("--privacy", privacy), ("--terms", terms)):
+        if url is not None and not url.startswith("https://"):
+            fail(f"{name} must be an https:// URL (Teams refuses others), got {url!r}", code=2)
+    who = Publisher(publisher, website, privacy or website, terms or website)
+    path = build_package(output, app_id, app_version, who)
+    click.echo(f"wrote {path}: upload it in Teams (Apps → Manage your apps → Upload an app) or "
+               "in the Teams admin center (Teams apps → Manage apps → Upload new app)")  # fmt: skip
+
+
+@main.command("teams-conversations")
+@click.pass_obj
+def teams_conversations(obj: CliContext) -> None:
+    """The Teams conversations the bot can post to (installed in, or spoken to), by the name
+    that the config's teams routes and teams: destinations use."""
+    from bot.teams.conversations import known
+
+    engine = make_engine(obj.settings().database_url)
+    ensure_schema(engine)
+    references = known(session_factory(engine))
+    engine.dispose()
+    if not references:
+        click.echo("none yet: install the app in a team or chat, or send the bot a message")
+    for reference in references:
+        click.echo(f"{reference.name}\t{reference.kind}\t{reference.conversation_id}")

@@ -1,5 +1,6 @@
-"""HTTP mode: the Bolt app behind an ASGI application (``/slack/events``, ``/healthz``), served
-by uvicorn. Bolt's sync ``dispatch`` runs in a worker thread so that one slow request never
+"""HTTP mode: the Bolt app behind an ASGI application (``/slack/events``, ``/healthz``; the
+Teams bot's ``/api/messages`` beside it when configured, ``bot.teams.http``), served by
+uvicorn. Bolt's sync ``dispatch`` runs in a worker thread so that one slow request never
 blocks the event loop.
 
 A request to ``/slack/events`` is read at most ``max_body_bytes`` far (Slack's payloads are a
@@ -12,6 +13,7 @@ then does Bolt see the request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 from slack_bolt import App, BoltRequest
@@ -46,13 +48,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def build_asgi(
+def slack_events_route(
     app: App,
     signing_secret: str,
     *,
     clock: Clock | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
-) -> Starlette:
+) -> Route:
     """``clock`` is the signature check's (Slack's documented example is five years old)."""
     verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
 
@@ -72,16 +74,31 @@ def build_asgi(
         response = await run_in_threadpool(app.dispatch, bolt_request)
         return to_starlette_response(response)
 
-    async def healthz(_: Request) -> Response:
-        return PlainTextResponse("ok")
+    return Route(EVENTS_PATH, events, methods=["POST"])
 
-    return Starlette(
-        routes=[
-            Route(EVENTS_PATH, events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
+
+async def healthz(_: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def build_server(routes: Sequence[Route]) -> Starlette:
+    """One ASGI application for the chat surfaces served over HTTP (Slack's ``/slack/events``,
+    Teams' ``/api/messages``), and ``/healthz``."""
+    return Starlette(routes=[*routes, Route("/healthz", healthz, methods=["GET"])])
+
+
+def build_asgi(
+    app: App,
+    signing_secret: str,
+    *,
+    clock: Clock | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Starlette:
+    """Slack alone."""
+    return build_server(
+        [slack_events_route(app, signing_secret, clock=clock, max_body_bytes=max_body_bytes)]
     )
 
 
-def serve_http(app: App, signing_secret: str, host: str, port: int) -> None:
-    uvicorn.run(build_asgi(app, signing_secret), host=host, port=port, log_level="info")
+def serve_http(asgi: Starlette, host: str, port: int) -> None:
+    uvicorn.run(asgi, host=host, port=port, log_level="info")

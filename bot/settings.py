@@ -48,6 +48,13 @@ VARIABLES = (
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
     "SLACK_API_URL",
+    "TEAMS_CLIENT_ID",
+    "TEAMS_CLIENT_SECRET",
+    "TEAMS_TENANT_ID",
+    "TEAMS_LOGIN_URL",
+    "TEAMS_OPENID_METADATA_URL",
+    "KPIBOT_TEAMS_UNAUTHENTICATED",
+    "PORT",
     "DATABASE_URL",
     "KPIBOT_CONFIG",
 )
@@ -516,8 +523,18 @@ def _as_list(raw: Any) -> Any:
     return raw
 
 
+class TeamsRoutes(_Section):
+    """Where alerts go in Microsoft Teams through the bot. Values name conversations the bot
+    was installed in or spoken to (``kpibot teams-conversations`` lists them): a team's
+    name, ``Team/Channel``, a group chat's title, or ``user:<email>`` for a 1:1 chat."""
+
+    leadership_channel: str | None = None  # company and region alerts
+    team_channels: dict[str, str] = {}  # team name → conversation name
+
+
 class Access(_Section):
-    """Who sees what. Keys are Slack user ids (U0123ABCD) or email addresses."""
+    """Who sees what. Keys are Slack user ids (U0123ABCD), Microsoft Entra (AAD) object ids
+    of Teams users, or email addresses."""
 
     # Leadership and sales-ops: every number, and the admin commands (subscribe, sync...).
     admins: tuple[str, ...] = ()
@@ -682,6 +699,7 @@ class Config(_Section):
     imports: Import = Field(default=Import(), alias="import")
     sources: dict[str, SourceSpec] = {}
     slack: SlackRoutes = SlackRoutes()
+    teams: TeamsRoutes = TeamsRoutes()
     access: Access = Access()
     visibility: Visibility = Visibility()
     subscriptions: list[SubscriptionSpec] = []
@@ -702,6 +720,9 @@ class Secrets(BaseModel):
     slack_bot_token: str | None = Field(default=None, repr=False)
     slack_signing_secret: str | None = Field(default=None, repr=False)
     slack_app_token: str | None = Field(default=None, repr=False)
+    teams_client_id: str | None = Field(default=None, repr=False)
+    teams_client_secret: str | None = Field(default=None, repr=False)
+    teams_tenant_id: str | None = Field(default=None, repr=False)
     # Per source name, its credentials by name (``password``, ``token``...).
     sources: dict[str, dict[str, str]] = Field(default={}, repr=False)
 
@@ -713,6 +734,13 @@ class Settings(BaseModel):
     config_path: Path
     database_url: str
     slack_api_url: str | None = None
+    # Microsoft's endpoints, replaceable for tests (and sovereign clouds): Entra ID's token
+    # service, and the Bot Framework's OpenID metadata naming the keys that sign its requests.
+    teams_login_url: str | None = None
+    teams_openid_metadata_url: str | None = None
+    # Local development only: /api/messages accepts requests without a Bot Framework token.
+    teams_unauthenticated: bool = False
+    port: int | None = None  # the HTTP server's port (PORT, as hosting platforms set it)
     secrets: Secrets = Secrets()
 
     @property
@@ -961,13 +989,28 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         config_path=path,
         database_url=url,
         slack_api_url=env.get("SLACK_API_URL") or None,
+        teams_login_url=env.get("TEAMS_LOGIN_URL") or None,
+        teams_openid_metadata_url=env.get("TEAMS_OPENID_METADATA_URL") or None,
+        teams_unauthenticated=env.get("KPIBOT_TEAMS_UNAUTHENTICATED") == "dev",
+        port=_port(env.get("PORT")),
         secrets=Secrets(
             slack_bot_token=env.get("SLACK_BOT_TOKEN"),
             slack_signing_secret=env.get("SLACK_SIGNING_SECRET"),
             slack_app_token=env.get("SLACK_APP_TOKEN"),
+            teams_client_id=env.get("TEAMS_CLIENT_ID") or None,
+            teams_client_secret=env.get("TEAMS_CLIENT_SECRET") or None,
+            teams_tenant_id=env.get("TEAMS_TENANT_ID") or None,
             sources=_source_secrets(config, env),
         ),
     )
+
+
+def _port(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError("PORT (environment)", [f"expected a port number, got {value!r}"])
+    return int(value)
 
 
 def _source_secrets(config: Config, env: Mapping[str, str]) -> dict[str, dict[str, str]]:
