@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from bot.demo_history import DealLife, open_stage, write_history
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
 from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
@@ -267,14 +268,6 @@ _CHANNELS: dict[str, tuple[float, float]] = {
     "Recommandation": (0.07, 0.45),
     "Webinaire": (0.08, 0.18),
 }
-# Open stages by how far a deal is through its cycle: (up to, stage, probability, category).
-_OPEN_STAGES = (
-    (0.2, "Qualification", 0.10, "Pipeline"),
-    (0.45, "Découverte", 0.25, "Pipeline"),
-    (0.7, "Proposition", 0.50, "Best case"),
-    (0.9, "Négociation", 0.75, "Commit"),
-    (math.inf, "Accord verbal", 0.90, "Commit"),
-)
 # Month → factor. Leads dry up in August and at Christmas; decisions cluster before the
 # summer and the year end, when budgets must be spent.
 _LEAD_SEASON = {1: 1.0, 2: 1.0, 3: 1.1, 4: 1.0, 5: 0.9, 6: 1.1, 7: 0.8, 8: 0.4, 9: 1.15,
@@ -388,6 +381,8 @@ class _Generator:
         self.names: set[str] = set()
         self.team_reps: dict[str, list[_Rep]] = {}
         self.anchors: dict[str, tuple[str, str]] = {}
+        # Each opportunity's drawn life, by source id, for its simulated history.
+        self.lives: dict[str, DealLife] = {}
 
     def generate(self) -> dict[str, list[Row]]:
         self._teams_and_reps()
@@ -531,15 +526,16 @@ class _Generator:
             category = "Closed" if won else "Omitted"
             close, last_activity = decided, decided
         else:
-            progress = (self.today - created).days / max(1, (planned - created).days)
-            _, stage, probability, category = next(s for s in _OPEN_STAGES if progress < s[0])
+            stage, probability, category = open_stage(created, planned, self.today)
             close = planned
             # A deal whose date has passed has gone quiet: nobody updated it.
             quiet = rng.randint(14, 40) if planned < self.today else rng.randint(0, 10)
             last_activity = max(created, self.today - timedelta(days=quiet))
         account_name = self.rows["accounts"][int(account[1:]) - 1]["name"]
+        source_id = f"O{len(self.rows['opportunities']) + 1:05d}"
+        self.lives[source_id] = DealLife(created, planned, decided)
         self.rows["opportunities"].append(
-            {"source": SOURCE, "source_id": f"O{len(self.rows['opportunities']) + 1:05d}",
+            {"source": SOURCE, "source_id": source_id,
              "name": f"{account_name} — {product}", "account_id": account,
              "owner_id": owner.key, "product": product, "stage": stage, "is_closed": closed,
              "is_won": closed and won, "amount": amount, "currency": currency,
@@ -595,8 +591,10 @@ class _Generator:
                 size = Decimal(repr(team.deal_size * 2 * self.rng.lognormvariate(0, 0.2)))
                 amount = _round_amount(size / FX_RATES.get(currency, Decimal(1)))
                 created = day - timedelta(days=45)
+                source_id = f"F-{team.key}-{quarter.key}"
+                self.lives[source_id] = DealLife(created, day, day)
                 self.rows["opportunities"].append(
-                    {"source": SOURCE, "source_id": f"F-{team.key}-{quarter.key}",
+                    {"source": SOURCE, "source_id": source_id,
                      "name": f"{team.anchor_account} — contrat-cadre {quarter.key}",
                      "account_id": account, "owner_id": senior.key,
                      "product": "Contrat de maintenance", "stage": "Gagné", "is_closed": True,
@@ -656,21 +654,29 @@ def _round_amount(amount: Decimal) -> Decimal:
 def build_demo(session: Session, today: date, seed: int = 7) -> DemoSummary:
     """Write the demo company as of ``today`` into a migrated store, in ``session``'s
     transaction. Demo rows that the same (today, seed) would not generate (left by a build on
-    another day) are deleted. The data version is bumped once, and only if a row changed."""
-    tables = _Generator(today, seed).generate()
+    another day) are deleted. The data version is bumped once, and only if a row changed; then
+    the opportunities' history is rewritten as their simulated lives (``bot.demo_history``)."""
+    generator = _Generator(today, seed)
+    tables = generator.generate()
     ids: dict[str, dict[str, int]] = {}
     changed = 0
+    deals: list[Row] = []
     for name, references in _TABLES:
         table = Base.metadata.tables[name]
         rows = [_resolve(row, references, ids) for row in tables[name]]
         changed += upsert(session, table, rows)
         if name in _REFERENCED:
             ids[name] = ids_by_source_id(session, table, SOURCE, (r["source_id"] for r in rows))
+        if name == "opportunities":
+            deals = rows
     # Children first, so that no stale row is still referenced when it goes.
     for name, _ in reversed(_TABLES):
         keep = {row["source_id"] for row in tables[name]}
         changed += _prune(session, Base.metadata.tables[name], keep)
     if changed:
+        table = Base.metadata.tables["opportunities"]
+        deal_ids = ids_by_source_id(session, table, SOURCE, (r["source_id"] for r in deals))
+        write_history(session, SOURCE, deals, deal_ids, generator.lives, today, ZONE)
         bump_data_version(session)
     return DemoSummary(
         teams=len(tables["teams"]),

@@ -90,6 +90,7 @@ TEMPLATES = "bot.templates"  # the package holding the templates (see setup.py)
 # What a chat message can usefully show; the rest becomes "… and N more". Chosen so that even
 # the longest message stays far below Slack's 50 blocks.
 BREAKDOWN_ROWS = 15
+SLIPPED_DEALS_SHOWN = 5
 ALERTS_SHOWN = 20
 DIGEST_ANSWERS = 20
 DIGEST_ALERTS = 10
@@ -147,6 +148,16 @@ class RowView:
 
 
 @dataclass(frozen=True)
+class SlippedDealView:
+    """One slipped deal: ``Acme — Lampes · Camille Laurent  45 000 €  repoussée 2 fois…``."""
+
+    name: str  # raw: the deal's CRM name, cut to NAME_CHARS
+    rep: str  # raw
+    amount: str
+    pushes: str  # "pushed 2 times, by 38 days in all"
+
+
+@dataclass(frozen=True)
 class AnswerView:
     """Context of ``answer.*.j2``: one KPI for one scope and period."""
 
@@ -167,10 +178,17 @@ class AnswerView:
     comparisons: tuple[ComparisonView, ...]  # previous period, then last year (not for a year)
     trend: str | None  # a sparkline of the last periods, oldest first: "▁▃▅▄▆█"
     like_for_like: str | None  # the note shown while the period runs; None once it has ended
+    # Set when an earlier figure of a level (pipeline, forecast) predates the history: it was
+    # rebuilt from today's records, and this says so.
+    rebuilt: str | None
     breakdown_title: str | None  # "Par équipe"; None without a breakdown
     breakdown: tuple[RowView, ...]  # at most BREAKDOWN_ROWS rows, best first
     more: str | None  # "… et 185 autres" when rows were left out
     as_of: str  # "Au 26 nov. 2026"
+    # The deals behind a slipped figure, largest first (only reps the asker may see).
+    deals_title: str | None = None
+    deals: tuple[SlippedDealView, ...] = ()
+    deals_more: str | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +252,9 @@ class DigestView:
     entries: tuple[DigestEntryView, ...]  # at most DIGEST_ANSWERS
     more: str | None
     alerts: AlertsView  # at most DIGEST_ALERTS
+    # Once for the digest: an earlier pipeline or forecast figure was rebuilt from today's
+    # records (the history starts later).
+    rebuilt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -416,6 +437,14 @@ def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
     )
 
 
+def _rebuilt(fmt: Formatter, answer: Answer) -> str | None:
+    if not answer.rebuilt:
+        return None
+    if answer.history_since is None:
+        return fmt.t("compare.rebuilt_no_history")
+    return fmt.t("compare.rebuilt", date=fmt.date(answer.history_since))
+
+
 def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROWS) -> AnswerView:
     kpi = answer.kpi
     scope = fmt.scope(Scope(answer.scope.level, _clip(answer.scope.name)))
@@ -448,11 +477,23 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         comparisons=tuple(_comparison(kpi, c, fmt) for c in compared),
         trend=sparkline(answer.trend),
         like_for_like=like_for_like,
+        rebuilt=_rebuilt(fmt, answer),
         breakdown_title=fmt.breakdown_title(rows[0].scope.level) if rows else None,
         breakdown=tuple(_row(kpi, row, fmt) for row in rows),
         # No "and N more" when the caller asked for no rows at all (the digest).
         more=_more(fmt, len(answer.breakdown) - len(rows)) if rows else None,
         as_of=fmt.t("as_of", date=fmt.date(answer.as_of)),
+        deals_title=fmt.t("slipped.title") if answer.deals else None,
+        deals=tuple(
+            SlippedDealView(
+                name=_clip(deal.name),
+                rep=_clip(deal.rep),
+                amount=fmt.money(deal.amount),
+                pushes=fmt.tn("slipped.pushes", deal.pushes, days=fmt.days(deal.days)),
+            )
+            for deal in answer.deals[:SLIPPED_DEALS_SHOWN]
+        ),
+        deals_more=_more(fmt, len(answer.deals) - SLIPPED_DEALS_SHOWN),
     )
 
 
@@ -599,6 +640,7 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
         if answer.scope != digest.scope:
             parts.insert(1, view.scope)
         entries.append(DigestEntryView(heading=fmt.t("sep").join(parts), answer=view))
+    rebuilt = next((e.answer.rebuilt for e in entries if e.answer.rebuilt), None)
     return DigestView(
         title=digest.title,
         organisation=digest.organisation,
@@ -613,6 +655,7 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
             posted=digest.posted,
             unstable=digest.unstable,
         ),
+        rebuilt=rebuilt,
     )
 
 

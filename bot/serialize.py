@@ -47,6 +47,7 @@ def _comparison(c: Comparison | None) -> Json | None:
         "delta": number(c.delta),
         "relative": number(c.relative),
         "too_early": c.too_early,
+        "rebuilt": c.rebuilt,
     }
 
 
@@ -82,6 +83,7 @@ def answer(a: Answer, language: str, currency: str) -> Json:
         "forecast": number(a.evaluation.forecast) if a.evaluation else None,
         "previous": _comparison(a.previous),
         "last_year": _comparison(a.last_year),
+        "history_since": None if a.history_since is None else a.history_since.isoformat(),
         "breakdown": [
             {
                 "scope": scope(row.scope),
@@ -91,6 +93,17 @@ def answer(a: Answer, language: str, currency: str) -> Json:
                 "why": None if row.why is None else row.why.value,
             }
             for row in a.breakdown
+        ],
+        "deals": [
+            {
+                "name": deal.name,
+                "rep": deal.rep,
+                "team": deal.team,
+                "amount": number(deal.amount),
+                "pushes": deal.pushes,
+                "days": deal.days,
+            }
+            for deal in a.deals
         ],
     }
 

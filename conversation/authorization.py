@@ -255,12 +255,14 @@ def visible_evaluations(
 
 
 def visible_answer(answer: Answer, decision: Decision) -> Answer:
-    """``answer`` with only the breakdown rows the audience may see."""
+    """``answer`` with only the breakdown rows, and the deals of the reps, the audience may
+    see."""
     rows = tuple(r for r in answer.breakdown if decision.shows(r.scope))
+    deals = tuple(d for d in answer.deals if decision.shows(Scope(Level.REP, d.rep)))
     evaluation = answer.evaluation
     if evaluation is not None:
         evaluation = visible_evaluation(evaluation, decision)
-    return dataclasses.replace(answer, breakdown=rows, evaluation=evaluation)
+    return dataclasses.replace(answer, breakdown=rows, evaluation=evaluation, deals=deals)
 
 
 def named_reps(decision: Decision) -> Callable[[str], bool]:

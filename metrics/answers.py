@@ -22,6 +22,7 @@ from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue
 from metrics.periods import Grain, Period, like_for_like
 from metrics.query import Query
 from metrics.scopes import Scope
+from metrics.slipped import SlippedDeal
 from metrics.targets import TargetBook
 
 TREND_PERIODS = 6
@@ -35,6 +36,9 @@ class Comparison:
     relative: Decimal | None  # delta ÷ |compared|; None when compared is 0 or missing
     # Not compared: a rate on too few days or observations to compare like for like.
     too_early: bool = False
+    # A level read before the recorded history starts: rebuilt from today's records, so it
+    # already knows what happened to its deals since (won, lost, pushed, resized).
+    rebuilt: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,12 @@ class Answer:
     # The last TREND_PERIODS values, oldest first, this period's last; each earlier period
     # read like its comparison (like for like while this one runs). None: no data.
     trend: tuple[Decimal | None, ...] = ()
+    # Some earlier figure (a comparison or the trend) was rebuilt from today's records, and the
+    # first day the history holds (None: nothing recorded yet).
+    rebuilt: bool = False
+    history_since: date | None = None
+    # The deals behind the figure when the KPI lists them (``Kpi.deals``), largest first.
+    deals: tuple[SlippedDeal, ...] = ()
 
     @property
     def attainment(self) -> Decimal | None:
@@ -91,12 +101,23 @@ def _compare(
     if facts.data_start is None or compared.start < facts.data_start:
         # Before the data starts a period is unknown, not zero.
         return Comparison(compared, None, None, None)
-    before = kpi.compute(facts, scope, compared, read_at, ctx).value
+    source, rebuilt = _as_it_stood(kpi, facts, read_at, as_of)
+    before = kpi.compute(source, scope, compared, read_at, ctx).value
     if value is None or before is None:
-        return Comparison(compared, before, None, None)
+        return Comparison(compared, before, None, None, rebuilt=rebuilt)
     delta = value - before
     relative = None if before == 0 else delta / abs(before)
-    return Comparison(compared, before, delta, relative)
+    return Comparison(compared, before, delta, relative, rebuilt=rebuilt)
+
+
+def _as_it_stood(kpi: Kpi, facts: Facts, read_at: date, as_of: date) -> tuple[Facts, bool]:
+    """The facts a KPI read at ``read_at`` should see, and whether they were rebuilt from
+    today's records: a level of the deals (pipeline, forecast) needs them as they stood at the
+    end of that day, which only the history knows."""
+    if not kpi.stood or read_at >= as_of:
+        return facts, False
+    past = None if facts.history is None else facts.history.at(read_at)
+    return (facts, True) if past is None else (past, False)
 
 
 def _status(
@@ -141,6 +162,7 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
     if query.period.grain is not Grain.YEAR:
         periods.append(query.period.same_period_last_year())
     trend: tuple[Decimal | None, ...] = ()
+    rebuilt = False
     if _too_early_to_compare(kpi, value, query, as_of, targets, policy):
         compared = [
             Comparison(like_for_like(query.period, as_of, p), None, None, None, too_early=True)
@@ -152,13 +174,14 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
             for p in periods
         ]
         # The comparisons already read two of these periods (a quarter's last year is 4 back).
-        known = {p: c.value for p, c in zip(periods, compared, strict=True)}
+        known = dict(zip(periods, compared, strict=True))
         earlier = [
             known[p] if p in known else
-            _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, None).value
+            _compare(kpi, facts, query.scope, query.period, p, as_of, ctx, None)
             for p in (query.period.shift(-n) for n in range(1, TREND_PERIODS))
         ]  # fmt: skip
-        trend = (*reversed(earlier), value.value)
+        trend = (*(c.value for c in reversed(earlier)), value.value)
+        rebuilt = any(c.rebuilt for c in (*compared, *earlier))
     rows = []
     if query.breakdown is not None:
         for child in facts.children(query.scope, query.breakdown):
@@ -168,8 +191,10 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
             why = None if c_found is None else c_found.why
             rows.append(BreakdownRow(child, c_value, c_target, c_status, why))
     rows.sort(key=lambda row: _best_first(kpi, row))
+    deals = () if kpi.deals is None else kpi.deals(facts, query.scope, query.period, as_of)
     return Answer(
         kpi, query.scope, query.period, as_of, value, target, status, found, compared[0],
         compared[1] if len(compared) > 1 else None, tuple(rows),
-        None if found is None else found.why, trend,
+        None if found is None else found.why, trend, rebuilt,
+        None if facts.history is None else facts.history.since, deals,
     )  # fmt: skip

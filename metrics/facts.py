@@ -14,13 +14,18 @@ minor units of the base currency, ``rep``/``team``/``region`` are categorical na
 - ``surveys``: date, rep, team, region, kind ('csat'|'nps'), score
 - ``reps``: name, email, team, region, active_from, active_to (NaT while employed)
 - ``teams``: name, region, manager
-- ``slips``: id, date (the day, in the organisation's time zone, an open deal's close date was
+- ``slips``: id, name, date (the day, in the organisation's time zone, an open deal's close date was
   pushed later), days (how far), amount, rep, team, region (its owner then); in push order
+
+``history`` gives the same facts with the opportunities as they stood at the end of a past day,
+as far as the recorded history goes, so that a level read in the past (pipeline, forecast) is
+not rebuilt from records that already know the outcome.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 
@@ -33,7 +38,7 @@ from metrics.scopes import Level, Scope
 STATUS_CODES = {"open": 0, "won": 1, "lost": 2}
 OPEN, WON, LOST = 0, 1, 2
 Columns = dict[str, np.ndarray]
-SLIP_COLUMNS = ("id", "date", "days", "amount", "rep", "team", "region")
+SLIP_COLUMNS = ("id", "name", "date", "days", "amount", "rep", "team", "region")
 
 
 def day(d: date) -> np.datetime64:
@@ -53,6 +58,21 @@ def _array(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+@dataclass(frozen=True)
+class DealHistory:
+    """The deals as they stood at the end of past days. The shell reads each day from the
+    store when first asked (``stood``); before ``since`` nothing was recorded."""
+
+    since: date | None  # the first day whose end the history holds; None: nothing recorded
+    stood: Callable[[date], Facts]  # the facts with the opportunities as at the end of a day
+
+    def at(self, when: date) -> Facts | None:
+        """The facts as they stood at the end of ``when``; None before the history starts."""
+        if self.since is None or when < self.since:
+            return None
+        return self.stood(when)
+
+
 @dataclass
 class Facts:
     """Everything the KPIs read, for one data version."""
@@ -67,8 +87,14 @@ class Facts:
     minor_digits: int = 2
     version: int = 0
     slips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SLIP_COLUMNS)))
+    history: DealHistory | None = None  # None: no recorded history to read the past from
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def as_stood(self, opportunities: pd.DataFrame) -> Facts:
+        """These facts with the opportunities as they stood at some past moment (no history
+        of their own, and none of this object's caches)."""
+        return replace(self, opportunities=opportunities, history=None, _columns={}, _groups={})
 
     def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
         """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""

@@ -18,6 +18,7 @@ import pandas as pd
 from metrics.facts import LOST, OPEN, WON, Columns, Facts, day, within
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
+from metrics.slipped import SlippedDeal, slipped_deals
 
 
 class Unit(StrEnum):
@@ -65,6 +66,7 @@ class KpiValue:
 
 
 TargetLookup = Callable[[str, Scope, Period], Decimal | None]
+DealLister = Callable[[Facts, Scope, Period, date], tuple[SlippedDeal, ...]]
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,12 @@ class Kpi:
     # yearly target gives a quarter its share by days, four quarterly targets make the year's.
     # Other KPIs (rates, means, levels) keep the same target at every grain.
     additive: bool = False
+    # Reads the deals as they stand at ``as_of`` (pipeline, coverage, forecast, overdue): read
+    # in the past, it needs the deals as they stood then, which only the history knows.
+    stood: bool = False
+    # The deals behind the figure, when an answer lists them (slipped: how often and how far
+    # each was pushed), largest first.
+    deals: DealLister | None = None
 
     def label(self, language: str) -> str:
         return self.label_fr if language == "fr" else self.label_en
@@ -403,6 +411,8 @@ def _kpi(
     target_of: str | None = None,
     matures: bool = False,
     additive: bool = False,
+    stood: bool = False,
+    deals: DealLister | None = None,
 ) -> Kpi:
     return Kpi(
         id,
@@ -417,6 +427,8 @@ def _kpi(
         target_of,
         matures,
         additive,
+        stood,
+        deals,
     )
 
 
@@ -438,7 +450,8 @@ KPIS: dict[str, Kpi] = {
              Unit.PERCENT, H, SAMPLED, win_rate, "won ÷ (won + lost), by close date"),
         _kpi("pipeline", "Pipeline", "Pipeline",
              ("pipe", "open pipeline", "pipeline ouvert"),
-             Unit.MONEY, H, LEVEL, pipeline, "open amount expected to close in the period"),
+             Unit.MONEY, H, LEVEL, pipeline, "open amount expected to close in the period",
+             stood=True),
         _kpi("new_pipeline", "New pipeline", "Nouveau pipeline",
              ("new pipeline", "nouveau pipeline", "pipeline cree", "created pipeline"),
              Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period",
@@ -447,13 +460,16 @@ KPIS: dict[str, Kpi] = {
              ("slipped", "slips", "slipped deals", "glissements", "glissement", "affaires glissees",
               "pipeline glisse"),
              Unit.MONEY, L, LEVEL, slipped,
-             "open deals whose close date was pushed later in the period (from the history)"),
+             "open deals whose close date was pushed later in the period (from the history)",
+             deals=slipped_deals),
         _kpi("overdue", "Overdue pipeline", "Pipeline en retard",
              ("overdue", "overdue deals", "past due", "en retard", "affaires en retard"),
-             Unit.MONEY, L, LEVEL, overdue, "open amount whose close date has passed"),
+             Unit.MONEY, L, LEVEL, overdue, "open amount whose close date has passed",
+             stood=True),
         _kpi("coverage", "Pipeline coverage", "Couverture du pipeline",
              ("couverture", "pipeline coverage", "couverture du pipeline"),
-             Unit.MULTIPLE, H, LEVEL, coverage, "pipeline ÷ revenue still to book"),
+             Unit.MULTIPLE, H, LEVEL, coverage, "pipeline ÷ revenue still to book",
+             stood=True),
         _kpi("avg_deal", "Average deal size", "Panier moyen",
              ("panier", "panier moyen", "deal size", "average deal", "avg deal"),
              Unit.MONEY, H, SAMPLED, avg_deal, "revenue ÷ number of deals won"),
@@ -479,6 +495,6 @@ KPIS: dict[str, Kpi] = {
         _kpi("forecast", "Forecast", "Prévision",
              ("prevision", "prévision", "prevision de ca", "projection"),
              Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",
-             target_of="revenue"),
+             target_of="revenue", stood=True),
     )
 }  # fmt: skip

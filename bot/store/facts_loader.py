@@ -3,9 +3,10 @@ question never reloads whole tables."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -15,12 +16,18 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
-from bot.store.history import slips, states_at
+from bot.store.history import first_recorded, slips, states_at
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
-from metrics.facts import SLIP_COLUMNS, Facts
+from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 _CATEGORIES = ("team", "region", "kind")
+_OPPORTUNITY_COLUMNS = (
+    "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
+)  # fmt: skip
+# Past days whose opportunities are kept in memory: an answer's comparisons and trend read
+# up to six (a month's previous period, the same month last year and four more).
+_PAST_DAYS_KEPT = 6
 
 
 _CHUNK = 200_000
@@ -156,10 +163,7 @@ def load_facts(
         ).where(Opportunity.deleted_at.is_(None)),
         deals,
     )  # fmt: skip
-    opps = _owned(opps, owners)[
-        ["rep", "team", "region", "account", "status", "amount", "created", "close",
-         "probability"]
-    ]  # fmt: skip
+    opps = _owned(opps, owners)[list(_OPPORTUNITY_COLUMNS)]
 
     leads = _frame(
         engine,
@@ -201,7 +205,7 @@ def load_facts(
 
     slip_rows = _owned(_frame(engine, slips(), pushes), owners)[list(SLIP_COLUMNS)]
 
-    return Facts(
+    facts = Facts(
         opportunities=opps,
         leads=leads,
         spend=_categories(spend),
@@ -213,6 +217,50 @@ def load_facts(
         version=version,
         slips=slip_rows,
     )
+    facts.history = _history(
+        engine,
+        facts,
+        zone,
+        functools.partial(
+            load_opportunities_as_stood,
+            engine,
+            currency=currency,
+            configured_rates=configured_rates,
+            default_probability=default_probability,
+            minor_digits=minor_digits,
+        ),
+    )
+    return facts
+
+
+def _states(
+    engine: Engine, at: datetime, fx: FxTable, default_probability: float, minor_digits: int
+) -> pd.DataFrame:
+    """The deals as the history says they stood at ``at`` (owners placed in today's teams):
+    the columns of ``metrics.waterfall`` and those of the facts' opportunities."""
+    states = states_at(at).subquery()
+
+    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        chunk["status"] = chunk["status"].astype("category")
+        chunk["probability"] = chunk["probability"].astype("float64").fillna(default_probability)
+        chunk["account"] = chunk["account"].astype("Int64")
+        return _dates(chunk.drop(columns="currency"), "close", "created")
+
+    frame = _frame(
+        engine,
+        select(
+            # A deal without a name is shown by its CRM id.
+            states.c.opportunity_id.label("id"),
+            func.coalesce(states.c.name, states.c.source_id).label("name"), states.c.status,
+            states.c.amount, states.c.currency, states.c.close_date.label("close"),
+            states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
+            states.c.created_at.label("created"), states.c.probability,
+        ),
+        compact,
+    )  # fmt: skip
+    _, reps = _teams_and_reps(engine)
+    return _owned(frame, _owners(reps))
 
 
 def load_deal_states(
@@ -225,26 +273,42 @@ def load_deal_states(
     """The deals as the history says they stood at ``at``, in the columns of
     ``metrics.waterfall`` (owners placed in today's teams)."""
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    states = states_at(at).subquery()
+    return _states(engine, at, fx, 0.0, minor_digits)[list(WATERFALL_COLUMNS)]
 
-    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        chunk["status"] = chunk["status"].astype("category")
-        return _dates(chunk.drop(columns="currency"), "close")
 
-    frame = _frame(
-        engine,
-        select(
-            # A deal without a name is shown by its CRM id.
-            states.c.opportunity_id.label("id"),
-            func.coalesce(states.c.name, states.c.source_id).label("name"), states.c.status,
-            states.c.amount, states.c.currency, states.c.close_date.label("close"),
-            states.c.owner_id.label("rep_id"),
-        ),
-        compact,
-    )  # fmt: skip
-    _, reps = _teams_and_reps(engine)
-    return _owned(frame, _owners(reps))[list(WATERFALL_COLUMNS)]
+def load_opportunities_as_stood(
+    engine: Engine,
+    at: datetime,
+    currency: str,
+    configured_rates: dict[str, Decimal],
+    default_probability: float,
+    minor_digits: int = 2,
+) -> pd.DataFrame:
+    """The opportunities the history says existed at ``at`` (not deleted then), as they stood,
+    in the column contract of the facts' ``opportunities``."""
+    fx = FxTable(currency, configured_rates, _stored_rates(engine))
+    frame = _states(engine, at, fx, default_probability, minor_digits)
+    frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
+    statuses = frame["status"].astype("object")
+    frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
+    return frame[list(_OPPORTUNITY_COLUMNS)]
+
+
+def _history(
+    engine: Engine, facts: Facts, zone: tzinfo, load: Callable[[datetime], pd.DataFrame]
+) -> DealHistory:
+    """What ``facts`` know of the past: from the first recorded day, the opportunities as they
+    stood at the end of a day, read once per day asked for (a past state never changes, but
+    owners are placed in today's teams, so they are kept with this data version only)."""
+    with engine.connect() as connection:
+        first = first_recorded(connection)
+
+    @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
+    def stood(day: date) -> Facts:
+        end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
+        return facts.as_stood(load(end_of_day))
+
+    return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
 
 def _version(engine: Engine) -> int:

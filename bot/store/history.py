@@ -99,7 +99,7 @@ def record_history(session: Session, at: datetime) -> int:
 
 def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     """Each recorded opportunity as it stood at ``at`` (deleted ones with status "deleted"):
-    opportunity id, source, source id, name, created_at and the tracked fields."""
+    opportunity id, source, source id, name, created_at, account_id and the tracked fields."""
     at = utc(at)
     history = OpportunityHistory
     return (
@@ -109,6 +109,7 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
             Opportunity.source_id,
             Opportunity.name,
             Opportunity.created_at,
+            Opportunity.account_id,
             history.status,
             history.stage,
             history.amount,
@@ -129,7 +130,8 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
 
 def slips() -> Select[*tuple[Any, ...]]:
     """Every push of an open deal's close date to a later day, in push order: the deal, when
-    (the moment the new interval starts), the days it moved, and its amount and owner then."""
+    (the moment the new interval starts), the days it moved, and its name (its CRM id when it
+    has none), amount and owner then."""
     history = OpportunityHistory
     steps = select(
         history.opportunity_id,
@@ -149,6 +151,7 @@ def slips() -> Select[*tuple[Any, ...]]:
     return (
         select(
             steps.c.opportunity_id.label("id"),
+            func.coalesce(Opportunity.name, Opportunity.source_id).label("name"),
             steps.c.valid_from.label("date"),
             steps.c.previous_close,
             steps.c.close_date,
@@ -156,6 +159,7 @@ def slips() -> Select[*tuple[Any, ...]]:
             steps.c.currency,
             steps.c.owner_id.label("rep_id"),
         )
+        .join(Opportunity, Opportunity.id == steps.c.opportunity_id)
         .where(
             steps.c.status == "open",
             steps.c.previous_status == "open",

@@ -86,7 +86,14 @@ def test_ask_json_has_the_documented_shape_and_the_store_s_numbers(demo: Path) -
     assert sum(teams.values()) == pytest.approx(answer["value"], abs=0.05)
     lyon = won_revenue(demo, quarter.start, date(2026, 11, 26), "Lyon")
     assert teams["Lyon"] == pytest.approx(lyon, abs=0.01)
-    assert set(answer["previous"]) == {"period", "value", "delta", "relative", "too_early"}
+    assert set(answer["previous"]) == {
+        "period",
+        "value",
+        "delta",
+        "relative",
+        "too_early",
+        "rebuilt",
+    }
     assert answer["last_year"]["period"]["start"] == "2025-10-01"
 
 

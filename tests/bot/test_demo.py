@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,15 +14,26 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
-from bot.demo import CURRENCY, FX_RATES, DemoSummary, build_demo, french_holidays, write_demo_config
+from bot.demo import (
+    CURRENCY,
+    FX_RATES,
+    ZONE,
+    DemoSummary,
+    build_demo,
+    french_holidays,
+    write_demo_config,
+)
+from bot.service import KpiService
 from bot.settings import Settings, load_settings
 from bot.store.database import data_version, make_engine, migrate, session_factory, transaction
 from bot.store.facts_loader import load_facts
-from bot.store.models import Account, Opportunity, Rep, Team
+from bot.store.models import Account, Opportunity, OpportunityHistory, Rep, Team
 from metrics.evaluation import Evaluation, Status, evaluate, evaluate_all
 from metrics.facts import Facts
+from metrics.kpis import KPIS
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope
+from metrics.waterfall import Movement
 
 TODAY = date(2026, 11, 26)
 # Mid-quarter, then 5 and 10 days into a quarter: early days, when the quarter that has just
@@ -104,6 +115,56 @@ def test_eighteen_months_of_history_end_today(demo: Demo) -> None:
     assert (opps.loc[opps["status"] != "open", "close"] <= today).all()
     surveys = demo.facts.surveys
     assert (surveys["date"] <= today).all()
+
+
+def test_the_pipeline_history_runs_from_the_first_deal(demo: Demo) -> None:
+    # The organisation's days (the fixture's facts count days in UTC).
+    facts = KpiService(demo.settings, demo.engine).snapshot().facts
+    assert facts.history is not None
+    assert facts.history.since == facts.opportunities["created"].min().date()
+    with demo.engine.connect() as connection:
+        rows = connection.scalar(select(func.count()).select_from(OpportunityHistory))
+        current = connection.scalar(
+            select(func.count())
+            .select_from(OpportunityHistory)
+            .where(OpportunityHistory.valid_to.is_(None))
+        )
+    # One current interval per deal; deals climb stages, slip and close: several each.
+    assert current == demo.summary.opportunities
+    assert 3 * demo.summary.opportunities <= rows <= 8 * demo.summary.opportunities
+
+
+def test_the_demo_has_slipped_deals_and_pipeline_movements_this_week(demo: Demo) -> None:
+    service = KpiService(demo.settings, demo.engine)
+    now = datetime.combine(demo.today, time(9), ZONE)
+    slipped = service.ask("glissements cette année", now)
+    assert slipped.value.sample and slipped.value.sample >= 3
+    assert all(d.pushes >= 1 and d.days > 0 for d in slipped.deals)
+    assert sum(d.amount for d in slipped.deals) == slipped.value.value
+    changes = service.changes(service.parse("pipeline changes since last week", now), now)
+    moved = {s.movement for s in changes.waterfall.steps if s.count}
+    assert {Movement.CREATED, Movement.WON, Movement.LOST} <= moved
+    assert changes.history_from is None
+
+
+def test_londons_past_forecast_does_not_know_how_its_quarter_ended(demo: Demo) -> None:
+    if demo.today != TODAY:
+        pytest.skip("the issue's case: asked on 26 November 2026")
+    service = KpiService(demo.settings, demo.engine)
+    now = datetime.combine(TODAY, time(9), ZONE)
+    forecast = service.ask("forecast team London this quarter", now)
+    revenue = service.ask("revenue team London 2026-Q3", now)
+    # Q3's forecast as it stood on 26 August, from the history: not Q3's final revenue...
+    assert (forecast.previous.period.key, forecast.previous.rebuilt) == ("2026-Q3", False)
+    assert forecast.previous.value == Decimal("210626.60")
+    assert revenue.value.value == Decimal("208850.00")
+    # ... which is what today's records would have said, to the euro.
+    facts = demo.facts.as_stood(demo.facts.opportunities)
+    context = demo.settings.policy().context(demo.settings.target_book())
+    rebuilt = KPIS["forecast"].compute(
+        facts, Scope(Level.TEAM, "London"), forecast.previous.period, date(2026, 8, 26), context
+    )
+    assert rebuilt.value == revenue.value.value
 
 
 def test_leads_convert_at_a_realistic_rate(demo: Demo) -> None:

@@ -26,6 +26,7 @@ from metrics.evaluation import Evaluation, Status
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope
+from metrics.slipped import SlippedDeal
 
 TEAM_OF = {"Ann": "Lyon", "Bob": "Lyon", "Cy": "Paris"}
 ADMIN = Viewer("UA", Role.ADMIN, team_of=TEAM_OF)
@@ -186,6 +187,36 @@ def test_breakdown_rows_and_the_evaluation_inside_an_answer_are_cut():
     seen = visible_answer(answer, authorize(REP, Action.ASK, LYON))
     assert [r.scope for r in seen.breakdown] == [ANN]
     assert seen.evaluation is not None and seen.evaluation.withheld == 1
+
+
+SLIPPED = tuple(
+    SlippedDeal(f"Deal of {rep}", rep, team, Decimal(1000), 2, 30)
+    for rep, team in (("Ann", "Lyon"), ("Bob", "Lyon"), ("Cy", "Paris"))
+)
+PRIVATE_LYON = Channel("CLYON", RepFigures.PRIVATE, "Lyon", team_of=TEAM_OF)
+TEAM_LYON = Channel("CLYON", RepFigures.TEAM, "Lyon", team_of=TEAM_OF)
+
+
+@pytest.mark.parametrize(
+    ("audience", "reps"),
+    [
+        (ADMIN, ["Ann", "Bob", "Cy"]),  # every rep's deals
+        (MANAGER, ["Ann", "Bob"]),  # their team's reps, not Cy of Paris
+        (REP, ["Ann"]),  # their own deals only, even in the company's figure
+        (STRANGER, []),  # the company's amount, no deal named
+        (PRIVATE_LYON, []),  # rep figures private: the channel learns no deal
+        (TEAM_LYON, ["Ann", "Bob"]),  # the team's own reps in its channel
+    ],
+)
+def test_slipped_deals_are_named_only_for_reps_the_audience_sees(audience, reps):
+    none = Comparison(QUARTER, None, None, None)
+    answer = Answer(
+        KPIS["slipped"], COMPANY, QUARTER, date(2026, 11, 26), KpiValue(Decimal(3000)), None,
+        Status.NO_DATA, None, none, none, (), deals=SLIPPED,
+    )  # fmt: skip
+    seen = visible_answer(answer, authorize(audience, Action.ASK, COMPANY))
+    assert [d.rep for d in seen.deals] == reps
+    assert seen.value == answer.value  # the figure itself is the company's, unchanged
 
 
 def test_names_offered_are_visible_ones_and_a_handful_at_most():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from metrics.answers import answer
 from metrics.evaluation import Policy, Status, Why
+from metrics.facts import DealHistory, Facts
 from metrics.periods import Grain, Period
 from metrics.query import Query
 from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
-from tests.metrics.factories import Q3, Q4, company
+from tests.metrics.factories import Q3, Q4, company, frame
 
 COMPANY = Scope.company()
 POLICY = Policy(business_days=False, min_sample=1)
@@ -147,3 +151,84 @@ def test_no_trend_for_a_rate_too_early_to_compare() -> None:
     august = Period(Grain.MONTH, date(2026, 8, 1), date(2026, 8, 31))
     got = answer(Query("csat", COMPANY, august, None), date(2026, 8, 3), company(), TARGETS, POLICY)
     assert got.trend == ()
+
+
+def _stood_on_15_july(asked: list[date]) -> DealHistory:
+    """The history of the test company as the CRM held it at the end of 15 July: o1 already
+    won; o2, o3 and o4 still open at their probabilities then (o3 at 3200, cut to 3000 when
+    won); o5, o6 not created yet; o7 won in April."""
+    current = company()
+    # id, rep, team, region, account, status, amount (cents), created, close, probability
+    rows = [
+        ("o1", "alice", "A", "North", "Acme", "won", 100_000, "2026-06-10", "2026-07-05", 1.0),
+        ("o2", "alice", "A", "North", "Acme", "open", 50_000, "2026-06-20", "2026-07-25", 0.2),
+        ("o3", "bob", "A", "North", "Beta", "open", 320_000, "2026-07-01", "2026-08-31", 0.5),
+        ("o4", "carol", "B", "South", "X", "open", 200_000, "2026-05-01", "2026-09-15", 0.3),
+        ("o7", "alice", "A", "North", "Acme", "won", 70_000, "2026-03-01", "2026-04-10", 1.0),
+    ]
+    then = frame(list(current.opportunities.columns), rows, "created", "close")
+
+    def stood(day: date) -> Facts:
+        asked.append(day)
+        return current.as_stood(then)
+
+    return DealHistory(date(2026, 6, 1), stood)
+
+
+# Forecast of Q4 asked on 15 Oct (its 15th day) against Q3 as it stood on 15 July.
+# Rebuilt from today's records, Q3 then "knew" its outcome: o1 won (1000) + o3, o4 open on
+# 15 July but won since, at probability 1 (3000 + 2000) + o2, lost since, at 0 = 6000, exactly
+# Q3's final revenue (o1 + o3 + o4). As it stood: o1 won (1000) + o2 500 × 0.2 + o3 3200 × 0.5
+# + o4 2000 × 0.3 = 1000 + 100 + 1600 + 600 = 3300.
+@pytest.mark.parametrize(
+    ("since", "expected", "rebuilt"),
+    [
+        (date(2026, 6, 1), Decimal("3300.00"), False),  # history covers 15 July
+        (date(2026, 7, 15), Decimal("3300.00"), False),  # first recorded that very day
+        (date(2026, 7, 16), Decimal("6000.00"), True),  # history starts a day too late
+        (None, Decimal("6000.00"), True),  # nothing recorded
+    ],
+)
+def test_a_forecast_is_compared_as_the_history_says_it_stood(
+    since: date | None, expected: Decimal, rebuilt: bool
+) -> None:
+    asked: list[date] = []
+    facts = company()
+    facts.history = replace(_stood_on_15_july(asked), since=since)
+    got = answer(Query("forecast", COMPANY, Q4, None), date(2026, 10, 15), facts, TARGETS, POLICY)
+    assert got.previous.period == Q3
+    assert got.previous.value == expected
+    assert got.previous.rebuilt is rebuilt
+    assert got.rebuilt and got.history_since == since
+    # Only 15 July is read as it stood; earlier quarters precede the history or the data.
+    assert asked == ([] if rebuilt else [date(2026, 7, 15)])
+
+
+def test_pipeline_and_coverage_read_the_history_too() -> None:
+    asked: list[date] = []
+    facts = company()
+    facts.history = _stood_on_15_july(asked)
+    today = date(2026, 10, 15)
+    pipe = answer(Query("pipeline", COMPANY, Q4, None), today, facts, TARGETS, POLICY)
+    # Q3's pipeline as it stood on 15 July: o2 500 + o3 3200 + o4 2000 (rebuilt: o2, o3, o4
+    # were "open" as not yet closed, at today's amounts: 500 + 3000 + 2000)
+    assert (pipe.previous.value, pipe.previous.rebuilt) == (Decimal("5700.00"), False)
+    cover = answer(Query("coverage", COMPANY, Q4, None), today, facts, TARGETS, POLICY)
+    # ÷ (10 000 target − 1000 booked by 15 July) = 5700 / 9000
+    assert cover.previous.value == Decimal("5700.00") / Decimal("9000.00")
+    assert cover.previous.rebuilt is False
+    assert asked == [date(2026, 7, 15)] * 2
+
+
+def test_a_flow_never_reads_the_history() -> None:
+    asked: list[date] = []
+    facts = company()
+    facts.history = _stood_on_15_july(asked)
+    got = answer(Query("revenue", COMPANY, Q4, None), date(2026, 10, 15), facts, TARGETS, POLICY)
+    # Q3's first 15 days from today's records: o1 won 5 July
+    assert (got.previous.value, got.previous.rebuilt, got.rebuilt) == (
+        Decimal("1000.00"),
+        False,
+        False,
+    )
+    assert asked == []

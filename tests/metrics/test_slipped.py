@@ -13,6 +13,7 @@ from metrics.facts import Facts
 from metrics.kpis import KPIS, Context
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
+from metrics.slipped import SlippedDeal, slipped_deals
 from metrics.targets import Target, TargetBook
 from tests.metrics.factories import Q3, Q4, company, frame
 
@@ -25,15 +26,17 @@ PUSHES = [
     ("o6", "2026-10-02", 14, 900_000, "bob"),  # pushed again, at a lower amount
     ("o5", "2026-10-05", 10, 380_000, "carol"),
     ("o9", "2026-10-20", 7, 50_000, "alice"),
+    ("o6", "2026-11-02", 21, 900_000, "bob"),  # a third push, the second this quarter
 ]
 
 
 def facts() -> Facts:
     slips = frame(
-        ["id", "date", "days", "amount", "rep", "team", "region"],
-        [(i, when, days, amount, rep, *OWNERS[rep]) for i, when, days, amount, rep in PUSHES],
+        ["id", "name", "date", "days", "amount", "rep", "team", "region"],
+        [(i, f"Deal {i}", when, days, amount, rep, *OWNERS[rep])
+         for i, when, days, amount, rep in PUSHES],
         "date",
-    )
+    )  # fmt: skip
     return dataclasses.replace(company(), slips=slips)
 
 
@@ -56,6 +59,48 @@ def test_slipped_amount(scope: Scope, period: Period, as_of: date, cents: int, d
 
     assert value.value == cents / 100
     assert value.sample == deals
+
+
+A, B = "A", "B"
+# scope, period, as of, deals: (name, rep, team, amount, pushes, days), largest first
+SLIPPED_DEALS = [
+    # Q3: o6 and o5 pushed once each.
+    (
+        Scope.company(),
+        Q3,
+        date(2026, 9, 30),
+        [("Deal o6", "bob", A, "10000", 1, 30), ("Deal o5", "carol", B, "4000", 1, 20)],
+    ),
+    # Q4: o6 twice (14 + 21 days, at 9 000 when last pushed), o5 and o9 once; the pushes of
+    # Q3 are not counted.
+    (
+        Scope.company(),
+        Q4,
+        date(2026, 11, 26),
+        [
+            ("Deal o6", "bob", A, "9000", 2, 35),
+            ("Deal o5", "carol", B, "3800", 1, 10),
+            ("Deal o9", "alice", A, "500", 1, 7),
+        ],
+    ),
+    (Scope(Level.TEAM, B), Q4, date(2026, 11, 26), [("Deal o5", "carol", B, "3800", 1, 10)]),
+    (Scope(Level.REP, "alice"), Q4, date(2026, 11, 26), [("Deal o9", "alice", A, "500", 1, 7)]),
+    # By 1 November o6 had been pushed once this quarter.
+    (Scope(Level.REP, "bob"), Q4, date(2026, 11, 1), [("Deal o6", "bob", A, "9000", 1, 14)]),
+    (Scope.company(), Q4, date(2026, 9, 1), []),  # the quarter has not started
+]
+
+
+@pytest.mark.parametrize(("scope", "period", "as_of", "expected"), SLIPPED_DEALS)
+def test_slipped_deals_say_how_often_and_how_far(
+    scope: Scope, period: Period, as_of: date, expected: list[tuple[object, ...]]
+) -> None:
+    got = slipped_deals(facts(), scope, period, as_of)
+
+    assert got == tuple(
+        SlippedDeal(name, rep, team, Decimal(amount), pushes, days)
+        for name, rep, team, amount, pushes, days in expected
+    )
 
 
 def test_slipped_before_the_period_starts_has_no_value() -> None:
