@@ -18,7 +18,7 @@ from bot.formatting import Formatter, catalog_path, languages
 ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # The same in both languages on purpose: symbols, separators, and templates made only of values.
-SAME_IN_BOTH = {"dash", "sep", "vs", "scope.rep", "points", "multiple"}
+SAME_IN_BOTH = {"dash", "sep", "vs", "scope.rep", "points", "multiple", "kpi.pipeline", "kpi.nps"}
 # Words that give away an English sentence (checked outside `code`, placeholders and names).
 ENGLISH = re.compile(
     r"\b(the|and|you|your|is|are|not|of|to|with|for|this|that|by|from|no|only|ask|could|"
