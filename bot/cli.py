@@ -158,7 +158,7 @@ def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: 
         return
     if not isinstance(view, AnswerView):
         fail("--json is for a question about one KPI, such as: kpibot ask conversion --json")
-    click.echo(json.dumps(serialize.answer(view.answer, org.language, org.currency), indent=2))
+    click.echo(json.dumps(serialize.answer(view.answer, obj.formatter()), indent=2))
 
 
 @main.command()
@@ -169,9 +169,8 @@ def check(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     """Evaluate every target and print the alerts it would raise."""
     evaluations = obj.service().check(parse_as_of(as_of, obj.settings()))
     alerts = [e for e in evaluations if e.status.is_alert]
-    org = obj.settings().organisation
     if as_json:
-        payload = [serialize.evaluation(e, org.language, org.currency) for e in alerts]
+        payload = [serialize.evaluation(e, obj.formatter()) for e in alerts]
         click.echo(json.dumps(payload, indent=2))
     else:
         click.echo(rendering.render_alerts_text(alerts, obj.formatter()))

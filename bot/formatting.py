@@ -44,7 +44,7 @@ from babel.units import format_unit
 
 from bot.crm_text import one_line
 from metrics.evaluation import Status
-from metrics.kpis import Kpi, Unit
+from metrics.kpis import Kpi, Reason, Unit
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
 
@@ -168,12 +168,13 @@ class Formatter:
         chosen = _with_digits(pattern, digits, signed=signed, plus=self._plus)
         return str(chosen.apply(rounded, self.locale, currency=currency, currency_digits=False))
 
-    def money(self, value: Decimal, *, signed: bool = False) -> str:
-        """``1 234 567 €`` / ``$1,234,567``; cents only below 100 (``12,50 €``) except for 0."""
+    def money(self, value: Decimal, *, signed: bool = False, whole: bool = False) -> str:
+        """``1 234 567 €`` / ``$1,234,567``; cents only below 100 (``12,50 €``) except for 0,
+        and never with ``whole`` (the parts of a figure shown in whole units)."""
         # Compare once rounded to cents, so that 99.999 shows as "100 €", not "100,00 €"; and
         # nothing is nothing: "0 €", not "0,00 €".
         cents = abs(value).quantize(Decimal(1).scaleb(-self._cents), rounding=ROUND_HALF_UP)
-        digits = 0 if cents >= WHOLE_MONEY_FROM or cents.is_zero() else self._cents
+        digits = 0 if whole or cents >= WHOLE_MONEY_FROM or cents.is_zero() else self._cents
         return self._apply(
             self._money_pattern, value, digits, signed=signed, currency=self.currency
         )
@@ -318,7 +319,11 @@ class Formatter:
         return STATUS_EMOJI[status]
 
     def kpi_label(self, kpi: Kpi) -> str:
-        return kpi.label(self.language)
+        return self.t(f"kpi.{kpi.id}")
+
+    def reason(self, reason: Reason) -> str:
+        """Why a KPI has no value, in a few words: "période terminée", "aucun nouveau client"."""
+        return self.t(f"reason.{reason.value}")
 
     def scope(self, scope: Scope) -> str:
         """``Entreprise``, ``Équipe EMEA``, or a rep's name on one line (raw: escape it for

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
@@ -43,8 +43,8 @@ from conversation.authorization import (
 from conversation.views import Digest
 from metrics.alerts import Alert, LogEntry
 from metrics.answers import Answer, BreakdownRow, Comparison
-from metrics.evaluation import Evaluation, Status, Why, better_than_target
-from metrics.kpis import KPIS, Kpi, KpiValue, Reason, Unit
+from metrics.evaluation import Evaluation, Status, Why
+from metrics.kpis import KPIS, Kpi, KpiValue, Unit
 from metrics.periods import Grain
 from metrics.scopes import Scope
 from metrics.waterfall import PipelineChanges
@@ -337,9 +337,8 @@ def _comparison(kpi: Kpi, comparison: Comparison, fmt: Formatter) -> ComparisonV
 
 def _value(fmt: Formatter, kpi: Kpi, value: KpiValue) -> str:
     """The value, or in a few words why there is none ("period ended", "target reached")."""
-    reason = value.reason
-    if value.value is None and isinstance(reason, Reason) and reason is not Reason.NOT_STARTED:
-        return fmt.t(f"reason.{reason.name.lower()}")
+    if value.value is None and value.reason is not None:
+        return fmt.reason(value.reason)
     return fmt.value(kpi, value.value)
 
 
@@ -379,16 +378,14 @@ def sparkline(values: Sequence[Decimal | None]) -> str | None:
     return "".join(bar(v) for v in values)
 
 
-def _versus_target(fmt: Formatter, kpi: Kpi, value: KpiValue, target: Decimal | None) -> str | None:
+def _versus_target(fmt: Formatter, answer: Answer) -> str | None:
     """Attainment as a reader expects it: "82,3 %" of a revenue target, but a CPA of 375 €
     against 1 800 € is "79 % better than target", not "480 %"."""
-    margin = better_than_target(kpi, value.value, target)
+    margin = answer.better_than_target
     if margin is not None:
         key = "better_than_target" if margin >= 0 else "worse_than_target"
         return fmt.t(key, share=fmt.percent(abs(margin)))
-    if value.value is None or not target:
-        return None
-    return fmt.percent(value.value / target)
+    return None if answer.attainment is None else fmt.percent(answer.attainment)
 
 
 def _why(fmt: Formatter, evaluation: Evaluation) -> str | None:
@@ -416,14 +413,33 @@ def _notes(fmt: Formatter, kpi: Kpi, value: KpiValue) -> tuple[str, ...]:
     notes = []
     if value.cohort is not None:
         notes.append(fmt.t("cohort", dates=fmt.dates(value.cohort.start, value.cohort.end)))
-    if value.unattributed:
-        notes.append(fmt.t("unattributed", amount=fmt.money(value.unattributed)))
+    if len(value.spend_split) > 1:
+        # Teams carry only their own spend: the parts say why the company's CPA is above theirs,
+        # in whole units that add up to the value as shown.
+        levels = [level for level, _ in value.spend_split]
+        wholes = _rounded_parts([part for _, part in value.spend_split])
+        parts = " + ".join(
+            fmt.t(f"spend_split.{level.value}", amount=fmt.money(part, whole=True))
+            for level, part in zip(levels, wholes, strict=True)
+        )
+        notes.append(fmt.t("spend_split", parts=parts))
     if value.overdue is not None:
         # The forecast leaves slipped deals out; pipeline and coverage keep them.
         key = "overdue.out" if kpi.id == "forecast" else "overdue.in"
         deals = fmt.tn("deals", value.overdue_deals)
         notes.append(fmt.t(key, amount=fmt.money(value.overdue), deals=deals))
     return tuple(notes)
+
+
+def _rounded_parts(parts: Sequence[Decimal]) -> list[Decimal]:
+    """``parts`` in whole units adding up to their rounded sum (largest remainders round up):
+    48.4 + 64.4 + 262.2 shows as 49 + 64 + 262 = 375, not 48 + 64 + 262 = 374."""
+    total = int(sum(parts, Decimal(0)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    floors = [int(p) for p in parts]
+    by_remainder = sorted(range(len(parts)), key=lambda i: parts[i] - floors[i], reverse=True)
+    for i in by_remainder[: total - sum(floors)]:
+        floors[i] += 1
+    return [Decimal(f) for f in floors]
 
 
 def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
@@ -467,7 +483,7 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         period=period,
         value=_value(fmt, kpi, answer.value),
         target=_optional(fmt, kpi, answer.target),
-        attainment=_versus_target(fmt, kpi, answer.value, answer.target),
+        attainment=_versus_target(fmt, answer),
         expected=None if evaluation is None else _optional(fmt, kpi, evaluation.expected),
         forecast=None if evaluation is None else _optional(fmt, kpi, evaluation.forecast),
         status=status,
@@ -738,7 +754,7 @@ def _render(name: str, view: object, fmt: Formatter) -> str:
     return environment().get_template(name).render(view=view, fmt=fmt)
 
 
-def _render_text(name: str, view: object, fmt: Formatter) -> str:
+def render_text_template(name: str, view: object, fmt: Formatter) -> str:
     # Blank lines are collapsed here so that templates and their macros need not count them.
     lines: list[str] = []
     for line in _render(name, view, fmt).splitlines():
@@ -900,7 +916,7 @@ def validate_blocks(blocks: Blocks) -> None:
 
 
 def render_answer_text(answer: Answer, fmt: Formatter) -> str:
-    return _render_text("text/answer.txt.j2", answer_view(answer, fmt), fmt)
+    return render_text_template("text/answer.txt.j2", answer_view(answer, fmt), fmt)
 
 
 def render_answer_blocks(answer: Answer, fmt: Formatter) -> Blocks:
@@ -908,7 +924,7 @@ def render_answer_blocks(answer: Answer, fmt: Formatter) -> Blocks:
 
 
 def render_changes_text(changes: PipelineChanges, fmt: Formatter) -> str:
-    return _render_text("text/changes.txt.j2", changes_view(changes, fmt), fmt)
+    return render_text_template("text/changes.txt.j2", changes_view(changes, fmt), fmt)
 
 
 def render_changes_blocks(changes: PipelineChanges, fmt: Formatter) -> Blocks:
@@ -916,7 +932,7 @@ def render_changes_blocks(changes: PipelineChanges, fmt: Formatter) -> Blocks:
 
 
 def render_digest_text(digest: Digest, fmt: Formatter) -> str:
-    return _render_text("text/digest.txt.j2", digest_view(digest, fmt), fmt)
+    return render_text_template("text/digest.txt.j2", digest_view(digest, fmt), fmt)
 
 
 def render_digest_blocks(digest: Digest, fmt: Formatter) -> Blocks:
@@ -924,7 +940,7 @@ def render_digest_blocks(digest: Digest, fmt: Formatter) -> Blocks:
 
 
 def render_alerts_text(evaluations: Iterable[Evaluation], fmt: Formatter) -> str:
-    return _render_text("text/alerts.txt.j2", alerts_view(evaluations, fmt), fmt)
+    return render_text_template("text/alerts.txt.j2", alerts_view(evaluations, fmt), fmt)
 
 
 def render_alerts_blocks(evaluations: Iterable[Evaluation], fmt: Formatter) -> Blocks:

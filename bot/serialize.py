@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from bot.formatting import Formatter
 from metrics.answers import Answer, Comparison
 from metrics.evaluation import Evaluation
 from metrics.kpis import KPIS, KpiValue
@@ -51,26 +52,28 @@ def _comparison(c: Comparison | None) -> Json | None:
     }
 
 
-def _value(v: KpiValue) -> Json:
-    """What a value measured beyond the number: the conversion cohort, unattributed spend."""
+def _value(v: KpiValue, fmt: Formatter) -> Json:
+    """What a value measured beyond the number: why there is none (a code, and in words), the
+    conversion cohort, the CPA's spend by the level it was booked at (per new customer)."""
     return {
         "sample": v.sample,
-        "reason": None if v.reason is None else str(v.reason),
+        "reason": None if v.reason is None else v.reason.value,
+        "reason_text": None if v.reason is None else fmt.reason(v.reason),
         "cohort": None if v.cohort is None else period(v.cohort),
-        "unattributed": number(v.unattributed),
+        "spend_split": {level.value: number(part) for level, part in v.spend_split} or None,
         "overdue": number(v.overdue),
         "overdue_deals": v.overdue_deals,
     }
 
 
-def answer(a: Answer, language: str, currency: str) -> Json:
+def answer(a: Answer, fmt: Formatter) -> Json:
     return {
         "kpi": a.kpi.id,
-        "label": a.kpi.label(language),
+        "label": fmt.kpi_label(a.kpi),
         "value": number(a.value.value),
         "unit": a.kpi.unit.value,
-        "currency": currency,
-        **_value(a.value),
+        "currency": fmt.currency,
+        **_value(a.value, fmt),
         "period": period(a.period),
         "as_of": a.as_of.isoformat(),
         "scope": scope(a.scope),
@@ -108,18 +111,18 @@ def answer(a: Answer, language: str, currency: str) -> Json:
     }
 
 
-def evaluation(e: Evaluation, language: str, currency: str) -> Json:
+def evaluation(e: Evaluation, fmt: Formatter) -> Json:
     kpi = KPIS[e.kpi]
     return {
         "kpi": e.kpi,
-        "label": kpi.label(language),
+        "label": fmt.kpi_label(kpi),
         "unit": kpi.unit.value,
-        "currency": currency,
+        "currency": fmt.currency,
         "scope": scope(e.scope),
         "period": period(e.period),
         "as_of": e.as_of.isoformat(),
         "value": number(e.actual.value),
-        **_value(e.actual),
+        **_value(e.actual, fmt),
         "target": number(e.target),
         "expected": number(e.expected),
         "forecast": number(e.forecast),

@@ -76,11 +76,11 @@ class Answer:
 
     @property
     def attainment(self) -> Decimal | None:
-        return attainment(self.kpi, self.value.value, self.target)
+        return attainment(self.kpi, self.value.value, self.target, self.status)
 
     @property
     def better_than_target(self) -> Decimal | None:
-        return better_than_target(self.kpi, self.value.value, self.target)
+        return better_than_target(self.kpi, self.value.value, self.target, self.status)
 
 
 def _compare(

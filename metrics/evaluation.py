@@ -105,26 +105,40 @@ class Evaluation:
 
     @property
     def attainment(self) -> Decimal | None:
-        return attainment(KPIS[self.kpi], self.actual.value, self.target)
+        return attainment(KPIS[self.kpi], self.actual.value, self.target, self.status)
 
     @property
     def better_than_target(self) -> Decimal | None:
-        return better_than_target(KPIS[self.kpi], self.actual.value, self.target)
+        return better_than_target(KPIS[self.kpi], self.actual.value, self.target, self.status)
 
 
-def attainment(kpi: Kpi, actual: Decimal | None, target: Decimal | None) -> Decimal | None:
+def _set_against_target(kpi: Kpi, actual: Decimal | None, target: Decimal | None,
+                        status: Status) -> bool:  # fmt: skip
+    """A rate or mean too young or on too few observations to be judged ("too early to judge")
+    is not read against its target either: "79 % better than target" would be a judgement."""
+    unjudged = kpi.judgement is Judgement.SAMPLED and status is Status.NO_DATA
+    return actual is not None and bool(target) and not unjudged
+
+
+def attainment(
+    kpi: Kpi, actual: Decimal | None, target: Decimal | None, status: Status
+) -> Decimal | None:
     """Share of the target reached (actual ÷ target), for higher-is-better KPIs only: a CPA of
     375 € against 1 800 € is not "480 % attained" but 79 % better than target."""
-    if actual is None or not target or kpi.better is Better.LOWER:
+    if not _set_against_target(kpi, actual, target, status) or kpi.better is Better.LOWER:
         return None
+    assert actual is not None and target
     return actual / target
 
 
-def better_than_target(kpi: Kpi, actual: Decimal | None, target: Decimal | None) -> Decimal | None:
+def better_than_target(
+    kpi: Kpi, actual: Decimal | None, target: Decimal | None, status: Status
+) -> Decimal | None:
     """For lower-is-better KPIs, how far under the target the value is, as a share of the
     target: 375 against 1 800 is 0.79 (79 % better); 2 000 against 1 800 is -0.11 (worse)."""
-    if actual is None or not target or kpi.better is Better.HIGHER:
+    if not _set_against_target(kpi, actual, target, status) or kpi.better is Better.HIGHER:
         return None
+    assert actual is not None and target
     return (target - actual) / target
 
 

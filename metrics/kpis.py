@@ -45,16 +45,37 @@ class Judgement(StrEnum):
     SAMPLED = "sampled"
 
 
+class Reason(StrEnum):
+    """Why a KPI has no value, as a code: the shell words it from its catalogs
+    (``reason.<code>``) and ``--json`` carries the code."""
+
+    NOT_STARTED = "not_started"
+    TOO_EARLY = "too_early"  # no lead older than the conversion window yet
+    ENDED = "ended"  # coverage: the period is over, nothing is left to cover
+    TARGET_REACHED = "target_reached"  # coverage: nothing left to book
+    NOT_PER_REP = "not_per_rep"  # CPA, turnover: a team's figure, not a person's
+    NO_LEADS = "no_leads"
+    NO_DEAL_CLOSED = "no_deal_closed"
+    NO_DEAL_WON = "no_deal_won"
+    NO_REVENUE_TARGET = "no_revenue_target"  # coverage, attainment
+    NO_SPEND = "no_spend"
+    NO_NEW_CUSTOMER = "no_new_customer"
+    NO_SURVEY = "no_survey"
+    NO_ACTIVE_REP = "no_active_rep"
+
+
 @dataclass(frozen=True)
 class KpiValue:
     value: Decimal | None
     sample: int | None = None
-    reason: str | None = None
+    reason: Reason | None = None
     # The leads a conversion rate was measured on, when fewer than the period's (the rest are
     # younger than the conversion window): "leads created 1–27 October".
     cohort: Period | None = None
-    # Company-level CPA: the part of the spend booked to no region or team.
-    unattributed: Decimal | None = None
+    # CPA: the value split by where its spend was booked (team, region, nobody = company), each
+    # part per new customer, so the parts add up to the value. A team carries only its own
+    # spend: this is what makes the company's CPA higher than every team's.
+    spend_split: tuple[tuple[Level, Decimal], ...] = ()
     # Pipeline, coverage, forecast: open deals of the period whose close date has passed (in
     # pipeline and coverage, left out of the forecast), and how many there are.
     overdue: Decimal | None = None
@@ -81,8 +102,8 @@ class Context:
 @dataclass(frozen=True)
 class Kpi:
     id: str
-    label_en: str
-    label_fr: str
+    # The words a question may name it by, in English and French (its displayed name comes
+    # from the shell's catalogs: ``kpi.<id>``).
     aliases: tuple[str, ...]
     unit: Unit
     better: Better
@@ -105,9 +126,6 @@ class Kpi:
     # each was pushed), largest first.
     deals: DealLister | None = None
 
-    def label(self, language: str) -> str:
-        return self.label_fr if language == "fr" else self.label_en
-
 
 def _money(facts: Facts, minor: int | float) -> Decimal:
     return Decimal(round(minor)).scaleb(-facts.minor_digits)
@@ -122,17 +140,6 @@ def _to_date(period: Period, as_of: date) -> Period | None:
     if as_of < period.start:
         return None
     return period.to_date(as_of)
-
-
-class Reason(StrEnum):
-    """Why a KPI has no value, for the cases a message words itself (the value is the English
-    sentence that ``--json`` shows)."""
-
-    NOT_STARTED = "the period has not started yet"
-    TOO_EARLY = "too early to judge: no lead is older than the conversion window"
-    ENDED = "the period has ended: nothing is left to cover"
-    TARGET_REACHED = "the revenue target is already reached"
-    NOT_PER_REP = "not a per-rep figure"
 
 
 NOT_STARTED = Reason.NOT_STARTED
@@ -170,7 +177,7 @@ def conversion(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Con
     count = int(created.sum())
     shown = cohort if cohort.end < period.end else None
     if count == 0:
-        return KpiValue(None, sample=0, reason="no leads created in the period", cohort=shown)
+        return KpiValue(None, sample=0, reason=Reason.NO_LEADS, cohort=shown)
     converted = int((leads["converted"][created] <= day(as_of)).sum())
     return KpiValue(_ratio(converted, count), sample=count, cohort=shown)
 
@@ -184,7 +191,7 @@ def win_rate(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     won = int((status == WON).sum())
     closed = won + int((status == LOST).sum())
     if closed == 0:
-        return KpiValue(None, sample=0, reason="no deal closed in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_DEAL_CLOSED)
     return KpiValue(_ratio(won, closed), sample=closed)
 
 
@@ -255,7 +262,7 @@ def coverage(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
         return KpiValue(None, reason=Reason.ENDED)
     target = ctx.target("revenue", scope, period)
     if target is None:
-        return KpiValue(None, reason="no revenue target for this scope and period")
+        return KpiValue(None, reason=Reason.NO_REVENUE_TARGET)
     booked = revenue(facts, scope, period, as_of, ctx).value or Decimal(0)
     remaining = target - booked
     if remaining <= 0:
@@ -271,7 +278,7 @@ def avg_deal(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
         return KpiValue(None, reason=NOT_STARTED)
     count = len(won["amount"])
     if count == 0:
-        return KpiValue(None, sample=0, reason="no deal won in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_DEAL_WON)
     return KpiValue(_money(facts, int(won["amount"].sum())) / count, sample=count)
 
 
@@ -282,7 +289,7 @@ def sales_cycle(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Co
     dated = ~np.isnat(won["created"])
     count = int(dated.sum())
     if count == 0:
-        return KpiValue(None, sample=0, reason="no deal won in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_DEAL_WON)
     days = (won["close"][dated] - won["created"][dated]).astype("int64")
     return KpiValue(_ratio(float(days.sum()), count), sample=count)
 
@@ -290,7 +297,7 @@ def sales_cycle(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Co
 def attainment(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     target = ctx.target("revenue", scope, period)
     if target is None or target <= 0:
-        return KpiValue(None, reason="no revenue target for this scope and period")
+        return KpiValue(None, reason=Reason.NO_REVENUE_TARGET)
     booked = revenue(facts, scope, period, as_of, ctx)
     if booked.value is None:
         return booked
@@ -299,30 +306,35 @@ def attainment(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Con
 
 def cpa(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     """Spend attributed to the scope ÷ its new customers. Spend is booked to a team, a region
-    (its teams share it only at region level) or the company (unattributed: it counts at
-    company level only, and the company's value says how much of it there is)."""
+    (counted at region level, not shared among its teams) or nobody (company level only); the
+    value comes split by those levels so an answer can say why teams look cheaper."""
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
     if scope.level is Level.REP:
         # Marketing spend is booked per team or region, never per rep.
         return KpiValue(None, reason=Reason.NOT_PER_REP)
-    spend = facts.columns("spend", scope, ("date", "amount", "region"))
+    spend = facts.columns("spend", scope, ("date", "amount", "team", "region"))
     spent = within(spend["date"], elapsed)
     if not spent.any():
-        return KpiValue(None, sample=0, reason="no marketing spend recorded for this scope")
-    unattributed = None
-    if scope.level is Level.COMPANY:
-        nowhere = spent & pd.isna(spend["region"])
-        unattributed = _money(facts, int(spend["amount"][nowhere].sum()))
+        return KpiValue(None, sample=0, reason=Reason.NO_SPEND)
     firsts = facts.columns("first_wins", scope, ("close",))
     customers = int(within(firsts["close"], elapsed).sum())
     if customers == 0:
-        return KpiValue(
-            None, sample=0, reason="no new customer in the period", unattributed=unattributed
-        )
+        return KpiValue(None, sample=0, reason=Reason.NO_NEW_CUSTOMER)
+    no_team = pd.isna(spend["team"])
+    booked_at = (
+        (Level.TEAM, ~no_team),
+        (Level.REGION, no_team & ~pd.isna(spend["region"])),
+        (Level.COMPANY, no_team & pd.isna(spend["region"])),
+    )
+    split = tuple(
+        (level, _money(facts, int(spend["amount"][spent & rows].sum())) / customers)
+        for level, rows in booked_at
+        if (spent & rows).any()
+    )
     total = _money(facts, int(spend["amount"][spent].sum()))
-    return KpiValue(total / customers, sample=customers, unattributed=unattributed)
+    return KpiValue(total / customers, sample=customers, spend_split=split)
 
 
 def _scores(
@@ -340,14 +352,14 @@ def _scores(
 def csat(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     scores = _scores(facts, scope, period, as_of, "csat")
     if scores is None or len(scores) == 0:
-        return KpiValue(None, sample=0, reason="no CSAT survey answered in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_SURVEY)
     return KpiValue(_ratio(float(scores.sum()), len(scores)), sample=len(scores))
 
 
 def nps(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     scores = _scores(facts, scope, period, as_of, "nps")
     if scores is None or len(scores) == 0:
-        return KpiValue(None, sample=0, reason="no NPS survey answered in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_SURVEY)
     promoters = int((scores >= 9).sum())
     detractors = int((scores <= 6).sum())
     return KpiValue(_ratio(100 * (promoters - detractors), len(scores)), sample=len(scores))
@@ -370,7 +382,7 @@ def turnover(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
 
     average = (active_on(elapsed.start) + active_on(elapsed.end)) / 2
     if average == 0:
-        return KpiValue(None, sample=0, reason="no active rep in the period")
+        return KpiValue(None, sample=0, reason=Reason.NO_ACTIVE_REP)
     left = int(within(left_on, elapsed).sum())
     return KpiValue(_ratio(left, average), sample=len(joined))
 
@@ -400,8 +412,6 @@ def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
 
 def _kpi(
     id: str,
-    en: str,
-    fr: str,
     aliases: tuple[str, ...],
     unit: Unit,
     better: Better,
@@ -416,8 +426,6 @@ def _kpi(
 ) -> Kpi:
     return Kpi(
         id,
-        en,
-        fr,
         aliases,
         unit,
         better,
@@ -437,63 +445,67 @@ PACED, LEVEL, SAMPLED = Judgement.PACED, Judgement.LEVEL, Judgement.SAMPLED
 KPIS: dict[str, Kpi] = {
     k.id: k
     for k in (
-        _kpi("revenue", "Revenue", "Chiffre d'affaires",
-             ("ca", "chiffre", "chiffre d'affaires", "sales", "bookings", "ventes"),
+        _kpi("revenue",
+             ("revenue", "chiffre d'affaires", "ca", "chiffre", "sales", "bookings", "ventes"),
              Unit.MONEY, H, PACED, revenue, "won amount, by close date", additive=True),
-        _kpi("conversion", "Lead conversion", "Taux de conversion",
-             ("taux", "conversion-leads", "lead conversion", "taux de conversion", "conv"),
+        _kpi("conversion",
+             ("lead conversion", "taux de conversion", "taux", "conversion-leads", "conv"),
              Unit.PERCENT, H, SAMPLED, conversion,
              "leads created in the period, older than the conversion window, that converted",
              matures=True),
-        _kpi("win_rate", "Win rate", "Taux de gain",
-             ("taux-de-gain", "taux de gain", "win rate", "winrate", "close rate"),
+        _kpi("win_rate",
+             ("win rate", "taux de gain", "taux-de-gain", "winrate", "close rate"),
              Unit.PERCENT, H, SAMPLED, win_rate, "won ÷ (won + lost), by close date"),
-        _kpi("pipeline", "Pipeline", "Pipeline",
-             ("pipe", "open pipeline", "pipeline ouvert"),
+        _kpi("pipeline",
+             ("pipeline", "pipe", "open pipeline", "pipeline ouvert"),
              Unit.MONEY, H, LEVEL, pipeline, "open amount expected to close in the period",
              stood=True),
-        _kpi("new_pipeline", "New pipeline", "Nouveau pipeline",
+        _kpi("new_pipeline",
              ("new pipeline", "nouveau pipeline", "pipeline cree", "created pipeline"),
              Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period",
              additive=True),
-        _kpi("slipped", "Slipped pipeline", "Pipeline glissé",
-             ("slipped", "slips", "slipped deals", "glissements", "glissement", "affaires glissees",
-              "pipeline glisse"),
+        _kpi("slipped",
+             ("slipped pipeline", "pipeline glissé", "slipped", "slips", "slipped deals",
+              "glissements", "glissement", "affaires glissees", "pipeline glisse"),
              Unit.MONEY, L, LEVEL, slipped,
              "open deals whose close date was pushed later in the period (from the history)",
              deals=slipped_deals),
-        _kpi("overdue", "Overdue pipeline", "Pipeline en retard",
-             ("overdue", "overdue deals", "past due", "en retard", "affaires en retard"),
+        _kpi("overdue",
+             ("overdue pipeline", "pipeline en retard", "overdue", "overdue deals", "past due",
+              "en retard", "affaires en retard"),
              Unit.MONEY, L, LEVEL, overdue, "open amount whose close date has passed",
              stood=True),
-        _kpi("coverage", "Pipeline coverage", "Couverture du pipeline",
-             ("couverture", "pipeline coverage", "couverture du pipeline"),
+        _kpi("coverage",
+             ("pipeline coverage", "couverture du pipeline", "couverture"),
              Unit.MULTIPLE, H, LEVEL, coverage, "pipeline ÷ revenue still to book",
              stood=True),
-        _kpi("avg_deal", "Average deal size", "Panier moyen",
-             ("panier", "panier moyen", "deal size", "average deal", "avg deal"),
+        _kpi("avg_deal",
+             ("average deal size", "panier moyen", "panier", "deal size", "average deal",
+              "avg deal"),
              Unit.MONEY, H, SAMPLED, avg_deal, "revenue ÷ number of deals won"),
-        _kpi("sales_cycle", "Sales cycle", "Cycle de vente",
-             ("cycle", "cycle de vente", "sales cycle", "cycle length"),
+        _kpi("sales_cycle",
+             ("sales cycle", "cycle de vente", "cycle", "cycle length"),
              Unit.DAYS, L, SAMPLED, sales_cycle, "mean days from creation to win"),
-        _kpi("attainment", "Quota attainment", "Atteinte de l'objectif",
-             ("atteinte", "quota", "quota attainment", "atteinte objectif"),
+        _kpi("attainment",
+             ("quota attainment", "atteinte de l'objectif", "atteinte", "quota",
+              "atteinte objectif"),
              Unit.PERCENT, H, PACED, attainment, "revenue ÷ revenue target"),
-        _kpi("cpa", "Cost per acquisition", "Coût d'acquisition",
-             ("cac", "cout", "cout d'acquisition", "cost per acquisition", "acquisition cost"),
+        _kpi("cpa",
+             ("cost per acquisition", "coût d'acquisition", "cac", "cout", "cout d'acquisition",
+              "acquisition cost"),
              Unit.MONEY, L, SAMPLED, cpa, "marketing spend ÷ new customers"),
-        _kpi("csat", "Customer satisfaction", "Satisfaction client",
-             ("satisfaction", "satisfaction client", "customer satisfaction"),
+        _kpi("csat",
+             ("customer satisfaction", "satisfaction client", "satisfaction"),
              Unit.SCORE, H, SAMPLED, csat, "mean CSAT score"),
-        _kpi("nps", "Net Promoter Score", "Net Promoter Score",
+        _kpi("nps",
              ("net promoter score", "recommandation"),
              Unit.SCORE, H, SAMPLED, nps, "% promoters − % detractors"),
-        _kpi("turnover", "Rep turnover", "Attrition",
-             ("attrition", "rep turnover", "turn over", "departs"),
+        _kpi("turnover",
+             ("rep turnover", "attrition", "turn over", "departs"),
              Unit.PERCENT, L, SAMPLED, turnover, "reps who left ÷ average headcount",
              additive=True),
-        _kpi("forecast", "Forecast", "Prévision",
-             ("prevision", "prévision", "prevision de ca", "projection"),
+        _kpi("forecast",
+             ("forecast", "prévision", "prevision", "prevision de ca", "projection"),
              Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",
              target_of="revenue", stood=True),
     )

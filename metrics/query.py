@@ -79,7 +79,7 @@ def normalise(text: str) -> str:
 def _aliases() -> dict[str, str]:
     table: dict[str, str] = {}
     for kpi in KPIS.values():
-        for alias in (kpi.id, kpi.label_en, kpi.label_fr, *kpi.aliases):
+        for alias in (kpi.id, *kpi.aliases):
             table[normalise(alias)] = kpi.id
     return table
 

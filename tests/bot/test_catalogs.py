@@ -25,6 +25,8 @@ SAME_IN_BOTH = {
     "scope.rep",
     "points",
     "multiple",
+    "kpi.pipeline",
+    "kpi.nps",
     "report.sync.with_rows",
     "teams_app.command.conversion",
 }

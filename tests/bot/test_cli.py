@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -95,6 +96,27 @@ def test_ask_json_has_the_documented_shape_and_the_store_s_numbers(demo: Path) -
         "rebuilt",
     }
     assert answer["last_year"]["period"]["start"] == "2025-10-01"
+
+
+def test_cpa_json_splits_the_company_figure_by_where_spend_was_booked(demo: Path) -> None:
+    def cpa(question: str) -> dict[str, Any]:
+        result = run("--config", str(demo), "ask", question, "--json", "--as-of", AS_OF)
+        answer: dict[str, Any] = json.loads(result.output)
+        return answer
+
+    company = cpa("cpa 2026-10")
+    split = company["spend_split"]
+    # the demo books LinkedIn to teams, trade shows to regions, Google Ads and webinars to nobody
+    assert set(split) == {"team", "region", "company"}
+    assert sum(split.values()) == pytest.approx(company["value"], abs=1e-4)
+    teams = [row["value"] for row in company["breakdown"] if row["value"] is not None]
+    # a team carries only its own spend: every team is below the company, by the rest of it
+    assert teams and max(teams) < company["value"]
+    team = cpa("cpa team Lyon 2026-10")
+    assert team["spend_split"] in ({"team": team["value"]}, None)
+    rep = cpa("cpa rep " + str(sql(demo, "SELECT name FROM reps LIMIT 1")[0][0]) + " 2026-10")
+    assert (rep["value"], rep["reason"]) == (None, "not_per_rep")
+    assert rep["reason_text"] == "pas un chiffre par commercial"
 
 
 def test_ask_team_last_quarter_in_english_words(demo: Path) -> None:

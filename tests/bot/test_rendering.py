@@ -150,15 +150,18 @@ def conversion_answer() -> Answer:
 
 def cpa_answer() -> Answer:
     """CPA of the company in November, day 26: far under target (lower is better), most of the
-    spend booked to no team, and too few days of a rate to compare like for like... except that
-    26 days is past the grace: compared, but the year before is before the data started."""
+    spend booked to no team (its parts shown in whole euros that add up to 375), and too few
+    days of a rate to compare like for like... except that 26 days is past the grace: compared,
+    but the year before is before the data started."""
     november = period_containing(Grain.MONTH, AS_OF)
     return Answer(
         kpi=KPIS["cpa"],
         scope=Scope.company(),
         period=november,
         as_of=AS_OF,
-        value=KpiValue(Decimal("375"), sample=48, unattributed=Decimal("12600")),
+        value=KpiValue(Decimal("375"), sample=48, spend_split=(
+            (Level.TEAM, Decimal("48.4")), (Level.REGION, Decimal("64.4")),
+            (Level.COMPANY, Decimal("262.2")))),
         target=Decimal("1800"),
         status=Status.ON_TRACK,
         evaluation=None,
@@ -624,6 +627,21 @@ def test_lower_is_better_attainment_reads_as_better_or_worse(
 ) -> None:
     answer = replace(cpa_answer(), value=KpiValue(Decimal(value), sample=48))
     assert answer_view(answer, formatter(locale)).attainment == expected
+
+
+@pytest.mark.parametrize(
+    ("locale", "early", "verdict"),
+    [("fr_FR", "trop tôt pour juger", "sous l'objectif"), ("en_US", "too early", "than target")],
+)
+def test_a_cpa_too_early_to_judge_is_not_set_against_its_target(
+    locale: str, early: str, verdict: str
+) -> None:
+    # the demo on the 1st: 375 € against 1 800 € is "too early to judge", not also "79 % under"
+    answer = replace(cpa_answer(), status=Status.NO_DATA, why=Why.TOO_EARLY)
+    view = answer_view(answer, formatter(locale))
+    assert (view.value, view.attainment) == (formatter(locale).money(Decimal(375)), None)
+    text = render_answer_text(answer, formatter(locale))
+    assert early in text and verdict not in text
 
 
 def test_a_year_is_compared_with_the_previous_year_once() -> None:

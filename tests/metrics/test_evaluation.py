@@ -7,7 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from metrics.evaluation import Policy, Status, Verdict, Why, decide_status, evaluate, evaluate_all
+from metrics.evaluation import (
+    Policy,
+    Status,
+    Verdict,
+    Why,
+    attainment,
+    better_than_target,
+    decide_status,
+    evaluate,
+    evaluate_all,
+)
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
@@ -157,6 +167,38 @@ def test_lower_is_better_gap_is_negative_when_behind() -> None:
     # 750 against 500 is 50 % worse than target, not "66.7 % attained"
     assert found.attainment is None
     assert found.better_than_target == D("-0.5")
+
+
+# kpi, actual, target, status, attainment, better than target: a value is read against its
+# target only when it is judged (a paced KPI's share booked is a fact even on day 1)
+VERSUS_TARGET_CASES = [
+    # CPA 375 against 1 800: 79.17 % better, judged
+    ("cpa", D(375), D(1800), Status.ON_TRACK, None, D(1425) / D(1800)),
+    # the same CPA on day 1, "too early to judge": not "79 % better than target" beside it
+    ("cpa", D(375), D(1800), Status.NO_DATA, None, None),
+    # a win rate on too few deals: no attainment either
+    ("win_rate", D("0.3"), D("0.25"), Status.NO_DATA, None, None),
+    ("win_rate", D("0.3"), D("0.25"), Status.ON_TRACK, D("1.2"), None),
+    # revenue within the pacing grace: 2 % of the target booked is still 2 %
+    ("revenue", D(2), D(100), Status.NO_DATA, D("0.02"), None),
+    # no target, or no value: nothing to read against
+    ("revenue", D(2), D(0), Status.NO_DATA, None, None),
+    ("cpa", None, D(1800), Status.NO_DATA, None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("kpi", "actual", "target", "status", "attained", "better"), VERSUS_TARGET_CASES
+)
+def test_value_against_target_only_when_judged(
+    kpi: str, actual: Decimal | None, target: Decimal, status: Status,
+    attained: Decimal | None, better: Decimal | None,
+) -> None:  # fmt: skip
+    got = (
+        attainment(KPIS[kpi], actual, target, status),
+        better_than_target(KPIS[kpi], actual, target, status),
+    )
+    assert got == (attained, better)
 
 
 def test_no_target_means_no_evaluation() -> None:

@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from metrics.facts import Facts
 from metrics.kpis import KPIS, Context, Reason
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
-from tests.metrics.factories import Q1_2025, Q3, Q4, company
+from tests.metrics.factories import Q1_2025, Q3, Q4, company, frame
 
 COMPANY = Scope.company()
 TEAM_A = Scope(Level.TEAM, "A")
@@ -190,21 +191,59 @@ def test_coverage_of_a_scope_at_target_says_target_reached() -> None:
     assert value.value is None and value.reason is Reason.TARGET_REACHED
 
 
-# scope, CPA, unattributed spend: spend is team A 600 (North) and 900 booked to nobody
+def with_spend(*rows: tuple[str, str | None, str | None, int]) -> Facts:
+    """``company()`` with these spend rows (date, team, region, cents) instead of its own."""
+    facts = company()
+    facts.spend = frame(["date", "team", "region", "amount"], list(rows), "date")
+    return facts
+
+
+def spread_spend() -> Facts:
+    """Spend booked at every level in Q3: team A 600 (North), team B 200 (South), region North
+    300 and 900 booked to nobody; the new customers are Beta (team A) and X (team B)."""
+    return with_spend(
+        ("2026-07-15", "A", "North", 60_000),
+        ("2026-08-10", "B", "South", 20_000),
+        ("2026-09-01", None, "North", 30_000),
+        ("2026-08-01", None, None, 90_000),
+    )
+
+
+T, R, C = Level.TEAM, Level.REGION, Level.COMPANY
+# scope, CPA, its split by where the spend was booked (per new customer; adds up to the CPA)
 CPA_CASES = [
-    # 1500 ÷ 2 new customers (Beta, X); 900 of it is unattributed and said so
-    (COMPANY, Decimal("750.00"), Decimal("900.00")),
-    # team A: its own 600 ÷ Beta
-    (TEAM_A, Decimal("600.00"), None),
-    # region North: the same 600 (no region-level spend) ÷ Beta
-    (NORTH, Decimal("600.00"), None),
+    # 2000 ÷ 2 new customers: teams 800 ÷ 2, region North 300 ÷ 2, nobody 900 ÷ 2
+    (COMPANY, Decimal(1000), ((T, Decimal(400)), (R, Decimal(150)), (C, Decimal(450)))),
+    # team A: its own 600 ÷ Beta; the region's and nobody's spend are not its
+    (TEAM_A, Decimal(600), ((T, Decimal(600)),)),
+    (TEAM_B, Decimal(200), ((T, Decimal(200)),)),
+    # region North: team A's 600 + its own 300 ÷ Beta
+    (NORTH, Decimal(900), ((T, Decimal(600)), (R, Decimal(300)))),
+    (Scope(Level.REGION, "South"), Decimal(200), ((T, Decimal(200)),)),
 ]
 
 
-@pytest.mark.parametrize(("scope", "value", "unattributed"), CPA_CASES)
-def test_cpa_attribution(scope: Scope, value: Decimal, unattributed: Decimal | None) -> None:
-    got = KPIS["cpa"].compute(company(), scope, Q3, END_Q3, CTX)
-    assert (got.value, got.unattributed) == (value, unattributed)
+@pytest.mark.parametrize(("scope", "value", "split"), CPA_CASES)
+def test_cpa_attribution(
+    scope: Scope, value: Decimal, split: tuple[tuple[Level, Decimal], ...]
+) -> None:
+    got = KPIS["cpa"].compute(spread_spend(), scope, Q3, END_Q3, CTX)
+    assert (got.value, got.spend_split, got.sample) == (value, split, 1 if scope.name else 2)
+    assert sum(part for _, part in got.spend_split) == got.value
+
+
+def test_cpa_without_new_customer_or_spend_says_which() -> None:
+    q2 = Period(Grain.QUARTER, date(2026, 4, 1), date(2026, 6, 30))
+    cpa = KPIS["cpa"].compute
+    # Q1 2025: nothing spent
+    assert cpa(spread_spend(), COMPANY, Q1_2025, END_Q3, CTX).reason is Reason.NO_SPEND
+    # Q2 2026: 0.01 spent by team A, whose Acme first won on 10 April
+    assert cpa(with_spend(("2026-05-01", "A", "North", 1)), TEAM_A, q2, END_Q3, CTX).value == (
+        Decimal("0.01")
+    )
+    # team B spent but won no new customer in Q2
+    facts = with_spend(("2026-05-01", "B", "South", 1))
+    assert cpa(facts, TEAM_B, q2, END_Q3, CTX).reason is Reason.NO_NEW_CUSTOMER
 
 
 def test_monthly_cohort_uses_its_own_month() -> None:
