@@ -109,10 +109,12 @@ class SalesforceConnector:
         self.name = name
         self.spec = spec
         self.calls = 0
+        self.totals: dict[str, int] = {}
         self._session = session or http_session(spec)
         self._session.hooks["response"].append(self._count)
         self._sf = self._login(secrets)
         self._stages: dict[str, dict[str, Any]] | None = None
+        self._currency_per_record: bool | None = None
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.calls += 1
@@ -160,10 +162,15 @@ class SalesforceConnector:
 
     # --- queries ----------------------------------------------------------------------------
 
-    def _pages(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, soql: str, include_deleted: bool = False, counted: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The query's records, page after page; ``counted``: the object whose total this is."""
         headers = {"Sforce-Query-Options": f"batchSize={self.spec.page_size}"}
         try:
             result = self._sf.query(soql, include_deleted=include_deleted, headers=headers)
+            if counted is not None:
+                self.totals[counted] = int(result["totalSize"])
             while True:
                 yield from result["records"]
                 if result["done"]:
@@ -200,6 +207,20 @@ class SalesforceConnector:
             )
         return SourceError(f"Salesforce answered {error.status} {code or ''}: {message}".strip())
 
+    def _multi_currency(self) -> bool:
+        """Whether the org has multi-currency on: only then has Opportunity a CurrencyIsoCode
+        (querying the field elsewhere fails), so its description says so."""
+        if self._currency_per_record is None:
+            try:
+                described = self._sf.restful("sobjects/Opportunity/describe") or {}
+            except SalesforceError as error:
+                raise self._error(error) from None
+            except requests.RequestException as error:
+                raise SourceError(f"Salesforce did not answer ({error})") from None
+            names = {field.get("name") for field in described.get("fields") or []}
+            self._currency_per_record = "CurrencyIsoCode" in names
+        return self._currency_per_record
+
     def _stage_table(self) -> dict[str, dict[str, Any]]:
         if self._stages is None:
             soql = (
@@ -216,7 +237,7 @@ class SalesforceConnector:
         for name, table, fields in _OBJECTS:
             columns = tuple(
                 field for field in fields
-                if field != "currency" or self.spec.multi_currency
+                if field != "currency" or self._multi_currency()
             )  # fmt: skip
             stages: dict[str, str] = {}
             if table == "opportunities":
@@ -225,7 +246,7 @@ class SalesforceConnector:
                         "open" if not row["IsClosed"] else "won" if row["IsWon"] else "lost"
                     )
                 stages.update(self.spec.stages)
-            out.append(SourceObject(name, table, columns, stages))
+            out.append(SourceObject(name, table, columns, stages, users=name == "User"))
         return out
 
     def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
@@ -238,7 +259,7 @@ class SalesforceConnector:
         if conditions:
             soql += " WHERE " + " AND ".join(conditions)
         stages = self._stage_table() if obj.table == "opportunities" else {}
-        for row in self._pages(soql):
+        for row in self._pages(soql, counted=obj.name):
             values = {field: _field(row, fields[field]) for field in obj.fields}
             if obj.table == "opportunities":
                 stage = stages.get(values.get("stage") or "", {})
