@@ -7,12 +7,13 @@ rather than a guess."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import Column, select, update
 from sqlalchemy.orm import Session
 
-from bot.store.models import Rep
+from bot.store.models import Base, Rep
+from bot.store.upsert import delete_sourced, ids_by_source_id
 from metrics.query import normalise
 
 _SHARED = -1
@@ -49,3 +50,30 @@ class RepMatcher:
             if rep_id is not None and rep_id != _SHARED:
                 return rep_id
         return None
+
+
+def _rep_columns() -> list[Column[int]]:
+    """Every column holding a rep's id: the foreign keys, and the history's owner, which has
+    none so that history outlives the rows it names."""
+    reps = Base.metadata.tables["reps"]
+    columns: list[Column[int]] = [
+        fk.parent for table in Base.metadata.sorted_tables for fk in table.foreign_keys
+        if fk.column.table is reps
+    ]  # fmt: skip
+    return [*columns, Base.metadata.tables["opportunity_history"].c.owner_id]
+
+
+def merge_matched(session: Session, source: str, matched: Mapping[str, int]) -> int:
+    """Users written as reps of ``source`` before another source came to hold them (an HR
+    export added later) become that rep: whatever named the old row names the matched one,
+    and the old row goes. Returns how many reps went."""
+    reps = Base.metadata.tables["reps"]
+    stale = ids_by_source_id(session, reps, source, matched)
+    if not stale:
+        return 0
+    for column in _rep_columns():
+        for key, old in stale.items():
+            session.execute(
+                update(column.table).where(column == old).values({column.name: matched[key]})
+            )
+    return delete_sourced(session, reps, source, stale)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bot.importers.csv_import import RecordImport, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.connector import Budget, Connector, SourceError, SourceObject
-from bot.sources.owners import RepMatcher
+from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
 from bot.store.models import Base
 from bot.store.sync_models import SyncState
@@ -231,6 +231,7 @@ class _ObjectSync:
         # Deals and leads owned by a matched user count for the rep it matched.
         self.records.known("reps", matched)
         report.matched = len(matched)
+        report.deleted = merge_matched(self.session, self.source, matched)
         report.fetched = fetched
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted

@@ -397,3 +397,35 @@ def test_a_full_sync_deletes_the_deals_it_no_longer_reads(org, store):
     # Read again in full, nothing more goes.
     again = store.sync("sf", "salesforce", connector(org), full=True)
     assert again.error is None and by_name(again)["Opportunity"].deleted == 0
+
+
+def test_a_user_synced_as_a_rep_becomes_the_rep_another_source_brings_later(org, store, tmp_path):
+    assert store.sync("sf", "salesforce", connector(org)).error is None
+    assert store.owners("sf")["00600000"] == "Rep 005A (sf)"
+    won = store.rows(
+        "SELECT count(*) FROM opportunities o JOIN reps r ON r.id = o.owner_id "
+        "WHERE r.source_id = '005A' AND o.is_won"
+    )
+    # HR's export arrives; nothing changed in Salesforce, yet every deal of 005A moves over.
+    store.hr_reps(tmp_path, [("Anne Martin", "005a@example.test", "Paris")])
+    report = store.sync("sf", "salesforce", connector(org))
+    assert report.error is None
+    users = by_name(report)["User"]
+    assert (users.matched, users.deleted) == (1, 1)
+    assert store.rows("SELECT source_id FROM reps WHERE source = 'sf' ORDER BY source_id") == [
+        ("005B",), ("005C",),
+    ]  # fmt: skip
+    owners = store.owners("sf")
+    assert owners["00600000"] == owners["00600003"] == "Anne Martin (hr)"
+    assert (
+        store.rows(
+            "SELECT count(*) FROM opportunities o JOIN reps r ON r.id = o.owner_id "
+            "WHERE r.name = 'Anne Martin' AND o.is_won"
+        )
+        == won
+    )
+    # The history names Anne too, from the first interval on.
+    assert store.rows(
+        "SELECT DISTINCT r.name FROM opportunity_history h JOIN opportunities o "
+        "ON o.id = h.opportunity_id JOIN reps r ON r.id = h.owner_id WHERE o.source_id = '00600000'"
+    ) == [("Anne Martin",)]
