@@ -14,7 +14,7 @@ from bot.importers.csv_import import import_csv
 from bot.service import KpiService
 from bot.settings import ColumnMap, CsvSource, Settings, load_settings
 from bot.sources.connector import Connector
-from bot.sources.service import SourceReport, sync_connector
+from bot.sources.service import Progress, SourceReport, sync_connector
 from bot.store.database import make_engine, migrate, session_factory, transaction
 from bot.store.sync_models import SyncState
 
@@ -25,10 +25,17 @@ class Store:
     settings: Settings
 
     def sync(
-        self, source: str, kind: str, connector: Connector, full: bool = False
+        self,
+        source: str,
+        kind: str,
+        connector: Connector,
+        full: bool = False,
+        progress: Progress | None = None,
     ) -> SourceReport:
         with transaction(session_factory(self.engine)) as session:
-            return sync_connector(session, source, kind, connector, "EUR", full=full)
+            return sync_connector(
+                session, source, kind, connector, "EUR", full=full, progress=progress
+            )
 
     def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         with self.engine.connect() as connection:

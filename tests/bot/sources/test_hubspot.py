@@ -297,3 +297,14 @@ def test_owners_are_matched_to_reps_of_other_sources_by_email_then_by_name(hub, 
     again = store.sync("hs", "hubspot", connector(hub))
     assert again.error is None and by_name(again)["owners"].matched == 2
     assert store.owners("hs")["5003"] == "Claire Petit (hr)"
+
+
+def test_progress_hears_the_search_total(hub, store):
+    heard: list[tuple[str, int, int | None, bool]] = []
+    report = store.sync(
+        "hs", "hubspot", connector(hub), progress=lambda *update: heard.append(update)
+    )
+    assert report.error is None
+    # Over the search cap the read takes two queries; the total is the first one's: every deal.
+    assert ("deals", N_DEALS + 3, N_DEALS + 3, True) in heard
+    assert ("owners", 3, None, True) in heard  # a plain list: no total

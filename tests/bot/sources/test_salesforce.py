@@ -429,3 +429,13 @@ def test_a_user_synced_as_a_rep_becomes_the_rep_another_source_brings_later(org,
         "SELECT DISTINCT r.name FROM opportunity_history h JOIN opportunities o "
         "ON o.id = h.opportunity_id JOIN reps r ON r.id = h.owner_id WHERE o.source_id = '00600000'"
     ) == [("Anne Martin",)]
+
+
+def test_progress_hears_the_query_total_size(org, store):
+    heard: list[tuple[str, int, int | None, bool]] = []
+    report = store.sync(
+        "sf", "salesforce", connector(org), progress=lambda *update: heard.append(update)
+    )
+    assert report.error is None
+    assert ("Opportunity", N_DEALS + 4, N_DEALS + 4, True) in heard
+    assert ("User", 3, 3, True) in heard
