@@ -228,14 +228,14 @@ class _ObjectSync:
         )
         if self.progress is not None:
             self.progress(obj.name, fetched, self.connector.totals.get(obj.name), True)
-        # Deals and leads owned by a matched user count for the rep it matched.
-        self.records.known("reps", matched)
-        report.matched = len(matched)
-        report.deleted = merge_matched(self.session, self.source, matched)
         report.fetched = fetched
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted
         report.rejected = [Rejection(ids[p.line - 1] or f"#{p.line}", p.reason) for p in problems]
+        # Deals and leads owned by a matched user count for the rep it matched.
+        self.records.known("reps", matched)
+        report.matched = len(matched)
+        report.deleted = merge_matched(self.session, self.source, matched)
         rows_of = Base.metadata.tables[obj.table]
         if since is not None:
             gone = list(self.connector.deleted(obj, since))

@@ -411,7 +411,7 @@ def test_a_user_synced_as_a_rep_becomes_the_rep_another_source_brings_later(org,
     report = store.sync("sf", "salesforce", connector(org))
     assert report.error is None
     users = by_name(report)["User"]
-    assert (users.matched, users.deleted) == (1, 1)
+    assert (users.matched, users.inserted, users.updated, users.deleted) == (1, 0, 0, 1)
     assert store.rows("SELECT source_id FROM reps WHERE source = 'sf' ORDER BY source_id") == [
         ("005B",), ("005C",),
     ]  # fmt: skip
