@@ -1,9 +1,11 @@
 """Salesforce through simple-salesforce: User → reps (their role as team), Account →
 accounts, Opportunity → opportunities, Lead → leads; stages, default probabilities and
-forecast categories from OpportunityStage.
+forecast categories from OpportunityStage; each deal's CurrencyIsoCode when Opportunity's
+description has the field (multi-currency orgs).
 
 SOQL pages follow ``nextRecordsUrl`` (``Sforce-Query-Options: batchSize``); incremental syncs
-filter on ``SystemModstamp``; deletions come from ``queryAll`` with ``IsDeleted = true``. The
+filter on ``SystemModstamp`` (users are read whole); deletions come from ``queryAll`` with
+``IsDeleted = true``, and the first page's ``totalSize`` sizes the progress bar. The
 org's API usage is read from the ``Sforce-Limit-Info`` header of every answer. 429, 5xx and
 timeouts are retried by the HTTP session (``Retry-After`` honoured); ``REQUEST_LIMIT_EXCEEDED``
 (HTTP 403) stops the sync with a message saying when to retry; an expired session is renewed
