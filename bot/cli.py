@@ -8,7 +8,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -277,6 +277,7 @@ def import_csv_command(obj: CliContext, source: str) -> None:
 def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool) -> None:
     """Pull SOURCE (default: scheduling.sync_source) into the store and print what changed."""
     from bot.scheduling.sync import SUCCEEDED, SyncIncomplete, record_sync
+    from bot.sources.progress import SyncProgress
     from bot.sources.registry import check_source, source_names, sync_source
     from bot.sources.service import SourceReport
     from bot.store.database import session_factory, transaction
@@ -286,10 +287,10 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     if not names:
         known = ", ".join(source_names(settings)) or "none configured"
         fail(f"name a source, or set scheduling.sync_source (sources: {known})", code=2)
-    for name in names:
-        check_source(settings, name)
+    if source:
+        check_source(settings, source)  # scheduling.sync_source was checked with the config
     engine = obj.service().engine
-    progress = progress_printer(sys.stderr.isatty())
+    progress = SyncProgress(sys.stderr)
     reports: list[SourceReport] = []
 
     def pull(session: Session) -> int:
@@ -319,20 +320,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
             click.echo(f"sync {label} failed: {run.detail}", err=True)
     if failed:
         sys.exit(1)
-
-
-def progress_printer(terminal: bool) -> Callable[[str, int, bool], None]:
-    """Records fetched so far per object: one line rewritten in place on a terminal, plain
-    lines when the output is a log."""
-
-    def show(name: str, fetched: int, done: bool) -> None:
-        line = f"  {name}: {fetched} fetched" + (", done" if done else "")
-        if terminal:
-            click.echo(f"\r{line}", nl=done, err=True)
-        else:
-            click.echo(line, err=True)
-
-    return show
 
 
 @main.command()

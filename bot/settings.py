@@ -309,9 +309,6 @@ class SalesforceSource(_CrmSource):
     instance_url: str | None = None
     api_version: str = "62.0"
     page_size: int = Field(default=2000, ge=200, le=2000)  # Sforce-Query-Options batchSize
-    # Orgs with multi-currency on give each record its CurrencyIsoCode (querying the field
-    # fails elsewhere).
-    multi_currency: bool = False
 
 
 class HubSpotSource(_CrmSource):
@@ -346,6 +343,12 @@ class SqlTable(_Section):
     # read only rows changed since the last one.
     updated_at: str | None = None
     date_format: str | None = None  # for dates stored as text
+
+    def column_map(self, name: str) -> ColumnMap:
+        """The mapping as the import reads it, the query's result standing for a file."""
+        return ColumnMap(
+            file=name, columns=self.columns, stages=self.stages, date_format=self.date_format
+        )
 
 
 class SqlSource(_Section):
@@ -835,6 +838,13 @@ def _reference_problems(config: Config) -> list[str]:
             mapping = getattr(csv_source, kind.name)
             if mapping is not None:
                 problems += mapping_problems(f"{key}.{kind.name}", kind, mapping)
+    for name, declared_source in config.sources.items():
+        if isinstance(declared_source, SqlSource):
+            for kind in KINDS:
+                table = getattr(declared_source, kind.name)
+                if table is not None:
+                    key = f"sources.{name}.{kind.name}"
+                    problems += mapping_problems(key, kind, table.column_map(key))
     return problems
 
 

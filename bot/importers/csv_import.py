@@ -686,6 +686,10 @@ class _Directory:
             for name, row_id in self._session.execute(query):
                 self._ids[name] = _AMBIGUOUS if name in self._ids else int(row_id)
 
+    def add(self, ids: Mapping[str, int]) -> None:
+        """Keys that name rows of other sources, found by the caller."""
+        self._ids.update(ids)
+
     @property
     def ids(self) -> Mapping[str, int]:
         """Every key looked up so far that names a row (``_AMBIGUOUS`` for a shared name)."""
@@ -974,3 +978,8 @@ class RecordImport:
     def forget(self, table: str) -> None:
         """Drop what is known of ``table``'s rows (after deleting some)."""
         self._import.forget(table)
+
+    def known(self, table: str, ids: Mapping[str, int]) -> None:
+        """Resolve these keys to these rows of ``table`` (database ids), which other sources
+        hold: a CRM's users matched to reps by email (``bot.sources.owners``)."""
+        self._import.directory(table).add(ids)

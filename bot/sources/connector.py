@@ -18,6 +18,9 @@ class SourceObject:
     fields: tuple[str, ...]  # canonical fields each record fills (keys of Record.values)
     stages: Mapping[str, str] = field(default_factory=dict)  # stage name → open|won|lost
     date_format: str | None = None
+    # The CRM's users (→ reps): read whole at every sync, as they are few and the owners of
+    # deals and leads are resolved through them (``bot.sources.owners``).
+    users: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class SourceError(Exception):
 
 class Connector(Protocol):
     calls: int  # HTTP requests (or queries) sent so far
+    # Per object, how many records its read is to return, where the CRM says so at its first
+    # page (Salesforce's totalSize, HubSpot's search total): the progress bar's length.
+    totals: dict[str, int]
 
     def objects(self) -> list[SourceObject]:
         """The objects to pull, parents first (reps before the deals they own)."""

@@ -107,6 +107,7 @@ class HubSpotConnector:
         self.name = name
         self.spec = spec
         self.calls = 0
+        self.totals: dict[str, int] = {}
         self._prefix = prefix
         self._search_cap = search_cap
         self._interval = search_interval
@@ -189,6 +190,8 @@ class HubSpotConnector:
                 )  # fmt: skip
                 self._pacer.wait(self._interval)
                 page = self._call(api, "do_search", public_object_search_request=request)
+                if last_id is None and after is None:
+                    self.totals[obj] = int(page.total)
                 for result in page.results:
                     last_id = result.id
                     yield result
@@ -221,7 +224,7 @@ class HubSpotConnector:
     def objects(self) -> list[SourceObject]:
         stages = {row["label"]: row["status"] for row in self._stage_table().values()}
         stages.update(self.spec.stages)
-        out = [SourceObject("owners", "reps", ("id", "name", "email", "team"))]
+        out = [SourceObject("owners", "reps", ("id", "name", "email", "team"), users=True)]
         for name, table, fields in _SEARCHED:
             columns = ("id", *fields)
             if table == "leads":
@@ -231,7 +234,7 @@ class HubSpotConnector:
 
     def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
         if obj.name == "owners":
-            yield from self._owners(since)
+            yield from self._owners()
             return
         fields = dict(next(f for n, _t, f in _SEARCHED if n == obj.name))
         properties = [*fields.values(), _MODIFIED]
@@ -252,7 +255,7 @@ class HubSpotConnector:
                 values["converted_at"] = dates[0] if dates else None
             yield Record(values, _parse(props.get(_MODIFIED)) or result.updated_at)
 
-    def _owners(self, since: datetime | None) -> Iterator[Record]:
+    def _owners(self) -> Iterator[Record]:
         # Owners are few and have no search: each sync reads the list (a page or two).
         api = self._client.crm.owners.owners_api
         after: str | None = None
@@ -261,8 +264,6 @@ class HubSpotConnector:
                 api, "get_page", limit=min(self.spec.page_size, 100), after=after, archived=False
             )
             for owner in page.results:
-                if since is not None and owner.updated_at is not None and owner.updated_at < since:
-                    continue
                 teams = owner.teams or []
                 primary = next((t for t in teams if t.primary), teams[0] if teams else None)
                 name = " ".join(p for p in (owner.first_name, owner.last_name) if p)

@@ -7,7 +7,10 @@ keeps them 30 days) come in the same pages and cost nothing more. A deal's stage
 stage's name while open, ``won`` or ``lost`` once closed; its close date the won or lost time,
 else the expected close date. Leads come newest change first (``sort=update_time DESC``) and
 the read stops at the high-water mark. 429, 5xx, timeouts and dropped connections are retried
-by the one transport (``Retry-After``, else ``x-ratelimit-reset``, else exponential backoff)."""
+by the one transport (``Retry-After``, else ``x-ratelimit-reset``, else exponential backoff),
+except a 429 saying the company's daily token budget is spent, which only tomorrow cures: that
+stops the sync with a message. The budget used and left is read from every answer's
+``x-daily-ratelimit-token-*`` headers."""
 
 from __future__ import annotations
 
@@ -23,6 +26,15 @@ from bot.sources.connector import Budget, Record, SourceError, SourceObject
 
 _RETRIED = frozenset({429, 500, 502, 503, 504})
 _WAIT_CAP = 60.0  # seconds: never wait longer for one retry
+# The company's daily token budget (token-based rate limits). Pipedrive sends these on
+# answers without documenting them, and may leave them out for a while after a quiet spell.
+_TOKEN_LIMIT = "x-daily-ratelimit-token-limit"
+_TOKENS_LEFT = "x-daily-ratelimit-token-remaining"
+
+
+def budget_spent(response: httpx.Response) -> bool:
+    """A 429 for the day's budget, not the two-second burst limit: waiting will not help."""
+    return response.status_code == 429 and response.headers.get(_TOKENS_LEFT) == "0"
 
 
 class RetryTransport(httpx.BaseTransport):
@@ -51,7 +63,7 @@ class RetryTransport(httpx.BaseTransport):
                     raise
                 self.sleep(self._delay(attempt, None))
                 continue
-            if response.status_code not in _RETRIED or last:
+            if response.status_code not in _RETRIED or last or budget_spent(response):
                 return response
             response.read()
             response.close()
@@ -95,6 +107,7 @@ class PipedriveConnector:
         self.name = name
         self.spec = spec
         self.calls = 0
+        self.totals: dict[str, int] = {}  # Pipedrive's cursor pages give no total
         retrying = RetryTransport(transport or httpx.HTTPTransport(), spec.max_retries, backoff)
         self._http = httpx.Client(
             base_url=spec.api_url, transport=retrying, timeout=spec.timeout,
@@ -102,6 +115,7 @@ class PipedriveConnector:
         )  # fmt: skip
         self._stages: dict[int, dict[str, Any]] | None = None
         self._deleted: list[str] = []
+        self._budget: Budget | None = None
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -115,6 +129,7 @@ class PipedriveConnector:
             raise SourceError(
                 f"Pipedrive ({self.spec.api_url}) did not answer: {error!r}"
             ) from None
+        self._read_budget(response)
         try:
             body: dict[str, Any] = response.json()
         except ValueError:
@@ -129,6 +144,13 @@ class PipedriveConnector:
                 f"Pipedrive refused access to {path} ({body.get('error', 'forbidden')}); the "
                 "token's user needs to see every deal (a global admin, or visibility settings "
                 "that show all deals)"
+            )
+        if budget_spent(response):
+            spent = f" ({self._budget.limit} tokens)" if self._budget else ""
+            raise SourceError(
+                f"Pipedrive's daily API token budget is spent{spent}; it renews at midnight "
+                "(Pipedrive's server time), and the first sync after that carries on from where "
+                "this one stopped. Buying more tokens or a higher plan raises the budget."
             )
         if response.status_code == 429:
             raise SourceError(
@@ -163,7 +185,7 @@ class PipedriveConnector:
         deal_fields = ("id", "name", "owner", "account", "stage", "amount", "currency",
                        "created_at", "close_date", "probability")  # fmt: skip
         return [
-            SourceObject("users", "reps", ("id", "name", "email", "active_from")),
+            SourceObject("users", "reps", ("id", "name", "email", "active_from"), users=True),
             SourceObject("organizations", "accounts", ("id", "name")),
             SourceObject("deals", "opportunities", deal_fields, stages),
             SourceObject("leads", "leads", ("id", "created_at", "owner", "channel", "account")),
@@ -171,7 +193,7 @@ class PipedriveConnector:
 
     def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
         if obj.name == "users":
-            yield from self._users(since)
+            yield from self._users()
         elif obj.name == "organizations":
             for org in self._cursor_pages("/v2/organizations", {"updated_since": _rfc3339(since)}):
                 yield Record(
@@ -182,12 +204,10 @@ class PipedriveConnector:
         else:
             yield from self._leads(since)
 
-    def _users(self, since: datetime | None) -> Iterator[Record]:
+    def _users(self) -> Iterator[Record]:
         # A company has few users and the endpoint has no filter: each sync reads the list.
         for user in self._get("/v1/users", {}).get("data") or []:
             modified = _time(user.get("modified"))
-            if since is not None and modified is not None and modified < since:
-                continue
             created = _time(user.get("created"))
             values = {"id": user["id"], "name": user.get("name"), "email": user.get("email"),
                       "active_from": created.date() if created else None}  # fmt: skip
@@ -245,8 +265,13 @@ class PipedriveConnector:
         # Deleted deals came with the changed ones (status=deleted): no call of their own.
         return iter(self._deleted if obj.name == "deals" else [])
 
+    def _read_budget(self, response: httpx.Response) -> None:
+        limit, left = response.headers.get(_TOKEN_LIMIT), response.headers.get(_TOKENS_LEFT)
+        if limit is not None and left is not None and limit.isdigit() and left.isdigit():
+            self._budget = Budget(int(limit) - int(left), int(limit), "API tokens today")
+
     def budget(self) -> Budget | None:
-        return None
+        return self._budget
 
     def close(self) -> None:
         self._http.close()

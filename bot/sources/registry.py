@@ -29,13 +29,13 @@ def source_names(settings: Settings) -> list[str]:
     return [*settings.config.sources, *settings.config.imports.csv]
 
 
-def check_source(settings: Settings, name: str, key: str = "source") -> None:
-    """Raise ``ConfigError`` unless ``name`` is a configured source."""
+def check_source(settings: Settings, name: str) -> None:
+    """Raise ``ConfigError`` unless ``name`` (typed by someone) is a configured source."""
     if name not in settings.config.sources and name not in settings.config.imports.csv:
         known = ", ".join(source_names(settings)) or "none"
         raise ConfigError(
             str(settings.config_path),
-            [f"{key}: no source {name!r} under sources or import.csv (known: {known})"],
+            [f"source: no source {name!r} under sources or import.csv (known: {known})"],
         )
 
 
@@ -62,8 +62,8 @@ def sync_source(
     full: bool = False,
     progress: Progress | None = None,
 ) -> SourceReport:
-    """Sync ``name`` in ``session`` (the caller commits, or rolls back for a dry run)."""
-    check_source(settings, name)
+    """Sync ``name``, a declared source, in ``session`` (the caller commits, or rolls back
+    for a dry run)."""
     currency = settings.organisation.currency
     base = Path(settings.config_path).parent
     spec = settings.config.sources.get(name)

@@ -1,9 +1,11 @@
 """Salesforce through simple-salesforce: User → reps (their role as team), Account →
 accounts, Opportunity → opportunities, Lead → leads; stages, default probabilities and
-forecast categories from OpportunityStage.
+forecast categories from OpportunityStage; each deal's CurrencyIsoCode when Opportunity's
+description has the field (multi-currency orgs).
 
 SOQL pages follow ``nextRecordsUrl`` (``Sforce-Query-Options: batchSize``); incremental syncs
-filter on ``SystemModstamp``; deletions come from ``queryAll`` with ``IsDeleted = true``. The
+filter on ``SystemModstamp`` (users are read whole); deletions come from ``queryAll`` with
+``IsDeleted = true``, and the first page's ``totalSize`` sizes the progress bar. The
 org's API usage is read from the ``Sforce-Limit-Info`` header of every answer. 429, 5xx and
 timeouts are retried by the HTTP session (``Retry-After`` honoured); ``REQUEST_LIMIT_EXCEEDED``
 (HTTP 403) stops the sync with a message saying when to retry; an expired session is renewed
@@ -109,10 +111,12 @@ class SalesforceConnector:
         self.name = name
         self.spec = spec
         self.calls = 0
+        self.totals: dict[str, int] = {}
         self._session = session or http_session(spec)
         self._session.hooks["response"].append(self._count)
         self._sf = self._login(secrets)
         self._stages: dict[str, dict[str, Any]] | None = None
+        self._currency_per_record: bool | None = None
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.calls += 1
@@ -160,10 +164,15 @@ class SalesforceConnector:
 
     # --- queries ----------------------------------------------------------------------------
 
-    def _pages(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, soql: str, include_deleted: bool = False, counted: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The query's records, page after page; ``counted``: the object whose total this is."""
         headers = {"Sforce-Query-Options": f"batchSize={self.spec.page_size}"}
         try:
             result = self._sf.query(soql, include_deleted=include_deleted, headers=headers)
+            if counted is not None:
+                self.totals[counted] = int(result["totalSize"])
             while True:
                 yield from result["records"]
                 if result["done"]:
@@ -200,6 +209,20 @@ class SalesforceConnector:
             )
         return SourceError(f"Salesforce answered {error.status} {code or ''}: {message}".strip())
 
+    def _multi_currency(self) -> bool:
+        """Whether the org has multi-currency on: only then has Opportunity a CurrencyIsoCode
+        (querying the field elsewhere fails), so its description says so."""
+        if self._currency_per_record is None:
+            try:
+                described = self._sf.restful("sobjects/Opportunity/describe") or {}
+            except SalesforceError as error:
+                raise self._error(error) from None
+            except requests.RequestException as error:
+                raise SourceError(f"Salesforce did not answer ({error})") from None
+            names = {field.get("name") for field in described.get("fields") or []}
+            self._currency_per_record = "CurrencyIsoCode" in names
+        return self._currency_per_record
+
     def _stage_table(self) -> dict[str, dict[str, Any]]:
         if self._stages is None:
             soql = (
@@ -216,7 +239,7 @@ class SalesforceConnector:
         for name, table, fields in _OBJECTS:
             columns = tuple(
                 field for field in fields
-                if field != "currency" or self.spec.multi_currency
+                if field != "currency" or self._multi_currency()
             )  # fmt: skip
             stages: dict[str, str] = {}
             if table == "opportunities":
@@ -225,7 +248,7 @@ class SalesforceConnector:
                         "open" if not row["IsClosed"] else "won" if row["IsWon"] else "lost"
                     )
                 stages.update(self.spec.stages)
-            out.append(SourceObject(name, table, columns, stages))
+            out.append(SourceObject(name, table, columns, stages, users=name == "User"))
         return out
 
     def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:
@@ -238,7 +261,7 @@ class SalesforceConnector:
         if conditions:
             soql += " WHERE " + " AND ".join(conditions)
         stages = self._stage_table() if obj.table == "opportunities" else {}
-        for row in self._pages(soql):
+        for row in self._pages(soql, counted=obj.name):
             values = {field: _field(row, fields[field]) for field in obj.fields}
             if obj.table == "opportunities":
                 stage = stages.get(values.get("stage") or "", {})

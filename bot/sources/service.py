@@ -1,9 +1,13 @@
 """One sync of one source: each object pulled in turn into the store through the CSV import's
-validation, its deletions applied, and its high-water mark moved on, all in a savepoint of the
-caller's transaction. The first object that fails stops the source: it and the objects after
-it keep the store and the high-water mark they had, and the error is recorded; the objects
-finished before it keep their new rows and marks. ``kpibot sync``, ``/kpi sync`` and the
-scheduled job all come here."""
+validation, its deletions applied (those the CRM lists since the mark, or, after a full read,
+the rows the read no longer named), and its high-water mark moved on, all in a savepoint of the
+caller's transaction. The CRM's users are read whole each time and matched to other sources'
+reps (``bot.sources.owners``), so that deals and leads count for the reps people know.
+
+The first object that fails stops the source: it and the objects after it keep the store and
+the high-water mark they had, and the error is recorded; the objects finished before it keep
+their new rows and marks. ``kpibot sync``, ``/kpi sync`` and the scheduled job all come
+here."""
 
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from bot.importers.csv_import import RecordImport, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.connector import Budget, Connector, SourceError, SourceObject
+from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
 from bot.store.models import Base
 from bot.store.sync_models import SyncState
@@ -30,9 +35,13 @@ PROGRESS_EVERY = 1_000
 _REJECTIONS_SHOWN = 10
 # The sync_state row of errors that stopped a source before its first object.
 SOURCE_WIDE = "(source)"
+# Tables whose rows a full read no longer names are deleted. Not teams, reps and accounts:
+# the import creates those that records name without listing them (a deal's account), so a
+# full read of their own object does not name every row the store holds.
+FULL_READ_DELETES = frozenset({"opportunities", "leads", "spend", "surveys"})
 
-# (object, records fetched so far, whether the object is done)
-Progress = Callable[[str, int, bool], None]
+# (object, records fetched so far, the records expected if the CRM said, whether it is done)
+Progress = Callable[[str, int, int | None, bool], None]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class ObjectReport:
     high_water_mark: datetime | None = None
     finished: bool = False
     error: str | None = None
+    matched: int = 0  # CRM users found among other sources' reps (not written as reps)
 
     @property
     def changed(self) -> int:
@@ -67,6 +77,8 @@ class ObjectReport:
             f"updated {self.updated}, deleted {self.deleted}, rejected {len(self.rejected)}; "
             f"{calls}; high-water mark {mark}"
         )
+        if self.matched:
+            line += f"; {self.matched} matched to reps of other sources by email or name"
         if self.error is not None:
             line += f"; NOT FINISHED: {self.error}"
         return line
@@ -185,18 +197,28 @@ class _ObjectSync:
         self.progress = progress
 
     def run(self, obj: SourceObject, since: datetime | None, report: ObjectReport) -> None:
-        ids: list[str] = []
+        ids: list[str] = []  # of the records handed to the import, by position
+        fetched = 0
         newest = since
+        matcher = RepMatcher(self.session, self.source) if obj.users else None
+        matched: dict[str, int] = {}
 
         def rows() -> Iterator[tuple[int, list[str]]]:
-            nonlocal newest
+            nonlocal newest, fetched
             for record in self.connector.changed(obj, since):
-                ids.append(cell(record.values.get("id")))
+                fetched += 1
                 modified = _utc(record.modified)
                 if modified is not None and (newest is None or modified > newest):
                     newest = modified
-                if self.progress is not None and len(ids) % PROGRESS_EVERY == 0:
-                    self.progress(obj.name, len(ids), False)
+                if self.progress is not None and fetched % PROGRESS_EVERY == 0:
+                    self.progress(obj.name, fetched, self.connector.totals.get(obj.name), False)
+                key = cell(record.values.get("id"))
+                if matcher is not None:
+                    rep = matcher.match(record.values.get("email"), record.values.get("name"))
+                    if rep is not None:
+                        matched[key] = rep
+                        continue
+                ids.append(key)
                 yield len(ids), [cell(record.values.get(name)) for name in obj.fields]
 
         before = _count(self.session, obj.table, self.source)
@@ -205,18 +227,36 @@ class _ObjectSync:
             key, obj.table, _mapping(obj), obj.fields, rows(), self.currency
         )
         if self.progress is not None:
-            self.progress(obj.name, len(ids), True)
-        report.fetched = len(ids)
+            self.progress(obj.name, fetched, self.connector.totals.get(obj.name), True)
+        report.fetched = fetched
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted
         report.rejected = [Rejection(ids[p.line - 1] or f"#{p.line}", p.reason) for p in problems]
+        # Deals and leads owned by a matched user count for the rep it matched.
+        self.records.known("reps", matched)
+        report.matched = len(matched)
+        report.deleted = merge_matched(self.session, self.source, matched)
+        rows_of = Base.metadata.tables[obj.table]
         if since is not None:
             gone = list(self.connector.deleted(obj, since))
-            if gone:
-                table_rows = Base.metadata.tables[obj.table]
-                report.deleted = delete_sourced(self.session, table_rows, self.source, gone)
-                self.records.forget(obj.table)
+        elif obj.table in FULL_READ_DELETES and all(ids):
+            # A full read names every record: the ones it no longer names were deleted
+            # (unless a record came without an id, which might have been any of them).
+            gone = _absent(self.session, rows_of, self.source, set(ids))
+        else:
+            gone = []
+        if gone:
+            report.deleted = delete_sourced(self.session, rows_of, self.source, gone)
+            self.records.forget(obj.table)
         report.high_water_mark = newest
+
+
+def _absent(session: Session, table: Table, source: str, present: set[str]) -> list[str]:
+    """Source ids of ``source``'s rows of ``table`` (not already deleted) not in ``present``."""
+    query = select(table.c.source_id).where(table.c.source == source)
+    if "deleted_at" in table.c:
+        query = query.where(table.c.deleted_at.is_(None))
+    return [key for key in session.scalars(query) if key not in present]
 
 
 def sync_connector(
@@ -249,8 +289,8 @@ def sync_connector(
         return report
     for obj in objects:
         row = state.get(obj.name)
-        since = None if full else _utc(row.high_water_mark)
-        if since is None:
+        since = None if full or obj.users else _utc(row.high_water_mark)
+        if row.high_water_mark is None:
             report.full = True
         result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
         report.objects.append(result)

@@ -1,7 +1,8 @@
 """Any SQL database or warehouse SQLAlchemy can reach (PostgreSQL, and Snowflake, BigQuery,
 Redshift... with their dialect installed): one SELECT per canonical table, read in chunks,
 mapped like a CSV file, and incremental on a configured ``updated_at`` column. A query has no
-feed of deleted rows, so this source never deletes."""
+feed of deleted rows: a full sync (the first, or ``--full``) deletes the rows it no longer
+returns (``bot.sources.service``), an incremental one deletes nothing."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class SqlConnector:
         self.name = name
         self.spec = spec
         self.calls = 0
+        self.totals: dict[str, int] = {}  # a streamed query's length is not known ahead
 
     def objects(self) -> list[SourceObject]:
         out = []

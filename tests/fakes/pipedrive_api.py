@@ -10,7 +10,11 @@
   written ``2026-11-30 10:00:00``; leads paged by ``start``/``limit`` with
   ``additional_data.pagination`` and ``sort=update_time DESC``.
 - The ``x-api-token`` header must hold the token (else HTTP 401 ``unauthorized access``); every
-  answer has ``{"success": …}`` and the ``x-ratelimit-*`` headers.
+  answer has ``{"success": …}`` and the ``x-ratelimit-*`` headers (the two-second burst window).
+- Token-based rate limits: each answered request spends ``token_cost`` tokens (20, a list GET)
+  of the company's daily budget, reported in ``x-daily-ratelimit-token-limit`` and
+  ``x-daily-ratelimit-token-remaining``; once spent, every request gets HTTP 429 with
+  ``x-daily-ratelimit-token-remaining: 0``.
 """
 
 from __future__ import annotations
@@ -41,16 +45,28 @@ class FakePipedrive(FakeServer):
         self.organizations: dict[int, dict[str, Any]] = {}
         self.deals: dict[int, dict[str, Any]] = {}
         self.leads: dict[str, dict[str, Any]] = {}
+        self.token_limit = 30_000 * 3  # base tokens × plan multiplier × seats
+        self.token_cost = 20
+        self.tokens_used = 0
 
     def handle(self, request: Request) -> Response:
         if request.headers.get("x-api-token") != TOKEN:
             refused = {"success": False, "error": "unauthorized access", "errorCode": 401,
                        "error_info": "Please check developers.pipedrive.com"}  # fmt: skip
             return Response(401, refused)
-        response = self._route(request)
-        response.headers.update(
-            {"x-ratelimit-limit": "80", "x-ratelimit-remaining": "79", "x-ratelimit-reset": "2"}
-        )
+        refused = self.tokens_used + self.token_cost > self.token_limit
+        if refused:
+            response = Response(429, {"success": False, "error": "Daily token budget exceeded",
+                                      "errorCode": 429})  # fmt: skip
+        else:
+            self.tokens_used += self.token_cost
+            response = self._route(request)
+        left = 0 if refused else self.token_limit - self.tokens_used
+        response.headers.update({
+            "x-ratelimit-limit": "80", "x-ratelimit-remaining": "79", "x-ratelimit-reset": "2",
+            "x-daily-ratelimit-token-limit": str(self.token_limit),
+            "x-daily-ratelimit-token-remaining": str(left),
+        })  # fmt: skip
         return response
 
     def _route(self, request: Request) -> Response:

@@ -13,6 +13,8 @@ kpibot sends, on 127.0.0.1, port 0.
   2000, default 2000) with ``done``, ``totalSize`` and ``nextRecordsUrl``
   (``/services/data/v<version>/query/01g…-<offset>``). An unknown field is HTTP 400
   ``INVALID_FIELD``.
+- ``GET /services/data/v<version>/sobjects/<Object>/describe``: the object's ``fields``, which
+  are the fields its records have (``CurrencyIsoCode`` only in a multi-currency org).
 - Every API answer carries ``Sforce-Limit-Info: api-usage=<used>/<limit>``; past the limit the
   answer is HTTP 403 ``REQUEST_LIMIT_EXCEEDED`` ("TotalRequests Limit exceeded."). A token that
   is not the current session's gets HTTP 401 ``INVALID_SESSION_ID``.
@@ -144,6 +146,9 @@ class FakeSalesforce(FakeServer):
         })  # fmt: skip
 
     def _api(self, request: Request) -> Response:
+        described = re.fullmatch(r"/services/data/v[\d.]+/sobjects/(\w+)/describe/?", request.path)
+        if described is not None and request.method == "GET":
+            return self._describe(described.group(1))
         match = re.fullmatch(r"/services/data/v[\d.]+/(queryAll|query)/?(.*)", request.path)
         if match is None or request.method != "GET":
             return _error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -177,6 +182,14 @@ class FakeSalesforce(FakeServer):
                 rows = self._filter(rows, condition)
         records = [self._shape(sobject, row, fields) for row in rows]
         return self._page(records, 0, batch)
+
+    def _describe(self, sobject: str) -> Response:
+        table = self.records.get(sobject)
+        if table is None:
+            return _error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
+        names = sorted(set().union(*(r.keys() for r in table.values())) - {"attributes"})
+        fields = [{"name": name, "label": name, "type": "string"} for name in names]
+        return Response(200, {"name": sobject, "label": sobject, "fields": fields})
 
     @staticmethod
     def _batch_size(request: Request) -> int:

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
+from bot.importers.csv_import import import_csv
 from bot.service import KpiService
-from bot.settings import Settings, load_settings
+from bot.settings import ColumnMap, CsvSource, Settings, load_settings
 from bot.sources.connector import Connector
-from bot.sources.service import SourceReport, sync_connector
+from bot.sources.service import Progress, SourceReport, sync_connector
 from bot.store.database import make_engine, migrate, session_factory, transaction
 from bot.store.sync_models import SyncState
 
@@ -24,10 +25,17 @@ class Store:
     settings: Settings
 
     def sync(
-        self, source: str, kind: str, connector: Connector, full: bool = False
+        self,
+        source: str,
+        kind: str,
+        connector: Connector,
+        full: bool = False,
+        progress: Progress | None = None,
     ) -> SourceReport:
         with transaction(session_factory(self.engine)) as session:
-            return sync_connector(session, source, kind, connector, "EUR", full=full)
+            return sync_connector(
+                session, source, kind, connector, "EUR", full=full, progress=progress
+            )
 
     def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         with self.engine.connect() as connection:
@@ -40,6 +48,28 @@ class Store:
 
     def service(self) -> KpiService:
         return KpiService(self.settings, self.engine)
+
+    def hr_reps(self, folder: Path, reps: list[tuple[str, str, str]]) -> dict[str, int]:
+        """Reps (name, email, team) imported from an HR export as source ``hr``, through the
+        CSV import; their database ids by name."""
+        lines = ["name,email,team", *(",".join(rep) for rep in reps)]
+        (folder / "hr_reps.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        columns = {"name": "name", "email": "email", "team": "team"}
+        spec = CsvSource(reps=ColumnMap(file="hr_reps.csv", columns=columns))
+        with transaction(session_factory(self.engine)) as session:
+            report = import_csv(session, "hr", spec, folder, "EUR")
+        assert not report.problems, report.problems
+        found = self.rows("SELECT name, id FROM reps WHERE source = 'hr'")
+        return {str(name): int(rep_id) for name, rep_id in found}
+
+    def owners(self, source: str) -> dict[str, str]:
+        """Each deal of ``source`` (by CRM id) → its owner's name and source."""
+        rows = self.rows(
+            "SELECT o.source_id, r.name, r.source FROM opportunities o JOIN reps r "
+            "ON r.id = o.owner_id WHERE o.source = :source",
+            source=source,
+        )
+        return {str(deal): f"{name} ({rep_source})" for deal, name, rep_source in rows}
 
 
 def make_store(tmp_path: Path) -> Store:

@@ -274,3 +274,37 @@ def test_the_scheduled_sync_job_pulls_the_configured_source(hub, tmp_path):
     assert "sync hs: 0 rows changed" in second.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
     assert "Last sync:" in status and "hs: succeeded, 0 rows changed" in status
+
+
+def test_owners_are_matched_to_reps_of_other_sources_by_email_then_by_name(hub, store, tmp_path):
+    store.hr_reps(tmp_path, [
+        ("Claire Petit", "OWNER101@Example.test", "Paris"),
+        ("owner 102", "o.102@corp.test", "Lyon"),  # HubSpot's "Owner 102", by name
+    ])  # fmt: skip
+    report = store.sync("hs", "hubspot", connector(hub))
+    assert report.error is None
+    owners = by_name(report)["owners"]
+    assert (owners.fetched, owners.matched, owners.inserted) == (3, 2, 1)
+    assert store.rows("SELECT source_id FROM reps WHERE source = 'hs'") == [("103",)]
+    deals = store.owners("hs")
+    assert (deals["5000"], deals["5001"], deals["5002"]) == (
+        "Claire Petit (hr)", "owner 102 (hr)", "Owner 103 (hs)",
+    )  # fmt: skip
+    rejected = {r.record: r.reason for r in by_name(report)["deals"].rejected}
+    assert rejected["5901"] == "unknown owner '999' (no rep with that id or name)"
+    # Next time the owners are read again and matched again: a changed deal stays Claire's.
+    hub.put("deals", deal_properties(3, hubspot_owner_id="101"), T0 + timedelta(days=1), "5003")
+    again = store.sync("hs", "hubspot", connector(hub))
+    assert again.error is None and by_name(again)["owners"].matched == 2
+    assert store.owners("hs")["5003"] == "Claire Petit (hr)"
+
+
+def test_progress_hears_the_search_total(hub, store):
+    heard: list[tuple[str, int, int | None, bool]] = []
+    report = store.sync(
+        "hs", "hubspot", connector(hub), progress=lambda *update: heard.append(update)
+    )
+    assert report.error is None
+    # Over the search cap the read takes two queries; the total is the first one's: every deal.
+    assert ("deals", N_DEALS + 3, N_DEALS + 3, True) in heard
+    assert ("owners", 3, None, True) in heard  # a plain list: no total

@@ -200,3 +200,49 @@ def test_a_refused_token_a_missing_one_and_a_timeout_are_reported(company, store
     report = store.sync("pd", "pipedrive", connector(company, timeout=0.3, max_retries=1))
     assert report.error is not None and "did not answer" in report.error
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
+
+
+def test_the_daily_token_budget_is_reported_and_a_spent_one_stops_without_retries(company, store):
+    report = store.sync("pd", "pipedrive", connector(company))
+    assert report.budget is not None
+    assert (report.budget.used, report.budget.limit) == (company.tokens_used, 90_000)
+    assert f"API budget: {company.tokens_used} of 90000 API tokens today used" in report.summary()
+    assert store.rows(
+        "SELECT DISTINCT api_used, api_limit FROM sync_state WHERE source = 'pd'"
+    ) == [(company.tokens_used, 90_000)]
+
+    # Enough tokens left for the stages, users and organizations: the deals hit the wall.
+    company.token_limit = company.tokens_used + 3 * company.token_cost
+    calls = len(company.requests)
+    report = store.sync("pd", "pipedrive", connector(company))
+    assert report.error is not None
+    assert report.error.startswith("Pipedrive's daily API token budget is spent")
+    assert "renews at midnight" in report.error
+    # One refused request, not retried: waiting for the burst window would not help.
+    assert len(company.requests) - calls == 4
+    assert {o.name: o.finished for o in report.objects} == {
+        "users": True, "organizations": True, "deals": False,
+    }  # fmt: skip
+
+
+def test_users_are_matched_to_reps_of_other_sources_by_email_then_by_name(company, store, tmp_path):
+    company.users[1] = {**company.users[1], "name": "Zoë Faure"}
+    store.hr_reps(tmp_path, [
+        ("Hugo Blanc", "U11@EXAMPLE.TEST", "Paris"),
+        ("ZOE FAURE", "zoe@corp.test", "Lyon"),  # user 12, by name
+    ])  # fmt: skip
+    report = store.sync("pd", "pipedrive", connector(company))
+    assert report.error is None
+    users = by_name(report)["users"]
+    assert (users.fetched, users.matched, users.inserted) == (3, 2, 1)
+    assert store.rows("SELECT source_id FROM reps WHERE source = 'pd'") == [("13",)]
+    deals = store.owners("pd")
+    assert (deals["0"], deals["1"], deals["2"]) == (
+        "Hugo Blanc (hr)", "ZOE FAURE (hr)", "User 13 (pd)",
+    )  # fmt: skip
+    rejected = {r.record: r.reason for r in by_name(report)["deals"].rejected}
+    assert rejected["5001"] == "unknown owner '999' (no rep with that id or name)"
+    # A lead of user 11 counts for Hugo too.
+    assert store.rows(
+        "SELECT r.name FROM leads l JOIN reps r ON r.id = l.owner_id WHERE l.source_id = 'lead-000'"
+    ) == [("Hugo Blanc",)]

@@ -7,6 +7,7 @@ retried or reported without a traceback, leaving unfinished objects as they were
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -43,7 +44,9 @@ STAGES = [
 USERS = ["005A", "005B", "005C"]
 N_DEALS = 450
 BATCH = 200
-CONSTANT_FULL = 1 + 1 + 1 + 1  # OpportunityStage, User, Account, Lead (one page each)
+# Opportunity's description (multi-currency or not), OpportunityStage, User, Account, Lead
+# (one page each).
+CONSTANT_FULL = 1 + 1 + 1 + 1 + 1
 # Incremental: the same, plus one queryAll for deletions per deletable object.
 CONSTANT_INCREMENTAL = CONSTANT_FULL + 3
 
@@ -254,12 +257,14 @@ def test_the_24_hour_limit_stops_the_sync_and_keeps_unfinished_objects(org, stor
         )
     org.put("Account", {**org.records["Account"]["0010"], "Name": "Renamed",
                         "SystemModstamp": sf_time(T0 + timedelta(days=3))})  # fmt: skip
-    # Enough for the stages, users, accounts (and their deletions) and one page of deals.
-    org.api_limit = org.api_used + 6
+    # Enough for the description, stages, users, accounts (and their deletions) and one page
+    # of deals.
+    org.api_limit = org.api_used + 7
     report = store.sync("sf", "salesforce", connector(org))
     assert report.error is not None
     assert "24-hour API request limit is spent" in report.error
     assert "TotalRequests Limit exceeded." in report.error
+    assert re.search(r"run kpibot sync after \d\d:\d\d UTC\)", report.error)
     finished = {o.name: o.finished for o in report.objects}
     assert finished == {"User": True, "Account": True, "Opportunity": False}
     assert store.rows("SELECT name FROM accounts WHERE source_id = '0010'") == [("Renamed",)]
@@ -305,3 +310,132 @@ def test_oauth_client_credentials_on_a_my_domain(org, store):
         connector(org, {**app, "consumer_secret": "wrong"}, domain="acme.my")
     assert "Salesforce refused the login at acme.my (Authentication failed" in str(refused.value)
     assert "invalid client credentials" in str(refused.value)
+
+
+def test_users_are_matched_to_reps_of_other_sources_by_email_then_by_name(org, store, tmp_path):
+    # 005A's email in other case; 005B renamed in the CRM and known to HR by another email.
+    org.put("User", {**org.records["User"]["005B"], "Name": "Béatrice Lefèvre"})
+    hr = store.hr_reps(tmp_path, [
+        ("Anne Martin", "005A@Example.TEST", "Paris"),
+        ("beatrice LEFEVRE", "b.lefevre@corp.test", "Lyon"),
+        ("Rep 005A", "someone.else@corp.test", "Nantes"),  # a name, but the email came first
+    ])  # fmt: skip
+    report = store.sync("sf", "salesforce", connector(org))
+    assert report.error is None
+    users = by_name(report)["User"]
+    assert (users.fetched, users.matched, users.inserted) == (3, 2, 1)
+    assert "2 matched to reps of other sources by email or name" in report.summary()
+    # Only the user HR does not know became a rep of Salesforce's own.
+    assert store.rows("SELECT source_id, name FROM reps WHERE source = 'sf'") == [
+        ("005C", "Rep 005C")
+    ]
+    owners = store.owners("sf")
+    assert owners["00600000"] == "Anne Martin (hr)"  # OwnerId 005A
+    assert owners["00600001"] == "beatrice LEFEVRE (hr)"  # 005B
+    assert owners["00600002"] == "Rep 005C (sf)"
+    assert "00600901" not in owners  # owned by a user Salesforce does not list
+    rejected = {r.record: r.reason for r in by_name(report)["Opportunity"].rejected}
+    assert rejected["00600901"] == "unknown owner '005GONE' (no rep with that id or name)"
+
+    # An incremental sync finds them again: a changed deal of 005A stays Anne's.
+    org.put("Opportunity", deal(3, OwnerId="005A", SystemModstamp=sf_time(T0 + timedelta(days=1))))
+    again = store.sync("sf", "salesforce", connector(org))
+    assert again.error is None and by_name(again)["User"].matched == 2
+    assert store.owners("sf")["00600003"] == "Anne Martin (hr)"
+    assert store.rows("SELECT count(*) FROM reps WHERE source = 'sf'") == [(1,)]
+    # Revenue of HR's Paris team is that of the deals 005A owns, counted from the fake.
+    answer = store.service().ask("revenue team Paris 2026-10", datetime(2026, 11, 30, tzinfo=UTC))
+    expected = sum(
+        (Decimal(str(r["Amount"])) for r in org.records["Opportunity"].values()
+         if r["OwnerId"] == "005A" and r["StageName"] == "Closed Won" and r["Amount"] is not None
+         and r["CloseDate"].startswith("2026-10")),
+        Decimal(0),
+    )  # fmt: skip
+    assert hr["Anne Martin"] and expected > 0
+    assert answer.value.value == expected
+
+
+def test_429_and_503_are_retried_by_sending_the_same_query_again(org, store):
+    busy = Fault(429, [{"message": "Too many requests", "errorCode": "REQUEST_LIMIT"}],
+                 {"Retry-After": "0"})  # fmt: skip
+    down = Fault(503, [{"message": "Server unavailable", "errorCode": "SERVER_UNAVAILABLE"}])
+    sf = connector(org)  # logs in
+    org.fail(busy, down)
+    calls = len(org.api_calls)
+    report = store.sync("sf", "salesforce", sf)
+    assert report.error is None
+    sent = [(r.path, r.query) for r in org.api_calls[calls:]]
+    # The first request was answered 429, its second try 503, its third served.
+    assert sent[0] == sent[1] == sent[2] and sent[3] != sent[2]
+    assert len(sent) == CONSTANT_FULL + math.ceil((N_DEALS + 4) / BATCH) + 2
+    assert by_name(report)["Opportunity"].inserted == N_DEALS
+
+
+def test_multi_currency_is_read_from_the_description_of_opportunity(org, store):
+    plain = {o.name: o.fields for o in connector(org).objects()}
+    assert "currency" not in plain["Opportunity"]
+    for number in range(N_DEALS):
+        org.put("Opportunity", deal(number, CurrencyIsoCode="USD" if number % 2 else "EUR"))
+    report = store.sync("sf", "salesforce", connector(org))
+    assert report.error is None
+    assert store.rows(
+        "SELECT source_id, currency FROM opportunities WHERE source_id IN ('00600000', "
+        "'00600001') ORDER BY source_id"
+    ) == [("00600000", "EUR"), ("00600001", "USD")]
+
+
+def test_a_full_sync_deletes_the_deals_it_no_longer_reads(org, store):
+    assert store.sync("sf", "salesforce", connector(org)).error is None
+    # Erased from the recycle bin, or hidden from kpibot's user: queryAll no longer has them.
+    for number in (4, 5):
+        del org.records["Opportunity"][f"006{number:05d}"]
+    report = store.sync("sf", "salesforce", connector(org), full=True)
+    assert report.error is None and by_name(report)["Opportunity"].deleted == 2
+    assert store.rows(
+        "SELECT source_id FROM opportunities WHERE deleted_at IS NOT NULL ORDER BY source_id"
+    ) == [("00600004",), ("00600005",)]
+    # Read again in full, nothing more goes.
+    again = store.sync("sf", "salesforce", connector(org), full=True)
+    assert again.error is None and by_name(again)["Opportunity"].deleted == 0
+
+
+def test_a_user_synced_as_a_rep_becomes_the_rep_another_source_brings_later(org, store, tmp_path):
+    assert store.sync("sf", "salesforce", connector(org)).error is None
+    assert store.owners("sf")["00600000"] == "Rep 005A (sf)"
+    won = store.rows(
+        "SELECT count(*) FROM opportunities o JOIN reps r ON r.id = o.owner_id "
+        "WHERE r.source_id = '005A' AND o.is_won"
+    )
+    # HR's export arrives; nothing changed in Salesforce, yet every deal of 005A moves over.
+    store.hr_reps(tmp_path, [("Anne Martin", "005a@example.test", "Paris")])
+    report = store.sync("sf", "salesforce", connector(org))
+    assert report.error is None
+    users = by_name(report)["User"]
+    assert (users.matched, users.inserted, users.updated, users.deleted) == (1, 0, 0, 1)
+    assert store.rows("SELECT source_id FROM reps WHERE source = 'sf' ORDER BY source_id") == [
+        ("005B",), ("005C",),
+    ]  # fmt: skip
+    owners = store.owners("sf")
+    assert owners["00600000"] == owners["00600003"] == "Anne Martin (hr)"
+    assert (
+        store.rows(
+            "SELECT count(*) FROM opportunities o JOIN reps r ON r.id = o.owner_id "
+            "WHERE r.name = 'Anne Martin' AND o.is_won"
+        )
+        == won
+    )
+    # The history names Anne too, from the first interval on.
+    assert store.rows(
+        "SELECT DISTINCT r.name FROM opportunity_history h JOIN opportunities o "
+        "ON o.id = h.opportunity_id JOIN reps r ON r.id = h.owner_id WHERE o.source_id = '00600000'"
+    ) == [("Anne Martin",)]
+
+
+def test_progress_hears_the_query_total_size(org, store):
+    heard: list[tuple[str, int, int | None, bool]] = []
+    report = store.sync(
+        "sf", "salesforce", connector(org), progress=lambda *update: heard.append(update)
+    )
+    assert report.error is None
+    assert ("Opportunity", N_DEALS + 4, N_DEALS + 4, True) in heard
+    assert ("User", 3, 3, True) in heard

@@ -4,12 +4,14 @@ re-run of the same records changes nothing."""
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.cli import progress_printer
 from bot.sources.connector import Budget, Record, SourceError, SourceObject
+from bot.sources.progress import SyncProgress
 from tests.bot.sources.crm_support import by_name, make_store
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -22,6 +24,7 @@ class Memory:
         self.deals = deals
         self.broken = broken
         self.calls = 0
+        self.totals = {"deals": len(deals)}
 
     def objects(self) -> list[SourceObject]:
         if self.broken:
@@ -74,12 +77,32 @@ def test_a_connector_that_fails_before_any_object_is_recorded(tmp_path: Path):
     ]
 
 
-def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_in_a_log(capsys):
-    terminal = progress_printer(terminal=True)
-    terminal("deals", 1000, False)
-    terminal("deals", 1500, True)
-    assert capsys.readouterr().err == "\r  deals: 1000 fetched\r  deals: 1500 fetched, done\n"
-    log = progress_printer(terminal=False)
-    log("deals", 1000, False)
-    log("deals", 1500, True)
-    assert capsys.readouterr().err == "  deals: 1000 fetched\n  deals: 1500 fetched, done\n"
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_with_the_crm_total_on_a_terminal_and_plain_lines_in_a_log():
+    terminal = Terminal()
+    progress = SyncProgress(terminal)
+    progress("deals", 1000, 4000, False)
+    progress("deals", 4000, 4000, True)
+    progress("leads", 1000, None, False)  # no total: a count rewritten in place
+    progress("leads", 1500, None, True)
+    shown = re.sub(r"\x1b\[\?25[lh]", "", terminal.getvalue())  # the cursor hidden, shown
+    bars = [part.rstrip() for part in shown.split("\r") if "deals" in part]
+    assert bars[-2:] == [
+        "  deals  [#########---------------------------]  1000/4000   25%",
+        "  deals  [####################################]  4000/4000  100%",
+    ]
+    assert shown.endswith("\r  leads: 1000 fetched\r  leads: 1500 fetched, done\n")
+
+    log = io.StringIO()
+    progress = SyncProgress(log)
+    progress("deals", 1000, 4000, False)
+    progress("deals", 4000, 4000, True)
+    progress("leads", 1500, None, True)
+    assert log.getvalue() == (
+        "  deals: 1000 of 4000 fetched\n  deals: 4000 of 4000 fetched, done\n"
+        "  leads: 1500 fetched, done\n"
+    )

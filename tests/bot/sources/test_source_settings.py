@@ -53,6 +53,20 @@ def test_credentials_come_from_the_environment_under_each_prefix(tmp_path: Path)
         ("sources: {x: {kind: zoho}}", "sources.x: Input tag 'zoho' found using 'kind'"),
         ("sources: {x: {kind: hubspot, page_size: 500}}", "sources.x.hubspot.page_size"),
         ("sources: {x: {kind: pipedrive, token: abc}}", "sources.x.pipedrive.token: unknown key"),
+        (
+            "sources: {dw: {kind: sql, leads: {query: 'SELECT 1', columns: {id: a, size: b}}}}",
+            "sources.dw.leads.columns.size: unknown field for leads; expected one of id, "
+            "created_at, owner, converted_at, channel, account",
+        ),
+        (
+            "sources: {dw: {kind: sql, leads: {query: 'SELECT 1', columns: {id: a}}}}",
+            "sources.dw.leads.columns: created_at must be mapped onto a column",
+        ),
+        (
+            "sources: {dw: {kind: sql, opportunities: {query: 'SELECT 1', columns: {id: a, "
+            "stage: s, close_date: c}}}}",
+            "sources.dw.opportunities.stages: map each stage of the export onto open, won or lost",
+        ),
     ],
 )
 def test_mistakes_name_their_key(tmp_path: Path, body: str, problem: str) -> None:

@@ -225,3 +225,27 @@ def test_a_failing_query_keeps_that_table_and_its_mark_and_fails_the_run(warehou
     assert runs[-1][0] == "failed" and "no column 'title'" in runs[-1][1]
     status = warehouse.cli("status").stdout
     assert "last error (opportunities" in status and "no column 'title'" in status
+
+
+def test_a_full_sync_deletes_the_rows_the_source_no_longer_has(warehouse: Warehouse):
+    assert warehouse.cli("sync").exit_code == 0
+    warehouse.execute("DELETE FROM {s}.deals WHERE id IN ('d2', 'd4')")
+    # An incremental sync cannot see a deleted row: nothing goes.
+    assert "deleted 0" in warehouse.cli("sync").stdout
+    full = warehouse.cli("sync", "--full")
+    assert full.exit_code == 0, full.output
+    assert (
+        "opportunities → opportunities: fetched 3, inserted 0, updated 0, deleted 2, "
+        "rejected 1" in full.stdout
+    )
+    # Marked deleted, their history closing with the deletion; d5, rejected, was never in.
+    assert warehouse.store(
+        "SELECT source_id FROM opportunities WHERE deleted_at IS NOT NULL ORDER BY source_id"
+    ) == [("d2",), ("d4",)]
+    assert warehouse.store(
+        "SELECT o.source_id FROM opportunity_history h JOIN opportunities o "
+        "ON o.id = h.opportunity_id WHERE h.status = 'deleted' AND h.valid_to IS NULL "
+        "ORDER BY o.source_id"
+    ) == [("d2",), ("d4",)]
+    answer = warehouse.cli("ask", "revenue", "2026-11", "--json", "--as-of", "2026-11-30")
+    assert json.loads(answer.stdout)["value"] == pytest.approx(float(won_in_november(warehouse)))
