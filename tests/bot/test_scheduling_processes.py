@@ -91,5 +91,7 @@ def test_three_processes_on_one_postgres_post_each_digest_once(
     outputs = [finish(p) for p in processes]
 
     assert digests_per_channel(fake) == {f"C{i:03d}": 1 for i in range(CHANNELS)}
-    ran = [line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("ok")]
+    ran = [
+        line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("fait")
+    ]
     assert sorted(ran) == sorted(f"digest:s{i:03d}" for i in range(CHANNELS))  # each once
