@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from bot.alerting import run_alerts
+from bot.digests import digest_notification
 from bot.formatting import Formatter
 from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
 from bot.scheduling.runtime import Runtime
@@ -77,8 +78,6 @@ def evaluate(runtime: Runtime, fire_time: datetime) -> str:
 
 
 def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
-    from bot.digests import digest_notification
-
     fmt = Formatter.for_organisation(runtime.settings.organisation)
     subscriptions = {s.id: s for s in runtime.subscriptions()}
     subscription = subscriptions.get(job.subscription_id or "")
