@@ -434,15 +434,21 @@ _DURATION_UNITS = {
 }
 
 
+class DurationTooLong(ValueError):
+    """A readable duration beyond ``MAX_DURATION``."""
+
+
 def parse_duration(raw: Any) -> timedelta:
     """``4h``, ``1d``, ``2j``, ``1 sem``, ``30m``, ``90s``, or a number of seconds; at most
-    ``MAX_DURATION``."""
+    ``MAX_DURATION`` (``DurationTooLong`` beyond)."""
     expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        if not 0 <= raw <= MAX_DURATION.total_seconds():
+        if raw < 0:
             raise ValueError(f"{expected}, got {raw!r}")
+        if raw > MAX_DURATION.total_seconds():
+            raise DurationTooLong(f"{expected}, got {raw!r}")
         duration = timedelta(seconds=raw)
     else:
         match = re.fullmatch(r"(\d{1,12})\s*([a-z]+)", str(raw).strip().lower())
@@ -452,10 +458,10 @@ def parse_duration(raw: Any) -> timedelta:
         number = int(match.group(1))
         # Compared before building the timedelta, which overflows past 999 999 999 days.
         if number > MAX_DURATION / timedelta(**{unit: 1}):
-            raise ValueError(f"{expected}, got {raw!r}")
+            raise DurationTooLong(f"{expected}, got {raw!r}")
         duration = timedelta(**{unit: number})
     if duration > MAX_DURATION:
-        raise ValueError(f"{expected}, got {raw!r}")
+        raise DurationTooLong(f"{expected}, got {raw!r}")
     return duration
 
 
