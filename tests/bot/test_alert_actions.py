@@ -5,6 +5,7 @@ and snoozed with that surface's user ids, through the same authorization as Slac
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,11 +17,11 @@ from bot.alerting import AlertMessageUpdate, run_alerts
 from bot.core import ConversationCore
 from bot.delivery.surfaces import Dispatcher, Surface, Surfaces
 from bot.formatting import Formatter
-from bot.store.chat_models import Silence
+from bot.store.chat_models import NotificationLogEntry, Silence
 from bot.text_render import TextNotificationRenderer
 from conversation.authorization import Action, Refusal, Role, Viewer
 from conversation.views import AlertNote, Refused, Reply
-from metrics.evaluation import Status
+from metrics.evaluation import Evaluation, Status
 from metrics.scopes import Level
 from tests.bot.delivery_support import RecordingNotifier
 from tests.bot.slack_world import CHAT_CONFIG, NOW, World, make_world
@@ -48,23 +49,40 @@ class Posted:
     ts: str
 
 
+def lyon_at_risk(world: World) -> list[Evaluation]:
+    return [
+        dataclasses.replace(e, status=Status.AT_RISK)
+        for e in world.service.check(NOW)
+        if e.kpi == "revenue" and e.scope.level is Level.TEAM and e.scope.name == "Lyon"
+    ]
+
+
+def with_teams(world: World, teams: RecordingNotifier) -> Dispatcher:
+    """The world's Slack surface, and a Teams stand-in that prints its cards as text."""
+    fmt = Formatter.for_organisation(world.settings.organisation)
+    slack = world.dispatcher().surfaces
+    surfaces = Surfaces(
+        {
+            "slack": slack.surface("slack"),
+            "teams": Surface(TextNotificationRenderer(fmt), teams),
+        }
+    )
+    return Dispatcher(surfaces, surfaces)
+
+
 @pytest.fixture
 def posted(tmp_path: Path) -> Iterator[Posted]:
     """Lyon's revenue alert, posted to a Teams conversation."""
     with FakeSlack() as fake:
         config = CHAT_CONFIG.replace("Lyon: CLYON", "Lyon: teams:lyon")
         world = make_world(tmp_path, fake, chat_config=config)
-        fmt = Formatter.for_organisation(world.settings.organisation)
         teams = RecordingNotifier()
-        surfaces = Surfaces({"teams": Surface(TextNotificationRenderer(fmt), teams)})
-        lyon = [
-            dataclasses.replace(e, status=Status.AT_RISK)
-            for e in world.service.check(NOW)
-            if e.kpi == "revenue" and e.scope.level is Level.TEAM and e.scope.name == "Lyon"
-        ]
-        run = run_alerts(world.service, Dispatcher(surfaces, surfaces), NOW, evaluations=lyon)
+        run = run_alerts(
+            world.service, with_teams(world, teams), NOW, evaluations=lyon_at_risk(world)
+        )
         [sent] = teams.sent
-        [delivered] = run.sent
+        # (the named version also went to the manager's Slack DM: rep figures are private)
+        [delivered] = [d for d in run.sent if d.channel.startswith("teams:")]
         core = ConversationCore(world.service, lambda user, _now: VIEWERS[user], world.sessions())
         yield Posted(world, core, teams, sent.idempotency_key, delivered.channel, delivered.ts)
         world.service.engine.dispose()
@@ -134,3 +152,24 @@ def test_a_snooze_for_a_duration_not_offered_does_nothing(posted: Posted) -> Non
     assert act(posted, "teams-admin", Action.SNOOZE, f"{posted.key}|10y") is None
     with posted.world.sessions()() as session:
         assert session.scalars(select(Silence)).all() == []
+
+
+def test_one_rule_may_name_destinations_on_several_surfaces(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        config = CHAT_CONFIG.replace("Lyon: CLYON", "Lyon: [CLYON, 'teams:lyon']")
+        world = make_world(tmp_path, fake, chat_config=config)
+        assert world.settings.config.slack.team_channels["Lyon"] == ("CLYON", "teams:lyon")
+        teams = RecordingNotifier()
+        run = run_alerts(
+            world.service, with_teams(world, teams), NOW, evaluations=lyon_at_risk(world)
+        )
+        world.service.engine.dispose()
+    # The same alert on both surfaces, each drawn its own way, each with its own log entry.
+    [slack] = fake.posts("CLYON")
+    [card] = teams.sent
+    assert "Équipe Lyon" in json.dumps(slack.blocks, ensure_ascii=False)
+    assert "Équipe Lyon" in card.text and card.body is None
+    assert {"CLYON", "teams:lyon"} <= {d.channel for d in run.sent}
+    with world.sessions()() as session:
+        routes = {e.route for e in session.scalars(select(NotificationLogEntry))}
+    assert {"CLYON", "teams:lyon"} <= routes
