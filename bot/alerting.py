@@ -92,7 +92,8 @@ def notification_hours(settings: Settings) -> Hours:
 
 
 class Router:
-    """Where an alert about a scope goes: a channel id, or a user id for a rep's DM."""
+    """Where an alert about a scope goes: its rule's destinations (a channel id, a Teams
+    conversation… one rule may name several), or a rep's Slack user id for their DM."""
 
     def __init__(self, service: KpiService, users: UserLookup | None, now: datetime) -> None:
         self.routes = service.settings.config.slack
@@ -101,7 +102,7 @@ class Router:
         self.now = now
         self._reps: dict[str, str | None] = {}
 
-    def __call__(self, scope: Scope) -> str | None:
+    def __call__(self, scope: Scope) -> tuple[str, ...]:
         leadership = self.routes.leadership_channel
         match scope.level:
             case Level.COMPANY:
@@ -111,7 +112,8 @@ class Router:
             case Level.TEAM:
                 return self.routes.team_channels.get(scope.name, leadership)
             case Level.REP:
-                return self._rep(scope.name)
+                user = self._rep(scope.name)
+                return () if user is None else (user,)
 
     def _rep(self, name: str) -> str | None:
         if name not in self._reps:
@@ -147,21 +149,19 @@ class ManagerRouter:
         self.now = now
         self.channels = channels
 
-    def __call__(self, scope: Scope) -> str | None:
+    def __call__(self, scope: Scope) -> tuple[str, ...]:
         if scope.level is not Level.TEAM:
-            return None
+            return ()
         figures = self.settings.config.visibility.rep_figures
-        channel = self.channels(scope)
-        own = self.settings.config.slack.team_channels.get(scope.name)
-        if figures is RepFigures.COMPANY or (figures is RepFigures.TEAM and channel == own):
-            return None
+        channels = self.channels(scope)
+        own = self.settings.config.slack.team_channels.get(scope.name, ())
+        if figures is RepFigures.COMPANY or (figures is RepFigures.TEAM and channels == own):
+            return ()
         managers = self.settings.config.access.managers
         manager = next((who for who, teams in managers.items() if scope.name in teams), None)
-        if manager is None or _is_user(manager):
-            return manager
-        if self.users is None:
-            return None
-        return self.users(manager, manager, self.now)
+        if manager is not None and not _is_user(manager):
+            manager = None if self.users is None else self.users(manager, manager, self.now)
+        return () if manager is None else (manager,)
 
 
 def _log(session: Session) -> dict[tuple[str, str], LogEntry]:

@@ -25,7 +25,15 @@ from bot.chat_targets import (
 )
 from bot.rendering import visible_digest
 from bot.service import KpiService
-from bot.settings import Access, parse_clock_time, parse_duration, parse_scope, parse_weekdays
+from bot.settings import (
+    MAX_DURATION,
+    Access,
+    DurationTooLong,
+    parse_clock_time,
+    parse_duration,
+    parse_scope,
+    parse_weekdays,
+)
 from bot.store.database import transaction
 from bot.subscriptions import WEEKDAYS, add_subscription, remove_subscriptions
 from conversation.authorization import (
@@ -88,6 +96,8 @@ class ConversationCore:
         # own job, so a sync from chat is recorded and clears stale data like a scheduled one).
         self._sync = sync
         self.settings = service.settings
+        # Who has been told how to make themselves admin, in this process (see ``_reply``).
+        self._hinted: set[str] = set()
 
     # --- the entry points ------------------------------------------------------------------
 
@@ -144,9 +154,15 @@ class ConversationCore:
         return alerting.snooze(self.sessions, key, duration, user_id, now)
 
     def _reply(self, user_id: str, view: View) -> Reply:
-        # A fresh install (no access section): tell whoever talks to kpibot how to become admin.
-        hint = user_id if self.settings.config.access == Access() else None
-        return Reply(view, setup_hint=hint)
+        """A fresh install (no access section) tells whoever talks to kpibot how to become
+        admin: with their first reply, then with help and refusals only, so that the hint
+        does not bury every answer."""
+        if self.settings.config.access != Access():
+            return Reply(view)
+        first = user_id not in self._hinted
+        self._hinted.add(user_id)
+        wanted = first or isinstance(view, Help | Refused | WhoAreYou)
+        return Reply(view, setup_hint=user_id if wanted else None)
 
     def _dispatch(self, user_id: str, request: Request, now: datetime, into: str | None) -> View:
         arg = request.argument
@@ -396,6 +412,8 @@ class ConversationCore:
         spaced = len(words) >= 2 and words[-2].isdigit()
         try:
             duration = parse_duration(" ".join(words[-2:]) if spaced else words[-1])
+        except DurationTooLong:
+            return Help(Problem("snooze.too_long", {"text": args, "max": MAX_DURATION.days}))
         except ValueError:
             return Help(Problem("usage.snooze", {"text": args}))
         rest = words[:-2] if spaced else words[:-1]

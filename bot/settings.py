@@ -31,6 +31,7 @@ from pydantic import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from bot.delivery.notifier import SURFACES, parse_destination
 from bot.importers.canonical import KINDS, mapping_problems
 from conversation.authorization import RepFigures
 from metrics.alerts import Damping
@@ -434,15 +435,21 @@ _DURATION_UNITS = {
 }
 
 
+class DurationTooLong(ValueError):
+    """A readable duration beyond ``MAX_DURATION``."""
+
+
 def parse_duration(raw: Any) -> timedelta:
     """``4h``, ``1d``, ``2j``, ``1 sem``, ``30m``, ``90s``, or a number of seconds; at most
-    ``MAX_DURATION``."""
+    ``MAX_DURATION`` (``DurationTooLong`` beyond)."""
     expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        if not 0 <= raw <= MAX_DURATION.total_seconds():
+        if raw < 0:
             raise ValueError(f"{expected}, got {raw!r}")
+        if raw > MAX_DURATION.total_seconds():
+            raise DurationTooLong(f"{expected}, got {raw!r}")
         duration = timedelta(seconds=raw)
     else:
         match = re.fullmatch(r"(\d{1,12})\s*([a-z]+)", str(raw).strip().lower())
@@ -452,10 +459,10 @@ def parse_duration(raw: Any) -> timedelta:
         number = int(match.group(1))
         # Compared before building the timedelta, which overflows past 999 999 999 days.
         if number > MAX_DURATION / timedelta(**{unit: 1}):
-            raise ValueError(f"{expected}, got {raw!r}")
+            raise DurationTooLong(f"{expected}, got {raw!r}")
         duration = timedelta(**{unit: number})
     if duration > MAX_DURATION:
-        raise ValueError(f"{expected}, got {raw!r}")
+        raise DurationTooLong(f"{expected}, got {raw!r}")
     return duration
 
 
@@ -502,22 +509,43 @@ def _zone_name(value: str | None) -> str | None:
     return value
 
 
+def _destination(value: str) -> str:
+    surface, address = parse_destination(value)
+    if surface not in SURFACES or not address.strip():
+        raise ValueError(
+            f"{value!r} is not a destination: expected a Slack id such as C0123ABCD, or one of "
+            + ", ".join(f"{name}:<name>" for name in sorted(SURFACES))
+        )
+    return value
+
+
+def _destinations(raw: Any) -> Any:
+    """One destination, or a list of them on several surfaces."""
+    return [raw] if isinstance(raw, str) else raw
+
+
+Destination = Annotated[str, AfterValidator(_destination)]
+Destinations = Annotated[tuple[Destination, ...], BeforeValidator(_destinations)]
+
+
 class SlackRoutes(_Section):
-    """Where alerts and notices go. Channel values are Slack channel ids (C0123ABCD)."""
+    """Where alerts and notices go. Values are destinations: a Slack channel or user id
+    (C0123ABCD, or slack:C0123ABCD), teams:<conversation>, webhook:<Workflows webhook> or
+    console:<name>; an alert route may list several, on several surfaces."""
 
     # Company and region alerts; also admin notices when admin_channel is not set.
-    leadership_channel: str | None = None
+    leadership_channel: Destinations = ()
     # Delivery problems and stale-data notices for sales-ops.
-    admin_channel: str | None = None
-    team_channels: dict[str, str] = {}  # team name → channel id
-    region_channels: dict[str, str] = {}  # region name → channel id (else leadership_channel)
+    admin_channel: Destination | None = None
+    team_channels: dict[str, Destinations] = {}  # team name → destinations
+    region_channels: dict[str, Destinations] = {}  # region name → destinations (else leadership)
     # Rep name → Slack user id, for reps whose CRM email differs from their Slack email;
     # everyone else is found with users.lookupByEmail.
     rep_users: dict[str, str] = {}
 
     @property
     def notices_channel(self) -> str | None:
-        return self.admin_channel or self.leadership_channel
+        return self.admin_channel or next(iter(self.leadership_channel), None)
 
 
 def _as_list(raw: Any) -> Any:
@@ -558,10 +586,10 @@ class Visibility(_Section):
 
 
 class SubscriptionSpec(_Section):
-    """A daily digest: a channel, a local time, weekdays, a scope and its KPIs."""
+    """A daily digest: a destination, a local time, weekdays, a scope and its KPIs."""
 
     id: str | None = None  # stable name (part of the idempotency key); default channel@time
-    channel: str
+    channel: Destination
     time: ClockTime
     timezone: str | None = None  # default: organisation.timezone
     days: Weekdays = _MON_FRI

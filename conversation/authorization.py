@@ -238,13 +238,14 @@ def alert_actions(firing: bool) -> tuple[Action, ...]:
 
 
 def visible_evaluation(evaluation: Evaluation, decision: Decision) -> Evaluation:
-    """``evaluation`` with only the contributors ("furthest behind") the audience may see; the
-    others are counted in ``withheld`` so that a message can say how many there were."""
+    """``evaluation`` with only the contributors ("furthest behind") the audience may see. When
+    some are left out, ``withheld`` counts every child scope behind that the audience is not
+    named — beyond the few listed too — so that a message says how many reps are behind."""
     kept = tuple(c for c in evaluation.contributors if decision.shows(c.scope))
-    hidden = len(evaluation.contributors) - len(kept)
-    if not hidden:
+    if len(kept) == len(evaluation.contributors):
         return evaluation
-    return dataclasses.replace(evaluation, contributors=kept, withheld=evaluation.withheld + hidden)
+    behind = max(evaluation.behind, len(evaluation.contributors) + evaluation.withheld)
+    return dataclasses.replace(evaluation, contributors=kept, withheld=behind - len(kept))
 
 
 def visible_evaluations(

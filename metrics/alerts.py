@@ -125,12 +125,14 @@ def silence(
     return kept, muted
 
 
-def group_by_route(items: Iterable[_T], route: Callable[[_T], str | None]) -> dict[str, list[_T]]:
-    """One group per destination, in first-seen order; items without a route are dropped."""
+def group_by_route(
+    items: Iterable[_T], route: Callable[[_T], Iterable[str]]
+) -> dict[str, list[_T]]:
+    """One group per destination, in first-seen order; an item goes to each of its routes
+    (one rule may name destinations on several surfaces), items without a route are dropped."""
     groups: dict[str, list[_T]] = {}
     for item in items:
-        where = route(item)
-        if where is not None:
+        for where in dict.fromkeys(route(item)):
             groups.setdefault(where, []).append(item)
     return groups
 
@@ -290,7 +292,7 @@ def plan(
     evaluations: Iterable[Evaluation],
     log: Mapping[tuple[str, str], LogEntry],
     silences: Iterable[Silence],
-    route: Callable[[Scope], str | None],
+    route: Callable[[Scope], Iterable[str]],
     *,
     repeat_interval: timedelta,
     now: datetime,

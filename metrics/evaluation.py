@@ -84,9 +84,12 @@ class Evaluation:
     forecast: Decimal | None  # projected value at period end, for paced KPIs
     status: Status
     contributors: tuple[Evaluation, ...] = ()
-    # Contributors left out for an audience that may not see them (rep figures in a channel,
-    # another team's reps): counted, so that a message can say how many reps are behind.
-    # The metrics core always leaves it at 0; ``conversation.authorization`` sets it.
+    # How many child scopes are behind their own targets, in all (``contributors`` names the
+    # furthest few of them).
+    behind: int = 0
+    # Of those behind, how many an audience is not told the names of (rep figures in a channel,
+    # another team's reps), so that a message can say how many reps are behind. The metrics
+    # core always leaves it at 0; ``conversation.authorization`` sets it.
     withheld: int = 0
     why: Why | None = None  # what the status rests on: always set for at risk and missed
 
@@ -262,10 +265,10 @@ def evaluate(
         early=early,
     )
     status = verdict.status
-    contributors: tuple[Evaluation, ...] = ()
+    behind: tuple[Evaluation, ...] = ()
     child_level = DEFAULT_BREAKDOWN[scope.level]
     if with_contributors and status.is_alert and child_level is not None:
-        contributors = explain(kpi_id, scope, child_level, period, as_of, facts, targets, policy)
+        behind = explain(kpi_id, scope, child_level, period, as_of, facts, targets, policy)
     return Evaluation(
         kpi_id,
         scope,
@@ -276,7 +279,8 @@ def evaluate(
         expected,
         forecast,
         status,
-        contributors,
+        behind[: policy.contributors],
+        behind=len(behind),
         why=verdict.why,
     )
 
@@ -315,7 +319,8 @@ def explain(
     targets: TargetBook,
     policy: Policy,
 ) -> tuple[Evaluation, ...]:
-    """The child scopes furthest behind their own targets: the ones that explain the gap."""
+    """The child scopes behind their own targets, furthest behind first: the first few explain
+    the gap."""
     behind = []
     for child in facts.children(scope, level):
         found = evaluate(
@@ -324,7 +329,7 @@ def explain(
         if found is not None and found.gap is not None and found.gap < 0:
             behind.append(found)
     behind.sort(key=lambda e: (e.gap, e.scope))
-    return tuple(behind[: policy.contributors])
+    return tuple(behind)
 
 
 def evaluate_all(

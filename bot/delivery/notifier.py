@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SLACK = "slack"
+# The surfaces a destination may name; a process serves those it is set up for.
+SURFACES = frozenset({SLACK, "teams", "webhook", "console"})
 
 
 @dataclass(frozen=True)

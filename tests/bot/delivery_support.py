@@ -1,6 +1,7 @@
 """Helpers for the scheduling and delivery tests: a config file per test, settings pointing at
-a FakeSlack, a runtime whose retries wait milliseconds, a PostgreSQL schema per test for the
-multi-process tests, and `kpibot` as a real subprocess."""
+a FakeSlack, a runtime whose retries wait milliseconds, a recording notifier for another
+surface, a PostgreSQL schema per test for the multi-process tests, and `kpibot` as a real
+subprocess."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +19,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from bot.delivery.notifier import Delivered, Message
+from bot.delivery.retry import CallFailure, SurfaceCallError
 from bot.scheduling.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from tests.fakes.slack_api import TOKEN, FakeSlack
@@ -24,6 +28,29 @@ from tests.fakes.slack_api import TOKEN, FakeSlack
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "CADMIN"
 FAST_DELIVERY = {"backoff_base": 0.01, "backoff_cap": 0.05, "max_retries": 6}
+
+
+@dataclass
+class RecordingNotifier:
+    """A stand-in for another surface's notifier (Teams): records what it sends, and fails
+    the first ``failures`` sends as told."""
+
+    failures: list[CallFailure] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
+
+    def send(self, message: Message) -> Delivered:
+        if self.failures:
+            raise SurfaceCallError(self.failures.pop(0))
+        self.sent.append(message)
+        return Delivered(message.destination, f"activity-{len(self.sent)}")
+
+    def update(self, delivered: Delivered, message: Message) -> Delivered:
+        self.sent.append(message)
+        return delivered
+
+    def reply(self, delivered: Delivered, message: Message) -> Delivered:
+        self.sent.append(message)
+        return Delivered(delivered.channel, f"reply-{len(self.sent)}")
 
 
 def write_config(directory: Path, **sections: Any) -> Path:

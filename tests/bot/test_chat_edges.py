@@ -34,12 +34,19 @@ OOPS = "Désolé, un problème est survenu"
         (
             "snooze 99999999999d",
             MANAGER,
-            "Je n'ai pas compris «\u00a099999999999d\u00a0». Usage\u00a0: `/kpi sourdine",
+            "Une mise en sourdine dure au plus 3650\u00a0jours («\u00a099999999999d\u00a0»). "
+            "Usage\u00a0: `/kpi sourdine",
         ),
         (
             "snooze revenue team Lyon 3651d",
             MANAGER,
-            "Je n'ai pas compris «\u00a0revenue team Lyon 3651d\u00a0». Usage\u00a0: "
+            "Une mise en sourdine dure au plus 3650\u00a0jours "
+            "(«\u00a0revenue team Lyon 3651d\u00a0»)",
+        ),
+        (
+            "snooze revenue team Lyon deux jours",
+            MANAGER,
+            "Je n'ai pas compris «\u00a0revenue team Lyon deux jours\u00a0». Usage\u00a0: "
             "`/kpi sourdine",
         ),
         (

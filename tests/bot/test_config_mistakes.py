@@ -47,6 +47,14 @@ MISTAKES = [
      "sources: {drop: {kind: csv, accounts: {file: a.csv, columns: {name: n, size: s}}}}",
      "sources.drop.accounts.columns.size: unknown field for accounts; expected one of id, "
      "name, segment, industry, country"),
+    ("a route on a surface kpibot does not know",
+     "slack: {team_channels: {Lyon: [C0LYON, tems:lyon]}}",
+     "slack.team_channels.Lyon.1: 'tems:lyon' is not a destination: expected a Slack id such "
+     "as C0123ABCD, or one of console:<name>, slack:<name>, teams:<name>, webhook:<name>"),
+    ("a digest to a destination without a name", "subscriptions: [{channel: 'teams:', "
+     "time: '08:30'}]",
+     "subscriptions.0.channel: 'teams:' is not a destination: expected a Slack id such as "
+     "C0123ABCD, or one of console:<name>, slack:<name>, teams:<name>, webhook:<name>"),
     ("duplicate subscription ids",
      "subscriptions: [{id: lead, channel: C1, time: '08:30'}, {id: lead, channel: C2, "
      "time: '09:00'}]",

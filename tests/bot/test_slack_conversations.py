@@ -124,12 +124,17 @@ def test_a_follow_up_in_the_thread_is_answered_in_the_thread(running):
 
 
 def test_a_fresh_install_tells_the_first_user_how_to_become_admin(tmp_path):
+    hint = "access:\\n  admins: [USTRANGER]"
     with serving(tmp_path, chat_config=NO_ACCESS) as (world, base):
-        body = command_body(world.fake, "revenue", STRANGER).encode()
-        assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
-        wait_for(lambda: world.fake.responses)
-    text = json.dumps(world.fake.responses[0], ensure_ascii=False)
-    assert "access:\\n  admins: [USTRANGER]" in text
+        for n, question in enumerate(("revenue", "pipeline", "aide"), start=1):
+            body = command_body(world.fake, question, STRANGER).encode()
+            assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
+            wait_for(lambda n=n: len(world.fake.responses) == n)
+    first, second, help = (json.dumps(r, ensure_ascii=False) for r in world.fake.responses)
+    assert hint in first
+    # Once told, answers come without it; help still says it.
+    assert hint not in second and "Pipeline" in second
+    assert hint in help
 
 
 def test_the_demo_config_says_how_to_become_admin(tmp_path):

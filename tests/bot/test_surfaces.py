@@ -5,7 +5,7 @@ surface's own notifier sorts its failures for the outbox."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from bot.chat_rendering import alert_snapshot
 from bot.delivery.errors import PermanentDeliveryError
 from bot.delivery.failures import FailureLog
-from bot.delivery.notifier import Delivered, Message, parse_destination
+from bot.delivery.notifier import Delivered, parse_destination
 from bot.delivery.outbox import Outbox, OutboxNotifier, Reservation
-from bot.delivery.retry import CallFailure, FailureKind, SurfaceCallError
+from bot.delivery.retry import CallFailure, FailureKind
 from bot.delivery.surfaces import Dispatcher, Notification, Rendered, Surface, Surfaces
 from bot.rendering import validate_blocks
 from bot.settings import DeliveryPolicy
@@ -29,6 +29,7 @@ from bot.store.delivery_models import OutboxEntry
 from bot.text_render import TextNotificationRenderer
 from conversation.authorization import Action, alert_actions
 from conversation.views import AlertGroup, AlertNote, Notice, Outbound
+from tests.bot.delivery_support import RecordingNotifier
 from tests.bot.test_rendering import alerts, formatter
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -58,29 +59,6 @@ class CardRenderer:
     def render(self, view: Outbound) -> Rendered:
         card = {"type": "AdaptiveCard", "version": self.version, "kind": type(view).__name__}
         return Rendered(f"{type(view).__name__} v{self.version}", card)
-
-
-@dataclass
-class RecordingNotifier:
-    """A stand-in for another surface's notifier: records what it sends, and fails the first
-    ``failures`` sends as told."""
-
-    failures: list[CallFailure] = field(default_factory=list)
-    sent: list[Message] = field(default_factory=list)
-
-    def send(self, message: Message) -> Delivered:
-        if self.failures:
-            raise SurfaceCallError(self.failures.pop(0))
-        self.sent.append(message)
-        return Delivered(message.destination, f"activity-{len(self.sent)}")
-
-    def update(self, delivered: Delivered, message: Message) -> Delivered:
-        self.sent.append(message)
-        return delivered
-
-    def reply(self, delivered: Delivered, message: Message) -> Delivered:
-        self.sent.append(message)
-        return Delivered(delivered.channel, f"reply-{len(self.sent)}")
 
 
 @dataclass

@@ -3,6 +3,7 @@ for people and for channels (``visibility.rep_figures``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from decimal import Decimal
 
@@ -175,6 +176,19 @@ def test_contributors_are_cut_and_counted():
     private = Channel("CLYON", RepFigures.PRIVATE, "Lyon", team_of=TEAM_OF)
     in_channel = visible_evaluation(lyon, authorize(private, Action.ALERTS))
     assert in_channel.contributors == () and in_channel.withheld == 2
+
+
+def test_every_rep_behind_is_counted_not_only_the_few_listed():
+    # Five reps behind in Lyon, the furthest two listed: a private channel hears of all five.
+    lyon = dataclasses.replace(evaluation(LYON, ANN, BOB), behind=5)
+    private = Channel("CLYON", RepFigures.PRIVATE, "Lyon", team_of=TEAM_OF)
+    in_channel = visible_evaluation(lyon, authorize(private, Action.ALERTS))
+    assert in_channel.contributors == () and in_channel.withheld == 5
+    # A rep sees their own line and is told of the four others.
+    for_rep = visible_evaluation(lyon, authorize(REP, Action.ALERTS))
+    assert [c.scope for c in for_rep.contributors] == [ANN] and for_rep.withheld == 4
+    # Cut again for a narrower audience, the count stays right.
+    assert visible_evaluation(for_rep, authorize(private, Action.ALERTS)).withheld == 5
 
 
 def test_breakdown_rows_and_the_evaluation_inside_an_answer_are_cut():

@@ -269,13 +269,18 @@ def test_silence_ends_at_its_end_and_starts_at_its_start():
 
 def test_group_by_route_keeps_order_and_drops_unrouted():
     groups = group_by_route(
-        [1, 2, 3, 4, 5], lambda n: None if n == 5 else "odd" * (n % 2) or "even"
+        [1, 2, 3, 4, 5], lambda n: () if n == 5 else ("odd" * (n % 2) or "even",)
     )
     assert groups == {"odd": [1, 3], "even": [2, 4]}
 
 
-def route(scope: Scope) -> str | None:
-    return {Level.TEAM: "C-TEAM", Level.REP: "U-REP"}.get(scope.level, "C-LEAD")
+def test_group_by_route_sends_an_item_to_each_of_its_routes_once():
+    groups = group_by_route([1, 2], lambda n: ("C1", "teams:lyon", "C1") if n == 1 else ("C1",))
+    assert groups == {"C1": [1, 2], "teams:lyon": [1]}
+
+
+def route(scope: Scope) -> tuple[str, ...]:
+    return ({Level.TEAM: "C-TEAM", Level.REP: "U-REP"}.get(scope.level, "C-LEAD"),)
 
 
 def test_plan_runs_the_whole_pipeline():

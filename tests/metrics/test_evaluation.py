@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from decimal import Decimal
 
@@ -146,6 +147,14 @@ def test_pacing_forecast_and_contributors_mid_quarter() -> None:
     # team B has booked nothing yet (o4 closes on the 30th): furthest behind, then team A
     assert [c.scope for c in found.contributors] == [TEAM_B, TEAM_A]
     assert round(found.contributors[1].gap or 0, 2) == D("-184.78")
+    assert found.behind == 2
+    # Only the furthest behind are listed; every one behind is counted.
+    furthest = evaluate(
+        "revenue", COMPANY, Q3, date(2026, 9, 15), company(), targets,
+        dataclasses.replace(CALENDAR, contributors=1),
+    )  # fmt: skip
+    assert furthest is not None
+    assert [c.scope for c in furthest.contributors] == [TEAM_B] and furthest.behind == 2
 
 
 def test_business_day_pacing_skips_weekends_and_holidays() -> None:
