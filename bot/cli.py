@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -61,8 +61,15 @@ class CliContext:
         return self._service
 
     def formatter(self) -> Formatter:
-        org = self.settings().organisation
-        return Formatter(org.locale, org.currency, org.zone)
+        return Formatter.for_organisation(self.settings().organisation)
+
+
+def _mistake_formatter(obj: CliContext | None, locale: str | None) -> Formatter:
+    """Words for a config mistake: the organisation's once its settings are loaded, else those
+    of the locale the config file asked for, else English (``.env`` is read before anything)."""
+    if obj is not None and obj._settings is not None:
+        return obj.formatter()
+    return Formatter(locale or "en_US", "EUR", UTC)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -105,7 +112,7 @@ class KpibotGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as error:
-            fail(f"invalid configuration {error}", code=2)
+            fail(error.worded(_mistake_formatter(ctx.obj, error.locale)), code=2)
         except (MissingExchangeRate, SchemaNotCurrent) as error:
             fail(str(error), code=2)
         except OperationalError as error:
