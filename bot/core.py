@@ -25,7 +25,14 @@ from bot.chat_targets import (
 )
 from bot.rendering import visible_digest
 from bot.service import KpiService
-from bot.settings import Access, parse_clock_time, parse_duration, parse_scope, parse_weekdays
+from bot.settings import (
+    Access,
+    SettingError,
+    parse_clock_time,
+    parse_duration,
+    parse_scope,
+    parse_weekdays,
+)
 from bot.store.database import transaction
 from bot.subscriptions import WEEKDAYS, add_subscription, remove_subscriptions
 from conversation.authorization import (
@@ -53,6 +60,7 @@ from conversation.views import (
     Notice,
     Overview,
     Param,
+    Phrase,
     Problem,
     Refused,
     Reply,
@@ -357,8 +365,8 @@ class ConversationCore:
                 except ValueError:
                     pass  # not weekdays: part of the scope ("team Lyon")
             scope = parse_scope(" ".join(rest)) if rest else Scope.company()
-        except ValueError as error:
-            return Help(Problem("usage.subscribe", {"text": str(error)}))
+        except SettingError as error:
+            return Help(Problem("usage.subscribe", {"text": _phrase(error)}))
         zone = self.settings.organisation.timezone
         hour, minute = (int(p) for p in at.split(":"))
         with transaction(self.sessions) as session:
@@ -407,8 +415,8 @@ class ConversationCore:
         if rest:
             try:
                 scope = parse_scope(" ".join(rest))
-            except ValueError as error:
-                return Help(Problem("usage.snooze", {"text": str(error)}))
+            except SettingError as error:
+                return Help(Problem("usage.snooze", {"text": _phrase(error)}))
         decision = authorize(viewer, Action.SNOOZE, scope)
         if not decision.allowed:
             return Refused(decision.refusal_reason, scope or "snooze")
@@ -431,6 +439,11 @@ class ConversationCore:
                 )
             )
         )
+
+
+def _phrase(error: SettingError) -> Phrase:
+    """A setting's error (``bot.settings``), worded with the usage line around it."""
+    return Phrase(f"config.{error.code}", {k: str(v) for k, v in error.params.items()})
 
 
 def _channel(token: str) -> str | None:

@@ -112,7 +112,9 @@ def run(config: Path, *args: str) -> Result:
 
 def problem_lines(result: Result, config: Path, *, french: bool = False) -> list[str]:
     first, *rest = result.output.splitlines()
-    header = f"configuration invalide {config} :" if french else f"invalid configuration {config}:"
+    header = (
+        f"configuration invalide {config}\u00a0:" if french else f"invalid configuration {config}:"
+    )
     assert first == f"kpibot: {header}"
     return [line.removeprefix("  - ") for line in rest]
 
@@ -211,25 +213,26 @@ def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Pat
     result = run(config, "check-config")
 
     assert result.exit_code == 2
-    assert result.output.splitlines()[0] == f"kpibot: configuration invalide {config} :"
+    assert result.output.splitlines()[0] == f"kpibot: configuration invalide {config}\u00a0:"
     assert sorted(problem_lines(result, config, french=True)) == [
         "alerts.repeat_interval: durée attendue, par exemple 30m, 4h, 2j ou 1 sem, au plus "
         "3650j, reçu '3 lunes'",
         "evaluation.colour: clé inconnue (vérifiez son orthographe et sa section)",
         "evaluation.holidays.0: date attendue, par exemple 2026-12-01, reçu '2026-02-30'",
         "evaluation.min_sample: doit valoir au moins 0, reçu -1",
-        "evaluation.pace: attendu l'un de : business_days, calendar_days, reçu 'weekly'",
+        "evaluation.pace: attendu l'un de\u00a0: business_days, calendar_days, reçu 'weekly'",
         "fx_rates.USD: un taux de change doit être supérieur à 0, reçu 0",
-        "sources.crm.kind: attendu l'un de : salesforce, hubspot, pipedrive, sql, csv, reçu 'zoho'",
+        "sources.crm.kind: attendu l'un de\u00a0: salesforce, hubspot, pipedrive, sql, csv, "
+        "reçu 'zoho'",
         "sources.hub.kind: obligatoire",
         "subscriptions.0.days: plage de jours attendue, par exemple lun-ven, reçu 'lun-xyz'",
         "subscriptions.0.scope: attendu entreprise, équipe Lyon, région EMEA ou commercial "
         "Alice Martin, reçu 'équipe'",
         "subscriptions.0.time: heure attendue, par exemple 08:30 ou 8h30, reçu '25:00'",
         "targets.0.company: un objectif ne peut pas être négatif, reçu -5",
-        "targets.0.kpi: indicateur inconnu 'revenu' ; attendu l'un de : revenue, conversion, "
-        "win_rate, pipeline, new_pipeline, slipped, overdue, coverage, avg_deal, sales_cycle, "
-        "attainment, cpa, csat, nps, turnover, forecast",
+        "targets.0.kpi: indicateur inconnu 'revenu'\u00a0; attendu l'un de\u00a0: revenue, "
+        "conversion, win_rate, pipeline, new_pipeline, slipped, overdue, coverage, avg_deal, "
+        "sales_cycle, attainment, cpa, csat, nps, turnover, forecast",
     ]
     # Outside the key path and the value read back ("reçu '3 lunes'").
     said = [
@@ -243,14 +246,14 @@ def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Pat
     [
         # (a French config's later mistake, what it says) — checks that need the whole file.
         ("scheduling: {sync_source: crm}",
-         "scheduling.sync_source: aucune source nommée 'crm' : aucune n'est déclarée sous "
+         "scheduling.sync_source: aucune source nommée 'crm'\u00a0: aucune n'est déclarée sous "
          "sources ou import.csv"),
         ("targets: [{kpi: revenue, grain: month, periods: {2026-Q3: {company: 1}}}]",
          "targets.0.periods.2026-Q3: une période `quarter`, mais le grain de cet objectif est "
          "`month`"),
         ("targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
-         "targets.0.periods.2300: '2300' n'est pas une période valide : kpibot tient les dates "
-         "de 1900-01-01 à 2199-12-31 seulement."),
+         "targets.0.periods.2300: '2300' n'est pas une période valide\u00a0: kpibot tient les "
+         "dates de 1900-01-01 à 2199-12-31 seulement."),
         ("delivery: {retention: 1d}",
          "delivery.retention: doit être au moins aussi longue que alerts.repeat_interval, "
          "sinon des lignes encore utiles seraient supprimées"),
