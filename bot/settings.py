@@ -874,6 +874,17 @@ def _problem(item: ErrorDetails) -> ConfigProblem | str:
     return f"{path}: {item['msg'].removeprefix('Value error, ')}"
 
 
+def _period_error(key: str, error: PeriodParseError) -> tuple[str, dict[str, object]]:
+    """Why ``key`` names no period: the message and its parameters, numbers as written."""
+    if error.out_of_range:
+        return "period_range", {"text": repr(key)}
+    if error.reason is None:
+        return "period", {"text": repr(key)}
+    widths = {"year": 4, "month": 2}
+    numbers = {k: f"{v:0{widths.get(k, 1)}d}" for k, v in error.reason_params.items()}
+    return f"period.{error.reason}", {"text": repr(key), **numbers}
+
+
 def _period_problems(config: Config) -> list[ConfigProblem]:
     problems = []
     fsm = config.organisation.fiscal_year_start_month
@@ -883,8 +894,7 @@ def _period_problems(config: Config) -> list[ConfigProblem]:
             try:
                 period = parse_period(key, date(2000, 1, 1), fsm)
             except PeriodParseError as error:
-                code = "period_range" if error.out_of_range else "period"
-                problems.append(ConfigProblem(path, code, {"text": repr(key)}))
+                problems.append(ConfigProblem(path, *_period_error(key, error)))
                 continue
             if period.grain is not spec.grain:
                 grains = {"period_grain": period.grain.value, "grain": spec.grain.value}

@@ -73,12 +73,15 @@ MISTAKES = [
      "2199-12-31)"),
     ("impossible day as period key",
      "targets: [{kpi: revenue, grain: day, periods: {2026-02-30: {company: 5}}}]",
-     "targets.0.periods.2026-02-30: '2026-02-30' is not a valid period; use e.g. 2026-Q3, "
-     "2026-03, 2026-03-01, 2026-W14 or FY2027"),
+     "targets.0.periods.2026-02-30: '2026-02-30' is not a valid period: 2026-02 has no day 30."),
     ("month 13 as period key",
      "targets: [{kpi: revenue, grain: day, periods: {2026-13-01: {company: 5}}}]",
-     "targets.0.periods.2026-13-01: '2026-13-01' is not a valid period; use e.g. 2026-Q3, "
-     "2026-03, 2026-03-01, 2026-W14 or FY2027"),
+     "targets.0.periods.2026-13-01: '2026-13-01' is not a valid period: there is no month 13; "
+     "months are 01 to 12."),
+    ("quarter 5 as period key",
+     "targets: [{kpi: revenue, periods: {2026-Q5: {company: 5}}}]",
+     "targets.0.periods.2026-Q5: '2026-Q5' is not a valid period: there is no quarter 5; "
+     "quarters are Q1 to Q4."),
     ("period key outside the held dates",
      "targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
      "targets.0.periods.2300: '2300' is not a valid period: kpibot holds dates from 1900-01-01 "
@@ -254,6 +257,9 @@ def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Pat
         ("targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
          "targets.0.periods.2300: '2300' n'est pas une période valide\u00a0: kpibot tient les "
          "dates de 1900-01-01 à 2199-12-31 seulement."),
+        ("targets: [{kpi: revenue, grain: day, periods: {2026-02-30: {company: 5}}}]",
+         "targets.0.periods.2026-02-30: '2026-02-30' n'est pas une période valide\u00a0: 2026-02 "
+         "n'a pas de jour 30."),
         ("delivery: {retention: 1d}",
          "delivery.retention: doit être au moins aussi longue que alerts.repeat_interval, "
          "sinon des lignes encore utiles seraient supprimées"),
