@@ -82,16 +82,13 @@ def parse_as_of(value: str | None, settings: Settings) -> datetime:
     zone = settings.organisation.zone
     if value is None:
         return datetime.now(zone)
+    fmt = Formatter.for_organisation(settings.organisation)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        fail(
-            "--as-of: expected a date such as 2026-12-01 or 2026-12-01T08:30:00+01:00, "
-            f"got {value!r}"
-        )
-    problem = date_problem(parsed.date())
-    if problem is not None:
-        fail(f"--as-of: {problem}")
+        fail(fmt.t("cli.as_of", got=repr(value)))
+    if date_problem(parsed.date()) is not None:
+        fail(fmt.t("cli.as_of_range", got=parsed.date().isoformat()))
     if len(value) <= 10:
         return datetime.combine(parsed.date(), time(12), zone)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
@@ -118,7 +115,7 @@ class KpibotGroup(click.Group):
         except OperationalError as error:
             url = ctx.obj.settings().redacted_database_url
             reason = str(error.orig or error).strip().splitlines()[0]
-            fail(f"cannot use the database {url}: {reason}", code=2)
+            fail(ctx.obj.formatter().t("cli.database", url=url, reason=reason), code=2)
 
 
 @click.group(cls=KpibotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,7 +161,7 @@ def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: 
         click.echo(json.dumps(serialize.changes(view.changes, org.currency), indent=2))
         return
     if not isinstance(view, AnswerView):
-        fail("--json is for a question about one KPI, such as: kpibot ask conversion --json")
+        fail(obj.formatter().t("cli.json_one_kpi"))
     click.echo(json.dumps(serialize.answer(view.answer, obj.formatter()), indent=2))
 
 
@@ -205,10 +202,10 @@ def digest(
     if chart is not None:
         paths = obj.service().pace_paths(now)
         if not paths:
-            fail("no team to draw a revenue chart for")
+            fail(fmt.t("cli.no_chart"))
         title = f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
         chart.write_bytes(pace_chart(paths, fmt, title))
-        click.echo(f"Chart written to {chart}", err=True)
+        click.echo(fmt.t("cli.chart_written", path=chart), err=True)
     if output == "blocks":
         blocks = rendering.render_digest_blocks(result, fmt)
         click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))
@@ -228,25 +225,30 @@ def migrate_command(obj: CliContext) -> None:
     finally:
         engine.dispose()
     where = settings.redacted_database_url
+    fmt = obj.formatter()
     if before == after:
-        click.echo(f"{where}: schema already at revision {after}, nothing to do")
+        click.echo(fmt.t("cli.migrate.current", database=where, revision=after))
+    elif before is None:
+        click.echo(fmt.t("cli.migrate.created", database=where, revision=after))
     else:
-        click.echo(f"{where}: schema migrated from revision {before or 'none'} to {after}")
+        click.echo(fmt.t("cli.migrate.done", database=where, before=before, revision=after))
 
 
 @main.command("check-config")
 @click.pass_obj
 def check_config(obj: CliContext) -> None:
     """Validate the config file; mistakes are reported with their key path (exit code 2)."""
+    fmt = obj.formatter()
     if not obj.config.exists():
-        fail(f"{obj.config}: no such config file (run `kpibot demo` to create one)", code=2)
-    settings = obj.settings()
-    click.echo(
-        f"{obj.config}: OK — {len(settings.config.targets)} target(s), "
-        f"{len(settings.config.imports.csv)} CSV source(s), "
-        f"{len(settings.config.sources)} sync source(s), "
-        f"database {settings.redacted_database_url}"
-    )
+        fail(fmt.t("cli.no_config", path=obj.config), code=2)
+    config = obj.settings().config
+    counts = [
+        fmt.tn("cli.targets", len(config.targets)),
+        fmt.tn("cli.csv_sources", len(config.imports.csv)),
+        fmt.tn("cli.sync_sources", len(config.sources)),
+    ]
+    database = obj.settings().redacted_database_url
+    click.echo(fmt.t("cli.config_ok", path=obj.config, counts=", ".join(counts), database=database))
 
 
 @main.group("import")
@@ -265,8 +267,11 @@ def import_csv_command(obj: CliContext, source: str) -> None:
     settings = obj.settings()
     sources = settings.config.imports.csv
     if source not in sources:
-        known = ", ".join(sources) or "none"
-        fail(f"no CSV source {source!r} under import.csv in {obj.config} (known: {known})", 2)
+        known = ", ".join(sources) or obj.formatter().t("report.none")
+        fail(
+            obj.formatter().t("cli.no_csv_source", name=repr(source), path=obj.config, known=known),
+            2,
+        )
     service = obj.service()
     base = obj.config.parent / sources[source].base_dir
     with transaction(session_factory(service.engine)) as session:
@@ -433,9 +438,10 @@ def clock(obj: CliContext) -> None:
         signal.signal(signum, lambda *_: stop.set())
     scheduler = Clock(_runtime(obj))
     scheduler.start()
-    click.echo("kpibot clock running; stop with SIGTERM or Ctrl-C", err=True)
+    fmt = obj.formatter()
+    click.echo(fmt.t("cli.clock.running"), err=True)
     stop.wait()
-    click.echo("kpibot clock stopping: waiting for running jobs", err=True)
+    click.echo(fmt.t("cli.clock.stopping"), err=True)
     scheduler.shutdown()
 
 
@@ -512,7 +518,7 @@ def serve(
             fail(str(problem), code=2)
         except (BoltError, SlackApiError, OSError) as error:
             api = settings.slack_api_url or "https://slack.com/api/"
-            fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
+            fail(obj.formatter().t("cli.slack_app", api=api, error=redact(str(error))), code=2)
         if http_mode:
             routes.append(slack_events_route(app, secrets.slack_signing_secret or ""))
     if teams is not None:
