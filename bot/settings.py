@@ -1125,7 +1125,8 @@ def _port(value: str | None) -> int | None:
     if not value:
         return None
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ConfigError("PORT (environment)", [f"expected a port number, got {value!r}"])
+        problem = ConfigProblem(None, "port", {"got": repr(value)})
+        raise ConfigError("PORT (environment)", [problem])
     return int(value)
 
 

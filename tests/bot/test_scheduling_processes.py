@@ -80,7 +80,6 @@ def test_three_processes_on_one_postgres_post_each_digest_once(
     # for dead (which would run its job a second time, legitimately, and fail the count below).
     config = write_config(
         tmp_path,
-        organisation={"locale": "en_US"},  # the outcome words read below are English
         subscriptions=subscriptions(CHANNELS),
         scheduling={**QUIET, "workers": 3, "claim_lease": 10},
     )
