@@ -310,7 +310,7 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         for name in names:
             report = sync_source(session, settings, name, full=full, progress=progress)
             reports.append(report)
-            click.echo(report.summary())
+            click.echo(report.summary(obj.formatter()))
             changed += report.changed
             if report.error is not None:
                 raise SyncIncomplete(f"{name}: {report.error}", changed)
