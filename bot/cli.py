@@ -1,15 +1,23 @@
 """The ``kpibot`` command line. Every command takes ``--config FILE`` (default ``kpibot.yaml``,
 or ``KPIBOT_CONFIG``); bad input ends with a message and a non-zero exit code, never a
-traceback."""
+traceback. Messages are worded from the catalogs in the organisation's language.
+
+Imports are at the top, except those only one command needs that cost a CLI start-up much
+more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them), the
+APScheduler clock, the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
+the start-up of ``kpibot ask`` on their own). No import is inside a function to dodge a
+cycle."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -21,7 +29,10 @@ from sqlalchemy.orm import Session
 from bot import rendering, serialize
 from bot.charts import pace_chart
 from bot.core import ConversationCore
+from bot.demo import ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
+from bot.importers.csv_import import import_csv
+from bot.scheduling.plan import build_plan
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
 from bot.store.database import (
@@ -30,8 +41,10 @@ from bot.store.database import (
     make_engine,
     migrate,
     session_factory,
+    transaction,
 )
 from bot.store.facts_loader import MissingExchangeRate
+from bot.subscriptions import load_subscriptions
 from bot.text_render import render_text
 from conversation.authorization import Role, Viewer
 from conversation.grammar import parse_request
@@ -261,9 +274,6 @@ def import_group() -> None:
 @click.pass_obj
 def import_csv_command(obj: CliContext, source: str) -> None:
     """Import the CSV files of SOURCE (a name under import.csv in the config)."""
-    from bot.importers.csv_import import import_csv
-    from bot.store.database import session_factory, transaction
-
     settings = obj.settings()
     sources = settings.config.imports.csv
     if source not in sources:
@@ -292,7 +302,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     from bot.sources.progress import SyncProgress
     from bot.sources.registry import check_source, source_names, sync_source
     from bot.sources.service import SourceReport
-    from bot.store.database import session_factory, transaction
 
     settings = obj.settings()
     names = [source] if source else list(settings.config.scheduling.sync_sources)
@@ -339,9 +348,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
 @click.pass_obj
 def demo(obj: CliContext, seed: int) -> None:
     """Build the demo company here and print today's digest, alerts and sample answers."""
-    from bot.demo import ZONE, build_demo, write_demo_config
-    from bot.store.database import session_factory, transaction
-
     now = datetime.now(ZONE)
     if not obj.config.exists():
         write_demo_config(obj.config, today=now.date(), seed=seed)
@@ -423,9 +429,6 @@ def run_due_command(obj: CliContext, at: str | None) -> None:
 @click.pass_obj
 def clock(obj: CliContext) -> None:
     """Run the scheduler until SIGTERM or SIGINT (then finish the running jobs and exit)."""
-    import signal
-    import threading
-
     from bot.scheduling.clock import Clock
 
     logging.basicConfig(
@@ -451,12 +454,7 @@ def clock(obj: CliContext) -> None:
 @click.pass_obj
 def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     """Last sync, next runs, outbox backlog, failed deliveries, active alerts and silences."""
-    from dataclasses import asdict
-
-    from bot.scheduling.plan import build_plan
     from bot.status import collect_status, render_status
-    from bot.store.database import session_factory
-    from bot.subscriptions import load_subscriptions
 
     settings = obj.settings()
     engine = make_engine(settings.database_url)
