@@ -1,16 +1,24 @@
 """The ``kpibot`` command line. Every command takes ``--config FILE`` (default ``kpibot.yaml``,
 or ``KPIBOT_CONFIG``); bad input ends with a message and a non-zero exit code, never a
-traceback."""
+traceback. Messages are worded from the catalogs in the organisation's language.
+
+Imports are at the top, except those only one command needs that cost a CLI start-up much
+more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them), the
+APScheduler clock, the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
+the start-up of ``kpibot ask`` on their own). No import is inside a function to dodge a
+cycle."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -21,7 +29,10 @@ from sqlalchemy.orm import Session
 from bot import rendering, serialize
 from bot.charts import pace_chart
 from bot.core import ConversationCore
+from bot.demo import ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
+from bot.importers.csv_import import import_csv
+from bot.scheduling.plan import build_plan
 from bot.service import KpiService
 from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
 from bot.store.database import (
@@ -30,8 +41,10 @@ from bot.store.database import (
     make_engine,
     migrate,
     session_factory,
+    transaction,
 )
 from bot.store.facts_loader import MissingExchangeRate
+from bot.subscriptions import load_subscriptions
 from bot.text_render import render_text
 from conversation.authorization import Role, Viewer
 from conversation.grammar import parse_request
@@ -61,8 +74,15 @@ class CliContext:
         return self._service
 
     def formatter(self) -> Formatter:
-        org = self.settings().organisation
-        return Formatter(org.locale, org.currency, org.zone)
+        return Formatter.for_organisation(self.settings().organisation)
+
+
+def _mistake_formatter(obj: CliContext | None, locale: str | None) -> Formatter:
+    """Words for a config mistake: the organisation's once its settings are loaded, else those
+    of the locale the config file asked for, else English (``.env`` is read before anything)."""
+    if obj is not None and obj._settings is not None:
+        return obj.formatter()
+    return Formatter(locale or "en_US", "EUR", UTC)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -75,16 +95,13 @@ def parse_as_of(value: str | None, settings: Settings) -> datetime:
     zone = settings.organisation.zone
     if value is None:
         return datetime.now(zone)
+    fmt = Formatter.for_organisation(settings.organisation)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        fail(
-            "--as-of: expected a date such as 2026-12-01 or 2026-12-01T08:30:00+01:00, "
-            f"got {value!r}"
-        )
-    problem = date_problem(parsed.date())
-    if problem is not None:
-        fail(f"--as-of: {problem}")
+        fail(fmt.t("cli.as_of", got=repr(value)))
+    if date_problem(parsed.date()) is not None:
+        fail(fmt.t("cli.as_of_range", got=parsed.date().isoformat()))
     if len(value) <= 10:
         return datetime.combine(parsed.date(), time(12), zone)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
@@ -105,13 +122,13 @@ class KpibotGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as error:
-            fail(f"invalid configuration {error}", code=2)
+            fail(error.worded(_mistake_formatter(ctx.obj, error.locale)), code=2)
         except (MissingExchangeRate, SchemaNotCurrent) as error:
             fail(str(error), code=2)
         except OperationalError as error:
             url = ctx.obj.settings().redacted_database_url
             reason = str(error.orig or error).strip().splitlines()[0]
-            fail(f"cannot use the database {url}: {reason}", code=2)
+            fail(ctx.obj.formatter().t("cli.database", url=url, reason=reason), code=2)
 
 
 @click.group(cls=KpibotGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,7 +174,7 @@ def ask(obj: CliContext, question: tuple[str, ...], as_of: str | None, as_json: 
         click.echo(json.dumps(serialize.changes(view.changes, org.currency), indent=2))
         return
     if not isinstance(view, AnswerView):
-        fail("--json is for a question about one KPI, such as: kpibot ask conversion --json")
+        fail(obj.formatter().t("cli.json_one_kpi"))
     click.echo(json.dumps(serialize.answer(view.answer, obj.formatter()), indent=2))
 
 
@@ -198,10 +215,10 @@ def digest(
     if chart is not None:
         paths = obj.service().pace_paths(now)
         if not paths:
-            fail("no team to draw a revenue chart for")
+            fail(fmt.t("cli.no_chart"))
         title = f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
         chart.write_bytes(pace_chart(paths, fmt, title))
-        click.echo(f"Chart written to {chart}", err=True)
+        click.echo(fmt.t("cli.chart_written", path=chart), err=True)
     if output == "blocks":
         blocks = rendering.render_digest_blocks(result, fmt)
         click.echo(json.dumps({"blocks": blocks}, indent=2, ensure_ascii=False))
@@ -221,25 +238,30 @@ def migrate_command(obj: CliContext) -> None:
     finally:
         engine.dispose()
     where = settings.redacted_database_url
+    fmt = obj.formatter()
     if before == after:
-        click.echo(f"{where}: schema already at revision {after}, nothing to do")
+        click.echo(fmt.t("cli.migrate.current", database=where, revision=after))
+    elif before is None:
+        click.echo(fmt.t("cli.migrate.created", database=where, revision=after))
     else:
-        click.echo(f"{where}: schema migrated from revision {before or 'none'} to {after}")
+        click.echo(fmt.t("cli.migrate.done", database=where, before=before, revision=after))
 
 
 @main.command("check-config")
 @click.pass_obj
 def check_config(obj: CliContext) -> None:
     """Validate the config file; mistakes are reported with their key path (exit code 2)."""
+    fmt = obj.formatter()
     if not obj.config.exists():
-        fail(f"{obj.config}: no such config file (run `kpibot demo` to create one)", code=2)
-    settings = obj.settings()
-    click.echo(
-        f"{obj.config}: OK — {len(settings.config.targets)} target(s), "
-        f"{len(settings.config.imports.csv)} CSV source(s), "
-        f"{len(settings.config.sources)} sync source(s), "
-        f"database {settings.redacted_database_url}"
-    )
+        fail(fmt.t("cli.no_config", path=obj.config), code=2)
+    config = obj.settings().config
+    counts = [
+        fmt.tn("cli.targets", len(config.targets)),
+        fmt.tn("cli.csv_sources", len(config.imports.csv)),
+        fmt.tn("cli.sync_sources", len(config.sources)),
+    ]
+    database = obj.settings().redacted_database_url
+    click.echo(fmt.t("cli.config_ok", path=obj.config, counts=", ".join(counts), database=database))
 
 
 @main.group("import")
@@ -252,14 +274,14 @@ def import_group() -> None:
 @click.pass_obj
 def import_csv_command(obj: CliContext, source: str) -> None:
     """Import the CSV files of SOURCE (a name under import.csv in the config)."""
-    from bot.importers.csv_import import import_csv
-    from bot.store.database import session_factory, transaction
-
     settings = obj.settings()
     sources = settings.config.imports.csv
     if source not in sources:
-        known = ", ".join(sources) or "none"
-        fail(f"no CSV source {source!r} under import.csv in {obj.config} (known: {known})", 2)
+        known = ", ".join(sources) or obj.formatter().t("report.none")
+        fail(
+            obj.formatter().t("cli.no_csv_source", name=repr(source), path=obj.config, known=known),
+            2,
+        )
     service = obj.service()
     base = obj.config.parent / sources[source].base_dir
     with transaction(session_factory(service.engine)) as session:
@@ -280,7 +302,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     from bot.sources.progress import SyncProgress
     from bot.sources.registry import check_source, source_names, sync_source
     from bot.sources.service import SourceReport
-    from bot.store.database import session_factory, transaction
 
     settings = obj.settings()
     names = [source] if source else list(settings.config.scheduling.sync_sources)
@@ -298,7 +319,7 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         for name in names:
             report = sync_source(session, settings, name, full=full, progress=progress)
             reports.append(report)
-            click.echo(report.summary())
+            click.echo(report.summary(obj.formatter()))
             changed += report.changed
             if report.error is not None:
                 raise SyncIncomplete(f"{name}: {report.error}", changed)
@@ -327,9 +348,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
 @click.pass_obj
 def demo(obj: CliContext, seed: int) -> None:
     """Build the demo company here and print today's digest, alerts and sample answers."""
-    from bot.demo import ZONE, build_demo, write_demo_config
-    from bot.store.database import session_factory, transaction
-
     now = datetime.now(ZONE)
     if not obj.config.exists():
         write_demo_config(obj.config, today=now.date(), seed=seed)
@@ -411,9 +429,6 @@ def run_due_command(obj: CliContext, at: str | None) -> None:
 @click.pass_obj
 def clock(obj: CliContext) -> None:
     """Run the scheduler until SIGTERM or SIGINT (then finish the running jobs and exit)."""
-    import signal
-    import threading
-
     from bot.scheduling.clock import Clock
 
     logging.basicConfig(
@@ -426,9 +441,10 @@ def clock(obj: CliContext) -> None:
         signal.signal(signum, lambda *_: stop.set())
     scheduler = Clock(_runtime(obj))
     scheduler.start()
-    click.echo("kpibot clock running; stop with SIGTERM or Ctrl-C", err=True)
+    fmt = obj.formatter()
+    click.echo(fmt.t("cli.clock.running"), err=True)
     stop.wait()
-    click.echo("kpibot clock stopping: waiting for running jobs", err=True)
+    click.echo(fmt.t("cli.clock.stopping"), err=True)
     scheduler.shutdown()
 
 
@@ -438,12 +454,7 @@ def clock(obj: CliContext) -> None:
 @click.pass_obj
 def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     """Last sync, next runs, outbox backlog, failed deliveries, active alerts and silences."""
-    from dataclasses import asdict
-
-    from bot.scheduling.plan import build_plan
     from bot.status import collect_status, render_status
-    from bot.store.database import session_factory
-    from bot.subscriptions import load_subscriptions
 
     settings = obj.settings()
     engine = make_engine(settings.database_url)
@@ -505,7 +516,7 @@ def serve(
             fail(str(problem), code=2)
         except (BoltError, SlackApiError, OSError) as error:
             api = settings.slack_api_url or "https://slack.com/api/"
-            fail(f"cannot start the Slack app ({api}): {redact(str(error))}", code=2)
+            fail(obj.formatter().t("cli.slack_app", api=api, error=redact(str(error))), code=2)
         if http_mode:
             routes.append(slack_events_route(app, secrets.slack_signing_secret or ""))
     if teams is not None:

@@ -29,6 +29,7 @@ from bot.settings import (
     MAX_DURATION,
     Access,
     DurationTooLong,
+    SettingError,
     parse_clock_time,
     parse_duration,
     parse_scope,
@@ -61,6 +62,7 @@ from conversation.views import (
     Notice,
     Overview,
     Param,
+    Phrase,
     Problem,
     Refused,
     Reply,
@@ -373,8 +375,8 @@ class ConversationCore:
                 except ValueError:
                     pass  # not weekdays: part of the scope ("team Lyon")
             scope = parse_scope(" ".join(rest)) if rest else Scope.company()
-        except ValueError as error:
-            return Help(Problem("usage.subscribe", {"text": str(error)}))
+        except SettingError as error:
+            return Help(Problem("usage.subscribe", {"text": _phrase(error)}))
         zone = self.settings.organisation.timezone
         hour, minute = (int(p) for p in at.split(":"))
         with transaction(self.sessions) as session:
@@ -425,8 +427,8 @@ class ConversationCore:
         if rest:
             try:
                 scope = parse_scope(" ".join(rest))
-            except ValueError as error:
-                return Help(Problem("usage.snooze", {"text": str(error)}))
+            except SettingError as error:
+                return Help(Problem("usage.snooze", {"text": _phrase(error)}))
         decision = authorize(viewer, Action.SNOOZE, scope)
         if not decision.allowed:
             return Refused(decision.refusal_reason, scope or "snooze")
@@ -449,6 +451,11 @@ class ConversationCore:
                 )
             )
         )
+
+
+def _phrase(error: SettingError) -> Phrase:
+    """A setting's error (``bot.settings``), worded with the usage line around it."""
+    return Phrase(f"config.{error.code}", {k: str(v) for k, v in error.params.items()})
 
 
 def _channel(token: str) -> str | None:

@@ -2,14 +2,17 @@
 
 Only ``process_environment`` reads ``os.environ`` (and the ``.env`` file); nothing else in
 kpibot does. Mistakes are reported as ``ConfigError`` with the key path and what was expected
-(``targets.0.grain: expected one of day, week, ...``).
+(``targets.0.grain: expected one of day, week, ...``): each problem is a code with parameters
+(``SettingError``, ``ConfigProblem``), worded from the catalogs' ``config.*`` messages in the
+organisation's language by ``ConfigError.worded``; ``str()`` is the English wording, for logs.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -28,16 +31,18 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from bot.delivery.notifier import SURFACES, parse_destination
+from bot.formatting import Formatter, translations
 from bot.importers.canonical import KINDS, mapping_problems
 from conversation.authorization import RepFigures
 from metrics.alerts import Damping
 from metrics.evaluation import Policy
 from metrics.kpis import KPIS
-from metrics.limits import amount_problem, date_problem
+from metrics.limits import MAX_AMOUNT, date_problem
 from metrics.periods import Grain, PeriodParseError, parse_period
 from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
@@ -67,60 +72,111 @@ _SUFFIX = {
 }
 
 
-class ConfigError(Exception):
-    """A config file that cannot be used; ``str()`` lists every problem with its key path."""
+def _english(code: str, params: Mapping[str, object]) -> str:
+    return translations("en").gettext(f"config.{code}").format(**params)
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+
+class SettingError(ValueError):
+    """A value kpibot cannot use: ``config.<code>`` in the catalogs, with ``params``. Raised by
+    the parsers below for the config file and for chat (a snooze's duration, a subscription's
+    days); ``str()`` is the English wording (pydantic and logs read it)."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        self.code = code
+        self.params = params
+        super().__init__(_english(code, params))
+
+    def worded(self, fmt: Formatter) -> str:
+        return fmt.t(f"config.{self.code}", **self.params)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake: where (a key path such as ``targets.0.company``; None for the file as a
+    whole) and what, as a ``config.<code>`` message with parameters."""
+
+    path: str | None
+    code: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, path: str | None, error: SettingError) -> ConfigProblem:
+        return cls(path, error.code, error.params)
+
+    def worded(self, fmt: Formatter) -> str:
+        what = fmt.t(f"config.{self.code}", **self.params)
+        return what if self.path is None else f"{self.path}: {what}"
+
+    def __str__(self) -> str:
+        what = _english(self.code, self.params)
+        return what if self.path is None else f"{self.path}: {what}"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used, with every problem and its key path. Problems given
+    as text (other modules' mapping checks) are already worded. ``locale``: the language the
+    file asked for (``organisation.locale``), when it could be read."""
+
+    def __init__(
+        self, source: str, problems: Sequence[ConfigProblem | str], locale: str | None = None
+    ) -> None:
         self.source = source
-        self.problems = problems
-        super().__init__(f"{source}:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = list(problems)
+        self.locale = locale
+        super().__init__(f"{source}:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+    def worded(self, fmt: Formatter) -> str:
+        """``invalid configuration <source>:`` and one problem a line, in ``fmt``'s language."""
+        lines = [fmt.t("config.invalid", source=self.source)]
+        for problem in self.problems:
+            text = problem if isinstance(problem, str) else problem.worded(fmt)
+            lines.append(f"  - {text}")
+        return "\n".join(lines)
 
 
 def parse_amount(raw: Any) -> Decimal:
     """``1200000``, ``"1.2M"``, ``"800k"``, ``"1 234 567"``, ``"27.5%"`` (→ 0.275)."""
     if isinstance(raw, bool):
-        raise ValueError("expected a number such as 1200000, 1.2M, 800k or 25%")
+        raise SettingError("amount", got=repr(raw))
     if isinstance(raw, int | float | Decimal):
         return _held_amount(Decimal(str(raw)))
     text = str(raw).strip().replace("\u202f", "").replace("\u00a0", "").replace(" ", "")
     match = re.fullmatch(r"([-+]?\d+(?:[.,]\d+)?)\s*(%|k|m|md|b)?", text, re.IGNORECASE)
     if not match:
-        raise ValueError(f"expected a number such as 1200000, 1.2M, 800k or 25%, got {raw!r}")
+        raise SettingError("amount", got=repr(raw))
     try:
         number = Decimal(match.group(1).replace(",", "."))
     except InvalidOperation as error:  # pragma: no cover - the regex only lets numbers through
-        raise ValueError(f"not a number: {raw!r}") from error
+        raise SettingError("amount", got=repr(raw)) from error
     suffix = (match.group(2) or "").lower()
     return _held_amount(number / 100 if suffix == "%" else number * _SUFFIX.get(suffix, Decimal(1)))
 
 
-class AmountTooLarge(ValueError):
+class AmountTooLarge(SettingError):
     """An amount beyond what kpibot holds exactly (``metrics.limits.MAX_AMOUNT``)."""
 
 
 def _held_amount(value: Decimal) -> Decimal:
-    problem = amount_problem(value)
-    if problem is not None:
-        raise AmountTooLarge(problem)
+    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+        raise AmountTooLarge("amount_too_large", value=f"{value.normalize():f}")
     return value
 
 
 def _not_negative(value: Decimal) -> Decimal:
     if value < 0:
-        raise ValueError(f"a target cannot be negative, got {value}")
+        raise SettingError("negative_target", value=str(value))
     return value
 
 
 def _positive_rate(value: Decimal) -> Decimal:
     if value <= 0:
-        raise ValueError(f"an exchange rate must be above 0, got {value}")
+        raise SettingError("rate", value=str(value))
     return value
 
 
 def _held_date(value: date) -> date:
-    problem = date_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
+    if date_problem(value) is not None:
+        raise SettingError("date_range", value=value.isoformat())
     return value
 
 
@@ -135,6 +191,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def known_locale(value: str) -> str:
+    try:
+        Locale.parse(value)
+    except (UnknownLocaleError, ValueError) as error:
+        raise SettingError("locale", value=repr(value)) from error
+    return value
+
+
 class Organisation(_Section):
     name: str = "My company"
     locale: str = "en_US"
@@ -143,14 +207,7 @@ class Organisation(_Section):
     fiscal_year_start_month: int = Field(default=1, ge=1, le=12)
     default_grain: Grain = Grain.QUARTER
 
-    @field_validator("locale")
-    @classmethod
-    def _known_locale(cls, value: str) -> str:
-        try:
-            Locale.parse(value)
-        except (UnknownLocaleError, ValueError) as error:
-            raise ValueError(f"unknown locale {value!r}; use e.g. fr_FR or en_US") from error
-        return value
+    _locale = field_validator("locale")(known_locale)
 
     @field_validator("timezone")
     @classmethod
@@ -158,7 +215,7 @@ class Organisation(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}; use e.g. Europe/Paris") from error
+            raise SettingError("zone", value=repr(value)) from error
         return value
 
     @property
@@ -175,15 +232,9 @@ def check_database_url(value: str) -> str:
     try:
         make_url(value).get_dialect()
     except NoSuchModuleError:  # a subclass of ArgumentError: first
-        kind = value.partition(":")[0]
-        raise ValueError(
-            f"unknown database kind {kind!r}; expected sqlite:///... or postgresql+psycopg://..."
-        ) from None
+        raise SettingError("database_kind", kind=repr(value.partition(":")[0])) from None
     except (ArgumentError, ValueError) as error:
-        raise ValueError(
-            f"not a database URL ({error}); expected e.g. sqlite:///kpibot.db or "
-            "postgresql+psycopg://user@host:5432/kpibot"
-        ) from None
+        raise SettingError("database_url", error=str(error)) from None
     return value
 
 
@@ -241,7 +292,7 @@ class TargetSpec(TargetValues):
     @classmethod
     def _known_kpi(cls, value: str) -> str:
         if value not in KPIS:
-            raise ValueError(f"unknown KPI {value!r}; expected one of {', '.join(KPIS)}")
+            raise SettingError("unknown_kpi", value=repr(value), known=", ".join(KPIS))
         return value
 
 
@@ -402,16 +453,16 @@ def parse_weekdays(raw: Any) -> tuple[int, ...]:
         if "-" in text:
             first, _, last = (part.strip()[:3] for part in text.partition("-"))
             if first not in _WEEKDAYS or last not in _WEEKDAYS:
-                raise ValueError(f"expected a range of weekdays such as mon-fri, got {item!r}")
+                raise SettingError("weekday_range", got=repr(item))
             days.update(range(_WEEKDAYS[first], _WEEKDAYS[last] + 1))
         elif text[:3] in _WEEKDAYS:  # "monday", "lundi"
             days.add(_WEEKDAYS[text[:3]])
         elif text.isdigit() and int(text) <= 6:
             days.add(int(text))
         else:
-            raise ValueError(f"expected weekdays such as mon, tue or 0-6 (Monday=0), got {item!r}")
+            raise SettingError("weekdays", got=repr(item))
     if not days:
-        raise ValueError("expected at least one weekday")
+        raise SettingError("no_weekday")
     return tuple(sorted(days))
 
 
@@ -419,7 +470,7 @@ def parse_clock_time(raw: Any) -> str:
     """``08:30`` or ``8h30`` → ``08:30``."""
     match = re.fullmatch(r"([01]?\d|2[0-3])\s*[:hH]\s*([0-5]\d)?", str(raw).strip())
     if not match:
-        raise ValueError(f"expected a time of day such as 08:30, got {raw!r}")
+        raise SettingError("clock_time", got=repr(raw))
     return f"{int(match.group(1)):02d}:{match.group(2) or '00'}"
 
 
@@ -435,34 +486,35 @@ _DURATION_UNITS = {
 }
 
 
-class DurationTooLong(ValueError):
-    """A readable duration beyond ``MAX_DURATION``."""
+class DurationTooLong(SettingError):
+    """A readable duration beyond ``MAX_DURATION``: chat says the longest snooze allowed."""
 
 
 def parse_duration(raw: Any) -> timedelta:
     """``4h``, ``1d``, ``2j``, ``1 sem``, ``30m``, ``90s``, or a number of seconds; at most
     ``MAX_DURATION`` (``DurationTooLong`` beyond)."""
-    expected = f"expected a duration such as 30m, 4h or 1d, at most {MAX_DURATION.days}d"
+    unusable = SettingError("duration", max=MAX_DURATION.days, got=repr(raw))
+    too_long = DurationTooLong("duration", max=MAX_DURATION.days, got=repr(raw))
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
         if raw < 0:
-            raise ValueError(f"{expected}, got {raw!r}")
+            raise unusable
         if raw > MAX_DURATION.total_seconds():
-            raise DurationTooLong(f"{expected}, got {raw!r}")
+            raise too_long
         duration = timedelta(seconds=raw)
     else:
         match = re.fullmatch(r"(\d{1,12})\s*([a-z]+)", str(raw).strip().lower())
         unit = _DURATION_UNITS.get(match.group(2)) if match else None
         if match is None or unit is None:
-            raise ValueError(f"{expected}, got {raw!r}")
+            raise unusable
         number = int(match.group(1))
         # Compared before building the timedelta, which overflows past 999 999 999 days.
         if number > MAX_DURATION / timedelta(**{unit: 1}):
-            raise DurationTooLong(f"{expected}, got {raw!r}")
+            raise too_long
         duration = timedelta(**{unit: number})
     if duration > MAX_DURATION:
-        raise DurationTooLong(f"{expected}, got {raw!r}")
+        raise too_long
     return duration
 
 
@@ -488,7 +540,7 @@ def parse_scope(raw: Any) -> Scope:
     word, _, name = str(raw).strip().partition(" ")
     level = _SCOPE_WORDS.get(word.lower())
     if level is None or (level is not Level.COMPANY and not name.strip()):
-        raise ValueError(f"expected company, team <name>, region <name> or rep <name>, got {raw!r}")
+        raise SettingError("scope", got=repr(raw))
     return Scope.company() if level is Level.COMPANY else Scope(level, name.strip())
 
 
@@ -505,16 +557,17 @@ def _zone_name(value: str | None) -> str | None:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}; use e.g. Europe/Paris") from error
+            raise SettingError("zone", value=repr(value)) from error
     return value
 
 
 def _destination(value: str) -> str:
     surface, address = parse_destination(value)
     if surface not in SURFACES or not address.strip():
-        raise ValueError(
-            f"{value!r} is not a destination: expected a Slack id such as C0123ABCD, or one of "
-            + ", ".join(f"{name}:<name>" for name in sorted(SURFACES))
+        raise SettingError(
+            "destination",
+            value=repr(value),
+            surfaces=", ".join(f"{name}:<name>" for name in sorted(SURFACES)),
         )
     return value
 
@@ -609,7 +662,7 @@ class SubscriptionSpec(_Section):
     def _known_kpis(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         unknown = [kpi for kpi in value if kpi not in KPIS]
         if unknown:
-            raise ValueError(f"unknown KPI {unknown[0]!r}; expected one of {', '.join(KPIS)}")
+            raise SettingError("unknown_kpi", value=repr(unknown[0]), known=", ".join(KPIS))
         return value
 
 
@@ -666,7 +719,7 @@ def _crontab(value: str) -> str:
     try:
         CronTrigger.from_crontab(value)
     except ValueError as error:
-        raise ValueError(f"expected a crontab such as '*/15 * * * *', got {value!r}") from error
+        raise SettingError("crontab", got=repr(value)) from error
     return value
 
 
@@ -805,55 +858,96 @@ def build_targets(config: Config) -> list[Target]:
     return targets
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+# pydantic's own checks, by error type, as config.* messages (its English ``msg`` is never
+# shown): the message and which of the error's context values it names.
+_PYDANTIC: dict[str, tuple[str, str | None]] = {
+    "extra_forbidden": ("unknown_key", None),
+    "missing": ("missing", None),
+    "greater_than_equal": ("at_least", "ge"),
+    "greater_than": ("above", "gt"),
+    "less_than_equal": ("at_most", "le"),
+    "less_than": ("below", "lt"),
+    "literal_error": ("one_of", "expected"),
+    "enum": ("one_of", "expected"),
+    "string_pattern_mismatch": ("pattern", "pattern"),
+    "union_tag_invalid": ("one_of", "expected_tags"),
+    "union_tag_not_found": ("missing", "discriminator"),
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), ("expected_integer", None)),
+    **dict.fromkeys(("float_parsing", "float_type", "decimal_parsing", "decimal_type"),
+                    ("expected_number", None)),
+    **dict.fromkeys(("bool_parsing", "bool_type"), ("expected_boolean", None)),
+    **dict.fromkeys(("string_type",), ("expected_text", None)),
+    **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"),
+                    ("expected_mapping", None)),
+    **dict.fromkeys(("list_type", "tuple_type", "set_type"), ("expected_list", None)),
+    **dict.fromkeys(("date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact",
+                     "date_type"), ("expected_date", None)),
+}  # fmt: skip
 
 
-def _problems(error: ValidationError) -> list[str]:
-    out = []
-    for item in error.errors():
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and its section)"
-        out.append(f"{_location(item['loc'])}: {message}")
-    return out
+def _problem(item: ErrorDetails) -> ConfigProblem | str:
+    path = ".".join(str(part) for part in item["loc"]) or None
+    ctx = item.get("ctx") or {}
+    if isinstance(ctx.get("error"), SettingError):
+        return ConfigProblem.of(path, ctx["error"])
+    if item["type"] in _PYDANTIC:
+        code, named = _PYDANTIC[item["type"]]
+        value = "" if named is None else str(ctx[named])
+        if code == "one_of":  # pydantic writes "'a', 'b' or 'c'": the choices, without its "or"
+            value = ", ".join(re.findall(r"'([^']*)'", value)) or value
+        got = item["input"]
+        if "discriminator" in ctx:  # a source's kind: name the key itself, and what it said
+            path = f"{path}.{str(ctx['discriminator']).strip(chr(39))}"
+            got = ctx.get("tag")
+        return ConfigProblem(path, code, {"got": repr(got), "value": value})
+    # A check of pydantic's that kpibot never meets in practice: its own English words.
+    return f"{path}: {item['msg'].removeprefix('Value error, ')}"
 
 
-def _period_problems(config: Config) -> list[str]:
-    problems: list[str] = []
+def _period_error(key: str, error: PeriodParseError) -> tuple[str, dict[str, object]]:
+    """Why ``key`` names no period: the message and its parameters, numbers as written."""
+    if error.out_of_range:
+        return "period_range", {"text": repr(key)}
+    if error.reason is None:
+        return "period", {"text": repr(key)}
+    widths = {"year": 4, "month": 2}
+    numbers = {k: f"{v:0{widths.get(k, 1)}d}" for k, v in error.reason_params.items()}
+    return f"period.{error.reason}", {"text": repr(key), **numbers}
+
+
+def _period_problems(config: Config) -> list[ConfigProblem]:
+    problems = []
     fsm = config.organisation.fiscal_year_start_month
     for i, spec in enumerate(config.targets):
         for key in spec.periods:
+            path = f"targets.{i}.periods.{key}"
             try:
                 period = parse_period(key, date(2000, 1, 1), fsm)
             except PeriodParseError as error:
-                problems.append(f"targets.{i}.periods.{key}: {error}")
+                problems.append(ConfigProblem(path, *_period_error(key, error)))
                 continue
             if period.grain is not spec.grain:
-                problems.append(
-                    f"targets.{i}.periods.{key}: a {period.grain.value}, but this target's "
-                    f"grain is {spec.grain.value}"
-                )
+                grains = {"period_grain": period.grain.value, "grain": spec.grain.value}
+                problems.append(ConfigProblem(path, "period_grain", grains))
     return problems
 
 
-def _reference_problems(config: Config) -> list[str]:
+def _reference_problems(config: Config) -> list[ConfigProblem | str]:
     """What one section says about another: the sync's source, subscription ids, CSV fields."""
-    problems = []
+    problems: list[ConfigProblem | str] = []
     declared = config.source_names()
     named = config.scheduling.sync_source
     for i, source in enumerate(config.scheduling.sync_sources):
         if source not in declared:
             key = "scheduling.sync_source" + ("" if isinstance(named, str) else f".{i}")
-            known = ", ".join(sorted(declared)) or "none"
-            problems.append(f"{key}: no source named {source!r} (declared: {known})")
+            names = {"name": repr(source), "known": ", ".join(sorted(declared))}
+            code = "no_source" if declared else "no_source.none"
+            problems.append(ConfigProblem(key, code, names))
     first: dict[str, int] = {}
     for i, spec in enumerate(config.subscriptions):
         if spec.key in first:
-            problems.append(
-                f"subscriptions.{i}.id: {spec.key!r} is already the id of subscriptions."
-                f"{first[spec.key]}; give each subscription its own id"
-            )
+            ids = {"id": repr(spec.key), "first": first[spec.key]}
+            problems.append(ConfigProblem(f"subscriptions.{i}.id", "duplicate_id", ids))
         first.setdefault(spec.key, i)
     csv_sources = [(f"import.csv.{name}", spec) for name, spec in config.imports.csv.items()]
     csv_sources += [
@@ -895,19 +989,21 @@ _MAX_DEPTH = 50
 
 
 class _Unreadable(Exception):
-    pass
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.problem = ConfigProblem(None, code, params)
 
 
 def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, int], open_: set[int]) -> int:
     """Values in ``node`` once its aliases are expanded; each node is counted once (linear time
     however the aliases nest)."""
     if depth > _MAX_DEPTH:
-        raise _Unreadable(f"nested more than {_MAX_DEPTH} levels deep")
+        raise _Unreadable("too_deep", depth=_MAX_DEPTH)
     key = id(node)
     if key in sizes:
         return sizes[key]
     if key in open_:
-        raise _Unreadable("an alias refers to a value that contains it")
+        raise _Unreadable("alias_loop")
     children: list[yaml.Node] = []
     if isinstance(node, yaml.SequenceNode):
         children = list(node.value)
@@ -918,7 +1014,7 @@ def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, int], open_: se
     for child in children:
         total += _expanded_size(child, depth + 1, sizes, open_)
         if total > _MAX_VALUES:
-            raise _Unreadable(f"it expands to more than {_MAX_VALUES} values (YAML aliases?)")
+            raise _Unreadable("too_large", n=_MAX_VALUES)
     open_.discard(key)
     sizes[key] = total
     return total
@@ -930,12 +1026,9 @@ def _load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         line = error.object.count(b"\n", 0, error.start) + 1
-        raise _Unreadable(
-            f"not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); "
-            "save the file as UTF-8"
-        ) from None
+        raise _Unreadable("not_utf8", byte=f"{error.object[error.start]:02x}", line=line) from None
     except OSError as error:
-        raise _Unreadable(f"cannot read the file: {error.strerror or error}") from None
+        raise _Unreadable("unreadable", error=error.strerror or str(error)) from None
     loader = _ConfigLoader(text)
     try:
         node = loader.get_single_node()
@@ -944,16 +1037,16 @@ def _load_yaml(path: Path) -> Any:
         _expanded_size(node, 0, {}, set())
         return loader.construct_document(node)
     except yaml.YAMLError as error:
-        raise _Unreadable(f"not valid YAML: {error}") from None
+        raise _Unreadable("yaml", error=str(error)) from None
     except RecursionError:
-        raise _Unreadable(f"nested more than {_MAX_DEPTH} levels deep") from None
+        raise _Unreadable("too_deep", depth=_MAX_DEPTH) from None
     except ValueError as error:  # an explicit !!timestamp or !!int PyYAML cannot build
-        raise _Unreadable(f"not valid YAML: {error}") from None
+        raise _Unreadable("yaml", error=str(error)) from None
     finally:
         loader.dispose()
 
 
-def _retention_problems(config: Config) -> list[str]:
+def _retention_problems(config: Config) -> list[ConfigProblem]:
     """What pruning must never forget while it still matters (``bot.store.retention``)."""
     retention = config.delivery.retention
     needed = {
@@ -962,11 +1055,21 @@ def _retention_problems(config: Config) -> list[str]:
         "scheduling.grace_time": config.scheduling.grace_time,
     }
     return [
-        f"delivery.retention: must be at least as long as {key}, or rows still needed would "
-        "be deleted"
+        ConfigProblem("delivery.retention", "retention", {"setting": key})
         for key, value in needed.items()
         if retention < value
     ]
+
+
+def _asked_locale(raw: dict[Any, Any]) -> str | None:
+    """The ``organisation.locale`` of a file that may be wrong elsewhere, if it is one, so that
+    its mistakes are told in its own language."""
+    organisation = raw.get("organisation")
+    locale = organisation.get("locale") if isinstance(organisation, dict) else None
+    try:
+        return known_locale(locale) if isinstance(locale, str) else None
+    except SettingError:
+        return None
 
 
 def read_config(path: Path) -> Config:
@@ -975,18 +1078,20 @@ def read_config(path: Path) -> Config:
     try:
         raw = _load_yaml(path) if path.exists() else {}
     except _Unreadable as error:
-        raise ConfigError(source, [str(error)]) from None
+        raise ConfigError(source, [error.problem]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, ["(top level): expected a mapping of sections"])
+        raise ConfigError(source, [ConfigProblem(None, "not_mapping")])
+    locale = _asked_locale(raw)
     try:
         config = Config.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(source, _problems(error)) from None
-    problems = _period_problems(config) + _reference_problems(config) + _retention_problems(config)
+        raise ConfigError(source, [_problem(item) for item in error.errors()], locale) from None
+    problems = [*_period_problems(config), *_reference_problems(config)]
+    problems += _retention_problems(config)
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, problems, locale)
     return config
 
 
@@ -1003,7 +1108,8 @@ def process_environment(
     try:
         values = dotenv_values(dotenv, encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(str(dotenv), [f"cannot be read as UTF-8 text: {error}"]) from None
+        problem = ConfigProblem(None, "dotenv", {"error": str(error)})
+        raise ConfigError(str(dotenv), [problem]) from None
     defaults = {name: value for name, value in values.items() if value is not None}
     return {**defaults, **env}
 
@@ -1019,8 +1125,10 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     if env.get("DATABASE_URL"):
         try:
             check_database_url(url)
-        except ValueError as error:
-            raise ConfigError("DATABASE_URL (environment)", [str(error)]) from None
+        except SettingError as error:
+            problem = ConfigProblem.of(None, error)
+            locale = config.organisation.locale
+            raise ConfigError("DATABASE_URL (environment)", [problem], locale) from None
     url = _relative_sqlite(url, path.parent)
     return Settings(
         config=config,
@@ -1047,7 +1155,8 @@ def _port(value: str | None) -> int | None:
     if not value:
         return None
     if not value.isdigit() or not 0 < int(value) < 65536:
-        raise ConfigError("PORT (environment)", [f"expected a port number, got {value!r}"])
+        problem = ConfigProblem(None, "port", {"got": repr(value)})
+        raise ConfigError("PORT (environment)", [problem])
     return int(value)
 
 

@@ -10,7 +10,7 @@ import dataclasses
 from datetime import datetime
 from decimal import Decimal
 
-from bot.formatting import Formatter
+from bot.formatting import Formatter, translations
 from bot.rendering import alert_view, mrkdwn_escape
 from conversation.authorization import Refusal
 from conversation.views import (
@@ -18,6 +18,7 @@ from conversation.views import (
     Help,
     Notice,
     Param,
+    Phrase,
     Problem,
     Refused,
     SilenceList,
@@ -29,36 +30,6 @@ from metrics.kpis import KPIS
 from metrics.periods import Period
 from metrics.scopes import Scope
 
-HELP_EXAMPLES = (
-    "`/kpi conversion`",
-    "`/kpi revenue team EMEA last quarter`",
-    "`/kpi pipeline`",
-    "`/kpi forecast`",
-    "`/kpi team Lyon`",
-    "`/kpi rep @someone`",
-    "`/kpi leaderboard`",
-    "`/kpi targets`",
-    "`/kpi alerts`",
-    "`/kpi snooze revenue team Lyon 2d`",
-    "`/kpi subscribe #sales 08:30` (admins)",
-    "`/kpi target revenue team Lyon 2026-Q4 800k` · `… off` (admins)",
-    "`/kpi sync` (admins)",
-)
-# The same questions in French words: what a French-speaking team types.
-HELP_EXAMPLES_FR = (
-    "`/kpi ca ce trimestre`",
-    "`/kpi ca équipe Lyon trimestre dernier`",
-    "`/kpi conversion`",
-    "`/kpi équipe Lyon`",
-    "`/kpi commercial @quelqu'un`",
-    "`/kpi classement`",
-    "`/kpi objectifs`",
-    "`/kpi alertes`",
-    "`/kpi sourdine ca équipe Lyon 2j`",
-    "`/kpi abonner #ventes 08:30` (admins)",
-    "`/kpi objectif ca équipe Lyon 2026-Q4 800k` · `… off` (admins)",
-    "`/kpi sync` (admins)",
-)
 LIST_SHOWN = 40
 # Delivery errors with their own advice in the catalogs ("advice.<error>"); others get the
 # general one.
@@ -72,6 +43,12 @@ ADVISED = frozenset(
         "account_inactive",
     }
 )
+
+
+def help_examples(language: str) -> list[str]:
+    """The example questions of ``language``'s catalog (``help.examples``), one a line: a
+    translator changes them there, with the words they show."""
+    return translations(language).gettext("help.examples").splitlines()
 
 
 class Wording:
@@ -106,6 +83,8 @@ class Wording:
                 return self.fmt.period(value)
             case tuple():
                 return ", ".join(self.escape(str(v)) for v in value)
+            case Phrase():
+                return self.fmt.t(value.code, **{k: self.param(v) for k, v in value.params.items()})
             case _:
                 return self.escape(str(value))
 
@@ -117,14 +96,13 @@ class Wording:
     def help(self, problem: Problem | None) -> str:
         lines = [self.problem(problem)] if problem else []
         lines.append(self.bold("/kpi") + " — " + ", ".join(f"`{k}`" for k in KPIS))
+        lines.extend(f"• {example}" for example in self.fmt.t("help.examples").splitlines())
         if self.fmt.language == "fr":
             # French first for a French organisation; the English words work as well.
-            lines.extend(f"• {example}" for example in HELP_EXAMPLES_FR)
             lines.append(self.fmt.t("help.english"))
-            lines.append(" · ".join(HELP_EXAMPLES[:-3]))
+            lines.append(" · ".join(help_examples("en")[:-3]))
         else:
-            lines.extend(f"• {example}" for example in HELP_EXAMPLES)
-            lines.append(self.fmt.t("help.french") + " " + " · ".join(HELP_EXAMPLES_FR[:3]))
+            lines.append(self.fmt.t("help.french") + " " + " · ".join(help_examples("fr")[:3]))
         return "\n".join(lines)
 
     def problem(self, problem: Problem) -> str:

@@ -22,8 +22,18 @@ from metrics.periods import Period
 from metrics.scopes import Scope
 from metrics.waterfall import PipelineChanges
 
+
+@dataclass(frozen=True)
+class Phrase:
+    """A message inside a message: a catalog id and its parameters, worded by the surface like
+    the message around it (why a subscription's time was refused, inside the usage line)."""
+
+    code: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+
 # A parameter of a notice or a problem: formatted by the surface according to its type.
-Param = str | int | datetime | Scope | Period | Decimal | tuple[str, ...] | tuple[int, ...]
+Param = str | int | datetime | Scope | Period | Decimal | tuple[str, ...] | tuple[int, ...] | Phrase
 
 
 @dataclass(frozen=True)

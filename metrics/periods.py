@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
@@ -51,12 +51,23 @@ _EXAMPLES = (
 
 class PeriodParseError(ValueError):
     """Text that should name a period does not; the message says why and shows valid input
-    (English, for logs and the config checker); ``text`` is the text, for the shell to word."""
+    (English, for logs); ``text`` is the text, for the shell to word, with ``reason`` (a code
+    such as ``no_month``, and its ``reason_params``) when a recognised form names no period."""
 
-    def __init__(self, message: str, text: str = "", *, out_of_range: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        text: str = "",
+        *,
+        out_of_range: bool = False,
+        reason: str | None = None,
+        reason_params: Mapping[str, int] | None = None,
+    ) -> None:
         super().__init__(message)
         self.text = text
         self.out_of_range = out_of_range  # a real period, outside the dates kpibot holds
+        self.reason = reason
+        self.reason_params = dict(reason_params or {})
 
 
 @dataclass(frozen=True)
@@ -371,7 +382,13 @@ def _tidy(text: str) -> str:
 
 
 class _Invalid(Exception):
-    """Why a recognised expression names no period; `_evaluate` adds the text and examples."""
+    """Why a recognised expression names no period, as a code with its numbers and in English;
+    `_evaluate` adds the text and examples."""
+
+    def __init__(self, code: str, english: str, **params: int) -> None:
+        super().__init__(english)
+        self.code = code
+        self.params = params
 
 
 _Builder = Callable[[re.Match[str], date, int], Period]
@@ -393,7 +410,10 @@ def _evaluate(
         period = rule.build(match, today, fiscal_start_month)
     except _Invalid as exc:
         raise PeriodParseError(
-            f"{shown!r} is not a valid period: {exc}. {_EXAMPLES}", shown
+            f"{shown!r} is not a valid period: {exc}. {_EXAMPLES}",
+            shown,
+            reason=exc.code,
+            reason_params=exc.params,
         ) from None
     except (ValueError, OverflowError):
         # Expressions near year 1 or 9999 step off the calendar that date supports.
@@ -514,7 +534,7 @@ def _number(text: str) -> int:
 def _year(text: str) -> int:
     year = _number(text)
     if year < 1:
-        raise _Invalid("there is no year 0")
+        raise _Invalid("no_year_zero", "there is no year 0")
     return year
 
 
@@ -524,13 +544,15 @@ def _fiscal_year_number(text: str) -> int:
         return 2000 + _number(digits)
     if len(digits) == 4:
         return _year(digits)
-    raise _Invalid("a fiscal year is written with 4 or 2 digits, as in FY2027 or FY27")
+    raise _Invalid(
+        "fiscal_digits", "a fiscal year is written with 4 or 2 digits, as in FY2027 or FY27"
+    )
 
 
 def _month_number(text: str) -> int:
     month = _number(text)
     if not 1 <= month <= 12:
-        raise _Invalid(f"there is no month {month}; months are 01 to 12")
+        raise _Invalid("no_month", f"there is no month {month}; months are 01 to 12", month=month)
     return month
 
 
@@ -556,7 +578,8 @@ def _explicit_day(match: re.Match[str], today: date, fiscal_start_month: int) ->
     try:
         d = date(year, month, day)
     except ValueError:
-        raise _Invalid(f"{year:04d}-{month:02d} has no day {day}") from None
+        english = f"{year:04d}-{month:02d} has no day {day}"
+        raise _Invalid("no_day", english, year=year, month=month, day=day) from None
     return period_containing(Grain.DAY, d, fiscal_start_month)
 
 
@@ -564,7 +587,8 @@ def _iso_week(match: re.Match[str], today: date, fiscal_start_month: int) -> Per
     year, week = _year(match["y"]), _number(match["w"])
     weeks = _iso_weeks_in(year)
     if not 1 <= week <= weeks:
-        raise _Invalid(f"ISO year {year:04d} has weeks 01 to {weeks}")
+        english = f"ISO year {year:04d} has weeks 01 to {weeks}"
+        raise _Invalid("no_week", english, year=year, weeks=weeks)
     return period_containing(Grain.WEEK, date.fromisocalendar(year, week, 1), fiscal_start_month)
 
 
@@ -583,7 +607,8 @@ def _named_month(match: re.Match[str], today: date, fiscal_start_month: int) -> 
 def _fiscal_quarter(match: re.Match[str], today: date, fiscal_start_month: int) -> Period:
     quarter = _number(match["q"])
     if not 1 <= quarter <= 4:
-        raise _Invalid(f"there is no quarter {quarter}; quarters are Q1 to Q4")
+        english = f"there is no quarter {quarter}; quarters are Q1 to Q4"
+        raise _Invalid("no_quarter", english, quarter=quarter)
     year_text = match.groupdict().get("fy")
     fiscal_year = (
         _fiscal_year_number(year_text) if year_text else _fiscal_year_of(today, fiscal_start_month)

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
+from bot.formatting import Formatter
 from bot.importers.csv_import import RecordImport, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.connector import Budget, Connector, SourceError, SourceObject
@@ -69,18 +70,27 @@ class ObjectReport:
     def changed(self) -> int:
         return self.inserted + self.updated + self.deleted
 
-    def summary(self) -> str:
-        calls = f"{self.api_calls} API call{'s' if self.api_calls != 1 else ''}"
-        mark = "none" if self.high_water_mark is None else _moment(self.high_water_mark)
-        line = (
-            f"{self.name} → {self.table}: fetched {self.fetched}, inserted {self.inserted}, "
-            f"updated {self.updated}, deleted {self.deleted}, rejected {len(self.rejected)}; "
-            f"{calls}; high-water mark {mark}"
+    def summary(self, fmt: Formatter) -> str:
+        """One line: what the object's pull did, in ``fmt``'s language."""
+        mark = (
+            fmt.t("report.none") if self.high_water_mark is None else _moment(self.high_water_mark)
+        )
+        line = fmt.t(
+            "sync.object",
+            name=self.name,
+            table=self.table,
+            fetched=self.fetched,
+            inserted=self.inserted,
+            updated=self.updated,
+            deleted=self.deleted,
+            rejected=len(self.rejected),
+            calls=fmt.tn("sync.api_calls", self.api_calls),
+            mark=mark,
         )
         if self.matched:
-            line += f"; {self.matched} matched to reps of other sources by email or name"
+            line = fmt.t("sync.and", line=line, part=fmt.tn("sync.matched", self.matched))
         if self.error is not None:
-            line += f"; NOT FINISHED: {self.error}"
+            line = fmt.t("sync.and", line=line, part=fmt.t("sync.not_finished", error=self.error))
         return line
 
 
@@ -99,28 +109,35 @@ class SourceReport:
     def changed(self) -> int:
         return sum(obj.changed for obj in self.objects)
 
-    def summary(self) -> str:
+    def summary(self, fmt: Formatter) -> str:
+        """What the sync of the source did, object by object, in ``fmt``'s language."""
         # Full when asked for, or when an object had no high-water mark yet (a first sync).
-        mode = "full" if self.full else "incremental"
-        lines = [f"{self.source} ({self.kind}, {mode} sync):"]
+        mode = fmt.t("sync.mode.full" if self.full else "sync.mode.incremental")
+        lines = [fmt.t("sync.header", source=self.source, kind=self.kind, mode=mode)]
         for obj in self.objects:
-            lines.append(f"  {obj.summary()}")
+            lines.append(f"  {obj.summary(fmt)}")
             for rejection in obj.rejected[:_REJECTIONS_SHOWN]:
-                lines.append(f"    rejected {obj.name} {rejection.record}: {rejection.reason}")
+                rejected = {"object": obj.name, "record": rejection.record}
+                lines.append("    " + fmt.t("sync.rejected", reason=rejection.reason, **rejected))
             more = len(obj.rejected) - _REJECTIONS_SHOWN
             if more > 0:
-                lines.append(f"    and {more} more rejected")
+                lines.append("    " + fmt.tn("sync.more_rejected", more))
         if self.budget is not None:
             budget = self.budget
+            left = budget.limit - budget.used
             lines.append(
-                f"  API budget: {budget.used} of {budget.limit} {budget.what} used, "
-                f"{budget.limit - budget.used} left"
+                "  "
+                + fmt.t(
+                    "sync.budget", used=budget.used, limit=budget.limit, what=budget.what, left=left
+                )
             )
-        outcome = f"{self.changed} row(s) changed"
+        outcome = fmt.tn("report.rows_changed", self.changed)
         if self.api_calls:
-            outcome += f"; {self.api_calls} API call{'s' if self.api_calls != 1 else ''} in all"
+            outcome = fmt.t(
+                "sync.and", line=outcome, part=fmt.tn("sync.api_calls_all", self.api_calls)
+            )
         if self.error is not None:
-            outcome = f"FAILED: {self.error}; {outcome} by the objects that finished"
+            outcome = fmt.t("sync.failed", error=self.error, outcome=outcome)
         lines.append(f"  {outcome}")
         return "\n".join(lines)
 

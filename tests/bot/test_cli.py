@@ -174,17 +174,17 @@ def test_unknown_kpi_exits_non_zero_with_suggestions(demo: Path) -> None:
         ),
         (
             ("ask", "revenue", "--as-of", "9999-12-31"),
-            "kpibot: --as-of: 9999-12-31 is outside the dates kpibot holds (1900-01-01 to "
+            "kpibot: `--as-of`\u00a0: 9999-12-31 est hors des dates que kpibot tient (1900-01-01 à "
             "2199-12-31)",
         ),
         (
             ("check", "--as-of", "0001-01-01T08:00:00+00:00"),
-            "kpibot: --as-of: 0001-01-01 is outside the dates kpibot holds (1900-01-01 to "
+            "kpibot: `--as-of`\u00a0: 0001-01-01 est hors des dates que kpibot tient (1900-01-01 à "
             "2199-12-31)",
         ),
         (
             ("digest", "--dry-run", "--as-of", "1600-06-01"),
-            "kpibot: --as-of: 1600-06-01 is outside the dates kpibot holds (1900-01-01 to "
+            "kpibot: `--as-of`\u00a0: 1600-06-01 est hors des dates que kpibot tient (1900-01-01 à "
             "2199-12-31)",
         ),
     ],

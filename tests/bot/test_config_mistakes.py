@@ -3,6 +3,7 @@ with the key path and a message, never a traceback or a hang (issue 10, "Configu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,8 @@ MISTAKES = [
     ("negative fx rate", "fx_rates: {USD: -0.92}",
      "fx_rates.USD: an exchange rate must be above 0, got -0.92"),
     ("sync_source naming no source", "scheduling: {sync_source: crm}",
-     "scheduling.sync_source: no source named 'crm' (declared: none)"),
+     "scheduling.sync_source: no source named 'crm': none is declared under sources or "
+     "import.csv"),
     ("sync_source naming another source",
      CSV_SOURCE % "" + "\nscheduling: {sync_source: hubspot}",
      "scheduling.sync_source: no source named 'hubspot' (declared: crm)"),
@@ -71,11 +73,9 @@ MISTAKES = [
      "import.csv.crm.accounts.columns.size: unknown field for accounts; expected one of id, "
      "name, segment, industry, country"),
     ("impossible holiday", "evaluation: {holidays: [2026-02-30]}",
-     "evaluation.holidays.0: Input should be a valid date or datetime, day value is outside "
-     "expected range"),
+     "evaluation.holidays.0: expected a date such as 2026-12-01, got '2026-02-30'"),
     ("holiday in month 13", "evaluation: {holidays: [2026-13-01]}",
-     "evaluation.holidays.0: Input should be a valid date or datetime, month value is outside "
-     "expected range"),
+     "evaluation.holidays.0: expected a date such as 2026-12-01, got '2026-13-01'"),
     ("holiday outside the held dates", "evaluation: {holidays: [1600-06-01]}",
      "evaluation.holidays.0: 1600-06-01 is outside the dates kpibot holds (1900-01-01 to "
      "2199-12-31)"),
@@ -86,6 +86,10 @@ MISTAKES = [
      "targets: [{kpi: revenue, grain: day, periods: {2026-13-01: {company: 5}}}]",
      "targets.0.periods.2026-13-01: '2026-13-01' is not a valid period: there is no month 13; "
      "months are 01 to 12."),
+    ("quarter 5 as period key",
+     "targets: [{kpi: revenue, periods: {2026-Q5: {company: 5}}}]",
+     "targets.0.periods.2026-Q5: '2026-Q5' is not a valid period: there is no quarter 5; "
+     "quarters are Q1 to Q4."),
     ("period key outside the held dates",
      "targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
      "targets.0.periods.2300: '2300' is not a valid period: kpibot holds dates from 1900-01-01 "
@@ -117,9 +121,12 @@ def run(config: Path, *args: str) -> Result:
     return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
 
 
-def problem_lines(result: Result, config: Path) -> list[str]:
+def problem_lines(result: Result, config: Path, *, french: bool = False) -> list[str]:
     first, *rest = result.output.splitlines()
-    assert first == f"kpibot: invalid configuration {config}:"
+    header = (
+        f"configuration invalide {config}\u00a0:" if french else f"invalid configuration {config}:"
+    )
+    assert first == f"kpibot: {header}"
     return [line.removeprefix("  - ") for line in rest]
 
 
@@ -191,3 +198,86 @@ def test_an_unreachable_database_is_a_message(tmp_path: Path, command: tuple[str
     )
     assert "Connection refused" in line
     assert "secret" not in result.output
+
+
+# A French organisation's config: every mistake in French, with its key path.
+FRENCH_CONFIG = """\
+organisation: {locale: fr_FR, timezone: Europe/Paris}
+targets: [{kpi: revenu, company: -5}]
+alerts: {repeat_interval: 3 lunes}
+subscriptions: [{channel: C1, time: '25:00', days: 'lun-xyz', scope: 'équipe'}]
+evaluation: {min_sample: -1, pace: weekly, colour: red, holidays: [2026-02-30]}
+sources: {crm: {kind: zoho}, hub: {page_size: 3}}
+fx_rates: {USD: 0}
+"""
+# Words that give an English sentence away (outside quoted values and key paths).
+ENGLISH = re.compile(
+    r"\b(expected|got|unknown|invalid|must|cannot|required|such|least|"
+    r"one|of|or|the|a|an|is|key|spelling|time|range|duration)\b"
+)
+
+
+def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(FRENCH_CONFIG, encoding="utf-8")
+
+    result = run(config, "check-config")
+
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == f"kpibot: configuration invalide {config}\u00a0:"
+    assert sorted(problem_lines(result, config, french=True)) == [
+        "alerts.repeat_interval: durée attendue, par exemple 30m, 4h, 2j ou 1 sem, au plus "
+        "3650j, reçu '3 lunes'",
+        "evaluation.colour: clé inconnue (vérifiez son orthographe et sa section)",
+        "evaluation.holidays.0: date attendue, par exemple 2026-12-01, reçu '2026-02-30'",
+        "evaluation.min_sample: doit valoir au moins 0, reçu -1",
+        "evaluation.pace: attendu l'un de\u00a0: business_days, calendar_days, reçu 'weekly'",
+        "fx_rates.USD: un taux de change doit être supérieur à 0, reçu 0",
+        "sources.crm.kind: attendu l'un de\u00a0: salesforce, hubspot, pipedrive, sql, csv, "
+        "reçu 'zoho'",
+        "sources.hub.kind: obligatoire",
+        "subscriptions.0.days: plage de jours attendue, par exemple lun-ven, reçu 'lun-xyz'",
+        "subscriptions.0.scope: attendu entreprise, équipe Lyon, région EMEA ou commercial "
+        "Alice Martin, reçu 'équipe'",
+        "subscriptions.0.time: heure attendue, par exemple 08:30 ou 8h30, reçu '25:00'",
+        "targets.0.company: un objectif ne peut pas être négatif, reçu -5",
+        "targets.0.kpi: indicateur inconnu 'revenu'\u00a0; attendu l'un de\u00a0: revenue, "
+        "conversion, win_rate, pipeline, new_pipeline, slipped, overdue, coverage, avg_deal, "
+        "sales_cycle, attainment, cpa, csat, nps, turnover, forecast",
+    ]
+    # Outside the key path and the value read back ("reçu '3 lunes'").
+    said = [
+        re.sub(r"reçu '.*'$", "", line.split(": ", 1)[1]) for line in result.output.splitlines()[1:]
+    ]
+    assert not ENGLISH.findall(" ".join(said))
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        # (a French config's later mistake, what it says) — checks that need the whole file.
+        ("scheduling: {sync_source: crm}",
+         "scheduling.sync_source: aucune source nommée 'crm'\u00a0: aucune n'est déclarée sous "
+         "sources ou import.csv"),
+        ("targets: [{kpi: revenue, grain: month, periods: {2026-Q3: {company: 1}}}]",
+         "targets.0.periods.2026-Q3: une période `quarter`, mais le grain de cet objectif est "
+         "`month`"),
+        ("targets: [{kpi: revenue, grain: year, periods: {'2300': {company: 5}}}]",
+         "targets.0.periods.2300: '2300' n'est pas une période valide\u00a0: kpibot tient les "
+         "dates de 1900-01-01 à 2199-12-31 seulement."),
+        ("targets: [{kpi: revenue, grain: day, periods: {2026-02-30: {company: 5}}}]",
+         "targets.0.periods.2026-02-30: '2026-02-30' n'est pas une période valide\u00a0: 2026-02 "
+         "n'a pas de jour 30."),
+        ("delivery: {retention: 1d}",
+         "delivery.retention: doit être au moins aussi longue que alerts.repeat_interval, "
+         "sinon des lignes encore utiles seraient supprimées"),
+    ],
+)  # fmt: skip
+def test_cross_section_mistakes_in_french(tmp_path: Path, section: str, problem: str) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(f"organisation: {{locale: fr_FR}}\n{section}\n", encoding="utf-8")
+
+    result = run(config, "status")
+
+    assert result.exit_code == 2
+    assert problem_lines(result, config, french=True)[0] == problem

@@ -147,7 +147,7 @@ def test_a_retention_shorter_than_what_it_must_remember_is_a_config_error(
     config = write_config(tmp_path, **sections)
     result = CliRunner().invoke(main, ["--config", str(config), "check-config"])
     assert result.exit_code == 2
-    assert (
-        f"delivery.retention: must be at least as long as {shorter_than}, or rows still "
-        "needed would be deleted"
+    assert (  # the organisation of write_config is French
+        f"delivery.retention: doit être au moins aussi longue que {shorter_than}, sinon des "
+        "lignes encore utiles seraient supprimées"
     ) in result.output

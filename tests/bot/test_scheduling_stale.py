@@ -70,11 +70,11 @@ IN_ENGLISH = (
 
 # What the job summaries and `kpibot status` say, in the organisation's language.
 SUMMARIES_FR = {
-    "synced": "synchro crm : 3 lignes modifiées",
-    "failed": "synchro crm échouée : ",
-    "held": "alertes retenues : données périmées depuis le 30 nov. 2026, 09:00",
-    "stale": "DONNÉES PÉRIMÉES depuis le 2026-11-30 09:00 CET : les alertes KPI sont retenues",
-    "resolved": "synchro crm : 3 lignes modifiées · avis de données périmées levé",
+    "synced": "synchro crm\u00a0: 3 lignes modifiées",
+    "failed": "synchro crm échouée\u00a0: ",
+    "held": "alertes retenues\u00a0: données périmées depuis le 30 nov. 2026, 09:00",
+    "stale": "DONNÉES PÉRIMÉES depuis le 2026-11-30 09:00 CET\u00a0: les alertes KPI sont retenues",
+    "resolved": "synchro crm\u00a0: 3 lignes modifiées · avis de données périmées levé",
 }
 SUMMARIES_EN = {
     "synced": "sync crm: 3 rows changed",

@@ -45,8 +45,9 @@ def test_migrate_on_sqlite_reports_what_it_did_and_is_idempotent(tmp_path: Path)
 
     database = f"sqlite:///{tmp_path / 'kpibot.db'}"
     assert first.exit_code == 0 and second.exit_code == 0
-    assert first.output == f"{database}: schema migrated from revision none to {HEAD}\n"
-    assert second.output == f"{database}: schema already at revision {HEAD}, nothing to do\n"
+    # The organisation of write_config is French.
+    assert first.output == f"{database}\u00a0: schéma créé à la révision {HEAD}\n"
+    assert second.output == f"{database}\u00a0: schéma déjà à la révision {HEAD}, rien à faire\n"
 
 
 def test_sqlite_is_migrated_on_the_fly_by_any_command(tmp_path: Path) -> None:
@@ -104,9 +105,9 @@ def test_three_migrations_at_once_on_an_empty_postgres_all_succeed(
     outputs = sorted(finish(p).split(": ", 1)[1] for p in processes)
 
     assert outputs == [
-        f"schema already at revision {HEAD}, nothing to do\n",
-        f"schema already at revision {HEAD}, nothing to do\n",
-        f"schema migrated from revision none to {HEAD}\n",
+        f"schéma créé à la révision {HEAD}\n",
+        f"schéma déjà à la révision {HEAD}, rien à faire\n",
+        f"schéma déjà à la révision {HEAD}, rien à faire\n",
     ]
     engine = create_engine(postgres_url)
     try:

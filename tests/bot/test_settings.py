@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.settings import ConfigError, load_settings, parse_amount, parse_duration
+from bot.formatting import Formatter
+from bot.settings import (
+    ConfigError,
+    SettingError,
+    load_settings,
+    parse_amount,
+    parse_clock_time,
+    parse_duration,
+    parse_scope,
+    parse_weekdays,
+)
 from metrics.periods import Grain
 from metrics.scopes import Level, Scope
 
@@ -139,3 +150,43 @@ def test_durations_in_english_and_french(text: str, expected: timedelta) -> None
 def test_an_unknown_duration_unit_says_what_is_expected() -> None:
     with pytest.raises(ValueError, match="expected a duration such as 30m"):
         parse_duration("3 lunes")
+
+
+@pytest.mark.parametrize(
+    ("raw", "days"),
+    [
+        ("mon-fri", (0, 1, 2, 3, 4)),
+        ("lun-ven", (0, 1, 2, 3, 4)),
+        ("sam,dim", (5, 6)),
+        ("lundi,mercredi", (0, 2)),
+        (["tue", "jeu"], (1, 3)),
+        ([0, 6], (0, 6)),
+    ],
+)
+def test_weekdays_in_english_and_french(raw: object, days: tuple[int, ...]) -> None:
+    assert parse_weekdays(raw) == days
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "english", "french"),
+    [
+        (parse_duration, "3 lunes",
+         "expected a duration such as 30m, 4h or 1d, at most 3650d, got '3 lunes'",
+         "durée attendue, par exemple 30m, 4h, 2j ou 1 sem, au plus 3650j, reçu '3 lunes'"),
+        (parse_weekdays, "lun-xyz",
+         "expected a range of weekdays such as mon-fri, got 'lun-xyz'",
+         "plage de jours attendue, par exemple lun-ven, reçu 'lun-xyz'"),
+        (parse_clock_time, "25h",
+         "expected a time of day such as 08:30, got '25h'",
+         "heure attendue, par exemple 08:30 ou 8h30, reçu '25h'"),
+        (parse_scope, "ville Lyon",
+         "expected company, team Lyon, region EMEA or rep Alice Martin, got 'ville Lyon'",
+         "attendu entreprise, équipe Lyon, région EMEA ou commercial Alice Martin, reçu "
+         "'ville Lyon'"),
+    ],
+)  # fmt: skip
+def test_a_setting_error_is_a_code_worded_in_each_language(parse, raw, english, french) -> None:
+    with pytest.raises(SettingError) as raised:
+        parse(raw)
+    assert str(raised.value) == english
+    assert raised.value.worded(Formatter("fr_FR", "EUR", ZoneInfo("Europe/Paris"))) == french

@@ -16,7 +16,7 @@ from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.store.chat_models import ChatTarget, from_db
 from bot.store.delivery_models import SyncRun
-from bot.wording import HELP_EXAMPLES, HELP_EXAMPLES_FR, Wording
+from bot.wording import Wording, help_examples
 from conversation.grammar import Kind, parse_request
 from metrics.periods import parse_period
 from metrics.scopes import Level, Scope
@@ -176,13 +176,13 @@ def test_sync_runs_the_configured_source_and_answers_with_its_summary(sync_world
     assert "Bordeaux" not in world.service.snapshot().directory.teams
     reply = all_text(ask(world, "sync", ADMIN))
     assert "Synchronisation terminée" in reply
-    assert "synchro csv:crm : 2 lignes modifiées" in reply
+    assert "synchro csv:crm\u00a0: 2 lignes modifiées" in reply
     assert "Bordeaux" in world.service.snapshot().directory.teams
     [run] = sync_runs(world)
     assert (run.source, run.status, run.rows_changed) == ("csv:crm", "succeeded", 2)
 
     # Nothing new in the export: a second sync changes nothing, and says so.
-    assert "synchro csv:crm : 0 ligne modifiée" in all_text(ask(world, "synchro", ADMIN))
+    assert "synchro csv:crm\u00a0: 0 ligne modifiée" in all_text(ask(world, "synchro", ADMIN))
 
 
 def test_a_failing_sync_is_reported_not_raised(sync_world):
@@ -223,7 +223,9 @@ def test_help_in_english_mentions_the_french_words(world):
 
 def test_every_help_example_is_understood(world):
     """No example in the help leads to the did-you-mean answer."""
-    for example in (*HELP_EXAMPLES, *HELP_EXAMPLES_FR):
+    examples = [*help_examples("en"), *help_examples("fr")]
+    assert len(examples) == 25
+    for example in examples:
         command = example.split("`")[1].removeprefix("/kpi ").replace("…", "x")
         if "@" in command or "#" in command or command.startswith(("target", "objectif")):
             continue  # mentions need a real workspace; targets are tested above

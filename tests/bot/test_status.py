@@ -188,21 +188,23 @@ def test_status_of_a_french_organisation_is_in_french_stale_data_first(
     assert lines[:7] == [
         "État de kpibot au 2026-12-01 08:00 CET",
         "",
-        "DONNÉES PÉRIMÉES depuis le 2026-11-30 10:00 CET : les alertes KPI sont retenues",
+        "DONNÉES PÉRIMÉES depuis le 2026-11-30 10:00 CET\u00a0: les alertes KPI sont retenues",
         "",
-        "Dernier succès :   2026-11-30 10:00 CET",
-        "Dernière synchro : 2026-12-01 06:00 CET crm : échouée",
-        "                   erreur : HTTP 503 from the CRM",
+        "Dernier succès\u00a0:   2026-11-30 10:00 CET",
+        "Dernière synchro\u00a0: 2026-12-01 06:00 CET crm\u00a0: échouée",
+        "                   erreur\u00a0: HTTP 503 from the CRM",
     ]
     assert any(
         line.startswith("  2026-12-01 08:30 CET   digest:s000")
         and line.endswith("résumé dans C000 à 08:30 Europe/Paris")
         for line in lines
     )
-    assert "File d'envoi :     en attente : 0, en échec : 1, envoyés : 1" in lines
+    assert (
+        "File d'envoi\u00a0:     en attente\u00a0: 0, en échec\u00a0: 1, envoyés\u00a0: 1" in lines
+    )
     assert any(line.startswith("  CGONE ") and "signalé aux admins" in line for line in lines)
     assert "  Chiffre d'affaires Équipe Lyon jusqu'à 2026-12-03 10:00 CET (par U1)" in lines
-    assert "Alertes actives :  aucun" in lines
+    assert "Alertes actives\u00a0:  aucun" in lines
     # Job ids, channel errors and the CRM's own error text are not words to translate.
     ids = r"\S*[:_][\w:.-]*| (sync|evaluate) |HTTP 503 from the CRM"
     words = " ".join(re.sub(ids, " ", line) for line in lines)
@@ -220,7 +222,7 @@ def test_run_due_of_a_french_organisation_says_what_each_job_did_in_french(
     assert first.exit_code == 0, first.output
     by_job = {line.split()[1]: line for line in first.output.splitlines()}
     assert by_job["sync"].startswith("fait      sync")
-    assert by_job["sync"].endswith("synchro none : 0 ligne modifiée")
+    assert by_job["sync"].endswith("synchro none\u00a0: 0 ligne modifiée")
     assert by_job["evaluate"].endswith("0 message d'alerte · 0 résolution")
     assert by_job["digest:s000"].startswith("fait      digest:s000")
     assert all(line.startswith("déjà pris ") for line in again.output.splitlines())

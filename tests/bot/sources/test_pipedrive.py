@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from bot.formatting import Formatter
 from bot.settings import PipedriveSource
 from bot.sources.connector import SourceError
 from bot.sources.pipedrive import PipedriveConnector
 from tests.bot.sources.crm_support import Store, by_name, make_store
 from tests.fakes.http_fake import Fault
 from tests.fakes.pipedrive_api import TOKEN, FakePipedrive, pd_time, v1_time
+
+ENGLISH = Formatter("en_US", "EUR", UTC)  # the words the assertions read
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 PAGE = 500
@@ -206,7 +209,9 @@ def test_the_daily_token_budget_is_reported_and_a_spent_one_stops_without_retrie
     report = store.sync("pd", "pipedrive", connector(company))
     assert report.budget is not None
     assert (report.budget.used, report.budget.limit) == (company.tokens_used, 90_000)
-    assert f"API budget: {company.tokens_used} of 90000 API tokens today used" in report.summary()
+    assert f"API budget: {company.tokens_used} of 90000 API tokens today used" in report.summary(
+        ENGLISH
+    )
     assert store.rows(
         "SELECT DISTINCT api_used, api_limit FROM sync_state WHERE source = 'pd'"
     ) == [(company.tokens_used, 90_000)]

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
+from bot.formatting import Formatter
 from bot.settings import SalesforceSource
 from bot.sources.connector import SourceError
 from bot.sources.salesforce import RetryingAdapter, SalesforceConnector
@@ -32,6 +33,8 @@ from tests.fakes.salesforce_api import (
     FakeSalesforce,
     sf_time,
 )
+
+ENGLISH = Formatter("en_US", "EUR", UTC)  # the words the assertions read
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 STAGES = [
@@ -324,7 +327,7 @@ def test_users_are_matched_to_reps_of_other_sources_by_email_then_by_name(org, s
     assert report.error is None
     users = by_name(report)["User"]
     assert (users.fetched, users.matched, users.inserted) == (3, 2, 1)
-    assert "2 matched to reps of other sources by email or name" in report.summary()
+    assert "2 matched to reps of other sources by email or name" in report.summary(ENGLISH)
     # Only the user HR does not know became a rep of Salesforce's own.
     assert store.rows("SELECT source_id, name FROM reps WHERE source = 'sf'") == [
         ("005C", "Rep 005C")

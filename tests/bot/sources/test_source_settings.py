@@ -50,7 +50,7 @@ def test_credentials_come_from_the_environment_under_each_prefix(tmp_path: Path)
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("sources: {x: {kind: zoho}}", "sources.x: Input tag 'zoho' found using 'kind'"),
+        ("sources: {x: {kind: zoho}}", "sources.x.kind: expected one of salesforce, hubspot"),
         ("sources: {x: {kind: hubspot, page_size: 500}}", "sources.x.hubspot.page_size"),
         ("sources: {x: {kind: pipedrive, token: abc}}", "sources.x.pipedrive.token: unknown key"),
         (
@@ -83,6 +83,7 @@ def test_an_unknown_sync_source_is_a_config_error(tmp_path: Path) -> None:
     # Refused when the config is read, before any job is built.
     with pytest.raises(ConfigError) as raised:
         load_settings(path, {})
-    assert raised.value.problems == [
-        "scheduling.sync_source.0: no source named 'nowhere' (declared: none)"
+    assert [str(problem) for problem in raised.value.problems] == [
+        "scheduling.sync_source.0: no source named 'nowhere': none is declared under sources "
+        "or import.csv"
     ]

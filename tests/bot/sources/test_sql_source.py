@@ -159,7 +159,7 @@ def test_full_then_incremental_sync_with_counts_rejections_and_a_kpi(warehouse: 
     # Nothing changed: only the rows at the high-water mark are read again, and nothing moves.
     again = warehouse.cli("sync")
     assert "opportunities → opportunities: fetched 1, inserted 0, updated 0" in again.stdout
-    assert "0 row(s) changed" in again.stdout
+    assert "0 rows changed" in again.stdout
 
     # Two deals change (one is won), one is new; the incremental sync reads those, and the row
     # at the previous mark again (marks are inclusive, so that a row written in the same
