@@ -254,13 +254,17 @@ def check_config(obj: CliContext) -> None:
     fmt = obj.formatter()
     if not obj.config.exists():
         fail(fmt.t("cli.no_config", path=obj.config), code=2)
-    config = obj.settings().config
+    settings = obj.settings()
+    unset = settings.unset_webhook_variables()
+    if unset:
+        fail(fmt.t("cli.webhooks_unset", path=obj.config, variables=", ".join(unset)), code=2)
+    config = settings.config
     counts = [
         fmt.tn("cli.targets", len(config.targets)),
         fmt.tn("cli.csv_sources", len(config.imports.csv)),
         fmt.tn("cli.sync_sources", len(config.sources)),
     ]
-    database = obj.settings().redacted_database_url
+    database = settings.redacted_database_url
     click.echo(fmt.t("cli.config_ok", path=obj.config, counts=", ".join(counts), database=database))
 
 

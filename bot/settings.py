@@ -607,13 +607,22 @@ def _as_list(raw: Any) -> Any:
     return raw
 
 
+class TeamsWebhook(_Section):
+    """A Teams Workflows webhook (the flow "Send webhook alerts to a channel"). Its URL carries
+    its own credential, so the config names the environment variable that holds it."""
+
+    url_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+
+
 class TeamsRoutes(_Section):
     """Where alerts go in Microsoft Teams through the bot. Values name conversations the bot
     was installed in or spoken to (``kpibot teams-conversations`` lists them): a team's
-    name, ``Team/Channel``, a group chat's title, or ``user:<email>`` for a 1:1 chat."""
+    name, ``Team/Channel``, a group chat's title, or ``user:<email>`` for a 1:1 chat. Without
+    the bot, routes name a Workflows webhook as ``webhook:<name>``."""
 
     leadership_channel: str | None = None  # company and region alerts
     team_channels: dict[str, str] = {}  # team name → conversation name
+    webhooks: dict[str, TeamsWebhook] = {}  # name → where its URL is
 
 
 class Access(_Section):
@@ -809,6 +818,8 @@ class Secrets(BaseModel):
     teams_tenant_id: str | None = Field(default=None, repr=False)
     # Per source name, its credentials by name (``password``, ``token``...).
     sources: dict[str, dict[str, str]] = Field(default={}, repr=False)
+    # Per Teams webhook name (``teams.webhooks``), its URL, when its variable is set.
+    teams_webhooks: dict[str, str] = Field(default={}, repr=False)
 
 
 class Settings(BaseModel):
@@ -835,6 +846,12 @@ class Settings(BaseModel):
     def redacted_database_url(self) -> str:
         """The database URL with any password masked, for messages and logs."""
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def unset_webhook_variables(self) -> list[str]:
+        """The ``teams.webhooks`` whose variable is not set, as "name (VARIABLE)"."""
+        webhooks = self.config.teams.webhooks
+        return [f"{name} ({w.url_env})" for name, w in webhooks.items()
+                if name not in self.secrets.teams_webhooks]  # fmt: skip
 
     def target_book(self) -> TargetBook:
         return TargetBook(build_targets(self.config), self.organisation.fiscal_year_start_month)
@@ -949,6 +966,12 @@ def _reference_problems(config: Config) -> list[ConfigProblem | str]:
             ids = {"id": repr(spec.key), "first": first[spec.key]}
             problems.append(ConfigProblem(f"subscriptions.{i}.id", "duplicate_id", ids))
         first.setdefault(spec.key, i)
+    for key, destination in _destinations(config):
+        surface, name = parse_destination(destination)
+        if surface == "webhook" and name not in config.teams.webhooks:
+            known = ", ".join(sorted(config.teams.webhooks)) or "—"
+            names = {"name": repr(name), "known": known}
+            problems.append(ConfigProblem(key, "unknown_webhook", names))
     csv_sources = [(f"import.csv.{name}", spec) for name, spec in config.imports.csv.items()]
     csv_sources += [
         (f"sources.{name}", spec)
@@ -968,6 +991,17 @@ def _reference_problems(config: Config) -> list[ConfigProblem | str]:
                     key = f"sources.{name}.{kind.name}"
                     problems += mapping_problems(key, kind, table.column_map(key))
     return problems
+
+
+def _destinations(config: Config) -> list[tuple[str, str]]:
+    """Every route's destination with its key path."""
+    routes = config.slack
+    found = [(f"slack.{key}", value) for key in ("leadership_channel", "admin_channel")
+             if (value := getattr(routes, key)) is not None]  # fmt: skip
+    for section in ("team_channels", "region_channels"):
+        found += [(f"slack.{section}.{k}", v) for k, v in getattr(routes, section).items()]
+    found += [(f"subscriptions.{i}.channel", s.channel) for i, s in enumerate(config.subscriptions)]
+    return found
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -1147,6 +1181,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             teams_client_secret=env.get("TEAMS_CLIENT_SECRET") or None,
             teams_tenant_id=env.get("TEAMS_TENANT_ID") or None,
             sources=_source_secrets(config, env),
+            teams_webhooks={
+                name: env[webhook.url_env]
+                for name, webhook in config.teams.webhooks.items()
+                if env.get(webhook.url_env)
+            },
         ),
     )
 

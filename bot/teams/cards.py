@@ -16,9 +16,10 @@ Card actions, for the bot that receives them (``Action.Execute``, invoke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -26,6 +27,14 @@ from typing import Any
 
 from jinja2 import Environment
 
+from bot.chat_rendering import (
+    alert_group_text,
+    alert_line,
+    note_text,
+    resolved_reply,
+    snapshot_view,
+)
+from bot.delivery.surfaces import Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     AlertView,
@@ -40,16 +49,23 @@ from bot.rendering import (
     render_digest_text,
 )
 from bot.wording import Wording, titled
+from conversation.authorization import Action
 from conversation.views import (
+    AlertGroup,
     AlertList,
+    AlertsResolved,
     AnswerView,
     ChangesView,
     Digest,
     Home,
+    Notice,
+    Outbound,
     Overview,
     Reply,
     View,
 )
+from handlers.actions.acknowledge import ACK
+from handlers.actions.snooze import SNOOZE
 from metrics.evaluation import Evaluation
 
 Card = dict[str, Any]
@@ -66,9 +82,6 @@ class CardVersion(Enum):
 # activity or the webhook body around it.
 MAX_CARD_BYTES = 26 * 1024
 
-ACK = "kpi.ack"
-SNOOZE = "kpi.snooze"
-SNOOZES = ("1d", "3d", "1w")
 ALERTS_PER_CARD = 15
 
 
@@ -79,7 +92,8 @@ ALERTS_PER_CARD = 15
 # markup character in CRM text becomes a look-alike instead, as for Slack: a deal named
 # ``[Pay here](https://evil.example)`` shows its brackets and links nowhere, ``*9 999 999 €*``
 # shows its stars. Angle brackets go too (``<at>`` mentions, autolinks), and a backslash, which
-# could escape the markup kpibot writes around the name.
+# could escape the markup kpibot writes around the name. An underscore between two letters or
+# digits (``Nord_Est``, ``channel_not_found``) opens no emphasis in Markdown: it stays.
 _LOOKALIKES = {
     "*": "\u2217",
     "_": "\u02cd",
@@ -92,6 +106,14 @@ _LOOKALIKES = {
     "\\": "\u29f5",
 }
 _MARKUP = re.compile("[" + re.escape("".join(_LOOKALIKES)) + "]")
+
+
+def _inert(match: re.Match[str]) -> str:
+    char, text, at = match.group(), match.string, match.start()
+    inside_word = 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
+    return char if char == "_" and inside_word else _LOOKALIKES[char]
+
+
 # A list marker or a heading at the start of a text (a name that opens a fact title).
 _LEADING = re.compile(r"^(\s*)([-+#]|\d+[.)])(?=\s)")
 _MARKER_LOOKALIKES = {"-": "\u2010", "+": "\uff0b", "#": "\uff03", ".": "\u2024", ")": "\uff09"}
@@ -99,7 +121,7 @@ _MARKER_LOOKALIKES = {"-": "\u2010", "+": "\uff0b", "#": "\uff03", ".": "\u2024"
 
 def card_escape(text: str) -> str:
     """``text`` inert in an Adaptive Card TextBlock or fact: no markup, no link, no list."""
-    text = _MARKUP.sub(lambda m: _LOOKALIKES[m.group()], text)
+    text = _MARKUP.sub(_inert, text)
 
     def marker(match: re.Match[str]) -> str:
         mark = match.group(2)
@@ -148,7 +170,8 @@ def card_environment() -> Environment:
 
 @dataclass(frozen=True)
 class AlertItem:
-    alert: AlertView
+    alert: AlertView | None  # None for a snapshot stored before snapshots held the view
+    line: str  # the alert on one line, escaped: what such an old snapshot shows
     resolved: str | None  # "✅ Resolved 26 Nov 2026, 14:02" once resolved
 
 
@@ -166,35 +189,41 @@ class AlertGroupCard:
     title: str  # "⚠️ 3 alerts"
     items: tuple[AlertItem, ...]
     more: str | None
-    notes: tuple[str, ...]  # who acknowledged / snoozed, in plain words
-    actions: bool  # show Acknowledge and Snooze: something still fires, and a bot listens
-    ack_label: str
+    notes: tuple[str, ...]  # who acknowledged / snoozed, escaped
+    ack_label: str | None  # the Acknowledge action, when offered
     snooze_label: str
-    snooze_options: tuple[SnoozeChoice, ...]
+    snooze_options: tuple[SnoozeChoice, ...]  # the Snooze choices, when offered
 
 
-def alert_group_card(
-    key: str,
-    items: Sequence[AlertItem],
-    fmt: Formatter,
-    *,
-    notes: tuple[str, ...] = (),
-    version: CardVersion = CardVersion.BOT,
-) -> AlertGroupCard:
-    shown = tuple(items[:ALERTS_PER_CARD])
-    firing = [item for item in items if item.resolved is None]
-    title = ("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(items))
-    hidden = len(items) - len(shown)
+def alert_group_card(group: AlertGroup, fmt: Formatter, version: CardVersion) -> AlertGroupCard:
+    """``group`` as a card's context. Its actions are offered on bot cards only: a webhook's
+    card goes where nobody would receive them."""
+    shown = group.alerts[:ALERTS_PER_CARD]
+    firing = [a for a in group.alerts if a["resolved_at"] is None]
+    bot = version is CardVersion.BOT
+    snoozes = group.snooze_for if bot and Action.SNOOZE in group.actions else ()
+    left_out = len(group.alerts) - len(shown)
+
+    def resolved(snapshot: Mapping[str, Any]) -> str | None:
+        at = snapshot["resolved_at"]
+        return None if at is None else fmt.t("resolved", time=at)
+
     return AlertGroupCard(
-        key=key,
-        title=title,
-        items=shown,
-        more=fmt.tn("and_more", hidden) if hidden else None,
-        notes=tuple(card_escape(note) for note in notes),
-        actions=bool(firing) and version is CardVersion.BOT,
-        ack_label=fmt.t("acknowledge"),
+        key=group.key,
+        title=("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(group.alerts)),
+        items=tuple(
+            AlertItem(
+                alert=snapshot_view(a),
+                line=card_escape(alert_line(a, fmt, markup=False)),
+                resolved=resolved(a),
+            )
+            for a in shown
+        ),
+        more=fmt.tn("and_more", left_out) if left_out else None,
+        notes=tuple(card_escape(note_text(n, fmt, markup=False)) for n in group.notes),
+        ack_label=fmt.t("acknowledge") if bot and Action.ACKNOWLEDGE in group.actions else None,
         snooze_label=fmt.t("snooze"),
-        snooze_options=tuple(SnoozeChoice(fmt.t(f"snooze.{d}"), d) for d in SNOOZES),
+        snooze_options=tuple(SnoozeChoice(fmt.t(f"snooze.{d}"), d) for d in snoozes),
     )
 
 
@@ -335,8 +364,8 @@ class CardRenderer:
             block = {"type": "TextBlock", "text": hint, "wrap": True, "separator": True}
             card = fit_card({**message.card, "body": [*message.card["body"], block]}, self.fmt)
             check_card(card, self.version)
-            message = TeamsMessage(card, message.text)
-        return TeamsMessage(message.card, message.text, refused=reply.refused)
+            message = dataclasses.replace(message, card=card)
+        return dataclasses.replace(message, refused=reply.refused)
 
     def digest(self, digest: Digest) -> TeamsMessage:
         card = self._card("teams/digest.json.j2", view=digest_view(digest, self.fmt))
@@ -346,9 +375,41 @@ class CardRenderer:
         card = self._card("teams/alerts.json.j2", view=alerts_view(evaluations, self.fmt))
         return TeamsMessage(card, render_alerts_text(evaluations, self.fmt))
 
-    def alert_group(self, group: AlertGroupCard, text: str) -> TeamsMessage:
-        return TeamsMessage(self._card("teams/alert_group.json.j2", view=group), text)
+    def alert_group(self, group: AlertGroup) -> TeamsMessage:
+        view = alert_group_card(group, self.fmt, self.version)
+        card = self._card("teams/alert_group.json.j2", view=view, ack=ACK, snooze=SNOOZE)
+        return TeamsMessage(card, alert_group_text(group, self.fmt, markup=False))
+
+    def resolved(self, view: AlertsResolved) -> TeamsMessage:
+        # The plain lines hold no markup of ours; escaping them makes their CRM names inert.
+        return self.message(
+            card_escape(resolved_reply(view, self.fmt, markup=False)),
+            resolved_reply(view, self.fmt, markup=False),
+        )
+
+    def notice(self, view: Notice) -> TeamsMessage:
+        return self.message(self.words.notice(view), self.plain.notice(view))
 
     def apology(self) -> TeamsMessage:
         text = self.fmt.t("oops")
-        return TeamsMessage(self.message(text, text).card, text, refused=True)
+        return dataclasses.replace(self.message(text, text), refused=True)
+
+
+class CardNotifications:
+    """The ``bot.delivery.surfaces.Renderer`` of a Teams surface: alert messages, their
+    resolutions, digests and admin notices as cards of ``version``."""
+
+    def __init__(self, fmt: Formatter, version: CardVersion) -> None:
+        self.cards = CardRenderer(fmt, version)
+
+    def render(self, view: Outbound) -> Rendered:
+        match view:
+            case AlertGroup():
+                message = self.cards.alert_group(view)
+            case AlertsResolved():
+                message = self.cards.resolved(view)
+            case Digest():
+                message = self.cards.digest(view)
+            case Notice():
+                message = self.cards.notice(view)
+        return Rendered(message.text, message.card)
