@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bot.delivery.notifier import TEAMS, destination_of, parse_destination
 from bot.settings import Access, Settings
 from conversation.authorization import Channel, Role, Viewer
 from metrics.facts import Facts
@@ -68,12 +69,16 @@ def reps_by_email(facts: Facts) -> dict[str, str]:
 
 
 def channel_audience(settings: Settings, channel_id: str, facts: Facts) -> Channel:
-    """The channel ``channel_id`` (a Slack channel id, or the name of a Teams conversation) as
-    an audience: ``visibility.rep_figures``, and the team whose channel it is
+    """The channel ``channel_id`` (a destination: a Slack channel id, ``teams:<conversation>``)
+    as an audience: ``visibility.rep_figures``, and the team whose channel it is
     (``slack.team_channels``, ``teams.team_channels``), if any."""
     config = settings.config
-    routes = [*config.slack.team_channels.items(), *config.teams.team_channels.items()]
-    team = next((name for name, channel in routes if channel == channel_id), None)
+    routes = [*config.slack.team_channels.items()]
+    routes += [
+        (team, destination_of(TEAMS, name)) for team, name in config.teams.team_channels.items()
+    ]
+    where = parse_destination(channel_id)
+    team = next((name for name, channel in routes if parse_destination(channel) == where), None)
     return Channel(
         channel_id,
         settings.config.visibility.rep_figures,

@@ -70,6 +70,10 @@ ADVISED = frozenset(
         "invalid_auth",
         "token_revoked",
         "account_inactive",
+        # The Teams bot's (bot.teams.notifier).
+        "teams_unknown_conversation",
+        "teams_bot_removed",
+        "teams_credentials_refused",
     }
 )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SLACK = "slack"
+TEAMS = "teams"  # the Teams bot (bot.teams.notifier)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.delivery.console import ConsoleNotifier
 from bot.delivery.failures import FailureLog
-from bot.delivery.notifier import SLACK, Notifier
+from bot.delivery.notifier import SLACK, TEAMS, Notifier
 from bot.delivery.outbox import Outbox, OutboxNotifier
 from bot.delivery.surfaces import Dispatcher, Surface, Surfaces
 from bot.formatting import Formatter
@@ -84,10 +84,14 @@ class Runtime:
         return build_plan(self.settings, self.subscriptions())
 
 
-def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Surfaces:
+def default_surfaces(
+    settings: Settings, notifier: Notifier | None = None, engine: Engine | None = None
+) -> Surfaces:
     """The surfaces this process can deliver to. Slack when a bot token is configured, else
     Slack destinations are printed (schedules can be tried out without a workspace);
-    ``console:`` destinations are always printed. ``notifier`` replaces Slack's (tests)."""
+    ``console:`` destinations are always printed; the Teams bot (``teams:``) when its
+    credentials are set and the store (``engine``, where conversations are kept) is given.
+    ``notifier`` replaces Slack's (tests)."""
     fmt = Formatter.for_organisation(settings.organisation)
     console = Surface(TextNotificationRenderer(fmt), ConsoleNotifier())
     if notifier is not None:
@@ -100,7 +104,14 @@ def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Su
     else:
         log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
         slack = console
-    return Surfaces({SLACK: slack, "console": console})
+    surfaces = {SLACK: slack, "console": console}
+    if engine is not None:
+        from bot.teams.app import teams_surface
+
+        teams = teams_surface(settings, engine)
+        if teams is not None:
+            surfaces[TEAMS] = teams
+    return Surfaces(surfaces)
 
 
 def build_runtime(
@@ -118,7 +129,7 @@ def build_runtime(
     owner = owner or process_name()
     lease = settings.config.scheduling.claim_lease
     failures = FailureLog(engine, wall_clock)
-    surfaces = default_surfaces(settings, notifier)
+    surfaces = default_surfaces(settings, notifier, engine)
     outbox_notifier = OutboxNotifier(
         surfaces=surfaces,
         outbox=Outbox(engine, owner, wall_clock, lease),

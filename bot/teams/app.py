@@ -9,21 +9,24 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
 from starlette.routing import Route
 
 from bot.core import ConversationCore
+from bot.delivery.surfaces import Rendered, Surface
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import Settings
 from bot.slack_app import scheduler_sync
 from bot.store.database import session_factory
 from bot.teams.auth import OPENID_METADATA_URL, BotFrameworkAuth
-from bot.teams.bot import Render, TeamsBot, TeamsCard
+from bot.teams.bot import TeamsBot, TeamsCard
 from bot.teams.connector import LOGIN_URL, Connector, TeamsCredentials
 from bot.teams.http import messages_route
+from bot.teams.notifier import TeamsBotNotifier
 from bot.teams.users import TeamsUsers
-from bot.text_render import render_text
-from conversation.views import Reply
+from bot.text_render import TextNotificationRenderer, render_text
+from conversation.views import AlertGroup, Outbound, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +53,35 @@ def credentials(settings: Settings) -> TeamsCredentials | None:
     )
 
 
-def plain_card(fmt: Formatter) -> Render:
+def _card(text: str) -> TeamsCard:
+    card = {
+        "type": "AdaptiveCard",
+        "$schema": CARD_SCHEMA,
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": text, "wrap": True}],
+    }
+    return TeamsCard(card, text)
+
+
+class PlainCards:
     """Each view as one text block."""
 
-    def render(reply: Reply) -> TeamsCard:
-        text = render_text(reply, fmt)
-        card = {
-            "type": "AdaptiveCard",
-            "$schema": CARD_SCHEMA,
-            "version": "1.5",
-            "body": [{"type": "TextBlock", "text": text, "wrap": True}],
-        }
-        return TeamsCard(card, text)
+    def __init__(self, fmt: Formatter) -> None:
+        self.fmt = fmt
+        self.text = TextNotificationRenderer(fmt)
 
-    return render
+    def reply(self, reply: Reply) -> TeamsCard:
+        return _card(render_text(reply, self.fmt))
+
+    def alert_group(self, group: AlertGroup) -> TeamsCard:
+        return _card(self.text.render(group).text)
+
+    def apology(self) -> TeamsCard:
+        return _card(self.fmt.t("oops"))
+
+    def render(self, view: Outbound) -> Rendered:
+        text = self.text.render(view).text
+        return Rendered(text, _card(text).card)
 
 
 def connector(settings: Settings, creds: TeamsCredentials) -> Connector:
@@ -87,10 +105,19 @@ def build_teams_bot(
         sessions,
         sync=sync or scheduler_sync(settings, service),
     )
-    fmt = Formatter.for_organisation(settings.organisation)
+    cards = PlainCards(Formatter.for_organisation(settings.organisation))
     return TeamsBot(
-        core, users, bot_connector, plain_card(fmt), sessions, clock or (lambda: datetime.now(UTC))
+        core, users, bot_connector, cards, sessions, clock or (lambda: datetime.now(UTC))
     )
+
+
+def teams_surface(settings: Settings, engine: Engine) -> Surface | None:
+    """The Teams bot as a delivery surface (``teams:`` destinations), when configured."""
+    creds = credentials(settings)
+    if creds is None:
+        return None
+    cards = PlainCards(Formatter.for_organisation(settings.organisation))
+    return Surface(cards, TeamsBotNotifier(connector(settings, creds), session_factory(engine)))
 
 
 def teams_route(

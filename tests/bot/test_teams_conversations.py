@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from bot.formatting import Formatter
 from bot.store.teams_models import TeamsConversation
 from tests.bot.teams_world import (
     ADMIN,
@@ -150,3 +151,16 @@ def test_installation_in_a_team_is_remembered_and_uninstallation_forgotten(
     with world.sessions()() as session:
         assert session.get(TeamsConversation, LYON_TEAM_ID) is None
     assert world.fake.posted() == []  # installing says nothing
+
+
+def test_a_failing_listener_apologises_and_logs_the_trace(
+    world: TeamsWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    with world.service.engine.begin() as connection:
+        connection.execute(text("DROP TABLE teams_conversations"))  # the store is broken
+    status, _ = world.post(personal_message(world.fake, "ca ce trimestre", REP))
+    assert status == 200
+    _, said = answer(world)
+    assert said == Formatter.for_organisation(world.settings.organisation).t("oops")
+    assert "Traceback" not in said
+    assert "error handling a Teams message activity" in caplog.text
