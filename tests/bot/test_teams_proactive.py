@@ -7,6 +7,7 @@ card in place. French and English."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from bot.delivery.errors import PermanentDeliveryError
 from bot.digests import post_digest
 from bot.formatting import Formatter
 from bot.scheduling.runtime import Runtime, build_runtime
-from bot.store.chat_models import AlertMessage
+from bot.store.chat_models import AlertMessage, from_db
 from bot.store.delivery_models import OutboxEntry
 from bot.subscriptions import load_subscriptions
 from tests.bot.slack_world import NOW
@@ -207,3 +208,20 @@ def test_an_unknown_card_action_is_a_400_invoke_response(world: TeamsWorld) -> N
     status, answer = act(world, MANAGER, "other", {"x": 1}, "1")
     assert status == 200
     assert answer["statusCode"] == 400 and answer["type"] == "application/vnd.microsoft.error"
+
+
+def test_an_alert_card_is_snoozed_in_place(world: TeamsWorld) -> None:
+    run_alerts(world.service, installed(world).dispatcher, NOW)
+    with world.sessions()() as session:
+        message = session.scalars(
+            select(AlertMessage).where(AlertMessage.channel == "teams:Équipe Lyon")
+        ).one()
+    snooze = {"kpibot": "kpi.snooze", "key": message.idempotency_key, "duration": "1d"}
+    status, answer = act(world, ADMIN, "kpi.snooze", snooze, message.ts)
+    assert status == 200 and answer["type"] == ADAPTIVE_CARD
+    (put,) = world.fake.updated()
+    assert put.json()["attachments"][0]["content"] == answer["value"]
+    with world.sessions()() as session:
+        snoozed = session.get(AlertMessage, message.id)
+        assert snoozed is not None and snoozed.snoozed_by == ADMIN.aad_object_id
+        assert from_db(snoozed.snoozed_until) == NOW + timedelta(days=1)  # stored in UTC
