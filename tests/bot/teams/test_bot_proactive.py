@@ -23,7 +23,7 @@ from bot.store.chat_models import AlertMessage, from_db
 from bot.store.delivery_models import OutboxEntry
 from bot.subscriptions import load_subscriptions
 from tests.bot.slack_world import NOW
-from tests.bot.teams_world import (
+from tests.bot.teams.world import (
     ADMIN,
     LEADERSHIP_TEAM_ID,
     LYON_TEAM_ID,

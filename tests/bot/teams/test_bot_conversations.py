@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from bot.formatting import Formatter
 from bot.store.teams_models import TeamsConversation
-from tests.bot.teams_world import (
+from tests.bot.teams.world import (
     ADMIN,
     BOT_ID,
     LYON_TEAM_ID,
