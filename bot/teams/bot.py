@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import ConversationCore
 from bot.delivery.notifier import TEAMS, destination_of
+from bot.teams.cards import TeamsMessage
 from bot.teams.connector import ADAPTIVE_CARD, Connector
 from bot.teams.conversations import Reference, conversation_name, find, forget, remember
 from bot.teams.users import TeamsUsers
@@ -59,22 +60,14 @@ ERROR_RESPONSE = "application/vnd.microsoft.error"
 _COMMAND = re.compile(r"^\s*/?kpi\b\s*", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class TeamsCard:
-    """A view as Teams shows it: an Adaptive Card and its plain-text summary."""
-
-    card: dict[str, Any]
-    text: str
-
-
 class Cards(Protocol):
     """The core's views as Adaptive Cards, in the organisation's words."""
 
-    def reply(self, reply: Reply) -> TeamsCard: ...
+    def render(self, reply: Reply) -> TeamsMessage: ...
 
-    def alert_group(self, group: AlertGroup) -> TeamsCard: ...
+    def alert_group(self, group: AlertGroup) -> TeamsMessage: ...
 
-    def apology(self) -> TeamsCard: ...
+    def apology(self) -> TeamsMessage: ...
 
 
 Installation: TypeAlias = (
@@ -184,7 +177,7 @@ class TeamsBot:
             now,
             into=destination_of(TEAMS, reference.name) if in_channel else None,
         )
-        answer = self.cards.reply(reply)
+        answer = self.cards.render(reply)
         await self.connector.send(
             service_url,
             conversation.id,
@@ -219,7 +212,7 @@ class TeamsBot:
         if outcome is None:
             return invoke_error(404, "this alert message is no longer known")
         if isinstance(outcome, Reply):
-            return invoke_message(self.cards.reply(outcome).text)
+            return invoke_message(self.cards.render(outcome).text)
         card = self.cards.alert_group(outcome.group)
         if posted is not None:
             await self.connector.update(

@@ -21,6 +21,7 @@ from tests.bot.teams.world import (
     REP,
     STRANGER,
     TeamsWorld,
+    card_text,
     channel_mention,
     installation,
     personal_message,
@@ -46,16 +47,7 @@ def answer(world: TeamsWorld) -> tuple[dict[str, Any], str]:
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard"
     assert card["version"] == "1.5"
-    return activity, "\n".join(_texts(card))
-
-
-def _texts(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["text"]] if isinstance(node.get("text"), str) else []
-        return found + [t for value in node.values() for t in _texts(value)]
-    if isinstance(node, list):
-        return [t for item in node for t in _texts(item)]
-    return []
+    return activity, card_text(card)
 
 
 def test_a_rep_asks_in_french_in_a_personal_chat(world: TeamsWorld) -> None:
