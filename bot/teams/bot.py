@@ -250,7 +250,7 @@ class TeamsBot:
             aad = user_id_of(activity.from_)
             service_url = activity.service_url or ""
             await self.users.look_up(service_url, conversation.id, activity.from_.id, aad, now)
-            user = self.users.email(aad, now) or aad
+            user = await asyncio.to_thread(self.users.email, aad, now) or aad
         name = conversation_name(
             kind,
             conversation.id,
