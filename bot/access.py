@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.delivery.notifier import destination_of
+from bot.delivery.notifier import TEAMS, destination_of, parse_destination
 from bot.settings import Access, Settings
 from conversation.authorization import Channel, Role, Viewer
 from metrics.facts import Facts
@@ -69,18 +69,22 @@ def reps_by_email(facts: Facts) -> dict[str, str]:
 
 
 def channel_audience(settings: Settings, channel_id: str, facts: Facts) -> Channel:
-    """The channel ``channel_id`` (a destination such as ``C0LYON`` or ``teams:lyon``, or the
-    name of a Teams conversation) as an audience: ``visibility.rep_figures``, and the team
-    whose channel it is (``slack.team_channels``, ``teams.team_channels``), if any."""
+    """The channel ``channel_id`` (a destination such as ``C0LYON``, ``slack:C0LYON`` or
+    ``teams:lyon``, or the name of a Teams conversation) as an audience:
+    ``visibility.rep_figures``, and the team whose channel it is (``slack.team_channels``,
+    ``teams.team_channels``), if any."""
     config = settings.config
     routes = [
         *config.slack.team_channels.items(),
         *(
-            (name, (conversation, destination_of("teams", conversation)))
+            (name, (conversation, destination_of(TEAMS, conversation)))
             for name, conversation in config.teams.team_channels.items()
         ),
     ]
-    team = next((name for name, channels in routes if channel_id in channels), None)
+    where = parse_destination(channel_id)
+    team = next(
+        (name for name, channels in routes if where in map(parse_destination, channels)), None
+    )
     return Channel(
         channel_id,
         settings.config.visibility.rep_figures,

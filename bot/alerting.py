@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.access import channel_audience
 from bot.chat_rendering import alert_snapshot
 from bot.delivery.errors import DeliveryError
-from bot.delivery.notifier import SLACK, Delivered, parse_destination
+from bot.delivery.notifier import SLACK, TEAMS, Delivered, destination_of, parse_destination
 from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
 from bot.service import KpiService
@@ -128,6 +128,23 @@ class Router:
                 logger.warning("rep alert for %s not sent: no Slack user found", name)
             self._reps[name] = user
         return self._reps[name]
+
+
+class TeamsRouter:
+    """Where an alert about a scope goes in Teams, beside Slack: the stored conversation that
+    ``teams.team_channels`` names for a team, else ``teams.leadership_channel``. Rep alerts
+    stay in Slack's direct messages."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.routes = settings.config.teams
+
+    def __call__(self, scope: Scope) -> str | None:
+        if scope.level is Level.REP:
+            return None
+        name = self.routes.leadership_channel
+        if scope.level is Level.TEAM:
+            name = self.routes.team_channels.get(scope.name, name)
+        return None if name is None else destination_of(TEAMS, name)
 
 
 def _is_user(route: str) -> bool:
@@ -297,8 +314,10 @@ def run_alerts(
     router = Router(service, users, now)
     planned: dict[str, list[Planned]] = {}
     # Channels first, then the managers' DMs for the team alerts whose rep names a channel
-    # may not carry (``visibility.rep_figures``). Each route has its own log entries.
-    for route_of in (router, ManagerRouter(service, users, now, router)):
+    # may not carry (``visibility.rep_figures``), then the Teams channels. Each route has its
+    # own log entries.
+    routers = (router, ManagerRouter(service, users, now, router), TeamsRouter(settings))
+    for route_of in routers:
         routed = pipeline.plan(
             evaluated,
             log,

@@ -44,6 +44,10 @@ ADVISED = frozenset(
         "webhook_not_configured",
         "webhook_not_found",
         "webhook_unauthorized",
+        # The Teams bot's (bot.teams.notifier).
+        "teams_unknown_conversation",
+        "teams_bot_removed",
+        "teams_credentials_refused",
     }
 )
 

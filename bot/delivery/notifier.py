@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 SLACK = "slack"
+TEAMS = "teams"  # the Teams bot (bot.teams.notifier)
 # The surfaces a destination may name; a process serves those it is set up for.
-SURFACES = frozenset({SLACK, "teams", "webhook", "console"})
+SURFACES = frozenset({SLACK, TEAMS, "webhook", "console"})
 
 
 @dataclass(frozen=True)

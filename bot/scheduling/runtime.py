@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.delivery.console import ConsoleNotifier
 from bot.delivery.failures import FailureLog
-from bot.delivery.notifier import SLACK, Notifier
+from bot.delivery.notifier import SLACK, TEAMS, Notifier
 from bot.delivery.outbox import Outbox, OutboxNotifier
 from bot.delivery.surfaces import Dispatcher, Surface, Surfaces
 from bot.formatting import Formatter
@@ -30,6 +30,7 @@ from bot.scheduling.sync import SyncSource, configured_source
 from bot.settings import Settings
 from bot.slack_render import SlackNotificationRenderer
 from bot.store.database import ensure_schema, make_engine
+from bot.teams.app import teams_surface
 from bot.teams.cards import CardNotifications, CardVersion
 from bot.teams.webhook import WEBHOOK, WebhookNotifier
 from bot.text_render import TextNotificationRenderer
@@ -86,12 +87,15 @@ class Runtime:
         return build_plan(self.settings, self.subscriptions())
 
 
-def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Surfaces:
+def default_surfaces(
+    settings: Settings, notifier: Notifier | None = None, engine: Engine | None = None
+) -> Surfaces:
     """The surfaces this process can deliver to. Slack when a bot token is configured, else
     Slack destinations are printed (schedules can be tried out without a workspace);
     ``console:`` destinations are always printed; ``webhook:`` ones are posted to Teams
-    Workflows webhooks when ``teams.webhooks`` names any. ``notifier`` replaces Slack's
-    (tests)."""
+    Workflows webhooks when ``teams.webhooks`` names any; the Teams bot (``teams:``) when its
+    credentials are set and the store (``engine``, where conversations are kept) is given.
+    ``notifier`` replaces Slack's (tests)."""
     fmt = Formatter.for_organisation(settings.organisation)
     console = Surface(TextNotificationRenderer(fmt), ConsoleNotifier())
     if notifier is not None:
@@ -108,6 +112,10 @@ def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Su
     if settings.config.teams.webhooks:
         cards = CardNotifications(fmt, CardVersion.WEBHOOK)
         surfaces[WEBHOOK] = Surface(cards, WebhookNotifier(settings.secrets.teams_webhooks))
+    if engine is not None:
+        teams = teams_surface(settings, engine)
+        if teams is not None:
+            surfaces[TEAMS] = teams
     return Surfaces(surfaces)
 
 
@@ -126,7 +134,7 @@ def build_runtime(
     owner = owner or process_name()
     lease = settings.config.scheduling.claim_lease
     failures = FailureLog(engine, wall_clock)
-    surfaces = default_surfaces(settings, notifier)
+    surfaces = default_surfaces(settings, notifier, engine)
     outbox_notifier = OutboxNotifier(
         surfaces=surfaces,
         outbox=Outbox(engine, owner, wall_clock, lease),

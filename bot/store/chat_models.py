@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.store.models import Base
+from bot.store.models import DESTINATION, Base
 
 
 class AlertMessage(Base):
@@ -34,7 +34,7 @@ class AlertMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
     route: Mapped[str] = mapped_column(String(200))  # the configured destination (channel/rep)
-    channel: Mapped[str] = mapped_column(String(40))  # where Slack put it (a D… id for DMs)
+    channel: Mapped[str] = mapped_column(String(DESTINATION))  # where it landed (a D… id for DMs)
     ts: Mapped[str] = mapped_column(String(40))
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     alerts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
@@ -96,7 +96,7 @@ class ChatSubscription(Base):
 
     __tablename__ = "chat_subscriptions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(DESTINATION))
     time: Mapped[str] = mapped_column(String(5))  # HH:MM local
     timezone: Mapped[str] = mapped_column(String(64))
     days: Mapped[str] = mapped_column(String(20))  # weekday numbers, Mon=0: "0,1,2,3,4"

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy import Column as SAColumn
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.store.models import Base
+from bot.store.models import DESTINATION, Base
 
 PENDING = "pending"
 SENT = "sent"
@@ -41,7 +41,7 @@ class OutboxEntry(Base):
     __table_args__ = (Index("ix_outbox_status", "status", "created_at"),)
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))  # send | reply
-    channel: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(DESTINATION))
     thread_ts: Mapped[str | None] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # text, blocks, card, metadata
     status: Mapped[str] = mapped_column(String(10))  # pending | sent | failed
@@ -50,7 +50,7 @@ class OutboxEntry(Base):
     attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    delivered_channel: Mapped[str | None] = mapped_column(String(40))
+    delivered_channel: Mapped[str | None] = mapped_column(String(DESTINATION))
     ts: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(String(200))
 
@@ -92,7 +92,7 @@ class DeliveryFailure(Base):
     and the admin notice's idempotency key carries it, so each episode is reported once."""
 
     __tablename__ = "delivery_failures"
-    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(DESTINATION), primary_key=True)
     error: Mapped[str] = mapped_column(String(100), primary_key=True)
     episode: Mapped[int] = mapped_column(Integer, default=1)
     first_key: Mapped[str] = mapped_column(String(300))

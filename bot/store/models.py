@@ -30,6 +30,11 @@ NAMING = {
 }
 
 
+# A delivery destination: a Slack id, or "teams:<conversation name>" (migration 0008 widened
+# the columns from Slack's 40 characters).
+DESTINATION = 320
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

@@ -23,14 +23,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
+import httpx
 from microsoft_teams.api.activities.conversation import ConversationUpdateActivity
 from microsoft_teams.api.activities.install_update import (
     InstalledActivity,
     InstalledUpgradeActivity,
     UninstalledActivity,
 )
+from microsoft_teams.api.activities.invoke.adaptive_card import AdaptiveCardInvokeActivity
 from microsoft_teams.api.activities.message import MessageActivity
 from microsoft_teams.api.activities.utils.strip_mentions_text import (
     StripMentionsTextOptions,
@@ -40,26 +42,34 @@ from microsoft_teams.api.models import Account
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import ConversationCore
-from bot.teams.connector import Connector
-from bot.teams.conversations import Reference, conversation_name, forget, remember
+from bot.delivery.notifier import TEAMS, destination_of
+from bot.teams.cards import TeamsMessage
+from bot.teams.connector import ADAPTIVE_CARD, Connector
+from bot.teams.conversations import Reference, conversation_name, find, forget, remember
 from bot.teams.users import TeamsUsers
+from conversation.authorization import Action
 from conversation.grammar import parse_request
-from conversation.views import Reply
+from conversation.views import AlertGroup, Reply
 
 logger = logging.getLogger(__name__)
 
+# Card actions (``data.kpibot`` of an ``Action.Execute``, see ``bot.teams.cards``).
+ACTIONS = {"kpi.ack": Action.ACKNOWLEDGE, "kpi.snooze": Action.SNOOZE}
+MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
+ERROR_RESPONSE = "application/vnd.microsoft.error"
 _COMMAND = re.compile(r"^\s*/?kpi\b\s*", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class TeamsCard:
-    """A view as Teams shows it: an Adaptive Card and its plain-text summary."""
+class Cards(Protocol):
+    """The core's views as Adaptive Cards, in the organisation's words."""
 
-    card: dict[str, Any]
-    text: str
+    def render(self, reply: Reply) -> TeamsMessage: ...
+
+    def alert_group(self, group: AlertGroup) -> TeamsMessage: ...
+
+    def apology(self) -> TeamsMessage: ...
 
 
-Render = Callable[[Reply], TeamsCard]
 Installation: TypeAlias = (
     InstalledActivity | InstalledUpgradeActivity | UninstalledActivity | ConversationUpdateActivity
 )
@@ -74,6 +84,22 @@ class Outcome:
     body: dict[str, Any] | None = None
 
 
+def invoke_card(card: dict[str, Any]) -> Outcome:
+    """The card Teams draws in place of the one acted on."""
+    return Outcome(body={"statusCode": 200, "type": ADAPTIVE_CARD, "value": card})
+
+
+def invoke_message(text: str) -> Outcome:
+    """A message Teams shows the clicker alone; the card stays as it was."""
+    return Outcome(body={"statusCode": 200, "type": MESSAGE_RESPONSE, "value": text})
+
+
+def invoke_error(status: int, reason: str) -> Outcome:
+    code = {400: "BadRequest", 404: "NotFound"}.get(status, "InternalServerError")
+    error = {"code": code, "message": reason}
+    return Outcome(body={"statusCode": status, "type": ERROR_RESPONSE, "value": error})
+
+
 def user_id_of(account: Account) -> str:
     """The id the core knows a Teams user by: the Entra object id, which the config's
     ``access`` section may name (the Teams id ``29:…`` differs in every tenant and app)."""
@@ -86,19 +112,21 @@ class TeamsBot:
         core: ConversationCore,
         users: TeamsUsers,
         connector: Connector,
-        render: Render,
+        cards: Cards,
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
     ) -> None:
         self.core = core
         self.users = users
         self.connector = connector
-        self.render = render
+        self.cards = cards
         self.sessions = sessions
         self.clock = clock
 
     async def on_activity(self, activity: Any) -> Outcome:
         match activity:
+            case AdaptiveCardInvokeActivity():
+                return await self.on_card_action(activity)
             case MessageActivity():
                 await self.on_message(activity)
             case InstalledActivity() | InstalledUpgradeActivity():
@@ -108,6 +136,23 @@ class TeamsBot:
             case ConversationUpdateActivity():
                 await self.on_conversation_update(activity)
         return Outcome()
+
+    async def apologise(self, activity: Any) -> Outcome:
+        """After a listener failed (logged by the caller): the user is told, never shown a
+        trace. A message gets an apology card in its conversation; a card action an error the
+        card shows; anything else 500, for the Bot Framework to retry."""
+        apology = self.cards.apology()
+        match activity:
+            case AdaptiveCardInvokeActivity():
+                return invoke_error(500, apology.text)
+            case MessageActivity():
+                try:
+                    await self.connector.send(activity.service_url or "", activity.conversation.id,
+                                              apology.card, apology.text)  # fmt: skip
+                except httpx.HTTPError as error:
+                    logger.error("could not apologise in Teams: %s", error)
+                return Outcome()
+        return Outcome(status=500)
 
     # --- messages ----------------------------------------------------------------------------
 
@@ -130,9 +175,9 @@ class TeamsBot:
             user,
             parse_request(text),
             now,
-            into=reference.name if in_channel else None,
+            into=destination_of(TEAMS, reference.name) if in_channel else None,
         )
-        answer = self.render(reply)
+        answer = self.cards.render(reply)
         await self.connector.send(
             service_url,
             conversation.id,
@@ -140,6 +185,40 @@ class TeamsBot:
             answer.text,
             reply_to=activity.id if in_channel else None,
         )
+
+    # --- card actions ------------------------------------------------------------------------
+
+    async def on_card_action(self, activity: AdaptiveCardInvokeActivity) -> Outcome:
+        """Acknowledge or Snooze on an alert card: the core decides and records
+        (``ConversationCore.act_on_alerts``, as for Slack's buttons); the card is drawn again
+        for everyone (the activity updated in place) and returned to the clicker."""
+        now = self.clock()
+        data = activity.value.action.data
+        verb, key = data.get("kpibot"), data.get("key")
+        action = ACTIONS.get(verb) if isinstance(verb, str) else None
+        if action is None or not isinstance(key, str):
+            return invoke_error(400, "not a kpibot card action")
+        value = key if action is Action.ACKNOWLEDGE else f"{key}|{data.get('duration')}"
+        service_url = activity.service_url or ""
+        conversation = activity.conversation.id
+        user = user_id_of(activity.from_)
+        await self.users.look_up(service_url, conversation, activity.from_.id, user, now)
+        posted = await asyncio.to_thread(find, self.sessions, conversation.split(";")[0])
+        card_id = activity.reply_to_id or ""
+        where = destination_of(TEAMS, posted.name) if posted is not None else ""
+        outcome = await asyncio.to_thread(
+            self.core.act_on_alerts, user, action, value, now, where, card_id
+        )
+        if outcome is None:
+            return invoke_error(404, "this alert message is no longer known")
+        if isinstance(outcome, Reply):
+            return invoke_message(self.cards.render(outcome).text)
+        card = self.cards.alert_group(outcome.group)
+        if posted is not None:
+            await self.connector.update(
+                posted.service_url, posted.conversation_id, card_id, card.card, card.text
+            )
+        return invoke_card(card.card)
 
     # --- installation ------------------------------------------------------------------------
 
@@ -171,7 +250,7 @@ class TeamsBot:
             aad = user_id_of(activity.from_)
             service_url = activity.service_url or ""
             await self.users.look_up(service_url, conversation.id, activity.from_.id, aad, now)
-            user = self.users.email(aad, now) or aad
+            user = await asyncio.to_thread(self.users.email, aad, now) or aad
         name = conversation_name(
             kind,
             conversation.id,

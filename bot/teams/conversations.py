@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.chat_models import to_db
@@ -88,19 +88,17 @@ def _reference(row: TeamsConversation) -> Reference:
 
 
 def find(sessions: sessionmaker[Session], name: str) -> Reference | None:
-    """The conversation a route names, by its name (any case) or its conversation id; the
-    most recently seen one if several share a name."""
+    """The conversation a route names, by its name (in any case: compared in Python, as
+    SQLite's ``lower`` folds ASCII only) or its conversation id; the most recently seen one if
+    several share a name. A bot is in a few hundred conversations at most."""
     with sessions() as session:
-        row = session.scalars(
-            select(TeamsConversation)
-            .where(
-                or_(
-                    func.lower(TeamsConversation.name) == name.casefold(),
-                    TeamsConversation.conversation_id == name,
-                )
-            )
-            .order_by(TeamsConversation.updated_at.desc())
-        ).first()
+        rows = session.scalars(
+            select(TeamsConversation).order_by(TeamsConversation.updated_at.desc())
+        )
+        wanted = name.casefold()
+        row = next(
+            (r for r in rows if r.conversation_id == name or r.name.casefold() == wanted), None
+        )
         return None if row is None else _reference(row)
 
 

@@ -7,7 +7,7 @@ bot, as for Slack: the body's size (413, the rest never read), the Bearer token 
 missing or invalid; 503 when Microsoft's keys cannot be read), the JSON (400), then the
 activity against the SDK's own models (400). Activity types kpibot does not handle are
 acknowledged with 200 and ignored, as the Bot Framework expects. A failure inside a listener
-is logged with its traceback and answered 500 with no detail.
+is logged here with its traceback, and the user gets an apology (``TeamsBot.apologise``).
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def messages_route(
             return _refuse(400, f"not a valid activity: {error.error_count()} problem(s)")
         try:
             outcome = await bot.on_activity(activity)
-        except Exception:
+        except Exception:  # the one place a listener's failure lands
             logger.exception("error handling a Teams %s activity", data["type"])
-            return JSONResponse({"error": "internal error"}, 500)
+            outcome = await bot.apologise(activity)
         if outcome.body is None:
             return Response(status_code=outcome.status)
         return JSONResponse(outcome.body, outcome.status)

@@ -8,6 +8,7 @@ core is asked (``TeamsUsers.look_up``); ``identify`` then reads the cache."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -33,14 +34,16 @@ class TeamsUsers:
                       aad_id: str, now: datetime) -> None:  # fmt: skip
         """Make sure the cache knows the email of ``aad_id`` (Teams user ``member_id``). A
         failed lookup is not remembered: the next message asks again."""
-        if not isinstance(cached_email(self.sessions, aad_id, now), Unknown):
+        # The store is read and written in a worker thread: the event loop serves other requests.
+        cached = await asyncio.to_thread(cached_email, self.sessions, aad_id, now)
+        if not isinstance(cached, Unknown):
             return
         try:
             email = await self.connector.email_of(service_url, conversation_id, member_id)
         except httpx.HTTPError as error:
             logger.warning("Teams member lookup for %s failed: %s", aad_id, error)
             return
-        remember(self.sessions, aad_id, email, now)
+        await asyncio.to_thread(remember, self.sessions, aad_id, email, now)
 
     def email(self, aad_id: str, now: datetime) -> str | None:
         """The email the cache holds for ``aad_id``, if any."""

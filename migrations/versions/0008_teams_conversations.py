@@ -1,4 +1,5 @@
-"""teams conversations: where the Teams bot was installed or spoken to, for proactive messages
+"""teams conversations: where the Teams bot was installed or spoken to, for proactive messages;
+destination columns widened from Slack's 40 characters to hold "teams:<conversation name>"
 
 Revision ID: 0008
 Revises: 0007
@@ -16,7 +17,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# (table, column) holding a delivery destination.
+DESTINATIONS = (
+    ("outbox", "channel"),
+    ("outbox", "delivered_channel"),
+    ("delivery_failures", "channel"),
+    ("alert_messages", "channel"),
+    ("chat_subscriptions", "channel"),
+)
+
+
 def upgrade() -> None:
+    # SQLite does not enforce VARCHAR lengths (and would have to copy each table to change them).
+    if op.get_bind().dialect.name != "sqlite":
+        for table, column in DESTINATIONS:
+            op.alter_column(table, column, type_=sa.String(length=320))
     op.create_table(
         "teams_conversations",
         sa.Column("conversation_id", sa.String(length=400), nullable=False),
@@ -36,5 +51,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        for table, column in DESTINATIONS:
+            op.alter_column(table, column, type_=sa.String(length=40))
     op.drop_index(op.f("ix_teams_conversations_name"), table_name="teams_conversations")
     op.drop_table("teams_conversations")

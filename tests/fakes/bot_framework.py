@@ -192,10 +192,11 @@ class FakeBotFramework(FakeServer):
         })  # fmt: skip
 
     def _known(self, conversation_id: str) -> Response | None:
-        if conversation_id in self.removed:
+        if conversation_id.split(";")[0] in self.removed:
             return _error(403, "BotNotInConversationRoster", "The bot is not part of the "
                           "conversation roster.")  # fmt: skip
-        if self.conversations and conversation_id not in self.conversations:
+        # A channel's thread is the conversation "<channel id>;messageid=<root id>".
+        if self.conversations and conversation_id.split(";")[0] not in self.conversations:
             return _error(404, "ConversationNotFound", "Conversation not found.")
         return None
 

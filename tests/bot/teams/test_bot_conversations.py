@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from bot.formatting import Formatter
 from bot.store.teams_models import TeamsConversation
-from tests.bot.teams_world import (
+from tests.bot.teams.world import (
     ADMIN,
     BOT_ID,
     LYON_TEAM_ID,
@@ -20,6 +21,7 @@ from tests.bot.teams_world import (
     REP,
     STRANGER,
     TeamsWorld,
+    card_text,
     channel_mention,
     installation,
     personal_message,
@@ -45,16 +47,7 @@ def answer(world: TeamsWorld) -> tuple[dict[str, Any], str]:
     card = attachment["content"]
     assert card["type"] == "AdaptiveCard"
     assert card["version"] == "1.5"
-    return activity, "\n".join(_texts(card))
-
-
-def _texts(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["text"]] if isinstance(node.get("text"), str) else []
-        return found + [t for value in node.values() for t in _texts(value)]
-    if isinstance(node, list):
-        return [t for item in node for t in _texts(item)]
-    return []
+    return activity, card_text(card)
 
 
 def test_a_rep_asks_in_french_in_a_personal_chat(world: TeamsWorld) -> None:
@@ -150,3 +143,16 @@ def test_installation_in_a_team_is_remembered_and_uninstallation_forgotten(
     with world.sessions()() as session:
         assert session.get(TeamsConversation, LYON_TEAM_ID) is None
     assert world.fake.posted() == []  # installing says nothing
+
+
+def test_a_failing_listener_apologises_and_logs_the_trace(
+    world: TeamsWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    with world.service.engine.begin() as connection:
+        connection.execute(text("DROP TABLE teams_conversations"))  # the store is broken
+    status, _ = world.post(personal_message(world.fake, "ca ce trimestre", REP))
+    assert status == 200
+    _, said = answer(world)
+    assert said == Formatter.for_organisation(world.settings.organisation).t("oops")
+    assert "Traceback" not in said
+    assert "error handling a Teams message activity" in caplog.text

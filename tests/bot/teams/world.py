@@ -205,3 +205,13 @@ def card_action(
         channelData={"tenant": {"id": TENANT_ID}},
     )
     return activity
+
+
+def card_text(card: Any) -> str:
+    """Every text a card shows (text blocks, facts' titles and values), one a line."""
+    if isinstance(card, dict):
+        own = [card[k] for k in ("title", "text", "value") if isinstance(card.get(k), str)]
+        return "\n".join(own + [t for v in card.values() if (t := card_text(v))])
+    if isinstance(card, list):
+        return "\n".join(t for item in card if (t := card_text(item)))
+    return ""
