@@ -45,11 +45,23 @@ def _frame(
 ) -> pd.DataFrame:
     """Read ``statement`` in chunks, each turned into compact dtypes by ``compact`` before the
     next is read: rows arrive as Python objects, and a million of them at once would cost
-    gigabytes."""
+    gigabytes.
+
+    The rows come straight from the driver's cursor, as the database gives them (on SQLite,
+    dates as ISO text and amounts as floats): ``compact`` converts whole columns at once,
+    where SQLAlchemy's result processing converted each value, which was most of the time."""
+    columns = [c.name for c in statement.selected_columns]
     with engine.connect() as connection:
-        chunks = [compact(chunk) for chunk in pd.read_sql(statement, connection, chunksize=_CHUNK)]
+        sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql)
+            chunks = []
+            while rows := cursor.fetchmany(_CHUNK):
+                chunks.append(compact(pd.DataFrame.from_records(rows, columns=columns)))
+        finally:
+            cursor.close()
     if not chunks:
-        columns = [c.name for c in statement.selected_columns]
         return compact(pd.DataFrame({c: pd.Series(dtype="object") for c in columns}))
     return pd.concat(chunks, ignore_index=True)
 
