@@ -264,11 +264,11 @@ def import_csv_command(obj: CliContext, source: str) -> None:
     base = obj.config.parent / sources[source].base_dir
     with transaction(session_factory(service.engine)) as session:
         report = import_csv(session, source, sources[source], base, settings.organisation.currency)
-    if report.changed:
-        service.refresh_facts()  # publish the snapshot every serving process maps
     click.echo(report.summary())
     for problem in report.problems:
         click.echo(f"  skipped {problem.file}:{problem.line}: {problem.reason}", err=True)
+    if report.changed:
+        service.refresh_facts()  # publish the snapshot every serving process maps
 
 
 @main.command("sync")
