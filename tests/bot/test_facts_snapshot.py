@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from bot.service import KpiService
 from bot.settings import load_settings
 from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts, snapshot_folder
-from bot.store.facts_snapshot import TABLES, Snapshots
+from bot.store.facts_snapshot import TABLES, Snapshots, snapshot_key
 from bot.store.models import Lead, Opportunity, Rep, Spend, Survey, Team
 from bot.store.upsert import ids_by_source_id, upsert
 from metrics.answers import answer
@@ -229,14 +229,21 @@ def test_a_snapshot_lives_beside_an_sqlite_file_and_nowhere_for_memory(folder):
     assert snapshot_folder(make_engine("sqlite://")) is None
 
 
-def test_a_process_maps_the_snapshot_a_sync_published_without_reading_the_store(folder):
+def _serving(folder: Path) -> tuple[Engine, GatedSnapshots, FactsCache, Facts]:
+    """A process answering from its first facts, whose own rebuilds are held."""
     engine = _engine(folder)
     store_company(engine, _company("100.00"))
     gated = GatedSnapshots(folder / "s", "k")
     gated.opened.set()
-    server = FactsCache(engine, "EUR", RATES, 0.5, snapshots=gated)
-    assert _won(server.get()) == 10_000
+    cache = FactsCache(engine, "EUR", RATES, 0.5, snapshots=gated)
+    first = cache.get()
     gated.opened.clear()
+    return engine, gated, cache, first
+
+
+def test_a_process_maps_the_snapshot_a_sync_published_without_reading_the_store(folder):
+    engine, _, server, first = _serving(folder)
+    assert _won(first) == 10_000
     # The sync's process: it writes the store, then publishes the snapshot.
     store_company(engine, _company("250.00"))
     writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
@@ -246,13 +253,7 @@ def test_a_process_maps_the_snapshot_a_sync_published_without_reading_the_store(
 
 
 def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
-    engine = _engine(folder)
-    store_company(engine, _company("100.00"))
-    snapshots = GatedSnapshots(folder / "s", "k")
-    snapshots.opened.set()
-    cache = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots)
-    old = cache.get()
-    snapshots.opened.clear()
+    engine, snapshots, cache, old = _serving(folder)
     store_company(engine, _company("250.00"))  # a change nobody published
 
     assert cache.get() is old  # the rebuild starts in the background
@@ -314,3 +315,16 @@ def test_database_snapshots_names_the_folder_relative_to_the_config(folder):
     published = list((folder / "shared").iterdir())
     assert [p.name.split("-")[0] for p in published] == ["v1"]
     assert not (folder / "kpibot.db.facts").exists()
+
+
+def test_a_configured_folder_shares_the_facts_of_any_store(store, tmp_path):
+    """PostgreSQL too: with a folder set, a second process maps what the first published."""
+    store_company(store, _company("100.00"))
+    published = FactsCache(store, "EUR", RATES, 0.5, snapshots=tmp_path / "shared").refresh()
+    snapshots = Snapshots(tmp_path / "shared", snapshot_key("EUR", RATES, 0.5, UTC))
+    mapped = snapshots.read(published.version)
+    assert mapped is not None
+    assert_same_facts(mapped, load_facts(store, "EUR", RATES, 0.5))
+    assert_same_facts(
+        FactsCache(store, "EUR", RATES, 0.5, snapshots=snapshots.folder).get(), mapped
+    )
