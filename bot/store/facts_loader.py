@@ -443,13 +443,15 @@ class FactsCache:
         published. The store may have moved on since ``version`` was read: the facts carry
         the version they were built at."""
         mapped = self._mapped(version)
-        if mapped is not None:
-            return mapped
-        facts = load_facts(self._engine, *self._args, zone=self._zone)
-        if self._snapshots is not None:
+        if mapped is not None or self._snapshots is None:
+            return mapped or load_facts(self._engine, *self._args, zone=self._zone)
+        with self._snapshots.publishing():
+            mapped = self._mapped(version)  # published while this process waited
+            if mapped is not None:
+                return mapped
+            facts = load_facts(self._engine, *self._args, zone=self._zone)
             self._snapshots.write(facts)
-            facts = self._mapped(facts.version) or facts  # share the mapped pages
-        return facts
+            return self._mapped(facts.version) or facts  # share the mapped pages
 
     def _refresh_in_background(self) -> None:
         if self._refreshing is not None and self._refreshing.is_alive():

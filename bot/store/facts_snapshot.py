@@ -13,6 +13,7 @@ without a copy, so the numbers a process reads stay in the shared page cache.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,6 +21,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -136,6 +139,18 @@ class Snapshots:
             )
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             raise SnapshotUnreadable(f"{folder}: {error}") from error
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Hold the folder's lock: one process at a time builds and publishes, so a serving
+        process that saw a change first does not build what the sync is about to publish."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def write(self, facts: Facts) -> Path:
         """Publish ``facts`` as the snapshot of ``facts.version``, atomically, and drop the

@@ -217,8 +217,10 @@ class GatedSnapshots(Snapshots):
     def __init__(self, folder: Path, key: str) -> None:
         super().__init__(folder, key)
         self.opened = threading.Event()
+        self.entered = threading.Event()  # set when a write waits for ``opened``
 
     def write(self, facts: Facts) -> Path:
+        self.entered.set()
         assert self.opened.wait(10)
         return super().write(facts)
 
@@ -238,6 +240,7 @@ def _serving(folder: Path) -> tuple[Engine, GatedSnapshots, FactsCache, Facts]:
     cache = FactsCache(engine, "EUR", RATES, 0.5, snapshots=gated)
     first = cache.get()
     gated.opened.clear()
+    gated.entered.clear()
     return engine, gated, cache, first
 
 
@@ -297,7 +300,8 @@ def test_facts_built_with_other_settings_are_not_mapped(folder):
     euros = FactsCache(engine, "EUR", RATES, 0.5).refresh()
     dollars = FactsCache(engine, "USD", {"EUR": Decimal("1.25")}, 0.5).get()
     assert _won(euros) == 10_000 and _won(dollars) == 12_500
-    assert len(list((folder / "kpibot.db.facts").iterdir())) == 2
+    published = [p.name for p in (folder / "kpibot.db.facts").iterdir() if p.is_dir()]
+    assert len(published) == 2 and len({name.split("-")[1] for name in published}) == 2
 
 
 def test_database_snapshots_names_the_folder_relative_to_the_config(folder):
@@ -312,7 +316,7 @@ def test_database_snapshots_names_the_folder_relative_to_the_config(folder):
     )
     service = KpiService(load_settings(config, {}), engine)
     service.refresh_facts()
-    published = list((folder / "shared").iterdir())
+    published = [p for p in (folder / "shared").iterdir() if p.is_dir()]
     assert [p.name.split("-")[0] for p in published] == ["v1"]
     assert not (folder / "kpibot.db.facts").exists()
 
@@ -328,3 +332,30 @@ def test_a_configured_folder_shares_the_facts_of_any_store(store, tmp_path):
     assert_same_facts(
         FactsCache(store, "EUR", RATES, 0.5, snapshots=snapshots.folder).get(), mapped
     )
+
+
+class CountedSnapshots(Snapshots):
+    def __init__(self, folder: Path, key: str) -> None:
+        super().__init__(folder, key)
+        self.written = 0
+
+    def write(self, facts: Facts) -> Path:
+        self.written += 1
+        return super().write(facts)
+
+
+def test_one_process_builds_a_change_the_others_map_it(folder):
+    engine, gated, _, first = _serving(folder)
+    store_company(engine, _company("250.00"))
+    # The sync's process holds the folder while it builds (held half-way here)...
+    sync = threading.Thread(target=FactsCache(engine, "EUR", RATES, 0.5, snapshots=gated).refresh)
+    sync.start()
+    assert gated.entered.wait(10)
+    # ...so a serving process that saw the change waits for it instead of building it too.
+    other = CountedSnapshots(folder / "s", "k")
+    waiting = FactsCache(engine, "EUR", RATES, 0.5, snapshots=other)
+    gated.opened.set()
+    facts = waiting.refresh()
+    sync.join()
+    assert _won(facts) == 25_000 and facts.version == first.version + 1
+    assert other.written == 0
