@@ -15,7 +15,8 @@ regions as CSV files. Each step runs in a process of its own, so that each peak 
 - DuckDB (``pip install -e '.[bench]'``): the same CSV files loaded into DuckDB, and for every
   question the same figures kpibot's answer holds (the value, the previous period and the same
   period last year like for like, the five earlier periods of the trend, and the breakdown),
-  as SQL over the same periods, the same number of rounds.
+  as SQL over the same periods, the same number of rounds; the value of the period asked
+  about is checked against kpibot's ("same figure").
 
 A benchmark, not a test: the numbers depend on the machine and its load, both printed.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -255,16 +257,17 @@ def serve_step(
     queries = {}
     for question in QUESTIONS:
         query = service.parse(question, NOW)
+        value = service.answer(query, NOW).value.value
         period = query.period
         earlier = [like_for_like(period, TODAY, period.shift(-n)) for n in range(1, TREND_PERIODS)]
         if period.grain.value != "year":
             earlier.append(like_for_like(period, TODAY, period.same_period_last_year()))
-        current = like_for_like(period, TODAY, period)
         queries[question] = {
             "kpi": query.kpi,
             "scope": (query.scope.level.value, query.scope.name),
             "breakdown": None if query.breakdown is None else query.breakdown.value,
-            "periods": [(p.start.isoformat(), p.end.isoformat()) for p in [current, *earlier]],
+            "periods": [(p.start.isoformat(), p.end.isoformat()) for p in [period, *earlier]],
+            "value": None if value is None else float(value),
         }
     results.put(
         {
@@ -305,7 +308,7 @@ def _kpi_sql(kpi: str, start: str, end: str) -> str:
     won = f"stage = 'Won' AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
     closed = f"stage IN ('Won', 'Lost') AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
     open_in = f"stage = 'Open' AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
-    rest = f"stage = 'Open' AND closed BETWEEN GREATEST(DATE '{start}', DATE '{TODAY}') AND DATE '{end}'"  # noqa: E501
+    rest = f"stage = 'Open' AND closed > DATE '{TODAY}' AND closed <= DATE '{end}'"
     judged = f"created BETWEEN DATE '{start}' AND LEAST(DATE '{end}', DATE '{TODAY}' - 30)"
     return {
         "revenue": f"SUM(amount) FILTER (WHERE {won})",
@@ -355,6 +358,10 @@ def duckdb_step(
     )
     loaded = time.perf_counter() - began
     rows = sum(connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in "rol")
+    # The figure of the period asked about, to check that both computed the same thing.
+    values = {
+        q: connection.execute(duckdb_sql(query)[0]).fetchone()[0] for q, query in queries.items()
+    }
     latencies: dict[str, list[float]] = {q: [] for q in queries}
     for _ in range(repeats):
         for question, query in queries.items():
@@ -366,8 +373,17 @@ def duckdb_step(
         "load_s": loaded,
         "rows": rows,
         "latencies": latencies,
+        "values": {q: None if v is None else float(v) for q, v in values.items()},
         "peak_rss_mb": peak_memory_mb(),
     }
+
+
+def same_figure(ours: float | None, theirs: float | None) -> bool:
+    """kpibot's value against DuckDB's: money rounded to the cent, ratios in percent."""
+    if ours is None or theirs is None:
+        return ours is theirs
+    # A rate may be a fraction on one side and a percentage on the other.
+    return any(math.isclose(ours, theirs * scale, rel_tol=1e-6, abs_tol=0.01) for scale in (1, 100))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,16 +457,22 @@ def main() -> None:
     duck = in_process(duckdb_step, str(folder), args.repeats, served["queries"])
     if duck is not None:
         print(f"DuckDB: CSV loaded in {duck['load_s']:.2f} s ({duck['rows']:,} rows)")
-    print(f"\n{'question':<36} {'kpibot p95':>11} {'DuckDB p95':>11} {'ratio':>6}")
+    print(f"\n{'question':<36} {'kpibot p95':>11} {'DuckDB p95':>11} {'ratio':>6}  same figure")
     table = {}
     for question in QUESTIONS:
         ours = p95(served["latencies"][question])
         theirs = p95(duck["latencies"][question]) if duck else None
         ratio = ours / theirs if theirs else None
-        table[question] = {"kpibot_p95_ms": ours, "duckdb_p95_ms": theirs, "ratio": ratio}
+        value = served["queries"][question]["value"]
+        agreed = same_figure(value, duck["values"][question]) if duck else None
+        table[question] = {
+            "kpibot_p95_ms": ours, "duckdb_p95_ms": theirs, "ratio": ratio,
+            "kpibot_value": value, "duckdb_value": duck["values"][question] if duck else None,
+            "same_figure": agreed,
+        }  # fmt: skip
         print(
             f"{question:<36} {ours:>8.1f} ms"
-            + (f" {theirs:>8.1f} ms {ratio:>6.2f}" if theirs is not None else "")
+            + (f" {theirs:>8.1f} ms {ratio:>6.2f}  {'yes' if agreed else 'NO'}" if duck else "")
         )
     every = [x for xs in served["latencies"].values() for x in xs]
     figures["answers"] = {
