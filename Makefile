@@ -34,6 +34,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: $(APP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python scripts/bench_answers.py --size 100000
 
 clean:

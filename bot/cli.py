@@ -293,6 +293,8 @@ def import_csv_command(obj: CliContext, source: str) -> None:
     click.echo(report.summary())
     for problem in report.problems:
         click.echo(f"  skipped {problem.file}:{problem.line}: {problem.reason}", err=True)
+    if report.changed:
+        service.refresh_facts()  # publish the snapshot every serving process maps
 
 
 @main.command("sync")
@@ -340,6 +342,8 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     else:
         label = "+".join(names)
         run = record_sync(engine, label, pull, datetime.now(settings.organisation.zone))
+        if run.changed:
+            obj.service().refresh_facts()  # publish the snapshot every serving process maps
         failed = run.status != SUCCEEDED
         if failed and not reports:
             click.echo(f"sync {label} failed: {run.detail}", err=True)

@@ -71,6 +71,7 @@ class KpiService:
             dict(settings.config.fx_rates),
             float(evaluation.default_probability),
             settings.organisation.zone,
+            settings.snapshot_folder,
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None
@@ -112,6 +113,11 @@ class KpiService:
             )
             self._snapshot = Snapshot(facts, directory)
         return self._snapshot
+
+    def refresh_facts(self) -> None:
+        """Bring the facts to the store's data version now and publish their snapshot: for a
+        writer after its commit (import, sync), so that serving processes only map it."""
+        self._cache.refresh()
 
     def local_date(self, now: datetime) -> date:
         return now.astimezone(self.settings.organisation.zone).date()

@@ -240,6 +240,9 @@ def check_database_url(value: str) -> str:
 
 class Database(_Section):
     url: Annotated[str, AfterValidator(check_database_url)] = "sqlite:///kpibot.db"
+    # The folder of the facts snapshots (bot.store.facts_snapshot), relative to the config
+    # file; beside an SQLite file by default, none for PostgreSQL unless set.
+    snapshots: str | None = None
 
 
 class Evaluation(_Section):
@@ -841,6 +844,12 @@ class Settings(BaseModel):
     @property
     def organisation(self) -> Organisation:
         return self.config.organisation
+
+    @property
+    def snapshot_folder(self) -> Path | None:
+        """``database.snapshots`` as a path, None when not set."""
+        folder = self.config.database.snapshots
+        return None if folder is None else self.config_path.parent / folder
 
     @property
     def redacted_database_url(self) -> str:

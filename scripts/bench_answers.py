@@ -1,19 +1,31 @@
-"""Benchmark: import speed, answer latency and memory at a given size.
+"""Benchmark: import, time to ready, refresh after a sync, answer latency and memory at a size,
+kpibot and DuckDB side by side on the same data in the same run.
 
-    python scripts/bench_answers.py --size 1000000
+    python scripts/bench_answers.py --size 1000000 [--json figures.json]
 
 Generates ``--size`` opportunities and twice as many leads for 500 reps in 50 teams and 10
-regions as CSV files, imports them with ``kpibot import csv``'s code into a fresh SQLite store,
-then, in a separate process (so its peak memory is the serving process's own), loads the facts
-once and answers a mix of questions repeatedly, reporting latency percentiles. The same
-"revenue by team this quarter" is also computed with a plain pandas script and, if installed,
-with DuckDB on the same CSV, for comparison. A benchmark, not a test: numbers depend on the
-machine, which is printed with them.
+regions as CSV files. Each step runs in a process of its own, so that each peak memory
+(VmHWM) is that step's:
+
+- import: ``kpibot import csv``'s code into a fresh SQLite store, then the facts snapshot
+  published (what ``kpibot import`` does after its commit);
+- serve: a new process until it can answer (it maps the snapshot), then rounds of the
+  question mix; then, while it keeps running, a sync changes 1,000 deals in another process
+  and publishes its snapshot, and the serving process's next answer swaps it in;
+- DuckDB (``pip install -e '.[bench]'``): the same CSV files loaded into DuckDB, and for every
+  question the same figures kpibot's answer holds (the value, the previous period and the same
+  period last year like for like, the five earlier periods of the trend, and the breakdown),
+  as SQL over the same periods, the same number of rounds; the value of the period asked
+  about is checked against kpibot's ("same figure").
+
+A benchmark, not a test: the numbers depend on the machine and its load, both printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import multiprocessing
 import os
 import platform
@@ -21,12 +33,34 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import update
+
+from bot.importers.csv_import import import_csv
+from bot.service import KpiService
+from bot.settings import load_settings
+from bot.store.database import (
+    bump_data_version,
+    make_engine,
+    migrate,
+    session_factory,
+    transaction,
+)
+from bot.store.models import Opportunity
+from metrics.answers import TREND_PERIODS
+from metrics.periods import like_for_like
+
+try:
+    import duckdb
+except ImportError:  # the bench extra is not installed: kpibot's figures alone
+    duckdb = None
 
 QUESTIONS = (
     "revenue",
@@ -41,7 +75,8 @@ QUESTIONS = (
     "revenue rep Rep 0042 this year",
 )
 TODAY = date(2026, 11, 26)
-ZONE = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=ZoneInfo("Europe/Paris"))
+CHANGED = 1_000  # deals a sync changes
 
 CONFIG = """
 organisation: {{name: Bench, locale: fr_FR, timezone: Europe/Paris, currency: EUR}}
@@ -79,6 +114,10 @@ def machine() -> str:
                 break
     python = f"{platform.python_implementation()} {platform.python_version()}"
     return f"{python}, {os.cpu_count()} cores, {cpu}"
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def generate(folder: Path, size: int, seed: int = 1) -> None:
@@ -134,27 +173,9 @@ def generate(folder: Path, size: int, seed: int = 1) -> None:
     )
 
 
-def run_import(folder: Path) -> tuple[int, float]:
-    from bot.importers.csv_import import import_csv
-    from bot.settings import load_settings
-    from bot.store.database import make_engine, migrate, session_factory, transaction
-
-    settings = load_settings(folder / "kpibot.yaml", {})
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    source = settings.config.imports.csv["bench"]
-    began = time.perf_counter()
-    with transaction(session_factory(engine)) as session:
-        report = import_csv(session, "bench", source, folder, "EUR")
-    elapsed = time.perf_counter() - began
-    assert not report.problems, report.problems[:3]
-    rows = sum(table.read for table in report.tables)
-    return rows, elapsed
-
-
 def peak_memory_mb() -> float:
     """This process's peak resident memory. On Linux, VmHWM: ru_maxrss of a process started by
-    fork and exec still carries the parent's peak from before the exec (here, the import's)."""
+    fork and exec still carries the parent's peak from before the exec."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
@@ -163,71 +184,216 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def serve(folder: str, repeats: int, queue: multiprocessing.Queue[dict[str, object]]) -> None:
-    from bot.service import KpiService
-    from bot.settings import load_settings
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(0.95 * (len(ordered) - 1))]
 
+
+# ---------------------------------------------------------------------------------------------
+# kpibot
+
+
+def import_step(folder: str) -> dict[str, Any]:
+    settings = load_settings(Path(folder) / "kpibot.yaml", {})
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    source = settings.config.imports.csv["bench"]
+    began = time.perf_counter()
+    with transaction(session_factory(engine)) as session:
+        report = import_csv(session, "bench", source, Path(folder), "EUR")
+    imported = time.perf_counter() - began
+    assert not report.problems, report.problems[:3]
+    began = time.perf_counter()
+    KpiService(settings, engine).refresh_facts()
+    return {
+        "rows": sum(table.read for table in report.tables),
+        "import_s": imported,
+        "publish_s": time.perf_counter() - began,
+        "peak_rss_mb": peak_memory_mb(),
+    }
+
+
+def sync_step(folder: str, changed: int) -> dict[str, Any]:
+    """What a sync that changes ``changed`` deals does: write them, bump the data version (the
+    history recorded), publish the facts snapshot."""
+    settings = load_settings(Path(folder) / "kpibot.yaml", {})
+    engine = make_engine(settings.database_url)
+    ids = [f"O{i}" for i in range(0, changed * 7, 7)]
+    began = time.perf_counter()
+    with transaction(session_factory(engine)) as session:
+        session.execute(
+            update(Opportunity)
+            .where(Opportunity.source == "bench", Opportunity.source_id.in_(ids))
+            .values(amount=Opportunity.amount + 1)
+        )
+        bump_data_version(session)
+    written = time.perf_counter() - began
+    began = time.perf_counter()
+    KpiService(settings, engine).refresh_facts()
+    return {"write_s": written, "publish_s": time.perf_counter() - began}
+
+
+def serve_step(
+    folder: str,
+    started: float,
+    repeats: int,
+    results: multiprocessing.Queue[dict[str, Any]],
+    synced: multiprocessing.Queue[bool],
+) -> None:
+    # From the parent's start() on: the interpreter and the imports (before this function
+    # runs), then settings and the schema check, then the facts.
+    modules = time.time() - started
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
     service = KpiService(settings)
-    now = datetime(2026, 11, 26, 9, 0, tzinfo=ZONE)
-    began = time.perf_counter()
-    service.snapshot()
-    load = time.perf_counter() - began
+    constructed = time.time() - started
+    facts = service.snapshot().facts
+    ready = time.time() - started
     latencies: dict[str, list[float]] = {q: [] for q in QUESTIONS}
     for _ in range(repeats):
         for question in QUESTIONS:
             t0 = time.perf_counter()
-            service.ask(question, now)
+            service.ask(question, NOW)
             latencies[question].append((time.perf_counter() - t0) * 1000)
-    every = sorted(x for xs in latencies.values() for x in xs)
-    first = [xs[0] for xs in latencies.values()]
-    queue.put(
+    queries = {}
+    for question in QUESTIONS:
+        query = service.parse(question, NOW)
+        value = service.answer(query, NOW).value.value
+        period = query.period
+        earlier = [like_for_like(period, TODAY, period.shift(-n)) for n in range(1, TREND_PERIODS)]
+        if period.grain.value != "year":
+            earlier.append(like_for_like(period, TODAY, period.same_period_last_year()))
+        queries[question] = {
+            "kpi": query.kpi,
+            "scope": (query.scope.level.value, query.scope.name),
+            "breakdown": None if query.breakdown is None else query.breakdown.value,
+            "periods": [(p.start.isoformat(), p.end.isoformat()) for p in [period, *earlier]],
+            "value": None if value is None else float(value),
+        }
+    results.put(
         {
-            "load_s": load,
-            "p50": statistics.median(every),
-            "p95": every[int(0.95 * (len(every) - 1))],
-            "p99": every[int(0.99 * (len(every) - 1))],
-            "max": every[-1],
-            "first_max": max(first),
-            "per_question_p95": {
-                q: sorted(xs)[int(0.95 * (len(xs) - 1))] for q, xs in latencies.items()
+            "ready_s": ready,
+            "ready_parts_s": {
+                "interpreter_and_imports": modules,
+                "settings_and_schema_check": constructed - modules,
+                "facts_mapped": ready - constructed,
             },
+            "version": facts.version,
+            "latencies": latencies,
+            "queries": queries,
             "peak_rss_mb": peak_memory_mb(),
+        }
+    )
+    # A sync in another process publishes new facts; the next answer here swaps them in.
+    synced.get()
+    t0 = time.perf_counter()
+    swapped = service.snapshot().facts
+    swap = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    service.ask(QUESTIONS[0], NOW)
+    results.put(
+        {
+            "swap_ms": swap * 1000,
+            "first_answer_after_ms": (time.perf_counter() - t0) * 1000,
+            "new_version": swapped.version,
+            "peak_rss_mb_after_swap": peak_memory_mb(),
         }
     )
 
 
-def baselines(folder: Path) -> dict[str, float]:
-    out: dict[str, float] = {}
-    t0 = time.perf_counter()
-    opps = pd.read_csv(folder / "opportunities.csv", parse_dates=["closed"])
-    reps = pd.read_csv(folder / "reps.csv")
-    loaded = time.perf_counter()
-    merged = opps.merge(reps, left_on="owner", right_on="name")
-    won = merged[
-        (merged["stage"] == "Won")
-        & (merged["closed"] >= "2026-10-01")
-        & (merged["closed"] <= "2026-11-26")
-    ]
-    won.groupby("team")["amount"].sum()
-    out["pandas: read CSV (s)"] = loaded - t0
-    out["pandas: revenue by team (ms)"] = (time.perf_counter() - loaded) * 1000
-    try:
-        import duckdb
-    except ImportError:
-        return out
+# ---------------------------------------------------------------------------------------------
+# DuckDB: the same figures as SQL
+
+
+def _kpi_sql(kpi: str, start: str, end: str) -> str:
+    won = f"stage = 'Won' AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
+    closed = f"stage IN ('Won', 'Lost') AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
+    open_in = f"stage = 'Open' AND closed BETWEEN DATE '{start}' AND DATE '{end}'"
+    rest = f"stage = 'Open' AND closed > DATE '{TODAY}' AND closed <= DATE '{end}'"
+    judged = f"created BETWEEN DATE '{start}' AND LEAST(DATE '{end}', DATE '{TODAY}' - 30)"
+    return {
+        "revenue": f"SUM(amount) FILTER (WHERE {won})",
+        "win_rate": f"COUNT(*) FILTER (WHERE {won}) / NULLIF(COUNT(*) FILTER (WHERE {closed}), 0)",
+        "pipeline": f"SUM(amount) FILTER (WHERE {open_in})",
+        "forecast": f"COALESCE(SUM(amount) FILTER (WHERE {won}), 0) "
+        f"+ 0.5 * COALESCE(SUM(amount) FILTER (WHERE {rest}), 0)",
+        "avg_deal": f"AVG(amount) FILTER (WHERE {won})",
+        "sales_cycle": f"AVG(closed - created) FILTER (WHERE {won})",
+        "conversion": f"COUNT(*) FILTER (WHERE {judged} AND converted <= DATE '{TODAY}') "
+        f"/ NULLIF(COUNT(*) FILTER (WHERE {judged}), 0)",
+    }[kpi]
+
+
+def duckdb_sql(query: dict[str, Any]) -> list[str]:
+    """The value over each period, and the breakdown over the current one."""
+    table = "l" if query["kpi"] == "conversion" else "o"
+    level, name = query["scope"]
+    column = {"team": "team", "region": "region", "rep": "owner"}
+    where = "TRUE" if level == "company" else f"{column[level]} = '{name}'"
+    values = ", ".join(_kpi_sql(query["kpi"], s, e) for s, e in query["periods"])
+    statements = [f"SELECT {values} FROM {table} WHERE {where}"]
+    if query["breakdown"] is not None:
+        by = column[query["breakdown"]]
+        start, end = query["periods"][0]
+        statements.append(
+            f"SELECT {by}, {_kpi_sql(query['kpi'], start, end)} FROM {table} WHERE {where} "
+            f"GROUP BY {by}"
+        )
+    return statements
+
+
+def duckdb_step(
+    folder: str, repeats: int, queries: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    if duckdb is None:
+        return None
     connection = duckdb.connect()
+    path = Path(folder)
+    began = time.perf_counter()
     connection.execute(
-        f"CREATE TABLE o AS SELECT * FROM read_csv_auto('{folder / 'opportunities.csv'}')"
+        f"CREATE TABLE r AS SELECT * FROM read_csv('{path / 'reps.csv'}');"
+        f"CREATE TABLE o AS SELECT o.*, r.team, r.region "
+        f"FROM read_csv('{path / 'opportunities.csv'}') o JOIN r ON o.owner = r.name;"
+        f"CREATE TABLE l AS SELECT l.*, r.team, r.region "
+        f"FROM read_csv('{path / 'leads.csv'}') l JOIN r ON l.owner = r.name;"
     )
-    connection.execute(f"CREATE TABLE r AS SELECT * FROM read_csv_auto('{folder / 'reps.csv'}')")
-    t1 = time.perf_counter()
-    connection.execute(
-        "SELECT r.team, SUM(o.amount) FROM o JOIN r ON o.owner = r.name WHERE o.stage = 'Won' "
-        "AND o.closed BETWEEN DATE '2026-10-01' AND DATE '2026-11-26' GROUP BY r.team"
-    ).fetchall()
-    out["duckdb: revenue by team (ms)"] = (time.perf_counter() - t1) * 1000
-    return out
+    loaded = time.perf_counter() - began
+    rows = sum(connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in "rol")
+    # The figure of the period asked about, to check that both computed the same thing.
+    values = {
+        q: connection.execute(duckdb_sql(query)[0]).fetchone()[0] for q, query in queries.items()
+    }
+    latencies: dict[str, list[float]] = {q: [] for q in queries}
+    for _ in range(repeats):
+        for question, query in queries.items():
+            t0 = time.perf_counter()
+            for statement in duckdb_sql(query):
+                connection.execute(statement).fetchall()
+            latencies[question].append((time.perf_counter() - t0) * 1000)
+    return {
+        "load_s": loaded,
+        "rows": rows,
+        "latencies": latencies,
+        "values": {q: None if v is None else float(v) for q, v in values.items()},
+        "peak_rss_mb": peak_memory_mb(),
+    }
+
+
+def same_figure(ours: float | None, theirs: float | None) -> bool:
+    """kpibot's value against DuckDB's: money rounded to the cent, ratios in percent."""
+    if ours is None or theirs is None:
+        return ours is theirs
+    # A rate may be a fraction on one side and a percentage on the other.
+    return any(math.isclose(ours, theirs * scale, rel_tol=1e-6, abs_tol=0.01) for scale in (1, 100))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def in_process(target: Callable[..., Any], *args: Any) -> Any:
+    """Run ``target`` in a fresh process (spawned: its peak memory is its own)."""
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(1) as pool:
+        return pool.apply(target, args)
 
 
 def main() -> None:
@@ -235,36 +401,103 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000, help="number of opportunities")
     parser.add_argument("--repeats", type=int, default=20, help="rounds of the question mix")
     parser.add_argument("--keep", type=Path, help="folder to keep the data in")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {machine()}")
+    figures: dict[str, Any] = {
+        "machine": machine(),
+        "load_average_start": load_average(),
+        "size": args.size,
+        "repeats": args.repeats,
+    }
+    print(f"machine: {figures['machine']}; load average {figures['load_average_start']}")
     print(f"size: {args.size:,} opportunities, {2 * args.size:,} leads, 500 reps, 50 teams")
     t0 = time.perf_counter()
     generate(folder, args.size)
     print(f"generated CSV in {time.perf_counter() - t0:.1f} s ({folder})")
-    rows, elapsed = run_import(folder)
-    print(f"import: {rows:,} rows in {elapsed:.1f} s = {rows / elapsed:,.0f} rows/s")
-    # A fresh process: its peak memory is the serving process's own, not the import's.
-    spawn = multiprocessing.get_context("spawn")
-    queue: multiprocessing.Queue[dict[str, object]] = spawn.Queue()
-    child = spawn.Process(target=serve, args=(str(folder), args.repeats, queue))
-    child.start()
-    result = queue.get()
-    child.join()
-    print(f"facts loaded once in {result['load_s']:.1f} s")
+
+    imported = in_process(import_step, str(folder))
+    figures["import"] = imported
+    rate = imported["rows"] / imported["import_s"]
     print(
-        "answers ({} questions × {}): p50 {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms,"
-        " slowest first answer {:.1f} ms".format(
-            len(QUESTIONS), args.repeats, result["p50"], result["p95"], result["p99"],
-            result["max"], result["first_max"],
+        f"import: {imported['rows']:,} rows in {imported['import_s']:.1f} s = {rate:,.0f} rows/s;"
+        f" snapshot published in {imported['publish_s']:.1f} s;"
+        f" peak memory {imported['peak_rss_mb']:.0f} MB"
+    )
+
+    spawn = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[dict[str, Any]] = spawn.Queue()
+    synced: multiprocessing.Queue[bool] = spawn.Queue()
+    server = spawn.Process(
+        target=serve_step, args=(str(folder), time.time(), args.repeats, results, synced)
+    )
+    server.start()
+    served = results.get()
+    sync = in_process(sync_step, str(folder), CHANGED)
+    synced.put(True)
+    swapped = results.get()
+    server.join()
+    figures["serve"] = {k: v for k, v in served.items() if k not in ("latencies", "queries")}
+    figures["sync"] = {**sync, **swapped, "changed": CHANGED}
+    parts = served["ready_parts_s"]
+    print(
+        f"serving process ready in {served['ready_s']:.2f} s: interpreter and imports"
+        f" {parts['interpreter_and_imports']:.2f} s, settings and schema check"
+        f" {parts['settings_and_schema_check']:.2f} s, facts mapped"
+        f" {parts['facts_mapped']:.2f} s"
+    )
+    print(
+        f"sync of {CHANGED:,} changed deals: store written in {sync['write_s']:.1f} s, facts"
+        f" rebuilt and published in {sync['publish_s']:.1f} s (in the sync's process); the"
+        f" serving process swapped them in within {swapped['swap_ms']:.0f} ms, next answer"
+        f" {swapped['first_answer_after_ms']:.0f} ms"
+    )
+
+    duck = in_process(duckdb_step, str(folder), args.repeats, served["queries"])
+    if duck is not None:
+        print(f"DuckDB: CSV loaded in {duck['load_s']:.2f} s ({duck['rows']:,} rows)")
+    print(f"\n{'question':<36} {'kpibot p95':>11} {'DuckDB p95':>11} {'ratio':>6}  same figure")
+    table = {}
+    for question in QUESTIONS:
+        ours = p95(served["latencies"][question])
+        theirs = p95(duck["latencies"][question]) if duck else None
+        ratio = ours / theirs if theirs else None
+        value = served["queries"][question]["value"]
+        agreed = same_figure(value, duck["values"][question]) if duck else None
+        table[question] = {
+            "kpibot_p95_ms": ours, "duckdb_p95_ms": theirs, "ratio": ratio,
+            "kpibot_value": value, "duckdb_value": duck["values"][question] if duck else None,
+            "same_figure": agreed,
+        }  # fmt: skip
+        print(
+            f"{question:<36} {ours:>8.1f} ms"
+            + (f" {theirs:>8.1f} ms {ratio:>6.2f}  {'yes' if agreed else 'NO'}" if duck else "")
         )
-    )  # fmt: skip
-    for question, p95 in result["per_question_p95"].items():  # type: ignore[attr-defined]
-        print(f"  p95 {p95:7.1f} ms  {question}")
-    print(f"serving process peak memory: {result['peak_rss_mb']:.0f} MB")
-    for name, value in baselines(folder).items():
-        print(f"{name}: {value:.2f}")
+    every = [x for xs in served["latencies"].values() for x in xs]
+    figures["answers"] = {
+        "per_question": table,
+        "p50_ms": statistics.median(every),
+        "p95_ms": p95(every),
+        "max_ms": max(every),
+    }
+    print(
+        f"all answers: p50 {statistics.median(every):.1f} ms, p95 {p95(every):.1f} ms,"
+        f" max {max(every):.1f} ms"
+    )
+    print(
+        f"peak memory: serving {served['peak_rss_mb']:.0f} MB"
+        f" ({swapped['peak_rss_mb_after_swap']:.0f} MB after the swap),"
+        f" import {imported['peak_rss_mb']:.0f} MB"
+        + (f", DuckDB {duck['peak_rss_mb']:.0f} MB" if duck else "")
+    )
+    if duck is not None:
+        figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}
+    figures["load_average_end"] = load_average()
+    print(f"load average at the end: {figures['load_average_end']}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+        print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

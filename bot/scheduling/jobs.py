@@ -43,6 +43,9 @@ def _staleness(runtime: Runtime) -> Staleness:
 def sync(runtime: Runtime, fire_time: datetime) -> str:
     fmt = Formatter.for_organisation(runtime.settings.organisation)
     run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
+    if run.changed:
+        # Here, in the clock, not in the next request: serving processes map the snapshot.
+        runtime.service().refresh_facts()
     if run.status != SUCCEEDED:
         return fmt.t("job.sync.failed", source=runtime.sync_name, error=run.detail)
     stale_after = runtime.settings.config.scheduling.stale_after

@@ -1,13 +1,15 @@
-"""Facts as DataFrames, loaded from the store once per data version and kept in memory, so a
-question never reloads whole tables."""
+"""Facts as DataFrames, loaded from the store once per data version, published as a snapshot
+(``bot.store.facts_snapshot``) and kept in memory, so a question never reloads whole tables."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,13 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
+from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import first_recorded, slips, states_at
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
+
+log = logging.getLogger(__name__)
 
 _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
@@ -40,11 +45,23 @@ def _frame(
 ) -> pd.DataFrame:
     """Read ``statement`` in chunks, each turned into compact dtypes by ``compact`` before the
     next is read: rows arrive as Python objects, and a million of them at once would cost
-    gigabytes."""
+    gigabytes.
+
+    The rows come straight from the driver's cursor, as the database gives them (on SQLite,
+    dates as ISO text and amounts as floats): ``compact`` converts whole columns at once,
+    where SQLAlchemy's result processing converted each value, which was most of the time."""
+    columns = [c.name for c in statement.selected_columns]
     with engine.connect() as connection:
-        chunks = [compact(chunk) for chunk in pd.read_sql(statement, connection, chunksize=_CHUNK)]
+        sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql)
+            chunks = []
+            while rows := cursor.fetchmany(_CHUNK):
+                chunks.append(compact(pd.DataFrame.from_records(rows, columns=columns)))
+        finally:
+            cursor.close()
     if not chunks:
-        columns = [c.name for c in statement.selected_columns]
         return compact(pd.DataFrame({c: pd.Series(dtype="object") for c in columns}))
     return pd.concat(chunks, ignore_index=True)
 
@@ -68,7 +85,9 @@ def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
     position = pd.Index(owners["rep_id"]).get_indexer(frame["rep_id"])
     for column in ("rep", "team", "region"):
         names = pd.Categorical(owners[column])
-        codes = np.where(position >= 0, names.codes[position], -1)
+        codes = np.full(len(position), -1, dtype=names.codes.dtype)
+        known = position >= 0  # none when there are no reps at all
+        codes[known] = names.codes[position[known]]
         frame[column] = pd.Categorical.from_codes(codes, categories=names.categories)
     return frame.drop(columns="rep_id")
 
@@ -116,6 +135,9 @@ def _teams_and_reps(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
             Rep.active_to,
         ),
     )  # fmt: skip
+    # Nullable ints on both sides: a column of reps none of whom has a team is all NULL.
+    teams["team_id"] = teams["team_id"].astype("Int64")
+    reps["team_id"] = reps["team_id"].astype("Int64")
     reps = reps.merge(
         teams[["team_id", "name", "region"]].rename(columns={"name": "team"}),
         on="team_id",
@@ -217,6 +239,18 @@ def load_facts(
         version=version,
         slips=slip_rows,
     )
+    return _with_history(engine, facts, configured_rates, default_probability, zone)
+
+
+def _with_history(
+    engine: Engine,
+    facts: Facts,
+    configured_rates: dict[str, Decimal],
+    default_probability: float,
+    zone: tzinfo,
+) -> Facts:
+    """``facts`` given their lookup of the past in the store's history (also to facts mapped
+    from a snapshot: the past days are read from the store when first asked for)."""
     facts.history = _history(
         engine,
         facts,
@@ -224,10 +258,10 @@ def load_facts(
         functools.partial(
             load_opportunities_as_stood,
             engine,
-            currency=currency,
+            currency=facts.currency,
             configured_rates=configured_rates,
             default_probability=default_probability,
-            minor_digits=minor_digits,
+            minor_digits=facts.minor_digits,
         ),
     )
     return facts
@@ -316,8 +350,25 @@ def _version(engine: Engine) -> int:
         return data_version(session)
 
 
+def snapshot_folder(engine: Engine) -> Path | None:
+    """Where the snapshots of ``engine``'s facts live: beside an SQLite file (``kpibot.db`` →
+    ``kpibot.db.facts/``); None for a store without a file of its own (an in-memory SQLite,
+    PostgreSQL), whose processes then each build their facts from the store."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename: no plain path to stand beside
+        return None
+    path = Path(database)
+    return path.with_name(path.name + ".facts")
+
+
 class FactsCache:
-    """The current facts, reloaded only when the store's data version changes."""
+    """The current facts. Answers never wait for a load: a process maps the published
+    snapshot of the store's data version (milliseconds); when none is published yet, the facts
+    are built from the store in a background thread, published, and swapped in when ready,
+    while answers keep coming from the facts in hand. Only the very first call of a process
+    that finds no snapshot waits for the store."""
 
     def __init__(
         self,
@@ -326,16 +377,94 @@ class FactsCache:
         configured_rates: dict[str, Decimal],
         default_probability: float,
         zone: tzinfo = UTC,
+        snapshots: Snapshots | Path | None = None,
     ) -> None:
+        """``snapshots``: their folder (default: beside an SQLite file, else none)."""
         self._engine = engine
         self._args = (currency, configured_rates, default_probability)
         self._zone = zone
+        folder = snapshots or snapshot_folder(engine)
+        if isinstance(folder, Path):
+            key = snapshot_key(currency, configured_rates, default_probability, zone)
+            folder = Snapshots(folder, key)
+        self._snapshots = folder
         self._facts: Facts | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one load at a time
+        self._refreshing: threading.Thread | None = None
 
     def get(self) -> Facts:
-        current = _version(self._engine)
+        version = _version(self._engine)
+        facts = self._facts
+        if facts is None:
+            with self._lock:
+                if self._facts is None:
+                    self._facts = self._load(version)
+                return self._facts
+        if facts.version == version:
+            return facts
+        published = self._mapped(version)
+        if published is not None:
+            self._facts = published
+            return published
+        self._refresh_in_background()
+        return facts
+
+    def refresh(self) -> Facts:
+        """Bring the facts to the store's data version now, publishing the snapshot: what a
+        writer calls after committing a change (the sync job, ``kpibot import``)."""
         with self._lock:
-            if self._facts is None or self._facts.version != current:
-                self._facts = load_facts(self._engine, *self._args, zone=self._zone)
+            version = _version(self._engine)
+            if self._facts is None or self._facts.version != version:
+                self._facts = self._load(version)
             return self._facts
+
+    def wait(self) -> None:
+        """Wait for a background refresh under way, if any."""
+        thread = self._refreshing
+        if thread is not None:
+            thread.join()
+
+    def _mapped(self, version: int) -> Facts | None:
+        if self._snapshots is None:
+            return None
+        try:
+            mapped = self._snapshots.read(version)
+        except SnapshotUnreadable as error:
+            log.warning("facts snapshot unreadable, rebuilding it from the store: %s", error)
+            self._snapshots.discard(version)
+            return None
+        if mapped is None:
+            return None
+        _, rates, probability = self._args
+        return _with_history(self._engine, mapped, rates, probability, self._zone)
+
+    def _load(self, version: int) -> Facts:
+        """The facts of ``version``: mapped from its snapshot, else built from the store and
+        published. The store may have moved on since ``version`` was read: the facts carry
+        the version they were built at."""
+        mapped = self._mapped(version)
+        if mapped is not None or self._snapshots is None:
+            return mapped or load_facts(self._engine, *self._args, zone=self._zone)
+        with self._snapshots.publishing():
+            mapped = self._mapped(version)  # published while this process waited
+            if mapped is not None:
+                return mapped
+            facts = load_facts(self._engine, *self._args, zone=self._zone)
+            self._snapshots.write(facts)
+            return self._mapped(facts.version) or facts  # share the mapped pages
+
+    def _refresh_in_background(self) -> None:
+        if self._refreshing is not None and self._refreshing.is_alive():
+            return
+        self._refreshing = threading.Thread(
+            target=self._refresh_quietly, name="facts-refresh", daemon=True
+        )
+        self._refreshing.start()
+
+    def _refresh_quietly(self) -> None:
+        # A thread's exception would vanish: log it; the next request starts another try.
+        try:
+            self.refresh()
+        except Exception:
+            log.exception("refreshing the facts failed; answering from version %s",
+                          self._facts.version if self._facts else None)  # fmt: skip

@@ -306,9 +306,15 @@ import:
     assert "deals.csv:5" in result.output
     ids = sorted(r[0] for r in sql(config, "SELECT source_id FROM opportunities"))
     assert ids == ["d1", "d5"]
+    # The import published the facts every serving process maps (bot.store.facts_snapshot).
+    published = tmp_path / "kpibot.db.facts"
+    assert [p.name.split("-")[0] for p in published.iterdir() if p.is_dir()] == ["v1"]
     again = CliRunner().invoke(main, ["--config", str(config), "import", "csv", "crm"])
     assert sorted(r[0] for r in sql(config, "SELECT source_id FROM opportunities")) == ids
     assert again.exit_code == 0
+    assert [p.name.split("-")[0] for p in published.iterdir() if p.is_dir()] == [
+        "v1"
+    ]  # nothing changed
 
 
 def test_import_of_an_unknown_source_says_which_exist(tmp_path: Path) -> None:

@@ -1,0 +1,189 @@
+"""Facts snapshots: the facts of one data version as Arrow IPC files (Feather v2, uncompressed)
+that every serving process memory-maps, so a process is ready in milliseconds instead of
+reading every table from the store, and processes on one machine share the pages.
+
+A snapshot is a folder ``v<version>-<key>`` holding one ``<table>.arrow`` per fact table;
+``key`` fingerprints what the facts were built with besides the data (currency, exchange
+rates, default probability, time zone, this format), so a process configured differently
+never maps another's figures. It is written under a temporary name and renamed into place
+(``os.replace``): a reader sees a whole snapshot or none. Date columns are stored as their
+int64 nanoseconds, NaT included, rather than as Arrow nulls: a column without nulls maps
+without a copy, so the numbers a process reads stay in the shared page cache.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from metrics.facts import Facts
+
+log = logging.getLogger(__name__)
+
+# Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
+FORMAT = 1
+TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips")
+_DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
+_CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
+_KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
+
+
+class SnapshotUnreadable(Exception):
+    """A snapshot that exists but cannot be read back (truncated, foreign, damaged)."""
+
+
+def snapshot_key(
+    currency: str, rates: dict[str, Decimal], default_probability: float, zone: tzinfo
+) -> str:
+    settings = [FORMAT, currency, sorted((c, str(r)) for c, r in rates.items()),
+                default_probability, str(zone)]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+    return digest[:16]
+
+
+def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
+    dates = [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    # Arrow cannot tell str categories from object ones when there are none.
+    categories = {
+        str(c): str(frame[c].cat.categories.dtype)
+        for c in frame.columns
+        if isinstance(frame[c].dtype, pd.CategoricalDtype)
+    }
+    stored = frame.copy(deep=False)
+    for column in dates:
+        stored[column] = frame[column].to_numpy(dtype="datetime64[ns]").view("int64")
+    # One batch, even of no rows: it carries the categories of an empty table.
+    batch = pa.RecordBatch.from_pandas(stored, preserve_index=False)
+    metadata = dict(batch.schema.metadata or {})
+    metadata[_DATES] = json.dumps(dates).encode()
+    metadata[_CATEGORIES] = json.dumps(categories).encode()
+    return batch.replace_schema_metadata(metadata)
+
+
+def _decode(table: pa.Table) -> pd.DataFrame:
+    metadata = table.schema.metadata or {}
+    dates = set(json.loads(metadata.get(_DATES, b"[]")))
+    categories = json.loads(metadata.get(_CATEGORIES, b"{}"))
+    # One block per column: numeric columns without nulls stay views of the mapped file.
+    frame = table.to_pandas(split_blocks=True)
+    columns: dict[str, Any] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if name in dates:
+            columns[name] = pd.Series(series.to_numpy().view("datetime64[ns]"), copy=False)
+        elif name in categories and str(series.cat.categories.dtype) != categories[name]:
+            columns[name] = series.cat.set_categories(
+                series.cat.categories.astype(categories[name])
+            )
+        else:
+            columns[name] = series
+    return pd.DataFrame(columns, columns=frame.columns, copy=False)
+
+
+class Snapshots:
+    """The snapshots of one store, in ``folder``, for facts built with settings ``key``."""
+
+    def __init__(self, folder: Path, key: str) -> None:
+        self.folder = folder
+        self.key = key
+        self._name = re.compile(rf"v(\d+)-{re.escape(key)}")
+
+    def path(self, version: int) -> Path:
+        return self.folder / f"v{version}-{self.key}"
+
+    def versions(self) -> list[int]:
+        """The versions published, oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = (self._name.fullmatch(entry.name) for entry in self.folder.iterdir())
+        return sorted(int(match.group(1)) for match in found if match)
+
+    def read(self, version: int) -> Facts | None:
+        """The facts of ``version`` mapped from its snapshot; None when none was published.
+        Raises ``SnapshotUnreadable`` for one that exists but cannot be read."""
+        folder = self.path(version)
+        if not folder.is_dir():
+            return None
+        frames: dict[str, pd.DataFrame] = {}
+        try:
+            for table in TABLES:
+                with pa.memory_map(str(folder / f"{table}.arrow")) as source:
+                    frames[table] = _decode(pa.ipc.open_file(source).read_all())
+            meta = json.loads((folder / "facts.json").read_text(encoding="utf-8"))
+            return Facts(
+                opportunities=frames["opportunities"],
+                leads=frames["leads"],
+                spend=frames["spend"],
+                surveys=frames["surveys"],
+                reps=frames["reps"],
+                teams=frames["teams"],
+                slips=frames["slips"],
+                currency=str(meta["currency"]),
+                minor_digits=int(meta["minor_digits"]),
+                version=version,
+            )
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+            raise SnapshotUnreadable(f"{folder}: {error}") from error
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Hold the folder's lock: one process at a time builds and publishes, so a serving
+        process that saw a change first does not build what the sync is about to publish."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def write(self, facts: Facts) -> Path:
+        """Publish ``facts`` as the snapshot of ``facts.version``, atomically, and drop the
+        snapshots older than the previous one."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = self.folder / f".tmp-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            for table in TABLES:
+                batch = _encode(getattr(facts, table))
+                # The Arrow IPC file format (Feather v2), uncompressed so that it maps as is.
+                with (
+                    pa.OSFile(str(staging / f"{table}.arrow"), "wb") as sink,
+                    pa.ipc.new_file(sink, batch.schema) as writer,
+                ):
+                    writer.write_batch(batch)
+            meta = {"currency": facts.currency, "minor_digits": facts.minor_digits}
+            (staging / "facts.json").write_text(json.dumps(meta), encoding="utf-8")
+            target = self.path(facts.version)
+            if target.exists():  # unreadable, or another process published it meanwhile
+                shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._prune()
+        return target
+
+    def discard(self, version: int) -> None:
+        shutil.rmtree(self.path(version), ignore_errors=True)
+
+    def _prune(self) -> None:
+        # Linux keeps the pages of a mapped file that is removed: a process still answering
+        # from an older snapshot is not disturbed.
+        for version in self.versions()[:-_KEPT]:
+            self.discard(version)
