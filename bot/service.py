@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -27,6 +27,8 @@ from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
 from metrics.waterfall import Named, PipelineChanges, waterfall
 
+# A weekly digest's waterfall counts the movements of the last seven days.
+WEEK = 7
 # Deal states kept in memory: the start of a few "since" days and the current state.
 _STATES_KEPT = 4
 
@@ -176,6 +178,17 @@ class KpiService:
             history_from=history_from,
             minor_digits=facts.minor_digits,
         )
+
+    def week_of_changes(
+        self, now: datetime, scope: Scope, grain: Grain, named: Named = lambda rep: True
+    ) -> PipelineChanges:
+        """The movements over the last seven days of ``scope``'s pipeline closing in the
+        current ``grain`` period, by its next level: a weekly digest's waterfall."""
+        today = self.local_date(now)
+        period = period_containing(grain, today, self.settings.organisation.fiscal_year_start_month)
+        since = today - timedelta(days=WEEK)
+        query = Query("pipeline", scope, period, DEFAULT_BREAKDOWN[scope.level], since=since)
+        return self.changes(query, now, named)
 
     def check(self, now: datetime) -> list[Evaluation]:
         """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""

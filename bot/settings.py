@@ -568,6 +568,9 @@ class SubscriptionSpec(_Section):
     scope: ScopeText = Scope.company()
     kpis: tuple[str, ...] = ()  # default: the standard digest KPIs
     title: str | None = None
+    # Adds the pipeline waterfall of the current month, quarter or year: its movements over
+    # the last seven days (a weekly digest, with ``days: [mon]``).
+    waterfall: Literal["month", "quarter", "year"] | None = None
 
     @property
     def key(self) -> str:
