@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
-from bot.store.history import first_recorded, slips, states_at
+from bot.store.history import first_recorded, slips, states_at, utc
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
@@ -25,9 +26,9 @@ _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
     "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
 )  # fmt: skip
-# Past days whose opportunities are kept in memory: an answer's comparisons and trend read
-# up to six (a month's previous period, the same month last year and four more).
-_PAST_DAYS_KEPT = 6
+# Past states kept in memory: an answer's comparisons and trend read up to six days (a month's
+# previous period, the same month last year and four more); a waterfall, its start.
+_PAST_STATES_KEPT = 8
 
 
 _CHUNK = 200_000
@@ -135,8 +136,10 @@ def load_facts(
     default_probability: float,
     minor_digits: int = 2,
     zone: tzinfo = UTC,
+    past: PastStates | None = None,
 ) -> Facts:
-    """Read every fact table once into the column contract of ``metrics.facts``."""
+    """Read every fact table once into the column contract of ``metrics.facts``; ``past``
+    keeps the past states the history is read for across data versions."""
     version = _version(engine)
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
     teams, reps = _teams_and_reps(engine)
@@ -217,27 +220,17 @@ def load_facts(
         version=version,
         slips=slip_rows,
     )
-    facts.history = _history(
-        engine,
-        facts,
-        zone,
-        functools.partial(
-            load_opportunities_as_stood,
-            engine,
-            currency=currency,
-            configured_rates=configured_rates,
-            default_probability=default_probability,
-            minor_digits=minor_digits,
-        ),
-    )
+    if past is None:
+        past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
+    facts.history = _history(engine, facts, zone, past, owners)
     return facts
 
 
 def _states(
     engine: Engine, at: datetime, fx: FxTable, default_probability: float, minor_digits: int
 ) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at`` (owners placed in today's teams):
-    the columns of ``metrics.waterfall`` and those of the facts' opportunities."""
+    """The deals as the history says they stood at ``at``, owners as ``rep_id``: the columns of
+    ``metrics.waterfall`` and those of the facts' opportunities."""
     states = states_at(at).subquery()
 
     def compact(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -247,7 +240,7 @@ def _states(
         chunk["account"] = chunk["account"].astype("Int64")
         return _dates(chunk.drop(columns="currency"), "close", "created")
 
-    frame = _frame(
+    return _frame(
         engine,
         select(
             # A deal without a name is shown by its CRM id.
@@ -259,8 +252,12 @@ def _states(
         ),
         compact,
     )  # fmt: skip
+
+
+def current_owners(engine: Engine) -> pd.DataFrame:
+    """Each rep's id with their name, team and region today."""
     _, reps = _teams_and_reps(engine)
-    return _owned(frame, _owners(reps))
+    return _owners(reps)
 
 
 def load_deal_states(
@@ -273,40 +270,75 @@ def load_deal_states(
     """The deals as the history says they stood at ``at``, in the columns of
     ``metrics.waterfall`` (owners placed in today's teams)."""
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    return _states(engine, at, fx, 0.0, minor_digits)[list(WATERFALL_COLUMNS)]
+    frame = _states(engine, at, fx, 0.0, minor_digits)
+    return _owned(frame, current_owners(engine))[list(WATERFALL_COLUMNS)]
 
 
-def load_opportunities_as_stood(
-    engine: Engine,
-    at: datetime,
-    currency: str,
-    configured_rates: dict[str, Decimal],
-    default_probability: float,
-    minor_digits: int = 2,
-) -> pd.DataFrame:
-    """The opportunities the history says existed at ``at`` (not deleted then), as they stood,
-    in the column contract of the facts' ``opportunities``."""
-    fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    frame = _states(engine, at, fx, default_probability, minor_digits)
-    frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
-    statuses = frame["status"].astype("object")
-    frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
-    return frame[list(_OPPORTUNITY_COLUMNS)]
+class PastStates:
+    """The deals as they stood at past moments, each read from the history once and kept
+    across data versions, a few at a time: the history only appends, so a past moment's state
+    never changes. Amounts are kept per set of exchange rates; owners are placed in today's
+    teams at each use, so a rep who changed teams counts in their team of today, as in the
+    facts."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        currency: str,
+        configured_rates: dict[str, Decimal],
+        default_probability: float,
+        minor_digits: int = 2,
+    ) -> None:
+        self._engine = engine
+        self._currency = currency
+        self._configured = configured_rates
+        self._default_probability = default_probability
+        self._minor_digits = minor_digits
+        self._frames: OrderedDict[tuple[datetime, tuple[tuple[str, Decimal], ...]], pd.DataFrame]
+        self._frames = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _raw(self, at: datetime) -> pd.DataFrame:
+        stored = _stored_rates(self._engine)
+        key = (utc(at), tuple(sorted(stored.items())))
+        with self._lock:
+            if key in self._frames:
+                self._frames.move_to_end(key)
+                return self._frames[key]
+        fx = FxTable(self._currency, self._configured, stored)
+        frame = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
+        with self._lock:
+            self._frames[key] = frame
+            while len(self._frames) > _PAST_STATES_KEPT:
+                self._frames.popitem(last=False)
+        return frame
+
+    def deals(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """The deals at ``at`` in the columns of ``metrics.waterfall``."""
+        return _owned(self._raw(at).copy(), owners)[list(WATERFALL_COLUMNS)]
+
+    def opportunities(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
+        column contract of the facts' ``opportunities``."""
+        frame = self._raw(at)
+        frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
+        statuses = frame["status"].astype("object")
+        frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
+        return _owned(frame, owners)[list(_OPPORTUNITY_COLUMNS)]
 
 
 def _history(
-    engine: Engine, facts: Facts, zone: tzinfo, load: Callable[[datetime], pd.DataFrame]
+    engine: Engine, facts: Facts, zone: tzinfo, past: PastStates, owners: pd.DataFrame
 ) -> DealHistory:
-    """What ``facts`` know of the past: from the first recorded day, the opportunities as they
-    stood at the end of a day, read once per day asked for (a past state never changes, but
-    owners are placed in today's teams, so they are kept with this data version only)."""
+    """What ``facts`` know of the past: from the first recorded day, the facts with the
+    opportunities as they stood at the end of a day (a few kept with this data version)."""
     with engine.connect() as connection:
         first = first_recorded(connection)
 
-    @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
+    @functools.lru_cache(maxsize=_PAST_STATES_KEPT)
     def stood(day: date) -> Facts:
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-        return facts.as_stood(load(end_of_day))
+        return facts.as_stood(past.opportunities(end_of_day, owners))
 
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
@@ -332,10 +364,12 @@ class FactsCache:
         self._zone = zone
         self._facts: Facts | None = None
         self._lock = threading.Lock()
+        # Past states outlive data versions: a sync does not change what the deals were.
+        self.past = PastStates(engine, currency, configured_rates, default_probability)
 
     def get(self) -> Facts:
         current = _version(self._engine)
         with self._lock:
             if self._facts is None or self._facts.version != current:
-                self._facts = load_facts(self._engine, *self._args, zone=self._zone)
+                self._facts = load_facts(self._engine, *self._args, zone=self._zone, past=self.past)
             return self._facts
