@@ -10,9 +10,8 @@ and records the history through ``bump_data_version``, at its simulated moment. 
 history's rows and bytes, the time a sync spends recording history, and the latency of a
 "pipeline changes since last week" waterfall (rebuilding both states from the history, then
 the pure computation alone), and what the answers' reads of the past cost: a past state read
-from the history the first time, then reused after further syncs (``PastStates``: only the
-owners are placed in today's teams again). A year at 1M deals is extrapolated from the
-per-change size.
+from the history the first time, then reused after further syncs (``PastStates``). A year at
+1M deals is extrapolated from the per-change size.
 A benchmark, not a test: numbers depend on the machine, which is printed with them.
 """
 
@@ -201,8 +200,8 @@ def main() -> None:
         past.opportunities(day_end, owners)
         stood = time.perf_counter() - started
         print(f"past states: the waterfall's start read once in {first_read * 1e3:.0f} ms, then "
-              f"{statistics.median(reuse) * 1e3:.1f} ms p50 after any sync (owners placed "
-              f"again); a comparison's day as it stood read in {stood * 1e3:.0f} ms the first "
+              f"{statistics.median(reuse) * 1e3:.1f} ms p50 after any sync (the kept columns); "
+              f"a comparison's day as it stood read in {stood * 1e3:.0f} ms the first "
               "time")  # fmt: skip
         engine.dispose()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -277,9 +277,9 @@ def load_deal_states(
 class PastStates:
     """The deals as they stood at past moments, each read from the history once and kept
     across data versions, a few at a time: the history only appends, so a past moment's state
-    never changes. Amounts are kept per set of exchange rates; owners are placed in today's
-    teams at each use, so a rep who changed teams counts in their team of today, as in the
-    facts."""
+    never changes. Owners are placed in today's teams (a rep who changed teams counts in their
+    team of today, as in the facts) and amounts converted at today's rates: a state is read
+    again only when those change."""
 
     def __init__(
         self,
@@ -294,19 +294,21 @@ class PastStates:
         self._configured = configured_rates
         self._default_probability = default_probability
         self._minor_digits = minor_digits
-        self._frames: OrderedDict[tuple[datetime, tuple[tuple[str, Decimal], ...]], pd.DataFrame]
-        self._frames = OrderedDict()
+        self._frames: OrderedDict[tuple[datetime, Hashable], pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _raw(self, at: datetime) -> pd.DataFrame:
+    def _placed(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """Every column, owners placed; shared between callers, so never modified."""
         stored = _stored_rates(self._engine)
-        key = (utc(at), tuple(sorted(stored.items())))
+        placement = int(pd.util.hash_pandas_object(owners, index=False).sum())
+        key = (utc(at), (tuple(sorted(stored.items())), placement, len(owners)))
         with self._lock:
             if key in self._frames:
                 self._frames.move_to_end(key)
                 return self._frames[key]
         fx = FxTable(self._currency, self._configured, stored)
-        frame = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
+        raw = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
+        frame = _owned(raw, owners)
         with self._lock:
             self._frames[key] = frame
             while len(self._frames) > _PAST_STATES_KEPT:
@@ -315,16 +317,16 @@ class PastStates:
 
     def deals(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
         """The deals at ``at`` in the columns of ``metrics.waterfall``."""
-        return _owned(self._raw(at).copy(), owners)[list(WATERFALL_COLUMNS)]
+        return self._placed(at, owners)[list(WATERFALL_COLUMNS)]
 
     def opportunities(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
         """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
         column contract of the facts' ``opportunities``."""
-        frame = self._raw(at)
+        frame = self._placed(at, owners)
         frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
         statuses = frame["status"].astype("object")
         frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
-        return _owned(frame, owners)[list(_OPPORTUNITY_COLUMNS)]
+        return frame[list(_OPPORTUNITY_COLUMNS)]
 
 
 def _history(
