@@ -381,6 +381,7 @@ DEMO_QUESTIONS = (
     "taux de gain par équipe trimestre dernier",
     "conversion ce mois",
     "cpa",
+    "glissements ce trimestre",
 )
 
 
