@@ -138,13 +138,13 @@ class TeamsRouter:
     def __init__(self, settings: Settings) -> None:
         self.routes = settings.config.teams
 
-    def __call__(self, scope: Scope) -> str | None:
+    def __call__(self, scope: Scope) -> tuple[str, ...]:
         if scope.level is Level.REP:
-            return None
+            return ()
         name = self.routes.leadership_channel
         if scope.level is Level.TEAM:
             name = self.routes.team_channels.get(scope.name, name)
-        return None if name is None else destination_of(TEAMS, name)
+        return () if name is None else (destination_of(TEAMS, name),)
 
 
 def _is_user(route: str) -> bool:

@@ -1,12 +1,15 @@
-"""The digest's picture: revenue to date against the target's pace line for the quarter, one
-small chart per team (or the one scope of a team digest). matplotlib's Agg canvas, no display
-and no pyplot state; dates and amounts are formatted by the organisation's ``Formatter``."""
+"""The digest's pictures: revenue to date against the target's pace line for the quarter, one
+small chart per team (or the one scope of a team digest); and the pipeline's waterfall, a
+bar from the starting pipeline, one floating bar per movement, a bar for the pipeline now.
+matplotlib's Agg canvas, no display and no pyplot state; dates and amounts are formatted by the
+organisation's ``Formatter``."""
 
 from __future__ import annotations
 
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,9 +19,11 @@ from matplotlib.ticker import FuncFormatter
 from bot.formatting import Formatter
 from metrics.pace import PacePath
 from metrics.scopes import Level
+from metrics.waterfall import PipelineChanges
 
 COLUMNS = 3
 BOOKED, PACE = "#1f77b4", "#ff7f0e"
+LEVEL, UP, DOWN = "#1f77b4", "#2ca02c", "#d62728"
 
 
 def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
@@ -53,6 +58,58 @@ def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a waterfall chart: from ``bottom`` up by ``height`` (money, never negative)."""
+
+    label: str
+    bottom: Decimal
+    height: Decimal
+    color: str
+
+
+def waterfall_bars(changes: PipelineChanges, fmt: Formatter) -> list[Bar]:
+    """The bars of the scope's waterfall: the start, each movement that moved a deal (rising
+    from the running total, or falling to it), then the end, which the last movement reaches."""
+    whole = changes.waterfall
+
+    def money(minor: int) -> Decimal:
+        return Decimal(minor).scaleb(-changes.minor_digits)
+
+    started = fmt.day_month(changes.history_from or changes.since)
+    bars = [Bar(fmt.t("changes.start", date=started), Decimal(0), money(whole.start), LEVEL)]
+    running = money(whole.start)
+    for step in whole.steps:
+        if not step.count:
+            continue
+        amount = money(step.amount)
+        bottom = min(running, running + amount)
+        color = UP if amount >= 0 else DOWN
+        bars.append(Bar(fmt.t(f"movement.{step.movement.value}"), bottom, abs(amount), color))
+        running += amount
+    bars.append(Bar(fmt.t("changes.end"), Decimal(0), money(whole.end), LEVEL))
+    return bars
+
+
+def waterfall_chart(changes: PipelineChanges, fmt: Formatter, title: str) -> bytes:
+    """A PNG of the waterfall's bars, labelled with the movements' names."""
+    bars = waterfall_bars(changes, fmt)
+    figure = Figure(figsize=(1.1 * len(bars) + 2, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title)
+    ax = figure.subplots()
+    x = range(len(bars))
+    ax.bar(x, [float(b.height) for b in bars], bottom=[float(b.bottom) for b in bars],
+           color=[b.color for b in bars])  # fmt: skip
+    ax.set_xticks(x, [b.label for b in bars], fontsize=8, rotation=30, ha="right")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: fmt.money(_decimal(y))))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()

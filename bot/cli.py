@@ -11,6 +11,7 @@ cycle."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -27,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
-from bot.charts import pace_chart
+from bot.charts import pace_chart, waterfall_chart
 from bot.core import ConversationCore
 from bot.demo import ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
@@ -51,6 +52,8 @@ from conversation.grammar import parse_request
 from conversation.views import AnswerView, ChangesView, Help
 from metrics.kpis import KPIS
 from metrics.limits import date_problem
+from metrics.periods import Grain
+from metrics.scopes import Scope
 
 if TYPE_CHECKING:
     from bot.scheduling.runtime import Runtime
@@ -203,15 +206,41 @@ def check(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Also write the digest's chart (revenue against its pace line, per team) as a PNG.",
 )
+@click.option(
+    "--waterfall",
+    type=click.Choice(["month", "quarter", "year"]),
+    help="Add that period's pipeline waterfall over the last seven days, as a weekly digest.",
+)
+@click.option(
+    "--waterfall-chart",
+    "waterfall_chart_path",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="With --waterfall, also write the waterfall as a PNG.",
+)
 @as_of_option
 @click.pass_obj
 def digest(
-    obj: CliContext, dry_run: bool, output: str, chart: Path | None, as_of: str | None
+    obj: CliContext,
+    dry_run: bool,
+    output: str,
+    chart: Path | None,
+    waterfall: str | None,
+    waterfall_chart_path: Path | None,
+    as_of: str | None,
 ) -> None:
     """Print today's digest as it would be posted."""
     fmt = obj.formatter()
     now = parse_as_of(as_of, obj.settings())
     result = obj.service().digest(now, title=fmt.t("daily_digest"))
+    if waterfall is None and waterfall_chart_path is not None:
+        fail("--waterfall-chart draws the waterfall of --waterfall: give both", code=2)
+    if waterfall is not None:
+        changes = obj.service().week_of_changes(now, Scope.company(), Grain(waterfall))
+        result = dataclasses.replace(result, changes=changes)
+        if waterfall_chart_path is not None:
+            title = rendering.changes_view(changes, fmt).title
+            waterfall_chart_path.write_bytes(waterfall_chart(changes, fmt, title))
+            click.echo(f"Waterfall chart written to {waterfall_chart_path}", err=True)
     if chart is not None:
         paths = obj.service().pace_paths(now)
         if not paths:
@@ -378,6 +407,7 @@ DEMO_QUESTIONS = (
     "taux de gain par équipe trimestre dernier",
     "conversion ce mois",
     "cpa",
+    "glissements ce trimestre",
 )
 
 

@@ -20,7 +20,7 @@ from bot.service import DIGEST_KPIS, KpiService
 from bot.store.chat_models import AlertMessage, to_db
 from bot.store.database import session_factory
 from bot.subscriptions import Subscription
-from conversation.authorization import Action, authorize
+from conversation.authorization import Action, authorize, named_reps, visible_changes
 from metrics.alerts import Alert
 
 
@@ -52,7 +52,13 @@ def digest_notification(
     )
     # Everyone in the channel reads it: only the rep figures visibility.rep_figures allows.
     audience = channel_audience(service.settings, subscription.channel, service.snapshot().facts)
-    digest = visible_digest(digest, authorize(audience, Action.ALERTS))
+    decision = authorize(audience, Action.ALERTS)
+    digest = visible_digest(digest, decision)
+    if subscription.waterfall is not None:
+        changes = service.week_of_changes(
+            now, subscription.scope, subscription.waterfall, named_reps(decision)
+        )
+        digest = dataclasses.replace(digest, changes=visible_changes(changes, decision))
     # Alerts already posted here this morning are not repeated: counted, with a pointer.
     posted = posted_today(service, subscription.channel, now, ZoneInfo(subscription.timezone))
     fresh = tuple(e for e in digest.alerts if str(Alert(e).key) not in posted)

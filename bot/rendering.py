@@ -255,6 +255,8 @@ class DigestView:
     # Once for the digest: an earlier pipeline or forecast figure was rebuilt from today's
     # records (the history starts later).
     rebuilt: str | None = None
+    # The pipeline's movements over the last week, when the subscription asks for them.
+    changes: ChangesView | None = None
 
 
 @dataclass(frozen=True)
@@ -672,6 +674,7 @@ def digest_view(digest: Digest, fmt: Formatter) -> DigestView:
             unstable=digest.unstable,
         ),
         rebuilt=rebuilt,
+        changes=None if digest.changes is None else changes_view(digest.changes, fmt),
     )
 
 

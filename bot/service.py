@@ -3,9 +3,8 @@ core meet. The CLI, the Slack handlers and the scheduler all ask it, never the s
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine
@@ -13,7 +12,7 @@ from sqlalchemy import Engine
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
 from bot.store.database import ensure_schema, make_engine
-from bot.store.facts_loader import FactsCache, load_deal_states
+from bot.store.facts_loader import FactsCache, current_owners, load_deal_states
 from bot.store.history import first_recorded
 from conversation.views import Digest
 from metrics.answers import Answer, answer
@@ -27,8 +26,8 @@ from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
 from metrics.waterfall import Named, PipelineChanges, waterfall
 
-# Deal states kept in memory: the start of a few "since" days and the current state.
-_STATES_KEPT = 4
+# A weekly digest's waterfall counts the movements of the last seven days.
+WEEK = 7
 
 # What a sales leader reads first in the morning, in this order.
 DIGEST_KPIS = (
@@ -75,7 +74,7 @@ class KpiService:
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None
-        self._states: OrderedDict[tuple[datetime | None, int], pd.DataFrame] = OrderedDict()
+        self._current: tuple[int, pd.DataFrame] | None = None
 
     def _current_targets(self) -> _Targets:
         """The config's targets with those set from chat, rebuilt when an admin changed one:
@@ -140,19 +139,17 @@ class KpiService:
     def ask(self, question: str, now: datetime) -> Answer:
         return self.answer(self.parse(question, now), now)
 
-    def _deal_states(self, at: datetime, version: int, *, current: bool) -> pd.DataFrame:
-        """The deals as they stood at ``at``, cached per data version; the ``current`` state
-        (``at`` is now) is the same for any moment until the next change of data."""
-        key = (None if current else at, version)
-        if key not in self._states:
+    def _current_deals(self, now: datetime, version: int) -> pd.DataFrame:
+        """The deals as they stand, from the history's current intervals: the same for any
+        moment until the next change of data, so kept for the data version."""
+        current = self._current
+        if current is None or current[0] != version:
             org = self.settings.organisation
-            self._states[key] = load_deal_states(
-                self.engine, at, org.currency, dict(self.settings.config.fx_rates)
+            frame = load_deal_states(
+                self.engine, now, org.currency, dict(self.settings.config.fx_rates)
             )
-            while len(self._states) > _STATES_KEPT:
-                self._states.popitem(last=False)
-        self._states.move_to_end(key)
-        return self._states[key]
+            current = self._current = (version, frame)
+        return current[1]
 
     def changes(
         self, query: Query, now: datetime, named: Named = lambda rep: True
@@ -171,8 +168,9 @@ class KpiService:
             history_from = (first or now).astimezone(zone).date()
             since = first or now
         facts = self.snapshot().facts
-        start = self._deal_states(since, facts.version, current=False)
-        end = self._deal_states(now, facts.version, current=True)
+        # The start never changes once past: read once, kept across syncs.
+        start = self._cache.past.deals(since, current_owners(self.engine))
+        end = self._current_deals(now, facts.version)
         scope, level = query.scope, query.breakdown
         children = facts.children(scope, level) if level is not None else []
         return PipelineChanges(
@@ -182,6 +180,17 @@ class KpiService:
             history_from=history_from,
             minor_digits=facts.minor_digits,
         )
+
+    def week_of_changes(
+        self, now: datetime, scope: Scope, grain: Grain, named: Named = lambda rep: True
+    ) -> PipelineChanges:
+        """The movements over the last seven days of ``scope``'s pipeline closing in the
+        current ``grain`` period, by its next level: a weekly digest's waterfall."""
+        today = self.local_date(now)
+        period = period_containing(grain, today, self.settings.organisation.fiscal_year_start_month)
+        since = today - timedelta(days=WEEK)
+        query = Query("pipeline", scope, period, DEFAULT_BREAKDOWN[scope.level], since=since)
+        return self.changes(query, now, named)
 
     def check(self, now: datetime) -> list[Evaluation]:
         """Every target evaluated at ``now``; alerts are the at-risk and missed ones."""

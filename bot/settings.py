@@ -661,6 +661,9 @@ class SubscriptionSpec(_Section):
     scope: ScopeText = Scope.company()
     kpis: tuple[str, ...] = ()  # default: the standard digest KPIs
     title: str | None = None
+    # Adds the pipeline waterfall of the current month, quarter or year: its movements over
+    # the last seven days (a weekly digest, with ``days: [mon]``).
+    waterfall: Literal["month", "quarter", "year"] | None = None
 
     @property
     def key(self) -> str:
@@ -975,7 +978,7 @@ def _reference_problems(config: Config) -> list[ConfigProblem | str]:
             ids = {"id": repr(spec.key), "first": first[spec.key]}
             problems.append(ConfigProblem(f"subscriptions.{i}.id", "duplicate_id", ids))
         first.setdefault(spec.key, i)
-    for key, destination in _destinations(config):
+    for key, destination in _routed(config):
         surface, name = parse_destination(destination)
         if surface == "webhook" and name not in config.teams.webhooks:
             known = ", ".join(sorted(config.teams.webhooks)) or "—"
@@ -1002,15 +1005,22 @@ def _reference_problems(config: Config) -> list[ConfigProblem | str]:
     return problems
 
 
-def _destinations(config: Config) -> list[tuple[str, str]]:
-    """Every route's destination with its key path."""
+def _routed(config: Config) -> list[tuple[str, str]]:
+    """Every route's destination with its key path (a route may list several)."""
     routes = config.slack
-    found = [(f"slack.{key}", value) for key in ("leadership_channel", "admin_channel")
-             if (value := getattr(routes, key)) is not None]  # fmt: skip
+    found: list[tuple[str, Sequence[str]]] = [
+        ("slack.leadership_channel", routes.leadership_channel),
+        ("slack.admin_channel", () if routes.admin_channel is None else (routes.admin_channel,)),
+    ]
     for section in ("team_channels", "region_channels"):
         found += [(f"slack.{section}.{k}", v) for k, v in getattr(routes, section).items()]
     found += [(f"subscriptions.{i}.channel", s.channel) for i, s in enumerate(config.subscriptions)]
-    return found
+    listed = [(key, (values,) if isinstance(values, str) else values) for key, values in found]
+    return [
+        (key if len(values) == 1 else f"{key}.{n}", value)
+        for key, values in listed
+        for n, value in enumerate(values)
+    ]
 
 
 class _ConfigLoader(yaml.SafeLoader):

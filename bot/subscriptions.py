@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.settings import Settings, SubscriptionSpec, parse_scope
 from bot.store.chat_models import ChatSubscription
+from metrics.periods import Grain
 from metrics.scopes import Scope
 
 WEEKDAYS = (0, 1, 2, 3, 4)
@@ -27,6 +28,8 @@ class Subscription:
     scope: Scope
     kpis: tuple[str, ...]  # empty: the standard digest KPIs
     title: str | None = None
+    # The grain of the period whose pipeline waterfall (the last seven days) the digest carries.
+    waterfall: Grain | None = None
 
 
 def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
@@ -40,6 +43,7 @@ def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
         scope=spec.scope,
         kpis=spec.kpis,
         title=spec.title,
+        waterfall=None if spec.waterfall is None else Grain(spec.waterfall),
     )
 
 

@@ -51,6 +51,8 @@ class Digest:
     posted: int = 0
     # Keys (``str(AlertKey)``) of alerts that keep starting and stopping: shown as unstable.
     unstable: frozenset[str] = frozenset()
+    # The pipeline's movements over the last week, when the subscription asks for them.
+    changes: PipelineChanges | None = None
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,9 @@ def _compare(
     if facts.data_start is None or compared.start < facts.data_start:
         # Before the data starts a period is unknown, not zero.
         return Comparison(compared, None, None, None)
+    if kpi.recorded and not _recorded_since(facts, compared.start):
+        # Nor is one the history began recording after it started: its slips went unseen.
+        return Comparison(compared, None, None, None)
     source, rebuilt = _as_it_stood(kpi, facts, read_at, as_of)
     before = kpi.compute(source, scope, compared, read_at, ctx).value
     if value is None or before is None:
@@ -108,6 +111,11 @@ def _compare(
     delta = value - before
     relative = None if before == 0 else delta / abs(before)
     return Comparison(compared, before, delta, relative, rebuilt=rebuilt)
+
+
+def _recorded_since(facts: Facts, day: date) -> bool:
+    history = facts.history
+    return history is not None and history.since is not None and history.since <= day
 
 
 def _as_it_stood(kpi: Kpi, facts: Facts, read_at: date, as_of: date) -> tuple[Facts, bool]:

@@ -122,6 +122,9 @@ class Kpi:
     # Reads the deals as they stand at ``as_of`` (pipeline, coverage, forecast, overdue): read
     # in the past, it needs the deals as they stood then, which only the history knows.
     stood: bool = False
+    # Counts what the history recorded (slips): before the history starts, a period is
+    # unknown, not zero.
+    recorded: bool = False
     # The deals behind the figure, when an answer lists them (slipped: how often and how far
     # each was pushed), largest first.
     deals: DealLister | None = None
@@ -422,6 +425,7 @@ def _kpi(
     matures: bool = False,
     additive: bool = False,
     stood: bool = False,
+    recorded: bool = False,
     deals: DealLister | None = None,
 ) -> Kpi:
     return Kpi(
@@ -436,6 +440,7 @@ def _kpi(
         matures,
         additive,
         stood,
+        recorded,
         deals,
     )
 
@@ -469,7 +474,7 @@ KPIS: dict[str, Kpi] = {
               "glissements", "glissement", "affaires glissees", "pipeline glisse"),
              Unit.MONEY, L, LEVEL, slipped,
              "open deals whose close date was pushed later in the period (from the history)",
-             deals=slipped_deals),
+             recorded=True, deals=slipped_deals),
         _kpi("overdue",
              ("overdue pipeline", "pipeline en retard", "overdue", "overdue deals", "past due",
               "en retard", "affaires en retard"),

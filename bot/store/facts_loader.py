@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
 from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
-from bot.store.history import first_recorded, slips, states_at
+from bot.store.history import first_recorded, slips, states_at, utc
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
@@ -30,9 +31,9 @@ _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
     "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
 )  # fmt: skip
-# Past days whose opportunities are kept in memory: an answer's comparisons and trend read
-# up to six (a month's previous period, the same month last year and four more).
-_PAST_DAYS_KEPT = 6
+# Past states kept in memory: an answer's comparisons and trend read up to six days (a month's
+# previous period, the same month last year and four more); a waterfall, its start.
+_PAST_STATES_KEPT = 8
 
 
 _CHUNK = 200_000
@@ -157,8 +158,10 @@ def load_facts(
     default_probability: float,
     minor_digits: int = 2,
     zone: tzinfo = UTC,
+    past: PastStates | None = None,
 ) -> Facts:
-    """Read every fact table once into the column contract of ``metrics.facts``."""
+    """Read every fact table once into the column contract of ``metrics.facts``; ``past``
+    keeps the past states the history is read for across data versions."""
     version = _version(engine)
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
     teams, reps = _teams_and_reps(engine)
@@ -239,39 +242,32 @@ def load_facts(
         version=version,
         slips=slip_rows,
     )
-    return _with_history(engine, facts, configured_rates, default_probability, zone)
+    if past is None:
+        past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
+    return _with_history(engine, facts, zone, past, owners)
 
 
 def _with_history(
     engine: Engine,
     facts: Facts,
-    configured_rates: dict[str, Decimal],
-    default_probability: float,
     zone: tzinfo,
+    past: PastStates,
+    owners: pd.DataFrame | None = None,
 ) -> Facts:
     """``facts`` given their lookup of the past in the store's history (also to facts mapped
-    from a snapshot: the past days are read from the store when first asked for)."""
-    facts.history = _history(
-        engine,
-        facts,
-        zone,
-        functools.partial(
-            load_opportunities_as_stood,
-            engine,
-            currency=facts.currency,
-            configured_rates=configured_rates,
-            default_probability=default_probability,
-            minor_digits=facts.minor_digits,
-        ),
-    )
+    from a snapshot, whose owners are read again from the store's small reps table: the past
+    days are read from the store when first asked for)."""
+    if owners is None:
+        owners = _owners(_teams_and_reps(engine)[1])
+    facts.history = _history(engine, facts, zone, past, owners)
     return facts
 
 
 def _states(
     engine: Engine, at: datetime, fx: FxTable, default_probability: float, minor_digits: int
 ) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at`` (owners placed in today's teams):
-    the columns of ``metrics.waterfall`` and those of the facts' opportunities."""
+    """The deals as the history says they stood at ``at``, owners as ``rep_id``: the columns of
+    ``metrics.waterfall`` and those of the facts' opportunities."""
     states = states_at(at).subquery()
 
     def compact(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -281,7 +277,7 @@ def _states(
         chunk["account"] = chunk["account"].astype("Int64")
         return _dates(chunk.drop(columns="currency"), "close", "created")
 
-    frame = _frame(
+    return _frame(
         engine,
         select(
             # A deal without a name is shown by its CRM id.
@@ -293,8 +289,12 @@ def _states(
         ),
         compact,
     )  # fmt: skip
+
+
+def current_owners(engine: Engine) -> pd.DataFrame:
+    """Each rep's id with their name, team and region today."""
     _, reps = _teams_and_reps(engine)
-    return _owned(frame, _owners(reps))
+    return _owners(reps)
 
 
 def load_deal_states(
@@ -307,40 +307,77 @@ def load_deal_states(
     """The deals as the history says they stood at ``at``, in the columns of
     ``metrics.waterfall`` (owners placed in today's teams)."""
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    return _states(engine, at, fx, 0.0, minor_digits)[list(WATERFALL_COLUMNS)]
+    frame = _states(engine, at, fx, 0.0, minor_digits)
+    return _owned(frame, current_owners(engine))[list(WATERFALL_COLUMNS)]
 
 
-def load_opportunities_as_stood(
-    engine: Engine,
-    at: datetime,
-    currency: str,
-    configured_rates: dict[str, Decimal],
-    default_probability: float,
-    minor_digits: int = 2,
-) -> pd.DataFrame:
-    """The opportunities the history says existed at ``at`` (not deleted then), as they stood,
-    in the column contract of the facts' ``opportunities``."""
-    fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    frame = _states(engine, at, fx, default_probability, minor_digits)
-    frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
-    statuses = frame["status"].astype("object")
-    frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
-    return frame[list(_OPPORTUNITY_COLUMNS)]
+class PastStates:
+    """The deals as they stood at past moments, each read from the history once and kept
+    across data versions, a few at a time: the history only appends, so a past moment's state
+    never changes. Owners are placed in today's teams (a rep who changed teams counts in their
+    team of today, as in the facts) and amounts converted at today's rates: a state is read
+    again only when those change."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        currency: str,
+        configured_rates: dict[str, Decimal],
+        default_probability: float,
+        minor_digits: int = 2,
+    ) -> None:
+        self._engine = engine
+        self._currency = currency
+        self._configured = configured_rates
+        self._default_probability = default_probability
+        self._minor_digits = minor_digits
+        self._frames: OrderedDict[tuple[datetime, Hashable], pd.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _placed(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """Every column, owners placed; shared between callers, so never modified."""
+        stored = _stored_rates(self._engine)
+        placement = int(pd.util.hash_pandas_object(owners, index=False).sum())
+        key = (utc(at), (tuple(sorted(stored.items())), placement, len(owners)))
+        with self._lock:
+            if key in self._frames:
+                self._frames.move_to_end(key)
+                return self._frames[key]
+        fx = FxTable(self._currency, self._configured, stored)
+        raw = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
+        frame = _owned(raw, owners)
+        with self._lock:
+            self._frames[key] = frame
+            while len(self._frames) > _PAST_STATES_KEPT:
+                self._frames.popitem(last=False)
+        return frame
+
+    def deals(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """The deals at ``at`` in the columns of ``metrics.waterfall``."""
+        return self._placed(at, owners)[list(WATERFALL_COLUMNS)]
+
+    def opportunities(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+        """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
+        column contract of the facts' ``opportunities``."""
+        frame = self._placed(at, owners)
+        frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
+        statuses = frame["status"].astype("object")
+        frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
+        return frame[list(_OPPORTUNITY_COLUMNS)]
 
 
 def _history(
-    engine: Engine, facts: Facts, zone: tzinfo, load: Callable[[datetime], pd.DataFrame]
+    engine: Engine, facts: Facts, zone: tzinfo, past: PastStates, owners: pd.DataFrame
 ) -> DealHistory:
-    """What ``facts`` know of the past: from the first recorded day, the opportunities as they
-    stood at the end of a day, read once per day asked for (a past state never changes, but
-    owners are placed in today's teams, so they are kept with this data version only)."""
+    """What ``facts`` know of the past: from the first recorded day, the facts with the
+    opportunities as they stood at the end of a day (a few kept with this data version)."""
     with engine.connect() as connection:
         first = first_recorded(connection)
 
-    @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
+    @functools.lru_cache(maxsize=_PAST_STATES_KEPT)
     def stood(day: date) -> Facts:
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-        return facts.as_stood(load(end_of_day))
+        return facts.as_stood(past.opportunities(end_of_day, owners))
 
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
@@ -391,6 +428,8 @@ class FactsCache:
         self._facts: Facts | None = None
         self._lock = threading.Lock()  # one load at a time
         self._refreshing: threading.Thread | None = None
+        # Past states outlive data versions: a sync does not change what the deals were.
+        self.past = PastStates(engine, currency, configured_rates, default_probability)
 
     def get(self) -> Facts:
         version = _version(self._engine)
@@ -435,8 +474,7 @@ class FactsCache:
             return None
         if mapped is None:
             return None
-        _, rates, probability = self._args
-        return _with_history(self._engine, mapped, rates, probability, self._zone)
+        return _with_history(self._engine, mapped, self._zone, self.past)
 
     def _load(self, version: int) -> Facts:
         """The facts of ``version``: mapped from its snapshot, else built from the store and
@@ -444,14 +482,17 @@ class FactsCache:
         the version they were built at."""
         mapped = self._mapped(version)
         if mapped is not None or self._snapshots is None:
-            return mapped or load_facts(self._engine, *self._args, zone=self._zone)
+            return mapped or self._built()
         with self._snapshots.publishing():
             mapped = self._mapped(version)  # published while this process waited
             if mapped is not None:
                 return mapped
-            facts = load_facts(self._engine, *self._args, zone=self._zone)
+            facts = self._built()
             self._snapshots.write(facts)
             return self._mapped(facts.version) or facts  # share the mapped pages
+
+    def _built(self) -> Facts:
+        return load_facts(self._engine, *self._args, zone=self._zone, past=self.past)
 
     def _refresh_in_background(self) -> None:
         if self._refreshing is not None and self._refreshing.is_alive():

@@ -63,6 +63,8 @@ def test_demo_prints_digest_alerts_and_answers(demo: Path) -> None:
     assert "Chiffre d'affaires" in result.output
     assert "à risque" in result.output
     assert '$ kpibot ask "ca ce trimestre"' in result.output
+    # The quarter's slipped pipeline, from the demo's history (its deals depend on the day).
+    assert '$ kpibot ask "glissements ce trimestre"' in result.output
     assert (demo.parent / "kpibot.db").exists()
 
 
@@ -246,6 +248,30 @@ def test_digest_dry_run_writes_its_chart(demo: Path, tmp_path: Path) -> None:
     # six teams in a 3 × 2 grid of 4 × 2.8 inches at 100 dpi: 1200 × 620 pixels
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 620)
+
+
+def test_digest_dry_run_carries_the_weekly_waterfall_and_draws_it(
+    demo: Path, tmp_path: Path
+) -> None:
+    chart = tmp_path / "waterfall.png"
+    result = run(
+        "--config", str(demo), "digest", "--dry-run", "--waterfall", "quarter",
+        "--waterfall-chart", str(chart), "--as-of", AS_OF,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # The demo's history: the quarter's pipeline since Thursday 19 November, in French.
+    assert "mouvements depuis le 19 nov. 2026" in result.output
+    assert "+ Créées" in result.output and "Pipeline aujourd'hui" in result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_waterfall_chart_needs_a_waterfall(demo: Path, tmp_path: Path) -> None:
+    result = run(
+        "--config", str(demo), "digest", "--dry-run", "--waterfall-chart",
+        str(tmp_path / "w.png"), "--as-of", AS_OF,
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--waterfall-chart draws the waterfall of --waterfall" in result.output
 
 
 def test_commands_default_to_kpibot_yaml_in_the_working_directory(

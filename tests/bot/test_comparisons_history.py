@@ -4,7 +4,7 @@ rebuilt from today's records and the answer says so, in French and English."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,31 +36,25 @@ def _service(store: Engine, tmp_path: Path, first: datetime, second: datetime) -
     return KpiService(_settings(tmp_path), store)
 
 
-def test_the_previous_month_is_read_as_the_history_says_it_stood(
-    store: Engine, tmp_path: Path
+# December's pipeline read on its 10th. As the first import left it: d1 1000 (15 Dec), d2 500
+# (20 Dec), d3 300 (10 Dec). Rebuilt from today's records: 250, d1 since won in November, d2
+# pushed into January, d3 deleted, only d4 (undated creation) left.
+@pytest.mark.parametrize(
+    ("first", "expected", "rebuilt"),
+    [
+        (datetime(2026, 10, 1, 12, tzinfo=UTC), Decimal("1800.00"), False),  # history by then
+        (datetime(2026, 12, 15, 12, tzinfo=UTC), Decimal("250.00"), True),  # history after
+    ],
+)
+def test_the_previous_month_is_read_as_it_stood_where_the_history_reaches(
+    store: Engine, tmp_path: Path, first: datetime, expected: Decimal, rebuilt: bool
 ) -> None:
-    service = _service(
-        store, tmp_path, datetime(2026, 10, 1, 12, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
-    )
+    service = _service(store, tmp_path, first, datetime(2026, 12, 20, tzinfo=UTC))
     got = service.ask("pipeline 2027-01", NOW)
     # January: d2, pushed into it by the second import
     assert got.value.value == Decimal("500.00")
-    # December read on its 10th, as the first import left it: d1 1000 (15 Dec), d2 500
-    # (20 Dec), d3 300 (10 Dec). Today's records would say 250: d1 since won in November, d2
-    # pushed, d3 deleted, only d4 (undated creation) left.
-    assert (got.previous.value, got.previous.rebuilt) == (Decimal("1800.00"), False)
-    assert (got.rebuilt, got.history_since) == (False, date(2026, 10, 1))
-
-
-def test_before_the_history_the_figure_is_rebuilt_and_the_answer_says_so(
-    store: Engine, tmp_path: Path
-) -> None:
-    service = _service(
-        store, tmp_path, datetime(2026, 12, 15, 12, tzinfo=UTC), datetime(2026, 12, 20, tzinfo=UTC)
-    )
-    got = service.ask("pipeline 2027-01", NOW)
-    assert (got.previous.value, got.previous.rebuilt) == (Decimal("250.00"), True)
-    assert (got.rebuilt, got.history_since) == (True, date(2026, 12, 15))
+    assert (got.previous.value, got.previous.rebuilt) == (expected, rebuilt)
+    assert (got.rebuilt, got.history_since) == (rebuilt, first.date())
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ from metrics.kpis import KPIS, KpiValue, Reason
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
 from tests.bot.test_changes_rendering import pipeline_changes
+from tests.bot.test_slipped_rendering import DEALS, slipped_answer
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 LOCALES = {"fr_FR": "EUR", "en_US": "USD"}
@@ -389,6 +390,16 @@ CASES = {
     "changes": lambda fmt, locale: (
         render_changes_text(pipeline_changes(), fmt),
         render_changes_blocks(pipeline_changes(), fmt),
+    ),
+    # Its deals listed, largest first, the rest counted.
+    "answer-slipped": lambda fmt, locale: (
+        render_answer_text(slipped_answer(DEALS), fmt),
+        render_answer_blocks(slipped_answer(DEALS), fmt),
+    ),
+    # A weekly digest with the quarter's waterfall.
+    "digest-waterfall": lambda fmt, locale: (
+        render_digest_text(replace(digest(locale), changes=pipeline_changes()), fmt),
+        render_digest_blocks(replace(digest(locale), changes=pipeline_changes()), fmt),
     ),
 }
 

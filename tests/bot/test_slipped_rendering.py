@@ -33,11 +33,14 @@ DEALS = (
 )  # fmt: skip
 
 
-def _answer(deals: tuple[SlippedDeal, ...], *, rebuilt: bool = False) -> Answer:
-    none = Comparison(Q4.previous(), None, None, None, rebuilt=rebuilt)
+def slipped_answer(deals: tuple[SlippedDeal, ...], *, rebuilt: bool = False) -> Answer:
+    previous = Comparison(
+        Q4.previous(), Decimal(40_000), Decimal(18_500), Decimal("0.4625"), rebuilt=rebuilt
+    )
+    last_year = Comparison(Q4.same_period_last_year(), None, None, None)
     return Answer(
         KPIS["slipped"], Scope.company(), Q4, date(2026, 11, 26), KpiValue(Decimal(58_500), 7),
-        None, Status.NO_DATA, None, none, none, (), rebuilt=rebuilt,
+        None, Status.NO_DATA, None, previous, last_year, (), rebuilt=rebuilt,
         history_since=date(2026, 11, 2), deals=deals,
     )  # fmt: skip
 
@@ -59,7 +62,7 @@ def test_the_slipped_deals_are_listed_largest_first(
     locale: str, currency: str, first: str, second: str, more: str
 ) -> None:
     fmt = Formatter(locale, currency, ZoneInfo("Europe/Paris"))
-    text = _plain(render_answer_text(_answer(DEALS), fmt))
+    text = _plain(render_answer_text(slipped_answer(DEALS), fmt))
     lines = text.splitlines()
     title = fmt.t("slipped.title")
     listed = lines[lines.index(title) + 1 :]
@@ -72,7 +75,7 @@ def test_the_slipped_deals_are_listed_largest_first(
 
 def test_slipped_deal_names_are_inert_in_slack() -> None:
     fmt = Formatter("fr_FR", "EUR", ZoneInfo("Europe/Paris"))
-    blocks = render_answer_blocks(_answer(DEALS), fmt)
+    blocks = render_answer_blocks(slipped_answer(DEALS), fmt)
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
     listing = next(s for s in sections if fmt.t("slipped.title") in s)
     assert "Acme &lt;!channel&gt; — Lampes — Camille Laurent" in listing
@@ -81,12 +84,12 @@ def test_slipped_deal_names_are_inert_in_slack() -> None:
 
 def test_no_list_without_slipped_deals() -> None:
     fmt = Formatter("en_GB", "EUR", ZoneInfo("Europe/Paris"))
-    assert fmt.t("slipped.title") not in render_answer_text(_answer(()), fmt)
+    assert fmt.t("slipped.title") not in render_answer_text(slipped_answer(()), fmt)
 
 
 def test_a_digest_says_once_that_earlier_figures_were_rebuilt() -> None:
     fmt = Formatter("en_GB", "EUR", ZoneInfo("Europe/Paris"))
-    answer = _answer((), rebuilt=True)
+    answer = slipped_answer((), rebuilt=True)
     digest = Digest("Daily digest", date(2026, 11, 26), Scope.company(), (answer, answer), (), "X")
     text = _plain(render_digest_text(digest, fmt))
     assert text.count("Earlier figures rebuilt from today's records") == 1

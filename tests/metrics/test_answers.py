@@ -16,6 +16,7 @@ from metrics.query import Query
 from metrics.scopes import Level, Scope
 from metrics.targets import Target, TargetBook
 from tests.metrics.factories import Q3, Q4, company, frame
+from tests.metrics.test_slipped import facts as slipped_facts
 
 COMPANY = Scope.company()
 POLICY = Policy(business_days=False, min_sample=1)
@@ -232,3 +233,22 @@ def test_a_flow_never_reads_the_history() -> None:
         False,
     )
     assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("since", "previous"),
+    [
+        # Recorded from before Q3, read as it stood on 26 August (day 57): nothing had slipped
+        # yet (o5, o6 were pushed in September): a known zero.
+        (date(2026, 6, 1), Decimal("0.00")),
+        (date(2026, 7, 2), None),  # recording began a day into Q3: its slips are unknown
+        (None, None),  # nothing recorded
+    ],
+)
+def test_slips_of_a_period_before_the_history_are_unknown_not_zero(
+    since: date | None, previous: Decimal | None
+) -> None:
+    facts = replace(slipped_facts(), history=DealHistory(since, lambda day: company()))
+    got = answer(Query("slipped", COMPANY, Q4, None), date(2026, 11, 26), facts, TARGETS, POLICY)
+    assert got.previous.period.start == date(2026, 7, 1)
+    assert got.previous.value == previous

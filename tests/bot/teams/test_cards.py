@@ -76,6 +76,7 @@ from tests.bot.test_rendering import (
     revenue_answer,
     running_conversion_answer,
 )
+from tests.bot.test_slipped_rendering import DEALS, slipped_answer
 
 VERSIONS = list(CardVersion)
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
@@ -154,6 +155,7 @@ def every_view() -> dict[str, View]:
         "answer-early": AnswerView(early_conversion_answer(), "conversion"),
         "answer-cohort": AnswerView(running_conversion_answer(), "conversion"),
         "answer-cycle": AnswerView(cycle_answer(), "cycle"),
+        "answer-slipped": AnswerView(slipped_answer(DEALS, rebuilt=True), "slipped"),
         "changes": ChangesView(pipeline_changes(), "pipeline changes"),
         "alerts": AlertList(alerts()),
         "alerts-none": AlertList(()),
@@ -187,6 +189,9 @@ def every_view() -> dict[str, View]:
             replace(problem, suggestions=("Lyon", HOSTILE), known=("Paris",))
         )
     views["overview"] = Overview(digest("en_US"), "team Lyon")
+    views["overview-waterfall"] = Overview(
+        replace(digest("fr_FR"), changes=pipeline_changes()), "weekly"
+    )
     views["home"] = Home(Overview(digest("fr_FR"), "home"))
     return views
 
@@ -270,13 +275,17 @@ GOLDEN_CASES = {
     "alerts": AlertList(alerts()),
     "changes": ChangesView(pipeline_changes(), "pipeline changes"),
     "help": Help(),
+    # A slipped answer's deals, and the note on earlier figures rebuilt before the history.
+    "answer-slipped": AnswerView(slipped_answer(DEALS, rebuilt=True), "slipped"),
 }
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("case", [*GOLDEN_CASES, "digest"])
+@pytest.mark.parametrize("case", [*GOLDEN_CASES, "digest", "digest-waterfall"])
 def test_golden(case: str, locale: str) -> None:
-    view = GOLDEN_CASES.get(case) or Overview(digest(locale), "")
+    weekly = case == "digest-waterfall"
+    overview = replace(digest(locale), changes=pipeline_changes() if weekly else None)
+    view = GOLDEN_CASES.get(case) or Overview(overview, "")
     card = CardRenderer(formatter(locale)).render(Reply(view)).card
     assert_golden(f"teams/{case}.{locale}.json", json.dumps(card, ensure_ascii=False, indent=2))
 
