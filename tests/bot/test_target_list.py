@@ -1,9 +1,10 @@
 """``/kpi targets``: grouped by KPI then scope, each target with its period, where it stands and
 who set it from chat; capped per KPI with the command that shows the rest; in French and
-English, as text and as validated Block Kit."""
+English, as text, as validated Block Kit and as a Teams card."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -13,7 +14,8 @@ import pytest
 from bot.formatting import Formatter
 from bot.rendering import validate_blocks
 from bot.target_list import render_targets_blocks, render_targets_text, targets_view
-from conversation.views import ChatTarget, TargetList
+from bot.teams.cards import CardRenderer
+from conversation.views import ChatTarget, Reply, TargetList
 from metrics.evaluation import Evaluation, Status, Why
 from metrics.kpis import KpiValue, Reason
 from metrics.periods import Grain, period_containing
@@ -136,3 +138,16 @@ def test_status_reasons_read_as_in_answers() -> None:
                        None, None, Status.NO_DATA, why=Why.TOO_EARLY)  # fmt: skip
     [group] = targets_view(TargetList((early,), ()), FR).groups
     assert (group.rows[0].actual, group.rows[0].status) == ("375\u00a0€", "trop tôt pour juger")
+
+
+def test_teams_card_has_a_container_per_kpi_and_inert_names() -> None:
+    hostile = "[Pay here](https://evil.example) **9 999 999 €**"
+    listed = TargetList((*target_list().evaluations, team(hostile, "1")), ())
+    message = CardRenderer(FR).render(Reply(listed))
+    containers = [b for b in message.card["body"] if b["type"] == "Container"]
+    assert [c["items"][0]["text"] for c in containers] == [
+        "Chiffre d'affaires", "Coût d'acquisition",
+    ]  # fmt: skip
+    text = json.dumps(message.card, ensure_ascii=False)
+    assert "](https://evil.example)" not in text and "**9 999 999 €**" not in text
+    assert message.text == render_targets_text(listed, FR)
