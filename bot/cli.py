@@ -28,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
-from bot.charts import pace_chart, waterfall_chart
+from bot.charts import chart_title, pace_chart, waterfall_chart
 from bot.core import ConversationCore
 from bot.demo import ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
@@ -50,7 +50,6 @@ from bot.text_render import render_text
 from conversation.authorization import Role, Viewer
 from conversation.grammar import parse_request
 from conversation.views import AnswerView, ChangesView, Help
-from metrics.kpis import KPIS
 from metrics.limits import date_problem
 from metrics.periods import Grain
 from metrics.scopes import Scope
@@ -245,8 +244,7 @@ def digest(
         paths = obj.service().pace_paths(now)
         if not paths:
             fail(fmt.t("cli.no_chart"))
-        title = f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
-        chart.write_bytes(pace_chart(paths, fmt, title))
+        chart.write_bytes(pace_chart(paths, fmt, chart_title(paths, fmt)))
         click.echo(fmt.t("cli.chart_written", path=chart), err=True)
     if output == "blocks":
         blocks = rendering.render_digest_blocks(result, fmt)
