@@ -62,7 +62,7 @@ from conversation.views import (
     WhoAreYou,
 )
 from metrics.periods import parse_period
-from metrics.query import ALIASES, QueryError, normalise
+from metrics.query import ALIASES, QueryError, normalise, suggest
 from metrics.scopes import Level, Scope
 
 # Who a user is: raises ``IdentityUnavailable`` when the platform cannot say.
@@ -162,7 +162,7 @@ class ConversationCore:
             case Kind.LEADERBOARD:
                 return self._leaderboard(user_id, now, into)
             case Kind.TARGETS:
-                return self._targets(user_id, now, into)
+                return self._targets(user_id, now, into, arg)
             case Kind.ALERTS:
                 return self._alerts(user_id, now, into)
             case Kind.SNOOZE:
@@ -268,13 +268,26 @@ class ConversationCore:
             question = "revenue by team"
         return self._answer(user_id, question, "leaderboard", now, into)
 
-    def _targets(self, user_id: str, now: datetime, into: str | None) -> View:
+    def _targets(self, user_id: str, now: datetime, into: str | None, kpi_word: str = "") -> View:
+        """The targets the user may see; ``kpi_word`` (``revenue``, ``ca``) narrows the list to
+        that KPI's, shown in full."""
+        kpi = None
+        if kpi_word.strip():
+            kpi = ALIASES.get(normalise(kpi_word))
+            if kpi is None:
+                return Help(Problem("unknown_kpi", {"text": kpi_word.strip()}, suggest(kpi_word)))
         decision = self._decide(self.identify(user_id, now), Action.TARGETS, None, into)
         if not decision.allowed:
             return Refused(decision.refusal_reason, "targets")
+        evaluations = visible_evaluations(self.service.check(now), decision)
+        chat_targets = self._chat_targets(decision, now)
+        if kpi is None:
+            return TargetList(evaluations, chat_targets)
         return TargetList(
-            visible_evaluations(self.service.check(now), decision),
-            self._chat_targets(decision, now),
+            tuple(e for e in evaluations if e.kpi == kpi),
+            tuple(t for t in chat_targets if t.kpi == kpi),
+            request=f"targets {kpi}",
+            kpi=kpi,
         )
 
     def _chat_targets(self, decision: Decision, now: datetime) -> tuple[ChatTarget, ...]:

@@ -335,14 +335,14 @@ def _comparison(kpi: Kpi, comparison: Comparison, fmt: Formatter) -> ComparisonV
     return ComparisonView(label=label, value=fmt.value(kpi, comparison.value), change=change)
 
 
-def _value(fmt: Formatter, kpi: Kpi, value: KpiValue) -> str:
+def value_words(fmt: Formatter, kpi: Kpi, value: KpiValue) -> str:
     """The value, or in a few words why there is none ("period ended", "target reached")."""
     if value.value is None and value.reason is not None:
         return fmt.reason(value.reason)
     return fmt.value(kpi, value.value)
 
 
-def _status(
+def status_words(
     fmt: Formatter, status: Status, target: Decimal | None, value: KpiValue, why: Why | None
 ) -> tuple[str, str]:
     # "No data" covers a missing value, a missing target, a sample too small to judge and a
@@ -443,10 +443,10 @@ def _rounded_parts(parts: Sequence[Decimal]) -> list[Decimal]:
 
 
 def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
-    emoji, status = _status(fmt, row.status, row.target, row.value, row.why)
+    emoji, status = status_words(fmt, row.status, row.target, row.value, row.why)
     return RowView(
         name=_clip(row.scope.name),
-        value=_value(fmt, kpi, row.value),
+        value=value_words(fmt, kpi, row.value),
         target=fmt.t("dash") if row.target is None else fmt.value(kpi, row.target),
         emoji=emoji,
         status=status,
@@ -466,7 +466,7 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
     scope = fmt.scope(Scope(answer.scope.level, _clip(answer.scope.name)))
     period = fmt.period(answer.period)
     label = fmt.kpi_label(kpi)
-    emoji, status = _status(fmt, answer.status, answer.target, answer.value, answer.why)
+    emoji, status = status_words(fmt, answer.status, answer.target, answer.value, answer.why)
     evaluation = answer.evaluation
     like_for_like = None
     if answer.period.is_running(answer.as_of) and answer.period.grain is not Grain.DAY:
@@ -481,7 +481,7 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         kpi=label,
         scope=scope,
         period=period,
-        value=_value(fmt, kpi, answer.value),
+        value=value_words(fmt, kpi, answer.value),
         target=_optional(fmt, kpi, answer.target),
         attainment=_versus_target(fmt, answer),
         expected=None if evaluation is None else _optional(fmt, kpi, evaluation.expected),

@@ -29,6 +29,7 @@ from bot.rendering import (
     render_digest_blocks,
     render_digest_text,
 )
+from bot.target_list import render_targets_blocks, render_targets_text
 from bot.wording import Wording, titled
 from conversation.views import (
     AlertGroup,
@@ -42,6 +43,7 @@ from conversation.views import (
     Outbound,
     Overview,
     Reply,
+    TargetList,
     View,
 )
 from handlers.ports import SlackMessage
@@ -77,6 +79,9 @@ class SlackRenderer:
             case AlertList():
                 text = mrkdwn_escape(render_alerts_text(view.alerts, self.fmt))
                 return text, render_alerts_blocks(view.alerts, self.fmt)
+            case TargetList():
+                text = mrkdwn_escape(render_targets_text(view, self.fmt))
+                return text, render_targets_blocks(view, self.fmt)
             case Home():
                 return self._content(view.content)
         words = self.words.short(view)

@@ -14,6 +14,7 @@ from bot.rendering import (
     render_changes_text,
     render_digest_text,
 )
+from bot.target_list import render_targets_text
 from bot.wording import Wording, titled
 from conversation.views import (
     AlertGroup,
@@ -27,6 +28,7 @@ from conversation.views import (
     Outbound,
     Overview,
     Reply,
+    TargetList,
     View,
 )
 
@@ -45,6 +47,8 @@ def _text(view: View, fmt: Formatter) -> str:
             return render_digest_text(titled(view.digest, fmt), fmt)
         case AlertList():
             return render_alerts_text(view.alerts, fmt)
+        case TargetList():
+            return render_targets_text(view, fmt)
         case Home():
             return _text(view.content, fmt)
     words = Wording(fmt, markup=False).short(view)

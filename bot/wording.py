@@ -1,5 +1,5 @@
 """The short messages of the conversation core in words, for every surface: help, problems,
-refusals, confirmations, the lists of targets and snoozes. Words come from
+refusals, confirmations, the list of snoozes. Words come from
 ``bot.chat_rendering.word`` in the organisation's language. With ``markup`` (Slack), CRM text
 is escaped for mrkdwn and emphasis is ``*bold*``; without it (the terminal), plain text.
 """
@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from bot.formatting import Formatter
-from bot.rendering import alert_view, mrkdwn_escape
+from bot.rendering import mrkdwn_escape
 from conversation.authorization import Refusal
 from conversation.views import (
     Digest,
@@ -21,7 +21,6 @@ from conversation.views import (
     Problem,
     Refused,
     SilenceList,
-    TargetList,
     View,
     WhoAreYou,
 )
@@ -200,28 +199,6 @@ class Wording:
             case _:
                 return self.fmt.t(view.code, **{k: self.param(v) for k, v in p.items()})
 
-    def targets(self, view: TargetList) -> str:
-        lines = [self.bold(self.fmt.t("targets.title"))]
-        sep = self.fmt.t("sep")
-        for evaluation in view.evaluations[:LIST_SHOWN]:
-            v = alert_view(evaluation, self.fmt)
-            lines.append(
-                f"{v.emoji} {self.bold(v.kpi)}{sep}{self.escape(v.scope)}{sep}{v.period}"
-                f" — {v.actual} / {v.target} ({v.status})"
-            )
-        if len(view.evaluations) > LIST_SHOWN:
-            lines.append(self.fmt.tn("and_more", len(view.evaluations) - LIST_SHOWN))
-        if not view.evaluations and not view.chat_targets:
-            lines.append(self.fmt.t("targets.none"))
-        if view.chat_targets:
-            lines.append(self.bold(self.fmt.t("targets.chat")))
-        for target in view.chat_targets:
-            when = self.fmt.datetime(target.set_at) if target.set_at else ""
-            by = self.fmt.t("targets.set_by", user=self.user(target.set_by), time=when)
-            value = self.fmt.value(KPIS[target.kpi], target.value)
-            lines.append(f"• {self.what(target.kpi, target.scope, target.period)} → {value} ({by})")
-        return "\n".join(lines)
-
     def silences(self, view: SilenceList) -> str:
         lines = [self.bold(self.fmt.t("snoozes.title"))]
         for s in view.silences[:LIST_SHOWN]:
@@ -248,8 +225,6 @@ class Wording:
                 return self.fmt.t("refused.lookup", error=self.escape(view.error))
             case Notice():
                 return self.notice(view)
-            case TargetList():
-                return self.targets(view)
             case SilenceList():
                 return self.silences(view)
         return None

@@ -90,6 +90,7 @@ class TargetList:
     evaluations: tuple[Evaluation, ...]
     chat_targets: tuple[ChatTarget, ...]
     request: str = "targets"
+    kpi: str | None = None  # one KPI's targets, all shown (``/kpi targets revenue``)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from bot.rendering import (
     render_changes_text,
     render_digest_text,
 )
+from bot.target_list import render_targets_text, targets_view
 from bot.wording import Wording, titled
 from conversation.views import (
     AlertList,
@@ -48,6 +49,7 @@ from conversation.views import (
     Home,
     Overview,
     Reply,
+    TargetList,
     View,
 )
 from metrics.evaluation import Evaluation
@@ -322,6 +324,9 @@ class CardRenderer:
                 return self.digest(titled(view.digest, fmt))
             case AlertList():
                 return self.alerts(view.alerts)
+            case TargetList():
+                card = self._card("teams/targets.json.j2", view=targets_view(view, fmt))
+                return TeamsMessage(card, render_targets_text(view, fmt))
             case Home():
                 return self._content(view.content)
         words, plain = self.words.short(view), self.plain.short(view)

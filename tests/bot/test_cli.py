@@ -4,6 +4,7 @@ imports and config mistakes, checked against the store with plain SQL."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import date
@@ -211,6 +212,20 @@ def test_ask_takes_the_sub_commands_of_slack(demo: Path, words: list[str], shown
     result = run("--config", str(demo), "ask", *words, "--as-of", AS_OF)
     assert result.exit_code == 0, result.output
     assert shown in result.output and "*" not in result.output.split("\n")[0]
+
+
+def test_targets_of_one_kpi_are_listed_in_full(demo: Path) -> None:
+    everything = run("--config", str(demo), "ask", "objectifs", "--as-of", AS_OF).output
+    # the revenue group shows 5 targets and the way to the rest: "… et 24 autres : `/kpi …`"
+    more = re.search(r"… et (\d+) autres\u00a0: `/kpi objectifs revenue`", everything)
+    assert more is not None, everything
+    revenue = run("--config", str(demo), "ask", "objectifs", "ca", "--as-of", AS_OF)
+    assert revenue.exit_code == 0, revenue.output
+    listed = [line for line in revenue.output.splitlines() if line.startswith("  ")]
+    assert len(listed) == 5 + int(more.group(1))
+    assert "Taux de gain" not in revenue.output and "autres" not in revenue.output
+    unknown = run("--config", str(demo), "ask", "objectifs", "chiffrage", "--as-of", AS_OF)
+    assert unknown.exit_code == 1 and "chiffrage" in unknown.output
 
 
 def test_check_lists_alerts_with_gap_and_contributors(demo: Path) -> None:

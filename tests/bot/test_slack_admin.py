@@ -95,10 +95,13 @@ def test_another_process_sees_the_change_at_its_next_evaluation(world):
 
 def test_off_removes_the_target_and_targets_lists_chat_set_ones(world):
     ask(world, "target revenue team Lyon 2027-Q1 900k", ADMIN)
-    listed = all_text(ask(world, "targets", MANAGER))
-    assert "Définis depuis Slack" in listed
+    # grouped by KPI, five each: the rest of the revenue targets are one command away
+    assert "`/kpi objectifs revenue`" in all_text(ask(world, "targets", MANAGER))
+    listed = all_text(ask(world, "targets revenue", MANAGER))
+    # the chat-set target of a quarter not running yet says who set it
+    assert "*Chiffre d'affaires*" in listed and "*Taux de gain*" not in listed
     assert "T1 2027" in listed and fmt().money(Decimal(900_000)) in listed
-    assert f"<@{ADMIN}>" in listed
+    assert f"par <@{ADMIN}>" in listed and "fichier de configuration" in listed
 
     ask(world, "target revenue team Lyon 2026-Q4 off", ADMIN)
     assert world.service.targets.value_for("revenue", LYON, Q4) is None
