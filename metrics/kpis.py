@@ -62,6 +62,7 @@ class Reason(StrEnum):
     NO_NEW_CUSTOMER = "no_new_customer"
     NO_SURVEY = "no_survey"
     NO_ACTIVE_REP = "no_active_rep"
+    NO_FIRST_WIN = "no_first_win"  # ramp-up: no new rep won a first deal in the period
 
 
 @dataclass(frozen=True)
@@ -387,6 +388,34 @@ def turnover(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     return KpiValue(_ratio(left, average), sample=len(joined))
 
 
+def ramp_up(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    """Mean days from a rep's start to their first won deal, over the reps whose first win
+    closed in the elapsed part of ``period``. Only reps who started once the data had begun
+    count: for an earlier hire, the first win on record need not be their first."""
+    elapsed = _to_date(period, as_of)
+    if elapsed is None:
+        return KpiValue(None, reason=NOT_STARTED)
+    reps = facts.columns("reps", scope, ("name", "active_from"))
+    start = facts.data_start
+    new = ~np.isnat(reps["active_from"])
+    if start is not None:
+        new &= reps["active_from"] >= day(start)
+    if not new.any():
+        return KpiValue(None, sample=0, reason=Reason.NO_FIRST_WIN)
+    joined = pd.Series(reps["active_from"][new], index=reps["name"][new])
+    deals = facts.columns("opportunities", scope, ("rep", "status_code", "close"))
+    won = deals["status_code"] == WON
+    owner, close = deals["rep"][won], deals["close"][won]
+    started = pd.Series(owner).map(joined).to_numpy(dtype="datetime64[D]")
+    after = close >= started  # NaT (not a new rep) compares false
+    first = pd.Series(close[after]).groupby(owner[after]).min()
+    first = first[within(first.to_numpy(dtype="datetime64[D]"), elapsed)]
+    days = (first - joined[first.index]).dt.days.tolist()
+    if not days:
+        return KpiValue(None, sample=0, reason=Reason.NO_FIRST_WIN)
+    return KpiValue(_ratio(float(sum(days)), len(days)), sample=len(days))
+
+
 def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     booked = revenue(facts, scope, period, as_of, ctx)
     if booked.value is None:
@@ -504,6 +533,11 @@ KPIS: dict[str, Kpi] = {
              ("rep turnover", "attrition", "turn over", "departs"),
              Unit.PERCENT, L, SAMPLED, turnover, "reps who left ÷ average headcount",
              additive=True),
+        _kpi("ramp_up",
+             ("ramp-up", "ramp up", "montée en puissance", "montee en puissance", "rampe",
+              "time to first deal", "premiere affaire", "première affaire"),
+             Unit.DAYS, L, SAMPLED, ramp_up,
+             "mean days from a new rep's start to their first won deal"),
         _kpi("forecast",
              ("forecast", "prévision", "prevision", "prevision de ca", "projection"),
              Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 
 from metrics.facts import Facts
@@ -79,6 +80,12 @@ CASES = [
     ("conversion", COMPANY, Q3, date(2026, 7, 20), None, 0),
     # l3 converted on 5 Oct
     ("conversion", COMPANY, Q3, date(2026, 10, 31), Decimal(2) / 3, 3),
+    # carol started 15 July, first won o4 on 30 Sept: 77 days; alice and bob have no start date
+    ("ramp_up", COMPANY, Q3, END_Q3, Decimal(77), 1),
+    ("ramp_up", TEAM_B, Q3, END_Q3, Decimal(77), 1),
+    ("ramp_up", TEAM_A, Q3, END_Q3, None, 0),
+    # on 15 Sept carol has not won yet
+    ("ramp_up", COMPANY, Q3, MID_SEPT, None, 0),
     ("conversion", TEAM_B, Q3, END_Q3, Decimal(0), 1),
     # 1500 of spend, two new customers (Beta, X); Acme first won in Q2
     ("cpa", COMPANY, Q3, END_Q3, Decimal("750.00"), 2),
@@ -132,6 +139,7 @@ def test_every_kpi_of_the_design_is_defined_and_tested() -> None:
         "revenue", "conversion", "win_rate", "pipeline", "new_pipeline", "coverage", "avg_deal",
         "sales_cycle", "attainment", "cpa", "csat", "nps", "turnover", "forecast",
         "slipped", "overdue",  # from the pipeline history (issue 12)
+        "ramp_up",  # what a CSO steers besides (issue 13)
     }  # fmt: skip
     assert set(KPIS) == design
     assert {c[0] for c in CASES} == design
@@ -244,6 +252,31 @@ def test_cpa_without_new_customer_or_spend_says_which() -> None:
     # team B spent but won no new customer in Q2
     facts = with_spend(("2026-05-01", "B", "South", 1))
     assert cpa(facts, TEAM_B, q2, END_Q3, CTX).reason is Reason.NO_NEW_CUSTOMER
+
+
+def hired(alice_from: str) -> Facts:
+    """``company()`` where alice started on ``alice_from`` (the data starts 1 March 2026)."""
+    facts = company()
+    facts.reps.loc[facts.reps["name"] == "alice", "active_from"] = pd.Timestamp(alice_from)
+    return facts
+
+
+# alice's start, her ramp-up counted with carol's in Q3 (days), how many new reps
+RAMP_UP_CASES = [
+    # started 1 June: her first win after that is o1 on 5 July (o7 in April was before): 34 days,
+    # with carol's 77: 55.5
+    ("2026-06-01", Decimal("55.5"), 2),
+    # started before the data: her first win on record need not be her first, so she is left out
+    ("2025-01-01", Decimal(77), 1),
+]
+
+
+@pytest.mark.parametrize(("alice_from", "days", "reps"), RAMP_UP_CASES)
+def test_ramp_up_counts_reps_hired_once_the_data_began(
+    alice_from: str, days: Decimal, reps: int
+) -> None:
+    got = KPIS["ramp_up"].compute(hired(alice_from), COMPANY, Q3, END_Q3, CTX)
+    assert (got.value, got.sample) == (days, reps)
 
 
 def test_monthly_cohort_uses_its_own_month() -> None:
