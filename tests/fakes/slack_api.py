@@ -7,7 +7,12 @@ auth (``not_authed`` without a token, ``invalid_auth`` for a token it does not k
 ``not_allowed_token_type`` for a bot token where an app-level token belongs and the reverse),
 ``apps.connections.open`` (app-level token) answering with ``socket_url``, message timestamps
 unique per channel, message metadata returned by ``conversations.history`` and
-``conversations.replies`` with ``include_all_metadata``. Thread replies are left out of
+``conversations.replies`` with ``include_all_metadata``. Files are shared the way
+``files_upload_v2`` does it: ``files.getUploadURLExternal`` (``filename`` and a non-zero
+``length``) hands out an upload URL and a file id, the bytes are POSTed to that URL (no token),
+and ``files.completeUploadExternal`` (``files`` as a JSON list of ``{"id", "title"}``, with
+``channel_id`` and ``thread_ts``) shares them: a message of the bot carrying ``files`` (id, name,
+title) lands in the channel or thread. Thread replies are left out of
 ``conversations.history`` (unless posted with ``reply_broadcast``) and are read with
 ``conversations.replies``: the thread's messages oldest first, the parent first,
 cursor-paginated. ``response_url`` posts (Bolt's
@@ -85,10 +90,23 @@ class Posted:
     user: str = BOT_USER  # messages posted through the API are the bot's; see ``user_says``
     broadcast: bool = False  # a thread reply also shown in the channel (``reply_broadcast``)
     edits: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] | None = None  # shared files: id, name, title
 
     @property
     def is_reply(self) -> bool:
         return self.thread_ts is not None and self.thread_ts != self.ts
+
+
+@dataclass
+class Upload:
+    """A file announced by ``files.getUploadURLExternal``; ``data`` once its bytes arrived."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    data: bytes | None = None
+    shared: bool = False
 
 
 class FakeSlack:
@@ -101,6 +119,7 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.views: list[dict[str, Any]] = []
         self.ephemerals: list[dict[str, Any]] = []  # chat.postEphemeral bodies
+        self.uploads: dict[str, Upload] = {}  # by file id
         self.socket_url: str | None = None  # what apps.connections.open hands out
         self.users_by_email: dict[str, str] = {}
         # Workspace members without an email on their profile (users.info answers without one).
@@ -185,6 +204,8 @@ class FakeSlack:
             "users.info": self._user_info,
             "views.publish": self._publish,
             "conversations.open": lambda b: {"ok": True, "channel": {"id": "D" + b["users"]}},
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }.get(method)  # fmt: skip
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
@@ -342,6 +363,69 @@ class FakeSlack:
         self.views.append({"user_id": body.get("user_id"), "view": view})
         return {"ok": True, "view": {"id": f"V{len(self.views)}"}}
 
+    def shared_files(self, channel: str) -> list[tuple[Posted, Upload]]:
+        """The files shared in ``channel``, each with the message that carries it."""
+        return [
+            (m, self.uploads[f["id"]])
+            for m in self.messages.get(channel, [])
+            for f in m.files or ()
+        ]
+
+    def _upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        filename = str(body.get("filename") or "")
+        length = int(str(body.get("length") or 0))
+        if not filename or length <= 0:
+            return {"ok": False, "error": "missing_argument"}
+        alt_txt = body.get("alt_txt")
+        if alt_txt is not None and len(str(alt_txt)) > 1000:
+            return {"ok": False, "error": "alt_txt_too_large"}
+        file_id = f"F{len(self.uploads) + 1:06d}"
+        self.uploads[file_id] = Upload(file_id, filename, length, alt_txt)
+        return {"ok": True, "upload_url": f"{self.base}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _receive_upload(self, file_id: str, data: bytes) -> int:
+        """The upload URL: HTTP 200 once the announced bytes arrive, 404 for no such upload."""
+        upload = self.uploads.get(file_id)
+        if upload is None:
+            return 404
+        upload.data = data
+        return 200
+
+    def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            listed = json.loads(str(body.get("files") or ""))
+        except json.JSONDecodeError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(listed, list) or not listed:
+            return {"ok": False, "error": "invalid_arguments"}
+        uploads = [self.uploads.get(str(f.get("id"))) for f in listed]
+        if any(u is None or u.data is None or u.shared for u in uploads):
+            # Never announced, bytes never sent, or already completed.
+            return {"ok": False, "error": "file_not_found"}
+        done = [u for u in uploads if u is not None]
+        titles = [str(f.get("title") or u.filename) for f, u in zip(listed, done, strict=True)]
+        files = [
+            {"id": u.id, "name": u.filename, "title": title, "size": len(u.data or b"")}
+            for u, title in zip(done, titles, strict=True)
+        ]
+        channel = body.get("channel_id")
+        if channel:
+            error = self._channel_error(str(channel))
+            if error:
+                return error
+            thread_ts = body.get("thread_ts")
+            if thread_ts and not any(m.ts == thread_ts for m in self.messages[str(channel)]):
+                return {"ok": False, "error": "invalid_thread_ts"}
+            comment = str(body.get("initial_comment") or "")
+            shared = [{k: f[k] for k in ("id", "name", "title")} for f in files]
+            posted = Posted(
+                str(channel), self._next_ts(), comment, None, None, thread_ts, files=shared
+            )
+            self.messages[str(channel)].append(posted)
+        for u in done:
+            u.shared = True
+        return {"ok": True, "files": files}
+
     # -- HTTP --------------------------------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -362,8 +446,15 @@ class FakeSlack:
                 parsed = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = _decode(raw, self.headers.get("Content-Type", ""), parsed.query)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if parsed.path.startswith("/upload/v1/"):
+                    # The upload URL takes the raw bytes, without a token, like Slack's.
+                    with fake._lock:
+                        fake.calls.append(Call("upload", {}, headers, time.monotonic()))
+                        status = fake._receive_upload(parsed.path.rsplit("/", 1)[-1], raw)
+                    self._send_text(status, f"OK - {len(raw)}" if status == 200 else "Not Found")
+                    return
+                body = _decode(raw, self.headers.get("Content-Type", ""), parsed.query)
                 if parsed.path.startswith("/response/"):
                     with fake._lock:
                         fake.responses.append(body)
@@ -404,6 +495,14 @@ class FakeSlack:
                     self._send(fault.status, payload, extra)
                     return
                 self._send(200, result)
+
+            def _send_text(self, status: int, text: str) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _send(
                 self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
@@ -462,6 +561,8 @@ def _listed(message: Posted, with_metadata: bool) -> dict[str, Any]:
         item["bot_id"] = BOT_ID
     if with_metadata and message.metadata:
         item["metadata"] = message.metadata
+    if message.files:
+        item["files"] = message.files
     return item
 
 
