@@ -1,9 +1,15 @@
 """The digest's picture: revenue to date against the target's pace line for the quarter, one
 small chart per team (or the one scope of a team digest). matplotlib's Agg canvas, no display
-and no pyplot state; dates and amounts are formatted by the organisation's ``Formatter``."""
+and no pyplot state; dates and amounts are formatted by the organisation's ``Formatter``.
+
+On Slack the chart is shared in the digest's thread (``digest_chart``): a ``Message`` whose
+body is a file, which the Slack notifier uploads with ``files_upload_v2`` through the outbox
+like any message, under the key ``<digest key>:chart`` (``bot.delivery.slack`` names the file
+after it, so that after a crash the outbox finds it in the thread instead of sharing it twice)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 from collections.abc import Sequence
@@ -13,7 +19,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bot.delivery.notifier import SLACK, Message
 from bot.formatting import Formatter
+from metrics.kpis import KPIS
 from metrics.pace import PacePath
 from metrics.scopes import Level
 
@@ -61,3 +69,22 @@ def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
 def _decimal(value: float) -> Decimal:
     # Axis ticks are numpy floats; whole units are all an axis needs.
     return Decimal(round(float(value)))
+
+
+def chart_title(paths: Sequence[PacePath], fmt: Formatter) -> str:
+    """ "Chiffre d'affaires · T4 2026"."""
+    return f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
+
+
+def chart_key(digest_key: str) -> str:
+    """The chart's idempotency key: its digest's, so that one digest shares one chart."""
+    return f"{digest_key}:chart"
+
+
+def digest_chart(paths: Sequence[PacePath], fmt: Formatter, channel: str, key: str) -> Message:
+    """The chart as a Slack message for the digest's thread: the PNG (base64, so that the
+    outbox stores it like any payload), its title, and what it shows for screen readers."""
+    title = chart_title(paths, fmt)
+    png = base64.b64encode(pace_chart(paths, fmt, title)).decode("ascii")
+    file = {"title": title, "alt_txt": fmt.t("chart.alt", title=title), "png": png}
+    return Message(channel, title, key, surface=SLACK, body={"file": file})

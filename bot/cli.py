@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
-from bot.charts import pace_chart
+from bot.charts import chart_title, pace_chart
 from bot.core import ConversationCore
 from bot.formatting import Formatter
 from bot.service import KpiService
@@ -36,7 +36,6 @@ from bot.text_render import render_text
 from conversation.authorization import Role, Viewer
 from conversation.grammar import parse_request
 from conversation.views import AnswerView, ChangesView, Help
-from metrics.kpis import KPIS
 from metrics.limits import date_problem
 
 if TYPE_CHECKING:
@@ -199,8 +198,7 @@ def digest(
         paths = obj.service().pace_paths(now)
         if not paths:
             fail("no team to draw a revenue chart for")
-        title = f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
-        chart.write_bytes(pace_chart(paths, fmt, title))
+        chart.write_bytes(pace_chart(paths, fmt, chart_title(paths, fmt)))
         click.echo(f"Chart written to {chart}", err=True)
     if output == "blocks":
         blocks = rendering.render_digest_blocks(result, fmt)

@@ -1,6 +1,7 @@
 """A subscription's digest as a ``Notification`` (the ``Digest`` view for the subscription's
 channel, under the idempotency key ``digest:<subscription>:<local date>``), and its posting
-through a ``Dispatcher``; the channel's surface renders it."""
+through a ``Dispatcher``; the channel's surface renders it. On Slack its chart (revenue against
+the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 
 from bot.access import channel_audience
 from bot.alerting import unstable_alerts
-from bot.delivery.notifier import Delivered
+from bot.charts import chart_key, digest_chart
+from bot.delivery.notifier import SLACK, Delivered, parse_destination
 from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
 from bot.rendering import visible_digest
@@ -79,4 +81,12 @@ def post_digest(
     now: datetime,
     fmt: Formatter,
 ) -> Delivered:
-    return dispatcher.send(digest_notification(service, subscription, now, fmt))
+    notification = digest_notification(service, subscription, now, fmt)
+    delivered = dispatcher.send(notification)
+    surface, _ = parse_destination(subscription.channel)
+    paths = service.pace_paths(now, subscription.scope)
+    if surface == SLACK and paths:
+        # A Slack capability: the chart goes through the same outbox, as a reply that is a file.
+        key = chart_key(notification.idempotency_key)
+        dispatcher.notifier.reply(delivered, digest_chart(paths, fmt, delivered.channel, key))
+    return delivered

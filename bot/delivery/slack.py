@@ -3,16 +3,25 @@ slack_sdk ``WebClient``; a message's ``body`` is its Block Kit blocks (``bot.sla
 Every message carries its idempotency key in Slack message metadata, so that after a crash the
 outcome can be checked before anything is re-sent.
 
+A message whose body is ``{"file": {"title", "alt_txt", "png"}}`` (base64; the digest's chart,
+``bot.charts.digest_chart``) is shared as a file with ``files_upload_v2`` instead. Files carry
+no metadata: the file is named after the idempotency key (``file_name``), and that name is what
+``find`` looks for.
+
 Kept minimal on purpose: the outbox wraps around it and owns every retry
 (``bot.delivery.outbox``), so its client has no retry handler of its own (``delivery_client``)."""
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackRequestError
 
 from bot.delivery.notifier import Delivered, Message
+from bot.delivery.retry import CallFailure, FailureKind, SurfaceCallError
 
 EVENT_TYPE = "kpibot_message"
 
@@ -24,9 +33,35 @@ def metadata_for(message: Message) -> dict[str, Any]:
     }
 
 
+def file_name(idempotency_key: str) -> str:
+    """The name a file is shared under: its idempotency key, made a file name."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", idempotency_key).strip("-") + ".png"
+
+
+def _file(message: Message) -> dict[str, str] | None:
+    body = message.body
+    return body.get("file") if isinstance(body, dict) else None
+
+
 class SlackNotifier:
     def __init__(self, client: WebClient) -> None:
         self.client = client
+
+    def _share(self, channel: str, message: Message, file: dict[str, str], thread_ts: str | None
+               ) -> Delivered:  # fmt: skip
+        try:
+            response = self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=base64.b64decode(file["png"]),
+                filename=file_name(message.idempotency_key),
+                title=file["title"],
+                alt_txt=file["alt_txt"],
+            )
+        except SlackRequestError as error:
+            # The upload URL refused the bytes: nothing was shared, try again.
+            raise SurfaceCallError(CallFailure(FailureKind.AMBIGUOUS, "upload_failed")) from error
+        return Delivered(channel, str(response["file"]["id"]))
 
     def _content(self, message: Message) -> dict[str, Any]:
         content: dict[str, Any] = {"text": message.text, "metadata": metadata_for(message)}
@@ -35,6 +70,9 @@ class SlackNotifier:
         return content
 
     def send(self, message: Message) -> Delivered:
+        file = _file(message)
+        if file is not None:
+            return self._share(message.channel, message, file, None)
         response = self.client.chat_postMessage(
             channel=message.channel, unfurl_links=False, **self._content(message)
         )
@@ -47,6 +85,9 @@ class SlackNotifier:
         return Delivered(str(response["channel"]), str(response["ts"]))
 
     def reply(self, delivered: Delivered, message: Message) -> Delivered:
+        file = _file(message)
+        if file is not None:
+            return self._share(delivered.channel, message, file, delivered.ts)
         response = self.client.chat_postMessage(
             channel=delivered.channel,
             thread_ts=delivered.ts,
@@ -73,6 +114,7 @@ class SlackNotifier:
             opened = self.client.conversations_open(users=channel)
             channel = str(opened["channel"]["id"])
         since = f"{oldest:.6f}" if oldest is not None else "0"
+        name = file_name(idempotency_key)
         cursor: str | None = None
         while True:
             if thread_ts is None:
@@ -101,7 +143,8 @@ class SlackNotifier:
                     # Matched by ts rather than position, as it is left out of later pages.
                     continue
                 payload = (item.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("idempotency_key") == idempotency_key:
+                shared = {f.get("name") for f in item.get("files") or ()}
+                if payload.get("idempotency_key") == idempotency_key or name in shared:
                     return Delivered(channel, str(item["ts"]))
             cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:

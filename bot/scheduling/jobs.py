@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from bot.alerting import run_alerts
-from bot.digests import digest_notification
+from bot.digests import digest_key, post_digest
 from bot.formatting import Formatter
 from bot.scheduling.plan import DIGEST, EVALUATE, SYNC, PlannedJob
 from bot.scheduling.runtime import Runtime
@@ -83,6 +83,5 @@ def digest(runtime: Runtime, job: PlannedJob, fire_time: datetime) -> str:
     subscription = subscriptions.get(job.subscription_id or "")
     if subscription is None:
         return fmt.t("job.digest.gone", subscription=job.subscription_id)
-    notification = digest_notification(runtime.service(), subscription, fire_time, fmt)
-    delivered = runtime.dispatcher.send(notification)
-    return f"{notification.idempotency_key} → {delivered.channel} {delivered.ts}"
+    delivered = post_digest(runtime.service(), runtime.dispatcher, subscription, fire_time, fmt)
+    return f"{digest_key(subscription, fire_time)} → {delivered.channel} {delivered.ts}"

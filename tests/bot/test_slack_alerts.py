@@ -186,8 +186,9 @@ def test_digest_is_posted_with_its_idempotency_key(world):
         [subscription] = load_subscriptions(world.settings, session)
     fmt = Formatter.for_organisation(world.settings.organisation)
     delivered = post_digest(world.service, world.dispatcher(), subscription, NOW, fmt)
-    [posted] = world.fake.posts("CLEAD")
-    assert delivered.ts == posted.ts
+    # the digest, then its chart in its thread (tests/bot/test_slack_files.py)
+    [posted, chart] = world.fake.posts("CLEAD")
+    assert delivered.ts == posted.ts and chart.thread_ts == posted.ts and chart.files
     assert posted.metadata == {
         "event_type": "kpibot_message",
         "event_payload": {

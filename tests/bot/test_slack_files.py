@@ -1,19 +1,35 @@
 """Sharing a file the way Slack documents it (``files_upload_v2``: files.getUploadURLExternal,
 the upload URL, files.completeUploadExternal), against the fake Slack driven by the real
-``WebClient``: what the fake records is what Slack would have received."""
+``WebClient``: what the fake records is what Slack would have received. Then the digest's chart:
+shared in the digest's thread through the outbox, once, even when an answer is lost."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.charts import digest_chart
+from bot.delivery.notifier import Delivered, Message
+from bot.digests import post_digest
+from bot.formatting import Formatter
+from bot.subscriptions import load_subscriptions
+from metrics.pace import PacePath
+from metrics.periods import Grain, period_containing
+from metrics.scopes import Level, Scope
+from tests.bot.delivery_support import runtime_for, write_config
+from tests.bot.slack_world import NOW, World, world_fixture
 from tests.fakes.slack_api import TOKEN, FakeSlack, Fault
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+Q4 = period_containing(Grain.QUARTER, NOW.date())
 
 
 @pytest.fixture
@@ -96,3 +112,65 @@ def test_upload_steps_take_scripted_faults_like_every_method(fake: FakeSlack) ->
     with pytest.raises(SlackApiError, match="not_in_channel"):
         client(fake).files_upload_v2(channel="C1", content=PNG, filename="c.png")
     assert fake.shared_files("C1") == []
+
+
+# --- the digest's chart -----------------------------------------------------------------------
+
+world = pytest.fixture(world_fixture)
+DIGEST_KEY = "digest:leadership:2026-11-26"
+
+
+def test_the_digest_shares_its_chart_in_its_thread(world: World) -> None:
+    with world.sessions()() as session:
+        [subscription] = load_subscriptions(world.settings, session)
+    fmt = Formatter.for_organisation(world.settings.organisation)
+    delivered = post_digest(world.service, world.dispatcher(), subscription, NOW, fmt)
+    [(message, upload)] = world.fake.shared_files("CLEAD")
+    # a PNG, in the digest's thread, named after its key; titled and described in French
+    assert upload.data is not None and upload.data.startswith(b"\x89PNG")
+    assert message.thread_ts == delivered.ts
+    assert upload.filename == "digest-leadership-2026-11-26-chart.png"
+    title = f"Chiffre d'affaires · {fmt.period(Q4)}"
+    assert message.files == [{"id": upload.id, "name": upload.filename, "title": title}]
+    assert upload.alt_txt == fmt.t("chart.alt", title=title)
+
+
+def chart(fmt: Formatter, channel: str) -> Message:
+    path = PacePath(
+        Scope(Level.TEAM, "Lyon"), Q4, tuple(Q4.start + timedelta(days=n) for n in range(Q4.days)),
+        (Decimal(0), Decimal(1000)), tuple(Decimal(n * 10) for n in range(Q4.days)),
+        Decimal(920),
+    )  # fmt: skip
+    return digest_chart([path], fmt, channel, f"{DIGEST_KEY}:chart")
+
+
+def test_a_chart_whose_answer_was_lost_is_found_not_shared_twice(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    runtime = runtime_for(write_config(tmp_path), fake)
+    fmt = Formatter("fr_FR", "EUR", ZoneInfo("Europe/Paris"))
+    parent = runtime.notifier.send(Message("C1", "digest", DIGEST_KEY))
+    # shared, but the answer never comes back: the outbox looks in the thread, by file name
+    fake.fail("files.completeUploadExternal", Fault.lost_answer())
+    first = runtime.notifier.reply(parent, chart(fmt, "C1"))
+    assert len(fake.shared_files("C1")) == 1
+    # the job runs again (a retry, a second clock): the outbox knows it was sent
+    again = runtime.notifier.reply(parent, chart(fmt, "C1"))
+    assert again == first and len(fake.shared_files("C1")) == 1
+    [(message, _)] = fake.shared_files("C1")
+    assert first == Delivered("C1", message.ts)
+
+
+def test_a_chart_refused_by_the_upload_url_is_shared_on_the_next_attempt(
+    fake: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = runtime_for(write_config(tmp_path), fake)
+    fmt = Formatter("en_US", "EUR", ZoneInfo("Europe/Paris"))
+    parent = runtime.notifier.send(Message("C1", "digest", DIGEST_KEY))
+    received = fake._receive_upload
+    refused = iter([500])
+    monkeypatch.setattr(fake, "_receive_upload", lambda i, d: next(refused, None) or received(i, d))
+    runtime.notifier.reply(parent, chart(fmt, "C1"))
+    # one refused upload, then announced again and shared once
+    assert [c.method for c in fake.calls].count("files.getUploadURLExternal") == 2
+    assert len(fake.shared_files("C1")) == 1

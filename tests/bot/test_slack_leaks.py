@@ -133,8 +133,10 @@ def test_a_channel_digest_names_no_rep(world):
         [subscription] = load_subscriptions(world.settings, session)
     fmt = Formatter.for_organisation(world.settings.organisation)
     post_digest(world.service, world.dispatcher(), subscription, NOW, fmt)
-    [posted] = world.fake.posts("CLEAD")
+    [posted, chart] = world.fake.posts("CLEAD")
     assert named(json.dumps(posted.blocks, ensure_ascii=False), roster(world)) == set()
+    # its chart draws teams, never reps
+    assert chart.files and named(json.dumps(chart.files), roster(world)) == set()
 
 
 def lyon_message(world: World) -> tuple[str, str]:
