@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
@@ -26,6 +26,14 @@ from typing import Any
 
 from jinja2 import Environment
 
+from bot.chat_rendering import (
+    alert_group_text,
+    alert_line,
+    note_text,
+    resolved_reply,
+    snapshot_view,
+)
+from bot.delivery.surfaces import Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     AlertView,
@@ -40,12 +48,17 @@ from bot.rendering import (
     render_digest_text,
 )
 from bot.wording import Wording, titled
+from conversation.authorization import Action
 from conversation.views import (
+    AlertGroup,
     AlertList,
+    AlertsResolved,
     AnswerView,
     ChangesView,
     Digest,
     Home,
+    Notice,
+    Outbound,
     Overview,
     Reply,
     View,
@@ -68,7 +81,6 @@ MAX_CARD_BYTES = 26 * 1024
 
 ACK = "kpi.ack"
 SNOOZE = "kpi.snooze"
-SNOOZES = ("1d", "3d", "1w")
 ALERTS_PER_CARD = 15
 
 
@@ -148,7 +160,8 @@ def card_environment() -> Environment:
 
 @dataclass(frozen=True)
 class AlertItem:
-    alert: AlertView
+    alert: AlertView | None  # None for a snapshot stored before snapshots held the view
+    line: str  # the alert on one line, escaped: what such an old snapshot shows
     resolved: str | None  # "✅ Resolved 26 Nov 2026, 14:02" once resolved
 
 
@@ -166,35 +179,43 @@ class AlertGroupCard:
     title: str  # "⚠️ 3 alerts"
     items: tuple[AlertItem, ...]
     more: str | None
-    notes: tuple[str, ...]  # who acknowledged / snoozed, in plain words
-    actions: bool  # show Acknowledge and Snooze: something still fires, and a bot listens
-    ack_label: str
+    notes: tuple[str, ...]  # who acknowledged / snoozed, escaped
+    ack_label: str | None  # the Acknowledge action, when offered
     snooze_label: str
-    snooze_options: tuple[SnoozeChoice, ...]
+    snooze_options: tuple[SnoozeChoice, ...]  # the Snooze choices, when offered
 
 
-def alert_group_card(
-    key: str,
-    items: Sequence[AlertItem],
-    fmt: Formatter,
-    *,
-    notes: tuple[str, ...] = (),
-    version: CardVersion = CardVersion.BOT,
-) -> AlertGroupCard:
-    shown = tuple(items[:ALERTS_PER_CARD])
-    firing = [item for item in items if item.resolved is None]
-    title = ("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(items))
-    hidden = len(items) - len(shown)
+def alert_group_card(group: AlertGroup, fmt: Formatter, version: CardVersion) -> AlertGroupCard:
+    """``group`` as a card's context. Its actions are offered on bot cards only: a webhook's
+    card goes where nobody would receive them."""
+    shown = group.alerts[:ALERTS_PER_CARD]
+    firing = [a for a in group.alerts if a["resolved_at"] is None]
+    bot = version is CardVersion.BOT
+    snoozes = group.snooze_for if bot and Action.SNOOZE in group.actions else ()
+    left_out = len(group.alerts) - len(shown)
+
+    def resolved(snapshot: Mapping[str, Any]) -> str | None:
+        at = snapshot["resolved_at"]
+        return None if at is None else fmt.t("resolved", time=at)
+
     return AlertGroupCard(
-        key=key,
-        title=title,
-        items=shown,
-        more=fmt.tn("and_more", hidden) if hidden else None,
-        notes=tuple(card_escape(note) for note in notes),
-        actions=bool(firing) and version is CardVersion.BOT,
-        ack_label=fmt.t("acknowledge"),
+        key=group.key,
+        title=("⚠️ " if firing else "✅ ") + fmt.tn("alert_count", len(firing) or len(group.alerts)),
+        items=tuple(
+            AlertItem(
+                alert=snapshot_view(a),
+                line=card_escape(alert_line(a, fmt, markup=False)),
+                resolved=None
+                if a["resolved_at"] is None
+                else fmt.t("resolved", time=a["resolved_at"]),
+            )
+            for a in shown
+        ),
+        more=fmt.tn("and_more", left_out) if left_out else None,
+        notes=tuple(card_escape(note_text(n, fmt, markup=False)) for n in group.notes),
+        ack_label=fmt.t("acknowledge") if bot and Action.ACKNOWLEDGE in group.actions else None,
         snooze_label=fmt.t("snooze"),
-        snooze_options=tuple(SnoozeChoice(fmt.t(f"snooze.{d}"), d) for d in SNOOZES),
+        snooze_options=tuple(SnoozeChoice(fmt.t(f"snooze.{d}"), d) for d in snoozes),
     )
 
 
@@ -346,9 +367,41 @@ class CardRenderer:
         card = self._card("teams/alerts.json.j2", view=alerts_view(evaluations, self.fmt))
         return TeamsMessage(card, render_alerts_text(evaluations, self.fmt))
 
-    def alert_group(self, group: AlertGroupCard, text: str) -> TeamsMessage:
-        return TeamsMessage(self._card("teams/alert_group.json.j2", view=group), text)
+    def alert_group(self, group: AlertGroup) -> TeamsMessage:
+        view = alert_group_card(group, self.fmt, self.version)
+        card = self._card("teams/alert_group.json.j2", view=view)
+        return TeamsMessage(card, alert_group_text(group, self.fmt, markup=False))
+
+    def resolved(self, view: AlertsResolved) -> TeamsMessage:
+        # The plain lines hold no markup of ours; escaping them makes their CRM names inert.
+        return self.message(
+            card_escape(resolved_reply(view, self.fmt, markup=False)),
+            resolved_reply(view, self.fmt, markup=False),
+        )
+
+    def notice(self, view: Notice) -> TeamsMessage:
+        return self.message(self.words.notice(view), self.plain.notice(view))
 
     def apology(self) -> TeamsMessage:
         text = self.fmt.t("oops")
         return TeamsMessage(self.message(text, text).card, text, refused=True)
+
+
+class CardNotifications:
+    """The ``bot.delivery.surfaces.Renderer`` of a Teams surface: alert messages, their
+    resolutions, digests and admin notices as cards of ``version``."""
+
+    def __init__(self, fmt: Formatter, version: CardVersion) -> None:
+        self.cards = CardRenderer(fmt, version)
+
+    def render(self, view: Outbound) -> Rendered:
+        match view:
+            case AlertGroup():
+                message = self.cards.alert_group(view)
+            case AlertsResolved():
+                message = self.cards.resolved(view)
+            case Digest():
+                message = self.cards.digest(view)
+            case Notice():
+                message = self.cards.notice(view)
+        return Rendered(message.text, message.card)

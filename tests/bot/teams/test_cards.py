@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from babel.messages.pofile import read_po
 
+from bot.chat_rendering import alert_snapshot
 from bot.formatting import catalog_path
 from bot.teams.cards import (
     MAX_CARD_BYTES,
     CardError,
+    CardNotifications,
     CardRenderer,
     CardTooLarge,
     CardVersion,
@@ -32,15 +34,19 @@ from bot.teams.cards import (
     fit_card,
     teams_markdown,
 )
-from conversation.authorization import Refusal
+from conversation.authorization import Action, Refusal, alert_actions
 from conversation.views import (
+    AlertGroup,
     AlertList,
+    AlertNote,
+    AlertsResolved,
     AnswerView,
     ChangesView,
     ChatTarget,
     Help,
     Home,
     Notice,
+    Outbound,
     Overview,
     Problem,
     Refused,
@@ -376,3 +382,103 @@ def test_the_schemas_catch_what_the_tests_rely_on_them_for(
     problems = schema_problems(card, version)
     assert problems and problems[0].startswith(where)
     assert schema_problems(_card(version, TEXT), version) == []
+
+
+# --- what the scheduled jobs send (conversation.views.Outbound) ----------------------------------
+
+
+def alert_group(locale: str, *, resolved: bool = False, legacy: bool = False) -> AlertGroup:
+    fmt = formatter(locale)
+    snapshots = [alert_snapshot(e, fmt, "alerts:lyon:1") for e in alerts() if e.status.is_alert]
+    if resolved:
+        snapshots[0] = {**snapshots[0], "resolved_at": "26 nov. 2026, 14:02"}
+    if legacy:  # stored before snapshots held the view: a Slack block and a plain line
+        snapshots.append({"key": "k", "status": "at_risk", "text": "Revenue · *Lyon* — at risk",
+                          "block": {}, "resolved_at": None})  # fmt: skip
+    return AlertGroup(
+        key="alerts:lyon:1",
+        alerts=tuple(snapshots),
+        notes=(
+            AlertNote(Action.ACKNOWLEDGE, "29:1abc", NOW),
+            AlertNote(Action.SNOOZE, HOSTILE, NOW),
+        ),
+        actions=alert_actions(True),
+        snooze_for=("1d", "3d", "1w"),
+    )
+
+
+def outbound(locale: str) -> dict[str, Outbound]:
+    moments = {"last_sync": NOW, "stale_at": NOW, "zone": "Europe/Paris", "synced": NOW}
+    failure = {"channel": "webhook:lyon", "error": "http_404", "message": "alerts:lyon:1"}
+    return {
+        "alert-group": alert_group(locale),
+        "alert-group-resolved": alert_group(locale, resolved=True, legacy=True),
+        "alert-group-all-resolved": replace(
+            alert_group(locale),
+            alerts=tuple({**a, "resolved_at": "x"} for a in alert_group(locale).alerts),
+            actions=(),
+        ),
+        "resolved": AlertsResolved(alerts()[:2]),
+        "digest": digest(locale),
+        "stale": Notice("stale.notice", moments),
+        "stale-resolved": Notice("stale.resolved", moments),
+        "stale-fresh": Notice("stale.fresh", moments),
+        "delivery-failure": Notice("notice.delivery_failure", failure),
+    }
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: v.value)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_notification_card_passes_the_schema_of_its_version(
+    locale: str, version: CardVersion
+) -> None:
+    renderer = CardNotifications(formatter(locale), version)
+    for name, view in outbound(locale).items():
+        rendered = renderer.render(view)
+        card = rendered.body
+        assert schema_problems(card, version.value) == [], name
+        assert card["version"] == version.value and rendered.text
+        for text in strings(card):
+            assert not SLACK_MARKUP.search(text), (name, text)
+        shown = "\n".join(texts(card))
+        for markup in ("[Pay", "](", "<at>", "`y`", "~z~", "_x_"):
+            assert markup not in shown, (name, shown)
+
+
+def test_an_alert_group_offers_acknowledge_and_snooze_to_the_bot() -> None:
+    card = CardNotifications(formatter("en_US"), CardVersion.BOT).render(alert_group("en_US")).body
+
+    ack, snooze = card["actions"]
+    data = {"kpibot": "kpi.ack", "key": "alerts:lyon:1"}
+    assert ack == {"type": "Action.Execute", "title": "Acknowledge", "verb": "kpi.ack",
+                   "style": "positive", "data": data}  # fmt: skip
+    assert snooze["type"] == "Action.ShowCard" and snooze["title"] == "Snooze"
+    choices = [(a["title"], a["verb"], a["data"]) for a in snooze["card"]["actions"]]
+    assert choices == [
+        (label, "kpi.snooze", {"kpibot": "kpi.snooze", "key": "alerts:lyon:1", "duration": d})
+        for label, d in (("Snooze 1 day", "1d"), ("Snooze 3 days", "3d"), ("Snooze 1 week", "1w"))
+    ]
+    shown = texts(card)
+    assert shown[0] == "⚠️ 3 alerts"
+    assert any(t.startswith("👀 Acknowledged by 29:1abc") for t in shown)
+
+
+def test_a_webhook_alert_card_has_no_actions_and_says_who_acted() -> None:
+    card = CardNotifications(formatter("fr_FR"), CardVersion.WEBHOOK).render(alert_group("fr_FR"))
+    assert "actions" not in card.body
+    assert any(t.startswith("👀 Pris en charge par 29:1abc") for t in texts(card.body))
+
+
+def test_a_resolved_alert_is_marked_and_an_old_snapshot_shows_its_line() -> None:
+    view = alert_group("en_US", resolved=True, legacy=True)
+    shown = texts(CardNotifications(formatter("en_US"), CardVersion.BOT).render(view).body)
+    assert "✅ Resolved 26 nov. 2026, 14:02" in shown
+    assert "Revenue · \u2217Lyon\u2217 — at risk" in shown
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_golden_alert_group(locale: str) -> None:
+    card = CardNotifications(formatter(locale), CardVersion.BOT).render(alert_group(locale)).body
+    assert_golden(
+        f"teams/alert-group.{locale}.json", json.dumps(card, ensure_ascii=False, indent=2)
+    )
