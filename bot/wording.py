@@ -70,6 +70,9 @@ ADVISED = frozenset(
         "invalid_auth",
         "token_revoked",
         "account_inactive",
+        "webhook_not_configured",
+        "webhook_not_found",
+        "webhook_unauthorized",
     }
 )
 

@@ -91,7 +91,8 @@ ALERTS_PER_CARD = 15
 # markup character in CRM text becomes a look-alike instead, as for Slack: a deal named
 # ``[Pay here](https://evil.example)`` shows its brackets and links nowhere, ``*9 999 999 €*``
 # shows its stars. Angle brackets go too (``<at>`` mentions, autolinks), and a backslash, which
-# could escape the markup kpibot writes around the name.
+# could escape the markup kpibot writes around the name. An underscore between two letters or
+# digits (``Nord_Est``, ``channel_not_found``) opens no emphasis in Markdown: it stays.
 _LOOKALIKES = {
     "*": "\u2217",
     "_": "\u02cd",
@@ -104,6 +105,14 @@ _LOOKALIKES = {
     "\\": "\u29f5",
 }
 _MARKUP = re.compile("[" + re.escape("".join(_LOOKALIKES)) + "]")
+
+
+def _inert(match: re.Match[str]) -> str:
+    char, text, at = match.group(), match.string, match.start()
+    inside_word = 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
+    return char if char == "_" and inside_word else _LOOKALIKES[char]
+
+
 # A list marker or a heading at the start of a text (a name that opens a fact title).
 _LEADING = re.compile(r"^(\s*)([-+#]|\d+[.)])(?=\s)")
 _MARKER_LOOKALIKES = {"-": "\u2010", "+": "\uff0b", "#": "\uff03", ".": "\u2024", ")": "\uff09"}
@@ -111,7 +120,7 @@ _MARKER_LOOKALIKES = {"-": "\u2010", "+": "\uff0b", "#": "\uff03", ".": "\u2024"
 
 def card_escape(text: str) -> str:
     """``text`` inert in an Adaptive Card TextBlock or fact: no markup, no link, no list."""
-    text = _MARKUP.sub(lambda m: _LOOKALIKES[m.group()], text)
+    text = _MARKUP.sub(_inert, text)
 
     def marker(match: re.Match[str]) -> str:
         mark = match.group(2)

@@ -13,8 +13,8 @@ without a bot: each message is one POST of an Adaptive Card 1.4 to the flow's UR
   (``bot.delivery.retry.CallFailure``): 429 waits for ``Retry-After`` and posts again; a
   connection that could not be opened posts again after a backoff; 5xx, 408 and a connection
   lost after the request was written are *ambiguous* (the flow may have run); any other 4xx
-  (400 bad body, 401/403 bad signature, 404 flow deleted, 413 too large) is permanent, recorded
-  and reported to the admin channel like Slack's ``channel_not_found``.
+  (400 bad body, 401/403 bad signature, 404 flow deleted or off, 413 too large: ``REFUSALS``)
+  is permanent, recorded and reported to the admin channel like Slack's ``channel_not_found``.
 - **At least once**: after an ambiguous failure the outbox posts again, since there is nothing
   to look the first post up by. A lost alert is worse than a second copy of it in the channel,
   and ambiguous failures (the flow timing out after it took the request) are rare.
@@ -76,6 +76,17 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+# Refusals with a name of their own, and their advice to sales-ops in the catalogs
+# ("advice.webhook_…", bot.wording.ADVISED); any other 4xx is "http_<status>".
+REFUSALS = {
+    400: "webhook_bad_request",
+    401: "webhook_unauthorized",
+    403: "webhook_unauthorized",
+    404: "webhook_not_found",
+    413: "webhook_too_large",
+}
+
+
 def failure_of(response: httpx.Response) -> CallFailure:
     status = response.status_code
     if status == 429:
@@ -83,7 +94,7 @@ def failure_of(response: httpx.Response) -> CallFailure:
         return CallFailure(FailureKind.RATE_LIMITED, "ratelimited", wait)
     if status >= 500 or status == 408:
         return CallFailure(FailureKind.AMBIGUOUS, f"http_{status}")
-    return CallFailure(FailureKind.PERMANENT, f"http_{status}")
+    return CallFailure(FailureKind.PERMANENT, REFUSALS.get(status, f"http_{status}"))
 
 
 class WebhookNotifier:
@@ -114,7 +125,7 @@ class WebhookNotifier:
             raise TypeError(f"{message.idempotency_key}: a webhook message's body is a card")
         data = encode(message.body)
         if len(data) > MAX_PAYLOAD_BYTES:
-            raise WebhookError(name, CallFailure(FailureKind.PERMANENT, "too_large"))
+            raise WebhookError(name, CallFailure(FailureKind.PERMANENT, "webhook_too_large"))
         try:
             response = self._client.post(
                 url, content=data, headers={"Content-Type": "application/json"}

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bot.delivery.notifier import Delivered, Message
-from bot.delivery.retry import FailureKind
+from bot.delivery.retry import CallFailure, FailureKind
 from bot.teams.cards import CardRenderer, CardVersion
 from bot.teams.webhook import (
     MAX_PAYLOAD_BYTES,
@@ -115,8 +115,8 @@ def test_a_flow_that_cannot_be_reached_is_posted_again_safely() -> None:
 @pytest.mark.parametrize(
     ("url_change", "code"),
     [
-        (lambda url: url.replace(SIGNATURE, "forged"), "http_401"),
-        (lambda url: url.replace("/workflows/", "/workflows/deleted-"), "http_404"),
+        (lambda url: url.replace(SIGNATURE, "forged"), "webhook_unauthorized"),
+        (lambda url: url.replace("/workflows/", "/workflows/deleted-"), "webhook_not_found"),
     ],
 )
 def test_a_wrong_or_deleted_flow_is_permanent(
@@ -131,7 +131,7 @@ def test_a_wrong_or_deleted_flow_is_permanent(
 def test_a_card_the_flow_refuses_is_permanent(flow: WorkflowsWebhook) -> None:
     # A bot card (1.5, with Action.Execute) is not what a flow takes.
     error = failure(flow, body=card(version=CardVersion.BOT))
-    assert (error.failure.kind, error.failure.code) == (FailureKind.PERMANENT, "http_400")
+    assert error.failure == CallFailure(FailureKind.PERMANENT, "webhook_bad_request")
     assert flow.cards == []
 
 
@@ -139,7 +139,7 @@ def test_a_body_over_28_kb_is_refused_here_and_by_the_flow(flow: WorkflowsWebhoo
     huge = {**card(), "body": [{"type": "TextBlock", "text": "x" * MAX_PAYLOAD_BYTES}]}
     with pytest.raises(WebhookError) as raised:
         notifier(flow).send(message(huge))
-    assert raised.value.failure.code == "too_large" and flow.requests == []
+    assert raised.value.failure.code == "webhook_too_large" and flow.requests == []
     # The fake answers what Teams answers to a body that big.
     response = httpx.post(flow.webhook_url, content=encode(huge))
     assert response.status_code == 413
@@ -166,9 +166,9 @@ def test_the_url_and_its_signature_stay_out_of_logs_and_errors(
     flow: WorkflowsWebhook, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    sender = notifier(flow, timeout=0.5)
+    sender = notifier(flow, timeout=3)
     sender.send(message(card()))
-    flow.fail(Fault(202, b"", delay=1.5))
+    flow.fail(Fault(202, b"", delay=4))
     with pytest.raises(WebhookError) as raised:
         sender.send(message(card()))
 
