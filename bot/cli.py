@@ -234,6 +234,11 @@ def check_config(obj: CliContext) -> None:
     if not obj.config.exists():
         fail(f"{obj.config}: no such config file (run `kpibot demo` to create one)", code=2)
     settings = obj.settings()
+    unset = settings.unset_webhook_variables()
+    if unset:
+        fail(
+            f"{obj.config}: teams.webhooks without a URL in the environment: {', '.join(unset)}", 2
+        )
     click.echo(
         f"{obj.config}: OK — {len(settings.config.targets)} target(s), "
         f"{len(settings.config.imports.csv)} CSV source(s), "

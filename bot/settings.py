@@ -554,13 +554,22 @@ def _as_list(raw: Any) -> Any:
     return raw
 
 
+class TeamsWebhook(_Section):
+    """A Teams Workflows webhook (the flow "Send webhook alerts to a channel"). Its URL carries
+    its own credential, so the config names the environment variable that holds it."""
+
+    url_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+
+
 class TeamsRoutes(_Section):
     """Where alerts go in Microsoft Teams through the bot. Values name conversations the bot
     was installed in or spoken to (``kpibot teams-conversations`` lists them): a team's
-    name, ``Team/Channel``, a group chat's title, or ``user:<email>`` for a 1:1 chat."""
+    name, ``Team/Channel``, a group chat's title, or ``user:<email>`` for a 1:1 chat. Without
+    the bot, routes name a Workflows webhook as ``webhook:<name>``."""
 
     leadership_channel: str | None = None  # company and region alerts
     team_channels: dict[str, str] = {}  # team name → conversation name
+    webhooks: dict[str, TeamsWebhook] = {}  # name → where its URL is
 
 
 class Access(_Section):
@@ -756,6 +765,8 @@ class Secrets(BaseModel):
     teams_tenant_id: str | None = Field(default=None, repr=False)
     # Per source name, its credentials by name (``password``, ``token``...).
     sources: dict[str, dict[str, str]] = Field(default={}, repr=False)
+    # Per Teams webhook name (``teams.webhooks``), its URL, when its variable is set.
+    teams_webhooks: dict[str, str] = Field(default={}, repr=False)
 
 
 class Settings(BaseModel):
@@ -782,6 +793,12 @@ class Settings(BaseModel):
     def redacted_database_url(self) -> str:
         """The database URL with any password masked, for messages and logs."""
         return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def unset_webhook_variables(self) -> list[str]:
+        """The ``teams.webhooks`` whose variable is not set, as "name (VARIABLE)"."""
+        webhooks = self.config.teams.webhooks
+        return [f"{name} ({w.url_env})" for name, w in webhooks.items()
+                if name not in self.secrets.teams_webhooks]  # fmt: skip
 
     def target_book(self) -> TargetBook:
         return TargetBook(build_targets(self.config), self.organisation.fiscal_year_start_month)
@@ -855,6 +872,11 @@ def _reference_problems(config: Config) -> list[str]:
                 f"{first[spec.key]}; give each subscription its own id"
             )
         first.setdefault(spec.key, i)
+    for key, destination in _routed(config):
+        surface, name = parse_destination(destination)
+        if surface == "webhook" and name not in config.teams.webhooks:
+            known = ", ".join(sorted(config.teams.webhooks)) or "none"
+            problems.append(f"{key}: no webhook {name!r} under teams.webhooks (declared: {known})")
     csv_sources = [(f"import.csv.{name}", spec) for name, spec in config.imports.csv.items()]
     csv_sources += [
         (f"sources.{name}", spec)
@@ -874,6 +896,19 @@ def _reference_problems(config: Config) -> list[str]:
                     key = f"sources.{name}.{kind.name}"
                     problems += mapping_problems(key, kind, table.column_map(key))
     return problems
+
+
+def _routed(config: Config) -> list[tuple[str, str]]:
+    """Every destination the routes and the subscriptions name, with its key path."""
+    routes = config.slack
+    found = [("slack.leadership_channel", d) for d in routes.leadership_channel]
+    if routes.admin_channel is not None:
+        found.append(("slack.admin_channel", routes.admin_channel))
+    for section in ("team_channels", "region_channels"):
+        found += [(f"slack.{section}.{name}", d)
+                  for name, listed in getattr(routes, section).items() for d in listed]  # fmt: skip
+    found += [(f"subscriptions.{i}.channel", s.channel) for i, s in enumerate(config.subscriptions)]
+    return found
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -1039,6 +1074,11 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
             teams_client_secret=env.get("TEAMS_CLIENT_SECRET") or None,
             teams_tenant_id=env.get("TEAMS_TENANT_ID") or None,
             sources=_source_secrets(config, env),
+            teams_webhooks={
+                name: env[webhook.url_env]
+                for name, webhook in config.teams.webhooks.items()
+                if env.get(webhook.url_env)
+            },
         ),
     )
 

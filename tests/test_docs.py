@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # How the README names the entries of a mapping of sections.
 PLACEHOLDERS = {
-    "import.csv": "<source>", "sources": "<source>", "targets[].periods": "<period>"
+    "import.csv": "<source>", "sources": "<source>", "targets[].periods": "<period>",
+    "teams.webhooks": "<name>",
 }  # fmt: skip
 TABLE_MODELS = ([ColumnMap], [SqlTable])
 

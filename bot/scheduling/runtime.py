@@ -30,6 +30,8 @@ from bot.scheduling.sync import SyncSource, configured_source
 from bot.settings import Settings
 from bot.slack_render import SlackNotificationRenderer
 from bot.store.database import ensure_schema, make_engine
+from bot.teams.cards import CardNotifications, CardVersion
+from bot.teams.webhook import WEBHOOK, WebhookNotifier
 from bot.text_render import TextNotificationRenderer
 
 if TYPE_CHECKING:
@@ -87,7 +89,9 @@ class Runtime:
 def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Surfaces:
     """The surfaces this process can deliver to. Slack when a bot token is configured, else
     Slack destinations are printed (schedules can be tried out without a workspace);
-    ``console:`` destinations are always printed. ``notifier`` replaces Slack's (tests)."""
+    ``console:`` destinations are always printed; ``webhook:`` ones are posted to Teams
+    Workflows webhooks when ``teams.webhooks`` names any. ``notifier`` replaces Slack's
+    (tests)."""
     fmt = Formatter.for_organisation(settings.organisation)
     console = Surface(TextNotificationRenderer(fmt), ConsoleNotifier())
     if notifier is not None:
@@ -100,7 +104,11 @@ def default_surfaces(settings: Settings, notifier: Notifier | None = None) -> Su
     else:
         log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
         slack = console
-    return Surfaces({SLACK: slack, "console": console})
+    surfaces = {SLACK: slack, "console": console}
+    if settings.config.teams.webhooks:
+        cards = CardNotifications(fmt, CardVersion.WEBHOOK)
+        surfaces[WEBHOOK] = Surface(cards, WebhookNotifier(settings.secrets.teams_webhooks))
+    return Surfaces(surfaces)
 
 
 def build_runtime(

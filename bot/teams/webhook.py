@@ -37,6 +37,7 @@ import httpx
 from bot.delivery.notifier import Delivered, Message
 from bot.delivery.retry import CallFailure, FailureKind, SurfaceCallError
 
+WEBHOOK = "webhook"  # the surface's prefix in destinations: webhook:<name>
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_PAYLOAD_BYTES = 28 * 1024
 # Where Workflows (Logic Apps) put the id of the run a request started.
