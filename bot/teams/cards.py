@@ -16,6 +16,7 @@ Card actions, for the bot that receives them (``Action.Execute``, invoke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -63,6 +64,8 @@ from conversation.views import (
     Reply,
     View,
 )
+from handlers.actions.acknowledge import ACK
+from handlers.actions.snooze import SNOOZE
 from metrics.evaluation import Evaluation
 
 Card = dict[str, Any]
@@ -79,8 +82,6 @@ class CardVersion(Enum):
 # activity or the webhook body around it.
 MAX_CARD_BYTES = 26 * 1024
 
-ACK = "kpi.ack"
-SNOOZE = "kpi.snooze"
 ALERTS_PER_CARD = 15
 
 
@@ -214,9 +215,7 @@ def alert_group_card(group: AlertGroup, fmt: Formatter, version: CardVersion) ->
             AlertItem(
                 alert=snapshot_view(a),
                 line=card_escape(alert_line(a, fmt, markup=False)),
-                resolved=None
-                if a["resolved_at"] is None
-                else fmt.t("resolved", time=a["resolved_at"]),
+                resolved=resolved(a),
             )
             for a in shown
         ),
@@ -365,8 +364,8 @@ class CardRenderer:
             block = {"type": "TextBlock", "text": hint, "wrap": True, "separator": True}
             card = fit_card({**message.card, "body": [*message.card["body"], block]}, self.fmt)
             check_card(card, self.version)
-            message = TeamsMessage(card, message.text)
-        return TeamsMessage(message.card, message.text, refused=reply.refused)
+            message = dataclasses.replace(message, card=card)
+        return dataclasses.replace(message, refused=reply.refused)
 
     def digest(self, digest: Digest) -> TeamsMessage:
         card = self._card("teams/digest.json.j2", view=digest_view(digest, self.fmt))
@@ -378,7 +377,7 @@ class CardRenderer:
 
     def alert_group(self, group: AlertGroup) -> TeamsMessage:
         view = alert_group_card(group, self.fmt, self.version)
-        card = self._card("teams/alert_group.json.j2", view=view)
+        card = self._card("teams/alert_group.json.j2", view=view, ack=ACK, snooze=SNOOZE)
         return TeamsMessage(card, alert_group_text(group, self.fmt, markup=False))
 
     def resolved(self, view: AlertsResolved) -> TeamsMessage:
@@ -393,7 +392,7 @@ class CardRenderer:
 
     def apology(self) -> TeamsMessage:
         text = self.fmt.t("oops")
-        return TeamsMessage(self.message(text, text).card, text, refused=True)
+        return dataclasses.replace(self.message(text, text), refused=True)
 
 
 class CardNotifications:
