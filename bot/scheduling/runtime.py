@@ -105,7 +105,8 @@ def default_surfaces(
         log.warning("SLACK_BOT_TOKEN is not set: messages are printed, not posted")
         slack = console
     surfaces = {SLACK: slack, "console": console}
-    if engine is not None:
+    # Checked before importing the Teams SDK, which every scheduler process would pay for.
+    if engine is not None and settings.secrets.teams_client_id:
         from bot.teams.app import teams_surface
 
         teams = teams_surface(settings, engine)
