@@ -30,7 +30,6 @@ from bot.scheduling.sync import SyncSource, configured_source
 from bot.settings import Settings
 from bot.slack_render import SlackNotificationRenderer
 from bot.store.database import ensure_schema, make_engine
-from bot.teams.app import teams_surface
 from bot.teams.cards import CardNotifications, CardVersion
 from bot.teams.webhook import WEBHOOK, WebhookNotifier
 from bot.text_render import TextNotificationRenderer
@@ -112,7 +111,10 @@ def default_surfaces(
     if settings.config.teams.webhooks:
         cards = CardNotifications(fmt, CardVersion.WEBHOOK)
         surfaces[WEBHOOK] = Surface(cards, WebhookNotifier(settings.secrets.teams_webhooks))
-    if engine is not None:
+    # Checked before importing the Teams SDK, which every scheduler process would pay for.
+    if engine is not None and settings.secrets.teams_client_id:
+        from bot.teams.app import teams_surface
+
         teams = teams_surface(settings, engine)
         if teams is not None:
             surfaces[TEAMS] = teams
