@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from starlette.routing import Route
 
 from bot.core import ConversationCore
-from bot.delivery.surfaces import Rendered, Surface
+from bot.delivery.surfaces import Surface
 from bot.formatting import Formatter
 from bot.service import KpiService
 from bot.settings import Settings
@@ -21,13 +21,11 @@ from bot.slack_app import scheduler_sync
 from bot.store.database import session_factory
 from bot.teams.auth import OPENID_METADATA_URL, BotFrameworkAuth
 from bot.teams.bot import TeamsBot
-from bot.teams.cards import CardRenderer, CardVersion, TeamsMessage, card_escape
+from bot.teams.cards import CardNotifications, CardRenderer, CardVersion
 from bot.teams.connector import LOGIN_URL, Connector, TeamsCredentials
 from bot.teams.http import messages_route
 from bot.teams.notifier import TeamsBotNotifier
 from bot.teams.users import TeamsUsers
-from bot.text_render import TextNotificationRenderer
-from conversation.views import AlertGroup, Digest, Outbound, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -52,44 +50,6 @@ def credentials(settings: Settings) -> TeamsCredentials | None:
     )
 
 
-class BotCards:
-    """The Teams bot's cards (``bot.teams.cards``, version 1.5). Alert messages and the other
-    scheduled notifications are drawn as their plain text, CRM text made inert, until
-    ``bot.teams.cards`` draws the core's ``AlertGroup``."""
-
-    def __init__(self, fmt: Formatter) -> None:
-        self.cards = CardRenderer(fmt, CardVersion.BOT)
-        self.text = TextNotificationRenderer(fmt)
-
-    def render(self, reply: Reply) -> TeamsMessage:
-        return self.cards.render(reply)
-
-    def apology(self) -> TeamsMessage:
-        return self.cards.apology()
-
-    def alert_group(self, group: AlertGroup) -> TeamsMessage:
-        return self.plain(group)
-
-    def plain(self, view: Outbound) -> TeamsMessage:
-        text = self.text.render(view).text
-        return self.cards.message(card_escape(text), text)
-
-
-class BotNotifications:
-    """The ``bot.delivery.surfaces.Renderer`` of the Teams bot: digests as cards, the rest
-    through ``BotCards``."""
-
-    def __init__(self, cards: BotCards) -> None:
-        self.cards = cards
-
-    def render(self, view: Outbound) -> Rendered:
-        if isinstance(view, Digest):
-            message = self.cards.cards.digest(view)
-        else:
-            message = self.cards.plain(view)
-        return Rendered(message.text, message.card)
-
-
 def connector(settings: Settings, creds: TeamsCredentials) -> Connector:
     return Connector(creds, login_url=settings.teams_login_url or LOGIN_URL)
 
@@ -111,7 +71,7 @@ def build_teams_bot(
         sessions,
         sync=sync or scheduler_sync(settings, service),
     )
-    cards = BotCards(Formatter.for_organisation(settings.organisation))
+    cards = CardRenderer(Formatter.for_organisation(settings.organisation), CardVersion.BOT)
     return TeamsBot(
         core, users, bot_connector, cards, sessions, clock or (lambda: datetime.now(UTC))
     )
@@ -122,7 +82,7 @@ def teams_surface(settings: Settings, engine: Engine) -> Surface | None:
     creds = credentials(settings)
     if creds is None:
         return None
-    cards = BotNotifications(BotCards(Formatter.for_organisation(settings.organisation)))
+    cards = CardNotifications(Formatter.for_organisation(settings.organisation), CardVersion.BOT)
     return Surface(cards, TeamsBotNotifier(connector(settings, creds), session_factory(engine)))
 
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeAlias
+from typing import Any, TypeAlias
 
 import httpx
 from microsoft_teams.api.activities.conversation import ConversationUpdateActivity
@@ -43,13 +43,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import ConversationCore
 from bot.delivery.notifier import TEAMS, destination_of
-from bot.teams.cards import TeamsMessage
+from bot.teams.cards import CardRenderer
 from bot.teams.connector import ADAPTIVE_CARD, Connector
 from bot.teams.conversations import Reference, conversation_name, find, forget, remember
 from bot.teams.users import TeamsUsers
 from conversation.authorization import Action
 from conversation.grammar import parse_request
-from conversation.views import AlertGroup, Reply
+from conversation.views import Reply
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +58,6 @@ ACTIONS = {"kpi.ack": Action.ACKNOWLEDGE, "kpi.snooze": Action.SNOOZE}
 MESSAGE_RESPONSE = "application/vnd.microsoft.activity.message"
 ERROR_RESPONSE = "application/vnd.microsoft.error"
 _COMMAND = re.compile(r"^\s*/?kpi\b\s*", re.IGNORECASE)
-
-
-class Cards(Protocol):
-    """The core's views as Adaptive Cards, in the organisation's words."""
-
-    def render(self, reply: Reply) -> TeamsMessage: ...
-
-    def alert_group(self, group: AlertGroup) -> TeamsMessage: ...
-
-    def apology(self) -> TeamsMessage: ...
 
 
 Installation: TypeAlias = (
@@ -112,7 +102,7 @@ class TeamsBot:
         core: ConversationCore,
         users: TeamsUsers,
         connector: Connector,
-        cards: Cards,
+        cards: CardRenderer,
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
     ) -> None:
