@@ -34,7 +34,7 @@ def check_config(tmp_path: Path, text: str, env: dict[str, str] | None = None) -
         ("subscriptions: [{channel: 'webhook:ops', time: '08:30'}]",
          "subscriptions.0.channel: no webhook 'ops' under teams.webhooks"),
         ("teams: {webhooks: {x: {url_env: lower_case}}}",
-         "teams.webhooks.x.url_env: String should match pattern"),
+         "teams.webhooks.x.url_env: expected a value matching ^[A-Z][A-Z0-9_]*$, got 'lower_case'"),
     ],
 )  # fmt: skip
 def test_a_route_to_a_webhook_nobody_declared_is_a_config_mistake(
