@@ -398,6 +398,12 @@ def _parser(kind: Kind, field: str, mapping: ColumnMap) -> Parser:
     return _text_parser(_length(table, column))
 
 
+def field_parser(table: str, field: str, mapping: ColumnMap) -> Parser:
+    """How the import reads ``field`` of ``table`` under ``mapping``: text → value, raising
+    ``ValueError`` with the reason (a stage parses to its name and status)."""
+    return _parser(_KINDS_BY_NAME[table], field, mapping)
+
+
 def _header(path: Path, mapping: ColumnMap) -> list[str]:
     # Decoded like the rows: a bad byte further down the file is that row's problem.
     with path.open(newline="", encoding=mapping.encoding, errors="surrogateescape") as handle:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,19 @@ class Budget:
     what: str  # "daily API requests"
 
 
+@dataclass(frozen=True)
+class FieldChange:
+    """One change of a deal's field as the CRM's field history records it: the deal's CRM id,
+    the canonical field (stage, amount, close_date, probability or owner), the values before
+    and after (as the API gave them) and when it happened."""
+
+    record: str
+    field: str
+    old: Any
+    new: Any
+    at: datetime
+
+
 class SourceError(Exception):
     """A sync that cannot go on, said for a person: bad credentials, the API budget spent,
     a server that kept failing. ``retry_after`` is when trying again makes sense, if known."""
@@ -73,3 +86,15 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FieldHistory(Protocol):
+    """A connector that can read the CRM's own history of deal fields, so that the first sync
+    can backfill the pipeline history (``bot.sources.backfill``)."""
+
+    calls: int
+
+    def field_history(self, obj: SourceObject) -> Iterator[FieldChange]:
+        """Every recorded change of ``obj``'s tracked fields, in any order."""
+        ...

@@ -5,7 +5,9 @@ description has the field (multi-currency orgs).
 
 SOQL pages follow ``nextRecordsUrl`` (``Sforce-Query-Options: batchSize``); incremental syncs
 filter on ``SystemModstamp`` (users are read whole); deletions come from ``queryAll`` with
-``IsDeleted = true``, and the first page's ``totalSize`` sizes the progress bar. The
+``IsDeleted = true``, and the first page's ``totalSize`` sizes the progress bar. At the first
+sync, ``OpportunityFieldHistory`` (one paged query) gives the deals' earlier states
+(``bot.sources.backfill``). The
 org's API usage is read from the ``Sforce-Limit-Info`` header of every answer. 429, 5xx and
 timeouts are retried by the HTTP session (``Retry-After`` honoured); ``REQUEST_LIMIT_EXCEEDED``
 (HTTP 403) stops the sync with a message saying when to retry; an expired session is renewed
@@ -29,7 +31,7 @@ from simple_salesforce.util import Usage
 from urllib3.util.retry import Retry
 
 from bot.settings import SalesforceSource
-from bot.sources.connector import Budget, Record, SourceError, SourceObject
+from bot.sources.connector import Budget, FieldChange, Record, SourceError, SourceObject
 
 _RETRIED = (429, 500, 502, 503, 504)
 # Owners that are queues (ids starting 00G) are not reps: their leads are left unowned.
@@ -79,6 +81,13 @@ _OBJECTS: tuple[tuple[str, str, Mapping[str, str]], ...] = (
                        "account": "ConvertedAccountId"}),
 )  # fmt: skip
 _FILTERS = {"User": "UserType = 'Standard'"}
+# OpportunityFieldHistory's Field value → the canonical field. A change of owner is recorded
+# as "Owner" twice, once with the users' names and once with their ids (DataType EntityId):
+# only the latter is read.
+_HISTORY_FIELDS = {
+    "StageName": "stage", "Amount": "amount", "CloseDate": "close_date",
+    "Probability": "probability", "Owner": "owner",
+}  # fmt: skip
 _DELETABLE = frozenset({"Account", "Opportunity", "Lead"})
 
 
@@ -285,6 +294,26 @@ class SalesforceConnector:
         )
         for row in self._pages(soql, include_deleted=True):
             yield str(row["Id"])
+
+    def field_history(self, obj: SourceObject) -> Iterator[FieldChange]:
+        """Opportunities' tracked changes from ``OpportunityFieldHistory`` (fields with
+        history tracking on in the org; 18 to 24 months of them), one paged query."""
+        if obj.name != "Opportunity":
+            return
+        wanted = ", ".join(f"'{name}'" for name in _HISTORY_FIELDS)
+        soql = (
+            "SELECT OpportunityId, Field, DataType, OldValue, NewValue, CreatedDate "
+            f"FROM OpportunityFieldHistory WHERE Field IN ({wanted})"
+        )
+        for row in self._pages(soql):
+            if row["Field"] == "Owner" and row["DataType"] != "EntityId":
+                continue
+            at = _parse_time(row["CreatedDate"])
+            if at is not None:
+                yield FieldChange(
+                    str(row["OpportunityId"]), _HISTORY_FIELDS[row["Field"]], row["OldValue"],
+                    row["NewValue"], at,
+                )  # fmt: skip
 
     def budget(self) -> Budget | None:
         usage = self._sf.api_usage.get("api-usage")

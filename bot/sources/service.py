@@ -2,7 +2,9 @@
 validation, its deletions applied (those the CRM lists since the mark, or, after a full read,
 the rows the read no longer named), and its high-water mark moved on, all in a savepoint of the
 caller's transaction. The CRM's users are read whole each time and matched to other sources'
-reps (``bot.sources.owners``), so that deals and leads count for the reps people know.
+reps (``bot.sources.owners``), so that deals and leads count for the reps people know. At the
+first read of a source's deals, a connector that reads the CRM's field history backfills the
+pipeline history before it (``bot.sources.backfill``); if the CRM refuses it, the sync stands.
 
 The first object that fails stops the source: it and the objects after it keep the store and
 the high-water mark they had, and the error is recorded; the objects finished before it keep
@@ -22,12 +24,13 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from bot.formatting import Formatter
-from bot.importers.csv_import import RecordImport, import_csv
+from bot.importers.csv_import import RecordImport, field_parser, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
-from bot.sources.connector import Budget, Connector, SourceError, SourceObject
+from bot.sources.backfill import Backfilled, Reader, backfill_history
+from bot.sources.connector import Budget, Connector, FieldHistory, SourceError, SourceObject
 from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
-from bot.store.models import Base
+from bot.store.models import Base, Rep
 from bot.store.sync_models import SyncState
 from bot.store.upsert import delete_sourced
 
@@ -104,6 +107,7 @@ class SourceReport:
     error: str | None = None
     data_version: int | None = None
     api_calls: int = 0  # with those no object is charged for (a stage list, a login)
+    backfill: Backfilled | None = None  # at a first sync, when the CRM has field history
 
     @property
     def changed(self) -> int:
@@ -131,6 +135,8 @@ class SourceReport:
                     "sync.budget", used=budget.used, limit=budget.limit, what=budget.what, left=left
                 )
             )
+        if self.backfill is not None:
+            lines += [f"  {line}" for line in self.backfill.summary(_REJECTIONS_SHOWN)]
         outcome = fmt.tn("report.rows_changed", self.changed)
         if self.api_calls:
             outcome = fmt.t(
@@ -212,6 +218,7 @@ class _ObjectSync:
         self.records = records
         self.currency = currency
         self.progress = progress
+        self.matched: dict[str, int] = {}  # CRM user id → the other source's rep it is
 
     def run(self, obj: SourceObject, since: datetime | None, report: ObjectReport) -> None:
         ids: list[str] = []  # of the records handed to the import, by position
@@ -251,6 +258,7 @@ class _ObjectSync:
         report.rejected = [Rejection(ids[p.line - 1] or f"#{p.line}", p.reason) for p in problems]
         # Deals and leads owned by a matched user count for the rep it matched.
         self.records.known("reps", matched)
+        self.matched.update(matched)
         report.matched = len(matched)
         report.deleted = merge_matched(self.session, self.source, matched)
         rows_of = Base.metadata.tables[obj.table]
@@ -304,11 +312,13 @@ def sync_connector(
         _record_error(state, SOURCE_WIDE, report.error, now())
         report.api_calls = connector.calls - calls_before
         return report
+    first_reads = []  # the objects read for the first time: their history may be backfilled
     for obj in objects:
         row = state.get(obj.name)
         since = None if full or obj.users else _utc(row.high_water_mark)
         if row.high_water_mark is None:
             report.full = True
+            first_reads.append(obj)
         result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
         report.objects.append(result)
         calls = connector.calls
@@ -330,13 +340,65 @@ def sync_connector(
         row.deleted, row.rejected = result.deleted, len(result.rejected)
         row.api_calls = result.api_calls
         row.last_error = None
+    if report.changed:
+        at = now()
+        report.data_version = bump_data_version(session, at)
+        finished = {result.name for result in report.objects if result.finished}
+        for obj in first_reads:
+            if obj.table == "opportunities" and obj.name in finished:
+                report.backfill = _backfill(session, source, connector, obj, at, puller.matched)
     report.api_calls = connector.calls - calls_before
     report.budget = connector.budget()
     _record_budget(state, [obj.name for obj in objects], report.budget)
-    if report.changed:
-        report.data_version = bump_data_version(session)
     session.flush()
     return report
+
+
+def _backfill(
+    session: Session, source: str, connector: Connector, obj: SourceObject, first: datetime,
+    matched: dict[str, int],
+) -> Backfilled | None:  # fmt: skip
+    """The deals' states before ``first`` from the CRM's field history, if it keeps one, in a
+    savepoint: a history the CRM cannot give leaves the sync as it is, and is reported."""
+    if not isinstance(connector, FieldHistory):
+        return None
+    calls = connector.calls
+    try:
+        with session.begin_nested():
+            result = backfill_history(
+                session, source, connector.field_history(obj), first,
+                _reader(session, source, obj, matched),
+            )  # fmt: skip
+    except SourceError as error:
+        result = Backfilled(error=str(error))
+    result.api_calls = connector.calls - calls
+    return result
+
+
+def _reader(session: Session, source: str, obj: SourceObject, matched: dict[str, int]) -> Reader:
+    """A field history's values read as the import reads the object's records."""
+    parsers = {
+        name: field_parser(obj.table, name, _mapping(obj))
+        for name in ("stage", "amount", "close_date", "probability")
+    }
+    reps = session.execute(select(Rep.source_id, Rep.id).where(Rep.source == source))
+    owners = {str(key): int(rep) for key, rep in reps}
+    owners.update(matched)
+
+    def read(name: str, raw: Any) -> dict[str, Any]:
+        text = cell(raw)
+        if name == "owner":
+            if text and text not in owners:
+                raise ValueError(f"unknown owner {text!r} (no rep with that id)")
+            return {"owner_id": owners.get(text)}
+        if name == "stage":
+            if not text:
+                raise ValueError("an empty stage")
+            stage, status = parsers[name](text)
+            return {"stage": stage, "status": status}
+        return {name: parsers[name](text) if text else None}
+
+    return read
 
 
 def _record_error(state: _State, name: str, message: str, at: datetime) -> None:

@@ -9,10 +9,16 @@ kpibot sends, on 127.0.0.1, port 0.
   Object [WHERE a >= 2026-11-30T10:00:00Z AND b = true AND c = 'x']``. Records carry
   ``attributes``; relationship fields are nested objects or null; numbers are JSON numbers;
   date-times are written ``2026-11-30T10:00:00.000+0000``. ``query`` leaves deleted records out,
-  ``queryAll`` keeps them. Results come in batches of ``Sforce-Query-Options: batchSize`` (200 to
+  ``queryAll`` keeps them. An object the user may not see (``hidden``) is HTTP 400
+  ``INVALID_TYPE``. Results come in batches of ``Sforce-Query-Options: batchSize`` (200 to
   2000, default 2000) with ``done``, ``totalSize`` and ``nextRecordsUrl``
   (``/services/data/v<version>/query/01g…-<offset>``). An unknown field is HTTP 400
   ``INVALID_FIELD``.
+- ``OpportunityFieldHistory`` (``SELECT … WHERE Field IN ('StageName', …)``): one row per
+  change of a tracked field, with ``OpportunityId``, ``Field``, ``DataType``, ``OldValue`` and
+  ``NewValue`` (JSON numbers for amounts and percentages, ``YYYY-MM-DD`` text for dates, null
+  for an empty value) and ``CreatedDate``. A change of owner is two rows with ``Field`` "Owner":
+  one with the users' names (``DataType`` "Text") and one with their ids ("EntityId").
 - ``GET /services/data/v<version>/sobjects/<Object>/describe``: the object's ``fields``, which
   are the fields its records have (``CurrencyIsoCode`` only in a multi-currency org).
 - Every API answer carries ``Sforce-Limit-Info: api-usage=<used>/<limit>``; past the limit the
@@ -43,8 +49,30 @@ CONSUMER_SECRET = "consumer-secret"
 
 _SELECT = re.compile(r"SELECT (?P<fields>.+?) FROM (?P<object>\w+)(?: WHERE (?P<where>.+))?$")
 _CONDITION = re.compile(
-    r"(?P<field>\w+) (?P<op>>=|=) (?P<value>'[^']*'|true|false|\d{4}-\d\d-\d\dT[\d:]+Z)"
+    r"(?P<field>\w+) (?P<op>>=|=|IN) "
+    r"(?P<value>'[^']*'|true|false|\d{4}-\d\d-\d\dT[\d:]+Z|\('[^)]*'\))"
 )
+# The fields of objects whose records a test may leave empty (others: their records' keys).
+_SCHEMAS = {
+    "OpportunityFieldHistory": {
+        "Id",
+        "OpportunityId",
+        "Field",
+        "DataType",
+        "OldValue",
+        "NewValue",
+        "CreatedDate",
+        "CreatedById",
+        "IsDeleted",
+    },
+}
+_HISTORY_TYPES = {
+    "StageName": "DynamicEnum",
+    "Amount": "Currency",
+    "CloseDate": "Date",
+    "Probability": "Percent",
+    "ForecastCategoryName": "StaticEnum",
+}
 
 
 def sf_time(moment: datetime) -> str:
@@ -66,12 +94,30 @@ class FakeSalesforce(FakeServer):
         self._sessions = itertools.count(2)
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._cursor_ids = itertools.count(1)
+        self._history_ids = itertools.count(1)
+        self.hidden: set[str] = set()  # objects the integration user has no access to
 
     # --- test controls -------------------------------------------------------------------------
 
     def put(self, sobject: str, record: dict[str, Any]) -> None:
         """Create or replace a record (``IsDeleted`` defaults to false)."""
         self.records.setdefault(sobject, {})[record["Id"]] = {"IsDeleted": False, **record}
+
+    def change(
+        self, opportunity: str, field: str, old: Any, new: Any, at: datetime,
+        names: tuple[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """Record a change of a tracked field as OpportunityFieldHistory does (an owner change:
+        the users' ``names`` row, then the ids row)."""
+        rows = [("Text", *names), ("EntityId", old, new)] if field == "Owner" and names else [
+            (_HISTORY_TYPES.get(field, "EntityId" if field == "Owner" else "Text"), old, new)
+        ]  # fmt: skip
+        for data_type, before, after in rows:
+            self.put("OpportunityFieldHistory", {
+                "Id": f"017{next(self._history_ids):012d}", "OpportunityId": opportunity,
+                "Field": field, "DataType": data_type, "OldValue": before, "NewValue": after,
+                "CreatedDate": sf_time(at), "CreatedById": "005A",
+            })  # fmt: skip
 
     def expire_session(self) -> None:
         self.session_id = f"00DFAKE!session-{next(self._sessions)}"
@@ -164,9 +210,16 @@ class FakeSalesforce(FakeServer):
         if parsed is None:
             return _error(400, "MALFORMED_QUERY", f"unexpected query: {soql}")
         sobject = parsed["object"]
+        if sobject in self.hidden:
+            return _error(
+                400, "INVALID_TYPE",
+                f"sObject type '{sobject}' is not supported. If you are attempting to use a "
+                "custom object, be sure to append the '__c' after the entity name. Please "
+                "reference your WSDL or the describe call for the appropriate names.",
+            )  # fmt: skip
         fields = [f.strip() for f in parsed["fields"].split(",")]
         table = self.records.get(sobject, {})
-        known = set().union(*(r.keys() for r in table.values())) if table else set()
+        known = set().union(_SCHEMAS.get(sobject, set()), *(r.keys() for r in table.values()))
         for name in fields:
             if name.split(".")[0] not in known:
                 return _error(
@@ -201,6 +254,9 @@ class FakeSalesforce(FakeServer):
         match = _CONDITION.fullmatch(condition.strip())
         assert match is not None, f"the fake does not understand {condition!r}"
         name, op, raw = match.groups()
+        if op == "IN":
+            values = {value.strip().strip("'") for value in raw.strip("()").split(",")}
+            return [r for r in rows if r.get(name) in values]
         if raw in ("true", "false"):
             return [r for r in rows if r.get(name) is (raw == "true")]
         if raw.startswith("'"):
