@@ -20,7 +20,7 @@ from metrics.periods import Grain, period_containing
 from metrics.scopes import Scope
 from metrics.waterfall import Movement, waterfall
 from tests.bot.sources.crm_support import Store, make_store
-from tests.bot.sources.test_salesforce import BATCH, connector
+from tests.bot.sources.test_salesforce import BATCH, ENGLISH, connector
 from tests.fakes.salesforce_api import FakeSalesforce, sf_time
 
 STAGES = [
@@ -161,7 +161,7 @@ def test_first_sync_rebuilds_the_states_the_field_history_implies(org, store):
         (W, "its 2026-10-15 09:00 UTC change: unknown stage 'Sleeping' (the stages mapping "
          "knows Closed Lost, Closed Won, Negotiation, Prospecting, Qualification)")
     ]  # fmt: skip
-    assert "history before the first sync backfilled" in report.summary()
+    assert "history before the first sync backfilled" in report.summary(ENGLISH)
 
     d = date.fromisoformat
     # Before X was created nothing stood; W's rebuild stops at the stage it cannot read.
@@ -271,7 +271,7 @@ def test_a_field_history_the_user_may_not_read_leaves_the_sync_as_it_is(org, sto
         "after the entity name. Please reference your WSDL or the describe call for the "
         "appropriate names."
     )
-    assert "history before the first sync NOT backfilled (1 API call)" in report.summary()
+    assert "history before the first sync NOT backfilled (1 API call)" in report.summary(ENGLISH)
     assert store.rows("SELECT count(*) FROM opportunities WHERE source = 'sf'") == [(4 + FILLERS,)]
     assert store.rows("SELECT count(*), count(DISTINCT valid_from) FROM opportunity_history") == [
         (4 + FILLERS, 1)
