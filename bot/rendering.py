@@ -694,12 +694,17 @@ def _inert(match: re.Match[str]) -> str:
     return char if inside_word and char != "`" else _LOOKALIKES[char]
 
 
-def mrkdwn_escape(text: str) -> str:
+def entity_escape(text: str) -> str:
     """Slack's escaping of ``&``, ``<`` and ``>`` (other entities would show literally), so
-    ``<!channel>`` becomes inert ``&lt;!channel&gt;``; and markup characters made inert, so a
-    CRM name ``*9 999 999 €*`` shows its stars instead of turning bold."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKUP.sub(_inert, escaped)
+    ``<!channel>`` becomes inert ``&lt;!channel&gt;``: enough for a message's fallback text,
+    which Slack shows as plain text (notifications, screen readers), markup and all."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn_escape(text: str) -> str:
+    """``entity_escape``, and markup characters made inert, so a CRM name ``*9 999 999 €*``
+    shows its stars instead of turning bold."""
+    return _MARKUP.sub(_inert, entity_escape(text))
 
 
 def _tojson(value: Any) -> str:

@@ -19,6 +19,7 @@ from bot.delivery.surfaces import Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     MAX_BLOCKS,
+    entity_escape,
     mrkdwn_escape,
     render_alerts_blocks,
     render_alerts_text,
@@ -67,20 +68,20 @@ class SlackRenderer:
         match view:
             case AnswerView():
                 answer = view.answer
-                text = mrkdwn_escape(render_answer_text(answer, self.fmt))
+                text = entity_escape(render_answer_text(answer, self.fmt))
                 return text, render_answer_blocks(answer, self.fmt)
             case ChangesView():
-                text = mrkdwn_escape(render_changes_text(view.changes, self.fmt))
+                text = entity_escape(render_changes_text(view.changes, self.fmt))
                 return text, render_changes_blocks(view.changes, self.fmt)
             case Overview():
                 digest = titled(view.digest, self.fmt)
-                text = mrkdwn_escape(render_digest_text(digest, self.fmt))
+                text = entity_escape(render_digest_text(digest, self.fmt))
                 return text, render_digest_blocks(digest, self.fmt)
             case AlertList():
-                text = mrkdwn_escape(render_alerts_text(view.alerts, self.fmt))
+                text = entity_escape(render_alerts_text(view.alerts, self.fmt))
                 return text, render_alerts_blocks(view.alerts, self.fmt)
             case TargetList():
-                text = mrkdwn_escape(render_targets_text(view, self.fmt))
+                text = entity_escape(render_targets_text(view, self.fmt))
                 return text, render_targets_blocks(view, self.fmt)
             case Home():
                 return self._content(view.content)

@@ -243,7 +243,7 @@ def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Pat
         "targets.0.company: un objectif ne peut pas être négatif, reçu -5",
         "targets.0.kpi: indicateur inconnu 'revenu'\u00a0; attendu l'un de\u00a0: revenue, "
         "conversion, win_rate, pipeline, new_pipeline, slipped, overdue, coverage, avg_deal, "
-        "sales_cycle, attainment, cpa, csat, nps, turnover, forecast",
+        "sales_cycle, attainment, cpa, csat, nps, turnover, ramp_up, forecast",
     ]
     # Outside the key path and the value read back ("reçu '3 lunes'").
     said = [
