@@ -372,6 +372,9 @@ class HubSpotSource(_CrmSource):
     page_size: int = Field(default=100, ge=1, le=200)  # the search API's maximum is 200
     # Contact lifecycle stages that count a lead as converted.
     converted_stages: tuple[str, ...] = ("opportunity", "customer", "evangelist")
+    # Least time between two reads of the archived deals by incremental syncs: HubSpot lists
+    # them whole (no filter on archivedAt), a call per 100 deals in the recycle bin.
+    deletions_every: Duration = timedelta(days=1)
 
 
 class PipedriveSource(_CrmSource):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -21,6 +21,10 @@ class SourceObject:
     # The CRM's users (→ reps): read whole at every sync, as they are few and the owners of
     # deals and leads are resolved through them (``bot.sources.owners``).
     users: bool = False
+    # Least time between two reads of the deletions by incremental syncs, for a CRM whose list
+    # of deletions costs what the whole recycle bin holds rather than what changed (HubSpot's
+    # archive); None reads them at every sync.
+    deletions_every: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ search serves at most 10,000 results per query, a longer read starts a new query
 last id seen. Search calls are spaced to stay under the documented rate (five a second); 429,
 5xx and timeouts are retried by the HTTP pool; the daily allowance comes from the
 ``X-HubSpot-RateLimit-Daily`` headers. Deleted (archived) deals are listed with
-``archived=true``: HubSpot has no search over them, so that list is read whole."""
+``archived=true``: HubSpot has no search over them, so that list is read whole, and only once
+per ``deletions_every`` by incremental syncs (``bot.sources.service`` keeps the cadence)."""
 
 from __future__ import annotations
 
@@ -229,7 +230,11 @@ class HubSpotConnector:
             columns = ("id", *fields)
             if table == "leads":
                 columns += ("converted_at",)
-            out.append(SourceObject(name, table, columns, stages if name == "deals" else {}))
+            if name == "deals":
+                every = self.spec.deletions_every
+                out.append(SourceObject(name, table, columns, stages, deletions_every=every))
+            else:
+                out.append(SourceObject(name, table, columns))
         return out
 
     def changed(self, obj: SourceObject, since: datetime | None) -> Iterator[Record]:

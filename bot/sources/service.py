@@ -1,10 +1,13 @@
 """One sync of one source: each object pulled in turn into the store through the CSV import's
 validation, its deletions applied (those the CRM lists since the mark, or, after a full read,
 the rows the read no longer named), and its high-water mark moved on, all in a savepoint of the
-caller's transaction. The CRM's users are read whole each time and matched to other sources'
-reps (``bot.sources.owners``), so that deals and leads count for the reps people know. At the
-first read of a source's deals, a connector that reads the CRM's field history backfills the
-pipeline history before it (``bot.sources.backfill``); if the CRM refuses it, the sync stands.
+caller's transaction. An object whose list of deletions costs the whole recycle bin (HubSpot's)
+has it read by incremental syncs once per ``deletions_every`` only; the moment of the last
+check is kept in the ``<object>:deleted`` sync_state row. The CRM's users are read whole each
+time and matched to other sources' reps (``bot.sources.owners``), so that deals and leads
+count for the reps people know. At the first read of a source's deals, a connector that reads
+the CRM's field history backfills the pipeline history before it (``bot.sources.backfill``);
+if the CRM refuses it, the sync stands.
 
 The first object that fails stops the source: it and the objects after it keep the store and
 the high-water mark they had, and the error is recorded; the objects finished before it keep
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,10 @@ SOURCE_WIDE = "(source)"
 # full read of their own object does not name every row the store holds.
 FULL_READ_DELETES = frozenset({"opportunities", "leads", "spend", "surveys"})
 
+# The sync_state row keeping when an object's deletions were last checked (in synced_at) and
+# the moment the next check lists them from (in high_water_mark).
+DELETION_CHECKS = "{}:deleted"
+
 # (object, records fetched so far, the records expected if the CRM said, whether it is done)
 Progress = Callable[[str, int, int | None, bool], None]
 
@@ -68,6 +75,10 @@ class ObjectReport:
     finished: bool = False
     error: str | None = None
     matched: int = 0  # CRM users found among other sources' reps (not written as reps)
+    # Objects with deletions on a cadence: when they were last checked (now, if this sync
+    # checked them), and the cadence when this sync skipped them.
+    deletions_checked: datetime | None = None
+    deletions_skipped_for: timedelta | None = None
 
     @property
     def changed(self) -> int:
@@ -92,6 +103,14 @@ class ObjectReport:
         )
         if self.matched:
             line = fmt.t("sync.and", line=line, part=fmt.tn("sync.matched", self.matched))
+        if self.deletions_checked is not None:
+            at = _moment(self.deletions_checked)
+            if self.deletions_skipped_for is None:
+                part = fmt.t("sync.deletions_checked", at=at)
+            else:
+                after = _moment(self.deletions_checked + self.deletions_skipped_for)
+                part = fmt.t("sync.deletions_skipped", at=at, next=after)
+            line = fmt.t("sync.and", line=line, part=part)
         if self.error is not None:
             line = fmt.t("sync.and", line=line, part=fmt.t("sync.not_finished", error=self.error))
         return line
@@ -220,7 +239,13 @@ class _ObjectSync:
         self.progress = progress
         self.matched: dict[str, int] = {}  # CRM user id → the other source's rep it is
 
-    def run(self, obj: SourceObject, since: datetime | None, report: ObjectReport) -> None:
+    def run(
+        self, obj: SourceObject, since: datetime | None, report: ObjectReport,
+        deletions_since: datetime | None,
+    ) -> bool:  # fmt: skip
+        """Pulls ``obj``'s records changed since ``since`` (all when None) and applies its
+        deletions: after a full read, the rows it no longer named; else those the CRM lists
+        since ``deletions_since`` (none read when None). Whether deletions were checked."""
         ids: list[str] = []  # of the records handed to the import, by position
         fetched = 0
         newest = since
@@ -262,18 +287,19 @@ class _ObjectSync:
         report.matched = len(matched)
         report.deleted = merge_matched(self.session, self.source, matched)
         rows_of = Base.metadata.tables[obj.table]
-        if since is not None:
-            gone = list(self.connector.deleted(obj, since))
-        elif obj.table in FULL_READ_DELETES and all(ids):
+        if since is not None and deletions_since is not None:
+            gone, checked = list(self.connector.deleted(obj, deletions_since)), True
+        elif since is None and obj.table in FULL_READ_DELETES and all(ids):
             # A full read names every record: the ones it no longer names were deleted
             # (unless a record came without an id, which might have been any of them).
-            gone = _absent(self.session, rows_of, self.source, set(ids))
+            gone, checked = _absent(self.session, rows_of, self.source, set(ids)), True
         else:
-            gone = []
+            gone, checked = [], False  # skipped until the cadence is due, or cannot tell
         if gone:
             report.deleted = delete_sourced(self.session, rows_of, self.source, gone)
             self.records.forget(obj.table)
         report.high_water_mark = newest
+        return checked
 
 
 def _absent(session: Session, table: Table, source: str, present: set[str]) -> list[str]:
@@ -321,10 +347,14 @@ def sync_connector(
             first_reads.append(obj)
         result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
         report.objects.append(result)
+        checks = (
+            None if obj.deletions_every is None else state.get(DELETION_CHECKS.format(obj.name))
+        )
+        deletions_since = _deletions_since(obj, since, checks, result, now())
         calls = connector.calls
         try:
             with session.begin_nested():
-                puller.run(obj, since, result)
+                checked = puller.run(obj, since, result, deletions_since)
         except SourceError as error:
             result.api_calls = connector.calls - calls
             result.error = report.error = str(error)
@@ -334,6 +364,11 @@ def sync_connector(
             break
         result.api_calls = connector.calls - calls
         result.finished = True
+        if checks is not None and checked:
+            # The next check lists deletions from the mark this sync started from: a deal
+            # archived while it ran is listed again (a no-op) rather than missed.
+            checks.high_water_mark = _utc(row.high_water_mark) or result.high_water_mark
+            checks.synced_at = result.deletions_checked = now()
         row.high_water_mark = result.high_water_mark
         row.synced_at = now()
         row.fetched, row.inserted, row.updated = result.fetched, result.inserted, result.updated
@@ -352,6 +387,21 @@ def sync_connector(
     _record_budget(state, [obj.name for obj in objects], report.budget)
     session.flush()
     return report
+
+
+def _deletions_since(
+    obj: SourceObject, since: datetime | None, checks: SyncState | None, result: ObjectReport,
+    now: datetime,
+) -> datetime | None:  # fmt: skip
+    """The moment an incremental sync lists ``obj``'s deletions from, or None when its last
+    check is more recent than its cadence (the skip is noted in ``result``)."""
+    if since is None or checks is None or obj.deletions_every is None:
+        return since
+    last = _utc(checks.synced_at)
+    if last is not None and now - last < obj.deletions_every:
+        result.deletions_checked, result.deletions_skipped_for = last, obj.deletions_every
+        return None
+    return _utc(checks.high_water_mark) or since
 
 
 def _backfill(

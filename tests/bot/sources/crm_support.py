@@ -31,10 +31,12 @@ class Store:
         connector: Connector,
         full: bool = False,
         progress: Progress | None = None,
+        now: datetime | None = None,
     ) -> SourceReport:
+        clock = {} if now is None else {"now": lambda: now}
         with transaction(session_factory(self.engine)) as session:
             return sync_connector(
-                session, source, kind, connector, "EUR", full=full, progress=progress
+                session, source, kind, connector, "EUR", full=full, progress=progress, **clock
             )
 
     def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:

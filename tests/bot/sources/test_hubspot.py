@@ -1,11 +1,13 @@
 """HubSpot through hubspot-api-client against a fake account (tests/fakes/hubspot_api.py): a full
 sync, an incremental one after changes and archived deals costing ⌈k / page⌉ + a constant number
-of calls (also across the search API's result cap), a KPI answer on the synced deals checked
+of calls (also across the search API's result cap; the archived deals read once a day, the
+cadence, and at every full sync), a KPI answer on the synced deals checked
 against the fake's records, and 429s, 5xx, timeouts and an expired token retried or reported
 without a traceback, leaving unfinished objects as they were."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
+from bot.formatting import Formatter
 from bot.settings import HubSpotSource
 from bot.sources.connector import SourceError
 from bot.sources.hubspot import HubSpotConnector
@@ -25,6 +28,7 @@ from tests.fakes.http_fake import Fault
 from tests.fakes.hubspot_api import TOKEN, FakeHubSpot, hs_time
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+ENGLISH = Formatter("en_US", "EUR", UTC)  # the words the assertions read
 PAGE = 100
 CAP = 250  # the fake's search cap, scaled down from HubSpot's 10,000
 N_DEALS = 260
@@ -36,8 +40,8 @@ STAGES = [  # id, label, isClosed, probability
     ("closedlost", "Closed Lost", "true", "0.0"),
 ]
 # pipelines, owners, companies and contacts: one call each
-CONSTANT_FULL = 4
-CONSTANT_INCREMENTAL = CONSTANT_FULL + 1  # and the list of archived deals
+CONSTANT = 4
+ARCHIVE = 1  # the list of archived deals, read once per deletions_every (one page here)
 
 
 def deal_properties(number: int, **changes: Any) -> dict[str, Any]:
@@ -126,7 +130,7 @@ def won_revenue(hub: FakeHubSpot, start: date, end: date) -> Decimal:
 
 
 def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
-    full = store.sync("hs", "hubspot", connector(hub))
+    full = store.sync("hs", "hubspot", connector(hub), now=T0 + timedelta(hours=1))
     assert full.error is None, full.error
     objects = by_name(full)
     assert [o.name for o in full.objects] == ["owners", "companies", "deals", "contacts"]
@@ -139,7 +143,7 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
         "5902": "Closed Won deal without an amount (amount is empty)",
     }
     # Past the cap the search started again after the last id: no call more than the pages.
-    assert len(hub.requests) == CONSTANT_FULL + math.ceil((N_DEALS + 3) / PAGE)
+    assert len(hub.requests) == CONSTANT + math.ceil((N_DEALS + 3) / PAGE)
     assert [r.json().get("after") for r in hub.searches if "deals" in r.path] == [None, "100", None]
     assert store.rows("SELECT amount, currency, probability FROM opportunities "
                       "WHERE source_id = '5001'") == [(1010.5, "EUR", 0.8)]  # fmt: skip
@@ -150,9 +154,11 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
     assert full.budget is not None and full.budget.limit == 250_000
 
     # Nothing changed: only the constant (and one page of deals: the last one, at the mark).
+    # The full sync checked the deletions; within the day the archive is not read.
     calls = len(hub.requests)
-    again = store.sync("hs", "hubspot", connector(hub))
-    assert len(hub.requests) - calls == CONSTANT_INCREMENTAL + 1 and again.changed == 0
+    again = store.sync("hs", "hubspot", connector(hub), now=T0 + timedelta(hours=2))
+    assert len(hub.requests) - calls == CONSTANT + 1 and again.changed == 0
+    assert archive_reads(hub, calls) == 0
 
     # 150 deals change, 2 are archived; an incremental sync reads those.
     later = T0 + timedelta(days=2)
@@ -163,18 +169,63 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
     for number in (200, 201):
         hub.archive("deals", str(5000 + number), later)
     calls = len(hub.requests)
-    incremental = store.sync("hs", "hubspot", connector(hub))
+    incremental = store.sync("hs", "hubspot", connector(hub), now=later + timedelta(hours=1))
     assert incremental.error is None
     deals = by_name(incremental)["deals"]
     # Unchanged: deals already won with that close date (day 50 of their cycle).
     changed = sum(1 for n in range(150) if not (n % 4 == 2 and n % 60 == 50))
     fetched = 150 + 1  # and the deal at the previous mark, read again
     assert (deals.fetched, deals.updated, deals.deleted) == (fetched, changed, 2)
-    assert len(hub.requests) - calls == CONSTANT_INCREMENTAL + math.ceil(fetched / PAGE)
+    assert len(hub.requests) - calls == CONSTANT + ARCHIVE + math.ceil(fetched / PAGE)
 
     answer = store.service().ask("revenue 2026-11", datetime(2026, 11, 30, 12, tzinfo=UTC))
     expected = won_revenue(hub, date(2026, 11, 1), date(2026, 11, 30))
     assert expected > 0 and answer.value.value == expected
+
+
+def archive_reads(hub: FakeHubSpot, since: int) -> int:
+    """Requests for the list of archived deals among the fake's requests from ``since``."""
+    return sum(1 for r in hub.requests[since:] if (r.param("archived") or "").lower() == "true")
+
+
+def deleted_at(store: Store, deal: str) -> list[tuple[Any, ...]]:
+    query = "SELECT deleted_at IS NOT NULL FROM opportunities WHERE source_id = :deal"
+    return store.rows(query, deal=deal)
+
+
+def test_archived_deals_are_read_once_per_deletions_every_and_at_every_full_sync(hub, store):
+    """A deal archived in HubSpot leaves the figures at the first check after it, at most
+    ``deletions_every`` later; in between, an unchanged re-run costs only the constant."""
+    sync = functools.partial(store.sync, "hs", "hubspot")
+    first = sync(connector(hub, deletions_every="6h"), now=T0 + timedelta(hours=5))
+    assert by_name(first)["deals"].inserted == N_DEALS
+    hub.archive("deals", "5010", T0 + timedelta(hours=5, minutes=30))
+
+    calls = len(hub.requests)
+    within = sync(connector(hub, deletions_every="6h"), now=T0 + timedelta(hours=10, minutes=59))
+    # The constant and the page of deals at the mark; no read of the archive.
+    assert len(hub.requests) - calls == CONSTANT + 1 and archive_reads(hub, calls) == 0
+    assert by_name(within)["deals"].deleted == 0 and deleted_at(store, "5010") == [(False,)]
+    assert (
+        "deletions not checked (last checked at 2026-11-02 13:00:00Z; "
+        "next check after 2026-11-02 19:00:00Z)"
+    ) in within.summary(ENGLISH)
+
+    calls = len(hub.requests)
+    after = sync(connector(hub, deletions_every="6h"), now=T0 + timedelta(hours=11))
+    assert len(hub.requests) - calls == CONSTANT + ARCHIVE + 1 and archive_reads(hub, calls) == 1
+    assert by_name(after)["deals"].deleted == 1 and deleted_at(store, "5010") == [(True,)]
+    assert "deletions checked at 2026-11-02 19:00:00Z" in after.summary(ENGLISH)
+
+    # --full checks the deletions whatever the cadence (by the deals its read no longer names).
+    hub.archive("deals", "5011", T0 + timedelta(hours=11, minutes=30))
+    full = sync(connector(hub, deletions_every="6h"), full=True, now=T0 + timedelta(hours=12))
+    assert by_name(full)["deals"].deleted == 1 and deleted_at(store, "5011") == [(True,)]
+    assert "deletions checked at 2026-11-02 20:00:00Z" in full.summary(ENGLISH)
+    # …and it counts as the check: the next incremental sync within 6 hours skips the archive.
+    calls = len(hub.requests)
+    sync(connector(hub, deletions_every="6h"), now=T0 + timedelta(hours=17, minutes=59))
+    assert archive_reads(hub, calls) == 0
 
 
 def test_429s_and_5xx_are_retried(hub, store):
