@@ -292,6 +292,7 @@ def test_kpibot_sync_and_status_from_the_config(hub, tmp_path):
     assert "rejected deals 5901: unknown owner '999'" in result.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
     assert "Source hs:" in status and "API budget: " in status and "of 250000 used" in status
+    assert "  deals:deleted      synced " in status  # when deletions were last checked
 
     refused = CliRunner().invoke(
         main, ["--config", str(config), "sync", "hs"], env={"HUBSPOT_TOKEN": "pat-wrong"}
