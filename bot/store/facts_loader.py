@@ -258,7 +258,7 @@ def _with_history(
     from a snapshot, whose owners are read again from the store's small reps table: the past
     days are read from the store when first asked for)."""
     if owners is None:
-        owners = _owners(_teams_and_reps(engine)[1])
+        owners = current_owners(engine)
     facts.history = _history(engine, facts, zone, past, owners)
     return facts
 
