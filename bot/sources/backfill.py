@@ -12,7 +12,8 @@ started are backfilled, so another sync (or a reset high-water mark) never write
 
 A change whose value the import would refuse (a stage the mapping no longer knows, an owner
 that is no rep) ends that deal's rebuild there: the states after it are kept, and the deal is
-reported."""
+reported. Deals whose history the connector left unread (a ``HistoryCut``: Pipedrive's budget
+kept for the syncs) are not rebuilt at all, not even "unchanged since created"."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from typing import Any
 from sqlalchemy import and_, exists, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from bot.sources.connector import FieldChange
+from bot.formatting import Formatter
+from bot.sources.connector import FieldChange, HistoryCut
 from bot.store.history import utc
 from bot.store.models import Opportunity, OpportunityHistory
 
@@ -45,25 +47,45 @@ class Interval:
     state: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A deal whose rebuild stopped at a change whose value the import refuses."""
+
+    deal: str  # the CRM's id
+    at: datetime  # the change's moment
+    reason: str
+
+
 @dataclass
 class Backfilled:
     deals: int = 0  # deals given earlier states
     intervals: int = 0
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (deal's CRM id, reason)
+    refused: list[Refusal] = field(default_factory=list)
     api_calls: int = 0
     error: str | None = None  # why the CRM's field history could not be read
+    cut: HistoryCut | None = None  # deals whose history the connector left unread
 
-    def summary(self, shown: int) -> list[str]:
-        calls = f"{self.api_calls} API call{'s' if self.api_calls != 1 else ''}"
+    def summary(self, fmt: Formatter, shown: int) -> list[str]:
+        """What the backfill did, in ``fmt``'s language: a line, then the deals it could not
+        rebuild (``shown`` of them at most) and those it left unread."""
+        calls = fmt.tn("sync.api_calls", self.api_calls)
         if self.error is not None:
-            return [f"history before the first sync NOT backfilled ({calls}): {self.error}"]
-        lines = [
-            f"history before the first sync backfilled from the CRM's field history: "
-            f"{self.intervals} earlier state(s) of {self.deals} deal(s); {calls}"
-        ]
-        lines += [f"  not rebuilt before {why} (deal {deal})" for deal, why in self.refused[:shown]]
+            return [fmt.t("sync.backfill_failed", calls=calls, error=self.error)]
+        states = fmt.tn("sync.backfill_states", self.intervals)
+        deals = fmt.tn("sync.backfill_deals", self.deals)
+        lines = [fmt.t("sync.backfill", states=states, deals=deals, calls=calls)]
+        for refusal in self.refused[:shown]:
+            at = f"{refusal.at.astimezone(UTC):%Y-%m-%d %H:%M}"
+            text = fmt.t("sync.backfill_refused", deal=refusal.deal, at=at, reason=refusal.reason)
+            lines.append(f"  {text}")
         if len(self.refused) > shown:
-            lines.append(f"  and {len(self.refused) - shown} more deals not rebuilt")
+            lines.append("  " + fmt.tn("sync.backfill_more_refused", len(self.refused) - shown))
+        if self.cut is not None:
+            cut = self.cut
+            kept, left, limit = (fmt.number(n, digits=0) for n in (cut.kept, cut.left, cut.limit))
+            lines.append(
+                fmt.tn("sync.backfill_cut", len(cut.records), kept=kept, left=left, limit=limit)
+            )
         return lines
 
 
@@ -73,10 +95,10 @@ def earlier_states(
     first: datetime,
     began: datetime | None,
     read: Reader,
-) -> tuple[list[Interval], str | None]:
+) -> tuple[list[Interval], tuple[datetime, str] | None]:
     """The states before ``current`` (first recorded at ``first``), newest first, that the
     deal's ``changes`` imply, the oldest from ``began`` (its creation) when that is earlier;
-    and why the rebuild stopped early, if it did."""
+    and the change that stopped the rebuild early, with why, if one did."""
     by_moment: dict[datetime, list[FieldChange]] = defaultdict(list)
     for change in changes:
         if utc(change.at) < first:  # changes after the first read are the sync's own
@@ -91,7 +113,7 @@ def earlier_states(
             for change in by_moment[moment]:
                 before.update(read(change.field, change.old))
         except ValueError as error:
-            return intervals, f"its {moment:%Y-%m-%d %H:%M} UTC change: {error}"
+            return intervals, (moment, str(error))
         state, end = before, moment
     if began is not None and began < end:
         intervals.append(Interval(began, end, state))
@@ -99,10 +121,12 @@ def earlier_states(
 
 
 def backfill_history(
-    session: Session, source: str, changes: Iterable[FieldChange], first: datetime, read: Reader
-) -> Backfilled:
+    session: Session, source: str, changes: Iterable[FieldChange], first: datetime, read: Reader,
+    cut: Callable[[], HistoryCut | None] = lambda: None,
+) -> Backfilled:  # fmt: skip
     """Write the states before ``first`` of ``source``'s deals whose history starts at
-    ``first`` (this sync recorded them first)."""
+    ``first`` (this sync recorded them first), but for those ``cut`` names once ``changes``
+    are read: their history was left unread."""
     first = utc(first)
     history = OpportunityHistory
     earlier = aliased(OpportunityHistory)
@@ -127,17 +151,20 @@ def backfill_history(
     per_deal: dict[str, list[FieldChange]] = defaultdict(list)
     for change in changes:
         per_deal[change.record].append(change)
-    report = Backfilled()
+    report = Backfilled(cut=cut())
+    unread = report.cut.records if report.cut is not None else frozenset()
     if not per_deal:
         # An org that tracks none of the fields: "unchanged since created" would be a guess.
         return report
     written: list[dict[str, Any]] = []
     for record, row in sorted(current.items()):
+        if record in unread:
+            continue
         began = None if row.created_at is None else datetime.combine(row.created_at, time(), UTC)
         state = {name: getattr(row, name) for name in STATE}
         intervals, refused = earlier_states(state, per_deal[record], first, began, read)
         if refused is not None:
-            report.refused.append((record, refused))
+            report.refused.append(Refusal(record, *refused))
         if intervals:
             report.deals += 1
         written.extend(

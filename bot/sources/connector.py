@@ -58,6 +58,17 @@ class FieldChange:
     at: datetime
 
 
+@dataclass(frozen=True)
+class HistoryCut:
+    """Deals whose field history a read left unread because the API budget came down to what
+    it keeps for the syncs: their history starts at the first sync."""
+
+    records: frozenset[str]  # the deals' CRM ids
+    kept: int  # the budget the read leaves for the syncs
+    left: int  # the budget left when it stopped
+    limit: int  # the day's budget
+
+
 class SourceError(Exception):
     """A sync that cannot go on, said for a person: bad credentials, the API budget spent,
     a server that kept failing. ``retry_after`` is when trying again makes sense, if known."""
@@ -98,6 +109,9 @@ class FieldHistory(Protocol):
     can backfill the pipeline history (``bot.sources.backfill``)."""
 
     calls: int
+    # Set by a read that stopped before every deal's history (a CRM that charges a call per
+    # deal); None when every deal's history was read.
+    history_cut: HistoryCut | None
 
     def field_history(self, obj: SourceObject) -> Iterator[FieldChange]:
         """Every recorded change of ``obj``'s tracked fields, in any order."""

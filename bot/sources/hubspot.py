@@ -10,7 +10,12 @@ last id seen. Search calls are spaced to stay under the documented rate (five a 
 5xx and timeouts are retried by the HTTP pool; the daily allowance comes from the
 ``X-HubSpot-RateLimit-Daily`` headers. Deleted (archived) deals are listed with
 ``archived=true``: HubSpot has no search over them, so that list is read whole, and only once
-per ``deletions_every`` by incremental syncs (``bot.sources.service`` keeps the cadence)."""
+per ``deletions_every`` by incremental syncs (``bot.sources.service`` keeps the cadence).
+
+Owners are read active and archived (deactivated users still own deals; an archived owner's
+last update is taken as the day it left). At the first sync, the deals' property history
+(``propertiesWithHistory`` on the deals list, 50 deals a page, HubSpot's cap when history is
+asked) gives their earlier states (``bot.sources.backfill``)."""
 
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import urllib3
@@ -29,7 +34,14 @@ from hubspot.crm import companies, contacts, deals, owners, pipelines
 from urllib3.util.retry import Retry
 
 from bot.settings import HubSpotSource
-from bot.sources.connector import Budget, Record, SourceError, SourceObject
+from bot.sources.connector import (
+    Budget,
+    FieldChange,
+    HistoryCut,
+    Record,
+    SourceError,
+    SourceObject,
+)
 
 SEARCH_CAP = 10_000  # results one search query serves, at most
 # Seconds between search calls: four a second, a margin under the documented five, as the
@@ -57,6 +69,20 @@ _SEARCHED: tuple[tuple[str, str, Mapping[str, str]], ...] = (
                            "channel": "hs_analytics_source",
                            "account": "associatedcompanyid"}),
 )  # fmt: skip
+
+
+# The deals list serves at most 50 deals a page when property history is asked (100 without).
+HISTORY_PAGE = 50
+# Deal property → canonical field whose history the backfill reads.
+_HISTORY = {
+    "dealstage": "stage", "amount": "amount", "deal_currency_code": "currency",
+    "closedate": "close_date", "hs_deal_stage_probability": "probability",
+    "hubspot_owner_id": "owner",
+}  # fmt: skip
+# A property's oldest value set this soon after the deal's creation is the value it was created
+# with, not a change from empty (HubSpot stamps values written with the deal at its creation,
+# calculated ones such as the stage probability a moment later).
+_AT_CREATION = timedelta(minutes=1)
 
 
 class _Pacer:
@@ -122,6 +148,7 @@ class HubSpotConnector:
         self._client = HubSpot(access_token=token, retry=retry, host=spec.host.rstrip("/"))
         self._budget: Budget | None = None
         self._stages: dict[str, dict[str, Any]] | None = None
+        self.history_cut: HistoryCut | None = None  # every deal's history is read
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -225,7 +252,8 @@ class HubSpotConnector:
     def objects(self) -> list[SourceObject]:
         stages = {row["label"]: row["status"] for row in self._stage_table().values()}
         stages.update(self.spec.stages)
-        out = [SourceObject("owners", "reps", ("id", "name", "email", "team"), users=True)]
+        owner_fields = ("id", "name", "email", "team", "active_to")
+        out = [SourceObject("owners", "reps", owner_fields, users=True)]
         for name, table, fields in _SEARCHED:
             columns = ("id", *fields)
             if table == "leads":
@@ -261,23 +289,21 @@ class HubSpotConnector:
             yield Record(values, _parse(props.get(_MODIFIED)) or result.updated_at)
 
     def _owners(self) -> Iterator[Record]:
-        # Owners are few and have no search: each sync reads the list (a page or two).
+        # Owners are few and have no search: each sync reads the list (a page or two), the
+        # archived (deactivated) ones too, as their deals are still theirs.
         api = self._client.crm.owners.owners_api
-        after: str | None = None
-        while True:
-            page = self._call(
-                api, "get_page", limit=min(self.spec.page_size, 100), after=after, archived=False
-            )
-            for owner in page.results:
-                teams = owner.teams or []
-                primary = next((t for t in teams if t.primary), teams[0] if teams else None)
-                name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
-                values = {"id": owner.id, "name": name or owner.email, "email": owner.email,
-                          "team": primary.name if primary else None}  # fmt: skip
-                yield Record(values, owner.updated_at)
-            if not (page.paging and page.paging.next):
-                return
-            after = page.paging.next.after
+        for archived in (False, True):
+            after: str | None = None
+            while True:
+                page = self._call(
+                    api, "get_page", limit=min(self.spec.page_size, 100), after=after,
+                    archived=archived,
+                )  # fmt: skip
+                for owner in page.results:
+                    yield _owner(owner)
+                if not (page.paging and page.paging.next):
+                    break
+                after = page.paging.next.after
 
     def deleted(self, obj: SourceObject, since: datetime) -> Iterator[str]:
         if obj.name != "deals":
@@ -294,8 +320,61 @@ class HubSpotConnector:
                 return
             after = page.paging.next.after
 
+    def field_history(self, obj: SourceObject) -> Iterator[FieldChange]:
+        """The deals' changes of stage, amount, currency, close date, probability and owner
+        from their property history: the deals list with ``propertiesWithHistory``,
+        ⌈deals / 50⌉ calls."""
+        if obj.name != "deals":
+            return
+        api = self._client.crm.deals.basic_api
+        stages = self._stage_table()
+        after: str | None = None
+        while True:
+            page = self._call(
+                api, "get_page", limit=HISTORY_PAGE, after=after,
+                properties_with_history=list(_HISTORY), archived=False,
+            )  # fmt: skip
+            for deal in page.results:
+                yield from _deal_changes(deal, stages)
+            if not (page.paging and page.paging.next):
+                return
+            after = page.paging.next.after
+
     def budget(self) -> Budget | None:
         return self._budget
 
     def close(self) -> None:
         pass
+
+
+def _owner(owner: Any) -> Record:
+    teams = owner.teams or []
+    primary = next((t for t in teams if t.primary), teams[0] if teams else None)
+    name = " ".join(p for p in (owner.first_name, owner.last_name) if p)
+    left = owner.updated_at.date() if owner.archived and owner.updated_at else None
+    values = {"id": owner.id, "name": name or owner.email, "email": owner.email,
+              "team": primary.name if primary else None, "active_to": left}  # fmt: skip
+    return Record(values, owner.updated_at)
+
+
+def _deal_changes(deal: Any, stages: Mapping[str, Mapping[str, Any]]) -> Iterator[FieldChange]:
+    """A deal's property history as changes: HubSpot lists the values each property was
+    given, with when; each one after the first changed it from the one before. The first is
+    the value the deal was created with, unless it was given later to a property that was
+    empty until then (a deal is always created with a stage)."""
+    created = deal.created_at
+    for prop, values in (deal.properties_with_history or {}).items():
+        field = _HISTORY.get(prop)
+        if field is None:
+            continue
+        before: Any = None
+        for number, entry in enumerate(sorted(values, key=lambda entry: entry.timestamp)):
+            value: str | None = entry.value if entry.value != "" else None
+            if field == "stage" and value is not None and value in stages:
+                value = stages[value]["label"]
+            initial = number == 0 and (
+                field == "stage" or created is None or entry.timestamp - created <= _AT_CREATION
+            )
+            if not initial:
+                yield FieldChange(str(deal.id), field, before, value, entry.timestamp)
+            before = value

@@ -31,7 +31,14 @@ from simple_salesforce.util import Usage
 from urllib3.util.retry import Retry
 
 from bot.settings import SalesforceSource
-from bot.sources.connector import Budget, FieldChange, Record, SourceError, SourceObject
+from bot.sources.connector import (
+    Budget,
+    FieldChange,
+    HistoryCut,
+    Record,
+    SourceError,
+    SourceObject,
+)
 
 _RETRIED = (429, 500, 502, 503, 504)
 # Owners that are queues (ids starting 00G) are not reps: their leads are left unowned.
@@ -121,6 +128,7 @@ class SalesforceConnector:
         self.spec = spec
         self.calls = 0
         self.totals: dict[str, int] = {}
+        self.history_cut: HistoryCut | None = None  # one query reads every deal's history
         self._session = session or http_session(spec)
         self._session.hooks["response"].append(self._count)
         self._sf = self._login(secrets)

@@ -155,7 +155,7 @@ class SourceReport:
                 )
             )
         if self.backfill is not None:
-            lines += [f"  {line}" for line in self.backfill.summary(_REJECTIONS_SHOWN)]
+            lines += [f"  {line}" for line in self.backfill.summary(fmt, _REJECTIONS_SHOWN)]
         outcome = fmt.tn("report.rows_changed", self.changed)
         if self.api_calls:
             outcome = fmt.t(
@@ -417,7 +417,7 @@ def _backfill(
         with session.begin_nested():
             result = backfill_history(
                 session, source, connector.field_history(obj), first,
-                _reader(session, source, obj, matched),
+                _reader(session, source, obj, matched), lambda: connector.history_cut,
             )  # fmt: skip
     except SourceError as error:
         result = Backfilled(error=str(error))
@@ -429,7 +429,7 @@ def _reader(session: Session, source: str, obj: SourceObject, matched: dict[str,
     """A field history's values read as the import reads the object's records."""
     parsers = {
         name: field_parser(obj.table, name, _mapping(obj))
-        for name in ("stage", "amount", "close_date", "probability")
+        for name in ("stage", "amount", "currency", "close_date", "probability")
     }
     reps = session.execute(select(Rep.source_id, Rep.id).where(Rep.source == source))
     owners = {str(key): int(rep) for key, rep in reps}
@@ -441,6 +441,8 @@ def _reader(session: Session, source: str, obj: SourceObject, matched: dict[str,
             if text and text not in owners:
                 raise ValueError(f"unknown owner {text!r} (no rep with that id)")
             return {"owner_id": owners.get(text)}
+        if name == "currency" and not text:
+            return {}  # the sync reads a deal without one in the source's currency
         if name == "stage":
             if not text:
                 raise ValueError("an empty stage")

@@ -11,7 +11,13 @@
   ``hs_lastmodifieddate`` always come back. ``total`` counts every match; a query serves at most
   ``search_cap`` results (10,000 at HubSpot): an ``after`` at or past it is HTTP 400. More than
   five search calls within a second is HTTP 429 ``RATE_LIMIT`` (``policyName: SECONDLY``).
-- ``GET /crm/v3/objects/deals?archived=true``: archived deals with ``archivedAt``.
+- ``GET /crm/v3/owners/?archived=true``: the archived (deactivated) owners, else the active ones.
+- ``GET /crm/v3/objects/<type>``: a page of objects (``limit`` at most 100, default 10),
+  ``archived=true`` for the archived ones (with ``archivedAt``). With ``propertiesWithHistory``
+  (repeated or comma-separated), each object carries every value those properties were given,
+  newest first (``{"value", "timestamp", "sourceType", "sourceId", "updatedByUserId"}``), and
+  ``limit`` is at most 50 (more is HTTP 400 ``VALIDATION_ERROR``, as the client's ``get_all``
+  with its default of 100 meets; the message's words are ours).
 - A wrong token is HTTP 401 ``INVALID_AUTHENTICATION``; an expired one ``EXPIRED_AUTHENTICATION``.
   Answers other than search carry ``X-HubSpot-RateLimit-Daily`` and ``…-Daily-Remaining``.
 """
@@ -60,16 +66,28 @@ class FakeHubSpot(FakeServer):
         """Create or update an object; properties are stored as HubSpot stores them: text."""
         table = self.objects.setdefault(kind, {})
         object_id = object_id or str(next(self._ids) + 1000)
-        old = table.get(object_id, {"properties": {}, "createdAt": hs_time(modified)})
-        props = {
-            **old["properties"],
-            **{k: None if v is None else str(v) for k, v in properties.items()},
-        }
+        old = table.get(
+            object_id, {"properties": {}, "createdAt": hs_time(modified), "history": {}}
+        )
+        given = {k: None if v is None else str(v) for k, v in properties.items()}
+        props = {**old["properties"], **given}
         props["hs_object_id"] = object_id
         props["hs_lastmodifieddate"] = hs_time(modified)
         props.setdefault("createdate", old["createdAt"])
+        history = {name: list(values) for name, values in old["history"].items()}
+        for name, value in given.items():
+            # HubSpot keeps each value a property is given (a property never given has none).
+            if name in old["properties"] and old["properties"][name] == value:
+                continue
+            if name not in old["properties"] and value is None:
+                continue
+            history.setdefault(name, []).insert(0, {
+                "value": "" if value is None else value, "timestamp": hs_time(modified),
+                "sourceType": "CRM_UI", "sourceId": "userId:1", "updatedByUserId": 1,
+            })  # fmt: skip
         table[object_id] = {"id": object_id, "properties": props, "createdAt": old["createdAt"],
-                            "updatedAt": hs_time(modified), "archived": False}  # fmt: skip
+                            "updatedAt": hs_time(modified), "archived": False,
+                            "history": history}  # fmt: skip
         return object_id
 
     def archive(self, kind: str, object_id: str, at: datetime) -> None:
@@ -97,17 +115,35 @@ class FakeHubSpot(FakeServer):
         return response
 
     def _get(self, request: Request) -> Response:
+        archived = (request.param("archived") or "false").lower() == "true"
         if request.path.rstrip("/") == "/crm/v3/owners":
-            return self._paged(self.owners, request, 100)
+            owners = [o for o in self.owners if o.get("archived", False) == archived]
+            return self._paged(owners, request, 100)
         if request.path == "/crm/v3/pipelines/deals":
             return Response(200, {"results": self.pipelines})
         match = re.fullmatch(r"/crm/v3/objects/(\w+)", request.path)
         if match:
-            archived = (request.param("archived") or "false").lower() == "true"
-            rows = [r for _i, r in sorted(self.objects.get(match[1], {}).items())
+            with_history = [name for value in request.query.get("propertiesWithHistory", [])
+                            for name in value.split(",") if name]  # fmt: skip
+            limit = int(request.param("limit", "10") or 10)
+            if with_history and limit > 50:
+                return _error(400, "VALIDATION_ERROR",
+                              f"limit {limit} is over 50, the most objects a page serves "
+                              "with propertiesWithHistory")  # fmt: skip
+            rows = [self._served(r, with_history)
+                    for _i, r in sorted(self.objects.get(match[1], {}).items())
                     if r["archived"] == archived]  # fmt: skip
             return self._paged(rows, request, 100)
         return _error(404, "OBJECT_NOT_FOUND", f"no route for {request.path}")
+
+    @staticmethod
+    def _served(record: dict[str, Any], with_history: list[str]) -> dict[str, Any]:
+        served = {k: v for k, v in record.items() if k != "history"}
+        if with_history:
+            served["propertiesWithHistory"] = {
+                name: record["history"][name] for name in with_history if name in record["history"]
+            }
+        return served
 
     @staticmethod
     def _paged(rows: list[dict[str, Any]], request: Request, maximum: int) -> Response:
@@ -142,7 +178,7 @@ class FakeHubSpot(FakeServer):
         wanted = [*_DEFAULT_PROPERTIES, *(body.get("properties") or [])]
         page = rows[after : after + limit]
         results = [
-            {**{k: v for k, v in r.items() if k != "properties"},
+            {**{k: v for k, v in r.items() if k not in ("properties", "history")},
              "properties": {p: r["properties"].get(p) for p in wanted}}
             for r in page
         ]  # fmt: skip

@@ -22,7 +22,7 @@ from bot.cli import main
 from bot.formatting import Formatter
 from bot.settings import HubSpotSource
 from bot.sources.connector import SourceError
-from bot.sources.hubspot import HubSpotConnector
+from bot.sources.hubspot import HISTORY_PAGE, HubSpotConnector
 from tests.bot.sources.crm_support import Store, by_name, make_store
 from tests.fakes.http_fake import Fault
 from tests.fakes.hubspot_api import TOKEN, FakeHubSpot, hs_time
@@ -39,8 +39,8 @@ STAGES = [  # id, label, isClosed, probability
     ("closedwon", "Closed Won", "true", "1.0"),
     ("closedlost", "Closed Lost", "true", "0.0"),
 ]
-# pipelines, owners, companies and contacts: one call each
-CONSTANT = 4
+# pipelines, owners (active, then archived), companies and contacts: one call each
+CONSTANT = 5
 ARCHIVE = 1  # the list of archived deals, read once per deletions_every (one page here)
 
 
@@ -142,8 +142,10 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
         "5901": "unknown owner '999' (no rep with that id or name)",
         "5902": "Closed Won deal without an amount (amount is empty)",
     }
-    # Past the cap the search started again after the last id: no call more than the pages.
-    assert len(hub.requests) == CONSTANT + math.ceil((N_DEALS + 3) / PAGE)
+    # Past the cap the search started again after the last id: no call more than the pages;
+    # the first sync also reads the deals' property history, 50 deals a page.
+    history = math.ceil((N_DEALS + 3) / HISTORY_PAGE)
+    assert len(hub.requests) == CONSTANT + math.ceil((N_DEALS + 3) / PAGE) + history
     assert [r.json().get("after") for r in hub.searches if "deals" in r.path] == [None, "100", None]
     assert store.rows("SELECT amount, currency, probability FROM opportunities "
                       "WHERE source_id = '5001'") == [(1010.5, "EUR", 0.8)]  # fmt: skip
@@ -185,7 +187,11 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(hub, store):
 
 def archive_reads(hub: FakeHubSpot, since: int) -> int:
     """Requests for the list of archived deals among the fake's requests from ``since``."""
-    return sum(1 for r in hub.requests[since:] if (r.param("archived") or "").lower() == "true")
+    return sum(
+        1
+        for r in hub.requests[since:]
+        if r.path == "/crm/v3/objects/deals" and (r.param("archived") or "").lower() == "true"
+    )
 
 
 def deleted_at(store: Store, deal: str) -> list[tuple[Any, ...]]:

@@ -157,11 +157,16 @@ def test_first_sync_rebuilds_the_states_the_field_history_implies(org, store):
     # X: 5 moments of change and its creation; Y: 1 and creation; Z: creation; W: the amount
     # change and the state after the stage it cannot read; fillers: 10 and creation each.
     assert (backfill.deals, backfill.intervals) == (4 + FILLERS, 6 + 2 + 1 + 2 + FILLERS * 11)
-    assert backfill.refused == [
-        (W, "its 2026-10-15 09:00 UTC change: unknown stage 'Sleeping' (the stages mapping "
-         "knows Closed Lost, Closed Won, Negotiation, Prospecting, Qualification)")
+    assert [(r.deal, r.at, r.reason) for r in backfill.refused] == [
+        (W, at("2026-10-15"), "unknown stage 'Sleeping' (the stages mapping knows Closed Lost, "
+         "Closed Won, Negotiation, Prospecting, Qualification)")
     ]  # fmt: skip
-    assert "history before the first sync backfilled" in report.summary(ENGLISH)
+    summary = report.summary(ENGLISH)
+    assert "history before the first sync backfilled" in summary
+    assert (
+        f"deal {W} not rebuilt before its 2026-10-15 09:00 UTC change: unknown stage 'Sleeping'"
+        in summary
+    )
 
     d = date.fromisoformat
     # Before X was created nothing stood; W's rebuild stops at the stage it cannot read.
