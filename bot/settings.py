@@ -382,6 +382,9 @@ class PipedriveSource(_CrmSource):
     company_domain: str | None = None  # https://<company_domain>.pipedrive.com/api
     base_url: str | None = None  # overrides company_domain (a sandbox, a proxy, a test server)
     page_size: int = Field(default=500, ge=1, le=500)
+    # The share of the day's API token budget the first sync's history backfill (a call per
+    # deal) leaves for the syncs: it stops once no more than that is left.
+    backfill_reserve: float = Field(default=0.5, ge=0, le=1)
 
     @property
     def api_url(self) -> str:

@@ -10,11 +10,18 @@ the read stops at the high-water mark. 429, 5xx, timeouts and dropped connection
 by the one transport (``Retry-After``, else ``x-ratelimit-reset``, else exponential backoff),
 except a 429 saying the company's daily token budget is spent, which only tomorrow cures: that
 stops the sync with a message. The budget used and left is read from every answer's
-``x-daily-ratelimit-token-*`` headers."""
+``x-daily-ratelimit-token-*`` headers.
+
+At the first sync, each deal's changelog (``/v1/deals/{id}/changelog``, cursor pages) gives its
+earlier states (``bot.sources.backfill``). Pipedrive has no changelog of many deals at once, so
+this costs a call per deal: only deals updated after their creation are read, the most recently
+updated first, and the read stops once the day's budget is down to ``backfill_reserve`` of it,
+naming the deals left unread (``HistoryCut``)."""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +29,14 @@ from typing import Any
 import httpx
 
 from bot.settings import PipedriveSource
-from bot.sources.connector import Budget, Record, SourceError, SourceObject
+from bot.sources.connector import (
+    Budget,
+    FieldChange,
+    HistoryCut,
+    Record,
+    SourceError,
+    SourceObject,
+)
 
 _RETRIED = frozenset({429, 500, 502, 503, 504})
 _WAIT_CAP = 60.0  # seconds: never wait longer for one retry
@@ -30,6 +44,13 @@ _WAIT_CAP = 60.0  # seconds: never wait longer for one retry
 # answers without documenting them, and may leave them out for a while after a quiet spell.
 _TOKEN_LIMIT = "x-daily-ratelimit-token-limit"
 _TOKENS_LEFT = "x-daily-ratelimit-token-remaining"
+
+
+# A deal's fields its canonical values are made of (v2 names).
+_DEAL_FIELDS = ("status", "stage_id", "value", "currency", "expected_close_date", "won_time",
+                "lost_time", "close_time", "owner_id", "probability")  # fmt: skip
+# A changelog's field_key → the deal field it changed (v1 names the owner user_id).
+_CHANGELOG_FIELDS = {**{name: name for name in _DEAL_FIELDS}, "user_id": "owner_id"}
 
 
 def budget_spent(response: httpx.Response) -> bool:
@@ -116,6 +137,10 @@ class PipedriveConnector:
         self._stages: dict[int, dict[str, Any]] | None = None
         self._deleted: list[str] = []
         self._budget: Budget | None = None
+        # Deals a full read found updated since their creation: (update time, id, fields),
+        # the ones whose changelog the backfill reads.
+        self._updated: list[tuple[datetime, str, dict[str, Any]]] = []
+        self.history_cut: HistoryCut | None = None
 
     # --- calls ----------------------------------------------------------------------------------
 
@@ -215,6 +240,7 @@ class PipedriveConnector:
 
     def _deals(self, since: datetime | None) -> Iterator[Record]:
         self._deleted = []
+        self._updated = []
         stages = self._stage_table()
         params = {"updated_since": _rfc3339(since), "status": "open,won,lost,deleted",
                   "sort_by": "update_time", "sort_direction": "asc"}  # fmt: skip
@@ -223,24 +249,12 @@ class PipedriveConnector:
             if deal.get("status") == "deleted" or deal.get("is_deleted"):
                 self._deleted.append(str(deal["id"]))
                 continue
-            status = deal.get("status")
-            stage = stages.get(int(deal["stage_id"])) if deal.get("stage_id") is not None else None
-            if status in ("won", "lost"):
-                stage_name: Any = status
-                closed = deal.get(f"{status}_time") or deal.get("close_time")
-            else:
-                stage_name = stage["name"] if stage else deal.get("stage_id")
-                closed = deal.get("expected_close_date")
-            probability = deal.get("probability")
-            if probability is None and stage is not None:
-                probability = stage.get("deal_probability")
-            values = {
-                "id": deal["id"], "name": deal.get("title"), "owner": deal.get("owner_id"),
-                "account": deal.get("org_id"), "stage": stage_name, "amount": deal.get("value"),
-                "currency": deal.get("currency"), "created_at": deal.get("add_time"),
-                "close_date": closed,
-                "probability": None if probability is None else f"{probability}%",
-            }  # fmt: skip
+            created = _time(deal.get("add_time"))
+            if since is None and modified and created and modified > created:
+                fields = {name: deal.get(name) for name in _DEAL_FIELDS}
+                self._updated.append((modified, str(deal["id"]), fields))
+            values = {"id": deal["id"], "name": deal.get("title"), "account": deal.get("org_id"),
+                      "created_at": deal.get("add_time"), **_canonical(deal, stages)}  # fmt: skip
             yield Record(values, modified)
 
     def _leads(self, since: datetime | None) -> Iterator[Record]:
@@ -265,6 +279,26 @@ class PipedriveConnector:
         # Deleted deals came with the changed ones (status=deleted): no call of their own.
         return iter(self._deleted if obj.name == "deals" else [])
 
+    def field_history(self, obj: SourceObject) -> Iterator[FieldChange]:
+        """The changes of the deals the full read found updated since their creation, from
+        their changelogs, a call (or more, past 500 changes) per deal, most recently updated
+        first, while the day's budget is above ``backfill_reserve`` of it."""
+        if obj.name != "deals":
+            return
+        stages = self._stage_table()
+        pending = sorted(self._updated, key=lambda deal: deal[0], reverse=True)
+        for number, (_modified, key, fields) in enumerate(pending):
+            budget = self._budget
+            if budget is not None:
+                kept = int(budget.limit * self.spec.backfill_reserve)
+                left = budget.limit - budget.used
+                if left <= kept:
+                    unread = frozenset(deal[1] for deal in pending[number:])
+                    self.history_cut = HistoryCut(unread, kept, left, budget.limit)
+                    return
+            changelog = self._cursor_pages(f"/v1/deals/{key}/changelog", {})
+            yield from _undone(key, fields, list(changelog), stages)
+
     def _read_budget(self, response: httpx.Response) -> None:
         limit, left = response.headers.get(_TOKEN_LIMIT), response.headers.get(_TOKENS_LEFT)
         if limit is not None and left is not None and limit.isdigit() and left.isdigit():
@@ -279,3 +313,52 @@ class PipedriveConnector:
 
 def _rfc3339(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _canonical(deal: Mapping[str, Any], stages: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """A deal's owner, stage, amount, currency, close date and probability as kpibot reads
+    them: the stage's name while open, ``won`` or ``lost`` once closed; the close date the won
+    or lost time, else the expected close date; the stage's probability when the deal has
+    none."""
+    status = deal.get("status")
+    stage_id = deal.get("stage_id")
+    stage = stages.get(int(str(stage_id))) if str(stage_id).isdigit() else None
+    if status in ("won", "lost"):
+        stage_name: Any = status
+        closed = deal.get(f"{status}_time") or deal.get("close_time")
+    else:
+        stage_name = stage["name"] if stage else stage_id
+        closed = deal.get("expected_close_date")
+    probability = deal.get("probability")
+    if probability in (None, "") and stage is not None:
+        probability = stage.get("deal_probability")
+    return {
+        "owner": deal.get("owner_id"), "stage": stage_name, "amount": deal.get("value"),
+        "currency": deal.get("currency"), "close_date": closed,
+        "probability": None if probability in (None, "") else f"{probability}%",
+    }  # fmt: skip
+
+
+def _undone(
+    key: str, fields: Mapping[str, Any], changelog: list[dict[str, Any]],
+    stages: Mapping[int, Mapping[str, Any]],
+) -> Iterator[FieldChange]:  # fmt: skip
+    """The canonical changes a deal's changelog implies: its fields are taken back through
+    the changes, newest first, and each canonical value that differs before and after a
+    moment is a change (a status change to won alters the stage and the close date)."""
+    by_moment: dict[datetime, list[tuple[str, Any]]] = defaultdict(list)
+    for entry in changelog:
+        name = _CHANGELOG_FIELDS.get(str(entry.get("field_key")))
+        moment = _time(entry.get("time"))
+        if name is not None and moment is not None:
+            old = entry.get("old_value")
+            by_moment[moment].append((name, None if old == "" else old))
+    state = dict(fields)
+    after = _canonical(state, stages)
+    for moment in sorted(by_moment, reverse=True):
+        state.update(by_moment[moment])
+        before = _canonical(state, stages)
+        for field, value in before.items():
+            if value != after[field]:
+                yield FieldChange(key, field, value, after[field], moment)
+        after = before

@@ -9,6 +9,10 @@
 - v1 (``/api/v1/users``, ``/api/v1/leads``): users in one list with ``created``/``modified``
   written ``2026-11-30 10:00:00``; leads paged by ``start``/``limit`` with
   ``additional_data.pagination`` and ``sort=update_time DESC``.
+- ``/api/v1/deals/{id}/changelog``: the deal's field changes, newest first, in cursor pages as
+  above (``{"field_key", "old_value", "new_value", "actor_user_id", "time", "change_source",
+  "change_source_user_agent", "is_bulk_update_flag"}``, values as text, ``time`` written
+  ``2026-11-30 10:00:00``); an unknown deal is HTTP 404.
 - The ``x-api-token`` header must hold the token (else HTTP 401 ``unauthorized access``); every
   answer has ``{"success": …}`` and the ``x-ratelimit-*`` headers (the two-second burst window).
 - Token-based rate limits: each answered request spends ``token_cost`` tokens (20, a list GET)
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,9 +50,25 @@ class FakePipedrive(FakeServer):
         self.organizations: dict[int, dict[str, Any]] = {}
         self.deals: dict[int, dict[str, Any]] = {}
         self.leads: dict[str, dict[str, Any]] = {}
+        self.changelogs: dict[int, list[dict[str, Any]]] = {}
         self.token_limit = 30_000 * 3  # base tokens × plan multiplier × seats
         self.token_cost = 20
         self.tokens_used = 0
+
+    def change(self, deal: int, field_key: str, old: Any, new: Any, at: datetime) -> None:
+        """Record a change of a deal's field in its changelog (the deal's own fields are the
+        test's to set)."""
+        entry = {
+            "field_key": field_key, "old_value": None if old is None else str(old),
+            "new_value": None if new is None else str(new), "actor_user_id": 1,
+            "time": v1_time(at), "change_source": "app", "change_source_user_agent": None,
+            "is_bulk_update_flag": False,
+        }  # fmt: skip
+        self.changelogs.setdefault(deal, []).insert(0, entry)
+
+    @property
+    def changelog_reads(self) -> list[Request]:
+        return [r for r in self.requests if r.path.endswith("/changelog")]
 
     def handle(self, request: Request) -> Response:
         if request.headers.get("x-api-token") != TOKEN:
@@ -79,6 +100,12 @@ class FakePipedrive(FakeServer):
             return self._cursor(request, self.stages)
         if path == "/api/v2/organizations":
             return self._cursor(request, self._since(request, list(self.organizations.values())))
+        changelog = re.fullmatch(r"/api/v1/deals/(\d+)/changelog", path)
+        if changelog:
+            deal = int(changelog[1])
+            if deal not in self.deals:
+                return Response(404, {"success": False, "error": "Deal not found"})
+            return self._cursor(request, self.changelogs.get(deal, []))
         if path == "/api/v2/deals":
             wanted = (request.param("status") or "open,won,lost").split(",")
             rows = [d for d in self.deals.values() if d["status"] in wanted]

@@ -124,7 +124,10 @@ def test_full_then_incremental_sync_with_call_counts_and_a_kpi(company, store):
         "5002": "stage: unknown stage '99' (the stages mapping knows Qualified, Proposal, "
         "Negotiation, won, lost)",
     }
-    assert len(company.requests) == CONSTANT + math.ceil((N_DEALS + 3) / PAGE)
+    # The first sync also reads the changelog of each deal updated since its creation.
+    updated = [key for key, d in company.deals.items() if d["update_time"] > d["add_time"]]
+    assert len(updated) == N_DEALS and len(company.changelog_reads) == len(updated)
+    assert len(company.requests) == CONSTANT + math.ceil((N_DEALS + 3) / PAGE) + N_DEALS
     assert store.rows(
         "SELECT stage, is_won, is_closed, close_date, probability, amount FROM opportunities "
         "WHERE source_id IN ('1', '3', '7') ORDER BY source_id"
