@@ -244,7 +244,9 @@ class HubSpotConnector:
                     probability = metadata.get("probability")
                     won = closed and probability is not None and float(probability) >= 1
                     status = "won" if won else "lost" if closed else "open"
-                    self._stages[stage.id] = {"label": stage.label, "status": status}
+                    self._stages[stage.id] = {
+                        "label": stage.label, "status": status, "probability": probability,
+                    }  # fmt: skip
         return self._stages
 
     # --- Connector --------------------------------------------------------------------------
@@ -283,6 +285,8 @@ class HubSpotConnector:
                 stage = stages.get(values["stage"] or "")
                 if stage is not None:
                     values["stage"] = stage["label"]
+                    if values["probability"] is None:  # calculated by HubSpot from the stage
+                        values["probability"] = stage["probability"]
             if obj.table == "leads":
                 dates = sorted(props[p] for p in converted if props.get(p))
                 values["converted_at"] = dates[0] if dates else None
@@ -361,20 +365,36 @@ def _deal_changes(deal: Any, stages: Mapping[str, Mapping[str, Any]]) -> Iterato
     """A deal's property history as changes: HubSpot lists the values each property was
     given, with when; each one after the first changed it from the one before. The first is
     the value the deal was created with, unless it was given later to a property that was
-    empty until then (a deal is always created with a stage)."""
+    empty until then (a deal is always created with a stage). A stage id is read as its
+    label; without a history of the stage probability, each stage change also changes the
+    probability from the old stage's to the new one's, which is how HubSpot calculates it."""
     created = deal.created_at
-    for prop, values in (deal.properties_with_history or {}).items():
+    history = deal.properties_with_history or {}
+    derived = not history.get("hs_deal_stage_probability")
+    key = str(deal.id)
+    for prop, values in history.items():
         field = _HISTORY.get(prop)
         if field is None:
             continue
-        before: Any = None
+        before: str | None = None
         for number, entry in enumerate(sorted(values, key=lambda entry: entry.timestamp)):
-            value: str | None = entry.value if entry.value != "" else None
-            if field == "stage" and value is not None and value in stages:
-                value = stages[value]["label"]
+            value = entry.value or None
             initial = number == 0 and (
                 field == "stage" or created is None or entry.timestamp - created <= _AT_CREATION
             )
-            if not initial:
-                yield FieldChange(str(deal.id), field, before, value, entry.timestamp)
+            if not initial and field != "stage":
+                yield FieldChange(key, field, before, value, entry.timestamp)
+            elif not initial:
+                (old, old_chance), (new, new_chance) = (
+                    _stage_reading(stages, before), _stage_reading(stages, value)
+                )  # fmt: skip
+                yield FieldChange(key, "stage", old, new, entry.timestamp)
+                if derived:
+                    yield FieldChange(key, "probability", old_chance, new_chance, entry.timestamp)
             before = value
+
+
+def _stage_reading(stages: Mapping[str, Mapping[str, Any]], stage: str | None) -> tuple[Any, Any]:
+    """A stage id's label and probability (an id no pipeline has any more stays as it is)."""
+    known = stages.get(stage or "")
+    return (stage, None) if known is None else (known["label"], known["probability"])

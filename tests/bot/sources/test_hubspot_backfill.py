@@ -34,7 +34,8 @@ STAGES = [  # id, label, isClosed, probability
 ]
 OWNERS = {"101": ("Ann", False), "102": ("Bob", False), "103": ("Carl", True)}  # name, archived
 FILLERS = 60  # lost deals with an amount change each: the history takes two pages of 50
-X, Y, Z, W = "7001", "7002", "7003", "7004"
+X, Y, Z, W, V = "7001", "7002", "7003", "7004", "7005"
+DEALS = 5 + FILLERS
 
 
 def at(day: str, hour: int = 9) -> datetime:
@@ -99,6 +100,10 @@ def hub() -> Iterator[FakeHubSpot]:
         fake.put("deals", {"dealstage": "closedlost", "hs_deal_stage_probability": "0.0"},
                  at("2026-10-15"), W)  # fmt: skip
         fake.put("deals", {"amount": "200"}, at("2026-11-01"), W)
+        # V: no stage probability in its history: each stage's own probability stands for it.
+        deal(V, at("2026-09-21"), dealstage="appointmentscheduled", amount="2000",
+             closedate=day("2026-12-31"))  # fmt: skip
+        fake.put("deals", {"dealstage": "contractsent"}, at("2026-10-20"), V)
         for number in range(FILLERS):
             key = str(8000 + number)
             deal(key, at("2026-06-01"), dealstage="closedlost", amount="1000",
@@ -146,20 +151,19 @@ def test_first_sync_rebuilds_the_states_the_property_history_implies(hub, store)
     assert by_name(report)["deals"].rejected == []
     backfill = report.backfill
     assert backfill is not None and backfill.error is None and backfill.cut is None
-    deals = 4 + FILLERS
-    assert backfill.api_calls == math.ceil(deals / HISTORY_PAGE) == 2
+    assert backfill.api_calls == math.ceil(DEALS / HISTORY_PAGE) == 2
     assert history_reads(hub) == ["50", "50"]
     # X: 5 moments of change and its creation; Y: 1 and creation; Z: creation; W: the amount
-    # change and the state after the stage it cannot read; fillers: 1 and creation each.
-    assert (backfill.deals, backfill.intervals) == (4 + FILLERS, 6 + 2 + 1 + 2 + FILLERS * 2)
+    # change and the state after the stage it cannot read; V and fillers: 1 and creation each.
+    assert (backfill.deals, backfill.intervals) == (DEALS, 6 + 2 + 1 + 2 + 2 + FILLERS * 2)
     assert [(r.deal, r.at, r.reason) for r in backfill.refused] == [
         (W, at("2026-10-15"), "unknown stage 'sleeping' (the stages mapping knows Appointment "
          "Scheduled, Qualified To Buy, Contract Sent, Closed Won, Closed Lost)")
     ]  # fmt: skip
     summary = report.summary(ENGLISH)
     assert (
-        "history before the first sync backfilled from the CRM's field history: 131 earlier "
-        "states of 64 deals; 2 API calls" in summary
+        "history before the first sync backfilled from the CRM's field history: 133 earlier "
+        "states of 65 deals; 2 API calls" in summary
     )
     assert (
         f"deal {W} not rebuilt before its 2026-10-15 09:00 UTC change: unknown stage "
@@ -167,7 +171,7 @@ def test_first_sync_rebuilds_the_states_the_property_history_implies(hub, store)
     )
     assert (
         "historique d'avant la première synchro reconstitué depuis l'historique des champs "
-        "du CRM\u00a0: 131 états antérieurs de 64 affaires\u00a0; 2 appels API"
+        "du CRM\u00a0: 133 états antérieurs de 65 affaires\u00a0; 2 appels API"
         in report.summary(FRENCH)
     )
 
@@ -183,11 +187,15 @@ def test_first_sync_rebuilds_the_states_the_property_history_implies(hub, store)
     assert states(store, at("2026-10-10"))[X] == (
         "open", "Qualified To Buy", Decimal("4000.00"), d("2026-11-30"), 0.4, "Ann",
     )  # fmt: skip
+    assert states(store, at("2026-10-10"))[V] == (
+        "open", "Appointment Scheduled", Decimal("2000.00"), d("2026-12-31"), 0.2, "Ann",
+    )  # fmt: skip
     assert states(store, at("2026-10-25")) == {
         X: ("open", "Contract Sent", Decimal("4000.00"), d("2026-11-30"), 0.8, "Ann"),
         Y: ("open", "Contract Sent", Decimal("6000.00"), d("2026-11-20"), 0.8, "Ann"),
         Z: ("open", "Appointment Scheduled", Decimal("3000.00"), d("2026-12-15"), 0.2, "Carl"),
         W: ("lost", "Closed Lost", Decimal("100.00"), d("2026-09-30"), 0.0, "Ann"),
+        V: ("open", "Contract Sent", Decimal("2000.00"), d("2026-12-31"), 0.8, "Ann"),
     }
     assert states(store, at("2026-11-05"))[X] == (
         "open", "Contract Sent", Decimal("5000.00"), d("2027-01-15"), 0.8, "Ann",
@@ -197,6 +205,7 @@ def test_first_sync_rebuilds_the_states_the_property_history_implies(hub, store)
         Y: ("won", "Closed Won", Decimal("7000.00"), d("2026-11-20"), 1.0, "Ann"),
         Z: ("open", "Appointment Scheduled", Decimal("3000.00"), d("2026-12-15"), 0.2, "Carl"),
         W: ("lost", "Closed Lost", Decimal("200.00"), d("2026-09-30"), 0.0, "Ann"),
+        V: ("open", "Contract Sent", Decimal("2000.00"), d("2026-12-31"), 0.8, "Ann"),
     }
 
 
@@ -231,10 +240,9 @@ def test_a_refused_history_read_leaves_the_sync_as_it_is(hub, store):
     assert "history before the first sync NOT backfilled (1 API call): HubSpot refused" in (
         report.summary(ENGLISH)
     )
-    deals = 4 + FILLERS
-    assert store.rows("SELECT count(*) FROM opportunities WHERE source = 'hs'") == [(deals,)]
+    assert store.rows("SELECT count(*) FROM opportunities WHERE source = 'hs'") == [(DEALS,)]
     assert store.rows("SELECT count(*), count(DISTINCT valid_from) FROM opportunity_history") == [
-        (deals, 1)
+        (DEALS, 1)
     ]
 
 
