@@ -3,6 +3,7 @@ one sync run in a transaction of its own, and reading back what landed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from bot.sources.connector import Connector
 from bot.sources.service import Progress, SourceReport, sync_connector
 from bot.store.database import make_engine, migrate, session_factory, transaction
 from bot.store.sync_models import SyncState
+from tests.conftest import postgres_engine
 
 
 @dataclass
@@ -85,6 +87,18 @@ def make_store(tmp_path: Path) -> Store:
     engine = make_engine(settings.database_url)
     migrate(engine)
     return Store(engine, settings)
+
+
+def store_on(database: str, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on ``sqlite``, or on ``postgresql``: a fresh schema of the test server
+    (skipped when none is given), with the same settings."""
+    local = make_store(tmp_path)
+    if database == "sqlite":
+        yield local
+        return
+    for engine in postgres_engine():
+        migrate(engine)
+        yield Store(engine, local.settings)
 
 
 def by_name(report: SourceReport) -> dict[str, Any]:

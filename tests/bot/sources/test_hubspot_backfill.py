@@ -19,7 +19,7 @@ from bot.formatting import Formatter
 from bot.settings import HubSpotSource
 from bot.sources.hubspot import HISTORY_PAGE, HubSpotConnector
 from bot.store.history import states_at
-from tests.bot.sources.crm_support import Store, by_name, make_store
+from tests.bot.sources.crm_support import Store, by_name, store_on
 from tests.fakes.http_fake import Fault
 from tests.fakes.hubspot_api import TOKEN, FakeHubSpot, hs_time
 
@@ -119,9 +119,9 @@ def connector(hub: FakeHubSpot) -> HubSpotConnector:
     return HubSpotConnector("hs", spec, {"token": TOKEN}, backoff=0)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return make_store(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from store_on(request.param, tmp_path)
 
 
 def history_reads(hub: FakeHubSpot) -> list[str | None]:
@@ -254,7 +254,8 @@ def test_deals_of_an_archived_owner_are_synced_for_that_owner(hub, store):
     assert [str(r.param("archived")).lower() for r in owner_reads] == [
         "false", "true",
     ]  # fmt: skip
-    assert store.rows("SELECT name, active_to FROM reps WHERE source = 'hs' ORDER BY name") == [
+    reps = store.rows("SELECT name, active_to FROM reps WHERE source = 'hs' ORDER BY name")
+    assert [(name, None if left is None else str(left)) for name, left in reps] == [
         ("Ann Example", None), ("Bob Example", None), ("Carl Example", "2026-10-31"),
     ]  # fmt: skip
     assert store.owners("hs")[Z] == "Carl Example (hs)"

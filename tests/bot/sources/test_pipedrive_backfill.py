@@ -19,7 +19,7 @@ from bot.formatting import Formatter
 from bot.settings import PipedriveSource
 from bot.sources.pipedrive import PipedriveConnector
 from bot.store.history import states_at
-from tests.bot.sources.crm_support import Store, by_name, make_store
+from tests.bot.sources.crm_support import Store, by_name, store_on
 from tests.fakes.http_fake import Fault
 from tests.fakes.pipedrive_api import TOKEN, FakePipedrive, pd_time, v1_time
 
@@ -111,9 +111,9 @@ def connector(company: FakePipedrive, **settings: Any) -> PipedriveConnector:
     return PipedriveConnector("pd", spec, {"api_token": TOKEN}, backoff=0)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return make_store(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from store_on(request.param, tmp_path)
 
 
 def read(company: FakePipedrive) -> list[int]:

@@ -19,7 +19,7 @@ from bot.store.history import slips, states_at
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Scope
 from metrics.waterfall import Movement, waterfall
-from tests.bot.sources.crm_support import Store, make_store
+from tests.bot.sources.crm_support import Store, store_on
 from tests.bot.sources.test_salesforce import BATCH, ENGLISH, connector
 from tests.fakes.salesforce_api import FakeSalesforce, sf_time
 
@@ -116,9 +116,9 @@ def org() -> Iterator[FakeSalesforce]:
         yield fake
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return make_store(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from store_on(request.param, tmp_path)
 
 
 def states(store: Store, moment: datetime) -> dict[str, tuple[Any, ...]]:
