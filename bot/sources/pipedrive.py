@@ -285,6 +285,7 @@ class PipedriveConnector:
         first, while the day's budget is above ``backfill_reserve`` of it."""
         if obj.name != "deals":
             return
+        self.history_cut = None
         stages = self._stage_table()
         pending = sorted(self._updated, key=lambda deal: deal[0], reverse=True)
         for number, (_modified, key, fields) in enumerate(pending):
