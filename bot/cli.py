@@ -564,6 +564,7 @@ def serve(
         from bot.scheduling.clock import Clock
 
         Clock(_runtime(obj)).start()
+    obj.service().warm_facts()  # mapped before the first question, not inside it
     if app is not None and not http_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
