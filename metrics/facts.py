@@ -145,9 +145,9 @@ class Facts:
     def first_wins(self) -> pd.DataFrame:
         """Each account's first won deal (the deal that made it a customer): account, close,
         rep, team, region."""
-        won = self.opportunities[
-            (self.opportunities["status"] == "won") & self.opportunities["account"].notna()
-        ]
+        # The columns first: the mask then copies only them (the shell's tables carry more).
+        deals = self.opportunities[["status", "account", "close", "rep", "team", "region"]]
+        won = deals[(deals["status"] == "won") & deals["account"].notna()]
         if won.empty:
             return won[["account", "close", "rep", "team", "region"]]
         first = won.sort_values("close", kind="stable").drop_duplicates("account")

@@ -366,14 +366,18 @@ def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...
 
 def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd.DataFrame:
     """``old`` without the rows ``touched`` (changed or gone), with ``changed`` in their
-    place: still ordered by id."""
-    gone = old["id"].isin(touched).to_numpy()
-    kept = old[~gone] if gone.any() else old
-    if changed.empty:
-        return kept.reset_index(drop=True) if gone.any() else old
-    both = pd.concat([kept, changed], ignore_index=True)
-    order = np.argsort(both["id"].to_numpy(), kind="stable")
-    return both.take(order).reset_index(drop=True)
+    place: still ordered by id. The positions are worked out on the ids alone, so the
+    columns are copied twice (the concatenation, the take), whatever the changes."""
+    ids = old["id"].to_numpy()
+    dropped = old["id"].isin(touched).to_numpy()
+    if changed.empty and not dropped.any():
+        return old
+    kept = np.flatnonzero(~dropped)
+    changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
+    where = np.searchsorted(ids[kept], changed["id"].to_numpy())
+    index = np.insert(kept, where, len(old) + np.arange(len(changed)))
+    both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
+    return both.take(index).reset_index(drop=True)
 
 
 def _categorical(frame: pd.DataFrame) -> bool:
@@ -409,8 +413,8 @@ def _refreshed(
     version (``bot.store.changes``), or None when that cannot be done (the stored exchange
     rates changed, or the store is behind the facts): then the facts are loaded whole.
 
-    The store is read in time proportional to the changes; the facts' arrays are copied
-    once, with the changed rows in place (numpy, no Python per row). When reps or teams
+    The store is read in time proportional to the changes; a changed table's arrays are
+    copied with the changed rows in place (whole columns, no Python per row). When reps or teams
     changed, every row's owner is placed again from its ``rep_id``, and the spend (placed
     by team) is read again; the spend and the surveys, small tables, are read whole when one
     of their rows changed."""
@@ -420,14 +424,10 @@ def _refreshed(
     if version < old.version or reader.rates != held.rates:
         return None
     since = old.version
-    new_facts = reader.facts(version, old.opportunities, old.leads, old.spend, old.surveys,
-                             old.slips)  # fmt: skip
     placed = _named(old.reps, ("id", "name", "team", "region")) == _named(
-        new_facts.reps, ("id", "name", "team", "region")
+        reader.reps, ("rep_id", "name", "team", "region")
     )
-    teams_same = _named(old.teams, ("name", "region")) == _named(
-        new_facts.teams, ("name", "region")
-    )
+    teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
     deals = _touched(engine, Opportunity, "opportunities", since)
     changed = reader.opportunities(Opportunity.changed_in > since)
