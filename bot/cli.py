@@ -5,8 +5,9 @@ traceback. Messages are worded from the catalogs in the organisation's language.
 Imports are at the top, except those only one command needs that cost a CLI start-up much
 more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them), the
 APScheduler clock, the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
-the start-up of ``kpibot ask`` on their own). No import is inside a function to dodge a
-cycle."""
+the start-up of ``kpibot ask`` on their own), and the charts (``digest``: matplotlib is a
+fifth of the start-up of ``kpibot serve``, which draws none). No import is inside a function
+to dodge a cycle."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
-from bot.charts import chart_title, pace_chart, waterfall_chart
 from bot.core import ConversationCore
 from bot.demo import ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
@@ -228,6 +228,8 @@ def digest(
     as_of: str | None,
 ) -> None:
     """Print today's digest as it would be posted."""
+    from bot.charts import chart_title, pace_chart, waterfall_chart
+
     fmt = obj.formatter()
     now = parse_as_of(as_of, obj.settings())
     result = obj.service().digest(now, title=fmt.t("daily_digest"))
@@ -564,6 +566,7 @@ def serve(
         from bot.scheduling.clock import Clock
 
         Clock(_runtime(obj)).start()
+    obj.service().warm_facts()  # mapped before the first question, not inside it
     if app is not None and not http_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

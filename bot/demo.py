@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.demo_history import DealLife, open_stage, write_history
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
+from bot.store.changes import pending, record_deletions
 from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
 from bot.store.facts_loader import load_facts
 from bot.store.models import Base
@@ -677,6 +678,8 @@ def build_demo(session: Session, today: date, seed: int = 7) -> DemoSummary:
         table = Base.metadata.tables["opportunities"]
         deal_ids = ids_by_source_id(session, table, SOURCE, (r["source_id"] for r in deals))
         write_history(session, SOURCE, deals, deal_ids, generator.lives, today, ZONE)
+        # Their history was rewritten: a refresh reads their pushes again (bot.store.changes).
+        session.execute(update(table).where(table.c.source == SOURCE).values(pending(table)))
         bump_data_version(session)
     return DemoSummary(
         teams=len(tables["teams"]),
@@ -704,6 +707,7 @@ def _prune(session: Session, table: Table, keep: set[str]) -> int:
     stale = [key for key in existing if key not in keep]
     for start in range(0, len(stale), 500):
         chunk = stale[start : start + 500]
+        record_deletions(session, table, ids_by_source_id(session, table, SOURCE, chunk).values())
         session.execute(delete(table).where(table.c.source == SOURCE, table.c.source_id.in_(chunk)))
     return len(stale)
 

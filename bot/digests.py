@@ -1,7 +1,9 @@
 """A subscription's digest as a ``Notification`` (the ``Digest`` view for the subscription's
 channel, under the idempotency key ``digest:<subscription>:<local date>``), and its posting
 through a ``Dispatcher``; the channel's surface renders it. On Slack its chart (revenue against
-the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``."""
+the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``.
+``bot.charts`` is imported when a chart is drawn: matplotlib would cost every serving process
+that imports this module (through the scheduler's jobs) a fifth of its start-up."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from sqlalchemy import select
 
 from bot.access import channel_audience
 from bot.alerting import unstable_alerts
-from bot.charts import chart_key, digest_chart
 from bot.delivery.notifier import SLACK, Delivered, parse_destination
 from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
@@ -93,6 +94,8 @@ def post_digest(
     paths = service.pace_paths(now, subscription.scope)
     if surface == SLACK and paths:
         # A Slack capability: the chart goes through the same outbox, as a reply that is a file.
+        from bot.charts import chart_key, digest_chart
+
         key = chart_key(notification.idempotency_key)
         dispatcher.notifier.reply(delivered, digest_chart(paths, fmt, delivered.channel, key))
     return delivered

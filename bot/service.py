@@ -113,6 +113,11 @@ class KpiService:
             self._snapshot = Snapshot(facts, directory)
         return self._snapshot
 
+    def warm_facts(self) -> None:
+        """Map the published facts (or start building them) before the first question: what a
+        serving process does at its start, so that no answer waits for them."""
+        self._cache.warm()
+
     def refresh_facts(self) -> None:
         """Bring the facts to the store's data version now and publish their snapshot: for a
         writer after its commit (import, sync), so that serving processes only map it."""

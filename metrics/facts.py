@@ -13,6 +13,9 @@ minor units of the base currency, ``rep``/``team``/``region`` are categorical na
 - ``spend``: date, team, region (NaN for company-wide spend), amount
 - ``surveys``: date, rep, team, region, kind ('csat'|'nps'), score
 - ``reps``: name, email, team, region, active_from, active_to (NaT while employed)
+
+The shell's tables may carry more columns that no KPI reads: the store's ``id`` of each row
+and its owner's ``rep_id`` (-1 for none), which its refresh after a sync finds rows by.
 - ``teams``: name, region, manager
 - ``slips``: id, name, date (the day, in the organisation's time zone, an open deal's close date was
   pushed later), days (how far), amount, rep, team, region (its owner then); in push order
@@ -142,9 +145,9 @@ class Facts:
     def first_wins(self) -> pd.DataFrame:
         """Each account's first won deal (the deal that made it a customer): account, close,
         rep, team, region."""
-        won = self.opportunities[
-            (self.opportunities["status"] == "won") & self.opportunities["account"].notna()
-        ]
+        # The columns first: the mask then copies only them (the shell's tables carry more).
+        deals = self.opportunities[["status", "account", "close", "rep", "team", "region"]]
+        won = deals[(deals["status"] == "won") & deals["account"].notna()]
         if won.empty:
             return won[["account", "close", "rep", "team", "region"]]
         first = won.sort_values("close", kind="stable").drop_duplicates("account")

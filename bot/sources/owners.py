@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import Column, select, update
 from sqlalchemy.orm import Session
 
+from bot.store.changes import pending
 from bot.store.models import Base, Rep
 from bot.store.upsert import delete_sourced, ids_by_source_id
 from metrics.query import normalise
@@ -74,6 +75,8 @@ def merge_matched(session: Session, source: str, matched: Mapping[str, int]) -> 
     for column in _rep_columns():
         for key, old in stale.items():
             session.execute(
-                update(column.table).where(column == old).values({column.name: matched[key]})
+                update(column.table)
+                .where(column == old)
+                .values({column.name: matched[key], **pending(column.table)})
             )
     return delete_sourced(session, reps, source, stale)

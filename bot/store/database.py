@@ -22,6 +22,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.store.changes import stamp
 from bot.store.history import record_history, utc
 from bot.store.models import DataVersion
 
@@ -136,8 +137,9 @@ def data_version(session: Session) -> int:
 
 
 def bump_data_version(session: Session, at: datetime | None = None) -> int:
-    """Mark the facts as changed at ``at`` (now by default) and record the opportunities'
-    history at that moment; call in the transaction that changed them."""
+    """Mark the facts as changed at ``at`` (now by default), record the opportunities'
+    history at that moment and stamp the rows changed with the new version
+    (``bot.store.changes``); call in the transaction that changed them."""
     now = datetime.now(UTC) if at is None else utc(at)
     record_history(session, now)
     updated = session.execute(
@@ -148,4 +150,6 @@ def bump_data_version(session: Session, at: datetime | None = None) -> int:
     if updated.rowcount == 0:  # type: ignore[attr-defined]
         session.add(DataVersion(id=1, version=1, changed_at=now))
     session.flush()
-    return data_version(session)
+    version = data_version(session)
+    stamp(session, version)
+    return version

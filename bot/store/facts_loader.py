@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -15,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import ColumnElement, Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
-from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
+from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import first_recorded, slips, states_at, utc
-from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
+from bot.store.models import FactDeletion, FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -31,6 +32,7 @@ _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
     "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
 )  # fmt: skip
+_LEAD_COLUMNS = ("id", "rep", "team", "region", "created", "converted", "rep_id")
 # Past states kept in memory: an answer's comparisons and trend read up to six days (a month's
 # previous period, the same month last year and four more); a waterfall, its start.
 _PAST_STATES_KEPT = 8
@@ -81,8 +83,10 @@ def _categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
-    """Replace ``rep_id`` by categorical rep, team and region names (one byte or two a row,
-    where a merge would copy a string per row)."""
+    """Categorical rep, team and region names for ``rep_id`` (one byte or two a row, where a
+    merge would copy a string per row); ``rep_id`` stays, as int64 with -1 for no owner, so
+    that a refresh can place the rows again when reps change teams."""
+    frame["rep_id"] = frame["rep_id"].fillna(-1).astype("int64")
     position = pd.Index(owners["rep_id"]).get_indexer(frame["rep_id"])
     for column in ("rep", "team", "region"):
         names = pd.Categorical(owners[column])
@@ -90,7 +94,7 @@ def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
         known = position >= 0  # none when there are no reps at all
         codes[known] = names.codes[position[known]]
         frame[column] = pd.Categorical.from_codes(codes, categories=names.categories)
-    return frame.drop(columns="rep_id")
+    return frame
 
 
 class MissingExchangeRate(LookupError):
@@ -128,14 +132,18 @@ def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
 
 
 def _teams_and_reps(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
-    teams = _frame(engine, select(Team.id.label("team_id"), Team.name, Team.region, Team.manager))
+    teams = _frame(
+        engine,
+        select(Team.id.label("team_id"), Team.name, Team.region, Team.manager).order_by(Team.id),
+    )
     reps = _frame(
         engine,
         select(
             Rep.id.label("rep_id"), Rep.name, Rep.email, Rep.team_id, Rep.active_from,
             Rep.active_to,
-        ),
+        ).order_by(Rep.id),
     )  # fmt: skip
+    reps["rep_id"] = reps["rep_id"].astype("int64")
     # Nullable ints on both sides: a column of reps none of whom has a team is all NULL.
     teams["team_id"] = teams["team_id"].astype("Int64")
     reps["team_id"] = reps["team_id"].astype("Int64")
@@ -151,6 +159,159 @@ def _owners(reps: pd.DataFrame) -> pd.DataFrame:
     return reps[["rep_id", "name", "team", "region"]].rename(columns={"name": "rep"})
 
 
+def _ids(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["id"] = frame["id"].astype("int64")
+    return frame
+
+
+class _Reader:
+    """Reads the fact tables from the store into the column contract of ``metrics.facts``,
+    whole or only the rows a condition selects (a refresh's changed rows). The facts' tables
+    also keep the store's ``id`` of each row and its owner's ``rep_id``, ordered by ``id``:
+    what a refresh finds rows and places owners by."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        currency: str,
+        configured_rates: dict[str, Decimal],
+        default_probability: float,
+        minor_digits: int,
+        zone: tzinfo,
+    ) -> None:
+        self.engine = engine
+        self.rates = _stored_rates(engine)
+        self.fx = FxTable(currency, configured_rates, self.rates)
+        self.teams, self.reps = _teams_and_reps(engine)
+        self.owners = _owners(self.reps)
+        self.currency = currency
+        self.default_probability = default_probability
+        self.minor_digits = minor_digits
+        self.zone = zone
+
+    def _minor(self, frame: pd.DataFrame) -> pd.Series:
+        return _to_minor(frame, self.fx, self.minor_digits)
+
+    def opportunities(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+        def deals(chunk: pd.DataFrame) -> pd.DataFrame:
+            closed = chunk.pop("is_closed").astype(bool)
+            won = chunk.pop("is_won").astype(bool)
+            status = np.where(closed, np.where(won, "won", "lost"), "open")
+            chunk["status"] = pd.Categorical(status, categories=["open", "won", "lost"])
+            chunk["amount"] = self._minor(chunk)
+            chunk["probability"] = (
+                chunk["probability"].astype("float64").fillna(self.default_probability)
+            )
+            # The account's id, not its name: two customers may share a name.
+            chunk["account"] = chunk["account"].astype("Int64")
+            return _dates(_ids(chunk.drop(columns="currency")), "created", "close")
+
+        opps = _frame(
+            self.engine,
+            select(
+                Opportunity.id, Opportunity.owner_id.label("rep_id"),
+                Opportunity.account_id.label("account"), Opportunity.is_closed,
+                Opportunity.is_won, Opportunity.amount, Opportunity.currency,
+                Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
+                Opportunity.probability,
+            )
+            .where(Opportunity.deleted_at.is_(None), *where)
+            # Whole, in id order (SQLite's own); changed rows are put in order by the merge,
+            # and ordering them here could make a planner walk the table instead.
+            .order_by(*() if where else (Opportunity.id,)),
+            deals,
+        )  # fmt: skip
+        return _owned(opps, self.owners)[["id", *_OPPORTUNITY_COLUMNS, "rep_id"]]
+
+    def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+        leads = _frame(
+            self.engine,
+            select(
+                Lead.id, Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
+                Lead.converted_at.label("converted"),
+            ).where(*where).order_by(*() if where else (Lead.id,)),
+            lambda chunk: _dates(_ids(chunk), "created", "converted"),
+        )  # fmt: skip
+        return _owned(leads, self.owners)[list(_LEAD_COLUMNS)]
+
+    def spend(self) -> pd.DataFrame:
+        def costs(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["region"] = chunk["team_region"].fillna(chunk["spend_region"])
+            chunk["amount"] = self._minor(chunk)
+            return _dates(_ids(chunk), "date")[["id", "date", "team", "region", "amount"]]
+
+        spend = _frame(
+            self.engine,
+            select(Spend.id, Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
+                   Spend.region.label("spend_region"), Team.region.label("team_region"))
+            .outerjoin(Team, Spend.team_id == Team.id)
+            .order_by(Spend.id),
+            costs,
+        )  # fmt: skip
+        return _categories(spend)
+
+    def surveys(self) -> pd.DataFrame:
+        surveys = _frame(
+            self.engine,
+            select(Survey.id, Survey.date, Survey.rep_id, Survey.kind, Survey.score).order_by(
+                Survey.id
+            ),
+            lambda chunk: _dates(_ids(chunk), "date"),
+        )
+        surveys = _owned(surveys, self.owners)
+        return _categories(surveys[["id", "date", "rep", "team", "region", "kind", "score",
+                                    "rep_id"]])  # fmt: skip
+
+    def slips(self, deals: Select[int] | None = None) -> pd.DataFrame:
+        """The pushes (of ``deals`` only, if given), by day then deal, each deal's in push
+        order: the order a refresh can keep by replacing the pushes of the deals it changed."""
+
+        def pushes(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["amount"] = self._minor(chunk)
+            moments = pd.to_datetime(chunk["date"], utc=True).dt.tz_convert(self.zone)
+            chunk["date"] = moments.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+            _dates(chunk, "previous_close", "close_date")
+            chunk["days"] = (chunk.pop("close_date") - chunk.pop("previous_close")).dt.days
+            return _ids(chunk.drop(columns="currency"))
+
+        rows = _owned(_frame(self.engine, slips(deals), pushes), self.owners)
+        return _by_day_and_deal(rows[[*SLIP_COLUMNS, "rep_id"]])
+
+    def facts(
+        self,
+        version: int,
+        opportunities: pd.DataFrame,
+        leads: pd.DataFrame,
+        spend: pd.DataFrame,
+        surveys: pd.DataFrame,
+        slip_rows: pd.DataFrame,
+    ) -> Facts:
+        reps = self.reps.rename(columns={"rep_id": "id"})
+        return Facts(
+            opportunities=opportunities,
+            leads=leads,
+            spend=spend,
+            surveys=surveys,
+            reps=reps[["id", "name", "email", "team", "region", "active_from", "active_to"]],
+            teams=self.teams[["name", "region", "manager"]],
+            currency=self.currency,
+            minor_digits=self.minor_digits,
+            version=version,
+            slips=slip_rows,
+        )
+
+    def whole(self, version: int) -> Facts:
+        return self.facts(
+            version, self.opportunities(), self.leads(), self.spend(), self.surveys(),
+            self.slips(),
+        )  # fmt: skip
+
+
+def _by_day_and_deal(rows: pd.DataFrame) -> pd.DataFrame:
+    order = np.lexsort((rows["id"].to_numpy(), rows["date"].to_numpy()))  # stable
+    return rows.take(order).reset_index(drop=True)
+
+
 def load_facts(
     engine: Engine,
     currency: str,
@@ -162,89 +323,136 @@ def load_facts(
 ) -> Facts:
     """Read every fact table once into the column contract of ``metrics.facts``; ``past``
     keeps the past states the history is read for across data versions."""
+    return _loaded(
+        engine, currency, configured_rates, default_probability, minor_digits, zone, past
+    ).facts
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """Facts with the store's exchange rates they were converted at: a refresh applies
+    changed rows only to facts converted at the rates still stored."""
+
+    facts: Facts
+    rates: dict[str, Decimal] | None  # None: not known (a snapshot that did not say)
+
+
+def _loaded(
+    engine: Engine,
+    currency: str,
+    configured_rates: dict[str, Decimal],
+    default_probability: float,
+    minor_digits: int = 2,
+    zone: tzinfo = UTC,
+    past: PastStates | None = None,
+) -> _Loaded:
     version = _version(engine)
-    fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    teams, reps = _teams_and_reps(engine)
-    owners = _owners(reps)
-
-    def deals(chunk: pd.DataFrame) -> pd.DataFrame:
-        closed = chunk.pop("is_closed").astype(bool)
-        won = chunk.pop("is_won").astype(bool)
-        status = np.where(closed, np.where(won, "won", "lost"), "open")
-        chunk["status"] = pd.Categorical(status, categories=["open", "won", "lost"])
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        chunk["probability"] = chunk["probability"].astype("float64").fillna(default_probability)
-        # The account's id, not its name: two customers may share a name.
-        chunk["account"] = chunk["account"].astype("Int64")
-        return _dates(chunk.drop(columns="currency"), "created", "close")
-
-    opps = _frame(
-        engine,
-        select(
-            Opportunity.owner_id.label("rep_id"), Opportunity.account_id.label("account"),
-            Opportunity.is_closed, Opportunity.is_won, Opportunity.amount, Opportunity.currency,
-            Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
-            Opportunity.probability,
-        ).where(Opportunity.deleted_at.is_(None)),
-        deals,
-    )  # fmt: skip
-    opps = _owned(opps, owners)[list(_OPPORTUNITY_COLUMNS)]
-
-    leads = _frame(
-        engine,
-        select(
-            Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
-            Lead.converted_at.label("converted"),
-        ),
-        lambda chunk: _dates(chunk, "created", "converted"),
-    )  # fmt: skip
-    leads = _owned(leads, owners)[["rep", "team", "region", "created", "converted"]]
-
-    def costs(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk["region"] = chunk["team_region"].fillna(chunk["spend_region"])
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        return _dates(chunk, "date")[["date", "team", "region", "amount"]]
-
-    spend = _frame(
-        engine,
-        select(Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
-               Spend.region.label("spend_region"), Team.region.label("team_region"))
-        .outerjoin(Team, Spend.team_id == Team.id),
-        costs,
-    )  # fmt: skip
-
-    surveys = _frame(
-        engine,
-        select(Survey.date, Survey.rep_id, Survey.kind, Survey.score),
-        lambda chunk: _dates(chunk, "date"),
-    )
-    surveys = _owned(surveys, owners)[["date", "rep", "team", "region", "kind", "score"]]
-
-    def pushes(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        moments = pd.to_datetime(chunk["date"], utc=True).dt.tz_convert(zone)
-        chunk["date"] = moments.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
-        _dates(chunk, "previous_close", "close_date")
-        chunk["days"] = (chunk.pop("close_date") - chunk.pop("previous_close")).dt.days
-        return chunk.drop(columns="currency")
-
-    slip_rows = _owned(_frame(engine, slips(), pushes), owners)[list(SLIP_COLUMNS)]
-
-    facts = Facts(
-        opportunities=opps,
-        leads=leads,
-        spend=_categories(spend),
-        surveys=_categories(surveys),
-        reps=reps[["name", "email", "team", "region", "active_from", "active_to"]],
-        teams=teams[["name", "region", "manager"]],
-        currency=currency,
-        minor_digits=minor_digits,
-        version=version,
-        slips=slip_rows,
-    )
+    reader = _Reader(engine, currency, configured_rates, default_probability, minor_digits, zone)
+    facts = reader.whole(version)
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
-    return _with_history(engine, facts, zone, past, owners)
+    return _Loaded(_with_history(engine, facts, zone, past, reader.owners), reader.rates)
+
+
+def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...]]:
+    """The rows of a small frame as comparable tuples, missing values as None (a mapped
+    frame and a loaded one may hold them differently)."""
+    columns = [frame[key].astype("object") for key in keys]
+    return [
+        tuple(None if pd.isna(value) else value for value in row)
+        for row in zip(*columns, strict=True)
+    ]
+
+
+def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd.DataFrame:
+    """``old`` without the rows ``touched`` (changed or gone), with ``changed`` in their
+    place: still ordered by id. The positions are worked out on the ids alone, so the
+    columns are copied twice (the concatenation, the take), whatever the changes."""
+    ids = old["id"].to_numpy()
+    dropped = old["id"].isin(touched).to_numpy()
+    if changed.empty and not dropped.any():
+        return old
+    kept = np.flatnonzero(~dropped)
+    changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
+    where = np.searchsorted(ids[kept], changed["id"].to_numpy())
+    index = np.insert(kept, where, len(old) + np.arange(len(changed)))
+    both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
+    return both.take(index).reset_index(drop=True)
+
+
+def _categorical(frame: pd.DataFrame) -> bool:
+    """Whether the owner columns survived a merge as categories (they do when both sides
+    were placed among the same reps)."""
+    return all(isinstance(frame[c].dtype, pd.CategoricalDtype) for c in ("rep", "team", "region"))
+
+
+def _touched(engine: Engine, model: type[Any], table: str, since: int) -> np.ndarray:
+    """The ids of the rows of ``model`` changed or deleted after version ``since``: through
+    the ``changed_in`` and tombstone indexes, in time proportional to their number."""
+    with engine.connect() as connection:
+        changed = connection.scalars(select(model.id).where(model.changed_in > since)).all()
+        gone = connection.scalars(
+            select(FactDeletion.row_id).where(
+                FactDeletion.version > since, FactDeletion.table_name == table
+            )
+        ).all()
+    return np.asarray([*changed, *gone], dtype="int64")
+
+
+def _refreshed(
+    engine: Engine,
+    held: _Loaded,
+    currency: str,
+    configured_rates: dict[str, Decimal],
+    default_probability: float,
+    minor_digits: int = 2,
+    zone: tzinfo = UTC,
+    past: PastStates | None = None,
+) -> _Loaded | None:
+    """``held`` brought to the store's data version by reading only the rows changed since its
+    version (``bot.store.changes``), or None when that cannot be done (the stored exchange
+    rates changed, or the store is behind the facts): then the facts are loaded whole.
+
+    The store is read in time proportional to the changes; a changed table's arrays are
+    copied with the changed rows in place (whole columns, no Python per row). When reps or teams
+    changed, every row's owner is placed again from its ``rep_id``, and the spend (placed
+    by team) is read again; the spend and the surveys, small tables, are read whole when one
+    of their rows changed."""
+    old = held.facts
+    version = _version(engine)
+    reader = _Reader(engine, currency, configured_rates, default_probability, minor_digits, zone)
+    if version < old.version or reader.rates != held.rates:
+        return None
+    since = old.version
+    placed = _named(old.reps, ("id", "name", "team", "region")) == _named(
+        reader.reps, ("rep_id", "name", "team", "region")
+    )
+    teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
+
+    deals = _touched(engine, Opportunity, "opportunities", since)
+    changed = reader.opportunities(Opportunity.changed_in > since)
+    opps = _merged(old.opportunities, changed, deals)
+    lead_ids = _touched(engine, Lead, "leads", since)
+    leads = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
+    changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
+    slip_rows = _merged(old.slips, reader.slips(changed_slips), deals)
+    slip_rows = _by_day_and_deal(slip_rows) if len(deals) else slip_rows
+    spend, surveys = old.spend, old.surveys
+    if not teams_same or len(_touched(engine, Spend, "spend", since)):
+        spend = reader.spend()
+    if len(_touched(engine, Survey, "surveys", since)):
+        surveys = reader.surveys()
+    if not placed or not all(_categorical(frame) for frame in (opps, leads, slip_rows)):
+        # A shallow copy: the old facts' frames are still being answered from.
+        opps, leads, slip_rows = (
+            _owned(frame.copy(deep=False), reader.owners) for frame in (opps, leads, slip_rows)
+        )
+        if surveys is old.surveys:
+            surveys = _categories(_owned(surveys.copy(deep=False), reader.owners))
+    facts = reader.facts(version, opps, leads, spend, surveys, slip_rows)
+    if past is None:
+        past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
+    return _Loaded(_with_history(engine, facts, zone, past, reader.owners), reader.rates)
 
 
 def _with_history(
@@ -255,10 +463,12 @@ def _with_history(
     owners: pd.DataFrame | None = None,
 ) -> Facts:
     """``facts`` given their lookup of the past in the store's history (also to facts mapped
-    from a snapshot, whose owners are read again from the store's small reps table: the past
-    days are read from the store when first asked for)."""
+    from a snapshot, whose owners are their own reps table, which keeps each rep's id: the
+    past days are read from the store when first asked for)."""
     if owners is None:
-        owners = current_owners(engine)
+        owners = facts.reps[["id", "name", "team", "region"]].rename(
+            columns={"id": "rep_id", "name": "rep"}
+        )
     facts.history = _history(engine, facts, zone, past, owners)
     return facts
 
@@ -403,7 +613,8 @@ def snapshot_folder(engine: Engine) -> Path | None:
 class FactsCache:
     """The current facts. Answers never wait for a load: a process maps the published
     snapshot of the store's data version (milliseconds); when none is published yet, the facts
-    are built from the store in a background thread, published, and swapped in when ready,
+    are brought to that version in a background thread (from the facts in hand, or the newest
+    snapshot, by the rows changed since: ``_refreshed``), published, and swapped in when ready,
     while answers keep coming from the facts in hand. Only the very first call of a process
     that finds no snapshot waits for the store."""
 
@@ -425,7 +636,7 @@ class FactsCache:
             key = snapshot_key(currency, configured_rates, default_probability, zone)
             folder = Snapshots(folder, key)
         self._snapshots = folder
-        self._facts: Facts | None = None
+        self._held: _Loaded | None = None
         self._lock = threading.Lock()  # one load at a time
         self._refreshing: threading.Thread | None = None
         # Past states outlive data versions: a sync does not change what the deals were.
@@ -433,29 +644,43 @@ class FactsCache:
 
     def get(self) -> Facts:
         version = _version(self._engine)
-        facts = self._facts
-        if facts is None:
+        held = self._held
+        if held is None:
             with self._lock:
-                if self._facts is None:
-                    self._facts = self._load(version)
-                return self._facts
-        if facts.version == version:
-            return facts
+                if self._held is None:
+                    self._held = self._load(version)
+                return self._held.facts
+        if held.facts.version == version:
+            return held.facts
         published = self._mapped(version)
         if published is not None:
-            self._facts = published
-            return published
+            self._held = published
+            return published.facts
         self._refresh_in_background()
-        return facts
+        return held.facts
+
+    def warm(self) -> None:
+        """Get the facts ready before the first question, at a process's start: map the
+        published snapshot of the store's data version, else build it in the background (a
+        first question then waits for that build instead of starting its own)."""
+        if self._held is not None:
+            return
+        mapped = self._mapped(_version(self._engine))
+        if mapped is None:
+            self._refresh_in_background()
+            return
+        with self._lock:
+            if self._held is None:
+                self._held = mapped
 
     def refresh(self) -> Facts:
         """Bring the facts to the store's data version now, publishing the snapshot: what a
         writer calls after committing a change (the sync job, ``kpibot import``)."""
         with self._lock:
             version = _version(self._engine)
-            if self._facts is None or self._facts.version != version:
-                self._facts = self._load(version)
-            return self._facts
+            if self._held is None or self._held.facts.version != version:
+                self._held = self._load(version)
+            return self._held.facts
 
     def wait(self) -> None:
         """Wait for a background refresh under way, if any."""
@@ -463,36 +688,60 @@ class FactsCache:
         if thread is not None:
             thread.join()
 
-    def _mapped(self, version: int) -> Facts | None:
+    def _mapped(self, version: int) -> _Loaded | None:
         if self._snapshots is None:
             return None
         try:
             mapped = self._snapshots.read(version)
+            rates = None if mapped is None else self._snapshots.rates(version)
         except SnapshotUnreadable as error:
             log.warning("facts snapshot unreadable, rebuilding it from the store: %s", error)
             self._snapshots.discard(version)
             return None
         if mapped is None:
             return None
-        return _with_history(self._engine, mapped, self._zone, self.past)
+        return _Loaded(_with_history(self._engine, mapped, self._zone, self.past), rates)
 
-    def _load(self, version: int) -> Facts:
-        """The facts of ``version``: mapped from its snapshot, else built from the store and
-        published. The store may have moved on since ``version`` was read: the facts carry
-        the version they were built at."""
+    def _load(self, version: int) -> _Loaded:
+        """The facts of ``version``: mapped from its snapshot, else built and published. The
+        store may have moved on since ``version`` was read: the facts carry the version they
+        were built at."""
         mapped = self._mapped(version)
-        if mapped is not None or self._snapshots is None:
-            return mapped or self._built()
+        if mapped is not None:
+            return mapped
+        if self._snapshots is None:
+            return self._built(self._held)
         with self._snapshots.publishing():
             mapped = self._mapped(version)  # published while this process waited
             if mapped is not None:
                 return mapped
-            facts = self._built()
-            self._snapshots.write(facts)
-            return self._mapped(facts.version) or facts  # share the mapped pages
+            base = self._held or self._newest_published(version)
+            built = self._built(base)
+            # The tables a refresh left as they were are the previous snapshot's files.
+            unchanged = [
+                table for table in TABLES
+                if base is not None and getattr(built.facts, table) is getattr(base.facts, table)
+            ]  # fmt: skip
+            previous = None if base is None else base.facts.version
+            self._snapshots.write(built.facts, built.rates, previous, unchanged)
+            return self._mapped(built.facts.version) or built  # share the mapped pages
 
-    def _built(self) -> Facts:
-        return load_facts(self._engine, *self._args, zone=self._zone, past=self.past)
+    def _newest_published(self, version: int) -> _Loaded | None:
+        """The newest snapshot before ``version``: what a writer that has no facts in hand
+        (``kpibot sync``, a new process) refreshes from."""
+        assert self._snapshots is not None
+        for earlier in reversed(self._snapshots.versions()):
+            if earlier < version and (mapped := self._mapped(earlier)) is not None:
+                return mapped
+        return None
+
+    def _built(self, base: _Loaded | None) -> _Loaded:
+        """``base`` refreshed by the rows changed since, else the facts read whole."""
+        if base is not None and base.rates is not None:
+            refreshed = _refreshed(self._engine, base, *self._args, zone=self._zone, past=self.past)
+            if refreshed is not None:
+                return refreshed
+        return _loaded(self._engine, *self._args, zone=self._zone, past=self.past)
 
     def _refresh_in_background(self) -> None:
         if self._refreshing is not None and self._refreshing.is_alive():
@@ -507,5 +756,6 @@ class FactsCache:
         try:
             self.refresh()
         except Exception:
+            held = self._held
             log.exception("refreshing the facts failed; answering from version %s",
-                          self._facts.version if self._facts else None)  # fmt: skip
+                          held.facts.version if held else None)  # fmt: skip

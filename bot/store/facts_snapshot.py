@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import tzinfo
 from decimal import Decimal
@@ -36,7 +36,7 @@ from metrics.facts import Facts
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 1
+FORMAT = 2
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
@@ -67,8 +67,11 @@ def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
     stored = frame.copy(deep=False)
     for column in dates:
         stored[column] = frame[column].to_numpy(dtype="datetime64[ns]").view("int64")
-    # One batch, even of no rows: it carries the categories of an empty table.
-    batch = pa.RecordBatch.from_pandas(stored, preserve_index=False)
+    # One batch, even of no rows: it carries the categories of an empty table. Through a
+    # table, whose columns may be chunked (pandas' Arrow strings after a refresh's merge).
+    table = pa.Table.from_pandas(stored, preserve_index=False)
+    arrays = [column.combine_chunks() for column in table.columns]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=table.schema)
     metadata = dict(batch.schema.metadata or {})
     metadata[_DATES] = json.dumps(dates).encode()
     metadata[_CATEGORIES] = json.dumps(categories).encode()
@@ -152,14 +155,34 @@ class Snapshots:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def write(self, facts: Facts) -> Path:
+    def rates(self, version: int) -> dict[str, Decimal] | None:
+        """The store's exchange rates the snapshot's amounts were converted at (None when it
+        does not say)."""
+        try:
+            meta = json.loads((self.path(version) / "facts.json").read_text(encoding="utf-8"))
+            rates = meta.get("rates")
+            return None if rates is None else {c: Decimal(r) for c, r in rates.items()}
+        except (OSError, ValueError, AttributeError, ArithmeticError) as error:
+            raise SnapshotUnreadable(f"{self.path(version)}: {error}") from error
+
+    def write(
+        self,
+        facts: Facts,
+        rates: Mapping[str, Decimal] | None = None,
+        previous: int | None = None,
+        unchanged: Iterable[str] = (),
+    ) -> Path:
         """Publish ``facts`` as the snapshot of ``facts.version``, atomically, and drop the
-        snapshots older than the previous one."""
+        snapshots older than the previous one. The ``unchanged`` tables are those of the
+        snapshot of version ``previous``: their files are linked, not written again."""
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
+        kept = set(unchanged) if previous is not None else set()
         try:
             for table in TABLES:
+                if table in kept and self._linked(previous, table, staging):
+                    continue
                 batch = _encode(getattr(facts, table))
                 # The Arrow IPC file format (Feather v2), uncompressed so that it maps as is.
                 with (
@@ -167,7 +190,9 @@ class Snapshots:
                     pa.ipc.new_file(sink, batch.schema) as writer,
                 ):
                     writer.write_batch(batch)
-            meta = {"currency": facts.currency, "minor_digits": facts.minor_digits}
+            meta: dict[str, Any] = {"currency": facts.currency, "minor_digits": facts.minor_digits}
+            if rates is not None:
+                meta["rates"] = {c: str(r) for c, r in rates.items()}
             (staging / "facts.json").write_text(json.dumps(meta), encoding="utf-8")
             target = self.path(facts.version)
             if target.exists():  # unreadable, or another process published it meanwhile
@@ -178,6 +203,17 @@ class Snapshots:
             raise
         self._prune()
         return target
+
+    def _linked(self, version: int | None, table: str, staging: Path) -> bool:
+        """Link ``table``'s file of the snapshot of ``version`` into ``staging``; False when
+        it is gone (pruned, discarded)."""
+        if version is None:
+            return False
+        try:
+            os.link(self.path(version) / f"{table}.arrow", staging / f"{table}.arrow")
+        except OSError:
+            return False
+        return True
 
     def discard(self, version: int) -> None:
         shutil.rmtree(self.path(version), ignore_errors=True)

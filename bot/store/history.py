@@ -2,9 +2,11 @@
 
 Every change of facts ends with ``bump_data_version``, which calls ``record_history`` in the
 same transaction, so every writer (CSV import, CRM sync, demo) keeps the history without
-knowing of it. Recording compares each opportunity with its current interval in two
-set-based statements: the intervals of changed deals are closed at ``at`` and new ones opened,
-so a re-import with nothing changed adds nothing. ``states_at`` rebuilds the deals as they
+knowing of it. Recording compares the opportunities changed in the transaction (those
+``bot.store.changes`` marks pending, found through an index) with their current interval in
+two set-based statements, so its cost follows the sync's changes, not the number of deals: the
+intervals of changed deals are closed at ``at`` and new ones opened, so a re-import with
+nothing changed adds nothing. ``states_at`` rebuilds the deals as they
 stood at any moment since the first record."""
 
 from __future__ import annotations
@@ -64,18 +66,21 @@ def utc(moment: datetime) -> datetime:
 
 
 def record_history(session: Session, at: datetime) -> int:
-    """Close the current interval of every opportunity whose tracked fields differ from it and
-    open a new one at ``at`` (also for opportunities never recorded); returns how many
-    intervals were opened."""
+    """Close the current interval of every opportunity changed in this transaction whose
+    tracked fields differ from it and open a new one at ``at`` (also for opportunities never
+    recorded); returns how many intervals were opened."""
     at = utc(at)
     history = OpportunityHistory
     tracked = _tracked()
     changed = or_(
         *(expression.is_distinct_from(history.__table__.c[name]) for name, expression in tracked)
     )
+    pending = Opportunity.changed_in.is_(None)
     session.execute(
         update(history)
         .where(
+            # The IN drives the statement from the pending deals' index to the history's.
+            history.opportunity_id.in_(select(Opportunity.id).where(pending)),
             history.valid_to.is_(None),
             exists().where(Opportunity.id == history.opportunity_id, changed),
         )
@@ -91,7 +96,7 @@ def record_history(session: Session, at: datetime) -> int:
                 Opportunity.id,
                 literal(at, DateTime(timezone=True)),
                 *(expression for _, expression in tracked),
-            ).where(~current),
+            ).where(pending, ~current),
         )
     )
     return int(opened.rowcount)  # type: ignore[attr-defined]
@@ -128,12 +133,12 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     )
 
 
-def slips() -> Select[*tuple[Any, ...]]:
+def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
     """Every push of an open deal's close date to a later day, in push order: the deal, when
     (the moment the new interval starts), the days it moved, and its name (its CRM id when it
-    has none), amount and owner then."""
+    has none), amount and owner then. ``deals``: only those of the deals it selects."""
     history = OpportunityHistory
-    steps = select(
+    lagged = select(
         history.opportunity_id,
         history.valid_from,
         history.status,
@@ -147,7 +152,11 @@ def slips() -> Select[*tuple[Any, ...]]:
         func.lag(history.close_date)
         .over(partition_by=history.opportunity_id, order_by=history.valid_from)
         .label("previous_close"),
-    ).subquery()
+    )
+    if deals is not None:
+        # Inside the window's query: a filter outside it would not reach the index.
+        lagged = lagged.where(history.opportunity_id.in_(deals))
+    steps = lagged.subquery()
     return (
         select(
             steps.c.opportunity_id.label("id"),

@@ -45,6 +45,13 @@ class _Sourced:
     source_id: Mapped[str] = mapped_column(String(120))
 
 
+class _Tracked:
+    """A fact row that records the data version it last changed in (``bot.store.changes``):
+    None while it is changed in a transaction under way, stamped by ``bump_data_version``."""
+
+    changed_in: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
 class Team(_Sourced, Base):
     __tablename__ = "teams"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
@@ -73,7 +80,7 @@ class Account(_Sourced, Base):
     country: Mapped[str | None] = mapped_column(String(100))
 
 
-class Lead(_Sourced, Base):
+class Lead(_Sourced, _Tracked, Base):
     __tablename__ = "leads"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
     created_at: Mapped[date] = mapped_column(Date, index=True)
@@ -83,7 +90,7 @@ class Lead(_Sourced, Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
 
 
-class Opportunity(_Sourced, Base):
+class Opportunity(_Sourced, _Tracked, Base):
     __tablename__ = "opportunities"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
     name: Mapped[str | None] = mapped_column(String(300))
@@ -131,7 +138,7 @@ class OpportunityHistory(Base):
     owner_id: Mapped[int | None] = mapped_column(Integer)
 
 
-class Spend(_Sourced, Base):
+class Spend(_Sourced, _Tracked, Base):
     __tablename__ = "spend"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
     date: Mapped[date] = mapped_column(Date, index=True)
@@ -142,7 +149,7 @@ class Spend(_Sourced, Base):
     region: Mapped[str | None] = mapped_column(String(200))
 
 
-class Survey(_Sourced, Base):
+class Survey(_Sourced, _Tracked, Base):
     __tablename__ = "surveys"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
     date: Mapped[date] = mapped_column(Date, index=True)
@@ -159,6 +166,19 @@ class FxRate(Base):
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     valid_from: Mapped[date] = mapped_column(Date, primary_key=True)
     rate: Mapped[Decimal] = mapped_column(Numeric(18, 8))
+
+
+class FactDeletion(Base):
+    """A fact row deleted outright (``bot.store.changes``), in data version ``version`` (None
+    while the transaction deleting it is under way): how a refresh learns of deletions it
+    cannot see in the table any more. Opportunities are soft-deleted (``deleted_at``) by the
+    importers and only removed outright by the demo's rebuild."""
+
+    __tablename__ = "fact_deletions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(40))
+    row_id: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class DataVersion(Base):

@@ -27,6 +27,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from bot.store.changes import pending, record_deletions
+
 # Bounds the memory of the converted parameter rows.
 _BATCH = 20_000
 # SQLite allows 32,766 bound parameters per statement (since 3.32).
@@ -53,6 +55,7 @@ def _statement(table: Table, keys: Sequence[str], dialect: Dialect) -> tuple[str
         # A row written is present: one deleted earlier (see delete_sourced) comes back.
         assigned["deleted_at"] = null()
         differs.append(table.c.deleted_at.is_not(None))
+    assigned.update(pending(table))  # the row changed in this data version (bot.store.changes)
     statement = insert_row.on_conflict_do_update(
         index_elements=["source", "source_id"],
         set_=assigned,
@@ -172,11 +175,13 @@ def delete_sourced(session: Session, table: Table, source: str, keys: Iterable[s
             statement = (
                 update(table)
                 .where(table.c.id.in_(ids), table.c.deleted_at.is_(None))
-                .values(deleted_at=now)
+                .values(deleted_at=now, **pending(table))
             )
             deleted += session.execute(statement).rowcount  # type: ignore[attr-defined]
             continue
         for other, column in referring:
-            session.execute(update(other).where(column.in_(ids)).values({column.name: None}))
+            unlinked = {column.name: None, **pending(other)}
+            session.execute(update(other).where(column.in_(ids)).values(unlinked))
+        record_deletions(session, table, ids)
         deleted += session.execute(delete(table).where(table.c.id.in_(ids))).rowcount  # type: ignore[attr-defined]
     return deleted

@@ -192,42 +192,43 @@ def test_good_rows_land_with_exact_values(engine: Engine) -> None:
         "updated_at": None,
         "deleted_at": None,
     }
+    stamped = {"changed_in": 1}  # the data version the import made (bot.store.changes)
     assert rows(engine, "opportunities") == {
         "D1": {"name": "Acme renewal", "owner_id": "R1", "account_id": "Acme", "product": "GTX",
                "stage": "Closed Won", "is_closed": True, "is_won": True,
                "amount": Decimal("1200.50"), "currency": "USD", "created_at": date(2017, 1, 10),
-               "close_date": date(2017, 2, 15), "probability": None, **unset},
+               "close_date": date(2017, 2, 15), "probability": None, **unset, **stamped},
         # The stage matches its mapping whatever the case, and is stored as written.
         "D2": {"name": "Globex pilot", "owner_id": "R2", "account_id": "Globex", "product": "MG",
                "stage": "closed lost", "is_closed": True, "is_won": False,
                "amount": Decimal("0"), "currency": "EUR", "created_at": date(2017, 1, 20),
-               "close_date": date(2017, 3, 1), "probability": None, **unset},
+               "close_date": date(2017, 3, 1), "probability": None, **unset, **stamped},
         "D3": {"name": "Initech expansion", "owner_id": "R2", "account_id": "Initech",
                "product": "GTX", "stage": "Negotiation", "is_closed": False, "is_won": False,
                "amount": Decimal("5000"), "currency": "EUR", "created_at": date(2017, 2, 1),
-               "close_date": None, "probability": 0.35, **unset},
+               "close_date": None, "probability": 0.35, **unset, **stamped},
         "D4": {"name": "Small deal", "owner_id": "R1", "account_id": None, "product": "MG",
                "stage": "Prospecting", "is_closed": False, "is_won": False, "amount": None,
                "currency": "EUR", "created_at": date(2017, 2, 3), "close_date": None,
-               "probability": 0.1, **unset},
+               "probability": 0.1, **unset, **stamped},
     }  # fmt: skip
     assert rows(engine, "leads") == {
         "L1": {"created_at": date(2017, 1, 5), "channel": "Web", "owner_id": "R1",
-               "converted_at": date(2017, 1, 20), "account_id": "Acme"},
+               "converted_at": date(2017, 1, 20), "account_id": "Acme", **stamped},
         "L2": {"created_at": date(2017, 1, 6), "channel": "Event", "owner_id": "R2",
-               "converted_at": None, "account_id": None},
+               "converted_at": None, "account_id": None, **stamped},
     }  # fmt: skip
     assert sorted(rows(engine, "spend").values(), key=lambda r: r["amount"]) == [
         {"date": date(2017, 1, 31), "channel": "Events", "amount": Decimal("800"),
-         "currency": "EUR", "team_id": None, "region": "Americas"},
+         "currency": "EUR", "team_id": None, "region": "Americas", **stamped},
         {"date": date(2017, 1, 31), "channel": "Ads", "amount": Decimal("2500"),
-         "currency": "EUR", "team_id": "T1", "region": "EMEA"},
+         "currency": "EUR", "team_id": "T1", "region": "EMEA", **stamped},
     ]  # fmt: skip
     assert rows(engine, "surveys") == {
         "S1": {"date": date(2017, 2, 20), "account_id": "Acme", "rep_id": "R1", "kind": "nps",
-               "score": 9.0},
+               "score": 9.0, **stamped},
         "S2": {"date": date(2017, 2, 21), "account_id": "Globex", "rep_id": "R2",
-               "kind": "csat", "score": 4.5},
+               "kind": "csat", "score": 4.5, **stamped},
     }  # fmt: skip
 
 

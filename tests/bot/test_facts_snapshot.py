@@ -219,10 +219,10 @@ class GatedSnapshots(Snapshots):
         self.opened = threading.Event()
         self.entered = threading.Event()  # set when a write waits for ``opened``
 
-    def write(self, facts: Facts) -> Path:
+    def write(self, facts: Facts, *args: Any) -> Path:
         self.entered.set()
         assert self.opened.wait(10)
-        return super().write(facts)
+        return super().write(facts, *args)
 
 
 def test_a_snapshot_lives_beside_an_sqlite_file_and_nowhere_for_memory(folder):
@@ -339,9 +339,9 @@ class CountedSnapshots(Snapshots):
         super().__init__(folder, key)
         self.written = 0
 
-    def write(self, facts: Facts) -> Path:
+    def write(self, facts: Facts, *args: Any) -> Path:
         self.written += 1
-        return super().write(facts)
+        return super().write(facts, *args)
 
 
 def test_one_process_builds_a_change_the_others_map_it(folder):

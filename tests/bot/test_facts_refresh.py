@@ -1,0 +1,210 @@
+"""Facts refreshed by the rows a sync changed (``bot.store.changes``) are exactly the facts
+loaded from scratch, over random sequences of syncs: inserts, updates, deletions, reopenings,
+owners and teams changing."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, func, select
+
+from bot.store import facts_loader
+from bot.store.database import bump_data_version, session_factory, transaction
+from bot.store.facts_loader import FactsCache, load_facts
+from bot.store.facts_snapshot import Snapshots
+from bot.store.models import (
+    FactDeletion,
+    FxRate,
+    Lead,
+    Opportunity,
+    OpportunityHistory,
+    Rep,
+    Spend,
+    Survey,
+    Team,
+)
+from bot.store.upsert import delete_sourced, upsert
+from tests.bot.test_facts_snapshot import (
+    RATES,
+    _company,
+    _engine,
+    _refer,
+    _won,
+    assert_same_facts,
+    companies,
+)
+
+_TABLES = (
+    ("teams", Team, None),
+    ("reps", Rep, ("team", Team, "team_id")),
+    ("opportunities", Opportunity, ("owner", Rep, "owner_id")),
+    ("leads", Lead, ("owner", Rep, "owner_id")),
+    ("spend", Spend, ("team", Team, "team_id")),
+    ("surveys", Survey, ("rep", Rep, "rep_id")),
+)
+
+
+def sync(engine: Engine, company: dict[str, list[dict[str, Any]]]) -> None:
+    """A full import of ``company``: every row upserted (only those that differ change), the
+    rows it no longer holds deleted, the data version bumped."""
+    with transaction(session_factory(engine)) as session:
+        for name, model, reference in _TABLES:
+            table = model.__table__
+            rows = [dict(row) for row in company[name]]
+            if reference is not None:
+                key, target, column = reference
+                _refer(session, rows, key, target.__table__, column)
+            upsert(session, table, rows)
+            present = {row["source_id"] for row in rows}
+            held = session.scalars(select(table.c.source_id).where(table.c.source == "t"))
+            delete_sourced(session, table, "t", [k for k in held if k not in present])
+        bump_data_version(session)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(companies(), min_size=2, max_size=5), fresh=st.lists(st.booleans(), max_size=5)
+)
+def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh):
+    with tempfile.TemporaryDirectory() as name:
+        engine = _engine(Path(name))
+        folder = Path(name) / "facts"
+        try:
+            sync(engine, steps[0])
+            writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
+            writer.refresh()
+            for step, company in enumerate(steps[1:]):
+                sync(engine, company)
+                if step < len(fresh) and fresh[step]:
+                    # A new process (kpibot sync) refreshes from the newest snapshot.
+                    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
+                refreshed = writer.refresh()
+                assert_same_facts(refreshed, load_facts(engine, "EUR", RATES, 0.5))
+                # What a serving process maps is the same.
+                served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
+                assert_same_facts(served.get(), refreshed)
+        finally:
+            engine.dispose()
+
+
+def _deal(source_id: str, amount: str, owner: str = "R1") -> dict[str, Any]:
+    return {"source": "t", "source_id": source_id, "owner": owner, "stage": "Won",
+            "is_closed": True, "is_won": True, "amount": Decimal(amount), "currency": "EUR",
+            "created_at": date(2026, 10, 1), "close_date": date(2026, 11, 2),
+            "probability": None}  # fmt: skip
+
+
+def _with_deals(*deals: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    company = _company("100.00")
+    company["opportunities"] = list(deals)
+    return company
+
+
+@pytest.fixture
+def folder():
+    with tempfile.TemporaryDirectory() as name:
+        yield Path(name)
+
+
+def test_a_sync_stamps_only_the_rows_it_changed_with_its_version(folder):
+    engine = _engine(folder)
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O2", "200"), _deal("O3", "300")))
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O2", "250")))  # O2 changed, O3 gone
+    with engine.connect() as connection:
+        stamps = dict(
+            connection.execute(select(Opportunity.source_id, Opportunity.changed_in)).all()
+        )
+        history = connection.scalar(select(func.count()).select_from(OpportunityHistory))
+    assert stamps == {"O1": 1, "O2": 2, "O3": 2}
+    assert history == 5  # three opened at version 1; O2's new amount and O3's deletion
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O2", "250")))  # nothing changed
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.max(Opportunity.changed_in))) == 2
+
+
+def test_rows_deleted_outright_leave_a_tombstone_of_their_version(folder):
+    engine = _engine(folder)
+    company = _company("100.00")
+    company["leads"] = [
+        {"source": "t", "source_id": f"L{i}", "owner": "R1", "created_at": date(2026, 11, 1),
+         "converted_at": None}
+        for i in range(3)
+    ]  # fmt: skip
+    sync(engine, company)
+    with engine.connect() as connection:
+        ids = dict(connection.execute(select(Lead.source_id, Lead.id)).all())
+    company["leads"] = company["leads"][:1]
+    sync(engine, company)
+    with engine.connect() as connection:
+        tombstones = connection.execute(
+            select(FactDeletion.table_name, FactDeletion.row_id, FactDeletion.version)
+        ).all()
+    assert sorted(tombstones) == [("leads", ids["L1"], 2), ("leads", ids["L2"], 2)]
+
+
+def test_a_refresh_after_a_sync_reads_only_what_changed(folder, monkeypatch):
+    engine = _engine(folder)
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O2", "200")))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    before = writer.refresh()
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O2", "250"), _deal("O3", "50")))
+
+    def whole(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the refresh read the facts whole")
+
+    monkeypatch.setattr(facts_loader, "_loaded", whole)
+    after = writer.refresh()
+    assert (before.version, _won(before)) == (1, 30_000)
+    assert (after.version, _won(after)) == (2, 40_000)
+    # The leads' file did not change: the new snapshot links the previous one's.
+    previous, new = (Snapshots(folder / "s", "k").path(v) for v in (1, 2))
+    assert (new / "leads.arrow").stat().st_ino == (previous / "leads.arrow").stat().st_ino
+    assert (new / "opportunities.arrow").stat().st_ino != (
+        previous / "opportunities.arrow"
+    ).stat().st_ino
+
+
+def test_new_exchange_rates_load_the_facts_whole(folder):
+    engine = _engine(folder)
+    deal = _deal("O1", "100") | {"currency": "USD"}
+    sync(engine, _with_deals(deal))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    assert _won(writer.refresh()) == 9_000
+    with transaction(session_factory(engine)) as session:
+        session.add(FxRate(currency="USD", valid_from=date(2026, 1, 1), rate=Decimal("0.8")))
+        bump_data_version(session)
+    assert _won(writer.refresh()) == 8_000
+
+
+def test_a_process_warmed_at_start_answers_from_the_mapped_snapshot(folder, monkeypatch):
+    engine = _engine(folder)
+    sync(engine, _with_deals(_deal("O1", "100")))
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).refresh()
+    serving = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the facts were built, not mapped")
+
+    monkeypatch.setattr(facts_loader, "_loaded", built)
+    serving.warm()
+    facts = serving.get()
+    assert (facts.version, _won(facts)) == (1, 10_000)
+    assert serving.get() is facts
+
+
+def test_a_process_warmed_without_a_snapshot_builds_it_in_the_background(folder):
+    engine = _engine(folder)
+    sync(engine, _with_deals(_deal("O1", "100")))
+    snapshots = Snapshots(folder / "s", "k")
+    serving = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots)
+    serving.warm()
+    serving.wait()
+    assert snapshots.versions() == [1]
+    assert _won(serving.get()) == 10_000
