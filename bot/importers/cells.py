@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bot.importers.canonical import FieldType
+from bot.importers.reasons import CellError, Reason
 from bot.importers.values import Parser, check_storable
 
 # A character outside printable ASCII: the cell goes to the reference rules (which also turn
@@ -36,9 +37,9 @@ Mask = npt.NDArray[np.bool_]
 class Failures:
     """Why each bad row of a table is bad, by position; the first reason found is kept."""
 
-    reasons: dict[int, str] = field(default_factory=dict)
+    reasons: dict[int, Reason] = field(default_factory=dict)
 
-    def add(self, positions: Iterable[int], reasons: Iterable[str]) -> None:
+    def add(self, positions: Iterable[int], reasons: Iterable[Reason]) -> None:
         for position, reason in zip(positions, reasons, strict=True):
             self.reasons.setdefault(int(position), reason)
 
@@ -78,20 +79,20 @@ def _arrow_type(field_type: FieldType) -> pa.DataType:
 
 
 def read_cells(
-    rules: CellRules, cells: pa.Array[Any], flagged: Mapping[int, str], failures: Failures
+    rules: CellRules, cells: pa.Array[Any], flagged: Mapping[int, Reason], failures: Failures
 ) -> dict[str, pa.Array[Any]]:
     """The column's values (a stage gives its name and, under ``stage_status``, its status);
     bad cells are null and their rows get a reason in ``failures``. ``flagged`` holds the rows
     whose cell the reader could not decode, with the reason."""
     header = rules.header
-    failures.add(flagged, (f"{header}: {message}" for message in flagged.values()))
+    failures.add(flagged, (_in_cell(header, reason) for reason in flagged.values()))
     count = len(cells)
     regular = ~flags(pc.match_substring_regex(cells, _IRREGULAR))
     trimmed = pc.utf8_trim(cells, " ")
     empty = regular & flags(pc.equal(trimmed, pa.scalar("")))
     if rules.required:
         missing = np.flatnonzero(empty)
-        reason = f"missing {rules.field} ({header} is empty)"
+        reason = _missing(rules)
         failures.add(missing, [reason] * len(missing))
     arrow_type = _arrow_type(rules.field_type)
     handled = empty.copy()
@@ -104,7 +105,7 @@ def read_cells(
                 pc.greater(pc.utf8_length(cast(pa.StringArray, trimmed)), pa.scalar(rules.limit))
             )
             positions = np.flatnonzero(long)
-            reason = f"{header}: longer than {rules.limit} characters"
+            reason = _in_cell(header, Reason("too_long", {"limit": rules.limit}))
             failures.add(positions, [reason] * len(positions))
             quick = pc.if_else(pa.array(long), pa.scalar(None, pa.string()), quick)
     elif rules.field_type is FieldType.AMOUNT:
@@ -157,26 +158,34 @@ def _by_reference(
     """The reference parser's value of each distinct cell, and each cell's index among them."""
     encoded = cells.dictionary_encode()
     parsed: list[Any] = []
-    reasons: list[str | None] = []
+    reasons: list[Reason | None] = []
     for raw in encoded.dictionary.to_pylist():
         value, reason = _reference(rules, str(raw))
         parsed.append(value)
         reasons.append(reason)
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     bad = np.flatnonzero(np.array([reason is not None for reason in reasons], dtype=bool)[indices])
-    failures.add(positions[bad], (reasons[indices[i]] or "" for i in bad))
+    failures.add(positions[bad], (reasons[indices[i]] or _missing(rules) for i in bad))
     return parsed, encoded.indices
 
 
-def _reference(rules: CellRules, cell: str) -> tuple[Any, str | None]:
+def _in_cell(header: str, problem: Reason) -> Reason:
+    return Reason("cell", {"header": header, "problem": problem})
+
+
+def _missing(rules: CellRules) -> Reason:
+    return Reason("missing", {"field": rules.field, "header": rules.header})
+
+
+def _reference(rules: CellRules, cell: str) -> tuple[Any, Reason | None]:
     raw = cell.strip()
     if not raw:
-        return None, f"missing {rules.field} ({rules.header} is empty)" if rules.required else None
+        return None, _missing(rules) if rules.required else None
     try:
         check_storable(raw, rules.encoding)
         value = rules.parse(raw)
-    except ValueError as error:
-        return None, f"{rules.header}: {error}"
+    except CellError as error:
+        return None, _in_cell(rules.header, error.reason)
     if rules.field_type in (FieldType.AMOUNT, FieldType.NUMBER, FieldType.PROBABILITY):
         value = float(value)
     return value, None

@@ -27,6 +27,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from bot.importers.reasons import Reason
+
 # Bytes per block: large enough that pyarrow's per-call cost vanishes, small enough that a
 # block read row by row costs little.
 BLOCK_BYTES = 4 << 20
@@ -42,7 +44,7 @@ class Unreadable:
     """A record the csv module could not read, or of the wrong width: its line and why."""
 
     line: int
-    reason: str
+    reason: Reason
 
 
 @dataclass
@@ -53,7 +55,7 @@ class TextBlock:
 
     lines: npt.NDArray[np.int64]
     cells: list[pa.Array[Any]]
-    flagged: list[dict[int, str]]
+    flagged: list[dict[int, Reason]]
 
 
 def text_block(
@@ -62,10 +64,10 @@ def text_block(
     """Rows already split into cells, as a block (their width checked by the caller)."""
     lines = np.fromiter((line for line, _ in rows), dtype=np.int64, count=len(rows))
     cells: list[pa.Array[Any]] = []
-    flagged: list[dict[int, str]] = []
+    flagged: list[dict[int, Reason]] = []
     for offset in offsets:
         column = [fields[offset] for _, fields in rows]
-        marked: dict[int, str] = {}
+        marked: dict[int, Reason] = {}
         try:
             array = pa.array(column, pa.string())
         except (UnicodeEncodeError, pa.ArrowException):
@@ -73,10 +75,7 @@ def text_block(
             for position, cell in enumerate(column):
                 byte = _undecodable(cell)
                 if byte is not None:
-                    marked[position] = (
-                        f"byte 0x{byte:02x} is not {encoding} text (set the mapping's "
-                        "encoding to the file's, e.g. cp1252)"
-                    )
+                    marked[position] = Reason("byte", {"byte": f"{byte:02x}", "encoding": encoding})
                     column[position] = ""
             array = pa.array(column, pa.string())
         cells.append(array)
@@ -151,13 +150,13 @@ class _Lines:
         return len(rest)
 
 
-def _csv_problem(error: csv.Error) -> str:
+def _csv_problem(error: csv.Error) -> Reason:
     message = str(error)
     if message.startswith("field larger than field limit"):
-        return f"a cell longer than {csv.field_size_limit()} characters (the CSV field-size limit)"
+        return Reason("field_limit", {"limit": csv.field_size_limit()})
     if message == "unexpected end of data":
-        return "a quote opens a cell that never closes"
-    return f"unbalanced quotes ({message})"
+        return Reason("quote_open")
+    return Reason("quotes", {"message": message})
 
 
 @dataclass(frozen=True)
@@ -244,14 +243,11 @@ def _read_rows(
                         yield text_block(rows, form.offsets, encoding)
                         rows = []
                     continue
-                reason = f"{len(fields)} fields where the header has {form.width}"
+                reason = Reason("width", {"fields": len(fields), "width": form.width})
             end = lines.read
             again = lines.read_again()
             if again:
-                reason += (
-                    f"; it ran to line {end}, so lines {begin + 1}–{end} were read again as "
-                    "rows of their own"
-                )
+                reason = Reason("ran_over", {"problem": reason, "first": begin + 1, "end": end})
             problems.append(Unreadable(begin, reason))
         if rows:
             yield text_block(rows, form.offsets, encoding)

@@ -83,6 +83,7 @@ bumped once, at the end, only if a row changed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -108,6 +109,7 @@ from bot.importers.csv_blocks import (
     read_blocks,
     text_block,
 )
+from bot.importers.reasons import Reason
 from bot.importers.values import KINDS_BY_NAME, Parser, field_limit, parser
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.store.database import bump_data_version
@@ -125,11 +127,20 @@ _CURRENCY_KINDS = frozenset({"opportunities", "spend"})
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A row that was skipped: its file, physical line (the header is line 1) and why."""
+    """A row that was skipped: its file, physical line (the header is line 1) and why, in
+    English (for logs) and as a catalog code (``why``, worded in the organisation's language)."""
 
     file: str
     line: int
     reason: str
+    why: Reason | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, file: str, line: int, why: Reason) -> RowProblem:
+        return cls(file, line, str(why), why)
+
+    def worded(self, language: str) -> str:
+        return self.reason if self.why is None else self.why.words(language)
 
 
 @dataclass(frozen=True)
@@ -301,13 +312,13 @@ class _Rows:
 
     lines: npt.NDArray[np.int64]
     cells: list[pa.Array[Any]]
-    flagged: list[dict[int, str]]
+    flagged: list[dict[int, Reason]]
 
     @classmethod
     def gather(cls, blocks: Iterable[TextBlock], columns: int) -> _Rows:
         lines: list[npt.NDArray[np.int64]] = []
         cells: list[list[pa.Array[Any]]] = [[] for _ in range(columns)]
-        flagged: list[dict[int, str]] = [{} for _ in range(columns)]
+        flagged: list[dict[int, Reason]] = [{} for _ in range(columns)]
         count = 0
         for block in blocks:
             lines.append(block.lines)
@@ -420,6 +431,7 @@ class _Import:
         for rules, cells, flagged in zip(plan.rules, rows.cells, rows.flagged, strict=True):
             values.update(read_cells(rules, cells, flagged, failures))
         _complete(plan, rows, values, failures)
+        rows.cells.clear()  # the text is read: its memory goes before the write's
         ids = values["id"]
         # Rows the reader could not split into cells are rows too, of unknown id.
         unidentified = len(unreadable) + ids.null_count
@@ -435,16 +447,18 @@ class _Import:
         self._resolve(plan, values, failures, created, tally)
         stored = self._stored(plan, values, count)
         written, merged = self._distinct(plan, stored, rows.lines, failures)
-        tally.changed = upsert(self.session, plan.table, stored.take(written))
+        whole = len(written) == count  # every row good and distinct: no copy
+        tally.changed = upsert(self.session, plan.table, stored if whole else stored.take(written))
+        del stored
         kept = 0
         if absent and unidentified:
             kept = len(absent)
         elif absent:
             tally.removed = delete_sourced(self.session, plan.table, self.source, absent)
         file = plan.mapping.file
-        problems = [RowProblem(file, problem.line, problem.reason) for problem in unreadable]
+        problems = [RowProblem.of(file, problem.line, problem.reason) for problem in unreadable]
         problems += [
-            RowProblem(file, int(rows.lines[position]), reason)
+            RowProblem.of(file, int(rows.lines[position]), reason)
             for position, reason in failures.reasons.items()
         ]
         self.problems.extend(sorted(problems, key=lambda problem: problem.line))
@@ -510,9 +524,9 @@ class _Import:
                 if row_id is not None and row_id != _AMBIGUOUS:
                     continue
                 if row_id is None:
-                    reason = f"unknown {field} {key!r} (no {ref.noun} with that id or name)"
+                    reason = Reason(f"unknown_{ref.table}", {"field": field, "value": repr(key)})
                 else:
-                    reason = f"{field} {key!r} names several {ref.table}; map their ids instead"
+                    reason = Reason(f"ambiguous_{ref.table}", {"field": field, "value": repr(key)})
                     resolved[number] = None
                 positions = np.flatnonzero(indices == number)
                 failures.add(positions, [reason] * len(positions))
@@ -563,16 +577,16 @@ class _Import:
         later = stored.take(again).to_pylist()
         merged = 0
         differing: list[int] = []
-        reasons: list[str] = []
+        reasons: list[Reason] = []
         for was, row, position, first_position in zip(
             earlier, later, again.tolist(), firsts.tolist(), strict=True
         ):
             if was == row:
                 merged += 1
             else:
-                where = f"{self.position} {lines[first_position]}"
                 differing.append(position)
-                reasons.append(f"id {row['source_id']!r} is already on {where} with other values")
+                key, line = repr(row["source_id"]), int(lines[first_position])
+                reasons.append(Reason(f"repeated_{self.position}", {"value": key, "line": line}))
         failures.add(differing, reasons)
         return np.setdiff1d(good, again, assume_unique=True), merged
 
@@ -605,7 +619,7 @@ def _complete(
         _fail_where(
             closed & flags(values["close_date"].is_null()),
             values["stage"],
-            lambda stage: f"{stage} deal without a close date ({header} is empty)",
+            lambda stage: Reason("no_close_date", {"stage": stage, "header": header}),
             failures,
         )
         if "amount" in values:
@@ -614,13 +628,13 @@ def _complete(
             _fail_where(
                 won & flags(values["amount"].is_null()),
                 values["stage"],
-                lambda stage: f"{stage} deal without an amount ({header} is empty)",
+                lambda stage: Reason("no_amount", {"stage": stage, "header": header}),
                 failures,
             )
 
 
 def _fail_where(
-    where: Mask, stages: pa.Array[Any], reason: Callable[[str], str], failures: Failures
+    where: Mask, stages: pa.Array[Any], reason: Callable[[str], Reason], failures: Failures
 ) -> None:
     positions = np.flatnonzero(where)
     if len(positions):
@@ -726,7 +740,7 @@ def _record_blocks(
     for line, fields in rows:
         if len(fields) != plan.width:
             unreadable.append(
-                Unreadable(line, f"{len(fields)} fields where the header has {plan.width}")
+                Unreadable(line, Reason("width", {"fields": len(fields), "width": plan.width}))
             )
             continue
         batch.append((line, fields))

@@ -3,7 +3,8 @@
 These are the import's reference rules: the columnar import (``bot.importers.cells``) reads the
 common shapes of a value (plain ASCII text, plain numbers) a whole column at a time and hands
 every other distinct value to these functions, and CRM history backfills read values through
-``field_parser``. Each raises ``ValueError`` with the reason a person reads.
+``field_parser``. Each raises ``CellError`` (a ``ValueError``) with the reason a person reads,
+as a catalog code.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ from sqlalchemy import String, Table
 
 from bot.crm_text import one_line
 from bot.importers.canonical import KINDS, FieldType, Kind
+from bot.importers.reasons import CellError
 from bot.settings import ColumnMap
 from bot.store.models import Base
-from metrics.limits import amount_problem, date_problem
+from metrics.limits import (
+    FIRST_DATE,
+    LAST_DATE,
+    MAX_AMOUNT_TEXT,
+    amount_problem,
+    date_problem,
+)
 
 KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 # Distinct date strings remembered per column: a year of dates is a few hundred strings, so
@@ -47,11 +55,12 @@ def _date_parser(date_format: str | None) -> Parser:
                     value = datetime.fromisoformat(raw).date()
         except ValueError:
             expected = date_format or "YYYY-MM-DD"
-            raise ValueError(f"unparseable date {raw!r} (expected {expected})") from None
+            raise CellError("date", value=repr(raw), expected=expected) from None
         # Placeholders (0001-01-01, 9999-12-31) and typos (0202-11-02) that pandas cannot hold.
-        problem = date_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
+        if date_problem(value) is not None:
+            raise CellError(
+                "date_outside", value=value.isoformat(), first=str(FIRST_DATE), last=str(LAST_DATE)
+            )
         if len(cache) < _DATE_CACHE_LIMIT:
             cache[raw] = value
         return value
@@ -84,11 +93,10 @@ def _amount_parser(decimal_separator: str) -> Parser:
         else:
             match = pattern.fullmatch(raw)
             if match is None:
-                raise ValueError(f"unparseable amount {raw!r}")
+                raise CellError("amount", value=repr(raw))
             value = _decimal(match)
-        problem = amount_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
+        if amount_problem(value) is not None:
+            raise CellError("amount_beyond", value=f"{value.normalize():f}", limit=MAX_AMOUNT_TEXT)
         return value
 
     return parse
@@ -100,7 +108,7 @@ def _number_parser(decimal_separator: str) -> Parser:
     def parse(raw: str) -> float:
         match = pattern.fullmatch(raw)
         if match is None:
-            raise ValueError(f"unparseable number {raw!r}")
+            raise CellError("number", value=repr(raw))
         return float(_decimal(match))
 
     return parse
@@ -115,7 +123,7 @@ def _probability_parser(decimal_separator: str) -> Parser:
         if percent or value > 1:
             value /= 100
         if not 0 <= value <= 1:
-            raise ValueError(f"probability {raw!r} is not between 0 and 1 (or 0 and 100 %)")
+            raise CellError("probability", value=repr(raw))
         return value
 
     return parse
@@ -128,7 +136,7 @@ def _stage_parser(stages: Mapping[str, str]) -> Parser:
     def parse(raw: str) -> tuple[str, str]:
         status = statuses.get(raw.casefold())
         if status is None:
-            raise ValueError(f"unknown stage {raw!r} (the stages mapping knows {known})")
+            raise CellError("stage", value=repr(raw), known=known)
         return raw, status
 
     return parse
@@ -137,14 +145,14 @@ def _stage_parser(stages: Mapping[str, str]) -> Parser:
 def _currency(raw: str) -> str:
     code = raw.upper()
     if not re.fullmatch(r"[A-Z]{3}", code):
-        raise ValueError(f"unknown currency {raw!r} (expected a code such as USD or EUR)")
+        raise CellError("currency", value=repr(raw))
     return code
 
 
 def _survey_kind(raw: str) -> str:
     kind = raw.casefold()
     if kind not in ("csat", "nps"):
-        raise ValueError(f"unknown survey kind {raw!r} (expected csat or nps)")
+        raise CellError("survey_kind", value=repr(raw))
     return kind
 
 
@@ -153,7 +161,7 @@ def _text_parser(limit: int | None) -> Parser:
         # Names end up in messages: no line breaks, nothing invisible (bot.crm_text).
         text = one_line(raw)
         if limit is not None and len(text) > limit:
-            raise ValueError(f"longer than {limit} characters")
+            raise CellError("too_long", limit=limit)
         return text
 
     return parse
@@ -165,13 +173,10 @@ def check_storable(raw: str, encoding: str) -> None:
     if raw.isprintable():  # the common case, in C
         return
     if "\x00" in raw:
-        raise ValueError("a NUL character (\\x00), which the database cannot store")
+        raise CellError("nul")
     for char in raw:
         if "\udc80" <= char <= "\udcff":
-            raise ValueError(
-                f"byte 0x{ord(char) - 0xDC00:02x} is not {encoding} text (set the mapping's "
-                "encoding to the file's, e.g. cp1252)"
-            )
+            raise CellError("byte", byte=f"{ord(char) - 0xDC00:02x}", encoding=encoding)
 
 
 def text_limit(table: Table, column: str) -> int | None:
