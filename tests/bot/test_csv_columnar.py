@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,19 @@ from bot.settings import CsvSource
 from bot.store.database import make_engine, migrate, session_factory
 from bot.store.models import Account, Opportunity, Rep, Team
 
-SOURCE = CsvSource.model_validate(
-    {
-        "reps": {"file": "reps.csv", "columns": {"name": "name", "team": "team"}},
-        "opportunities": {
-            "file": "deals.csv",
-            "columns": {"id": "id", "name": "name", "owner": "owner", "account": "account",
-                        "stage": "stage", "amount": "amount", "created_at": "created",
-                        "close_date": "closed", "probability": "proba"},
-            "stages": {"Won": "won", "Lost": "lost", "Open": "open"},
-        },
-    }
-)  # fmt: skip
+DEALS = {
+    "file": "deals.csv",
+    "columns": {"id": "id", "name": "name", "owner": "owner", "account": "account",
+                "stage": "stage", "amount": "amount", "created_at": "created",
+                "close_date": "closed", "probability": "proba"},
+    "stages": {"Won": "won", "Lost": "lost", "Open": "open"},
+}  # fmt: skip
+REPS = {"file": "reps.csv", "columns": {"name": "name", "team": "team"}}
+SOURCE = CsvSource.model_validate({"reps": REPS, "opportunities": DEALS})
+# A French CRM's export: ";", "1 054,50", day-first dates, Windows-1252.
+FRENCH_FILE = {"delimiter": ";", "decimal_separator": ",", "date_format": "%d/%m/%Y",
+               "encoding": "cp1252"}  # fmt: skip
+FRENCH_SOURCE = CsvSource.model_validate({"reps": REPS, "opportunities": {**DEALS, **FRENCH_FILE}})
 HEADER = ["id", "name", "owner", "account", "stage", "amount", "created", "closed", "proba"]
 
 texts = st.sampled_from(
@@ -54,20 +56,50 @@ dates = st.sampled_from(
     ["2026-03-02", "2026-03-03", "2026-04-30", "2026-02-30", "0202-11-02",
      "2026-03-02T10:00:00", "", "02/03/2026", "2199-12-31"]
 )  # fmt: skip
-cells_of_rows = st.lists(
-    st.tuples(
-        st.sampled_from(["D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", ""]),
-        texts,
-        st.sampled_from(["Ana", "Bo", "Ana", "Bo", "Zed", "", "ana"]),
-        texts,
-        st.sampled_from(["Won", "Lost", "Open", "Open", "won", "Maybe", ""]),
-        amounts,
-        dates,
-        dates,
-        st.sampled_from(["", "", "0.3", "35", "35%", "150%", "abc"]),
-    ),
-    max_size=25,
-)
+french_amounts = st.one_of(
+    st.integers(-10**6, 10**12).map(str),
+    st.sampled_from(["1054,5", "1 054,50", "1.054,50", "1\u00a0054,50 €", "1,5", "12O0", "",
+                     "1054.5", "-0", "0,1", " 7 ", "1,2345678"]),
+)  # fmt: skip
+french_dates = st.sampled_from(
+    ["02/03/2026", "03/03/2026", "30/04/2026", "30/02/2026", "02/11/0202", "2026-03-02", "",
+     "31/12/2199"]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one CRM writes its export, and the mapping that reads it."""
+
+    source: CsvSource
+    delimiter: str
+    encoding: str
+    undecodable: bytes  # a byte the encoding does not have
+    amounts: st.SearchStrategy[str]
+    dates: st.SearchStrategy[str]
+
+
+ENGLISH = Dialect(SOURCE, ",", "utf-8", b"\xe9", amounts, dates)
+FRENCH = Dialect(FRENCH_SOURCE, ";", "cp1252", b"\x81", french_amounts, french_dates)
+
+
+def rows_of(dialect: Dialect) -> st.SearchStrategy[list[tuple[str, ...]]]:
+    return st.lists(
+        st.tuples(
+            st.sampled_from(["D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8", ""]),
+            texts,
+            st.sampled_from(["Ana", "Bo", "Ana", "Bo", "Zed", "", "ana"]),
+            texts,
+            st.sampled_from(["Won", "Lost", "Open", "Open", "won", "Maybe", ""]),
+            dialect.amounts,
+            dialect.dates,
+            dialect.dates,
+            st.sampled_from(["", "", "0.3", "0,3", "35", "35%", "150%", "abc"]),
+        ),
+        max_size=25,
+    )
+
+
 # Lines no writer produces: the reader must report them on their line and lose nothing else.
 hostile_lines = st.sampled_from(
     ["", ",,,,,,,,", "D9,only,three", '"D7,never closed,Ana,,Won,5,,2026-01-01,',
@@ -76,25 +108,26 @@ hostile_lines = st.sampled_from(
 
 
 @st.composite
-def exports(draw: st.DrawFn) -> bytes:
-    rows = draw(cells_of_rows)
-    out = io.StringIO()
+def exports(draw: st.DrawFn, dialect: Dialect) -> bytes:
+    rows = draw(rows_of(dialect))
     quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
     ending = draw(st.sampled_from(["\n", "\r\n"]))
-    writer = csv.writer(out, quoting=quoting, lineterminator=ending)
-    writer.writerow(HEADER)
     lines = []
-    for row in rows:
+    for row in [tuple(HEADER), *rows]:
         line = io.StringIO()
-        csv.writer(line, quoting=quoting, lineterminator=ending).writerow(row)
-        lines.append(line.getvalue().encode())
+        csv.writer(
+            line, delimiter=dialect.delimiter, quoting=quoting, lineterminator=ending
+        ).writerow(row)
+        # What the encoding lacks (a zero-width space in Windows-1252) is written as "?".
+        lines.append(line.getvalue().encode(dialect.encoding, "replace"))
     for _ in range(draw(st.integers(0, 3))):
-        position = draw(st.integers(0, len(lines)))
-        hostile = draw(hostile_lines).encode() + ending.encode()
+        position = draw(st.integers(1, len(lines)))
+        text = draw(hostile_lines).replace(",", dialect.delimiter) + ending
+        hostile = text.encode(dialect.encoding)
         if draw(st.booleans()):
-            hostile = hostile.replace(b"a", b"\xe9", 1)  # a byte that is not UTF-8
+            hostile = hostile.replace(b"a", dialect.undecodable, 1)
         lines.insert(position, hostile)
-    body = out.getvalue().encode() + b"".join(lines)
+    body = b"".join(lines)
     if draw(st.booleans()):
         body = body.rstrip(b"\r\n")  # no line break after the last row
     return body
@@ -116,13 +149,15 @@ def template(tmp_path: Path) -> Path:
     return tmp_path / "template.db"
 
 
-def imported(folder: Path, template: Path, name: str) -> tuple[ImportReport, Any]:
+def imported(
+    folder: Path, template: Path, name: str, source: CsvSource = SOURCE
+) -> tuple[ImportReport, Any]:
     database = folder / f"{name}.db"
     database.write_bytes(template.read_bytes())
     engine = make_engine(f"sqlite:///{database}")
     try:
         with session_factory(engine).begin() as session:
-            report = import_csv(session, "crm", SOURCE, folder, "EUR")
+            report = import_csv(session, "crm", source, folder, "EUR")
         return report, stored(engine)
     finally:
         engine.dispose()
@@ -139,19 +174,25 @@ def straightforward(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(deals=exports(), block=st.sampled_from([64, 200, 1 << 20]))
+@given(data=st.data(), block=st.sampled_from([64, 200, 1 << 20]))
+@pytest.mark.parametrize("dialect", [ENGLISH, FRENCH], ids=["english", "french"])
 def test_the_columnar_import_stores_and_reports_what_the_row_by_row_one_does(
-    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch, deals: bytes, block: int
+    tmp_path: Path,
+    template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dialect: Dialect,
+    data: st.DataObject,
+    block: int,
 ) -> None:
     (tmp_path / "reps.csv").write_text("name,team\nAna,North\nBo,South\n")
-    (tmp_path / "deals.csv").write_bytes(deals)
+    (tmp_path / "deals.csv").write_bytes(data.draw(exports(dialect)))
 
     with straightforward(monkeypatch):
-        expected_report, expected_rows = imported(tmp_path, template, "reference")
+        expected_report, expected_rows = imported(tmp_path, template, "reference", dialect.source)
     monkeypatch.setattr(csv_blocks, "BLOCK_BYTES", block)
-    report, rows = imported(tmp_path, template, "columnar")
+    report, rows = imported(tmp_path, template, "columnar", dialect.source)
 
     assert report == expected_report
     assert rows == expected_rows
