@@ -320,8 +320,10 @@ def import_csv_command(obj: CliContext, source: str) -> None:
     with transaction(session_factory(service.engine)) as session:
         report = import_csv(session, source, sources[source], base, settings.organisation.currency)
     click.echo(report.summary())
+    fmt = obj.formatter()
     for problem in report.problems:
-        click.echo(f"  skipped {problem.file}:{problem.line}: {problem.reason}", err=True)
+        where = {"file": problem.file, "line": problem.line}
+        click.echo(fmt.t("import.skipped", reason=problem.worded(fmt.language), **where), err=True)
     if report.changed:
         service.refresh_facts()  # publish the snapshot every serving process maps
 

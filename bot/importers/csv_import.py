@@ -83,50 +83,64 @@ bumped once, at the end, only if a row changed.
 from __future__ import annotations
 
 import csv
-import functools
+import dataclasses
 import gc
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any
 
-from sqlalchemy import String, Table, select
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from bot.crm_text import one_line
-from bot.importers.canonical import KINDS, FieldType, Kind, mapping_problems
+from bot.importers.canonical import KINDS, Kind, mapping_problems
+from bot.importers.cells import CellRules, Failures, Mask, flags, nulls, read_cells
+from bot.importers.csv_blocks import (
+    CsvFormat,
+    TextBlock,
+    Unreadable,
+    header,
+    read_blocks,
+    text_block,
+)
+from bot.importers.reasons import Reason
+from bot.importers.values import KINDS_BY_NAME, Parser, field_limit, parser
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.store.database import bump_data_version
-from bot.store.models import Base, Opportunity
-from bot.store.upsert import delete_sourced, ids_by_source_id, upsert
-from metrics.limits import amount_problem, date_problem
+from bot.store.models import Base
+from bot.store.upsert import delete_sourced, ids_by_source_id, undeleted_source_ids, upsert
 
-# Rows parsed, resolved and written together: bounds memory on big files while keeping the
-# reference lookups and upserts in bulk.
-CHUNK_ROWS = 20_000
-# Distinct date strings remembered per column: a year of dates is a few hundred strings, so
-# parsing each once makes date columns nearly free; date-times would grow it without bound.
-_DATE_CACHE_LIMIT = 50_000
 _NAME_LOOKUP_BATCH = 500
 _CREATED_SHOWN = 5
+# Rows of a CRM's records gathered into one block of text columns.
+_RECORDS_PER_BLOCK = 50_000
 
 
 _CURRENCY_KINDS = frozenset({"opportunities", "spend"})
-_KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 
 
 @dataclass(frozen=True)
 class RowProblem:
-    """A row that was skipped: its file, physical line (the header is line 1) and why."""
+    """A row that was skipped: its file, physical line (the header is line 1) and why, in
+    English (for logs) and as a catalog code (``why``, worded in the organisation's language)."""
 
     file: str
     line: int
     reason: str
+    why: Reason | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, file: str, line: int, why: Reason) -> RowProblem:
+        return cls(file, line, str(why), why)
+
+    def worded(self, language: str) -> str:
+        return self.reason if self.why is None else self.why.words(language)
 
 
 @dataclass(frozen=True)
@@ -190,173 +204,13 @@ class ImportReport:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading values
-
-
-Parser = Callable[[str], Any]
-
-
-def _date_parser(date_format: str | None) -> Parser:
-    cache: dict[str, date] = {}
-
-    def parse(raw: str) -> date:
-        found = cache.get(raw)
-        if found is not None:
-            return found
-        try:
-            if date_format is not None:
-                value = datetime.strptime(raw, date_format).date()
-            else:
-                try:
-                    value = date.fromisoformat(raw)
-                except ValueError:
-                    value = datetime.fromisoformat(raw).date()
-        except ValueError:
-            expected = date_format or "YYYY-MM-DD"
-            raise ValueError(f"unparseable date {raw!r} (expected {expected})") from None
-        # Placeholders (0001-01-01, 9999-12-31) and typos (0202-11-02) that pandas cannot hold.
-        problem = date_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        if len(cache) < _DATE_CACHE_LIMIT:
-            cache[raw] = value
-        return value
-
-    return parse
-
-
-def _number_pattern(decimal_separator: str, grouped: bool) -> re.Pattern[str]:
-    point = re.escape(decimal_separator)
-    group = r"[,\u00a0\u202f ']" if decimal_separator == "." else r"[.\u00a0\u202f ']"
-    digits = rf"\d{{1,3}}(?:{group}\d{{3}})+|\d+" if grouped else r"\d+"
-    return re.compile(rf"([-+]?)[$€£]?\s*({digits})(?:{point}(\d*))?\s*[$€£]?")
-
-
-_NO_GROUPS = str.maketrans("", "", ",.\u00a0\u202f '")
-
-
-def _decimal(match: re.Match[str]) -> Decimal:
-    sign, whole, fraction = match.groups()
-    return Decimal(f"{sign}{whole.translate(_NO_GROUPS)}.{fraction or '0'}")
-
-
-def _amount_parser(decimal_separator: str) -> Parser:
-    pattern = _number_pattern(decimal_separator, grouped=True)
-
-    def parse(raw: str) -> Decimal:
-        # Most exports write plain whole numbers: skip the pattern for them.
-        if raw.isascii() and raw.isdigit():
-            value = Decimal(raw)
-        else:
-            match = pattern.fullmatch(raw)
-            if match is None:
-                raise ValueError(f"unparseable amount {raw!r}")
-            value = _decimal(match)
-        problem = amount_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
-
-    return parse
-
-
-def _number_parser(decimal_separator: str) -> Parser:
-    pattern = _number_pattern(decimal_separator, grouped=False)
-
-    def parse(raw: str) -> float:
-        match = pattern.fullmatch(raw)
-        if match is None:
-            raise ValueError(f"unparseable number {raw!r}")
-        return float(_decimal(match))
-
-    return parse
-
-
-def _probability_parser(decimal_separator: str) -> Parser:
-    number = _number_parser(decimal_separator)
-
-    def parse(raw: str) -> float:
-        percent = raw.endswith("%")
-        value: float = number(raw.removesuffix("%").strip())
-        if percent or value > 1:
-            value /= 100
-        if not 0 <= value <= 1:
-            raise ValueError(f"probability {raw!r} is not between 0 and 1 (or 0 and 100 %)")
-        return value
-
-    return parse
-
-
-def _stage_parser(stages: Mapping[str, str]) -> Parser:
-    statuses = {name.strip().casefold(): status for name, status in stages.items()}
-    known = ", ".join(stages)
-
-    def parse(raw: str) -> tuple[str, str]:
-        status = statuses.get(raw.casefold())
-        if status is None:
-            raise ValueError(f"unknown stage {raw!r} (the stages mapping knows {known})")
-        return raw, status
-
-    return parse
-
-
-def _currency(raw: str) -> str:
-    code = raw.upper()
-    if not re.fullmatch(r"[A-Z]{3}", code):
-        raise ValueError(f"unknown currency {raw!r} (expected a code such as USD or EUR)")
-    return code
-
-
-def _survey_kind(raw: str) -> str:
-    kind = raw.casefold()
-    if kind not in ("csat", "nps"):
-        raise ValueError(f"unknown survey kind {raw!r} (expected csat or nps)")
-    return kind
-
-
-def _text_parser(limit: int | None) -> Parser:
-    def parse(raw: str) -> str:
-        # Names end up in messages: no line breaks, nothing invisible (bot.crm_text).
-        text = one_line(raw)
-        if limit is not None and len(text) > limit:
-            raise ValueError(f"longer than {limit} characters")
-        return text
-
-    return parse
-
-
-def _check_storable(raw: str, encoding: str) -> None:
-    """Refuse what no field can store: a byte the file's encoding does not have (the reader
-    keeps it as a lone surrogate) or a NUL character, which PostgreSQL refuses in text."""
-    if raw.isprintable():  # the common case, in C
-        return
-    if "\x00" in raw:
-        raise ValueError("a NUL character (\\x00), which the database cannot store")
-    for char in raw:
-        if "\udc80" <= char <= "\udcff":
-            raise ValueError(
-                f"byte 0x{ord(char) - 0xDC00:02x} is not {encoding} text (set the mapping's "
-                "encoding to the file's, e.g. cp1252)"
-            )
-
-
-def _length(table: Table, column: str) -> int | None:
-    kind = table.c[column].type if column in table.c else None
-    return kind.length if isinstance(kind, String) else None
-
-
-# ---------------------------------------------------------------------------------------------
 # Planning: the config checked against the files before anything is written
 
 
-class _Column(NamedTuple):
-    """One mapped column (a tuple, unpacked once per column of each chunk)."""
-
-    field: str
-    header: str
-    offset: int  # in the row's fields
-    parse: Parser
-    required: bool
+def field_parser(table: str, field: str, mapping: ColumnMap) -> Parser:
+    """How the import reads ``field`` of ``table`` under ``mapping``: text → value, raising
+    ``ValueError`` with the reason (a stage parses to its name and status)."""
+    return parser(KINDS_BY_NAME[table], field, mapping)
 
 
 @dataclass(frozen=True)
@@ -364,7 +218,8 @@ class _Plan:
     kind: Kind
     mapping: ColumnMap
     width: int  # fields in the header
-    columns: tuple[_Column, ...]
+    offsets: tuple[int, ...]  # of each mapped column, in the mapping's order
+    rules: tuple[CellRules, ...]
     currency: str
 
     @property
@@ -375,70 +230,46 @@ class _Plan:
         return field in self.mapping.columns
 
 
-def _parser(kind: Kind, field: str, mapping: ColumnMap) -> Parser:
-    field_type = kind.fields[field]
-    table = Base.metadata.tables[kind.name]
-    if field_type is FieldType.DATE:
-        return _date_parser(mapping.date_format)
-    if field_type is FieldType.AMOUNT:
-        return _amount_parser(mapping.decimal_separator)
-    if field_type is FieldType.NUMBER:
-        return _number_parser(mapping.decimal_separator)
-    if field_type is FieldType.PROBABILITY:
-        return _probability_parser(mapping.decimal_separator)
-    if field_type is FieldType.STAGE:
-        return _stage_parser(mapping.stages)
-    if field_type is FieldType.CURRENCY:
-        return _currency
-    if field_type is FieldType.SURVEY_KIND:
-        return _survey_kind
-    if field_type is FieldType.REF:
-        return _text_parser(_length(table, "source_id"))
-    column = "source_id" if field == "id" else field
-    return _text_parser(_length(table, column))
-
-
-def field_parser(table: str, field: str, mapping: ColumnMap) -> Parser:
-    """How the import reads ``field`` of ``table`` under ``mapping``: text → value, raising
-    ``ValueError`` with the reason (a stage parses to its name and status)."""
-    return _parser(_KINDS_BY_NAME[table], field, mapping)
-
-
-def _header(path: Path, mapping: ColumnMap) -> list[str]:
-    # Decoded like the rows: a bad byte further down the file is that row's problem.
-    with path.open(newline="", encoding=mapping.encoding, errors="surrogateescape") as handle:
-        row = next(csv.reader(handle, delimiter=mapping.delimiter), None)
-    return [] if row is None else [name.strip() for name in row]
-
-
 def _plan(
     key: str,
     kind: Kind,
     mapping: ColumnMap,
-    header: Sequence[str],
+    names: Sequence[str],
     currency: str,
     problems: list[str],
 ) -> _Plan | None:
     """``mapping`` checked against the names of the cells each row will have."""
-    columns = []
+    offsets = []
+    rules = []
     for field, column_name in mapping.columns.items():
-        if column_name.strip() not in header:
+        if column_name.strip() not in names:
             problems.append(
                 f"{key}.columns.{field}: no column {column_name!r} in {mapping.file} "
-                f"(its columns: {', '.join(header) or 'none'})"
+                f"(its columns: {', '.join(names) or 'none'})"
             )
             continue
-        index = header.index(column_name.strip())
-        parse = _parser(kind, field, mapping)
-        columns.append(_Column(field, column_name, index, parse, field in kind.required))
-    if len(columns) < len(mapping.columns):
+        offsets.append(names.index(column_name.strip()))
+        rules.append(
+            CellRules(
+                field=field,
+                header=column_name,
+                field_type=kind.fields[field],
+                parse=parser(kind, field, mapping),
+                required=field in kind.required,
+                limit=field_limit(kind, field),
+                decimal_separator=mapping.decimal_separator,
+                encoding=mapping.encoding,
+            )
+        )
+    if len(rules) < len(mapping.columns):
         return None
-    return _Plan(kind, mapping, len(header), tuple(columns), currency)
+    return _Plan(kind, mapping, len(names), tuple(offsets), tuple(rules), currency)
 
 
 def _plans(
     name: str, source: CsvSource, base_dir: Path, base_currency: str
-) -> list[tuple[_Plan, Path]]:
+) -> list[tuple[_Plan, Path, int]]:
+    """Each mapping's plan, file and the byte its rows start at."""
     problems: list[str] = []
     plans = []
     for kind in KINDS:
@@ -455,118 +286,17 @@ def _plans(
             problems.append(f"{key}.file: no file {path}")
             continue
         try:
-            header = _header(path, mapping)
+            # Decoded like the rows: a bad byte further down the file is that row's problem.
+            names, body = header(path, mapping.encoding, mapping.delimiter)
         except (UnicodeDecodeError, csv.Error) as error:
             problems.append(f"{key}.file: cannot read the header of {path}: {error}")
             continue
-        plan = _plan(key, kind, mapping, header, source.currency or base_currency, problems)
+        plan = _plan(key, kind, mapping, names, source.currency or base_currency, problems)
         if plan is not None:
-            plans.append((plan, path))
+            plans.append((plan, path, body))
     if problems:
         raise ConfigError(f"import.csv.{name} (files in {base_dir})", problems)
     return plans
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading rows
-
-
-Records = Callable[[list[RowProblem]], Iterable[tuple[int, list[str]]]]
-
-
-class _Lines:
-    """The file's physical lines, handed to the csv reader one at a time; the lines of the
-    record being read are kept so that all but its first can be read again."""
-
-    def __init__(self, handle: TextIO) -> None:
-        self._handle = handle
-        self._again: list[str] = []  # lines to read again, the next one last
-        self._taken: list[str] = []
-        self.read = 0  # lines handed out so far
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = self._again.pop() if self._again else next(self._handle)
-        self._taken.append(line)
-        self.read += 1
-        return line
-
-    def next_record(self) -> int:
-        """Start a record; returns the line it starts on."""
-        self._taken.clear()
-        return self.read + 1
-
-    def read_again(self) -> int:
-        """Give back every line of the current record but its first; returns how many."""
-        rest = self._taken[1:]
-        self._again.extend(reversed(rest))
-        self.read -= len(rest)
-        return len(rest)
-
-
-def _csv_problem(error: csv.Error) -> str:
-    message = str(error)
-    if message.startswith("field larger than field limit"):
-        return f"a cell longer than {csv.field_size_limit()} characters (the CSV field-size limit)"
-    if message == "unexpected end of data":
-        return "a quote opens a cell that never closes"
-    return f"unbalanced quotes ({message})"
-
-
-def _records(
-    plan: _Plan, path: Path, problems: list[RowProblem]
-) -> Iterator[tuple[int, list[str]]]:
-    """Data rows with the physical line each starts on (a quoted cell may span lines). A row the
-    csv module cannot read, or of the wrong width over several lines, goes to ``problems``, and
-    the lines after its first are read again as rows of their own: a quote that never closes
-    would otherwise swallow them, so one stray quote costs one row. Bytes that are not in the
-    file's encoding are kept as surrogates, for ``_parse_chunk`` to report on their row."""
-    file = plan.mapping.file
-    encoding = plan.mapping.encoding
-    with path.open(newline="", encoding=encoding, errors="surrogateescape") as handle:
-        lines = _Lines(handle)
-        reader = csv.reader(lines, delimiter=plan.mapping.delimiter, strict=True)
-        lines.next_record()
-        next(reader, None)  # the header, read when planning
-        while True:
-            start = lines.next_record()
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                reason = _csv_problem(error)
-            else:
-                # Spreadsheets pad exports with blank lines and lines of bare delimiters.
-                if not any(fields):
-                    continue
-                # A row of the wrong width is reported with the others (``_parse_chunk``),
-                # unless it spans lines that must be read again.
-                if len(fields) == plan.width or lines.read == start:
-                    yield start, fields
-                    continue
-                reason = f"{len(fields)} fields where the header has {plan.width}"
-            end = lines.read
-            again = lines.read_again()
-            if again:
-                reason += (
-                    f"; it ran to line {end}, so lines {start + 1}–{end} were read again as "
-                    "rows of their own"
-                )
-            problems.append(RowProblem(file, start, reason))
-
-
-def _chunks(records: Iterable[tuple[int, list[str]]]) -> Iterator[list[tuple[int, list[str]]]]:
-    chunk: list[tuple[int, list[str]]] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= CHUNK_ROWS:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _row_hash(fields: Sequence[str]) -> str:
@@ -576,90 +306,31 @@ def _row_hash(fields: Sequence[str]) -> str:
 
 
 @dataclass
-class _Columns:
-    """One chunk's rows of the right width, as columns of canonical values (and later of
-    foreign keys); ``bad`` holds the reason of each bad row by position, first reason first."""
+class _Rows:
+    """One file's (or one query's) rows of the right width: the line each starts on, the text
+    of each mapped cell, and the cells the reader could not decode."""
 
-    lines: list[int]
-    values: dict[str, list[Any]]
-    bad: dict[int, str]
+    lines: npt.NDArray[np.int64]
+    cells: list[pa.Array[Any]]
+    flagged: list[dict[int, Reason]]
 
-    def fail(self, position: int, reason: str) -> None:
-        self.bad.setdefault(position, reason)
-
-
-def _parse_chunk(
-    plan: _Plan, chunk: list[tuple[int, list[str]]], problems: list[RowProblem]
-) -> _Columns:
-    """Parse a chunk column by column; rows of the wrong width go straight to ``problems``."""
-    lines: list[int] = []
-    rows: list[list[str]] = []
-    for line, fields in chunk:
-        if len(fields) == plan.width:
-            lines.append(line)
-            rows.append(fields)
-        else:
-            reason = f"{len(fields)} fields where the header has {plan.width}"
-            problems.append(RowProblem(plan.mapping.file, line, reason))
-    columns = _Columns(lines, {}, {})
-    for field, header, offset, parse, required in plan.columns:
-        raws = [row[offset].strip() for row in rows]
-        parsed: dict[str, Any] = {}
-        failed: dict[str, str] = {}
-        # Exports repeat most values (owners, stages, dates): each distinct one is parsed once.
-        for raw in set(raws):
-            if raw:
-                try:
-                    _check_storable(raw, plan.mapping.encoding)
-                    parsed[raw] = parse(raw)
-                except ValueError as error:
-                    failed[raw] = f"{header}: {error}"
-            elif required:
-                failed[raw] = f"missing {field} ({header} is empty)"
-            else:
-                parsed[raw] = None
-        if failed:
-            for position, raw in enumerate(raws):
-                if raw in failed:
-                    columns.fail(position, failed[raw])
-        columns.values[field] = [parsed.get(raw) for raw in raws]
-    _complete(plan, columns, rows)
-    return columns
-
-
-def _complete(plan: _Plan, columns: _Columns, rows: list[list[str]]) -> None:
-    """Default ids, and the check that needs two columns: a closed deal has a close date."""
-    values = columns.values
-    ids = values.setdefault("id", [None] * len(rows))
-    if plan.kind.id_default is not None and None in ids:
-        names = values.get("name")
-        # The mapped cells only, by field name: a column added to the export, or the mapping
-        # written in another order, must not give every row a new id.
-        offsets = [c.offset for c in sorted(plan.columns, key=lambda c: c.field)]
-        for position, key in enumerate(ids):
-            if key is not None:
-                continue
-            if plan.kind.id_default == "hash":
-                ids[position] = _row_hash([rows[position][offset].strip() for offset in offsets])
-            elif names is not None:
-                ids[position] = names[position]
-    if "stage" in values:
-        header = plan.mapping.columns["close_date"]
-        for position, (stage, closed) in enumerate(
-            zip(values["stage"], values["close_date"], strict=True)
-        ):
-            if stage is not None and stage[1] != "open" and closed is None:
-                columns.fail(position, f"{stage[0]} deal without a close date ({header} is empty)")
-        amounts = values.get("amount")
-        if amounts is not None:
-            header = plan.mapping.columns["amount"]
-            for position, (stage, amount) in enumerate(zip(values["stage"], amounts, strict=True)):
-                if stage is not None and stage[1] == "won" and amount is None:
-                    columns.fail(position, f"{stage[0]} deal without an amount ({header} is empty)")
-
-
-# ---------------------------------------------------------------------------------------------
-# References
+    @classmethod
+    def gather(cls, blocks: Iterable[TextBlock], columns: int) -> _Rows:
+        lines: list[npt.NDArray[np.int64]] = []
+        cells: list[list[pa.Array[Any]]] = [[] for _ in range(columns)]
+        flagged: list[dict[int, Reason]] = [{} for _ in range(columns)]
+        count = 0
+        for block in blocks:
+            lines.append(block.lines)
+            for column, marked in enumerate(block.flagged):
+                cells[column].append(block.cells[column])
+                flagged[column].update({count + row: reason for row, reason in marked.items()})
+            count += len(block.lines)
+        return cls(
+            np.concatenate(lines) if lines else np.zeros(0, dtype=np.int64),
+            [pa.concat_arrays(parts) if parts else pa.array([], pa.string()) for parts in cells],
+            flagged,
+        )
 
 
 _AMBIGUOUS = -1
@@ -714,18 +385,9 @@ class _Directory:
 
 @dataclass
 class _Tally:
-    read: int = 0
-    merged: int = 0
     changed: int = 0
     created_rows: int = 0
     removed: int = 0
-
-
-# A repeated id is compared with its first row through a hash of the values; the hash and the
-# first line share one int so that a million ids stay a few dozen megabytes.
-_LINE_BITS = 32
-_LINE_MASK = (1 << _LINE_BITS) - 1
-_HASH_MASK = (1 << 64) - 1
 
 
 class _Import:
@@ -749,67 +411,69 @@ class _Import:
         self._directories.pop(table, None)
 
     def run(
-        self, plan: _Plan, records: Records, *, full_export: bool = False
+        self,
+        plan: _Plan,
+        blocks: Iterable[TextBlock],
+        unreadable: list[Unreadable],
+        *,
+        full_export: bool = False,
     ) -> tuple[TableReport, int]:
-        """Import one file (or other rows) into one table; returns its report and the rows it
-        wrote. In a ``full_export``, opportunities the rows no longer name were deleted."""
+        """Import one file (or other rows) into one table, a column at a time; returns its
+        report and the rows it wrote. ``unreadable`` receives the rows the reader could not
+        split into cells (filled while ``blocks`` is read). In a ``full_export``, opportunities
+        the rows no longer name were deleted."""
         tally = _Tally()
         created: list[str] = []
-        problems: list[RowProblem] = []
-        seen: dict[str, int] = {}
-        # Every id the file names, bad rows included: a deal on a bad line is not deleted.
-        present: set[str] = set()
-        unidentified = 0
-        unreadable: list[RowProblem] = []
-        for chunk in _chunks(records(unreadable)):
-            tally.read += len(chunk)
-            columns = _parse_chunk(plan, chunk, problems)
-            ids = columns.values["id"]
-            present.update(key for key in ids if key is not None)
-            unidentified += len(chunk) - len(ids) + ids.count(None)
-            self._resolve(plan, columns, created, tally)
-            batch = []
-            for line, row in self._store_rows(plan, columns, problems):
-                key = row["source_id"]
-                packed = (hash(tuple(row.values())) & _HASH_MASK) << _LINE_BITS | line
-                first = seen.get(key)
-                if first is None:
-                    seen[key] = packed
-                    batch.append(row)
-                elif first >> _LINE_BITS == packed >> _LINE_BITS:
-                    tally.merged += 1
-                else:
-                    where = f"{self.position} {first & _LINE_MASK}"
-                    reason = f"id {key!r} is already on {where} with other values"
-                    problems.append(RowProblem(plan.mapping.file, line, reason))
-            tally.changed += upsert(self.session, plan.table, batch)
+        rows = _Rows.gather(blocks, len(plan.rules))
+        count = len(rows.lines)
+        failures = Failures()
+        values: dict[str, pa.Array[Any]] = {}
+        for rules, cells, flagged in zip(plan.rules, rows.cells, rows.flagged, strict=True):
+            values.update(read_cells(rules, cells, flagged, failures))
+        _complete(plan, rows, values, failures)
+        rows.cells.clear()  # the text is read: its memory goes before the write's
+        ids = values["id"]
         # Rows the reader could not split into cells are rows too, of unknown id.
-        tally.read += len(unreadable)
-        unidentified += len(unreadable)
-        problems += unreadable
+        unidentified = len(unreadable) + ids.null_count
         # A deal a full export no longer names was deleted, unless some rows could not be
-        # identified.
-        kept = 0
+        # identified; every id the file names counts, bad rows included.
+        absent: list[str] = []
         if full_export and plan.kind.name == "opportunities":
-            absent = self._absent(present)
-            if unidentified:
-                kept = len(absent)
-            else:
-                tally.removed = delete_sourced(
-                    self.session, Base.metadata.tables["opportunities"], self.source, absent
-                )
-        skipped = tally.read - len(seen) - tally.merged
+            held = pa.array(
+                undeleted_source_ids(self.session, plan.table, self.source), pa.string()
+            )
+            gone = held.filter(pc.invert(pc.is_in(held, value_set=ids.drop_null())))
+            absent = [str(key) for key in gone.to_pylist()]
+        self._resolve(plan, values, failures, created, tally)
+        stored = self._stored(plan, values, count)
+        written, merged = self._distinct(plan, stored, rows.lines, failures)
+        whole = len(written) == count  # every row good and distinct: no copy
+        tally.changed = upsert(self.session, plan.table, stored if whole else stored.take(written))
+        del stored
+        kept = 0
+        if absent and unidentified:
+            kept = len(absent)
+        elif absent:
+            tally.removed = delete_sourced(self.session, plan.table, self.source, absent)
+        file = plan.mapping.file
+        problems = [RowProblem.of(file, problem.line, problem.reason) for problem in unreadable]
+        problems += [
+            RowProblem.of(file, int(rows.lines[position]), reason)
+            for position, reason in failures.reasons.items()
+        ]
         self.problems.extend(sorted(problems, key=lambda problem: problem.line))
+        read = count + len(unreadable)
+        skipped = read - len(written) - merged
         creating = [
             ref.table for name, ref in plan.kind.refs.items() if ref.create and plan.mapped(name)
         ]
         report = TableReport(
             table=plan.kind.name,
-            file=plan.mapping.file,
-            read=tally.read,
-            imported=tally.read - skipped,
+            file=file,
+            read=read,
+            imported=read - skipped,
             skipped=skipped,
-            distinct=len(seen),
+            distinct=len(written),
             changed=tally.changed,
             removed=tally.removed,
             kept=kept,
@@ -818,93 +482,164 @@ class _Import:
         )
         return report, tally.changed + tally.created_rows + tally.removed
 
-    def _absent(self, present: set[str]) -> list[str]:
-        """Source ids of this source's undeleted deals that ``present`` does not name."""
-        current = self.session.scalars(
-            select(Opportunity.source_id).where(
-                Opportunity.source == self.source, Opportunity.deleted_at.is_(None)
-            )
-        )
-        return [key for key in current if key not in present]
-
-    def _resolve(self, plan: _Plan, columns: _Columns, created: list[str], tally: _Tally) -> None:
+    def _resolve(
+        self,
+        plan: _Plan,
+        values: dict[str, pa.Array[Any]],
+        failures: Failures,
+        created: list[str],
+        tally: _Tally,
+    ) -> None:
         """Add a column of database ids for each reference, creating the teams and accounts
-        that good rows name and that do not exist yet."""
-        values = columns.values
-        bad = columns.bad
+        that good rows name and that do not exist yet. Each distinct key is looked up once."""
         for field, ref in plan.kind.refs.items():
             keys = values.get(field)
             if keys is None:
                 continue
+            count = len(keys)
             directory = self.directory(ref.table)
-            wanted = {key for i, key in enumerate(keys) if key is not None and i not in bad}
-            missing = directory.unknown(wanted)
+            encoded = keys.dictionary_encode()
+            distinct = [str(key) for key in encoded.dictionary.to_pylist()]
+            indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            good = np.flatnonzero(~failures.mask(count) & (indices >= 0))
+            # The first good row naming each key (for the values a created row carries).
+            used, first = np.unique(indices[good], return_index=True)
+            missing = directory.unknown({distinct[i] for i in used.tolist()})
             if ref.create and missing:
-                first: dict[str, int] = {}
-                for position, key in enumerate(keys):
-                    if key in missing and position not in bad:
-                        first.setdefault(key, position)
                 new = sorted(missing)
-                rows = []
+                firsts = dict(zip(used.tolist(), good[first].tolist(), strict=True))
+                position_of = {distinct[i]: firsts[i] for i in firsts}
+                created_rows = []
                 for key in new:
                     row: dict[str, Any] = {"source": self.source, "source_id": key, "name": key}
                     for carried in ref.carried:
                         column = values.get(carried)
-                        row[carried] = None if column is None else column[first[key]]
-                    rows.append(row)
-                tally.created_rows += directory.create(rows)
+                        row[carried] = None if column is None else column[position_of[key]].as_py()
+                    created_rows.append(row)
+                tally.created_rows += directory.create(created_rows)
                 created.extend(new)
-            ids = directory.ids
-            resolved: list[int | None] = []
-            for position, key in enumerate(keys):
-                row_id = None if key is None else ids.get(key)
-                if key is not None and row_id is None:
-                    columns.fail(
-                        position, f"unknown {field} {key!r} (no {ref.noun} with that id or name)"
-                    )
-                elif row_id == _AMBIGUOUS:
-                    columns.fail(
-                        position,
-                        f"{field} {key!r} names several {ref.table}; map their ids instead",
-                    )
-                resolved.append(row_id)
-            values[ref.column] = resolved
+            found = directory.ids
+            resolved = [found.get(key) for key in distinct]
+            for number, (key, row_id) in enumerate(zip(distinct, resolved, strict=True)):
+                if row_id is not None and row_id != _AMBIGUOUS:
+                    continue
+                if row_id is None:
+                    reason = Reason(f"unknown_{ref.table}", {"field": field, "value": repr(key)})
+                else:
+                    reason = Reason(f"ambiguous_{ref.table}", {"field": field, "value": repr(key)})
+                    resolved[number] = None
+                positions = np.flatnonzero(indices == number)
+                failures.add(positions, [reason] * len(positions))
+            values[ref.column] = pa.array(resolved, pa.int64()).take(encoded.indices)
 
-    def _store_rows(
-        self, plan: _Plan, columns: _Columns, problems: list[RowProblem]
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """The good rows as the store's columns (only those the mapping names); the bad ones
-        go to ``problems``."""
-        values = columns.values
-        count = len(columns.lines)
-        names = ["source", "source_id"]
-        data: list[list[Any]] = [[self.source] * count, values["id"]]
-        for column in plan.columns:
-            field = column.field
+    def _stored(self, plan: _Plan, values: Mapping[str, pa.Array[Any]], count: int) -> pa.Table:
+        """Every row as the store's columns (only those the mapping names)."""
+        data: dict[str, pa.Array[Any]] = {
+            "source": pa.repeat(pa.scalar(self.source), count),
+            "source_id": values["id"],
+        }
+        for rules in plan.rules:
+            field = rules.field
             if field in plan.kind.refs:
-                names.append(plan.kind.refs[field].column)
-                data.append(values[plan.kind.refs[field].column])
+                data[plan.kind.refs[field].column] = values[plan.kind.refs[field].column]
             elif field not in plan.kind.unstored and field not in ("id", "stage", "currency"):
-                names.append(field)
-                data.append(values[field])
+                data[field] = values[field]
         if "stage" in values:
-            stages = values["stage"]
-            names += ["stage", "is_closed", "is_won"]
-            data.append([None if s is None else s[0] for s in stages])
-            data.append([s is not None and s[1] != "open" for s in stages])
-            data.append([s is not None and s[1] == "won" for s in stages])
+            status = values["stage_status"]
+            data["stage"] = values["stage"]
+            data["is_closed"] = pa.array(flags(pc.not_equal(status, pa.scalar("open"))))
+            data["is_won"] = pa.array(flags(pc.equal(status, pa.scalar("won"))))
         if plan.kind.name in _CURRENCY_KINDS:
-            currencies = values.get("currency", [None] * count)
-            names.append("currency")
-            data.append([code or plan.currency for code in currencies])
-        out = []
-        bad = columns.bad
-        for position, (line, *row) in enumerate(zip(columns.lines, *data, strict=True)):
-            if position in bad:
-                problems.append(RowProblem(plan.mapping.file, line, bad[position]))
+            currencies = values.get("currency", nulls(count, pa.string()))
+            data["currency"] = currencies.fill_null(plan.currency)
+        return pa.table(data)
+
+    def _distinct(
+        self,
+        plan: _Plan,
+        stored: pa.Table,
+        lines: npt.NDArray[np.int64],
+        failures: Failures,
+    ) -> tuple[npt.NDArray[np.int64], int]:
+        """The good rows to write, one per id, and how many repeats were merged into them: a
+        row that repeats an id with the same values is merged into the first, with other values
+        it is bad."""
+        good = np.flatnonzero(~failures.mask(stored.num_rows))
+        keys = stored.column("source_id").take(good).combine_chunks()
+        codes = keys.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+        repeats = np.flatnonzero(first[inverse] != np.arange(len(good)))
+        if not len(repeats):
+            return good, 0
+        firsts = good[first[inverse[repeats]]]
+        again = good[repeats]
+        earlier = stored.take(firsts).to_pylist()
+        later = stored.take(again).to_pylist()
+        merged = 0
+        differing: list[int] = []
+        reasons: list[Reason] = []
+        for was, row, position, first_position in zip(
+            earlier, later, again.tolist(), firsts.tolist(), strict=True
+        ):
+            if was == row:
+                merged += 1
             else:
-                out.append((line, dict(zip(names, row, strict=True))))
-        return out
+                differing.append(position)
+                key, line = repr(row["source_id"]), int(lines[first_position])
+                reasons.append(Reason(f"repeated_{self.position}", {"value": key, "line": line}))
+        failures.add(differing, reasons)
+        return np.setdiff1d(good, again, assume_unique=True), merged
+
+
+def _complete(
+    plan: _Plan, rows: _Rows, values: dict[str, pa.Array[Any]], failures: Failures
+) -> None:
+    """Default ids, and the checks that need two columns: a closed deal has a close date, a
+    won one an amount."""
+    count = len(rows.lines)
+    ids = values.setdefault("id", nulls(count, pa.string()))
+    if plan.kind.id_default is not None and ids.null_count:
+        if plan.kind.id_default == "hash":
+            # The mapped cells only, by field name: a column added to the export, or the
+            # mapping written in another order, must not give every row a new id.
+            order = sorted(range(len(plan.rules)), key=lambda i: plan.rules[i].field)
+            missing = np.flatnonzero(ids.is_null().to_numpy(zero_copy_only=False))
+            cells = [rows.cells[i].take(missing).to_pylist() for i in order]
+            hashes = [_row_hash([cell.strip() for cell in row]) for row in zip(*cells, strict=True)]
+            filled = ids.to_pylist()
+            for position, digest in zip(missing.tolist(), hashes, strict=True):
+                filled[position] = digest
+            values["id"] = pa.array(filled, pa.string())
+        elif "name" in values:
+            values["id"] = pc.coalesce(ids, values["name"])
+    if "stage" in values:
+        status = values["stage_status"]
+        closed = flags(pc.not_equal(status, pa.scalar("open")))
+        header = plan.mapping.columns["close_date"]
+        _fail_where(
+            closed & flags(values["close_date"].is_null()),
+            values["stage"],
+            lambda stage: Reason("no_close_date", {"stage": stage, "header": header}),
+            failures,
+        )
+        if "amount" in values:
+            header = plan.mapping.columns["amount"]
+            won = flags(pc.equal(status, pa.scalar("won")))
+            _fail_where(
+                won & flags(values["amount"].is_null()),
+                values["stage"],
+                lambda stage: Reason("no_amount", {"stage": stage, "header": header}),
+                failures,
+            )
+
+
+def _fail_where(
+    where: Mask, stages: pa.Array[Any], reason: Callable[[str], Reason], failures: Failures
+) -> None:
+    positions = np.flatnonzero(where)
+    if len(positions):
+        names = stages.take(positions).to_pylist()
+        failures.add(positions, [reason(str(name)) for name in names])
 
 
 @contextmanager
@@ -934,10 +669,13 @@ def import_csv(
     tables = []
     written = 0
     with _collector_skips_older_objects():
-        for plan, path in plans:
+        for plan, path, body in plans:
+            mapping = plan.mapping
+            form = CsvFormat(path, mapping.encoding, mapping.delimiter, plan.width, plan.offsets)
+            unreadable: list[Unreadable] = []
+            blocks = read_blocks(form, body, unreadable)
             # A CSV file is the whole export, every time.
-            records = functools.partial(_records, plan, path)
-            report, rows = run.run(plan, records, full_export=True)
+            report, rows = run.run(plan, blocks, unreadable, full_export=True)
             tables.append(report)
             written += rows
     version = bump_data_version(session) if written else None
@@ -958,7 +696,7 @@ class RecordImport:
     @staticmethod
     def check(key: str, table: str, mapping: ColumnMap) -> list[str]:
         """What is wrong with ``mapping`` for ``table`` (config problems under ``key``)."""
-        return mapping_problems(key, _KINDS_BY_NAME[table], mapping)
+        return mapping_problems(key, KINDS_BY_NAME[table], mapping)
 
     def table(
         self,
@@ -972,13 +710,15 @@ class RecordImport:
         """Import ``rows`` into ``table``: its report, the bad rows, and the rows written
         (created teams and accounts included). Raises ``ConfigError`` for a mapping that names
         cells the rows do not have."""
-        kind = _KINDS_BY_NAME[table]
+        kind = KINDS_BY_NAME[table]
         problems = self.check(key, table, mapping)
         plan = _plan(key, kind, mapping, header, currency, problems)
         if plan is None or problems:
             raise ConfigError(key, problems)
         before = len(self._import.problems)
-        report, written = self._import.run(plan, lambda _problems: rows)
+        unreadable: list[Unreadable] = []
+        blocks = _record_blocks(plan, rows, unreadable)
+        report, written = self._import.run(plan, blocks, unreadable)
         return report, self._import.problems[before:], written
 
     def forget(self, table: str) -> None:
@@ -989,3 +729,23 @@ class RecordImport:
         """Resolve these keys to these rows of ``table`` (database ids), which other sources
         hold: a CRM's users matched to reps by email (``bot.sources.owners``)."""
         self._import.directory(table).add(ids)
+
+
+def _record_blocks(
+    plan: _Plan, rows: Iterable[tuple[int, list[str]]], unreadable: list[Unreadable]
+) -> Iterator[TextBlock]:
+    """A CRM's records (or a query's rows) as blocks of text columns; one of the wrong width
+    goes to ``unreadable``."""
+    batch: list[tuple[int, list[str]]] = []
+    for line, fields in rows:
+        if len(fields) != plan.width:
+            unreadable.append(
+                Unreadable(line, Reason("width", {"fields": len(fields), "width": plan.width}))
+            )
+            continue
+        batch.append((line, fields))
+        if len(batch) >= _RECORDS_PER_BLOCK:
+            yield text_block(batch, plan.offsets, plan.mapping.encoding)
+            batch = []
+    if batch:
+        yield text_block(batch, plan.offsets, plan.mapping.encoding)

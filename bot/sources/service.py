@@ -27,7 +27,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from bot.formatting import Formatter
-from bot.importers.csv_import import RecordImport, field_parser, import_csv
+from bot.importers.csv_import import RecordImport, RowProblem, field_parser, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.backfill import Backfilled, Reader, backfill_history
 from bot.sources.connector import Budget, Connector, FieldHistory, SourceError, SourceObject
@@ -58,7 +58,11 @@ Progress = Callable[[str, int, int | None, bool], None]
 @dataclass(frozen=True)
 class Rejection:
     record: str  # the CRM's id, or the position in the stream when it had none
-    reason: str
+    reason: str  # in English
+    problem: RowProblem | None = field(default=None, compare=False, repr=False)
+
+    def worded(self, language: str) -> str:
+        return self.reason if self.problem is None else self.problem.worded(language)
 
 
 @dataclass
@@ -141,7 +145,10 @@ class SourceReport:
             lines.append(f"  {obj.summary(fmt)}")
             for rejection in obj.rejected[:_REJECTIONS_SHOWN]:
                 rejected = {"object": obj.name, "record": rejection.record}
-                lines.append("    " + fmt.t("sync.rejected", reason=rejection.reason, **rejected))
+                lines.append(
+                    "    "
+                    + fmt.t("sync.rejected", reason=rejection.worded(fmt.language), **rejected)
+                )
             more = len(obj.rejected) - _REJECTIONS_SHOWN
             if more > 0:
                 lines.append("    " + fmt.tn("sync.more_rejected", more))
@@ -280,7 +287,9 @@ class _ObjectSync:
         report.fetched = fetched
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted
-        report.rejected = [Rejection(ids[p.line - 1] or f"#{p.line}", p.reason) for p in problems]
+        report.rejected = [
+            Rejection(ids[p.line - 1] or f"#{p.line}", p.reason, p) for p in problems
+        ]
         # Deals and leads owned by a matched user count for the rep it matched.
         self.records.known("reps", matched)
         self.matched.update(matched)
@@ -486,7 +495,9 @@ def sync_csv(
         result.updated = max(table.changed - inserted, 0)
         result.deleted = table.removed
         result.rejected = [
-            Rejection(f"line {p.line}", p.reason) for p in imported.problems if p.file == table.file
+            Rejection(f"line {p.line}", p.reason, p)
+            for p in imported.problems
+            if p.file == table.file
         ]
         report.objects.append(result)
     report.data_version = imported.data_version

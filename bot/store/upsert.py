@@ -4,11 +4,13 @@ changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from itertools import chain
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import (
     Connection,
     Date,
@@ -22,6 +24,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy import (
+    column as sa_column,
+)
+from sqlalchemy import table as sa_table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,7 +35,7 @@ from sqlalchemy.types import TypeEngine
 
 from bot.store.changes import pending, record_deletions
 
-# Bounds the memory of the converted parameter rows.
+# Rows converted to the driver's values at a time: bounds the memory of the Python objects.
 _BATCH = 20_000
 # SQLite allows 32,766 bound parameters per statement (since 3.32).
 _SQLITE_PARAMETERS = 32_766
@@ -37,18 +43,21 @@ _SQLITE_PARAMETERS = 32_766
 _SQLITE_PAGE = 1_000
 # Two bound parameters per key.
 _LOOKUP = 5_000
+# Rows from which a load into an empty SQLite table builds its secondary indexes afterwards.
+_BULK = 50_000
+# SQLite's page cache while a large write runs, in KiB (its default is 2 MB): the unique
+# (source, source_id) index of a million rows did not fit, and evicting and re-reading its
+# pages took a third of the write; 128 MB holds it and keeps an import of 3M rows under 1 GB.
+_BULK_CACHE_KIB = 131_072
+
+Rows = Sequence[Mapping[str, Any]] | pa.Table
 
 
-def _statement(table: Table, keys: Sequence[str], dialect: Dialect) -> tuple[str, list[str]]:
-    """The upsert as driver SQL for one row, and the order of its parameters (positional
-    paramstyles such as SQLite's) or their names (named ones such as psycopg's)."""
-    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
-    # inline(): no implicit "RETURNING id" for the new primary key, which nobody reads here.
-    insert_row = insert(table).inline().values({k: bindparam(k) for k in keys})
+def _on_conflict(insert_row: Any, table: Table, keys: Sequence[str]) -> Any:
+    """``insert_row`` made an upsert on (source, source_id) that touches only rows whose values
+    differ: a re-import of the same file changes nothing and does not bump the data version."""
     excluded = insert_row.excluded
     columns = [k for k in keys if k not in ("source", "source_id")]
-    # Only touch rows whose values differ: a re-import of the same file changes nothing and
-    # does not bump the data version.
     differs = [table.c[c].is_distinct_from(excluded[c]) for c in columns]
     assigned: dict[str, Any] = {c: excluded[c] for c in columns}
     if "deleted_at" in table.c and "deleted_at" not in keys:
@@ -56,14 +65,23 @@ def _statement(table: Table, keys: Sequence[str], dialect: Dialect) -> tuple[str
         assigned["deleted_at"] = null()
         differs.append(table.c.deleted_at.is_not(None))
     assigned.update(pending(table))  # the row changed in this data version (bot.store.changes)
-    statement = insert_row.on_conflict_do_update(
-        index_elements=["source", "source_id"],
-        set_=assigned,
-        where=or_(*differs),
+    return insert_row.on_conflict_do_update(
+        index_elements=["source", "source_id"], set_=assigned, where=or_(*differs)
     )
+
+
+def _driver_sql(statement: Any, keys: Sequence[str], dialect: Dialect) -> tuple[str, list[str]]:
+    """``statement`` as driver SQL for one row, and the order of its parameters (positional
+    paramstyles such as SQLite's) or their names (named ones such as psycopg's)."""
     compiled = statement.compile(dialect=dialect)
     order = list(compiled.positiontup) if compiled.positiontup is not None else list(keys)
     return str(compiled), order
+
+
+def _values_row(table: Table, keys: Sequence[str], dialect: Dialect) -> Any:
+    insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
+    # inline(): no implicit "RETURNING id" for the new primary key, which nobody reads here.
+    return insert(table).inline().values({k: bindparam(k) for k in keys})
 
 
 def _iso_dates(values: list[Any]) -> list[Any]:
@@ -89,31 +107,90 @@ def _converter(
     return lambda values: list(map(process, values))
 
 
-def upsert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert ``rows`` or update the existing row with the same (source, source_id); returns how
-    many rows were inserted or actually changed. Every row must have the same keys."""
-    if not rows:
-        return 0
-    connection = session.connection()
-    dialect = connection.dialect
-    sql, order = _statement(table, list(rows[0]), dialect)
+def _arrow_values(values: pa.Array[Any], dialect: Dialect) -> list[Any]:
+    """An Arrow column as the driver's values: what SQLAlchemy's bind processors make of the
+    same Python values (dates as ISO text on SQLite, numbers as floats, bools as bools)."""
+    if dialect.name == "sqlite" and pa.types.is_date(values.type):
+        values = pc.cast(values, pa.string())  # ISO 8601, SQLAlchemy's SQLite storage format
+    values_list: list[Any] = values.to_pylist()
+    return values_list
+
+
+def _batches(
+    table: Table, rows: Rows, order: Sequence[str], dialect: Dialect
+) -> Iterator[list[Any]]:
+    """The rows as tuples of the driver's values, in ``order``, a batch at a time."""
+    if isinstance(rows, pa.Table):
+        for start in range(0, rows.num_rows, _BATCH):
+            part = rows.slice(start, _BATCH)
+            columns = [_arrow_values(part.column(k).combine_chunks(), dialect) for k in order]
+            yield list(zip(*columns, strict=True))
+        return
     convert = [_converter(table.c[k].type, dialect) for k in order]
-    changed = 0
     for start in range(0, len(rows), _BATCH):
         batch = rows[start : start + _BATCH]
         # Column by column: one list per column, converted by a map or a comprehension.
-        values = [
+        columns = [
             [row[k] for row in batch] if f is None else f([row[k] for row in batch])
             for k, f in zip(order, convert, strict=True)
         ]
-        if dialect.name == "sqlite":
-            changed += _sqlite_pages(connection, sql, len(order), list(zip(*values, strict=True)))
-        else:
-            # psycopg pipelines an executemany, and its rowcount sums the "INSERT 0 n" command
-            # tags: the rows inserted or updated, not those whose WHERE was false.
-            params = [dict(zip(order, row, strict=True)) for row in zip(*values, strict=True)]
-            changed += connection.exec_driver_sql(sql, params).rowcount
+        yield list(zip(*columns, strict=True))
+
+
+def upsert(session: Session, table: Table, rows: Rows) -> int:
+    """Insert ``rows`` or update the existing row with the same (source, source_id); returns how
+    many rows were inserted or actually changed. ``rows`` are mappings with the same keys, or
+    an Arrow table whose columns are named after the table's (the columnar import's)."""
+    count = rows.num_rows if isinstance(rows, pa.Table) else len(rows)
+    if not count:
+        return 0
+    keys = list(rows.column_names) if isinstance(rows, pa.Table) else list(rows[0])
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        return _sqlite_upsert(connection, table, keys, rows, count)
+    return _postgresql_upsert(connection, table, keys, rows)
+
+
+def _sqlite_upsert(
+    connection: Connection, table: Table, keys: list[str], rows: Rows, count: int
+) -> int:
+    """Multi-row INSERTs in the caller's transaction. Into an empty table, plain INSERTs, and
+    for many rows the secondary indexes are dropped and built again afterwards: one sort
+    instead of a million random insertions into each B-tree."""
+    dialect = connection.dialect
+    empty = connection.exec_driver_sql(f'SELECT 1 FROM "{table.name}" LIMIT 1').first() is None
+    bulk = empty and _unique_keys(rows, count)
+    statement = _values_row(table, keys, dialect)
+    sql, order = _driver_sql(
+        statement if bulk else _on_conflict(statement, table, keys), keys, dialect
+    )
+    rebuilt = (
+        [index for index in table.indexes if not index.unique] if bulk and count >= _BULK else []
+    )
+    cache = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    if count >= _BULK:
+        connection.exec_driver_sql(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
+    try:
+        for index in rebuilt:
+            index.drop(connection)
+        changed = sum(
+            _sqlite_pages(connection, sql, len(order), params)
+            for params in _batches(table, rows, order, dialect)
+        )
+        for index in rebuilt:
+            index.create(connection)
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {cache}")
     return changed
+
+
+def _unique_keys(rows: Rows, count: int) -> bool:
+    """Whether no two rows share a (source, source_id): only then may an empty table take
+    plain INSERTs (a repeat would fail the unique constraint instead of updating)."""
+    if isinstance(rows, pa.Table):
+        pairs = rows.select(["source", "source_id"])
+        return pairs.group_by(["source", "source_id"]).aggregate([]).num_rows == count
+    return len({(row["source"], row["source_id"]) for row in rows}) == count
 
 
 def _sqlite_pages(connection: Connection, sql: str, width: int, params: list[Any]) -> int:
@@ -132,6 +209,40 @@ def _sqlite_pages(connection: Connection, sql: str, width: int, params: list[Any
         # whose WHERE is false counts 0), without the rows triggers might change.
         changed += connection.exec_driver_sql(statement, tuple(chain.from_iterable(rows))).rowcount
     return changed
+
+
+def _postgresql_upsert(connection: Connection, table: Table, keys: list[str], rows: Rows) -> int:
+    """COPY into a temporary table, then one INSERT … SELECT … ON CONFLICT … WHERE IS DISTINCT
+    FROM: the rows travel in PostgreSQL's bulk format instead of one statement each. A key
+    given twice keeps its last row, as upserting the rows one by one would."""
+    dialect = connection.dialect
+    staging = f"kpibot_upsert_{table.name}"
+    names = ", ".join(f'"{k}"' for k in keys)
+    connection.exec_driver_sql(f'DROP TABLE IF EXISTS pg_temp."{staging}"')
+    connection.exec_driver_sql(
+        f'CREATE TEMP TABLE "{staging}" ON COMMIT DROP AS '
+        f'SELECT {names} FROM "{table.name}" WITH NO DATA'
+    )
+    source, source_id = keys.index("source"), keys.index("source_id")
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f'COPY "{staging}" ({names}) FROM STDIN') as copy:
+        for batch in _batches(table, rows, keys, dialect):
+            last = {(row[source], row[source_id]): row for row in batch}
+            for row in last.values() if len(last) < len(batch) else batch:
+                copy.write_row(row)
+    staged = sa_table(staging, *(sa_column(k) for k in keys))
+    insert_rows = pg_insert(table).from_select(keys, select(*(staged.c[k] for k in keys)))
+    sql, _ = _driver_sql(_on_conflict(insert_rows, table, keys), keys, dialect)
+    # The driver's rowcount: the "INSERT 0 n" command tag, rows inserted or updated.
+    changed = connection.exec_driver_sql(sql).rowcount
+    connection.exec_driver_sql(f'DROP TABLE "{staging}"')
+    return int(changed)
+
+
+def undeleted_source_ids(session: Session, table: Table, source: str) -> list[str]:
+    """The source ids of ``source``'s rows not marked deleted (the rows a full export must name)."""
+    query = select(table.c.source_id).where(table.c.source == source, table.c.deleted_at.is_(None))
+    return [str(key) for key in session.execute(query).scalars()]
 
 
 def ids_by_source_id(

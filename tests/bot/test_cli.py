@@ -358,6 +358,51 @@ import:
     ]  # nothing changed
 
 
+def test_import_says_why_rows_were_skipped_in_the_organisation_s_language(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "id,owner,stage,amount,closed\n"
+        ",Ann,Won,500,2026-07-20\n"
+        "d3,Ann,Sleeping,500,\n"
+        "d4,Ann,Lost,abc,2026-07-21\n"
+        "d5,Bob,Open,700,\n"
+        "d6,Ann,Won,700,2026-02-30\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "reps.csv").write_text("name\nAnn\n", encoding="utf-8")
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        """
+organisation: {currency: EUR, locale: fr_FR}
+import:
+  csv:
+    crm:
+      reps: {file: reps.csv, columns: {name: name}}
+      opportunities:
+        file: deals.csv
+        columns: {id: id, owner: owner, stage: stage, amount: amount, close_date: closed}
+        stages: {Won: won, Lost: lost, Open: open}
+""",
+        encoding="utf-8",
+    )
+
+    result = CliRunner().invoke(main, ["--config", str(config), "import", "csv", "crm"])
+
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.output.splitlines() if "ignorée" in line]
+    assert skipped == [
+        "  ignorée deals.csv:2\u00a0: id manquant (id est vide)",
+        "  ignorée deals.csv:3\u00a0: stage\u00a0: étape inconnue 'Sleeping' (la correspondance "
+        "des étapes connaît Won, Lost, Open)",
+        "  ignorée deals.csv:4\u00a0: amount\u00a0: montant illisible 'abc'",
+        "  ignorée deals.csv:5\u00a0: owner inconnu 'Bob' (aucun commercial avec cet "
+        "identifiant ou ce nom)",
+        "  ignorée deals.csv:6\u00a0: closed\u00a0: date illisible '2026-02-30' "
+        "(attendu\u00a0: YYYY-MM-DD)",
+    ]
+
+
 def test_import_of_an_unknown_source_says_which_exist(tmp_path: Path) -> None:
     config = tmp_path / "kpibot.yaml"
     config.write_text("import: {csv: {crm: {}}}\n", encoding="utf-8")
