@@ -32,6 +32,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from metrics.index import Ordered
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -90,11 +91,21 @@ class Facts:
     history: DealHistory | None = None  # None: no recorded history to read the past from
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _ordered: dict[tuple[str, Scope, str], Ordered] = field(default_factory=dict, repr=False)
+    _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
         of their own, and none of this object's caches)."""
-        return replace(self, opportunities=opportunities, history=None, _columns={}, _groups={})
+        return replace(
+            self,
+            opportunities=opportunities,
+            history=None,
+            _columns={},
+            _groups={},
+            _ordered={},
+            _children={},
+        )
 
     def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
         """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""
@@ -110,6 +121,17 @@ class Facts:
                 whole = self._whole(table, name, frame)
                 cached[name] = whole if rows is None else whole[rows]
         return cached
+
+    def ordered(self, table: str, scope: Scope, by: str) -> Ordered:
+        """The rows of ``table`` in ``scope`` sorted by its date column ``by``, so that a
+        period's rows are one slice (``metrics.index``)."""
+        key = (table, scope, by)
+        if key not in self._ordered:
+            frame: pd.DataFrame = getattr(self, table)
+            self._ordered[key] = Ordered(
+                lambda name: self._whole(table, name, frame), self._rows(table, scope), by
+            )
+        return self._ordered[key]
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:
         key = (table, Scope.company())
@@ -176,6 +198,13 @@ class Facts:
 
     def children(self, scope: Scope, level: Level) -> list[Scope]:
         """Scopes at ``level`` inside ``scope`` (teams of a region, reps of a team...)."""
+        key = (scope, level)
+        if key not in self._children:
+            # Kept for the data version: pandas' filtering costs more than a small answer.
+            self._children[key] = self._find_children(scope, level)
+        return list(self._children[key])
+
+    def _find_children(self, scope: Scope, level: Level) -> list[Scope]:
         if level is Level.REP:
             reps = self.reps
             if scope.column is not None:
