@@ -91,7 +91,9 @@ class Facts:
     history: DealHistory | None = None  # None: no recorded history to read the past from
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
-    _ordered: dict[tuple[str, Scope, str], Ordered] = field(default_factory=dict, repr=False)
+    _ordered: dict[tuple[str, Scope, str, tuple[str, int] | None], Ordered] = field(
+        default_factory=dict, repr=False
+    )
     _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
@@ -122,15 +124,21 @@ class Facts:
                 cached[name] = whole if rows is None else whole[rows]
         return cached
 
-    def ordered(self, table: str, scope: Scope, by: str) -> Ordered:
+    def ordered(
+        self, table: str, scope: Scope, by: str, only: tuple[str, int] | None = None
+    ) -> Ordered:
         """The rows of ``table`` in ``scope`` sorted by its date column ``by``, so that a
-        period's rows are one slice (``metrics.index``)."""
-        key = (table, scope, by)
+        period's rows are one slice (``metrics.index``); with ``only`` (a column and a value,
+        e.g. ``("status_code", WON)``), only the rows holding that value."""
+        key = (table, scope, by, only)
         if key not in self._ordered:
             frame: pd.DataFrame = getattr(self, table)
-            self._ordered[key] = Ordered(
-                lambda name: self._whole(table, name, frame), self._rows(table, scope), by
-            )
+            rows = self._rows(table, scope)
+            if only is not None:
+                column = self._whole(table, only[0], frame)
+                chosen = column == only[1] if rows is None else column[rows] == only[1]
+                rows = np.flatnonzero(chosen) if rows is None else rows[chosen]
+            self._ordered[key] = Ordered(lambda name: self._whole(table, name, frame), rows, by)
         return self._ordered[key]
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:

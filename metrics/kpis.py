@@ -155,9 +155,8 @@ def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | N
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return None
-    deals = facts.ordered("opportunities", scope, "close").within(elapsed, _DEALS)
-    won = deals["status_code"] == WON
-    return {name: deals[name][won] for name in ("amount", "created", "close")}
+    won = facts.ordered("opportunities", scope, "close", only=("status_code", WON))
+    return won.within(elapsed, ("amount", "created"))
 
 
 def revenue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:

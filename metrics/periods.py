@@ -235,6 +235,7 @@ def like_for_like(current: Period, as_of: date, other: Period) -> Period:
     return other.to_date(_add_days(other.start, (as_of - current.start).days))
 
 
+@functools.lru_cache(maxsize=1024)  # pacing asks it for every child of a breakdown
 def business_days_between(start: date, end: date, holidays: frozenset[date] = frozenset()) -> int:
     """Mondays to Fridays from `start` to `end`, both inclusive, that are not holidays."""
     if end < start:
