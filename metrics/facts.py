@@ -166,7 +166,7 @@ class Facts:
             frame: pd.DataFrame = getattr(self, table)
             grouped = frame.groupby(frame[column].astype("object"), sort=False).indices
             # int32: the positions of every level are kept for the data version.
-            self._groups[key] = {str(k): v.astype(np.int32) for k, v in grouped.items()}
+            self._groups[key] = {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
         return self._groups[key].get(scope.name, np.empty(0, dtype="int64"))
 
     @cached_property
