@@ -3,9 +3,11 @@
 The shell (``bot.store``) loads these once per data version. KPIs read them through
 ``Facts.columns(table, scope)``: plain numpy arrays of one scope's rows (dates as
 ``datetime64[D]``, where NaT compares false), cut once per scope and cached, because pandas'
-per-operation overhead dominates when a breakdown asks for fifty teams. Column
-contract (dates are ``datetime64`` at midnight in the organisation's time zone, money is int64
-minor units of the base currency, ``rep``/``team``/``region`` are categorical names):
+per-operation overhead dominates when a breakdown asks for fifty teams. KPIs over a date
+(revenue, pipeline, conversion...) read ``Facts.ordered(table, scope, by)`` instead: the
+scope's rows sorted by that date, so that a period's rows are one slice (``metrics.index``).
+Column contract (dates are ``datetime64`` at midnight in the organisation's time zone, money is
+int64 minor units of the base currency, ``rep``/``team``/``region`` are categorical names):
 
 - ``opportunities``: id, rep, team, region, account, status ('open'|'won'|'lost'), amount,
   created, close, probability (0..1)
@@ -146,9 +148,12 @@ class Facts:
         company = self._columns.setdefault(key, {})
         if name not in company:
             if name == "status_code":
-                company[name] = (
-                    frame["status"].astype("object").map(STATUS_CODES).to_numpy(dtype="int8")
-                )
+                # One vectorised comparison per status: mapping a million strings one by one
+                # took seconds of the first answer after the facts were loaded.
+                codes = np.full(len(frame), -1, dtype="int8")
+                for status, code in STATUS_CODES.items():
+                    codes[(frame["status"] == status).to_numpy(dtype=bool, na_value=False)] = code
+                company[name] = codes
             else:
                 company[name] = _array(frame[name])
         return company[name]

@@ -327,3 +327,11 @@ def test_indexed_kpis_equal_a_mask_over_every_row(
         for kpi in KPI_IDS:
             got = KPIS[kpi].compute(facts, scope, period, today, ctx)
             assert got == reference(kpi, facts, scope, period, today), (kpi, scope)
+
+
+@pytest.mark.parametrize("dtype", ["object", "category", "string[pyarrow]"])
+def test_status_codes_read_the_same_from_every_kind_of_text_column(dtype: str) -> None:
+    facts = company()
+    facts.opportunities["status"] = facts.opportunities["status"].astype(dtype)
+    codes = facts.columns("opportunities", Scope.company(), ("status_code",))["status_code"]
+    assert codes.tolist() == [WON, LOST, WON, WON, OPEN, OPEN, WON]  # o1 … o7
