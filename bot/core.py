@@ -232,8 +232,9 @@ class ConversationCore:
     def _answer(
         self, user_id: str, question: str, request: str, now: datetime, into: str | None
     ) -> View:
+        read = self.service.reading()
         try:
-            query = self.service.parse(question, now)
+            query = self.service.parse(question, now, read)
         except QueryError as error:
             return self._problem(user_id, error, now)
         decision = self._decide(self.identify(user_id, now), Action.ASK, query.scope, into)
@@ -242,7 +243,7 @@ class ConversationCore:
         if query.since is not None:
             changes = self.service.changes(query, now, named=named_reps(decision))
             return ChangesView(visible_changes(changes, decision), request)
-        return AnswerView(visible_answer(self.service.answer(query, now), decision), request)
+        return AnswerView(visible_answer(self.service.answer(query, now, read), decision), request)
 
     def _overview(
         self, user_id: str, scope: Scope, request: str, now: datetime, into: str | None

@@ -57,6 +57,16 @@ class Snapshot:
     directory: Directory
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What one question is parsed and answered from, read once: the parse's names and the
+    answer's figures come from the same data version and the same targets, and the store is
+    asked whether they changed once per question rather than at every step."""
+
+    snapshot: Snapshot
+    targets: _Targets
+
+
 class KpiService:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
@@ -98,10 +108,6 @@ class KpiService:
     def targets(self) -> TargetBook:
         return self._current_targets().book
 
-    @property
-    def grains(self) -> dict[str, Grain]:
-        return self._current_targets().grains
-
     def snapshot(self) -> Snapshot:
         facts = self._cache.get()
         if self._snapshot is None or self._snapshot.facts is not facts:
@@ -126,23 +132,30 @@ class KpiService:
     def local_date(self, now: datetime) -> date:
         return now.astimezone(self.settings.organisation.zone).date()
 
-    def parse(self, question: str, now: datetime) -> Query:
+    def reading(self) -> Reading:
+        return Reading(self.snapshot(), self._current_targets())
+
+    def parse(self, question: str, now: datetime, reading: Reading | None = None) -> Query:
         org = self.settings.organisation
+        read = reading or self.reading()
         return parse_query(
             question,
             self.local_date(now),
-            self.snapshot().directory,
+            read.snapshot.directory,
             fiscal_start_month=org.fiscal_year_start_month,
             default_grain=org.default_grain,
-            grains=self.grains,
+            grains=read.targets.grains,
         )
 
-    def answer(self, query: Query, now: datetime) -> Answer:
-        facts = self.snapshot().facts
-        return answer(query, self.local_date(now), facts, self.targets, self.policy)
+    def answer(self, query: Query, now: datetime, reading: Reading | None = None) -> Answer:
+        read = reading or self.reading()
+        return answer(
+            query, self.local_date(now), read.snapshot.facts, read.targets.book, self.policy
+        )
 
     def ask(self, question: str, now: datetime) -> Answer:
-        return self.answer(self.parse(question, now), now)
+        read = self.reading()
+        return self.answer(self.parse(question, now, read), now, read)
 
     def _current_deals(self, now: datetime, version: int) -> pd.DataFrame:
         """The deals as they stand, from the history's current intervals: the same for any

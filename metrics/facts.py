@@ -3,9 +3,11 @@
 The shell (``bot.store``) loads these once per data version. KPIs read them through
 ``Facts.columns(table, scope)``: plain numpy arrays of one scope's rows (dates as
 ``datetime64[D]``, where NaT compares false), cut once per scope and cached, because pandas'
-per-operation overhead dominates when a breakdown asks for fifty teams. Column
-contract (dates are ``datetime64`` at midnight in the organisation's time zone, money is int64
-minor units of the base currency, ``rep``/``team``/``region`` are categorical names):
+per-operation overhead dominates when a breakdown asks for fifty teams. KPIs over a date
+(revenue, pipeline, conversion...) read ``Facts.ordered(table, scope, by)`` instead: the
+scope's rows sorted by that date, so that a period's rows are one slice (``metrics.index``).
+Column contract (dates are ``datetime64`` at midnight in the organisation's time zone, money is
+int64 minor units of the base currency, ``rep``/``team``/``region`` are categorical names):
 
 - ``opportunities``: id, rep, team, region, account, status ('open'|'won'|'lost'), amount,
   created, close, probability (0..1)
@@ -35,6 +37,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from metrics.index import Ordered
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -93,11 +96,23 @@ class Facts:
     history: DealHistory | None = None  # None: no recorded history to read the past from
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _ordered: dict[tuple[str, Scope, str, tuple[str, int] | None], Ordered] = field(
+        default_factory=dict, repr=False
+    )
+    _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
         of their own, and none of this object's caches)."""
-        return replace(self, opportunities=opportunities, history=None, _columns={}, _groups={})
+        return replace(
+            self,
+            opportunities=opportunities,
+            history=None,
+            _columns={},
+            _groups={},
+            _ordered={},
+            _children={},
+        )
 
     def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
         """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""
@@ -114,14 +129,34 @@ class Facts:
                 cached[name] = whole if rows is None else whole[rows]
         return cached
 
+    def ordered(
+        self, table: str, scope: Scope, by: str, only: tuple[str, int] | None = None
+    ) -> Ordered:
+        """The rows of ``table`` in ``scope`` sorted by its date column ``by``, so that a
+        period's rows are one slice (``metrics.index``); with ``only`` (a column and a value,
+        e.g. ``("status_code", WON)``), only the rows holding that value."""
+        key = (table, scope, by, only)
+        if key not in self._ordered:
+            frame: pd.DataFrame = getattr(self, table)
+            rows = self._rows(table, scope)
+            if only is not None:
+                column = self._whole(table, only[0], frame)
+                chosen = column == only[1] if rows is None else column[rows] == only[1]
+                rows = np.flatnonzero(chosen) if rows is None else rows[chosen]
+            self._ordered[key] = Ordered(lambda name: self._whole(table, name, frame), rows, by)
+        return self._ordered[key]
+
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:
         key = (table, Scope.company())
         company = self._columns.setdefault(key, {})
         if name not in company:
             if name == "status_code":
-                company[name] = (
-                    frame["status"].astype("object").map(STATUS_CODES).to_numpy(dtype="int8")
-                )
+                # One vectorised comparison per status: mapping a million strings one by one
+                # took seconds of the first answer after the facts were loaded.
+                codes = np.full(len(frame), -1, dtype="int8")
+                for status, code in STATUS_CODES.items():
+                    codes[(frame["status"] == status).to_numpy(dtype=bool, na_value=False)] = code
+                company[name] = codes
             else:
                 company[name] = _array(frame[name])
         return company[name]
@@ -138,7 +173,8 @@ class Facts:
         if key not in self._groups:
             frame: pd.DataFrame = getattr(self, table)
             grouped = frame.groupby(frame[column].astype("object"), sort=False).indices
-            self._groups[key] = {str(k): np.asarray(v) for k, v in grouped.items()}
+            # int32: the positions of every level are kept for the data version.
+            self._groups[key] = {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
         return self._groups[key].get(scope.name, np.empty(0, dtype="int64"))
 
     @cached_property
@@ -179,6 +215,13 @@ class Facts:
 
     def children(self, scope: Scope, level: Level) -> list[Scope]:
         """Scopes at ``level`` inside ``scope`` (teams of a region, reps of a team...)."""
+        key = (scope, level)
+        if key not in self._children:
+            # Kept for the data version: pandas' filtering costs more than a small answer.
+            self._children[key] = self._find_children(scope, level)
+        return list(self._children[key])
+
+    def _find_children(self, scope: Scope, level: Level) -> list[Scope]:
         if level is Level.REP:
             reps = self.reps
             if scope.column is not None:

@@ -155,9 +155,8 @@ def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | N
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return None
-    deals = facts.columns("opportunities", scope, _DEALS)
-    won = (deals["status_code"] == WON) & within(deals["close"], elapsed)
-    return {name: deals[name][won] for name in ("amount", "created", "close")}
+    won = facts.ordered("opportunities", scope, "close", only=("status_code", WON))
+    return won.within(elapsed, ("amount", "created"))
 
 
 def revenue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -176,13 +175,12 @@ def conversion(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Con
     if mature_by < period.start:
         return KpiValue(None, sample=0, reason=Reason.TOO_EARLY)
     cohort = period.to_date(mature_by)
-    leads = facts.columns("leads", scope, ("created", "converted"))
-    created = within(leads["created"], cohort)
-    count = int(created.sum())
+    leads = facts.ordered("leads", scope, "created").within(cohort, ("converted",))
+    count = len(leads["created"])
     shown = cohort if cohort.end < period.end else None
     if count == 0:
         return KpiValue(None, sample=0, reason=Reason.NO_LEADS, cohort=shown)
-    converted = int((leads["converted"][created] <= day(as_of)).sum())
+    converted = int((leads["converted"] <= day(as_of)).sum())
     return KpiValue(_ratio(converted, count), sample=count, cohort=shown)
 
 
@@ -190,8 +188,8 @@ def win_rate(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    deals = facts.columns("opportunities", scope, _DEALS)
-    status = deals["status_code"][within(deals["close"], elapsed)]
+    deals = facts.ordered("opportunities", scope, "close").within(elapsed, ("status_code",))
+    status = deals["status_code"]
     won = int((status == WON).sum())
     closed = won + int((status == LOST).sum())
     if closed == 0:
@@ -199,10 +197,13 @@ def win_rate(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
     return KpiValue(_ratio(won, closed), sample=closed)
 
 
-def _open_at(facts: Facts, scope: Scope, as_of: date) -> tuple[Columns, np.ndarray]:
+def _open_at(
+    facts: Facts, scope: Scope, as_of: date, first: date | None, last: date | None
+) -> tuple[Columns, np.ndarray]:
     """Deals open at the end of ``as_of``: created by then (or undated) and not closed by
-    then. Returns the scope's deal columns and the mask of those deals."""
-    deals = facts.columns("opportunities", scope, _DEALS)
+    then. Returns the columns of the scope's deals due to close from ``first`` to ``last``
+    (None: unbounded) and the mask of those open."""
+    deals = facts.ordered("opportunities", scope, "close").between(first, last, _DEALS)
     created = deals["created"]
     started = (created <= day(as_of)) | np.isnat(created)
     still_open = (deals["status_code"] == OPEN) | (deals["close"] > day(as_of))
@@ -210,22 +211,21 @@ def _open_at(facts: Facts, scope: Scope, as_of: date) -> tuple[Columns, np.ndarr
 
 
 def _overdue(
-    facts: Facts, deals: Columns, open_now: np.ndarray, period: Period, as_of: date
+    facts: Facts, deals: Columns, open_now: np.ndarray, as_of: date
 ) -> tuple[Decimal | None, int]:
-    """Open deals of ``period`` whose close date is before ``as_of``: their amount (None when
-    there are none) and count."""
-    late = open_now & within(deals["close"], period) & (deals["close"] < day(as_of))
+    """Open deals among ``deals`` (a period's) whose close date is before ``as_of``: their
+    amount (None when there are none) and count."""
+    late = open_now & (deals["close"] < day(as_of))
     count = int(late.sum())
     return (_money(facts, int(deals["amount"][late].sum())) if count else None), count
 
 
 def pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
-    deals, open_now = _open_at(facts, scope, as_of)
-    chosen = open_now & within(deals["close"], period)
-    overdue, late = _overdue(facts, deals, open_now, period, as_of)
+    deals, open_now = _open_at(facts, scope, as_of, period.start, period.end)
+    overdue, late = _overdue(facts, deals, open_now, as_of)
     return KpiValue(
-        _money(facts, int(deals["amount"][chosen].sum())),
-        sample=int(chosen.sum()),
+        _money(facts, int(deals["amount"][open_now].sum())),
+        sample=int(open_now.sum()),
         overdue=overdue,
         overdue_deals=late,
     )
@@ -235,9 +235,8 @@ def new_pipeline(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: C
     elapsed = _to_date(period, as_of)
     if elapsed is None:
         return KpiValue(None, reason=NOT_STARTED)
-    deals = facts.columns("opportunities", scope, _DEALS)
-    created = within(deals["created"], elapsed)
-    return KpiValue(_money(facts, int(deals["amount"][created].sum())), sample=int(created.sum()))
+    created = facts.ordered("opportunities", scope, "created").within(elapsed, ("amount",))
+    return KpiValue(_money(facts, int(created["amount"].sum())), sample=len(created["amount"]))
 
 
 def slipped(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -256,9 +255,8 @@ def slipped(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Contex
 
 def overdue(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     """Open amount at ``as_of`` whose close date has passed (whatever the period)."""
-    deals, open_now = _open_at(facts, scope, as_of)
-    late = open_now & (deals["close"] < day(as_of))
-    return KpiValue(_money(facts, int(deals["amount"][late].sum())), sample=int(late.sum()))
+    deals, open_now = _open_at(facts, scope, as_of, None, as_of - timedelta(days=1))
+    return KpiValue(_money(facts, int(deals["amount"][open_now].sum())), sample=int(open_now.sum()))
 
 
 def coverage(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
@@ -425,14 +423,13 @@ def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Conte
         booked = KpiValue(Decimal(0), sample=0)
     if as_of >= period.end:
         return booked
-    deals, open_now = _open_at(facts, scope, as_of)
+    deals, open_now = _open_at(facts, scope, as_of, period.start, period.end)
     # Deals already dated in the past but still open have slipped: they are not counted, and
     # the answer says how much was left out.
     after = day(as_of) if as_of >= period.start else day(period.start) - np.timedelta64(1, "D")
-    close = deals["close"]
-    rest = open_now & (close > after) & (close <= day(period.end))
+    rest = open_now & (deals["close"] > after)
     weighted = float((deals["amount"][rest] * deals["probability"][rest]).sum())
-    overdue, late = _overdue(facts, deals, open_now, period, as_of)
+    overdue, late = _overdue(facts, deals, open_now, as_of)
     assert booked.value is not None
     return KpiValue(
         booked.value + _money(facts, weighted),

@@ -12,6 +12,7 @@ organisation's local dates (the caller converts from its time zone).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -99,7 +100,7 @@ class Period:
                 f"and {natural_end}, not on {self.end}"
             )
 
-    @property
+    @functools.cached_property  # target lookups read it several times per period
     def key(self) -> str:
         """Canonical key that `parse_period` reads back with the same fiscal start month."""
         fiscal = self.fiscal_start_month != 1
@@ -234,6 +235,7 @@ def like_for_like(current: Period, as_of: date, other: Period) -> Period:
     return other.to_date(_add_days(other.start, (as_of - current.start).days))
 
 
+@functools.lru_cache(maxsize=1024)  # pacing asks it for every child of a breakdown
 def business_days_between(start: date, end: date, holidays: frozenset[date] = frozenset()) -> int:
     """Mondays to Fridays from `start` to `end`, both inclusive, that are not holidays."""
     if end < start:
@@ -327,6 +329,9 @@ def _add_months(d: date, n: int) -> date:
     return _month_start(_month_index(d) + n)
 
 
+# Every Period checks its bounds when made, and an answer with a breakdown makes thousands of
+# periods (each child's period to date, comparisons and target lookups): the same few bounds.
+@functools.lru_cache(maxsize=4096)
 def _bounds(grain: Grain, d: date, fiscal_start_month: int) -> tuple[date, date]:
     if grain == Grain.DAY:
         return d, d

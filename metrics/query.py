@@ -167,12 +167,19 @@ def _mentions_kpi(text: str) -> bool:
     return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", text) for a in ALIASES)
 
 
+# Longest alias first ("pipeline coverage" before "pipeline"), compiled once.
+_KPI_PATTERNS = [
+    (re.compile(rf"(?<![\w']){re.escape(alias)}(?![\w'])"), kpi)
+    for alias, kpi in sorted(ALIASES.items(), key=lambda item: len(item[0]), reverse=True)
+]
+
+
 def _find_kpi(text: _Text) -> str | None:
-    for alias in sorted(ALIASES, key=len, reverse=True):
-        match = re.search(rf"(?<![\w']){re.escape(alias)}(?![\w'])", text.rest)
+    for pattern, kpi in _KPI_PATTERNS:
+        match = pattern.search(text.rest)
         if match:
             text.cut(match)
-            return ALIASES[alias]
+            return kpi
     return None
 
 

@@ -43,6 +43,9 @@ Removal = tuple[str, Scope, Grain, str]
 # The finer grain whose periods tile a coarser one exactly (weeks do not tile months).
 _PARTS: dict[Grain, Grain] = {Grain.YEAR: Grain.QUARTER, Grain.QUARTER: Grain.MONTH}
 
+# Lookups a book keeps: a few days of answers; past it the book starts afresh.
+_FOUND_KEPT = 50_000
+
 
 @dataclass(frozen=True)
 class Found:
@@ -69,6 +72,9 @@ class TargetBook:
             (t.kpi, t.scope, t.grain, t.period_key): t for t in self._targets
         }
         self._removed = frozenset(removed)
+        # The book never changes (a change from chat builds a new one), so its answers are kept:
+        # one answer with a breakdown looks up a target per child and per comparison.
+        self._found: dict[tuple[str, Scope, Period], Found | None] = {}
 
     def __iter__(self) -> Iterator[Target]:
         return iter(self._targets)
@@ -91,6 +97,14 @@ class TargetBook:
     def lookup(self, kpi: str, scope: Scope, period: Period) -> Found | None:
         """The target for ``kpi`` over ``period``, borrowing another KPI's (forecast judged
         against the revenue target) when it has none of its own."""
+        key = (kpi, scope, period)
+        if key not in self._found:
+            if len(self._found) >= _FOUND_KEPT:
+                self._found.clear()
+            self._found[key] = self._borrowing(kpi, scope, period)
+        return self._found[key]
+
+    def _borrowing(self, kpi: str, scope: Scope, period: Period) -> Found | None:
         own = self._lookup(kpi, scope, period)
         borrowed = KPIS[kpi].target_of
         if own is None and borrowed is not None:
