@@ -1,10 +1,13 @@
 """The pipeline waterfall: how a period's open pipeline went from what it was at one moment to
 what it is at another, deal by deal.
 
-Inputs are two states of the deals (``bot.store.history`` rebuilds them), each a DataFrame with
-the columns ``id``, ``name``, ``status`` ('open'|'won'|'lost'|'deleted'), ``amount`` (int64
-minor units of the base currency), ``close`` (``datetime64``), ``rep``, ``team``, ``region``.
-A deal absent from the start did not exist then.
+Inputs are two states of the deals, each a DataFrame with the columns ``id``, ``status``
+('open'|'won'|'lost'|'deleted'), ``amount`` (int64 minor units of the base currency), ``close``
+(``datetime64``), ``rep``, ``team``, ``region``. A deal absent from the start did not exist
+then; one absent from the end was deleted. ``changed_waterfalls`` takes the end from the
+current facts and the start only for the deals that changed in between (``bot.store.history``
+reads them): a deal that did not change moves nothing, so the work grows with the changes, not
+with the deals. Movements name their largest deals by id; ``with_names`` puts the names in.
 
 Each deal moves at most once per movement, in this order: it changes hands (``reassigned``,
 between scopes only), its amount changes (``increased``/``decreased``), then it leaves the
@@ -19,19 +22,19 @@ region)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
-from metrics.facts import day
+from metrics.facts import OPEN, Facts, day, within
 from metrics.periods import Period
 from metrics.scopes import Scope
 
-COLUMNS = ("id", "name", "status", "amount", "close", "rep", "team", "region")
+COLUMNS = ("id", "status", "amount", "close", "rep", "team", "region")
 LARGEST = 3
 
 
@@ -49,11 +52,13 @@ class Movement(StrEnum):
 
 @dataclass(frozen=True)
 class DealMove:
-    """One deal's part in a movement: signed amount in minor units."""
+    """One deal's part in a movement: signed amount in minor units. ``name`` is put in by
+    ``with_names`` (the CRM's name, or its id when it has none)."""
 
-    name: str
+    id: int
     rep: str
     amount: int
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,12 @@ class Waterfall:
 
 
 @dataclass(frozen=True)
-class _Pair:
-    """The union of deals of both states, aligned: ``*0`` at the start, ``*1`` at the end."""
+class Pair:
+    """The union of deals of both states, aligned: ``*0`` at the start, ``*1`` at the end;
+    built once for a scope and all its children."""
 
-    name: np.ndarray
+    period: Period
+    id: np.ndarray
     rep: np.ndarray
     exists0: np.ndarray
     exists1: np.ndarray
@@ -93,7 +100,7 @@ class _Pair:
     frame: pd.DataFrame  # the merged rows, for scope membership
 
 
-def _pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> _Pair:
+def pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> Pair:
     merged = start[list(COLUMNS)].merge(
         end[list(COLUMNS)], on="id", how="outer", suffixes=("0", "1"), indicator=True
     )
@@ -105,10 +112,10 @@ def _pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> _Pair:
         close = merged[column].to_numpy(dtype="datetime64[D]")
         return (close >= first) & (close <= last)
 
-    name = merged["name1"].where(exists1, merged["name0"]).fillna("").astype(str).to_numpy()
     rep = merged["rep1"].astype(object).where(exists1, merged["rep0"].astype(object))
-    return _Pair(
-        name=name,
+    return Pair(
+        period=period,
+        id=merged["id"].to_numpy(dtype="int64"),
         rep=rep.fillna("").astype(str).to_numpy(),
         exists0=exists0,
         exists1=exists1,
@@ -122,7 +129,7 @@ def _pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> _Pair:
     )
 
 
-def _member(pair: _Pair, scope: Scope, side: str) -> np.ndarray:
+def _member(pair: Pair, scope: Scope, side: str) -> np.ndarray:
     if scope.column is None:
         return np.ones(len(pair.frame), dtype=bool)
     values = pair.frame[f"{scope.column}{side}"].astype(object)
@@ -130,7 +137,7 @@ def _member(pair: _Pair, scope: Scope, side: str) -> np.ndarray:
 
 
 def _step(
-    pair: _Pair, movement: Movement, mask: np.ndarray, amounts: np.ndarray, named: Named
+    pair: Pair, movement: Movement, mask: np.ndarray, amounts: np.ndarray, named: Named
 ) -> Step:
     positions = np.flatnonzero(mask)
     chosen = amounts[positions]
@@ -140,7 +147,7 @@ def _step(
         position = positions[i]
         rep = str(pair.rep[position])
         if named(rep):
-            largest.append(DealMove(str(pair.name[position]), rep, int(chosen[i])))
+            largest.append(DealMove(int(pair.id[position]), rep, int(chosen[i])))
             if len(largest) == LARGEST:
                 break
     return Step(movement, int(chosen.sum()), len(positions), tuple(largest))
@@ -158,7 +165,11 @@ def waterfall(
 ) -> Waterfall:
     """The movements of ``scope``'s open pipeline closing in ``period`` between the two states.
     ``named(rep)`` says whether the viewer may see that rep's deals by name."""
-    pair = _pair(start, end, period)
+    return scope_waterfall(pair(start, end, period), scope, named)
+
+
+def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -> Waterfall:
+    """``scope``'s waterfall over the deals of ``pair``."""
     m0, m1 = _member(pair, scope, "0"), _member(pair, scope, "1")
     open0 = pair.exists0 & (pair.status0 == "open")
     open1 = pair.exists1 & (pair.status1 == "open")
@@ -200,7 +211,33 @@ def waterfall(
         ),
     }
     steps = tuple(_step(pair, m, mask, amounts, named) for m, (mask, amounts) in masks.items())
-    return Waterfall(scope, period, int(a0[in0].sum()), steps, int(a1[in1].sum()))
+    return Waterfall(scope, pair.period, int(a0[in0].sum()), steps, int(a1[in1].sum()))
+
+
+def changed_waterfalls(
+    facts: Facts,
+    start: pd.DataFrame,
+    changed: np.ndarray,
+    period: Period,
+    scopes: Sequence[Scope],
+    named: Named = lambda rep: True,
+) -> tuple[Waterfall, ...]:
+    """The waterfall of each of ``scopes`` from the deals as they stood at a past moment to
+    ``facts`` (the deals now). ``changed``: the ids of every deal whose state may have changed
+    since (any superset will do); ``start``: those of them that existed then, as they stood.
+    Every other deal stands in both states as in ``facts``: it adds the same amount to a
+    scope's start and end, read from the facts' own columns."""
+    now = facts.opportunities.iloc[np.sort(facts.deal_rows(changed))]
+    result = pair(start, now.reset_index(drop=True), period)
+    waterfalls: list[Waterfall] = []
+    for scope in scopes:
+        columns = facts.columns("opportunities", scope, ("status_code", "amount", "close"))
+        pipeline = (columns["status_code"] == OPEN) & within(columns["close"], period)
+        whole = int(columns["amount"][pipeline].sum())
+        moved = scope_waterfall(result, scope, named)
+        unchanged = whole - moved.end
+        waterfalls.append(replace(moved, start=unchanged + moved.start, end=whole))
+    return tuple(waterfalls)
 
 
 @dataclass(frozen=True)
@@ -214,3 +251,26 @@ class PipelineChanges:
     # movements are then counted from it, and the answer says so.
     history_from: date | None
     minor_digits: int = 2  # amounts are in minor units of the base currency
+
+
+def deal_ids(changes: PipelineChanges) -> set[int]:
+    """The deals ``changes`` names, whose names ``with_names`` needs."""
+    whole = (changes.waterfall, *changes.breakdown)
+    return {deal.id for w in whole for step in w.steps for deal in step.largest}
+
+
+def with_names(changes: PipelineChanges, names: Mapping[int, str]) -> PipelineChanges:
+    """``changes`` with each named deal's name from ``names`` (by id)."""
+
+    def named(w: Waterfall) -> Waterfall:
+        steps = tuple(
+            replace(s, largest=tuple(replace(d, name=names.get(d.id, "")) for d in s.largest))
+            for s in w.steps
+        )
+        return replace(w, steps=steps)
+
+    return replace(
+        changes,
+        waterfall=named(changes.waterfall),
+        breakdown=tuple(named(w) for w in changes.breakdown),
+    )

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -15,12 +16,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
 from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
-from bot.store.history import first_recorded, slips, states_at, utc
+from bot.store.history import (
+    changed_between,
+    changed_states_at,
+    first_recorded,
+    last_recorded,
+    slips,
+    states_at,
+    utc,
+)
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
@@ -29,11 +38,16 @@ log = logging.getLogger(__name__)
 
 _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
-    "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
+    "id", "rep", "team", "region", "account", "status", "amount", "created", "close",
+    "probability",
 )  # fmt: skip
-# Past states kept in memory: an answer's comparisons and trend read up to six days (a month's
-# previous period, the same month last year and four more); a waterfall, its start.
-_PAST_STATES_KEPT = 8
+# Past days kept with a data version: an answer's comparisons and trend read up to six days (a
+# month's previous period, the same month last year and four more).
+_PAST_DAYS_KEPT = 8
+# What the past states kept across data versions may take: each holds only the deals that
+# changed since its moment (about 50 bytes a deal), so a week at 1 % of 1M deals a day is 4 MB.
+_PAST_STATES_BYTES = 64 * 2**20
+_PAST_STATUSES = ("open", "won", "lost", "deleted")
 
 
 _CHUNK = 200_000
@@ -181,7 +195,8 @@ def load_facts(
     opps = _frame(
         engine,
         select(
-            Opportunity.owner_id.label("rep_id"), Opportunity.account_id.label("account"),
+            Opportunity.id, Opportunity.owner_id.label("rep_id"),
+            Opportunity.account_id.label("account"),
             Opportunity.is_closed, Opportunity.is_won, Opportunity.amount, Opportunity.currency,
             Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
             Opportunity.probability,
@@ -263,34 +278,6 @@ def _with_history(
     return facts
 
 
-def _states(
-    engine: Engine, at: datetime, fx: FxTable, default_probability: float, minor_digits: int
-) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at``, owners as ``rep_id``: the columns of
-    ``metrics.waterfall`` and those of the facts' opportunities."""
-    states = states_at(at).subquery()
-
-    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        chunk["status"] = chunk["status"].astype("category")
-        chunk["probability"] = chunk["probability"].astype("float64").fillna(default_probability)
-        chunk["account"] = chunk["account"].astype("Int64")
-        return _dates(chunk.drop(columns="currency"), "close", "created")
-
-    return _frame(
-        engine,
-        select(
-            # A deal without a name is shown by its CRM id.
-            states.c.opportunity_id.label("id"),
-            func.coalesce(states.c.name, states.c.source_id).label("name"), states.c.status,
-            states.c.amount, states.c.currency, states.c.close_date.label("close"),
-            states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
-            states.c.created_at.label("created"), states.c.probability,
-        ),
-        compact,
-    )  # fmt: skip
-
-
 def current_owners(engine: Engine) -> pd.DataFrame:
     """Each rep's id with their name, team and region today."""
     _, reps = _teams_and_reps(engine)
@@ -304,19 +291,56 @@ def load_deal_states(
     configured_rates: dict[str, Decimal],
     minor_digits: int = 2,
 ) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at``, in the columns of
-    ``metrics.waterfall`` (owners placed in today's teams)."""
+    """Every deal as the history alone says it stood at ``at``, in the columns of
+    ``metrics.waterfall`` (owners placed in today's teams): one pass over the history, the
+    reference ``PastStates`` is checked against (tests, ``scripts/bench_history.py``)."""
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    frame = _states(engine, at, fx, 0.0, minor_digits)
+    states = states_at(at).subquery()
+
+    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        chunk["status"] = pd.Categorical(chunk["status"], categories=_PAST_STATUSES)
+        return _dates(chunk.drop(columns="currency"), "close")
+
+    frame = _frame(
+        engine,
+        select(
+            states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
+            states.c.currency, states.c.close_date.label("close"),
+            states.c.owner_id.label("rep_id"),
+        ),
+        compact,
+    )  # fmt: skip
     return _owned(frame, current_owners(engine))[list(WATERFALL_COLUMNS)]
 
 
+@dataclass(frozen=True)
+class _Patch:
+    """The deals at ``at`` as a difference from the deals at any later moment up to
+    ``covered``: every deal changed in between is in ``changed``, and those of them that
+    existed at ``at`` are in ``states`` as they stood (owners as ``rep_id``); every other deal
+    stood then as it stands at that later moment. A deal that was deleted is there with
+    status "deleted"."""
+
+    at: datetime
+    covered: datetime
+    changed: np.ndarray  # int64 ids, sorted
+    states: pd.DataFrame
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.changed.nbytes + self.states.memory_usage(index=False).sum())
+
+
 class PastStates:
-    """The deals as they stood at past moments, each read from the history once and kept
-    across data versions, a few at a time: the history only appends, so a past moment's state
-    never changes. Owners are placed in today's teams (a rep who changed teams counts in their
-    team of today, as in the facts) and amounts converted at today's rates: a state is read
-    again only when those change."""
+    """The deals as they stood at past moments, kept across data versions as differences from
+    the current facts: the history only appends, so a past moment's state never changes, and
+    only the deals that changed since differ from the facts in hand. A kept moment is brought
+    forward after each data change by reading the deals changed in between (in time
+    proportional to the changes); ``prepare`` does it in the background for the moments
+    answers usually ask about. What is kept is bounded in bytes (``_PAST_STATES_BYTES``).
+    Amounts are converted at today's rates (a moment is read again when they change) and
+    owners placed in today's teams at each use."""
 
     def __init__(
         self,
@@ -325,45 +349,131 @@ class PastStates:
         configured_rates: dict[str, Decimal],
         default_probability: float,
         minor_digits: int = 2,
+        budget: int = _PAST_STATES_BYTES,
     ) -> None:
         self._engine = engine
         self._currency = currency
         self._configured = configured_rates
         self._default_probability = default_probability
         self._minor_digits = minor_digits
-        self._frames: OrderedDict[tuple[datetime, Hashable], pd.DataFrame] = OrderedDict()
+        self._budget = budget
+        self._patches: OrderedDict[tuple[datetime, Hashable], _Patch] = OrderedDict()
+        # One reader at a time: a request and the background preparation may ask together.
         self._lock = threading.Lock()
 
-    def _placed(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
-        """Every column, owners placed; shared between callers, so never modified."""
+    def kept(self) -> list[datetime]:
+        """The moments kept, least recently used first."""
+        return [at for at, _ in self._patches]
+
+    @property
+    def nbytes(self) -> int:
+        """What the kept moments take."""
+        return sum(patch.nbytes for patch in self._patches.values())
+
+    def _read(self, at: datetime, after: datetime, until: datetime, fx: FxTable) -> _Patch:
+        """The deals changed in (``after``, ``until``] and their states at ``at``."""
+        with self._engine.connect() as connection:
+            ids = connection.scalars(changed_between(after, until)).all()
+        changed = np.sort(np.fromiter(ids, dtype="int64", count=len(ids)))
+
+        def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["amount"] = _to_minor(chunk, fx, self._minor_digits)
+            chunk["status"] = pd.Categorical(chunk["status"], categories=_PAST_STATUSES)
+            chunk["probability"] = (
+                chunk["probability"].astype("float64").fillna(self._default_probability)
+            )
+            chunk["account"] = chunk["account"].astype("Int64")
+            chunk["id"] = chunk["id"].astype("int64")
+            return _dates(chunk.drop(columns="currency"), "close", "created")
+
+        states = changed_states_at(at, after, until).subquery()
+        frame = _frame(
+            self._engine,
+            select(
+                states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
+                states.c.currency, states.c.close_date.label("close"),
+                states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
+                states.c.created_at.label("created"), states.c.probability,
+            ),
+            compact,
+        )  # fmt: skip
+        return _Patch(at, until, changed, frame)
+
+    def _patch(self, at: datetime) -> _Patch:
+        at = utc(at)
         stored = _stored_rates(self._engine)
-        placement = int(pd.util.hash_pandas_object(owners, index=False).sum())
-        key = (utc(at), (tuple(sorted(stored.items())), placement, len(owners)))
-        with self._lock:
-            if key in self._frames:
-                self._frames.move_to_end(key)
-                return self._frames[key]
+        with self._engine.connect() as connection:
+            last = last_recorded(connection)
+        until = at if last is None else max(last, at)
+        key = (at, tuple(sorted(stored.items())))
         fx = FxTable(self._currency, self._configured, stored)
-        raw = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
-        frame = _owned(raw, owners)
         with self._lock:
-            self._frames[key] = frame
-            while len(self._frames) > _PAST_STATES_KEPT:
-                self._frames.popitem(last=False)
-        return frame
+            patch = self._patches.get(key)
+            if patch is None:
+                patch = self._read(at, at, until, fx)
+            elif until > patch.covered:
+                later = self._read(at, patch.covered, until, fx)
+                # A deal changed again keeps its state at ``at``, read the first time.
+                fresh = ~np.isin(later.changed, patch.changed)
+                added = later.states[later.states["id"].isin(later.changed[fresh])]
+                patch = _Patch(
+                    at,
+                    until,
+                    np.union1d(patch.changed, later.changed),
+                    pd.concat([patch.states, added], ignore_index=True),
+                )
+            # A moment after the last recorded change may yet change (a change recorded
+            # before it comes): kept only once the history has passed it.
+            if last is not None and at <= last:
+                self._keep(key, patch)
+        return patch
 
-    def deals(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
-        """The deals at ``at`` in the columns of ``metrics.waterfall``."""
-        return self._placed(at, owners)[list(WATERFALL_COLUMNS)]
+    def _keep(self, key: tuple[datetime, Hashable], patch: _Patch) -> None:
+        self._patches[key] = patch
+        self._patches.move_to_end(key)
+        total = self.nbytes
+        while total > self._budget and len(self._patches) > 1:
+            _, dropped = self._patches.popitem(last=False)
+            total -= dropped.nbytes
 
-    def opportunities(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+    def prepare(self, moments: list[datetime]) -> None:
+        """Read or bring forward each of ``moments``, so that an answer finds them ready."""
+        for at in moments:
+            self._patch(at)
+
+    def changed_since(self, at: datetime, owners: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """The ids of the deals changed since ``at`` (sorted), and those of them that existed
+        at ``at`` as they stood then, in the columns of ``metrics.waterfall``: with the current
+        facts, all ``metrics.waterfall.changed_waterfalls`` needs."""
+        patch = self._patch(at)
+        return patch.changed, _owned(patch.states.copy(deep=False), owners)[list(WATERFALL_COLUMNS)]
+
+    def opportunities(self, at: datetime, facts: Facts, owners: pd.DataFrame) -> pd.DataFrame:
         """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
-        column contract of the facts' ``opportunities``."""
-        frame = self._placed(at, owners)
-        frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
-        statuses = frame["status"].astype("object")
-        frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
-        return frame[list(_OPPORTUNITY_COLUMNS)]
+        column contract of the facts' ``opportunities``: ``facts`` (the current ones) with the
+        deals changed since replaced by their past states."""
+        patch = self._patch(at)
+        deals = facts.opportunities
+        keep = np.ones(len(deals), dtype=bool)
+        keep[facts.deal_rows(patch.changed)] = False
+        past = _owned(patch.states.copy(deep=False), owners)
+        past = past[past["status"] != "deleted"]
+        past["status"] = past["status"].cat.remove_categories("deleted")
+        return pd.concat([deals[keep], past[list(_OPPORTUNITY_COLUMNS)]], ignore_index=True)
+
+
+def usual_moments(today: date, zone: tzinfo) -> list[datetime]:
+    """The starts of the days a waterfall is usually asked from: yesterday, a week ago (a weekly
+    digest's), this week's Monday, the month's and the calendar quarter's first day."""
+    monday = today - timedelta(days=today.weekday() or 7)
+    days = {
+        today - timedelta(days=1),
+        today - timedelta(days=7),
+        monday,
+        today.replace(day=1),
+        date(today.year, 3 * ((today.month - 1) // 3) + 1, 1),
+    }
+    return [datetime.combine(d, time(), tzinfo=zone) for d in sorted(days, reverse=True)]
 
 
 def _history(
@@ -374,10 +484,10 @@ def _history(
     with engine.connect() as connection:
         first = first_recorded(connection)
 
-    @functools.lru_cache(maxsize=_PAST_STATES_KEPT)
+    @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
     def stood(day: date) -> Facts:
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-        return facts.as_stood(past.opportunities(end_of_day, owners))
+        return facts.as_stood(past.opportunities(end_of_day, facts, owners))
 
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
@@ -430,6 +540,7 @@ class FactsCache:
         self._refreshing: threading.Thread | None = None
         # Past states outlive data versions: a sync does not change what the deals were.
         self.past = PastStates(engine, currency, configured_rates, default_probability)
+        self._preparing: threading.Thread | None = None
 
     def get(self) -> Facts:
         version = _version(self._engine)
@@ -458,10 +569,29 @@ class FactsCache:
             return self._facts
 
     def wait(self) -> None:
-        """Wait for a background refresh under way, if any."""
-        thread = self._refreshing
-        if thread is not None:
-            thread.join()
+        """Wait for a background refresh or preparation under way, if any."""
+        for thread in (self._refreshing, self._preparing):
+            if thread is not None:
+                thread.join()
+
+    def prepare_past(self, now: datetime) -> None:
+        """Bring the past moments answers usually ask about (``usual_moments``) up to the
+        store's data in a background thread, so that the first waterfall after a data change
+        does not read the history inside its request."""
+        if self._preparing is not None and self._preparing.is_alive():
+            return
+        moments = usual_moments(now.astimezone(self._zone).date(), self._zone)
+        self._preparing = threading.Thread(
+            target=self._prepare_quietly, args=(moments,), name="past-states", daemon=True
+        )
+        self._preparing.start()
+
+    def _prepare_quietly(self, moments: list[datetime]) -> None:
+        # A thread's exception would vanish: log it; a request reads what it needs itself.
+        try:
+            self.past.prepare(moments)
+        except Exception:
+            log.exception("preparing the past states failed; answers will read them")
 
     def _mapped(self, version: int) -> Facts | None:
         if self._snapshots is None:
