@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
 from bot.store.database import ensure_schema, make_engine
-from bot.store.facts_loader import FactsCache, current_owners
+from bot.store.facts_loader import FactsCache
 from bot.store.history import deal_names, first_recorded
 from conversation.views import Digest
 from metrics.answers import Answer, answer
@@ -110,7 +110,7 @@ class KpiService:
             )
             self._snapshot = Snapshot(facts, directory)
             # New data: bring the usual past moments forward before a waterfall asks for them.
-            self._cache.prepare_past(datetime.now(UTC))
+            self._cache.prepare_past(datetime.now(UTC), facts.version)
         return self._snapshot
 
     def refresh_facts(self) -> None:
@@ -157,7 +157,7 @@ class KpiService:
             history_from = (first or now).astimezone(zone).date()
             since = first or now
         facts = self.snapshot().facts
-        changed, start = self._cache.past.changed_since(since, current_owners(self.engine))
+        changed, start = self._cache.past.changed_since(since, facts.version)
         scope, level = query.scope, query.breakdown
         children = facts.children(scope, level) if level is not None else []
         whole, *breakdown = changed_waterfalls(

@@ -23,7 +23,7 @@ region)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
@@ -81,14 +81,17 @@ class Waterfall:
         return next(s for s in self.steps if s.movement is movement)
 
 
+_LABELS = ("rep", "team", "region")
+
+
 @dataclass(frozen=True)
 class Pair:
-    """The union of deals of both states, aligned: ``*0`` at the start, ``*1`` at the end;
-    built once for a scope and all its children."""
+    """The union of deals of both states, aligned by id: ``*0`` at the start, ``*1`` at the
+    end (``labels``: rep, team and region on each side, "" where the deal is absent)."""
 
     period: Period
     id: np.ndarray
-    rep: np.ndarray
+    rep: np.ndarray  # the deal's rep at the end, else at the start
     exists0: np.ndarray
     exists1: np.ndarray
     status0: np.ndarray
@@ -97,43 +100,73 @@ class Pair:
     a1: np.ndarray
     in_period0: np.ndarray
     in_period1: np.ndarray
-    frame: pd.DataFrame  # the merged rows, for scope membership
+    labels: dict[tuple[str, int], np.ndarray]
+    _groups: dict[tuple[str, int], dict[str, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def take(self, rows: np.ndarray) -> Pair:
+        """The deals at positions ``rows``."""
+        arrays = {
+            name: getattr(self, name)[rows]
+            for name in ("id", "rep", "exists0", "exists1", "status0", "status1", "a0", "a1",
+                         "in_period0", "in_period1")
+        }  # fmt: skip
+        labels = {key: values[rows] for key, values in self.labels.items()}
+        return Pair(period=self.period, labels=labels, **arrays)
+
+    def members(self, column: str, side: int, name: str) -> np.ndarray:
+        """Positions of the deals whose ``column`` is ``name`` on ``side`` (one grouping per
+        column and side, so fifty teams cost one pass)."""
+        key = (column, side)
+        if key not in self._groups:
+            grouped = pd.Series(self.labels[key]).groupby(self.labels[key], sort=False).indices
+            self._groups[key] = {str(k): np.asarray(v) for k, v in grouped.items()}
+        return self._groups[key].get(name, np.empty(0, dtype="int64"))
+
+
+def _side(
+    frame: pd.DataFrame, ids: np.ndarray, first: np.datetime64, last: np.datetime64
+) -> dict[str, np.ndarray]:
+    """One state's columns aligned on ``ids`` (sorted): absent deals have no status, no
+    amount, no close date and no labels."""
+    at = np.searchsorted(ids, frame["id"].to_numpy(dtype="int64"))
+    n = len(ids)
+    exists = np.zeros(n, dtype=bool)
+    exists[at] = True
+    status = np.full(n, "", dtype=object)
+    status[at] = frame["status"].astype(object).to_numpy()
+    amount = np.zeros(n, dtype="int64")
+    amount[at] = frame["amount"].to_numpy(dtype="int64")
+    close = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    close[at] = frame["close"].to_numpy(dtype="datetime64[D]")
+    columns = {"exists": exists, "status": status, "amount": amount,
+               "in_period": (close >= first) & (close <= last)}  # fmt: skip
+    for label in _LABELS:
+        values = np.full(n, "", dtype=object)
+        values[at] = frame[label].astype(object).fillna("").to_numpy()
+        columns[label] = values
+    return columns
 
 
 def pair(start: pd.DataFrame, end: pd.DataFrame, period: Period) -> Pair:
-    merged = start[list(COLUMNS)].merge(
-        end[list(COLUMNS)], on="id", how="outer", suffixes=("0", "1"), indicator=True
-    )
-    exists0 = (merged["_merge"] != "right_only").to_numpy()
-    exists1 = (merged["_merge"] != "left_only").to_numpy()
+    ids = np.union1d(start["id"].to_numpy(dtype="int64"), end["id"].to_numpy(dtype="int64"))
     first, last = day(period.start), day(period.end)
-
-    def in_period(column: str) -> np.ndarray:
-        close = merged[column].to_numpy(dtype="datetime64[D]")
-        return (close >= first) & (close <= last)
-
-    rep = merged["rep1"].astype(object).where(exists1, merged["rep0"].astype(object))
+    s0, s1 = _side(start, ids, first, last), _side(end, ids, first, last)
     return Pair(
         period=period,
-        id=merged["id"].to_numpy(dtype="int64"),
-        rep=rep.fillna("").astype(str).to_numpy(),
-        exists0=exists0,
-        exists1=exists1,
-        status0=merged["status0"].astype(object).fillna("").to_numpy(),
-        status1=merged["status1"].astype(object).fillna("").to_numpy(),
-        a0=merged["amount0"].fillna(0).to_numpy(dtype="int64"),
-        a1=merged["amount1"].fillna(0).to_numpy(dtype="int64"),
-        in_period0=in_period("close0"),
-        in_period1=in_period("close1"),
-        frame=merged,
+        id=ids,
+        rep=np.where(s1["exists"], s1["rep"], s0["rep"]),
+        exists0=s0["exists"],
+        exists1=s1["exists"],
+        status0=s0["status"],
+        status1=s1["status"],
+        a0=s0["amount"],
+        a1=s1["amount"],
+        in_period0=s0["in_period"],
+        in_period1=s1["in_period"],
+        labels={(label, side): s[label] for label in _LABELS for side, s in ((0, s0), (1, s1))},
     )
-
-
-def _member(pair: Pair, scope: Scope, side: str) -> np.ndarray:
-    if scope.column is None:
-        return np.ones(len(pair.frame), dtype=bool)
-    values = pair.frame[f"{scope.column}{side}"].astype(object)
-    return (values == scope.name).to_numpy()
 
 
 def _step(
@@ -170,7 +203,15 @@ def waterfall(
 
 def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -> Waterfall:
     """``scope``'s waterfall over the deals of ``pair``."""
-    m0, m1 = _member(pair, scope, "0"), _member(pair, scope, "1")
+    if scope.column is None:
+        m0 = m1 = np.ones(len(pair.id), dtype=bool)
+    else:
+        # Only the deals in the scope at one end or the other can move its pipeline.
+        p0 = pair.members(scope.column, 0, scope.name)
+        p1 = pair.members(scope.column, 1, scope.name)
+        rows = np.union1d(p0, p1)
+        m0, m1 = np.isin(rows, p0), np.isin(rows, p1)
+        pair = pair.take(rows)
     open0 = pair.exists0 & (pair.status0 == "open")
     open1 = pair.exists1 & (pair.status1 == "open")
     in0 = open0 & pair.in_period0 & m0

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Connection, Engine, Select, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
@@ -128,9 +128,16 @@ class FxTable:
 
 
 def _stored_rates(engine: Engine) -> dict[str, Decimal]:
-    with Session(engine) as session:
-        rows = session.execute(select(FxRate).order_by(FxRate.valid_from)).scalars()
-        return {row.currency: row.rate for row in rows}
+    with engine.connect() as connection:
+        return _rates(connection)
+
+
+def _rates(connection: Connection) -> dict[str, Decimal]:
+    """The latest stored rate of each currency."""
+    rows = connection.execute(
+        select(FxRate.currency, FxRate.rate).order_by(FxRate.valid_from)
+    ).all()
+    return {currency: rate for currency, rate in rows}
 
 
 def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
@@ -327,9 +334,19 @@ class _Patch:
     changed: np.ndarray  # int64 ids, sorted
     states: pd.DataFrame
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
         return int(self.changed.nbytes + self.states.memory_usage(index=False).sum())
+
+    def placed(self, owners: pd.DataFrame) -> pd.DataFrame:
+        """``states`` with rep, team and region names for ``rep_id``, placed once per owners
+        table (once per data version)."""
+        cached = self.__dict__.get("_placed")
+        if cached is None or cached[0] is not owners:
+            cached = (owners, _owned(self.states.copy(deep=False), owners))
+            self.__dict__["_placed"] = cached  # a cache, not state: the patch stays the same
+        placed: pd.DataFrame = cached[1]
+        return placed
 
 
 class PastStates:
@@ -358,6 +375,7 @@ class PastStates:
         self._minor_digits = minor_digits
         self._budget = budget
         self._patches: OrderedDict[tuple[datetime, Hashable], _Patch] = OrderedDict()
+        self._owners: tuple[int, pd.DataFrame] | None = None
         # One reader at a time: a request and the background preparation may ask together.
         self._lock = threading.Lock()
 
@@ -401,8 +419,8 @@ class PastStates:
 
     def _patch(self, at: datetime) -> _Patch:
         at = utc(at)
-        stored = _stored_rates(self._engine)
         with self._engine.connect() as connection:
+            stored = _rates(connection)
             last = last_recorded(connection)
         until = at if last is None else max(last, at)
         key = (at, tuple(sorted(stored.items())))
@@ -424,8 +442,10 @@ class PastStates:
                 )
             # A moment after the last recorded change may yet change (a change recorded
             # before it comes): kept only once the history has passed it.
-            if last is not None and at <= last:
+            if last is not None and at <= last and self._patches.get(key) is not patch:
                 self._keep(key, patch)
+            elif key in self._patches:
+                self._patches.move_to_end(key)
         return patch
 
     def _keep(self, key: tuple[datetime, Hashable], patch: _Patch) -> None:
@@ -436,17 +456,28 @@ class PastStates:
             _, dropped = self._patches.popitem(last=False)
             total -= dropped.nbytes
 
-    def prepare(self, moments: list[datetime]) -> None:
-        """Read or bring forward each of ``moments``, so that an answer finds them ready."""
-        for at in moments:
-            self._patch(at)
+    def owners(self, version: int) -> pd.DataFrame:
+        """Each rep's id, name, team and region at data version ``version`` (the reps are
+        facts too), read once per version."""
+        owners = self._owners
+        if owners is None or owners[0] != version:
+            owners = self._owners = (version, current_owners(self._engine))
+        return owners[1]
 
-    def changed_since(self, at: datetime, owners: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    def prepare(self, moments: list[datetime], version: int) -> None:
+        """Read or bring forward each of ``moments`` and place their deals with the owners of
+        ``version``, so that an answer finds them ready."""
+        owners = self.owners(version)
+        for at in moments:
+            self._patch(at).placed(owners)
+
+    def changed_since(self, at: datetime, version: int) -> tuple[np.ndarray, pd.DataFrame]:
         """The ids of the deals changed since ``at`` (sorted), and those of them that existed
-        at ``at`` as they stood then, in the columns of ``metrics.waterfall``: with the current
-        facts, all ``metrics.waterfall.changed_waterfalls`` needs."""
+        at ``at`` as they stood then, in the columns of ``metrics.waterfall`` with owners as
+        at data ``version``: with the current facts, all
+        ``metrics.waterfall.changed_waterfalls`` needs."""
         patch = self._patch(at)
-        return patch.changed, _owned(patch.states.copy(deep=False), owners)[list(WATERFALL_COLUMNS)]
+        return patch.changed, patch.placed(self.owners(version))[list(WATERFALL_COLUMNS)]
 
     def opportunities(self, at: datetime, facts: Facts, owners: pd.DataFrame) -> pd.DataFrame:
         """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
@@ -456,8 +487,8 @@ class PastStates:
         deals = facts.opportunities
         keep = np.ones(len(deals), dtype=bool)
         keep[facts.deal_rows(patch.changed)] = False
-        past = _owned(patch.states.copy(deep=False), owners)
-        past = past[past["status"] != "deleted"]
+        past = patch.placed(owners)
+        past = past[past["status"] != "deleted"].copy()
         past["status"] = past["status"].cat.remove_categories("deleted")
         return pd.concat([deals[keep], past[list(_OPPORTUNITY_COLUMNS)]], ignore_index=True)
 
@@ -574,7 +605,7 @@ class FactsCache:
             if thread is not None:
                 thread.join()
 
-    def prepare_past(self, now: datetime) -> None:
+    def prepare_past(self, now: datetime, version: int) -> None:
         """Bring the past moments answers usually ask about (``usual_moments``) up to the
         store's data in a background thread, so that the first waterfall after a data change
         does not read the history inside its request."""
@@ -582,14 +613,14 @@ class FactsCache:
             return
         moments = usual_moments(now.astimezone(self._zone).date(), self._zone)
         self._preparing = threading.Thread(
-            target=self._prepare_quietly, args=(moments,), name="past-states", daemon=True
+            target=self._prepare_quietly, args=(moments, version), name="past-states", daemon=True
         )
         self._preparing.start()
 
-    def _prepare_quietly(self, moments: list[datetime]) -> None:
+    def _prepare_quietly(self, moments: list[datetime], version: int) -> None:
         # A thread's exception would vanish: log it; a request reads what it needs itself.
         try:
-            self.past.prepare(moments)
+            self.past.prepare(moments, version)
         except Exception:
             log.exception("preparing the past states failed; answers will read them")
 

@@ -27,8 +27,7 @@ BETWEEN = datetime(2026, 11, 10, tzinfo=UTC)  # after the first import, before t
 def _rebuilt(past: PastStates, store: Engine) -> pd.DataFrame:
     """The deals at BETWEEN as the kept difference and the current facts make them."""
     facts = load_facts(store, "EUR", {}, 0.5)
-    owners = current_owners(store)
-    changed, start = past.changed_since(BETWEEN, owners)
+    changed, start = past.changed_since(BETWEEN, facts.version)
     deals = facts.opportunities
     unchanged = deals[~deals["id"].isin(changed)]
     return (
@@ -51,7 +50,7 @@ def test_a_past_state_is_the_changed_deals_and_survives_a_sync(
 ) -> None:
     _service(store, tmp_path, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
     past = PastStates(store, "EUR", {}, 0.5)
-    changed, start = past.changed_since(BETWEEN, current_owners(store))
+    changed, start = past.changed_since(BETWEEN, 0)
     # Every deal changed on 20 November: d1 won, d2 pushed, d3 deleted, d4 created (not there
     # on the 10th). The first three as the first import left them.
     assert len(changed) == 4
@@ -64,7 +63,7 @@ def test_a_past_state_is_the_changed_deals_and_survives_a_sync(
     # A later sync (d4 resized) changes nothing of 10 November: only its changes are read.
     _import(store, tmp_path, dict(AFTER, d4=("Discovery", "999.00", "2026-12-31", "r2")))
 
-    again, start_again = past.changed_since(BETWEEN, current_owners(store))
+    again, start_again = past.changed_since(BETWEEN, 0)
     assert list(again) == list(changed)  # d4 had already changed since the 10th
     _same(start_again, start)
     _same(_rebuilt(past, store), _whole(store))
@@ -87,14 +86,13 @@ def test_the_opportunities_as_they_stood_leave_out_deals_not_there_yet(
 
 def test_kept_states_stay_within_their_byte_budget(store: Engine, tmp_path: Path) -> None:
     _service(store, tmp_path, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
-    owners = current_owners(store)
     one = PastStates(store, "EUR", {}, 0.5)
-    one.changed_since(BETWEEN, owners)
+    one.changed_since(BETWEEN, 0)
     budget = one.nbytes + 1  # room for one moment, not two
     past = PastStates(store, "EUR", {}, 0.5, budget=budget)
 
     moments = [datetime(2026, 11, day, tzinfo=UTC) for day in (5, 10, 15)]
-    past.prepare(moments)
+    past.prepare(moments, 0)
 
     assert past.nbytes <= budget
     # The newest moment read stays; the others were let go.
