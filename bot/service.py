@@ -108,9 +108,12 @@ class KpiService:
                 teams=tuple(facts.names(Level.TEAM)),
                 reps=tuple(facts.names(Level.REP)),
             )
+            changed = self._snapshot is not None
             self._snapshot = Snapshot(facts, directory)
-            # New data: bring the usual past moments forward before a waterfall asks for them.
-            self._cache.prepare_past(datetime.now(UTC), facts.version)
+            if changed:
+                # New data in a running process: bring the usual past moments forward before
+                # a waterfall asks for them (a process's first waterfall reads its own).
+                self._cache.prepare_past(datetime.now(UTC), facts.version)
         return self._snapshot
 
     def refresh_facts(self) -> None:
