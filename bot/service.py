@@ -19,11 +19,19 @@ from metrics.evaluation import Evaluation, evaluate_all
 from metrics.facts import Facts
 from metrics.kpis import KPIS
 from metrics.pace import PacePath, pace_path
-from metrics.periods import Grain, period_containing
+from metrics.periods import Grain, Period, period_containing
 from metrics.query import Directory, Query, parse_query
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
-from metrics.waterfall import Named, PipelineChanges, changed_waterfalls, deal_ids, with_names
+from metrics.waterfall import (
+    Named,
+    Pair,
+    PipelineChanges,
+    changed_pair,
+    changed_waterfalls,
+    deal_ids,
+    with_names,
+)
 
 # A weekly digest's waterfall counts the movements of the last seven days.
 WEEK = 7
@@ -73,6 +81,7 @@ class KpiService:
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None
+        self._moved: dict[tuple[int, datetime, Period], Pair] = {}
 
     def _current_targets(self) -> _Targets:
         """The config's targets with those set from chat, rebuilt when an admin changed one:
@@ -160,15 +169,19 @@ class KpiService:
             history_from = (first or now).astimezone(zone).date()
             since = first or now
         facts = self.snapshot().facts
-        changed, start = self._cache.past.changed_since(since, facts.version)
+        key = (facts.version, since, query.period)
+        moved = self._moved.get(key)
+        if moved is None:
+            changed, start = self._cache.past.changed_since(since, facts.version)
+            moved = changed_pair(facts, start, changed, query.period)
+            # Kept for the next viewer of the same question while the data stays the same.
+            self._moved = {key: moved}
         scope, level = query.scope, query.breakdown
         children = facts.children(scope, level) if level is not None else []
-        whole, *breakdown = changed_waterfalls(
-            facts, start, changed, query.period, [scope, *children], named
-        )
+        whole, breakdown = changed_waterfalls(facts, moved, scope, children, named)
         changes = PipelineChanges(
             waterfall=whole,
-            breakdown=tuple(breakdown),
+            breakdown=breakdown,
             since=query.since,
             history_from=history_from,
             minor_digits=facts.minor_digits,

@@ -90,11 +90,14 @@ class Facts:
     history: DealHistory | None = None  # None: no recorded history to read the past from
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    _pipelines: dict[tuple[Scope, Period], int] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
         of their own, and none of this object's caches)."""
-        return replace(self, opportunities=opportunities, history=None, _columns={}, _groups={})
+        return replace(
+            self, opportunities=opportunities, history=None, _columns={}, _groups={}, _pipelines={}
+        )
 
     @cached_property
     def _deal_ids(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -114,6 +117,16 @@ class Facts:
         found = at < len(ordered)
         found[found] = ordered[at[found]] == ids[found]
         return at[found] if order is None else order[at[found]]
+
+    def pipeline(self, scope: Scope, period: Period) -> int:
+        """``scope``'s open amount closing in ``period`` (minor units), kept: a waterfall's
+        end, asked again by every viewer of the same question."""
+        key = (scope, period)
+        if key not in self._pipelines:
+            columns = self.columns("opportunities", scope, ("status_code", "amount", "close"))
+            open_ = (columns["status_code"] == OPEN) & within(columns["close"], period)
+            self._pipelines[key] = int(columns["amount"][open_].sum())
+        return self._pipelines[key]
 
     def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
         """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""

@@ -30,7 +30,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from metrics.facts import OPEN, Facts, day, within
+from metrics.facts import Facts, day
 from metrics.periods import Period
 from metrics.scopes import Scope
 
@@ -201,17 +201,12 @@ def waterfall(
     return scope_waterfall(pair(start, end, period), scope, named)
 
 
-def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -> Waterfall:
-    """``scope``'s waterfall over the deals of ``pair``."""
-    if scope.column is None:
-        m0 = m1 = np.ones(len(pair.id), dtype=bool)
-    else:
-        # Only the deals in the scope at one end or the other can move its pipeline.
-        p0 = pair.members(scope.column, 0, scope.name)
-        p1 = pair.members(scope.column, 1, scope.name)
-        rows = np.union1d(p0, p1)
-        m0, m1 = np.isin(rows, p0), np.isin(rows, p1)
-        pair = pair.take(rows)
+_Masks = dict[Movement, tuple[np.ndarray, np.ndarray]]
+
+
+def _movements(pair: Pair, m0: np.ndarray, m1: np.ndarray) -> tuple[_Masks, np.ndarray, np.ndarray]:
+    """Each movement's deals and signed amounts for a scope the deals are in (``m0`` at the
+    start, ``m1`` at the end), and the deals in its pipeline at the start and at the end."""
     open0 = pair.exists0 & (pair.status0 == "open")
     open1 = pair.exists1 & (pair.status1 == "open")
     in0 = open0 & pair.in_period0 & m0
@@ -251,34 +246,112 @@ def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -
             np.where(removed_a | removed_b_at_start, -a0, -a1),
         ),
     }
+    return masks, in0, in1
+
+
+def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -> Waterfall:
+    """``scope``'s waterfall over the deals of ``pair``."""
+    if scope.column is None:
+        m0 = m1 = np.ones(len(pair.id), dtype=bool)
+    else:
+        # Only the deals in the scope at one end or the other can move its pipeline.
+        p0 = pair.members(scope.column, 0, scope.name)
+        p1 = pair.members(scope.column, 1, scope.name)
+        rows = np.union1d(p0, p1)
+        m0, m1 = np.isin(rows, p0), np.isin(rows, p1)
+        pair = pair.take(rows)
+    masks, in0, in1 = _movements(pair, m0, m1)
     steps = tuple(_step(pair, m, mask, amounts, named) for m, (mask, amounts) in masks.items())
-    return Waterfall(scope, pair.period, int(a0[in0].sum()), steps, int(a1[in1].sum()))
+    return Waterfall(scope, pair.period, int(pair.a0[in0].sum()), steps, int(pair.a1[in1].sum()))
+
+
+def level_waterfalls(
+    pair: Pair, scopes: Sequence[Scope], named: Named = lambda rep: True
+) -> list[Waterfall]:
+    """The waterfalls of ``scopes``, all of one level (a breakdown's children), in one pass
+    rather than one per scope: a deal that stays in one scope moves in it as it would for the
+    company; one that changes scopes leaves the first (in it at the start only) and enters the
+    second (at the end only). So three passes over the deals serve every scope, and the sums
+    are grouped by scope."""
+    if not scopes:
+        return []
+    column = scopes[0].column
+    assert column is not None and all(s.column == column for s in scopes), scopes
+    names = [s.name for s in scopes]
+    n = len(names)
+    index = pd.Index(names)
+    code0 = index.get_indexer(pd.Index(pair.labels[(column, 0)])).astype("int64")  # -1: in none
+    code1 = index.get_indexer(pd.Index(pair.labels[(column, 1)])).astype("int64")
+    same = code0 == code1
+    yes = np.ones(len(pair.id), dtype=bool)
+    no = ~yes
+    # (movements for such a deal, which deals, the scope each counts in)
+    passes = [
+        (_movements(pair, yes, yes), same & (code0 >= 0), code0),
+        (_movements(pair, yes, no), ~same & (code0 >= 0), code0),
+        (_movements(pair, no, yes), ~same & (code1 >= 0), code1),
+    ]
+    start, end = np.zeros(n, dtype="int64"), np.zeros(n, dtype="int64")
+    for (_, in0, in1), member, code in passes:
+        np.add.at(start, code[member & in0], pair.a0[member & in0])
+        np.add.at(end, code[member & in1], pair.a1[member & in1])
+    steps: list[list[Step]] = [[] for _ in range(n)]
+    for movement in Movement:
+        positions, codes, amounts = [], [], []
+        for (masks, _, _), member, code in passes:
+            mask, signed = masks[movement]
+            chosen = np.flatnonzero(member & mask)
+            positions.append(chosen)
+            codes.append(code[chosen])
+            amounts.append(signed[chosen])
+        position, code, amount = (np.concatenate(a) for a in (positions, codes, amounts))
+        sums = np.zeros(n, dtype="int64")
+        np.add.at(sums, code, amount)
+        counts = np.bincount(code, minlength=n)
+        # By scope, then largest first (ties in deal order, as ``_step`` does).
+        order = np.lexsort((position, -np.abs(amount), code))
+        bounds = np.searchsorted(code[order], np.arange(n + 1))
+        for k in range(n):
+            largest: list[DealMove] = []
+            for i in order[bounds[k] : bounds[k + 1]]:
+                rep = str(pair.rep[position[i]])
+                if named(rep):
+                    largest.append(DealMove(int(pair.id[position[i]]), rep, int(amount[i])))
+                    if len(largest) == LARGEST:
+                        break
+            steps[k].append(Step(movement, int(sums[k]), int(counts[k]), tuple(largest)))
+    return [
+        Waterfall(scope, pair.period, int(start[k]), tuple(steps[k]), int(end[k]))
+        for k, scope in enumerate(scopes)
+    ]
+
+
+def changed_pair(facts: Facts, start: pd.DataFrame, changed: np.ndarray, period: Period) -> Pair:
+    """The deals that may have moved since a past moment, aligned: ``changed``, the ids of
+    every deal whose state may have changed since (any superset will do); ``start``, those of
+    them that existed then, as they stood; their end, from ``facts`` (the deals now). The same
+    for every scope and viewer: built once for a question, kept by the shell per data version."""
+    now = facts.opportunities.iloc[np.sort(facts.deal_rows(changed))]
+    return pair(start, now.reset_index(drop=True), period)
 
 
 def changed_waterfalls(
     facts: Facts,
-    start: pd.DataFrame,
-    changed: np.ndarray,
-    period: Period,
-    scopes: Sequence[Scope],
+    moved: Pair,
+    scope: Scope,
+    children: Sequence[Scope] = (),
     named: Named = lambda rep: True,
-) -> tuple[Waterfall, ...]:
-    """The waterfall of each of ``scopes`` from the deals as they stood at a past moment to
-    ``facts`` (the deals now). ``changed``: the ids of every deal whose state may have changed
-    since (any superset will do); ``start``: those of them that existed then, as they stood.
-    Every other deal stands in both states as in ``facts``: it adds the same amount to a
-    scope's start and end, read from the facts' own columns."""
-    now = facts.opportunities.iloc[np.sort(facts.deal_rows(changed))]
-    result = pair(start, now.reset_index(drop=True), period)
-    waterfalls: list[Waterfall] = []
-    for scope in scopes:
-        columns = facts.columns("opportunities", scope, ("status_code", "amount", "close"))
-        pipeline = (columns["status_code"] == OPEN) & within(columns["close"], period)
-        whole = int(columns["amount"][pipeline].sum())
-        moved = scope_waterfall(result, scope, named)
-        unchanged = whole - moved.end
-        waterfalls.append(replace(moved, start=unchanged + moved.start, end=whole))
-    return tuple(waterfalls)
+) -> tuple[Waterfall, tuple[Waterfall, ...]]:
+    """The waterfall of ``scope`` and of each of its ``children`` (all of one level) over the
+    deals of ``moved`` (``changed_pair``) and ``facts``. Every deal not in ``moved`` stands in
+    both states as in ``facts``: it adds the same amount to a scope's start and end, the
+    scope's pipeline in the facts less what the moved deals hold of it at the end."""
+    computed = [scope_waterfall(moved, scope, named), *level_waterfalls(moved, children, named)]
+    waterfalls = []
+    for w in computed:
+        whole = facts.pipeline(w.scope, moved.period)
+        waterfalls.append(replace(w, start=whole - w.end + w.start, end=whole))
+    return waterfalls[0], tuple(waterfalls[1:])
 
 
 @dataclass(frozen=True)
@@ -305,10 +378,17 @@ def with_names(changes: PipelineChanges, names: Mapping[int, str]) -> PipelineCh
 
     def named(w: Waterfall) -> Waterfall:
         steps = tuple(
-            replace(s, largest=tuple(replace(d, name=names.get(d.id, "")) for d in s.largest))
+            Step(
+                s.movement,
+                s.amount,
+                s.count,
+                tuple(DealMove(d.id, d.rep, d.amount, names.get(d.id, "")) for d in s.largest),
+            )
+            if s.largest
+            else s
             for s in w.steps
         )
-        return replace(w, steps=steps)
+        return Waterfall(w.scope, w.period, w.start, steps, w.end)
 
     return replace(
         changes,

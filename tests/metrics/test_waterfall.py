@@ -17,6 +17,7 @@ from metrics.waterfall import (
     Movement,
     PipelineChanges,
     Waterfall,
+    changed_pair,
     changed_waterfalls,
     deal_ids,
     waterfall,
@@ -187,12 +188,7 @@ def _changed(ids: list[int]) -> tuple[np.ndarray, pd.DataFrame]:
 
 # Deals whose state differs between START and END (or that exist in only one of them).
 MOVED = [i for i, (_, start, end) in DEALS.items() if start != end]
-SCOPES = [
-    Scope.company(),
-    *(Scope(Level.TEAM, t) for t in "ABC"),
-    *(Scope(Level.REGION, r) for r in ("North", "South")),
-    *(Scope(Level.REP, r) for r in TEAMS),
-]
+SCOPES = [Scope.company(), [Scope(Level.TEAM, t) for t in "ABC"]]
 
 
 @pytest.mark.parametrize("ids", [MOVED, list(DEALS)], ids=["changed deals", "every deal"])
@@ -203,16 +199,26 @@ def test_from_the_changed_deals_and_the_facts_equals_from_both_whole_states(
     assert 1 not in MOVED and 12 not in MOVED
     changed, start = _changed(ids)
 
-    result = changed_waterfalls(_now_facts(), start, changed, Q4, SCOPES)
+    for parent, children in (
+        (Scope.company(), [Scope(Level.TEAM, t) for t in "ABC"]),
+        (Scope.company(), [Scope(Level.REGION, r) for r in ("North", "South")]),
+        (Scope(Level.TEAM, "A"), [Scope(Level.REP, r) for r in TEAMS]),  # and others' reps
+    ):
+        moved = changed_pair(_now_facts(), start, changed, Q4)
+        whole, parts = changed_waterfalls(_now_facts(), moved, parent, children)
 
-    assert result == tuple(waterfall(START, END, Q4, scope) for scope in SCOPES)
-    assert (result[0].start, result[0].end) == (535_000, 510_050)  # the table above
+        assert whole == waterfall(START, END, Q4, parent)
+        assert parts == tuple(waterfall(START, END, Q4, child) for child in children)
+    moved = changed_pair(_now_facts(), start, changed, Q4)
+    whole, _ = changed_waterfalls(_now_facts(), moved, Scope.company())
+    assert (whole.start, whole.end) == (535_000, 510_050)  # the table above
 
 
 def test_the_named_deals_get_their_names_by_id() -> None:
     changed, start = _changed(MOVED)
-    whole, *teams = changed_waterfalls(_now_facts(), start, changed, Q4, SCOPES[:4])
-    changes = PipelineChanges(whole, tuple(teams), date(2026, 11, 1), None)
+    moved = changed_pair(_now_facts(), start, changed, Q4)
+    whole, teams = changed_waterfalls(_now_facts(), moved, *SCOPES)
+    changes = PipelineChanges(whole, teams, date(2026, 11, 1), None)
     names = {deal_id: name for deal_id, (name, *_) in DEALS.items()}
 
     named = with_names(changes, {i: names[i] for i in deal_ids(changes)})
