@@ -122,7 +122,7 @@ class KpiService:
             if changed:
                 # New data in a running process: bring the usual past moments forward before
                 # a waterfall asks for them (a process's first waterfall reads its own).
-                self._cache.prepare_past(datetime.now(UTC), facts.version)
+                self._cache.prepare_past(datetime.now(UTC), facts)
         return self._snapshot
 
     def refresh_facts(self) -> None:

@@ -32,6 +32,7 @@ from bot.store.history import (
 )
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
+from metrics.scopes import Level, Scope
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -605,22 +606,27 @@ class FactsCache:
             if thread is not None:
                 thread.join()
 
-    def prepare_past(self, now: datetime, version: int) -> None:
-        """Bring the past moments answers usually ask about (``usual_moments``) up to the
-        store's data in a background thread, so that the first waterfall after a data change
-        does not read the history inside its request."""
+    def prepare_past(self, now: datetime, facts: Facts) -> None:
+        """In a background thread: bring the past moments answers usually ask about
+        (``usual_moments``) up to the store's data, and cut ``facts``' pipeline columns by team
+        and region, so that the first waterfall after a data change reads neither the history
+        nor the whole facts inside its request."""
         if self._preparing is not None and self._preparing.is_alive():
             return
         moments = usual_moments(now.astimezone(self._zone).date(), self._zone)
         self._preparing = threading.Thread(
-            target=self._prepare_quietly, args=(moments, version), name="past-states", daemon=True
+            target=self._prepare_quietly, args=(moments, facts), name="past-states", daemon=True
         )
         self._preparing.start()
 
-    def _prepare_quietly(self, moments: list[datetime], version: int) -> None:
+    def _prepare_quietly(self, moments: list[datetime], facts: Facts) -> None:
         # A thread's exception would vanish: log it; a request reads what it needs itself.
         try:
-            self.past.prepare(moments, version)
+            self.past.prepare(moments, facts.version)
+            company = Scope.company()
+            for scope in (company, *facts.children(company, Level.TEAM),
+                          *facts.children(company, Level.REGION)):  # fmt: skip
+                facts.columns("opportunities", scope, ("status_code", "amount", "close"))
         except Exception:
             log.exception("preparing the past states failed; answers will read them")
 

@@ -18,7 +18,8 @@ from bot.store.facts_loader import (
     load_facts,
     usual_moments,
 )
-from tests.bot.test_changes_service import AFTER, _import
+from bot.store.history import utc
+from tests.bot.test_changes_service import AFTER, _import, history_service
 from tests.bot.test_comparisons_history import _service
 
 BETWEEN = datetime(2026, 11, 10, tzinfo=UTC)  # after the first import, before the second
@@ -111,3 +112,28 @@ def test_usual_moments_are_the_days_a_waterfall_is_asked_from() -> None:
         date(2026, 10, 1),  # the quarter
     ]
     assert all(m.tzinfo is paris and m.hour == 0 for m in moments)
+
+
+def test_new_data_in_a_running_service_prepares_the_usual_moments(
+    store: Engine, tmp_path: Path
+) -> None:
+    # The fixture of test_changes_service: a first import ten days ago, a second one now.
+    service = history_service(store, tmp_path)
+    service.snapshot()
+    cache = service._cache
+    assert cache.past.kept() == []  # a process's first facts prepare nothing
+
+    _import(store, tmp_path, dict(AFTER, d4=("Discovery", "999.00", "2026-12-31", "r2")))
+    service.snapshot()  # the new version: answers go on from the old facts meanwhile
+    cache.wait()
+    facts = service.snapshot().facts  # swapped in: the moments are prepared in the background
+    cache.wait()
+
+    zone = service.settings.organisation.zone
+    today = datetime.now(UTC).astimezone(zone).date()
+    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    # An answer since one of them reads nothing more, and counts from it as a whole read does.
+    query = service.parse("pipeline changes 2026-Q4 since last week", datetime.now(UTC))
+    changes = service.changes(query, datetime.now(UTC))
+    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    assert changes.waterfall.end == facts.pipeline(query.scope, query.period)
