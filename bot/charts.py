@@ -7,7 +7,9 @@ organisation's ``Formatter``.
 On Slack the chart is shared in the digest's thread (``digest_chart``): a ``Message`` whose
 body is a file, which the Slack notifier uploads with ``files_upload_v2`` through the outbox
 like any message, under the key ``<digest key>:chart`` (``bot.delivery.slack`` names the file
-after it, so that after a crash the outbox finds it in the thread instead of sharing it twice)."""
+after it, so that after a crash the outbox finds it in the thread instead of sharing it twice).
+A digest that carries the waterfall shares its picture the same way
+(``waterfall_digest_chart``), under ``<digest key>:waterfall``."""
 
 from __future__ import annotations
 
@@ -133,9 +135,10 @@ def chart_title(paths: Sequence[PacePath], fmt: Formatter) -> str:
     return f"{fmt.kpi_label(KPIS['revenue'])}{fmt.t('sep')}{fmt.period(paths[0].period)}"
 
 
-def chart_key(digest_key: str) -> str:
-    """The chart's idempotency key: its digest's, so that one digest shares one chart."""
-    return f"{digest_key}:chart"
+def chart_key(digest_key: str, name: str = "chart") -> str:
+    """A digest's picture's idempotency key: its digest's and the picture's name, so that one
+    digest shares each picture once."""
+    return f"{digest_key}:{name}"
 
 
 def digest_chart(paths: Sequence[PacePath], fmt: Formatter, channel: str, key: str) -> Message:
@@ -144,4 +147,15 @@ def digest_chart(paths: Sequence[PacePath], fmt: Formatter, channel: str, key: s
     title = chart_title(paths, fmt)
     png = base64.b64encode(pace_chart(paths, fmt, title)).decode("ascii")
     file = {"title": title, "alt_txt": fmt.t("chart.alt", title=title), "png": png}
+    return Message(channel, title, key, surface=SLACK, body={"file": file})
+
+
+def waterfall_digest_chart(
+    changes: PipelineChanges, fmt: Formatter, title: str, channel: str, key: str
+) -> Message:
+    """The pipeline's waterfall as a Slack message for the digest's thread, like
+    ``digest_chart``: the PNG, ``title`` (the waterfall's own), and what it shows for screen
+    readers."""
+    png = base64.b64encode(waterfall_chart(changes, fmt, title)).decode("ascii")
+    file = {"title": title, "alt_txt": fmt.t("chart.waterfall_alt", title=title), "png": png}
     return Message(channel, title, key, surface=SLACK, body={"file": file})

@@ -51,7 +51,7 @@ from conversation.authorization import (
     visible_evaluations,
     visible_names,
 )
-from conversation.grammar import Kind, Request, mentioned_user
+from conversation.grammar import Kind, Request, mentioned_user, with_pipeline_changes
 from conversation.views import (
     AlertList,
     AnswerView,
@@ -374,6 +374,7 @@ class ConversationCore:
         refused = self._allowed(user_id, Action.SUBSCRIBE, "subscribe", now)
         if refused is not None:
             return refused
+        args, waterfall = with_pipeline_changes(args)
         words = args.split()
         channel = _channel(words[0]) if words else None
         if channel is None or len(words) < 2:
@@ -403,8 +404,12 @@ class ConversationCore:
                 now=now,
                 scope=scope,
                 days=days,
+                waterfall=waterfall,
             )
-        return Notice("subscribed", {"channel": channel, "time": at, "zone": zone, "days": days})
+        said: dict[str, Param] = {"channel": channel, "time": at, "zone": zone, "days": days}
+        if waterfall is not None:
+            return Notice("subscribed.waterfall", {**said, "grain": waterfall.value})
+        return Notice("subscribed", said)
 
     def _unsubscribe(self, user_id: str, args: str, now: datetime) -> View:
         refused = self._allowed(user_id, Action.SUBSCRIBE, "unsubscribe", now)

@@ -1,7 +1,8 @@
 """A subscription's digest as a ``Notification`` (the ``Digest`` view for the subscription's
 channel, under the idempotency key ``digest:<subscription>:<local date>``), and its posting
 through a ``Dispatcher``; the channel's surface renders it. On Slack its chart (revenue against
-the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``.
+the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``,
+and so does the waterfall's when the digest carries one, under ``<digest key>:waterfall``.
 ``bot.charts`` is imported when a chart is drawn: matplotlib would cost every serving process
 that imports this module (through the scheduler's jobs) a fifth of its start-up."""
 
@@ -18,12 +19,13 @@ from bot.alerting import unstable_alerts
 from bot.delivery.notifier import SLACK, Delivered, parse_destination
 from bot.delivery.surfaces import Dispatcher, Notification
 from bot.formatting import Formatter
-from bot.rendering import visible_digest
+from bot.rendering import changes_view, visible_digest
 from bot.service import DIGEST_KPIS, KpiService
 from bot.store.chat_models import AlertMessage, to_db
 from bot.store.database import session_factory
 from bot.subscriptions import Subscription
 from conversation.authorization import Action, authorize, named_reps, visible_changes
+from conversation.views import Digest
 from metrics.alerts import Alert
 
 
@@ -91,11 +93,20 @@ def post_digest(
     notification = digest_notification(service, subscription, now, fmt)
     delivered = dispatcher.send(notification)
     surface, _ = parse_destination(subscription.channel)
-    paths = service.pace_paths(now, subscription.scope)
-    if surface == SLACK and paths:
-        # A Slack capability: the chart goes through the same outbox, as a reply that is a file.
-        from bot.charts import chart_key, digest_chart
+    if surface != SLACK:
+        return delivered
+    # A Slack capability: the charts go through the same outbox, as replies that are files.
+    from bot.charts import chart_key, digest_chart, waterfall_digest_chart
 
+    paths = service.pace_paths(now, subscription.scope)
+    if paths:
         key = chart_key(notification.idempotency_key)
         dispatcher.notifier.reply(delivered, digest_chart(paths, fmt, delivered.channel, key))
+    changes = notification.view.changes if isinstance(notification.view, Digest) else None
+    if changes is not None:
+        # The waterfall the digest carries (already cut to what the channel may see), drawn.
+        key = chart_key(notification.idempotency_key, "waterfall")
+        title = changes_view(changes, fmt).title
+        picture = waterfall_digest_chart(changes, fmt, title, delivered.channel, key)
+        dispatcher.notifier.reply(delivered, picture)
     return delivered

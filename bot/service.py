@@ -4,27 +4,34 @@ core meet. The CLI, the Slack handlers and the scheduler all ask it, never the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-import pandas as pd
 from sqlalchemy import Engine
 
 from bot.chat_targets import latest_changes, targets_stamp, with_chat_targets
 from bot.settings import Settings, build_targets
 from bot.store.database import ensure_schema, make_engine
-from bot.store.facts_loader import FactsCache, current_owners, load_deal_states
-from bot.store.history import first_recorded
+from bot.store.facts_loader import FactsCache
+from bot.store.history import deal_names, first_recorded
 from conversation.views import Digest
 from metrics.answers import Answer, answer
 from metrics.evaluation import Evaluation, evaluate_all
 from metrics.facts import Facts
 from metrics.kpis import KPIS
 from metrics.pace import PacePath, pace_path
-from metrics.periods import Grain, period_containing
+from metrics.periods import Grain, Period, period_containing
 from metrics.query import Directory, Query, parse_query
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope, is_finer
 from metrics.targets import TargetBook
-from metrics.waterfall import Named, PipelineChanges, waterfall
+from metrics.waterfall import (
+    Named,
+    Pair,
+    PipelineChanges,
+    changed_pair,
+    changed_waterfalls,
+    deal_ids,
+    with_names,
+)
 
 # A weekly digest's waterfall counts the movements of the last seven days.
 WEEK = 7
@@ -84,7 +91,7 @@ class KpiService:
         )
         self._snapshot: Snapshot | None = None
         self._targets: _Targets | None = None
-        self._current: tuple[int, pd.DataFrame] | None = None
+        self._moved: dict[tuple[int, datetime, Period], Pair] = {}
 
     def _current_targets(self) -> _Targets:
         """The config's targets with those set from chat, rebuilt when an admin changed one:
@@ -116,7 +123,12 @@ class KpiService:
                 teams=tuple(facts.names(Level.TEAM)),
                 reps=tuple(facts.names(Level.REP)),
             )
+            changed = self._snapshot is not None
             self._snapshot = Snapshot(facts, directory)
+            if changed:
+                # New data in a running process: bring the usual past moments forward before
+                # a waterfall asks for them (a process's first waterfall reads its own).
+                self._cache.prepare_past(datetime.now(UTC), facts)
         return self._snapshot
 
     def warm_facts(self) -> None:
@@ -157,24 +169,13 @@ class KpiService:
         read = self.reading()
         return self.answer(self.parse(question, now, read), now, read)
 
-    def _current_deals(self, now: datetime, version: int) -> pd.DataFrame:
-        """The deals as they stand, from the history's current intervals: the same for any
-        moment until the next change of data, so kept for the data version."""
-        current = self._current
-        if current is None or current[0] != version:
-            org = self.settings.organisation
-            frame = load_deal_states(
-                self.engine, now, org.currency, dict(self.settings.config.fx_rates)
-            )
-            current = self._current = (version, frame)
-        return current[1]
-
     def changes(
         self, query: Query, now: datetime, named: Named = lambda rep: True
     ) -> PipelineChanges:
         """The pipeline's movements since ``query.since`` (from the start of that day in the
-        organisation's time zone), from the history; counted from the first recorded state when
-        the history starts later."""
+        organisation's time zone): from the deals changed since, as the history says they
+        stood, to the facts in hand; counted from the first recorded state when the history
+        starts later."""
         if query.since is None:
             raise ValueError("not a question about changes")
         zone = self.settings.organisation.zone
@@ -186,18 +187,26 @@ class KpiService:
             history_from = (first or now).astimezone(zone).date()
             since = first or now
         facts = self.snapshot().facts
-        # The start never changes once past: read once, kept across syncs.
-        start = self._cache.past.deals(since, current_owners(self.engine))
-        end = self._current_deals(now, facts.version)
+        key = (facts.version, since, query.period)
+        moved = self._moved.get(key)
+        if moved is None:
+            changed, start = self._cache.past.changed_since(since, facts.version)
+            moved = changed_pair(facts, start, changed, query.period)
+            # Kept for the next viewer of the same question while the data stays the same.
+            self._moved = {key: moved}
         scope, level = query.scope, query.breakdown
         children = facts.children(scope, level) if level is not None else []
-        return PipelineChanges(
-            waterfall=waterfall(start, end, query.period, scope, named),
-            breakdown=tuple(waterfall(start, end, query.period, c, named) for c in children),
+        whole, breakdown = changed_waterfalls(facts, moved, scope, children, named)
+        changes = PipelineChanges(
+            waterfall=whole,
+            breakdown=breakdown,
             since=query.since,
             history_from=history_from,
             minor_digits=facts.minor_digits,
         )
+        with self.engine.connect() as connection:
+            names = {i: n for i, n in connection.execute(deal_names(deal_ids(changes)))}
+        return with_names(changes, names)
 
     def week_of_changes(
         self, now: datetime, scope: Scope, grain: Grain, named: Named = lambda rep: True

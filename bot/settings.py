@@ -668,7 +668,7 @@ class SubscriptionSpec(_Section):
     kpis: tuple[str, ...] = ()  # default: the standard digest KPIs
     title: str | None = None
     # Adds the pipeline waterfall of the current month, quarter or year: its movements over
-    # the last seven days (a weekly digest, with ``days: [mon]``).
+    # the last seven days (a weekly digest, with ``days: [mon]``), and on Slack its chart.
     waterfall: Literal["month", "quarter", "year"] | None = None
 
     @property

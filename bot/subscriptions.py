@@ -1,6 +1,6 @@
 """Digest subscriptions: the config's ``subscriptions`` section plus the ones admins create
-from chat (``/kpi subscribe #channel 08:30``), as one list of ``Subscription`` for the
-scheduler."""
+from chat (``/kpi subscribe #channel 08:30 [with pipeline changes]``), as one list of
+``Subscription`` for the scheduler."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def _from_row(row: ChatSubscription) -> Subscription:
         days=tuple(int(d) for d in row.days.split(",") if d),
         scope=parse_scope(f"{row.scope_level} {row.scope_name}".strip()),
         kpis=tuple(k for k in row.kpis.split(",") if k),
+        waterfall=None if row.waterfall is None else Grain(row.waterfall),
     )
 
 
@@ -81,6 +82,7 @@ def add_subscription(
     scope: Scope | None = None,
     kpis: tuple[str, ...] = (),
     days: tuple[int, ...] = WEEKDAYS,
+    waterfall: Grain | None = None,
 ) -> Subscription:
     scope = scope or Scope.company()
     row = ChatSubscription(
@@ -94,6 +96,7 @@ def add_subscription(
         created_by=created_by,
         created_at=now,
         active=True,
+        waterfall=None if waterfall is None else waterfall.value,
     )
     session.add(row)
     session.flush()

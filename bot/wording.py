@@ -154,16 +154,19 @@ class Wording:
                 value = p.get("value")
                 shown = self.fmt.value(KPIS[p["kpi"]], value) if isinstance(value, Decimal) else ""
                 return self.fmt.t(view.code, what=what, value=shown)
-            case "subscribed":
+            case "subscribed" | "subscribed.waterfall":
                 days = p["days"]
                 assert isinstance(days, tuple)
                 names = ", ".join(self.fmt.weekday(int(d)) for d in days)
+                # The period's words with their article ("du trimestre"): one id per grain.
+                grain = self.fmt.t(f"subscribed.grain.{p['grain']}") if "grain" in p else ""
                 return self.fmt.t(
-                    "subscribed",
+                    view.code,
                     channel=self.channel(str(p["channel"])),
                     time=p["time"],
                     zone=p["zone"],
                     days=names,
+                    grain=grain,
                 )
             case "notice.delivery_failure":
                 error = str(p["error"])

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from metrics.periods import Grain
 from metrics.query import normalise
 
 
@@ -76,6 +77,31 @@ def parse_request(text: str) -> Request:
     if kind is Kind.TEAM and not rest:
         return Request(Kind.HELP, "")
     return Request(kind, rest)
+
+
+# A subscription's weekly waterfall option, as a user would write it at the end (or anywhere
+# after the time): "with pipeline changes", "with the pipeline changes of the month",
+# "avec mouvements du pipeline", "avec les mouvements du pipeline du trimestre".
+_WITH_CHANGES = re.compile(
+    r"(?i)(?:^|\s)(?:with|avec)\s+(?:the\s+|les\s+)?"
+    r"(?:pipeline\s+(?:changes|movements)|mouvements\s+du\s+pipe(?:line)?|waterfall|cascade)"
+    r"(?:\s+(?:of\s+the\s+|this\s+|du\s+|de\s+l['’]\s*|de\s+la\s+)?"
+    r"(month|quarter|year|mois|trimestre|ann[ée]e))?(?=\s|$)"
+)
+_GRAIN_WORDS = {"month": Grain.MONTH, "mois": Grain.MONTH, "quarter": Grain.QUARTER,
+                "trimestre": Grain.QUARTER, "year": Grain.YEAR, "annee": Grain.YEAR}  # fmt: skip
+
+
+def with_pipeline_changes(text: str) -> tuple[str, Grain | None]:
+    """A subscription's words without its waterfall option, and the grain of the period whose
+    pipeline movements over the last seven days the digest is to carry (the quarter unless the
+    option names another); None when the option is not there."""
+    found = _WITH_CHANGES.search(text)
+    if found is None:
+        return text, None
+    said = found.group(1)
+    grain = Grain.QUARTER if said is None else _GRAIN_WORDS[normalise(said)]
+    return f"{text[: found.start()]} {text[found.end() :]}".strip(), grain
 
 
 def mentioned_user(text: str) -> str | None:

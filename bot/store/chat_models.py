@@ -106,6 +106,8 @@ class ChatSubscription(Base):
     created_by: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(default=True)
+    # The grain of the period whose pipeline waterfall the digest carries, or none (0011).
+    waterfall: Mapped[str | None] = mapped_column(String(10))
 
 
 class ChatUser(Base):

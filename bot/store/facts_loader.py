@@ -16,26 +16,40 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
 from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
-from bot.store.history import first_recorded, slips, states_at, utc
+from bot.store.history import (
+    changed_between,
+    changed_states_at,
+    first_recorded,
+    last_recorded,
+    slips,
+    states_at,
+    utc,
+)
 from bot.store.models import FactDeletion, FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
+from metrics.scopes import Level, Scope
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 log = logging.getLogger(__name__)
 
 _CATEGORIES = ("team", "region", "kind")
 _OPPORTUNITY_COLUMNS = (
-    "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
+    "id", "rep", "team", "region", "account", "status", "amount", "created", "close",
+    "probability",
 )  # fmt: skip
 _LEAD_COLUMNS = ("id", "rep", "team", "region", "created", "converted", "rep_id")
-# Past states kept in memory: an answer's comparisons and trend read up to six days (a month's
-# previous period, the same month last year and four more); a waterfall, its start.
-_PAST_STATES_KEPT = 8
+# Past days kept with a data version: an answer's comparisons and trend read up to six days (a
+# month's previous period, the same month last year and four more).
+_PAST_DAYS_KEPT = 8
+# What the past states kept across data versions may take: each holds only the deals that
+# changed since its moment (about 50 bytes a deal), so a week at 1 % of 1M deals a day is 4 MB.
+_PAST_STATES_BYTES = 64 * 2**20
+_PAST_STATUSES = ("open", "won", "lost", "deleted")
 
 
 _CHUNK = 200_000
@@ -118,9 +132,16 @@ class FxTable:
 
 
 def _stored_rates(engine: Engine) -> dict[str, Decimal]:
-    with Session(engine) as session:
-        rows = session.execute(select(FxRate).order_by(FxRate.valid_from)).scalars()
-        return {row.currency: row.rate for row in rows}
+    with engine.connect() as connection:
+        return _rates(connection)
+
+
+def _rates(connection: Connection) -> dict[str, Decimal]:
+    """The latest stored rate of each currency."""
+    rows = connection.execute(
+        select(FxRate.currency, FxRate.rate).order_by(FxRate.valid_from)
+    ).all()
+    return {currency: rate for currency, rate in rows}
 
 
 def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
@@ -221,7 +242,7 @@ class _Reader:
             .order_by(*() if where else (Opportunity.id,)),
             deals,
         )  # fmt: skip
-        return _owned(opps, self.owners)[["id", *_OPPORTUNITY_COLUMNS, "rep_id"]]
+        return _owned(opps, self.owners)[[*_OPPORTUNITY_COLUMNS, "rep_id"]]
 
     def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
         leads = _frame(
@@ -473,34 +494,6 @@ def _with_history(
     return facts
 
 
-def _states(
-    engine: Engine, at: datetime, fx: FxTable, default_probability: float, minor_digits: int
-) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at``, owners as ``rep_id``: the columns of
-    ``metrics.waterfall`` and those of the facts' opportunities."""
-    states = states_at(at).subquery()
-
-    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
-        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        chunk["status"] = chunk["status"].astype("category")
-        chunk["probability"] = chunk["probability"].astype("float64").fillna(default_probability)
-        chunk["account"] = chunk["account"].astype("Int64")
-        return _dates(chunk.drop(columns="currency"), "close", "created")
-
-    return _frame(
-        engine,
-        select(
-            # A deal without a name is shown by its CRM id.
-            states.c.opportunity_id.label("id"),
-            func.coalesce(states.c.name, states.c.source_id).label("name"), states.c.status,
-            states.c.amount, states.c.currency, states.c.close_date.label("close"),
-            states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
-            states.c.created_at.label("created"), states.c.probability,
-        ),
-        compact,
-    )  # fmt: skip
-
-
 def current_owners(engine: Engine) -> pd.DataFrame:
     """Each rep's id with their name, team and region today."""
     _, reps = _teams_and_reps(engine)
@@ -514,19 +507,66 @@ def load_deal_states(
     configured_rates: dict[str, Decimal],
     minor_digits: int = 2,
 ) -> pd.DataFrame:
-    """The deals as the history says they stood at ``at``, in the columns of
-    ``metrics.waterfall`` (owners placed in today's teams)."""
+    """Every deal as the history alone says it stood at ``at``, in the columns of
+    ``metrics.waterfall`` (owners placed in today's teams): one pass over the history, the
+    reference ``PastStates`` is checked against (tests, ``scripts/bench_history.py``)."""
     fx = FxTable(currency, configured_rates, _stored_rates(engine))
-    frame = _states(engine, at, fx, 0.0, minor_digits)
+    states = states_at(at).subquery()
+
+    def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["amount"] = _to_minor(chunk, fx, minor_digits)
+        chunk["status"] = pd.Categorical(chunk["status"], categories=_PAST_STATUSES)
+        return _dates(chunk.drop(columns="currency"), "close")
+
+    frame = _frame(
+        engine,
+        select(
+            states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
+            states.c.currency, states.c.close_date.label("close"),
+            states.c.owner_id.label("rep_id"),
+        ),
+        compact,
+    )  # fmt: skip
     return _owned(frame, current_owners(engine))[list(WATERFALL_COLUMNS)]
 
 
+@dataclass(frozen=True)
+class _Patch:
+    """The deals at ``at`` as a difference from the deals at any later moment up to
+    ``covered``: every deal changed in between is in ``changed``, and those of them that
+    existed at ``at`` are in ``states`` as they stood (owners as ``rep_id``); every other deal
+    stood then as it stands at that later moment. A deal that was deleted is there with
+    status "deleted"."""
+
+    at: datetime
+    covered: datetime
+    changed: np.ndarray  # int64 ids, sorted
+    states: pd.DataFrame
+
+    @functools.cached_property
+    def nbytes(self) -> int:
+        return int(self.changed.nbytes + self.states.memory_usage(index=False).sum())
+
+    def placed(self, owners: pd.DataFrame) -> pd.DataFrame:
+        """``states`` with rep, team and region names for ``rep_id``, placed once per owners
+        table (once per data version)."""
+        cached = self.__dict__.get("_placed")
+        if cached is None or cached[0] is not owners:
+            cached = (owners, _owned(self.states.copy(deep=False), owners))
+            self.__dict__["_placed"] = cached  # a cache, not state: the patch stays the same
+        placed: pd.DataFrame = cached[1]
+        return placed
+
+
 class PastStates:
-    """The deals as they stood at past moments, each read from the history once and kept
-    across data versions, a few at a time: the history only appends, so a past moment's state
-    never changes. Owners are placed in today's teams (a rep who changed teams counts in their
-    team of today, as in the facts) and amounts converted at today's rates: a state is read
-    again only when those change."""
+    """The deals as they stood at past moments, kept across data versions as differences from
+    the current facts: the history only appends, so a past moment's state never changes, and
+    only the deals that changed since differ from the facts in hand. A kept moment is brought
+    forward after each data change by reading the deals changed in between (in time
+    proportional to the changes); ``prepare`` does it in the background for the moments
+    answers usually ask about. What is kept is bounded in bytes (``_PAST_STATES_BYTES``).
+    Amounts are converted at today's rates (a moment is read again when they change) and
+    owners placed in today's teams at each use."""
 
     def __init__(
         self,
@@ -535,45 +575,145 @@ class PastStates:
         configured_rates: dict[str, Decimal],
         default_probability: float,
         minor_digits: int = 2,
+        budget: int = _PAST_STATES_BYTES,
     ) -> None:
         self._engine = engine
         self._currency = currency
         self._configured = configured_rates
         self._default_probability = default_probability
         self._minor_digits = minor_digits
-        self._frames: OrderedDict[tuple[datetime, Hashable], pd.DataFrame] = OrderedDict()
+        self._budget = budget
+        self._patches: OrderedDict[tuple[datetime, Hashable], _Patch] = OrderedDict()
+        self._owners: tuple[int, pd.DataFrame] | None = None
+        # One reader at a time: a request and the background preparation may ask together.
         self._lock = threading.Lock()
 
-    def _placed(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
-        """Every column, owners placed; shared between callers, so never modified."""
-        stored = _stored_rates(self._engine)
-        placement = int(pd.util.hash_pandas_object(owners, index=False).sum())
-        key = (utc(at), (tuple(sorted(stored.items())), placement, len(owners)))
-        with self._lock:
-            if key in self._frames:
-                self._frames.move_to_end(key)
-                return self._frames[key]
+    def kept(self) -> list[datetime]:
+        """The moments kept, least recently used first."""
+        return [at for at, _ in self._patches]
+
+    @property
+    def nbytes(self) -> int:
+        """What the kept moments take."""
+        return sum(patch.nbytes for patch in self._patches.values())
+
+    def _read(self, at: datetime, after: datetime, until: datetime, fx: FxTable) -> _Patch:
+        """The deals changed in (``after``, ``until``] and their states at ``at``."""
+        with self._engine.connect() as connection:
+            ids = connection.scalars(changed_between(after, until)).all()
+        changed = np.sort(np.fromiter(ids, dtype="int64", count=len(ids)))
+
+        def compact(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["amount"] = _to_minor(chunk, fx, self._minor_digits)
+            chunk["status"] = pd.Categorical(chunk["status"], categories=_PAST_STATUSES)
+            chunk["probability"] = (
+                chunk["probability"].astype("float64").fillna(self._default_probability)
+            )
+            chunk["account"] = chunk["account"].astype("Int64")
+            chunk["id"] = chunk["id"].astype("int64")
+            return _dates(chunk.drop(columns="currency"), "close", "created")
+
+        states = changed_states_at(at, after, until).subquery()
+        frame = _frame(
+            self._engine,
+            select(
+                states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
+                states.c.currency, states.c.close_date.label("close"),
+                states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
+                states.c.created_at.label("created"), states.c.probability,
+            ),
+            compact,
+        )  # fmt: skip
+        return _Patch(at, until, changed, frame)
+
+    def _patch(self, at: datetime) -> _Patch:
+        at = utc(at)
+        with self._engine.connect() as connection:
+            stored = _rates(connection)
+            last = last_recorded(connection)
+        until = at if last is None else max(last, at)
+        key = (at, tuple(sorted(stored.items())))
         fx = FxTable(self._currency, self._configured, stored)
-        raw = _states(self._engine, at, fx, self._default_probability, self._minor_digits)
-        frame = _owned(raw, owners)
         with self._lock:
-            self._frames[key] = frame
-            while len(self._frames) > _PAST_STATES_KEPT:
-                self._frames.popitem(last=False)
-        return frame
+            patch = self._patches.get(key)
+            if patch is None:
+                patch = self._read(at, at, until, fx)
+            elif until > patch.covered:
+                later = self._read(at, patch.covered, until, fx)
+                # A deal changed again keeps its state at ``at``, read the first time.
+                fresh = ~np.isin(later.changed, patch.changed)
+                added = later.states[later.states["id"].isin(later.changed[fresh])]
+                patch = _Patch(
+                    at,
+                    until,
+                    np.union1d(patch.changed, later.changed),
+                    pd.concat([patch.states, added], ignore_index=True),
+                )
+            # A moment after the last recorded change may yet change (a change recorded
+            # before it comes): kept only once the history has passed it.
+            if last is not None and at <= last and self._patches.get(key) is not patch:
+                self._keep(key, patch)
+            elif key in self._patches:
+                self._patches.move_to_end(key)
+        return patch
 
-    def deals(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
-        """The deals at ``at`` in the columns of ``metrics.waterfall``."""
-        return self._placed(at, owners)[list(WATERFALL_COLUMNS)]
+    def _keep(self, key: tuple[datetime, Hashable], patch: _Patch) -> None:
+        self._patches[key] = patch
+        self._patches.move_to_end(key)
+        total = self.nbytes
+        while total > self._budget and len(self._patches) > 1:
+            _, dropped = self._patches.popitem(last=False)
+            total -= dropped.nbytes
 
-    def opportunities(self, at: datetime, owners: pd.DataFrame) -> pd.DataFrame:
+    def owners(self, version: int) -> pd.DataFrame:
+        """Each rep's id, name, team and region at data version ``version`` (the reps are
+        facts too), read once per version."""
+        owners = self._owners
+        if owners is None or owners[0] != version:
+            owners = self._owners = (version, current_owners(self._engine))
+        return owners[1]
+
+    def prepare(self, moments: list[datetime], version: int) -> None:
+        """Read or bring forward each of ``moments`` and place their deals with the owners of
+        ``version``, so that an answer finds them ready."""
+        owners = self.owners(version)
+        for at in moments:
+            self._patch(at).placed(owners)
+
+    def changed_since(self, at: datetime, version: int) -> tuple[np.ndarray, pd.DataFrame]:
+        """The ids of the deals changed since ``at`` (sorted), and those of them that existed
+        at ``at`` as they stood then, in the columns of ``metrics.waterfall`` with owners as
+        at data ``version``: with the current facts, all
+        ``metrics.waterfall.changed_waterfalls`` needs."""
+        patch = self._patch(at)
+        return patch.changed, patch.placed(self.owners(version))[list(WATERFALL_COLUMNS)]
+
+    def opportunities(self, at: datetime, facts: Facts, owners: pd.DataFrame) -> pd.DataFrame:
         """The opportunities that existed at ``at`` (not deleted then), as they stood, in the
-        column contract of the facts' ``opportunities``."""
-        frame = self._placed(at, owners)
-        frame = frame[frame["status"] != "deleted"].reset_index(drop=True)
-        statuses = frame["status"].astype("object")
-        frame["status"] = pd.Categorical(statuses, categories=["open", "won", "lost"])
-        return frame[list(_OPPORTUNITY_COLUMNS)]
+        column contract of the facts' ``opportunities``: ``facts`` (the current ones) with the
+        deals changed since replaced by their past states."""
+        patch = self._patch(at)
+        deals = facts.opportunities
+        keep = np.ones(len(deals), dtype=bool)
+        keep[facts.deal_rows(patch.changed)] = False
+        past = patch.placed(owners)
+        past = past[past["status"] != "deleted"].copy()
+        past["status"] = past["status"].cat.remove_categories("deleted")
+        return pd.concat([deals[keep], past[list(deals.columns)]], ignore_index=True)
+
+
+def usual_moments(today: date, zone: tzinfo) -> list[datetime]:
+    """The starts of the days a waterfall is usually asked from: yesterday, a week ago (a weekly
+    digest's), this week's Monday, the month's and the calendar quarter's first day."""
+    monday = today - timedelta(days=today.weekday() or 7)
+    days = {
+        today - timedelta(days=1),
+        today - timedelta(days=7),
+        monday,
+        today.replace(day=1),
+        date(today.year, 3 * ((today.month - 1) // 3) + 1, 1),
+    }
+    return [datetime.combine(d, time(), tzinfo=zone) for d in sorted(days, reverse=True)]
 
 
 def _history(
@@ -584,10 +724,10 @@ def _history(
     with engine.connect() as connection:
         first = first_recorded(connection)
 
-    @functools.lru_cache(maxsize=_PAST_STATES_KEPT)
+    @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
     def stood(day: date) -> Facts:
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-        return facts.as_stood(past.opportunities(end_of_day, owners))
+        return facts.as_stood(past.opportunities(end_of_day, facts, owners))
 
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
@@ -641,6 +781,7 @@ class FactsCache:
         self._refreshing: threading.Thread | None = None
         # Past states outlive data versions: a sync does not change what the deals were.
         self.past = PastStates(engine, currency, configured_rates, default_probability)
+        self._preparing: threading.Thread | None = None
 
     def get(self) -> Facts:
         version = _version(self._engine)
@@ -683,10 +824,34 @@ class FactsCache:
             return self._held.facts
 
     def wait(self) -> None:
-        """Wait for a background refresh under way, if any."""
-        thread = self._refreshing
-        if thread is not None:
-            thread.join()
+        """Wait for a background refresh or preparation under way, if any."""
+        for thread in (self._refreshing, self._preparing):
+            if thread is not None:
+                thread.join()
+
+    def prepare_past(self, now: datetime, facts: Facts) -> None:
+        """In a background thread: bring the past moments answers usually ask about
+        (``usual_moments``) up to the store's data, and cut ``facts``' pipeline columns by team
+        and region, so that the first waterfall after a data change reads neither the history
+        nor the whole facts inside its request."""
+        if self._preparing is not None and self._preparing.is_alive():
+            return
+        moments = usual_moments(now.astimezone(self._zone).date(), self._zone)
+        self._preparing = threading.Thread(
+            target=self._prepare_quietly, args=(moments, facts), name="past-states", daemon=True
+        )
+        self._preparing.start()
+
+    def _prepare_quietly(self, moments: list[datetime], facts: Facts) -> None:
+        # A thread's exception would vanish: log it; a request reads what it needs itself.
+        try:
+            self.past.prepare(moments, facts.version)
+            company = Scope.company()
+            for scope in (company, *facts.children(company, Level.TEAM),
+                          *facts.children(company, Level.REGION)):  # fmt: skip
+                facts.columns("opportunities", scope, ("status_code", "amount", "close"))
+        except Exception:
+            log.exception("preparing the past states failed; answers will read them")
 
     def _mapped(self, version: int) -> _Loaded | None:
         if self._snapshots is None:

@@ -36,7 +36,7 @@ from metrics.facts import Facts
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 2
+FORMAT = 3  # 2: opportunities carry their store id; 3: facts.json names the store's rates
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories

@@ -11,6 +11,7 @@ stood at any moment since the first record."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,6 +134,64 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     )
 
 
+def changed_between(after: datetime, until: datetime) -> Select[int]:
+    """The opportunities with an interval opened in (``after``, ``until``]: the deals whose
+    state at ``after`` may differ from their state at ``until`` (read on the ``valid_from``
+    index, so in time proportional to the changes, not to the deals)."""
+    history = OpportunityHistory
+    return (
+        select(history.opportunity_id)
+        .where(history.valid_from > utc(after), history.valid_from <= utc(until))
+        .distinct()
+    )
+
+
+def changed_states_at(at: datetime, after: datetime, until: datetime) -> Select[*tuple[Any, ...]]:
+    """Of the deals ``changed_between(after, until)``, those that existed at ``at``, as they
+    stood then: opportunity id, created_at, account_id and the tracked fields. Each deal's
+    interval is found on the (opportunity, valid_to) index."""
+    at = utc(at)
+    history = OpportunityHistory
+    return (
+        select(
+            history.opportunity_id,
+            Opportunity.created_at,
+            Opportunity.account_id,
+            history.status,
+            history.amount,
+            history.currency,
+            history.close_date,
+            history.probability,
+            history.owner_id,
+        )
+        .join(Opportunity, Opportunity.id == history.opportunity_id)
+        .where(
+            history.opportunity_id.in_(changed_between(after, until).scalar_subquery()),
+            history.valid_from <= at,
+            or_(history.valid_to.is_(None), history.valid_to > at),
+        )
+    )
+
+
+def deal_names(ids: Iterable[int]) -> Select[int, str]:
+    """The name of each of ``ids`` (its CRM id when it has none): the few deals an answer
+    names are read by id, so no state keeps a million names."""
+    return select(Opportunity.id, func.coalesce(Opportunity.name, Opportunity.source_id)).where(
+        Opportunity.id.in_(sorted(ids))
+    )
+
+
+def last_recorded(connection: Connection) -> datetime | None:
+    """The latest moment the history holds (read on the ``valid_from`` index): every later
+    change is recorded after it."""
+    moment: datetime | None = connection.scalar(select(func.max(OpportunityHistory.valid_from)))
+    return None if moment is None else _aware(moment)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
     """Every push of an open deal's close date to a later day, in push order: the deal, when
     (the moment the new interval starts), the days it moved, and its name (its CRM id when it
@@ -182,6 +241,4 @@ def first_recorded(connection: Connection) -> datetime | None:
     """The earliest moment the history holds: before it, past pipelines are rebuilt from
     current records."""
     moment: datetime | None = connection.scalar(select(func.min(OpportunityHistory.valid_from)))
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return None if moment is None else _aware(moment)

@@ -11,18 +11,21 @@ import pandas as pd
 from bot.formatting import Formatter
 from bot.rendering import render_changes_blocks, render_changes_text
 from metrics.scopes import Level, Scope
-from metrics.waterfall import PipelineChanges, waterfall
+from metrics.waterfall import PipelineChanges, waterfall, with_names
 from tests.metrics.test_waterfall import END, Q4, START
 
 
 def pipeline_changes(start: pd.DataFrame = START, end: pd.DataFrame = END) -> PipelineChanges:
     teams = [Scope(Level.TEAM, t) for t in ("A", "B", "C")]
-    return PipelineChanges(
+    changes = PipelineChanges(
         waterfall=waterfall(start, end, Q4, Scope.company()),
         breakdown=tuple(waterfall(start, end, Q4, team) for team in teams),
         since=date(2026, 11, 23),
         history_from=None,
     )
+    # The deals' names as the store gives them: by id, the latest name.
+    names = dict(zip(start["id"], start["name"], strict=True))
+    return with_names(changes, names | dict(zip(end["id"], end["name"], strict=True)))
 
 
 def test_the_answer_says_when_history_starts_after_the_day_asked() -> None:

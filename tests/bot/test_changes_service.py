@@ -57,6 +57,11 @@ def _import(engine: Engine, directory: Path, deals: dict[str, tuple[str, str, st
 
 @pytest.fixture
 def service(store: Engine, tmp_path: Path) -> KpiService:
+    return history_service(store, tmp_path)
+
+
+def history_service(store: Engine, tmp_path: Path) -> KpiService:
+    """BEFORE imported ten days ago, AFTER now."""
     _import(store, tmp_path, BEFORE)
     # The first import happened ten days ago: its intervals start then.
     ten_days_ago = datetime.now(UTC) - timedelta(days=10)

@@ -1,40 +1,139 @@
-"""Past states are read from the history once and kept across data versions (a sync does not
-change what the deals were), with owners placed in today's teams at each use."""
+"""Past states are kept as the deals changed since a moment, as they stood then: read from the
+history once, brought forward after each sync by reading only what that sync changed, and
+equal to a whole read of the history at every step."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Engine
 
-from bot.store.facts_loader import PastStates, current_owners, load_deal_states
-from tests.bot.test_changes_service import AFTER, _import
+from bot.store.facts_loader import (
+    PastStates,
+    current_owners,
+    load_deal_states,
+    load_facts,
+    usual_moments,
+)
+from bot.store.history import utc
+from tests.bot.test_changes_service import AFTER, _import, history_service
 from tests.bot.test_comparisons_history import _service
 
 BETWEEN = datetime(2026, 11, 10, tzinfo=UTC)  # after the first import, before the second
 
 
-def test_a_past_state_survives_a_sync_and_equals_a_fresh_read(
+def _rebuilt(past: PastStates, store: Engine) -> pd.DataFrame:
+    """The deals at BETWEEN as the kept difference and the current facts make them."""
+    facts = load_facts(store, "EUR", {}, 0.5)
+    changed, start = past.changed_since(BETWEEN, facts.version)
+    deals = facts.opportunities
+    unchanged = deals[~deals["id"].isin(changed)]
+    return (
+        pd.concat([unchanged[list(start.columns)], start]).sort_values("id").reset_index(drop=True)
+    )
+
+
+def _whole(store: Engine) -> pd.DataFrame:
+    frame = load_deal_states(store, BETWEEN, "EUR", {})
+    # Deleted before BETWEEN and never back: in neither state, so not in the difference.
+    return frame[frame["status"] != "deleted"].sort_values("id").reset_index(drop=True)
+
+
+def _same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_categorical=False)
+
+
+def test_a_past_state_is_the_changed_deals_and_survives_a_sync(
     store: Engine, tmp_path: Path
 ) -> None:
     _service(store, tmp_path, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
     past = PastStates(store, "EUR", {}, 0.5)
-    before = past.deals(BETWEEN, current_owners(store))
-    # d1, d2, d3 as the first import left them.
-    assert sorted(before["name"]) == ["d1", "d2", "d3"]
-    assert before.set_index("name")["amount"].to_dict() == {
-        "d1": 100_000, "d2": 50_000, "d3": 30_000
-    }  # fmt: skip
+    changed, start = past.changed_since(BETWEEN, 0)
+    # Every deal changed on 20 November: d1 won, d2 pushed, d3 deleted, d4 created (not there
+    # on the 10th). The first three as the first import left them.
+    assert len(changed) == 4
+    assert sorted(start["amount"]) == [30_000, 50_000, 100_000]
+    assert list(start["status"].astype(str)) == ["open", "open", "open"]
+    _same(_rebuilt(past, store), _whole(store))
+    kept = past.nbytes
+    assert kept > 0
 
-    # A later sync (here the same file again, then d4 resized) changes nothing of 10 November.
-    changed = dict(AFTER, d4=("Discovery", "999.00", "2026-12-31", "r2"))
-    _import(store, tmp_path, changed)
+    # A later sync (d4 resized) changes nothing of 10 November: only its changes are read.
+    _import(store, tmp_path, dict(AFTER, d4=("Discovery", "999.00", "2026-12-31", "r2")))
 
-    again = past.deals(BETWEEN, current_owners(store))
-    pd.testing.assert_frame_equal(again, before)
-    pd.testing.assert_frame_equal(again, load_deal_states(store, BETWEEN, "EUR", {}))
-    opportunities = past.opportunities(BETWEEN, current_owners(store))
-    assert sorted(opportunities["status"].astype(str)) == ["open", "open", "open"]
-    assert opportunities["amount"].sum() == 180_000
+    again, start_again = past.changed_since(BETWEEN, 0)
+    assert list(again) == list(changed)  # d4 had already changed since the 10th
+    _same(start_again, start)
+    _same(_rebuilt(past, store), _whole(store))
+    assert past.nbytes == kept
+
+
+def test_the_opportunities_as_they_stood_leave_out_deals_not_there_yet(
+    store: Engine, tmp_path: Path
+) -> None:
+    _service(store, tmp_path, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
+    past = PastStates(store, "EUR", {}, 0.5)
+    facts = load_facts(store, "EUR", {}, 0.5)
+
+    stood = past.opportunities(BETWEEN, facts, current_owners(store))
+
+    assert sorted(stood["status"].astype(str)) == ["open", "open", "open"]
+    assert stood["amount"].sum() == 180_000
+    assert set(stood.columns) == set(facts.opportunities.columns)
+
+
+def test_kept_states_stay_within_their_byte_budget(store: Engine, tmp_path: Path) -> None:
+    _service(store, tmp_path, datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
+    one = PastStates(store, "EUR", {}, 0.5)
+    one.changed_since(BETWEEN, 0)
+    budget = one.nbytes + 1  # room for one moment, not two
+    past = PastStates(store, "EUR", {}, 0.5, budget=budget)
+
+    moments = [datetime(2026, 11, day, tzinfo=UTC) for day in (5, 10, 15)]
+    past.prepare(moments, 0)
+
+    assert past.nbytes <= budget
+    # The newest moment read stays; the others were let go.
+    assert past.kept() == [moments[-1]]
+
+
+def test_usual_moments_are_the_days_a_waterfall_is_asked_from() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    moments = usual_moments(date(2026, 11, 26), paris)  # a Thursday
+
+    assert [m.date() for m in moments] == [
+        date(2026, 11, 25),  # yesterday
+        date(2026, 11, 23),  # Monday
+        date(2026, 11, 19),  # a week ago
+        date(2026, 11, 1),  # the month
+        date(2026, 10, 1),  # the quarter
+    ]
+    assert all(m.tzinfo is paris and m.hour == 0 for m in moments)
+
+
+def test_new_data_in_a_running_service_prepares_the_usual_moments(
+    store: Engine, tmp_path: Path
+) -> None:
+    # The fixture of test_changes_service: a first import ten days ago, a second one now.
+    service = history_service(store, tmp_path)
+    service.snapshot()
+    cache = service._cache
+    assert cache.past.kept() == []  # a process's first facts prepare nothing
+
+    _import(store, tmp_path, dict(AFTER, d4=("Discovery", "999.00", "2026-12-31", "r2")))
+    service.snapshot()  # the new version: answers go on from the old facts meanwhile
+    cache.wait()
+    facts = service.snapshot().facts  # swapped in: the moments are prepared in the background
+    cache.wait()
+
+    zone = service.settings.organisation.zone
+    today = datetime.now(UTC).astimezone(zone).date()
+    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    # An answer since one of them reads nothing more, and counts from it as a whole read does.
+    query = service.parse("pipeline changes 2026-Q4 since last week", datetime.now(UTC))
+    changes = service.changes(query, datetime.now(UTC))
+    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    assert changes.waterfall.end == facts.pipeline(query.scope, query.period)

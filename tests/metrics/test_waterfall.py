@@ -6,12 +6,23 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from metrics.facts import Facts
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope
-from metrics.waterfall import Movement, Waterfall, waterfall
+from metrics.waterfall import (
+    Movement,
+    PipelineChanges,
+    Waterfall,
+    changed_pair,
+    changed_waterfalls,
+    deal_ids,
+    waterfall,
+    with_names,
+)
 
 Q4 = period_containing(Grain.QUARTER, date(2026, 11, 1))
 IN, OUT = "2026-11-15", "2027-01-15"  # close dates inside and after Q4
@@ -148,11 +159,11 @@ def test_largest_deals_name_only_what_the_viewer_may_see() -> None:
     ana_only = waterfall(START, END, Q4, Scope.company(), named=lambda rep: rep == "ana")
 
     won = everyone.step(Movement.WON)
-    assert [(d.name, d.amount) for d in won.largest] == [("Win", -75_000), ("Flash", -12_000)]
+    assert [(d.id, d.amount) for d in won.largest] == [(6, -75_000), (11, -12_000)]
     increased = ana_only.step(Movement.INCREASED)
     # The totals stay whole; only the names are filtered.
     assert (increased.amount, increased.count) == (45_000, 3)
-    assert [(d.name, d.rep) for d in increased.largest] == [("Grow", "ana")]
+    assert [(d.id, d.rep) for d in increased.largest] == [(2, "ana")]
     assert ana_only.step(Movement.WON).largest == ()
 
 
@@ -161,3 +172,62 @@ def test_nothing_moved_when_both_states_are_the_same() -> None:
 
     assert result.start == result.end == 535_000
     assert all(s.count == 0 and s.amount == 0 for s in result.steps)
+
+
+def _now_facts() -> Facts:
+    """The facts as they stand at the end: the deleted deal is gone from them."""
+    deals = END[END["status"] != "deleted"].reset_index(drop=True)
+    empty = pd.DataFrame()
+    return Facts(deals, empty, empty, empty, empty, empty)
+
+
+def _changed(ids: list[int]) -> tuple[np.ndarray, pd.DataFrame]:
+    changed = np.array(sorted(ids), dtype="int64")
+    return changed, START[START["id"].isin(changed)].reset_index(drop=True)
+
+
+# Deals whose state differs between START and END (or that exist in only one of them).
+MOVED = [i for i, (_, start, end) in DEALS.items() if start != end]
+SCOPES = [Scope.company(), [Scope(Level.TEAM, t) for t in "ABC"]]
+
+
+@pytest.mark.parametrize("ids", [MOVED, list(DEALS)], ids=["changed deals", "every deal"])
+def test_from_the_changed_deals_and_the_facts_equals_from_both_whole_states(
+    ids: list[int],
+) -> None:
+    # Deals 1 and 12 did not change: they come from the facts only, in the start and the end.
+    assert 1 not in MOVED and 12 not in MOVED
+    changed, start = _changed(ids)
+
+    for parent, children in (
+        (Scope.company(), [Scope(Level.TEAM, t) for t in "ABC"]),
+        (Scope.company(), [Scope(Level.REGION, r) for r in ("North", "South")]),
+        (Scope(Level.TEAM, "A"), [Scope(Level.REP, r) for r in TEAMS]),  # and others' reps
+    ):
+        moved = changed_pair(_now_facts(), start, changed, Q4)
+        whole, parts = changed_waterfalls(_now_facts(), moved, parent, children)
+
+        assert whole == waterfall(START, END, Q4, parent)
+        assert parts == tuple(waterfall(START, END, Q4, child) for child in children)
+    moved = changed_pair(_now_facts(), start, changed, Q4)
+    whole, _ = changed_waterfalls(_now_facts(), moved, Scope.company())
+    assert (whole.start, whole.end) == (535_000, 510_050)  # the table above
+
+
+def test_the_named_deals_get_their_names_by_id() -> None:
+    changed, start = _changed(MOVED)
+    moved = changed_pair(_now_facts(), start, changed, Q4)
+    whole, teams = changed_waterfalls(_now_facts(), moved, *SCOPES)
+    changes = PipelineChanges(whole, teams, date(2026, 11, 1), None)
+    names = {deal_id: name for deal_id, (name, *_) in DEALS.items()}
+
+    named = with_names(changes, {i: names[i] for i in deal_ids(changes)})
+
+    won = named.waterfall.step(Movement.WON)
+    assert [(d.name, d.amount) for d in won.largest] == [("Win", -75_000), ("Flash", -12_000)]
+    assert deal_ids(changes) <= set(MOVED)
+    handed = named.breakdown[0].step(Movement.REASSIGNED)  # team A hands two deals on
+    assert [(d.name, d.amount) for d in handed.largest] == [
+        ("Cross", -100_000),
+        ("Handover", -90_000),
+    ]
