@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from bot.store.database import data_version
 from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import first_recorded, slips, states_at, utc
-from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
+from bot.store.models import Account, FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 log = logging.getLogger(__name__)
 
-_CATEGORIES = ("team", "region", "kind")
+_CATEGORIES = ("team", "region", "kind", "channel", "segment")
 _OPPORTUNITY_COLUMNS = (
     "rep", "team", "region", "account", "status", "amount", "created", "close", "probability",
 )  # fmt: skip
@@ -190,28 +190,46 @@ def load_facts(
     )  # fmt: skip
     opps = _owned(opps, owners)[list(_OPPORTUNITY_COLUMNS)]
 
+    def sourced(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["account"] = chunk["account"].astype("Int64")
+        return _dates(chunk, "created", "converted")
+
     leads = _frame(
         engine,
         select(
             Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
-            Lead.converted_at.label("converted"),
+            Lead.converted_at.label("converted"), Lead.channel, Lead.account_id.label("account"),
         ),
-        lambda chunk: _dates(chunk, "created", "converted"),
+        sourced,
     )  # fmt: skip
-    leads = _owned(leads, owners)[["rep", "team", "region", "created", "converted"]]
+    leads = _categories(
+        _owned(leads, owners)[
+            ["rep", "team", "region", "created", "converted", "channel", "account"]
+        ]
+    )
 
     def costs(chunk: pd.DataFrame) -> pd.DataFrame:
         chunk["region"] = chunk["team_region"].fillna(chunk["spend_region"])
         chunk["amount"] = _to_minor(chunk, fx, minor_digits)
-        return _dates(chunk, "date")[["date", "team", "region", "amount"]]
+        return _dates(chunk, "date")[["date", "team", "region", "amount", "channel"]]
 
     spend = _frame(
         engine,
         select(Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
-               Spend.region.label("spend_region"), Team.region.label("team_region"))
+               Spend.region.label("spend_region"), Team.region.label("team_region"),
+               Spend.channel)
         .outerjoin(Team, Spend.team_id == Team.id),
         costs,
     )  # fmt: skip
+
+    def accounts_of(chunk: pd.DataFrame) -> pd.DataFrame:
+        chunk["id"] = chunk["id"].astype("int64")
+        chunk["name"] = chunk["name"].astype("object")
+        return chunk
+
+    accounts = _categories(
+        _frame(engine, select(Account.id, Account.name, Account.segment), accounts_of)
+    )
 
     surveys = _frame(
         engine,
@@ -241,6 +259,7 @@ def load_facts(
         minor_digits=minor_digits,
         version=version,
         slips=slip_rows,
+        accounts=accounts,
     )
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)

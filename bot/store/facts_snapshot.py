@@ -36,8 +36,8 @@ from metrics.facts import Facts
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 1
-TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips")
+FORMAT = 2
+TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
@@ -133,6 +133,7 @@ class Snapshots:
                 reps=frames["reps"],
                 teams=frames["teams"],
                 slips=frames["slips"],
+                accounts=frames["accounts"],
                 currency=str(meta["currency"]),
                 minor_digits=int(meta["minor_digits"]),
                 version=version,
