@@ -131,11 +131,16 @@ class Facts:
         """Each row's lead source: a lead's and a spend's own, a deal's that of the lead its
         account converted from (the first to convert). NaN: unknown, or not from a lead."""
         if table == "opportunities":
-            return self.opportunities["account"].map(self.account_channels)
+            return self.deal_channels
         frame: pd.DataFrame = getattr(self, table)
         if "channel" not in frame:
             return pd.Series(np.nan, index=frame.index, dtype="object")
         return frame["channel"].astype("object")
+
+    @cached_property
+    def deal_channels(self) -> pd.Series:
+        """Each deal's lead source (``channel``), mapped once: every source's cut reads it."""
+        return self.opportunities["account"].map(self.account_channels).astype("object")
 
     @cached_property
     def account_channels(self) -> pd.Series:

@@ -34,9 +34,8 @@ def _of(channel: str | None) -> Callable[[Facts], Selection]:
         masks = {}
         for table in ("opportunities", "leads", "spend"):
             named = facts.channel(table)
-            masks[table] = (named.isna() if channel is None else named == channel).to_numpy(
-                dtype=bool
-            )
+            chosen = named.isna() if channel is None else named == channel
+            masks[table] = chosen.to_numpy(dtype=bool, na_value=False)
         return masks
 
     return select
