@@ -182,9 +182,17 @@ def _find_kpi(text: _Text) -> str | None:
     return None
 
 
+# A suggestion this much less alike than the best is left out: "winrat" means win_rate, not
+# also key_win_rate (through "key win rate").
+_SUGGESTION_MARGIN = 0.15
+
+
 def suggest(word: str) -> tuple[str, ...]:
     """KPI ids close to ``word`` (through any alias), best first."""
-    close = difflib.get_close_matches(normalise(word), list(ALIASES), n=5, cutoff=0.6)
+    wanted = normalise(word)
+    close = difflib.get_close_matches(wanted, list(ALIASES), n=5, cutoff=0.6)
+    alike = [difflib.SequenceMatcher(None, wanted, alias).ratio() for alias in close]
+    close = [a for a, r in zip(close, alike, strict=True) if r >= alike[0] - _SUGGESTION_MARGIN]
     ids: list[str] = []
     for alias in close:
         if ALIASES[alias] not in ids:

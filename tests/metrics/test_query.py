@@ -176,3 +176,10 @@ def test_a_since_that_is_not_understood_says_what_works(question: str, message: 
 
     assert message in raised.value.message
     assert "since last week" in raised.value.message
+
+
+def test_a_suggestion_much_less_alike_than_the_best_is_left_out() -> None:
+    # "winrat" is 0.92 alike "winrate" and 0.67 alike "key win rate"
+    with pytest.raises(QueryError) as caught:
+        parse_query("winrat", TODAY, DIRECTORY)
+    assert caught.value.suggestions == ("win_rate",)
