@@ -557,11 +557,11 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         elapsed = (answer.as_of - answer.period.start).days + 1
         like_for_like = fmt.tn("like_for_like", elapsed)
     rows = answer.breakdown[:max_rows]
-    sources = answer.sources[:max_rows]
+    sources = (answer.sources or ())[:max_rows]
     if sources:
         title: str | None = fmt.t("by.channel")
         shown = tuple(_source_row(kpi, row, fmt) for row in sources)
-        more = _more(fmt, len(answer.sources) - len(sources))
+        more = _more(fmt, len(answer.sources or ()) - len(sources))
     else:
         title = fmt.breakdown_title(rows[0].scope.level) if rows else None
         shown = tuple(_row(kpi, row, fmt) for row in rows)
@@ -583,7 +583,9 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         status=status,
         emoji=emoji,
         why=None if evaluation is None else _why(fmt, evaluation),
-        notes=_notes(fmt, kpi, answer.value),
+        # Asked by source where no lead or spend names one: say so rather than show nothing.
+        notes=_notes(fmt, kpi, answer.value)
+        + ((fmt.t("channel.unknown"),) if answer.sources == () else ()),
         comparisons=tuple(_comparison(kpi, c, fmt) for c in compared),
         trend=sparkline(answer.trend),
         like_for_like=like_for_like,

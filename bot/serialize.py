@@ -111,7 +111,7 @@ def answer(a: Answer, fmt: Formatter) -> Json:
         ],
         "sources": [
             {"channel": row.channel, "value": number(row.value.value), **_value(row.value, fmt)}
-            for row in a.sources
+            for row in a.sources or ()
         ],
         "ramp": None if a.ramp is None else _ramp(a.ramp),
     }

@@ -75,8 +75,9 @@ class Answer:
     history_since: date | None = None
     # The deals behind the figure when the KPI lists them (``Kpi.deals``), largest first.
     deals: tuple[SlippedDeal, ...] = ()
-    # "… par source": the figure per lead source, in place of the breakdown by scope.
-    sources: tuple[SourceRow, ...] = ()
+    # "… par source": the figure per lead source, in place of the breakdown by scope; () when
+    # asked and no lead or spend names a source, None when not asked.
+    sources: tuple[SourceRow, ...] | None = None
     # Ramp-up: the new reps against the tenured ones, and each new rep's first win.
     ramp: RampUp | None = None
 
@@ -198,7 +199,7 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
         rebuilt = any(c.rebuilt for c in (*compared, *earlier))
     rows = []
     sources = (
-        by_channel(kpi, facts, query.scope, query.period, as_of, ctx) if query.by_channel else ()
+        by_channel(kpi, facts, query.scope, query.period, as_of, ctx) if query.by_channel else None
     )
     if query.breakdown is not None and not query.by_channel:
         for child in facts.children(query.scope, query.breakdown):

@@ -843,3 +843,16 @@ def test_crm_names_cannot_start_a_line_of_their_own(locale: str) -> None:
     joined = "\n".join(slack)
     assert "Paris ✅ FORGED LINE — \u22179 999 999 €\u2217" in joined
     assert "*9 999 999" not in joined and "Lyon Group" in joined
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("fr_FR", "Aucun lead ni aucune dépense n'indique de source"),
+        ("en_US", "No lead or spend names a source"),
+    ],
+)
+def test_asked_by_source_where_nothing_names_one_says_so(locale: str, said: str) -> None:
+    text = render_answer_text(replace(cpa_by_source_answer(), sources=()), formatter(locale))
+    assert said in text
+    assert said not in render_answer_text(cpa_answer(), formatter(locale))

@@ -10,10 +10,14 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from metrics.answers import answer
+from metrics.evaluation import Policy
 from metrics.facts import Facts
 from metrics.kpis import KPIS, Context, Reason
+from metrics.query import Query
 from metrics.scopes import Level, Scope
 from metrics.sources import by_channel
+from metrics.targets import TargetBook
 from tests.metrics.factories import Q3, company
 
 END_Q3 = date(2026, 9, 30)
@@ -106,3 +110,24 @@ def test_a_customer_from_no_lead_source_is_counted_in_the_unattributed_row() -> 
         ("Web", Decimal("900"), 1),
         (None, None, 1),
     ]
+
+
+def test_asked_by_source_where_nothing_names_one_gives_no_rows_and_no_scope_breakdown() -> None:
+    facts = company()
+    facts.leads["channel"] = None
+    facts.spend["channel"] = None
+    query = Query("conversion", COMPANY, Q3, Level.TEAM, by_channel=True)
+    found = answer(query, END_Q3, facts, TargetBook([]), Policy())
+    # the leads all lack a source: one row, "no source", with the whole cohort
+    assert [(r.channel, r.value.sample) for r in found.sources or ()] == [(None, 3)]
+    assert found.breakdown == ()
+    facts = company()
+    facts.leads = facts.leads.iloc[0:0]
+    facts.spend = facts.spend.iloc[0:0]
+    found = answer(query, END_Q3, facts, TargetBook([]), Policy())
+    assert found.sources == ()
+
+
+def test_not_asked_by_source_has_no_sources() -> None:
+    query = Query("conversion", COMPANY, Q3, Level.TEAM)
+    assert answer(query, END_Q3, company(), TargetBook([]), Policy()).sources is None
