@@ -8,11 +8,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from metrics.evaluation import Policy, Status, evaluate
 from metrics.facts import Facts
 from metrics.key_accounts import KeyAccounts
 from metrics.kpis import KPIS, Context, Reason
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
+from metrics.targets import Target, TargetBook
 from tests.metrics.factories import Q1_2025, Q3, Q4, company, frame
 
 COMPANY = Scope.company()
@@ -341,3 +343,13 @@ def test_overdue_deals_are_shown_in_pipeline_and_left_out_of_the_forecast(
 def test_a_deal_due_today_is_not_overdue() -> None:
     got = KPIS["pipeline"].compute(company(), COMPANY, Q4, date(2026, 10, 15), CTX)
     assert (got.overdue, got.overdue_deals) == (None, 0)
+
+
+def test_a_key_account_target_is_judged_on_the_key_accounts_figure() -> None:
+    # Q3 ended: key accounts booked 3000 (o1 1000 + o4 2000) against 4000, missed; the whole
+    # company's 6000 would have made it.
+    book = TargetBook([Target("key_revenue", Grain.QUARTER, COMPANY, Decimal(4000))])
+    policy = Policy(key_accounts=KEY)
+    found = evaluate("key_revenue", COMPANY, Q3, date(2026, 10, 2), company(), book, policy)
+    assert found is not None
+    assert (found.actual.value, found.status) == (Decimal("3000.00"), Status.MISSED)
