@@ -410,6 +410,9 @@ DEMO_QUESTIONS = (
     "conversion ce mois",
     "cpa",
     "glissements ce trimestre",
+    "ca grands comptes",
+    "cpa par canal ce trimestre",
+    "montée en puissance",
 )
 
 

@@ -285,8 +285,9 @@ _EVENTS_BUDGET = {
     "UK & Ireland": 9000,
     "Benelux": 2000,
 }
-# Company-wide monthly budgets, in EUR.
-_COMPANY_BUDGET = {"Google Ads": 9000, "Webinaires": 2500}
+# Company-wide monthly budgets, in EUR. Spend is booked under the lead channels' names, so that
+# a channel's CPA sets its spend against the customers its leads brought.
+_COMPANY_BUDGET = {"Google Ads": 9000, "Webinaire": 2500}
 _LINKEDIN_PER_REP = 350
 
 # Written parents first; foreign keys hold source ids until written: (column, table).
@@ -617,9 +618,9 @@ class _Generator:
             events = _EVENT_SEASON.get(month.start.month, 1.0)
             for team in _TEAMS:
                 budget = _LINKEDIN_PER_REP * len(team.reps)
-                self._spend_row(month, "LinkedIn Ads", budget * share, team=team)
+                self._spend_row(month, "LinkedIn", budget * share, team=team)
             for region, budget in _EVENTS_BUDGET.items():
-                self._spend_row(month, "Salons", budget * events * share, region=region)
+                self._spend_row(month, "Salon", budget * events * share, region=region)
             for channel, budget in _COMPANY_BUDGET.items():
                 self._spend_row(month, channel, budget * share)
             month = month.shift(1)
@@ -874,13 +875,16 @@ class _Planner:
             if team.pace is _Pace.STEADY:
                 continue
             # Each rep of the teams with a clear story carries an equal share, except new
-            # hires, who are still ramping up.
+            # hires, who are still ramping up: they carry a quarter of one (what "/kpi
+            # montée en puissance" sets against the tenured reps' attainment).
             active = [
                 r.name for r in team.reps
                 if r.left_days_ago is None and r.hired_days_ago > 90
             ]  # fmt: skip
             share = _significant(teams[team.name] / len(active), 2, ROUND_CEILING)
             reps.update({name: _money(share) for name in active})
+            ramping = _significant(share / 4, 2, ROUND_CEILING)
+            reps.update({r.name: _money(ramping) for r in team.reps if r.hired_days_ago <= 90})
         return _Values(
             company=_money(sum(teams.values(), Decimal(0))),
             regions={name: _money(regions[name]) for name in self.regions},

@@ -46,7 +46,9 @@ from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status, Why
 from metrics.kpis import KPIS, Kpi, KpiValue, Unit
 from metrics.periods import Grain
+from metrics.ramp import RampUp, RepGroup
 from metrics.scopes import Scope
+from metrics.sources import SourceRow
 from metrics.waterfall import PipelineChanges
 
 __all__ = [
@@ -62,8 +64,10 @@ __all__ = [
     "Digest",
     "DigestEntryView",
     "DigestView",
+    "LineView",
     "MovementView",
     "RowView",
+    "SectionView",
     "alert_view",
     "alerts_view",
     "answer_view",
@@ -158,6 +162,24 @@ class SlippedDealView:
 
 
 @dataclass(frozen=True)
+class LineView:
+    """One line of a section: ``Nouveaux (6 premiers mois) · 2 commerciaux  42,5 % …``."""
+
+    name: str  # raw: may hold a rep's CRM name
+    value: str
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A titled list of lines under an answer (ramp-up: new against tenured reps, then each new
+    rep's first win)."""
+
+    title: str
+    lines: tuple[LineView, ...]
+    more: str | None = None  # "… et 3 autres" when lines were left out
+
+
+@dataclass(frozen=True)
 class AnswerView:
     """Context of ``answer.*.j2``: one KPI for one scope and period."""
 
@@ -181,7 +203,9 @@ class AnswerView:
     # Set when an earlier figure of a level (pipeline, forecast) predates the history: it was
     # rebuilt from today's records, and this says so.
     rebuilt: str | None
-    breakdown_title: str | None  # "Par équipe"; None without a breakdown
+    # "Par équipe", or "Par source" (a row per lead source, the status column saying what the
+    # figure counts); None without a breakdown
+    breakdown_title: str | None
     breakdown: tuple[RowView, ...]  # at most BREAKDOWN_ROWS rows, best first
     more: str | None  # "… et 185 autres" when rows were left out
     as_of: str  # "Au 26 nov. 2026"
@@ -189,6 +213,10 @@ class AnswerView:
     deals_title: str | None = None
     deals: tuple[SlippedDealView, ...] = ()
     deals_more: str | None = None
+    # The breakdown is by lead source: no row has a target, and each row's status says what
+    # its figure counts.
+    by_channel: bool = False
+    sections: tuple[SectionView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -455,6 +483,60 @@ def _row(kpi: Kpi, row: BreakdownRow, fmt: Formatter) -> RowView:
     )
 
 
+def _source_row(kpi: Kpi, row: SourceRow, fmt: Formatter) -> RowView:
+    """A lead source's figure; its status column says what the figure counts ("sur 12 leads",
+    "3 nouveaux clients", "4 affaires"): channels have no targets of their own."""
+    sample = row.value.sample
+    return RowView(
+        name=fmt.t("channel.none") if row.channel is None else _clip(row.channel),
+        value=value_words(fmt, kpi, row.value),
+        target=fmt.t("dash"),
+        emoji="•",
+        status="" if not sample else fmt.tn(f"sample.{kpi.id}", sample),
+    )
+
+
+def _group(fmt: Formatter, key: str, group: RepGroup | None) -> LineView:
+    """New or tenured reps as one line: how many, and their attainment."""
+    if group is None:
+        return LineView(fmt.t(f"ramp.{key}"), fmt.t("ramp.withheld"))
+    name = fmt.t(f"ramp.{key}") + fmt.t("sep") + fmt.tn("ramp.reps", len(group.reps))
+    attainment = group.attainment
+    if attainment is None or group.target is None:
+        return LineView(name, fmt.t("ramp.no_target"))
+    value = fmt.t(
+        "ramp.attainment",
+        share=fmt.percent(attainment),
+        revenue=fmt.money(group.revenue, whole=True),
+        target=fmt.money(group.target, whole=True),
+    )
+    if group.targeted < len(group.reps):
+        value += fmt.t("sep") + fmt.tn("ramp.targeted", group.targeted)
+    return LineView(name, value)
+
+
+def _ramp_sections(fmt: Formatter, ramp: RampUp, max_rows: int) -> tuple[SectionView, ...]:
+    groups = SectionView(
+        fmt.tn("ramp.groups", ramp.months),
+        (_group(fmt, "new", ramp.new), _group(fmt, "tenured", ramp.tenured)),
+    )
+    if not ramp.new_reps:
+        return (groups,)
+    shown = ramp.new_reps[:max_rows]
+    lines = tuple(
+        LineView(
+            _clip(rep.name),
+            fmt.t("ramp.first_win", days=fmt.days(rep.days), started=fmt.date(rep.started))
+            if rep.days is not None
+            else fmt.t("ramp.no_win_yet", started=fmt.date(rep.started)),
+        )
+        for rep in shown
+    )
+    return groups, SectionView(
+        fmt.t("ramp.new_reps"), lines, _more(fmt, len(ramp.new_reps) - len(shown))
+    )
+
+
 def _rebuilt(fmt: Formatter, answer: Answer) -> str | None:
     if not answer.rebuilt:
         return None
@@ -475,6 +557,16 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         elapsed = (answer.as_of - answer.period.start).days + 1
         like_for_like = fmt.tn("like_for_like", elapsed)
     rows = answer.breakdown[:max_rows]
+    sources = (answer.sources or ())[:max_rows]
+    if sources:
+        title: str | None = fmt.t("by.channel")
+        shown = tuple(_source_row(kpi, row, fmt) for row in sources)
+        more = _more(fmt, len(answer.sources or ()) - len(sources))
+    else:
+        title = fmt.breakdown_title(rows[0].scope.level) if rows else None
+        shown = tuple(_row(kpi, row, fmt) for row in rows)
+        # No "and N more" when the caller asked for no rows at all (the digest).
+        more = _more(fmt, len(answer.breakdown) - len(rows)) if rows else None
     compared = (
         [answer.previous] if answer.last_year is None else [answer.previous, answer.last_year]
     )
@@ -491,15 +583,16 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
         status=status,
         emoji=emoji,
         why=None if evaluation is None else _why(fmt, evaluation),
-        notes=_notes(fmt, kpi, answer.value),
+        # Asked by source where no lead or spend names one: say so rather than show nothing.
+        notes=_notes(fmt, kpi, answer.value)
+        + ((fmt.t("channel.unknown"),) if answer.sources == () else ()),
         comparisons=tuple(_comparison(kpi, c, fmt) for c in compared),
         trend=sparkline(answer.trend),
         like_for_like=like_for_like,
         rebuilt=_rebuilt(fmt, answer),
-        breakdown_title=fmt.breakdown_title(rows[0].scope.level) if rows else None,
-        breakdown=tuple(_row(kpi, row, fmt) for row in rows),
-        # No "and N more" when the caller asked for no rows at all (the digest).
-        more=_more(fmt, len(answer.breakdown) - len(rows)) if rows else None,
+        breakdown_title=title,
+        breakdown=shown,
+        more=more,
         as_of=fmt.t("as_of", date=fmt.date(answer.as_of)),
         deals_title=fmt.t("slipped.title") if answer.deals else None,
         deals=tuple(
@@ -512,6 +605,12 @@ def answer_view(answer: Answer, fmt: Formatter, *, max_rows: int = BREAKDOWN_ROW
             for deal in answer.deals[:SLIPPED_DEALS_SHOWN]
         ),
         deals_more=_more(fmt, len(answer.deals) - SLIPPED_DEALS_SHOWN),
+        by_channel=bool(sources),
+        sections=(
+            ()
+            if answer.ramp is None or not max_rows
+            else _ramp_sections(fmt, answer.ramp, max_rows)
+        ),
     )
 
 

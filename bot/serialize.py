@@ -11,6 +11,7 @@ from metrics.answers import Answer, Comparison
 from metrics.evaluation import Evaluation
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Period
+from metrics.ramp import RampUp, RepGroup
 from metrics.scopes import Scope
 from metrics.waterfall import PipelineChanges, Waterfall
 
@@ -107,6 +108,41 @@ def answer(a: Answer, fmt: Formatter) -> Json:
                 "days": deal.days,
             }
             for deal in a.deals
+        ],
+        "sources": [
+            {"channel": row.channel, "value": number(row.value.value), **_value(row.value, fmt)}
+            for row in a.sources or ()
+        ],
+        "ramp": None if a.ramp is None else _ramp(a.ramp),
+    }
+
+
+def _group(g: RepGroup | None) -> Json | None:
+    """None: withheld from this audience (too few reps to be an aggregate)."""
+    if g is None:
+        return None
+    return {
+        "reps": len(g.reps),
+        "with_target": g.targeted,
+        "revenue": number(g.revenue),
+        "target": number(g.target),
+        "attainment": number(g.attainment),
+    }
+
+
+def _ramp(r: RampUp) -> Json:
+    return {
+        "new_rep_months": r.months,
+        "new": _group(r.new),
+        "tenured": _group(r.tenured),
+        "new_reps": [
+            {
+                "name": rep.name,
+                "started": rep.started.isoformat(),
+                "first_win": None if rep.first_win is None else rep.first_win.isoformat(),
+                "days": rep.days,
+            }
+            for rep in r.new_reps
         ],
     }
 

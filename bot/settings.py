@@ -9,6 +9,7 @@ organisation's language by ``ConfigError.worded``; ``str()`` is the English word
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from bot.importers.canonical import KINDS, mapping_problems
 from conversation.authorization import RepFigures
 from metrics.alerts import Damping
 from metrics.evaluation import Policy
+from metrics.key_accounts import KeyAccounts
 from metrics.kpis import KPIS
 from metrics.limits import MAX_AMOUNT, date_problem
 from metrics.periods import Grain, PeriodParseError, parse_period
@@ -245,6 +247,28 @@ class Database(_Section):
     snapshots: str | None = None
 
 
+def _named(value: str) -> str:
+    if not value.strip():
+        raise SettingError("blank_name")
+    return value.strip()
+
+
+Name = Annotated[str, AfterValidator(_named)]
+
+
+class KeyAccountsSpec(_Section):
+    """Key accounts ("grands comptes"): the accounts of these CRM segments and these accounts
+    by name, case aside. Left empty, the key-account KPIs say none are configured."""
+
+    segments: tuple[Name, ...] = ()
+    accounts: tuple[Name, ...] = ()
+
+    def definition(self) -> KeyAccounts | None:
+        if not self.segments and not self.accounts:
+            return None
+        return KeyAccounts(frozenset(self.segments), frozenset(self.accounts))
+
+
 class Evaluation(_Section):
     tolerance: Amount = Decimal("0.05")
     pace: Literal["business_days", "calendar_days"] = "business_days"
@@ -255,6 +279,8 @@ class Evaluation(_Section):
     pacing_grace: Amount = Field(default=Decimal("0.1"), ge=0, le=1)
     # Days a lead is given to convert before it counts in a conversion rate.
     conversion_window: int = Field(default=30, ge=0)
+    # A rep counts as new (ramp-up: new against tenured reps) in their first months.
+    new_rep_months: int = Field(default=6, ge=1, le=120)
     # Weight of an open deal in the forecast when the CRM gives no probability.
     default_probability: Amount = Field(default=Decimal("0.5"), ge=0, le=1)
 
@@ -267,6 +293,7 @@ class Evaluation(_Section):
             report_ended_for_days=self.report_ended_for_days,
             pacing_grace=self.pacing_grace,
             conversion_window=self.conversion_window,
+            new_rep_months=self.new_rep_months,
         )
 
 
@@ -798,6 +825,7 @@ class Config(_Section):
     organisation: Organisation = Organisation()
     database: Database = Database()
     evaluation: Evaluation = Evaluation()
+    key_accounts: KeyAccountsSpec = KeyAccountsSpec()
     fx_rates: dict[CurrencyCode, Rate] = {}
     targets: list[TargetSpec] = []
     # "import" is a Python keyword, hence the alias.
@@ -875,7 +903,8 @@ class Settings(BaseModel):
         return TargetBook(build_targets(self.config), self.organisation.fiscal_year_start_month)
 
     def policy(self) -> Policy:
-        return self.config.evaluation.policy()
+        policy = self.config.evaluation.policy()
+        return dataclasses.replace(policy, key_accounts=self.config.key_accounts.definition())
 
 
 def build_targets(config: Config) -> list[Target]:

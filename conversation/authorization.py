@@ -31,6 +31,7 @@ from enum import StrEnum
 
 from metrics.answers import Answer
 from metrics.evaluation import Evaluation
+from metrics.ramp import RampUp, RepGroup
 from metrics.scopes import Level, Scope
 from metrics.waterfall import PipelineChanges
 
@@ -256,14 +257,41 @@ def visible_evaluations(
 
 
 def visible_answer(answer: Answer, decision: Decision) -> Answer:
-    """``answer`` with only the breakdown rows, and the deals of the reps, the audience may
-    see."""
+    """``answer`` with only the breakdown rows, the deals of the reps and the new reps the
+    audience may see."""
     rows = tuple(r for r in answer.breakdown if decision.shows(r.scope))
     deals = tuple(d for d in answer.deals if decision.shows(Scope(Level.REP, d.rep)))
     evaluation = answer.evaluation
     if evaluation is not None:
         evaluation = visible_evaluation(evaluation, decision)
-    return dataclasses.replace(answer, breakdown=rows, evaluation=evaluation, deals=deals)
+    ramp = None if answer.ramp is None else visible_ramp(answer.ramp, decision)
+    return dataclasses.replace(
+        answer, breakdown=rows, evaluation=evaluation, deals=deals, ramp=ramp
+    )
+
+
+# A group of reps smaller than this is one or two people's figure: shown only to an audience
+# that may see each of them.
+GROUP_MIN_REPS = 3
+
+
+def _visible_group(group: RepGroup | None, decision: Decision) -> RepGroup | None:
+    if group is None or len(group.reps) >= GROUP_MIN_REPS:
+        return group
+    seen = all(decision.shows(Scope(Level.REP, name)) for name in group.reps)
+    return group if seen else None
+
+
+def visible_ramp(ramp: RampUp, decision: Decision) -> RampUp:
+    """``ramp`` with only the new reps the audience may see, and a group's attainment only
+    when it is an aggregate (``GROUP_MIN_REPS`` reps or more) or the audience may see each of
+    its reps."""
+    return dataclasses.replace(
+        ramp,
+        new=_visible_group(ramp.new, decision),
+        tenured=_visible_group(ramp.tenured, decision),
+        new_reps=tuple(r for r in ramp.new_reps if decision.shows(Scope(Level.REP, r.name))),
+    )
 
 
 def named_reps(decision: Decision) -> Callable[[str], bool]:

@@ -21,8 +21,10 @@ from metrics.facts import Facts
 from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue
 from metrics.periods import Grain, Period, like_for_like
 from metrics.query import Query
+from metrics.ramp import RampUp, ramp_up_groups
 from metrics.scopes import Scope
 from metrics.slipped import SlippedDeal
+from metrics.sources import SourceRow, by_channel
 from metrics.targets import TargetBook
 
 TREND_PERIODS = 6
@@ -73,6 +75,11 @@ class Answer:
     history_since: date | None = None
     # The deals behind the figure when the KPI lists them (``Kpi.deals``), largest first.
     deals: tuple[SlippedDeal, ...] = ()
+    # "… par source": the figure per lead source, in place of the breakdown by scope; () when
+    # asked and no lead or spend names a source, None when not asked.
+    sources: tuple[SourceRow, ...] | None = None
+    # Ramp-up: the new reps against the tenured ones, and each new rep's first win.
+    ramp: RampUp | None = None
 
     @property
     def attainment(self) -> Decimal | None:
@@ -191,7 +198,10 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
         trend = (*(c.value for c in reversed(earlier)), value.value)
         rebuilt = any(c.rebuilt for c in (*compared, *earlier))
     rows = []
-    if query.breakdown is not None:
+    sources = (
+        by_channel(kpi, facts, query.scope, query.period, as_of, ctx) if query.by_channel else None
+    )
+    if query.breakdown is not None and not query.by_channel:
         for child in facts.children(query.scope, query.breakdown):
             c_value, c_target, c_status, c_found = _status(
                 query.kpi, child, query.period, as_of, facts, targets, policy
@@ -200,9 +210,14 @@ def answer(query: Query, as_of: date, facts: Facts, targets: TargetBook, policy:
             rows.append(BreakdownRow(child, c_value, c_target, c_status, why))
     rows.sort(key=lambda row: _best_first(kpi, row))
     deals = () if kpi.deals is None else kpi.deals(facts, query.scope, query.period, as_of)
+    ramp = (
+        ramp_up_groups(facts, query.scope, query.period, as_of, ctx)
+        if kpi.id == "ramp_up"
+        else None
+    )
     return Answer(
         kpi, query.scope, query.period, as_of, value, target, status, found, compared[0],
         compared[1] if len(compared) > 1 else None, tuple(rows),
         None if found is None else found.why, trend, rebuilt,
-        None if facts.history is None else facts.history.since, deals,
+        None if facts.history is None else facts.history.since, deals, sources, ramp,
     )  # fmt: skip

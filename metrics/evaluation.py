@@ -15,6 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from metrics.facts import Facts
+from metrics.key_accounts import KeyAccounts
 from metrics.kpis import KPIS, Better, Context, Judgement, Kpi, KpiValue, Reason
 from metrics.periods import Period
 from metrics.scopes import DEFAULT_BREAKDOWN, Level, Scope
@@ -67,9 +68,14 @@ class Policy:
     pacing_grace: Decimal = Decimal("0.1")
     # Days a lead is given to convert: younger leads are left out of a conversion rate.
     conversion_window: int = 30
+    # Which accounts are key accounts (None: not configured), and a new rep's months.
+    key_accounts: KeyAccounts | None = None
+    new_rep_months: int = 6
 
     def context(self, targets: TargetBook) -> Context:
-        return Context(targets.value_for, self.conversion_window)
+        return Context(
+            targets.value_for, self.conversion_window, self.key_accounts, self.new_rep_months
+        )
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,18 @@ int64 minor units of the base currency, ``rep``/``team``/``region`` are categori
 
 - ``opportunities``: id, rep, team, region, account, status ('open'|'won'|'lost'), amount,
   created, close, probability (0..1)
-- ``leads``: rep, team, region, created, converted (NaT while unconverted)
-- ``spend``: date, team, region (NaN for company-wide spend), amount
+- ``leads``: rep, team, region, created, converted (NaT while unconverted), channel (the lead
+  source: "Salon", "Site web"…; NaN when unknown), account (the account it converted into)
+- ``spend``: date, team, region (NaN for company-wide spend), amount, channel (NaN: none)
+- ``accounts``: id, name, segment (the CRM's, e.g. "Grands comptes"; NaN when unknown)
 - ``surveys``: date, rep, team, region, kind ('csat'|'nps'), score
 - ``reps``: name, email, team, region, active_from, active_to (NaT while employed)
-
-The shell's tables may carry more columns that no KPI reads: the store's ``id`` of each row
-and its owner's ``rep_id`` (-1 for none), which its refresh after a sync finds rows by.
 - ``teams``: name, region, manager
 - ``slips``: id, name, date (the day, in the organisation's time zone, an open deal's close date was
   pushed later), days (how far), amount, rep, team, region (its owner then); in push order
+
+The shell's tables may carry more columns that no KPI reads: the store's ``id`` of each row
+and its owner's ``rep_id`` (-1 for none), which its refresh after a sync finds rows by.
 
 ``history`` gives the same facts with the opportunities as they stood at the end of a past day,
 as far as the recorded history goes, so that a level read in the past (pipeline, forecast) is
@@ -29,7 +31,7 @@ not rebuilt from records that already know the outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
@@ -45,6 +47,9 @@ STATUS_CODES = {"open": 0, "won": 1, "lost": 2}
 OPEN, WON, LOST = 0, 1, 2
 Columns = dict[str, np.ndarray]
 SLIP_COLUMNS = ("id", "name", "date", "days", "amount", "rep", "team", "region")
+ACCOUNT_COLUMNS = ("id", "name", "segment")
+# Rows kept by a restriction of the facts (``Facts.restricted``): a boolean mask per table cut.
+Selection = dict[str, np.ndarray]
 
 
 def day(d: date) -> np.datetime64:
@@ -94,6 +99,9 @@ class Facts:
     version: int = 0
     slips: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SLIP_COLUMNS)))
     history: DealHistory | None = None  # None: no recorded history to read the past from
+    accounts: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(ACCOUNT_COLUMNS))
+    )
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     _ordered: dict[tuple[str, Scope, str, tuple[str, int] | None], Ordered] = field(
@@ -101,6 +109,7 @@ class Facts:
     )
     _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
     _pipelines: dict[tuple[Scope, Period], int] = field(default_factory=dict, repr=False)
+    _restricted: dict[Hashable, Facts] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
@@ -114,6 +123,7 @@ class Facts:
             _ordered={},
             _children={},
             _pipelines={},
+            _restricted={},
         )
 
     @cached_property
@@ -144,6 +154,61 @@ class Facts:
             open_ = (columns["status_code"] == OPEN) & within(columns["close"], period)
             self._pipelines[key] = int(columns["amount"][open_].sum())
         return self._pipelines[key]
+
+    def restricted(self, key: Hashable, select: Callable[[Facts], Selection]) -> Facts:
+        """These facts cut to the rows ``select`` keeps (the key accounts' deals, one lead
+        source's leads, spend and deals), so that every KPI computes on them unchanged. Built
+        once per ``key`` and data version; a restriction has no history (a level read in the
+        past restricts the past facts instead)."""
+        if key not in self._restricted:
+            cut = {
+                table: getattr(self, table)[mask].reset_index(drop=True)
+                for table, mask in select(self).items()
+            }
+            self._restricted[key] = replace(
+                self,
+                **cut,
+                history=None,
+                _columns={},
+                _groups={},
+                _ordered={},
+                _children={},
+                _pipelines={},
+                _restricted={},
+            )
+        return self._restricted[key]
+
+    def channel(self, table: str) -> pd.Series:
+        """Each row's lead source: a lead's and a spend's own, a deal's that of the lead its
+        account converted from (the first to convert). NaN: unknown, or not from a lead."""
+        if table == "opportunities":
+            return self.deal_channels
+        frame: pd.DataFrame = getattr(self, table)
+        if "channel" not in frame:
+            return pd.Series(np.nan, index=frame.index, dtype="object")
+        return frame["channel"].astype("object")
+
+    @cached_property
+    def deal_channels(self) -> pd.Series:
+        """Each deal's lead source (``channel``), mapped once: every source's cut reads it."""
+        return self.opportunities["account"].map(self.account_channels).astype("object")
+
+    @cached_property
+    def account_channels(self) -> pd.Series:
+        """Each account's lead source: the channel of its first converted lead."""
+        leads = self.leads
+        if "channel" not in leads or "account" not in leads:
+            return pd.Series(dtype="object")
+        converted = leads[leads["account"].notna() & leads["converted"].notna()]
+        first = converted.sort_values("converted", kind="stable").drop_duplicates("account")
+        return pd.Series(
+            first["channel"].astype("object").to_numpy(), index=first["account"].to_numpy()
+        )
+
+    def channels(self) -> list[str]:
+        """The lead sources and spend channels on record, for a breakdown by source."""
+        names = set(self.channel("leads").dropna()) | set(self.channel("spend").dropna())
+        return sorted(str(n) for n in names)
 
     def columns(self, table: str, scope: Scope, names: tuple[str, ...]) -> Columns:
         """The ``names`` columns of ``table`` for the rows in ``scope``, as numpy arrays."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.facts import LOST, OPEN, WON, Columns, Facts, day, within
+from metrics.key_accounts import KeyAccounts
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 from metrics.slipped import SlippedDeal, slipped_deals
@@ -63,6 +64,7 @@ class Reason(StrEnum):
     NO_SURVEY = "no_survey"
     NO_ACTIVE_REP = "no_active_rep"
     NO_FIRST_WIN = "no_first_win"  # ramp-up: no new rep won a first deal in the period
+    NO_KEY_ACCOUNTS = "no_key_accounts"  # key-account KPIs without ``key_accounts`` configured
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,14 @@ DealLister = Callable[[Facts, Scope, Period, date], tuple[SlippedDeal, ...]]
 
 @dataclass(frozen=True)
 class Context:
-    """What a KPI may need besides the facts: the revenue target (coverage, attainment) and
-    the days a lead is given to convert before its cohort is judged."""
+    """What a KPI may need besides the facts: the revenue target (coverage, attainment), the
+    days a lead is given to convert before its cohort is judged, which accounts are key
+    accounts (None: not configured) and for how many months a rep counts as new."""
 
     target: TargetLookup
     conversion_window: int = 30
+    key_accounts: KeyAccounts | None = None
+    new_rep_months: int = 6
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,9 @@ class Kpi:
     # The deals behind the figure, when an answer lists them (slipped: how often and how far
     # each was pushed), largest first.
     deals: DealLister | None = None
+    # May be broken down by lead source ("conversion par source"): computed on the facts
+    # restricted to each channel (``metrics.sources``).
+    by_channel: bool = False
 
 
 def _money(facts: Facts, minor: int | float) -> Decimal:
@@ -318,10 +326,11 @@ def cpa(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -
         return KpiValue(None, reason=Reason.NOT_PER_REP)
     spend = facts.columns("spend", scope, ("date", "amount", "team", "region"))
     spent = within(spend["date"], elapsed)
-    if not spent.any():
-        return KpiValue(None, sample=0, reason=Reason.NO_SPEND)
     firsts = facts.columns("first_wins", scope, ("close",))
     customers = int(within(firsts["close"], elapsed).sum())
+    if not spent.any():
+        # The new customers that cost nothing are still counted (a lead source without spend).
+        return KpiValue(None, sample=customers, reason=Reason.NO_SPEND)
     if customers == 0:
         return KpiValue(None, sample=0, reason=Reason.NO_NEW_CUSTOMER)
     no_team = pd.isna(spend["team"])
@@ -417,6 +426,36 @@ def ramp_up(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Contex
     return KpiValue(_ratio(float(sum(days)), len(days)), sample=len(days))
 
 
+Compute = Callable[[Facts, Scope, Period, date, Context], KpiValue]
+
+
+def _on_key_accounts(compute: Compute) -> Compute:
+    """``compute`` on the key accounts' deals only."""
+
+    def on_key_accounts(
+        facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context
+    ) -> KpiValue:
+        if ctx.key_accounts is None:
+            return KpiValue(None, reason=Reason.NO_KEY_ACCOUNTS)
+        return compute(ctx.key_accounts.of(facts), scope, period, as_of, ctx)
+
+    return on_key_accounts
+
+
+def key_share(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
+    """Key accounts' revenue ÷ all revenue, over the deals won in the elapsed period."""
+    if ctx.key_accounts is None:
+        return KpiValue(None, reason=Reason.NO_KEY_ACCOUNTS)
+    total = revenue(facts, scope, period, as_of, ctx)
+    if total.value is None:
+        return total
+    if not total.sample:
+        return KpiValue(None, sample=0, reason=Reason.NO_DEAL_WON)
+    key = revenue(ctx.key_accounts.of(facts), scope, period, as_of, ctx)
+    assert key.value is not None  # started, since the whole revenue is
+    return KpiValue(key.value / total.value, sample=total.sample)
+
+
 def forecast(facts: Facts, scope: Scope, period: Period, as_of: date, ctx: Context) -> KpiValue:
     booked = revenue(facts, scope, period, as_of, ctx)
     if booked.value is None:
@@ -445,7 +484,7 @@ def _kpi(
     unit: Unit,
     better: Better,
     judgement: Judgement,
-    compute: Callable[[Facts, Scope, Period, date, Context], KpiValue],
+    compute: Compute,
     description: str,
     target_of: str | None = None,
     matures: bool = False,
@@ -453,6 +492,7 @@ def _kpi(
     stood: bool = False,
     recorded: bool = False,
     deals: DealLister | None = None,
+    by_channel: bool = False,
 ) -> Kpi:
     return Kpi(
         id,
@@ -468,6 +508,7 @@ def _kpi(
         stood,
         recorded,
         deals,
+        by_channel,
     )
 
 
@@ -483,7 +524,7 @@ KPIS: dict[str, Kpi] = {
              ("lead conversion", "taux de conversion", "taux", "conversion-leads", "conv"),
              Unit.PERCENT, H, SAMPLED, conversion,
              "leads created in the period, older than the conversion window, that converted",
-             matures=True),
+             matures=True, by_channel=True),
         _kpi("win_rate",
              ("win rate", "taux de gain", "taux-de-gain", "winrate", "close rate"),
              Unit.PERCENT, H, SAMPLED, win_rate, "won ÷ (won + lost), by close date"),
@@ -494,7 +535,7 @@ KPIS: dict[str, Kpi] = {
         _kpi("new_pipeline",
              ("new pipeline", "nouveau pipeline", "pipeline cree", "created pipeline"),
              Unit.MONEY, H, PACED, new_pipeline, "amount of deals created in the period",
-             additive=True),
+             additive=True, by_channel=True),
         _kpi("slipped",
              ("slipped pipeline", "pipeline glissé", "slipped", "slips", "slipped deals",
               "glissements", "glissement", "affaires glissees", "pipeline glisse"),
@@ -524,7 +565,7 @@ KPIS: dict[str, Kpi] = {
         _kpi("cpa",
              ("cost per acquisition", "coût d'acquisition", "cac", "cout", "cout d'acquisition",
               "acquisition cost"),
-             Unit.MONEY, L, SAMPLED, cpa, "marketing spend ÷ new customers"),
+             Unit.MONEY, L, SAMPLED, cpa, "marketing spend ÷ new customers", by_channel=True),
         _kpi("csat",
              ("customer satisfaction", "satisfaction client", "satisfaction"),
              Unit.SCORE, H, SAMPLED, csat, "mean CSAT score"),
@@ -540,6 +581,26 @@ KPIS: dict[str, Kpi] = {
               "time to first deal", "premiere affaire", "première affaire"),
              Unit.DAYS, L, SAMPLED, ramp_up,
              "mean days from a new rep's start to their first won deal"),
+        _kpi("key_revenue",
+             ("ca grands comptes", "chiffre d'affaires grands comptes", "chiffre grands comptes",
+              "grands comptes", "key account revenue", "revenue key accounts",
+              "key accounts revenue", "key accounts"),
+             Unit.MONEY, H, PACED, _on_key_accounts(revenue),
+             "won amount of the key accounts, by close date", additive=True),
+        _kpi("key_pipeline",
+             ("pipeline grands comptes", "pipe grands comptes", "key account pipeline",
+              "pipeline key accounts", "key accounts pipeline"),
+             Unit.MONEY, H, LEVEL, _on_key_accounts(pipeline),
+             "open amount of the key accounts expected to close in the period", stood=True),
+        _kpi("key_win_rate",
+             ("taux de gain grands comptes", "win rate grands comptes", "key account win rate",
+              "win rate key accounts", "key accounts win rate"),
+             Unit.PERCENT, H, SAMPLED, _on_key_accounts(win_rate),
+             "won ÷ (won + lost) of the key accounts, by close date"),
+        _kpi("key_share",
+             ("part des grands comptes", "part grands comptes", "key account share",
+              "share of key accounts", "key accounts share"),
+             Unit.PERCENT, H, SAMPLED, key_share, "key accounts' revenue ÷ all revenue"),
         _kpi("forecast",
              ("forecast", "prévision", "prevision", "prevision de ca", "projection"),
              Unit.MONEY, H, LEVEL, forecast, "revenue to date + weighted open pipeline",

@@ -28,6 +28,8 @@ class Query:
     # Set for "pipeline changes since …": the day (from its start, in the organisation's time
     # zone) from which the pipeline's movements are counted.
     since: date | None = None
+    # "conversion par source", "cpa par canal": broken down by lead source instead of by scope.
+    by_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,10 @@ _LEVEL_WORDS: dict[str, Level] = {
 }  # fmt: skip
 _LEVEL_ALTERNATION = "|".join(sorted((re.escape(w) for w in _LEVEL_WORDS), key=len, reverse=True))
 _BREAKDOWN = re.compile(rf"\b(?:by|per|par)\s+(?:l'|la |le |les )?({_LEVEL_ALTERNATION})\b")
+_BY_CHANNEL = re.compile(
+    r"\b(?:by|per|par)\s+(?:l'|la |le |les )?(?:lead )?"
+    r"(?:sources?|canal|canaux|channels?|origines?|canal d'acquisition|marketing source)\b"
+)
 _STOPWORDS = frozenset(
     (
         "a an and the for in of on is what's whats what show me our my to at "
@@ -183,9 +189,17 @@ def _find_kpi(text: _Text) -> str | None:
     return None
 
 
+# A suggestion this much less alike than the best is left out: "winrat" means win_rate, not
+# also key_win_rate (through "key win rate").
+_SUGGESTION_MARGIN = 0.15
+
+
 def suggest(word: str) -> tuple[str, ...]:
     """KPI ids close to ``word`` (through any alias), best first."""
-    close = difflib.get_close_matches(normalise(word), list(ALIASES), n=5, cutoff=0.6)
+    wanted = normalise(word)
+    close = difflib.get_close_matches(wanted, list(ALIASES), n=5, cutoff=0.6)
+    alike = [difflib.SequenceMatcher(None, wanted, alias).ratio() for alias in close]
+    close = [a for a, r in zip(close, alike, strict=True) if r >= alike[0] - _SUGGESTION_MARGIN]
     ids: list[str] = []
     for alias in close:
         if ALIASES[alias] not in ids:
@@ -287,6 +301,9 @@ def parse_query(
         raise QueryError(code, str(error), text=error.text) from None
     text = _Text(normalise(rest))
     breakdown: Level | None = None
+    sourced = _BY_CHANNEL.search(text.rest)
+    if sourced:
+        text.cut(sourced)
     match = _BREAKDOWN.search(text.rest)
     if match:
         breakdown = _LEVEL_WORDS[match.group(1)]
@@ -315,9 +332,17 @@ def parse_query(
             "try “pipeline changes since last week”.",
             kpi=kpi,
         )
+    if sourced and not KPIS[kpi].by_channel:
+        known = ", ".join(k.id for k in KPIS.values() if k.by_channel)
+        raise QueryError(
+            "by_channel.unsupported",
+            f"{kpi} is not broken down by lead source; these are: {known}.",
+            kpi=kpi,
+            known=known,
+        )
     if breakdown is None or not is_finer(breakdown, scope.level):
         breakdown = DEFAULT_BREAKDOWN[scope.level]
     if period is None:
         grain = (grains or {}).get(kpi, default_grain)
         period = period_containing(grain, today, fiscal_start_month)
-    return Query(kpi, scope, period, breakdown, since)
+    return Query(kpi, scope, period, breakdown, since, by_channel=sourced is not None)

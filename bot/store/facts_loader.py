@@ -30,19 +30,31 @@ from bot.store.history import (
     states_at,
     utc,
 )
-from bot.store.models import FactDeletion, FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
+from bot.store.models import (
+    Account,
+    FactDeletion,
+    FxRate,
+    Lead,
+    Opportunity,
+    Rep,
+    Spend,
+    Survey,
+    Team,
+)
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.scopes import Level, Scope
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 log = logging.getLogger(__name__)
 
-_CATEGORIES = ("team", "region", "kind")
+_CATEGORIES = ("team", "region", "kind", "channel", "segment")
 _OPPORTUNITY_COLUMNS = (
     "id", "rep", "team", "region", "account", "status", "amount", "created", "close",
     "probability",
 )  # fmt: skip
-_LEAD_COLUMNS = ("id", "rep", "team", "region", "created", "converted", "rep_id")
+_LEAD_COLUMNS = (
+    "id", "rep", "team", "region", "created", "converted", "channel", "account", "rep_id",
+)  # fmt: skip
 # Past days kept with a data version: an answer's comparisons and trend read up to six days (a
 # month's previous period, the same month last year and four more).
 _PAST_DAYS_KEPT = 8
@@ -245,26 +257,34 @@ class _Reader:
         return _owned(opps, self.owners)[[*_OPPORTUNITY_COLUMNS, "rep_id"]]
 
     def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+        def sourced(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["account"] = chunk["account"].astype("Int64")
+            return _dates(_ids(chunk), "created", "converted")
+
         leads = _frame(
             self.engine,
             select(
                 Lead.id, Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
-                Lead.converted_at.label("converted"),
+                Lead.converted_at.label("converted"), Lead.channel,
+                Lead.account_id.label("account"),
             ).where(*where).order_by(*() if where else (Lead.id,)),
-            lambda chunk: _dates(_ids(chunk), "created", "converted"),
+            sourced,
         )  # fmt: skip
-        return _owned(leads, self.owners)[list(_LEAD_COLUMNS)]
+        return _categories(_owned(leads, self.owners)[list(_LEAD_COLUMNS)])
 
     def spend(self) -> pd.DataFrame:
         def costs(chunk: pd.DataFrame) -> pd.DataFrame:
             chunk["region"] = chunk["team_region"].fillna(chunk["spend_region"])
             chunk["amount"] = self._minor(chunk)
-            return _dates(_ids(chunk), "date")[["id", "date", "team", "region", "amount"]]
+            return _dates(_ids(chunk), "date")[
+                ["id", "date", "team", "region", "amount", "channel"]
+            ]
 
         spend = _frame(
             self.engine,
             select(Spend.id, Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
-                   Spend.region.label("spend_region"), Team.region.label("team_region"))
+                   Spend.region.label("spend_region"), Team.region.label("team_region"),
+                   Spend.channel)
             .outerjoin(Team, Spend.team_id == Team.id)
             .order_by(Spend.id),
             costs,
@@ -282,6 +302,16 @@ class _Reader:
         surveys = _owned(surveys, self.owners)
         return _categories(surveys[["id", "date", "rep", "team", "region", "kind", "score",
                                     "rep_id"]])  # fmt: skip
+
+    def accounts(self) -> pd.DataFrame:
+        """The accounts (a small table, read whole): their segment makes the key accounts."""
+
+        def accounts_of(chunk: pd.DataFrame) -> pd.DataFrame:
+            chunk["name"] = chunk["name"].astype("object")
+            return _ids(chunk)
+
+        query = select(Account.id, Account.name, Account.segment).order_by(Account.id)
+        return _categories(_frame(self.engine, query, accounts_of))
 
     def slips(self, deals: Select[int] | None = None) -> pd.DataFrame:
         """The pushes (of ``deals`` only, if given), by day then deal, each deal's in push
@@ -319,6 +349,7 @@ class _Reader:
             minor_digits=self.minor_digits,
             version=version,
             slips=slip_rows,
+            accounts=self.accounts(),
         )
 
     def whole(self, version: int) -> Facts:
@@ -394,11 +425,28 @@ def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd
     if changed.empty and not dropped.any():
         return old
     kept = np.flatnonzero(~dropped)
+    old, changed = _same_categories(old, changed)
     changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
     where = np.searchsorted(ids[kept], changed["id"].to_numpy())
     index = np.insert(kept, where, len(old) + np.arange(len(changed)))
     both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
     return both.take(index).reset_index(drop=True)
+
+
+def _same_categories(old: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames with the union of each categorical column's categories: a concatenation of
+    categoricals that differ would turn the column into Python strings (a new lead source
+    in a sync would cost every lead a string). Codes are kept; only the categories grow."""
+    for column in old.columns:
+        before, after = old[column].dtype, changed[column].dtype
+        if not (isinstance(before, pd.CategoricalDtype) and isinstance(after, pd.CategoricalDtype)):
+            continue
+        if before.categories.equals(after.categories):
+            continue
+        union = before.categories.union(after.categories)
+        old = old.assign(**{column: old[column].cat.set_categories(union)})
+        changed = changed.assign(**{column: changed[column].cat.set_categories(union)})
+    return old, changed
 
 
 def _categorical(frame: pd.DataFrame) -> bool:

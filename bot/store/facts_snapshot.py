@@ -36,8 +36,9 @@ from metrics.facts import Facts
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 3  # 2: opportunities carry their store id; 3: facts.json names the store's rates
-TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips")
+FORMAT = 4  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
+# 4: the accounts, and the leads' and spend's channels
+TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
@@ -136,6 +137,7 @@ class Snapshots:
                 reps=frames["reps"],
                 teams=frames["teams"],
                 slips=frames["slips"],
+                accounts=frames["accounts"],
                 currency=str(meta["currency"]),
                 minor_digits=int(meta["minor_digits"]),
                 version=version,

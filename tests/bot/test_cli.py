@@ -66,6 +66,11 @@ def test_demo_prints_digest_alerts_and_answers(demo: Path) -> None:
     assert '$ kpibot ask "ca ce trimestre"' in result.output
     # The quarter's slipped pipeline, from the demo's history (its deals depend on the day).
     assert '$ kpibot ask "glissements ce trimestre"' in result.output
+    # The KPIs a CSO steers besides (issue 13): key accounts, lead sources, new reps.
+    assert "CA grands comptes · Entreprise" in result.output
+    assert "Par source" in result.output and "Salon" in result.output
+    assert "Nouveaux commerciaux (6 premiers mois) et confirmés" in result.output
+    assert "Théo Blanc" in result.output
     assert (demo.parent / "kpibot.db").exists()
 
 

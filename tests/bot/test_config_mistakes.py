@@ -31,6 +31,13 @@ MISTAKES = [
     ("10^17 as a target", "targets: [{kpi: revenue, periods: {2026-Q4: {company: 1e17}}}]",
      "targets.0.periods.2026-Q4.company: expected a number such as 1200000, 1.2M, 800k or 25%, "
      "got '1e17'"),
+    ("a blank key-account segment", "key_accounts: {segments: ['Grands comptes', ' ']}",
+     "key_accounts.segments.1: an empty name: write the segment's or the account's name, or "
+     "remove the entry"),
+    ("key accounts not a list", "key_accounts: {accounts: 12}",
+     "key_accounts.accounts: expected a list"),
+    ("new reps for no month", "evaluation: {new_rep_months: 0}",
+     "evaluation.new_rep_months: must be at least 1, got 0"),
     ("fx rate of zero", "fx_rates: {GBP: 0}",
      "fx_rates.GBP: an exchange rate must be above 0, got 0"),
     ("negative fx rate", "fx_rates: {USD: -0.92}",
@@ -243,7 +250,8 @@ def test_a_french_organisations_config_mistakes_are_told_in_french(tmp_path: Pat
         "targets.0.company: un objectif ne peut pas être négatif, reçu -5",
         "targets.0.kpi: indicateur inconnu 'revenu'\u00a0; attendu l'un de\u00a0: revenue, "
         "conversion, win_rate, pipeline, new_pipeline, slipped, overdue, coverage, avg_deal, "
-        "sales_cycle, attainment, cpa, csat, nps, turnover, ramp_up, forecast",
+        "sales_cycle, attainment, cpa, csat, nps, turnover, ramp_up, key_revenue, key_pipeline, "
+        "key_win_rate, key_share, forecast",
     ]
     # Outside the key path and the value read back ("reçu '3 lunes'").
     said = [

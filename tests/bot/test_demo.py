@@ -32,7 +32,9 @@ from metrics.evaluation import Evaluation, Status, evaluate, evaluate_all
 from metrics.facts import Facts
 from metrics.kpis import KPIS
 from metrics.periods import Grain, period_containing
+from metrics.ramp import ramp_up_groups
 from metrics.scopes import Level, Scope
+from metrics.sources import by_channel
 from metrics.waterfall import Movement
 
 TODAY = date(2026, 11, 26)
@@ -237,6 +239,26 @@ def test_turnover_and_recent_hires(demo: Demo) -> None:
     assert (reps["active_from"] > today - pd.Timedelta(days=60)).sum() == 2
     assert reps["email"].str.fullmatch(r"[a-z\-]+\.[a-z\-']+@atelier-lumiere\.example").all()
     assert reps["email"].is_unique and reps["name"].is_unique
+
+
+def test_key_accounts_lead_sources_and_new_reps_give_the_new_kpis_figures(demo: Demo) -> None:
+    """The issue-13 KPIs have something to say on the demo: key accounts (the "Grands comptes"
+    segment of the demo config), spend booked under the lead channels' names, and new reps
+    with a ramping target."""
+    quarter = period_containing(Grain.QUARTER, demo.today)
+    ctx = demo.settings.policy().context(demo.settings.target_book())
+    company = Scope.company()
+    share = KPIS["key_share"].compute(demo.facts, company, quarter.previous(), demo.today, ctx)
+    assert share.value is not None and Decimal("0.2") < share.value < Decimal("0.8")
+    lead_channels = set(demo.facts.leads["channel"].dropna())
+    assert set(demo.facts.spend["channel"].dropna()) <= lead_channels
+    rows = by_channel(KPIS["cpa"], demo.facts, company, quarter.previous(), demo.today, ctx)
+    priced = [r for r in rows if r.value.value is not None]
+    assert {r.channel for r in priced} >= {"Salon", "LinkedIn", "Google Ads"}
+    ramp = ramp_up_groups(demo.facts, company, quarter, demo.today, ctx)
+    assert ramp.new is not None and ramp.tenured is not None
+    assert set(ramp.new.reps) == {"Élodie Fournier", "Théo Blanc"}
+    assert ramp.new.targeted == 2 and ramp.tenured.attainment is not None
 
 
 def test_every_lead_belongs_to_a_rep_employed_when_it_came_in(demo: Demo) -> None:

@@ -44,6 +44,7 @@ days = st.integers(0, 520).map(lambda n: START + timedelta(days=n))
 maybe_days = st.none() | days
 amounts = st.none() | st.decimals(0, 10**9, places=2, allow_nan=False, allow_infinity=False)
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+channels = st.none() | st.sampled_from(["Salon", "Site web", "Partenaire"])
 
 
 @st.composite
@@ -75,14 +76,14 @@ def companies(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
         )  # fmt: skip
     leads = [
         {"source": "t", "source_id": f"L{i}", "owner": draw(owners), "created_at": draw(days),
-         "converted_at": draw(maybe_days)}
+         "converted_at": draw(maybe_days), "channel": draw(channels)}
         for i in range(draw(st.integers(0, 40)))
     ]  # fmt: skip
     spend = [
         {"source": "t", "source_id": f"S{i}", "date": draw(days),
          "amount": draw(st.decimals(0, 10**6, places=2, allow_nan=False)), "currency": "EUR",
          "team": draw(st.none() | st.sampled_from([t["source_id"] for t in teams])),
-         "region": draw(st.none() | st.just("North"))}
+         "region": draw(st.none() | st.just("North")), "channel": draw(channels)}
         for i in range(draw(st.integers(0, 10)))
     ]  # fmt: skip
     surveys = [
@@ -140,16 +141,22 @@ def _engine(folder: Path) -> Engine:
 
 
 def _answers(facts: Facts) -> list[object]:
-    """Every KPI for the company broken down by team, and for the first team by rep."""
+    """Every KPI for the company broken down by team, and for the first team by rep; those
+    broken down by lead source, by source."""
     period = period_containing(Grain.QUARTER, AS_OF)
     scopes = [(Scope.company(), Level.TEAM)] + [
         (team, Level.REP) for team in facts.children(Scope.company(), Level.TEAM)[:1]
     ]
+    by_channel = [
+        answer(Query(kpi, Scope.company(), period, None, by_channel=True), AS_OF, facts,
+               TargetBook([]), Policy())
+        for kpi in KPIS if KPIS[kpi].by_channel
+    ]  # fmt: skip
     return [
         answer(Query(kpi, scope, period, level), AS_OF, facts, TargetBook([]), Policy())
         for kpi in KPIS
         for scope, level in scopes
-    ]
+    ] + by_channel
 
 
 def _missing_as_none(frame: pd.DataFrame) -> pd.DataFrame:

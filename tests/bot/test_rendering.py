@@ -36,7 +36,9 @@ from bot.rendering import (
     Digest,
     DigestEntryView,
     DigestView,
+    LineView,
     RowView,
+    SectionView,
     answer_view,
     digest_view,
     environment,
@@ -57,7 +59,9 @@ from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status, Why
 from metrics.kpis import KPIS, KpiValue, Reason
 from metrics.periods import Grain, Period, period_containing
+from metrics.ramp import NewRep, RampUp, RepGroup
 from metrics.scopes import Level, Scope
+from metrics.sources import SourceRow
 from tests.bot.test_changes_rendering import pipeline_changes
 from tests.bot.test_slipped_rendering import DEALS, slipped_answer
 
@@ -210,6 +214,77 @@ def running_conversion_answer() -> Answer:
         previous=Comparison(quarter(2026, 3), Decimal("0.241"), Decimal("0.021"), None),
         last_year=Comparison(quarter(2025, 4), Decimal("0.272"), Decimal("-0.01"), None),
         breakdown=(),
+    )  # fmt: skip
+
+
+def key_revenue_answer() -> Answer:
+    """Key accounts' revenue of the company in Q4 2026, 26 November, no target: by team."""
+    return Answer(
+        kpi=KPIS["key_revenue"],
+        scope=Scope.company(),
+        period=Q4,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("965230"), sample=18),
+        target=None,
+        status=Status.NO_DATA,
+        evaluation=None,
+        previous=Comparison(quarter(2026, 3, end=date(2026, 8, 26)),
+                            Decimal("583800"), Decimal("381430"), Decimal("0.653357")),
+        last_year=Comparison(quarter(2025, 4, end=date(2025, 11, 26)),
+                             Decimal("779810"), Decimal("185420"), Decimal("0.237776")),
+        breakdown=(
+            BreakdownRow(Scope(Level.TEAM, "Paris Grands Comptes"), KpiValue(Decimal("493800")),
+                         None, Status.NO_DATA),
+            BreakdownRow(Scope(Level.TEAM, "Munich"), KpiValue(Decimal("378330")), None,
+                         Status.NO_DATA),
+            BreakdownRow(Scope(Level.TEAM, "Bruxelles"), KpiValue(Decimal("0"), sample=0), None,
+                         Status.NO_DATA),
+        ),
+    )  # fmt: skip
+
+
+def cpa_by_source_answer() -> Answer:
+    """CPA of the company in Q4 2026 by lead source: a channel with spend and customers, one
+    with spend and none, one that cost nothing, and customers that came from no lead."""
+    return replace(
+        cpa_answer(),
+        period=Q4,
+        previous=Comparison(quarter(2026, 3, end=date(2026, 8, 26)),
+                            Decimal("400"), Decimal("-25"), Decimal("-0.0625")),
+        last_year=Comparison(quarter(2025, 4, end=date(2025, 11, 26)), None, None, None),
+        breakdown=(),
+        sources=(
+            SourceRow("Salon", KpiValue(Decimal("405"), sample=12)),
+            SourceRow("Google Ads", KpiValue(None, sample=0, reason=Reason.NO_NEW_CUSTOMER)),
+            SourceRow("Recommandation", KpiValue(None, sample=3, reason=Reason.NO_SPEND)),
+            SourceRow(None, KpiValue(None, sample=1, reason=Reason.NO_SPEND)),
+        ),
+    )  # fmt: skip
+
+
+def ramp_up_answer() -> Answer:
+    """Ramp-up of the company in Q4 2026: one new rep's first win, one still waiting; the new
+    reps' attainment against the tenured reps', some of whom have no target."""
+    return Answer(
+        kpi=KPIS["ramp_up"],
+        scope=Scope.company(),
+        period=Q4,
+        as_of=AS_OF,
+        value=KpiValue(Decimal("41"), sample=1),
+        target=Decimal("60"),
+        status=Status.ACHIEVED,
+        evaluation=None,
+        previous=Comparison(quarter(2026, 3, end=date(2026, 8, 26)), None, None, None),
+        last_year=Comparison(quarter(2025, 4, end=date(2025, 11, 26)), None, None, None),
+        breakdown=(),
+        ramp=RampUp(
+            6,
+            RepGroup(("Élodie Fournier", "Théo Blanc"), Decimal("12000"), Decimal("75000"), 2),
+            RepGroup(tuple(f"Rep {i}" for i in range(25)), Decimal("1859283"),
+                     Decimal("2060000"), 17),
+            (NewRep("Élodie Fournier", date(2026, 8, 10), date(2026, 9, 20), 41),
+             NewRep("Théo Blanc", date(2026, 11, 6), None, None)),
+        ),
     )  # fmt: skip
 
 
@@ -377,6 +452,20 @@ CASES = {
     "answer-cycle": lambda fmt, locale: (
         render_answer_text(cycle_answer(), fmt),
         render_answer_blocks(cycle_answer(), fmt),
+    ),
+    "answer-key-revenue": lambda fmt, locale: (
+        render_answer_text(key_revenue_answer(), fmt),
+        render_answer_blocks(key_revenue_answer(), fmt),
+    ),
+    # By lead source: each row says what it counts; no row has a target.
+    "answer-cpa-by-source": lambda fmt, locale: (
+        render_answer_text(cpa_by_source_answer(), fmt),
+        render_answer_blocks(cpa_by_source_answer(), fmt),
+    ),
+    # New against tenured reps, and each new rep's first win.
+    "answer-ramp-up": lambda fmt, locale: (
+        render_answer_text(ramp_up_answer(), fmt),
+        render_answer_blocks(ramp_up_answer(), fmt),
     ),
     "alerts": lambda fmt, locale: (
         render_alerts_text(alerts(), fmt),
@@ -600,7 +689,7 @@ def _template_sources() -> str:
 @pytest.mark.parametrize(
     "view",
     [AnswerView, ComparisonView, RowView, AlertsView, AlertView, ContributorView, DigestView,
-     DigestEntryView],
+     DigestEntryView, SectionView, LineView],
     ids=lambda cls: cls.__name__,
 )  # fmt: skip
 def test_every_view_field_is_shown_by_a_template(view: type) -> None:
@@ -754,3 +843,16 @@ def test_crm_names_cannot_start_a_line_of_their_own(locale: str) -> None:
     joined = "\n".join(slack)
     assert "Paris ✅ FORGED LINE — \u22179 999 999 €\u2217" in joined
     assert "*9 999 999" not in joined and "Lyon Group" in joined
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("fr_FR", "Aucun lead ni aucune dépense n'indique de source"),
+        ("en_US", "No lead or spend names a source"),
+    ],
+)
+def test_asked_by_source_where_nothing_names_one_says_so(locale: str, said: str) -> None:
+    text = render_answer_text(replace(cpa_by_source_answer(), sources=()), formatter(locale))
+    assert said in text
+    assert said not in render_answer_text(cpa_answer(), formatter(locale))

@@ -20,6 +20,7 @@ from bot.settings import (
     parse_scope,
     parse_weekdays,
 )
+from metrics.key_accounts import KeyAccounts
 from metrics.periods import Grain
 from metrics.scopes import Level, Scope
 
@@ -190,3 +191,23 @@ def test_a_setting_error_is_a_code_worded_in_each_language(parse, raw, english, 
         parse(raw)
     assert str(raised.value) == english
     assert raised.value.worded(Formatter("fr_FR", "EUR", ZoneInfo("Europe/Paris"))) == french
+
+
+def test_key_accounts_and_new_reps_reach_the_policy(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+evaluation: {new_rep_months: 4}
+key_accounts: {segments: [" Grands comptes "], accounts: [Crédit Hexagone SA]}
+""",
+    )
+    policy = load_settings(path, environ={}).policy()
+    assert policy.new_rep_months == 4
+    assert policy.key_accounts == KeyAccounts(
+        frozenset({"Grands comptes"}), frozenset({"Crédit Hexagone SA"})
+    )
+
+
+def test_without_key_accounts_the_policy_has_none(tmp_path: Path) -> None:
+    policy = load_settings(write(tmp_path, "key_accounts: {segments: []}\n"), environ={}).policy()
+    assert (policy.key_accounts, policy.new_rep_months) == (None, 6)

@@ -26,6 +26,7 @@ from metrics.answers import Answer, BreakdownRow, Comparison
 from metrics.evaluation import Evaluation, Status
 from metrics.kpis import KPIS, KpiValue
 from metrics.periods import Grain, period_containing
+from metrics.ramp import NewRep, RampUp, RepGroup
 from metrics.scopes import Level, Scope
 from metrics.slipped import SlippedDeal
 
@@ -240,3 +241,43 @@ def test_names_offered_are_visible_ones_and_a_handful_at_most():
     names = visible_names(["Cy", *reps], Level.REP, authorize(manager, Action.ASK))
     assert names == tuple(reps[:NAMES_SHOWN])
     assert visible_names(["Cy", "Ann"], Level.REP, authorize(REP, Action.ASK)) == ("Ann",)
+
+
+# New reps Ann and Bob (Lyon); tenured Cy (Paris) and four more: an aggregate of five.
+RAMP = RampUp(
+    6,
+    RepGroup(("Ann", "Bob"), Decimal(5000), Decimal(10000), 2),
+    RepGroup(("Cy", "D1", "D2", "D3", "D4"), Decimal(40000), Decimal(50000), 5),
+    (
+        NewRep("Ann", date(2026, 8, 1), date(2026, 9, 10), 40),
+        NewRep("Bob", date(2026, 9, 1), None, None),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("audience", "reps", "new_group"),
+    [
+        (ADMIN, ["Ann", "Bob"], True),
+        # Lyon's manager sees both new reps, so also the figure made of them
+        (MANAGER, ["Ann", "Bob"], True),
+        # Ann sees herself; the new reps' figure is two people's: Bob's would show through it
+        (REP, ["Ann"], False),
+        (PRIVATE_LYON, [], False),
+        (TEAM_LYON, ["Ann", "Bob"], True),
+    ],
+)
+def test_new_reps_are_named_and_their_figure_shown_only_as_rep_figures_allow(
+    audience, reps, new_group
+):
+    none = Comparison(QUARTER, None, None, None)
+    answer = Answer(
+        KPIS["ramp_up"], COMPANY, QUARTER, date(2026, 11, 26), KpiValue(Decimal(40)), None,
+        Status.NO_DATA, None, none, none, (), ramp=RAMP,
+    )  # fmt: skip
+    seen = visible_answer(answer, authorize(audience, Action.ASK, COMPANY))
+    assert seen.ramp is not None
+    assert [r.name for r in seen.ramp.new_reps] == reps
+    assert (seen.ramp.new is not None) == new_group
+    # five tenured reps are an aggregate: every audience reads it
+    assert seen.ramp.tenured == RAMP.tenured

@@ -1,4 +1,5 @@
-"""A small, hand-checkable company for the metrics tests: two teams, three reps, seven deals.
+"""A small, hand-checkable company for the metrics tests: two teams, three reps, seven deals,
+five accounts (two of the "Grands comptes" segment), two lead sources.
 
 Every expected number in the KPI tests is computed by hand from the rows below.
 """
@@ -59,22 +60,29 @@ def company() -> Facts:
         "created",
         "close",
     )  # fmt: skip
+    # A lead's source (channel) and the account it converted into: an account's deals come
+    # from its first converted lead's source (Beta: Salon; X and Y: Web; Acme, Z: none).
     leads = frame(
-        ["id", "rep", "team", "region", "created", "converted"],
+        ["id", "rep", "team", "region", "created", "converted", "channel", "account"],
         [
-            ("l1", "alice", "A", "North", "2026-07-01", "2026-07-10"),
-            ("l2", "alice", "A", "North", "2026-07-02", None),
-            ("l3", "carol", "B", "South", "2026-08-01", "2026-10-05"),
-            ("l4", "bob", "A", "North", "2026-06-30", "2026-07-01"),
+            ("l1", "alice", "A", "North", "2026-07-01", "2026-07-10", "Salon", "Beta"),
+            ("l2", "alice", "A", "North", "2026-07-02", None, "Salon", None),
+            ("l3", "carol", "B", "South", "2026-08-01", "2026-10-05", "Web", "Y"),
+            ("l4", "bob", "A", "North", "2026-06-30", "2026-07-01", "Web", "X"),
         ],
         "created",
         "converted",
     )
     spend = frame(
-        ["date", "team", "region", "amount"],
-        [("2026-07-15", "A", "North", 60_000), ("2026-08-01", None, None, 90_000)],
+        ["date", "team", "region", "amount", "channel"],
+        [("2026-07-15", "A", "North", 60_000, "Salon"), ("2026-08-01", None, None, 90_000, "Web")],
         "date",
     )
+    accounts = frame(
+        ["id", "name", "segment"],
+        [("Acme", "Acme", "Grands comptes"), ("Beta", "Beta", "PME"), ("X", "X", "PME"),
+         ("Y", "Y", "ETI"), ("Z", "Z", "Grands comptes")],
+    )  # fmt: skip
     surveys = frame(
         ["date", "rep", "team", "region", "kind", "score"],
         [
@@ -89,4 +97,6 @@ def company() -> Facts:
         ],
         "date",
     )
-    return Facts(opportunities, leads, spend, surveys, reps, teams, currency="EUR")
+    return Facts(
+        opportunities, leads, spend, surveys, reps, teams, currency="EUR", accounts=accounts
+    )

@@ -8,10 +8,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
+from metrics.evaluation import Policy, Status, evaluate
 from metrics.facts import Facts
+from metrics.key_accounts import KeyAccounts
 from metrics.kpis import KPIS, Context, Reason
 from metrics.periods import Grain, Period
 from metrics.scopes import Level, Scope
+from metrics.targets import Target, TargetBook
 from tests.metrics.factories import Q1_2025, Q3, Q4, company, frame
 
 COMPANY = Scope.company()
@@ -31,7 +34,9 @@ def targets(kpi: str, scope: Scope, period: Period) -> Decimal | None:
     return None
 
 
-CTX = Context(target=targets)
+# Key accounts: the "Grands comptes" segment (Acme, Z) and X by name; case does not matter.
+KEY = KeyAccounts(segments=frozenset({"grands COMPTES"}), accounts=frozenset({"x "}))
+CTX = Context(target=targets, key_accounts=KEY)
 
 # kpi, scope, period, as_of, expected value (None = no data), expected sample
 CASES = [
@@ -90,7 +95,8 @@ CASES = [
     # 1500 of spend, two new customers (Beta, X); Acme first won in Q2
     ("cpa", COMPANY, Q3, END_Q3, Decimal("750.00"), 2),
     ("cpa", TEAM_A, Q3, END_Q3, Decimal("600.00"), 1),
-    ("cpa", TEAM_B, Q3, END_Q3, None, 0),
+    # no spend of team B: no CPA, though carol brought a new customer (X)
+    ("cpa", TEAM_B, Q3, END_Q3, None, 1),
     ("csat", COMPANY, Q3, END_Q3, Decimal(4), 3),
     # promoters 10, 9; detractors 3, 0; passive 7: (2 − 2) / 5
     ("nps", COMPANY, Q3, END_Q3, Decimal(0), 5),
@@ -108,6 +114,23 @@ CASES = [
     ("slipped", COMPANY, Q4, date(2026, 11, 26), Decimal("0.00"), 0),
     # o5 (open, closing 30 Sept) is overdue on 1 Oct; o6 (closing 15 Oct) not yet.
     ("overdue", COMPANY, Q4, date(2026, 10, 1), Decimal("4000.00"), 1),
+    # Key accounts Acme, X, Z: o1 1000 (Acme) + o4 2000 (X); o3 (Beta) is not one
+    ("key_revenue", COMPANY, Q3, END_Q3, Decimal("3000.00"), 2),
+    ("key_revenue", TEAM_A, Q3, END_Q3, Decimal("1000.00"), 1),
+    ("key_revenue", TEAM_B, Q3, MID_SEPT, Decimal("0.00"), 0),
+    # on 15 Sept o4 (X) is open; o5 (Y) is not a key account
+    ("key_pipeline", COMPANY, Q3, MID_SEPT, Decimal("2000.00"), 1),
+    ("key_pipeline", COMPANY, Q4, END_Q3, Decimal("10000.00"), 1),
+    # o1 won, o2 lost (Acme), o4 won (X)
+    ("key_win_rate", COMPANY, Q3, END_Q3, Decimal(2) / 3, 3),
+    ("key_win_rate", TEAM_A, Q3, END_Q3, Decimal(1) / 2, 2),
+    ("key_win_rate", COMPANY, Q1_2025, END_Q3, None, 0),
+    # 3000 of 6000 won in Q3, over the 3 deals won
+    ("key_share", COMPANY, Q3, END_Q3, Decimal("0.5"), 3),
+    # team A: 1000 of 4000
+    ("key_share", TEAM_A, Q3, END_Q3, Decimal("0.25"), 2),
+    # nothing won: no share, not 0 %
+    ("key_share", COMPANY, Q1_2025, END_Q3, None, 0),
 ]
 
 
@@ -140,6 +163,7 @@ def test_every_kpi_of_the_design_is_defined_and_tested() -> None:
         "sales_cycle", "attainment", "cpa", "csat", "nps", "turnover", "forecast",
         "slipped", "overdue",  # from the pipeline history (issue 12)
         "ramp_up",  # what a CSO steers besides (issue 13)
+        "key_revenue", "key_pipeline", "key_win_rate", "key_share",
     }  # fmt: skip
     assert set(KPIS) == design
     assert {c[0] for c in CASES} == design
@@ -151,9 +175,22 @@ def test_french_aliases_of_the_design() -> None:
         ("win_rate", "taux-de-gain"), ("pipeline", "pipe"), ("coverage", "couverture"),
         ("avg_deal", "panier"), ("sales_cycle", "cycle"), ("attainment", "atteinte"),
         ("cpa", "cac"), ("cpa", "cout"), ("csat", "satisfaction"), ("turnover", "attrition"),
-        ("forecast", "prevision"),
+        ("forecast", "prevision"), ("key_revenue", "ca grands comptes"),
+        ("key_pipeline", "pipeline grands comptes"),
+        ("key_win_rate", "taux de gain grands comptes"), ("key_share", "part des grands comptes"),
     ]:  # fmt: skip
         assert alias in KPIS[kpi].aliases, (kpi, alias)
+
+
+@pytest.mark.parametrize("kpi", ["key_revenue", "key_pipeline", "key_win_rate", "key_share"])
+def test_key_account_kpis_say_when_no_key_account_is_configured(kpi: str) -> None:
+    value = KPIS[kpi].compute(company(), COMPANY, Q3, END_Q3, Context(target=targets))
+    assert (value.value, value.reason) == (None, Reason.NO_KEY_ACCOUNTS)
+
+
+def test_key_accounts_are_found_by_segment_and_by_name() -> None:
+    assert sorted(KEY.ids(company())) == ["Acme", "X", "Z"]
+    assert sorted(KeyAccounts(accounts=frozenset({"beta"})).ids(company())) == ["Beta"]
 
 
 def test_cpa_is_not_computed_per_rep() -> None:
@@ -306,3 +343,13 @@ def test_overdue_deals_are_shown_in_pipeline_and_left_out_of_the_forecast(
 def test_a_deal_due_today_is_not_overdue() -> None:
     got = KPIS["pipeline"].compute(company(), COMPANY, Q4, date(2026, 10, 15), CTX)
     assert (got.overdue, got.overdue_deals) == (None, 0)
+
+
+def test_a_key_account_target_is_judged_on_the_key_accounts_figure() -> None:
+    # Q3 ended: key accounts booked 3000 (o1 1000 + o4 2000) against 4000, missed; the whole
+    # company's 6000 would have made it.
+    book = TargetBook([Target("key_revenue", Grain.QUARTER, COMPANY, Decimal(4000))])
+    policy = Policy(key_accounts=KEY)
+    found = evaluate("key_revenue", COMPANY, Q3, date(2026, 10, 2), company(), book, policy)
+    assert found is not None
+    assert (found.actual.value, found.status) == (Decimal("3000.00"), Status.MISSED)

@@ -45,7 +45,43 @@ CASES = [
     ("what is the win_rate for Hans Müller?", "win_rate", Scope(Level.REP, "Hans Müller"), Q4,
      None),
     ("panier moyen par commercial", "avg_deal", COMPANY, Q4, Level.REP),
+    # key accounts: the longer alias wins over "ca", "pipeline", "win rate"...
+    ("ca grands comptes", "key_revenue", COMPANY, Q4, Level.TEAM),
+    ("pipeline grands comptes ce mois", "key_pipeline", COMPANY, NOV, Level.TEAM),
+    ("win rate key accounts by team", "key_win_rate", COMPANY, Q4, Level.TEAM),
+    ("part des grands comptes", "key_share", COMPANY, Q4, Level.TEAM),
+    # ...but a team named "Paris Grands Comptes" is still that team
+    ("ca paris grands comptes", "revenue", Scope(Level.TEAM, "Paris Grands Comptes"), Q4,
+     Level.REP),
+    ("montée en puissance", "ramp_up", COMPANY, Q4, Level.TEAM),
+    ("ramp-up team Lyon", "ramp_up", Scope(Level.TEAM, "Lyon"), Q4, Level.REP),
 ]  # fmt: skip
+
+# question, kpi, scope: broken down by lead source instead of by scope
+BY_CHANNEL = [
+    ("conversion par source", "conversion", COMPANY),
+    ("cpa par canal", "cpa", COMPANY),
+    ("nouveau pipeline par source ce trimestre", "new_pipeline", COMPANY),
+    ("conversion by lead source team Lyon", "conversion", Scope(Level.TEAM, "Lyon")),
+    ("cac par canaux", "cpa", COMPANY),
+]
+
+
+@pytest.mark.parametrize(("question", "kpi", "scope"), BY_CHANNEL)
+def test_broken_down_by_lead_source(question: str, kpi: str, scope: Scope) -> None:
+    query = parse_query(question, TODAY, DIRECTORY)
+    assert (query.kpi, query.scope, query.by_channel) == (kpi, scope, True)
+
+
+def test_a_kpi_without_sources_says_which_have_them() -> None:
+    with pytest.raises(QueryError) as caught:
+        parse_query("ca par source", TODAY, DIRECTORY)
+    assert caught.value.code == "by_channel.unsupported"
+    assert caught.value.params == {"kpi": "revenue", "known": "conversion, new_pipeline, cpa"}
+
+
+def test_a_plain_question_is_not_by_source() -> None:
+    assert not parse_query("conversion par équipe", TODAY, DIRECTORY).by_channel
 
 
 @pytest.mark.parametrize(("question", "kpi", "scope", "period", "breakdown"), CASES)
@@ -140,3 +176,10 @@ def test_a_since_that_is_not_understood_says_what_works(question: str, message: 
 
     assert message in raised.value.message
     assert "since last week" in raised.value.message
+
+
+def test_a_suggestion_much_less_alike_than_the_best_is_left_out() -> None:
+    # "winrat" is 0.92 alike "winrate" and 0.67 alike "key win rate"
+    with pytest.raises(QueryError) as caught:
+        parse_query("winrat", TODAY, DIRECTORY)
+    assert caught.value.suggestions == ("win_rate",)

@@ -68,11 +68,14 @@ from tests.bot.test_rendering import (
     assert_golden,
     conversion_answer,
     cpa_answer,
+    cpa_by_source_answer,
     cycle_answer,
     digest,
     early_conversion_answer,
     formatter,
+    key_revenue_answer,
     many_rows,
+    ramp_up_answer,
     revenue_answer,
     running_conversion_answer,
 )
@@ -156,6 +159,9 @@ def every_view() -> dict[str, View]:
         "answer-cohort": AnswerView(running_conversion_answer(), "conversion"),
         "answer-cycle": AnswerView(cycle_answer(), "cycle"),
         "answer-slipped": AnswerView(slipped_answer(DEALS, rebuilt=True), "slipped"),
+        "answer-key-revenue": AnswerView(key_revenue_answer(), "ca grands comptes"),
+        "answer-cpa-by-source": AnswerView(cpa_by_source_answer(), "cpa par canal"),
+        "answer-ramp-up": AnswerView(ramp_up_answer(), "montée en puissance"),
         "changes": ChangesView(pipeline_changes(), "pipeline changes"),
         "alerts": AlertList(alerts()),
         "alerts-none": AlertList(()),
@@ -277,6 +283,9 @@ GOLDEN_CASES = {
     "help": Help(),
     # A slipped answer's deals, and the note on earlier figures rebuilt before the history.
     "answer-slipped": AnswerView(slipped_answer(DEALS, rebuilt=True), "slipped"),
+    # Issue 13's KPIs: by lead source, and new against tenured reps.
+    "answer-cpa-by-source": AnswerView(cpa_by_source_answer(), "cpa par canal"),
+    "answer-ramp-up": AnswerView(ramp_up_answer(), "montée en puissance"),
 }
 
 
