@@ -1,11 +1,16 @@
 """A subscription's digest as a ``Notification`` (the ``Digest`` view for the subscription's
 channel, under the idempotency key ``digest:<subscription>:<local date>``), and its posting
-through a ``Dispatcher``; the channel's surface renders it. On Slack its chart (revenue against
-the pace line, ``bot.charts``) follows in the digest's thread, under ``<digest key>:chart``."""
+through a ``Dispatcher``; the channel's surface renders it. Unless the subscription says
+``chart: false``, its chart (revenue against the pace line, ``bot.charts``) follows in the
+digest's thread under ``<digest key>:chart``, through ``post_digest_chart``, the one way a
+digest's picture is posted: on Slack a shared file, on Teams a card's picture, on a Workflows
+webhook a smaller one or none. The chart shows what the channel may see: teams (its own team
+first), never a rep unless ``visibility.rep_figures`` lets the channel see that rep."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -14,16 +19,26 @@ from sqlalchemy import select
 from bot.access import channel_audience
 from bot.alerting import unstable_alerts
 from bot.charts import chart_key, digest_chart
-from bot.delivery.notifier import SLACK, Delivered, parse_destination
-from bot.delivery.surfaces import Dispatcher, Notification
+from bot.delivery.notifier import Delivered
+from bot.delivery.surfaces import Dispatcher, Notification, PictureLeftOut
 from bot.formatting import Formatter
 from bot.rendering import visible_digest
 from bot.service import DIGEST_KPIS, KpiService
 from bot.store.chat_models import AlertMessage, to_db
 from bot.store.database import session_factory
 from bot.subscriptions import Subscription
-from conversation.authorization import Action, authorize, named_reps, visible_changes
+from conversation.authorization import (
+    Action,
+    Decision,
+    authorize,
+    named_reps,
+    visible_changes,
+)
+from conversation.views import Chart
 from metrics.alerts import Alert
+from metrics.pace import PacePath
+
+log = logging.getLogger(__name__)
 
 
 def digest_key(subscription: Subscription, now: datetime) -> str:
@@ -41,6 +56,12 @@ def posted_today(service: KpiService, channel: str, now: datetime, zone: ZoneInf
             )
         )
         return {a["key"] for m in messages for a in m.alerts if a["resolved_at"] is None}
+
+
+def visible_paths(paths: list[PacePath], decision: Decision, team: str | None) -> list[PacePath]:
+    """The paths the channel may see, the channel's own team first (the rest in their order)."""
+    shown = [p for p in paths if decision.shows(p.scope)]
+    return sorted(shown, key=lambda p: p.scope.name != team)
 
 
 def digest_notification(
@@ -89,10 +110,32 @@ def post_digest(
 ) -> Delivered:
     notification = digest_notification(service, subscription, now, fmt)
     delivered = dispatcher.send(notification)
-    surface, _ = parse_destination(subscription.channel)
-    paths = service.pace_paths(now, subscription.scope)
-    if surface == SLACK and paths:
-        # A Slack capability: the chart goes through the same outbox, as a reply that is a file.
-        key = chart_key(notification.idempotency_key)
-        dispatcher.notifier.reply(delivered, digest_chart(paths, fmt, delivered.channel, key))
+    if subscription.chart:
+        # The chart is read by the same channel as the digest: the same visibility.
+        audience = channel_audience(
+            service.settings, subscription.channel, service.snapshot().facts
+        )
+        decision = authorize(audience, Action.ALERTS)
+        paths = visible_paths(service.pace_paths(now, subscription.scope), decision, audience.team)
+        if paths:
+            post_digest_chart(dispatcher, notification, delivered, digest_chart(paths, fmt))
     return delivered
+
+
+def post_digest_chart(
+    dispatcher: Dispatcher,
+    digest: Notification,
+    delivered: Delivered,
+    chart: Chart,
+    name: str = "chart",
+) -> Delivered | None:
+    """``chart`` in the thread of ``digest`` (posted as ``delivered``), through the outbox under
+    ``<digest key>:<name>``, drawn by the digest's destination's surface; None when that
+    surface leaves the picture out (a terminal, or over a webhook's payload limit)."""
+    notification = Notification(digest.destination, chart, chart_key(digest.idempotency_key, name))
+    try:
+        return dispatcher.reply(delivered, notification)
+    except PictureLeftOut as left_out:
+        log.info("%s left out of %s: %s", notification.idempotency_key, digest.destination,
+                 left_out.reason)  # fmt: skip
+        return None

@@ -30,6 +30,7 @@ class Subscription:
     title: str | None = None
     # The grain of the period whose pipeline waterfall (the last seven days) the digest carries.
     waterfall: Grain | None = None
+    chart: bool = True  # the digest's chart follows it in its thread
 
 
 def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
@@ -44,6 +45,7 @@ def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
         kpis=spec.kpis,
         title=spec.title,
         waterfall=None if spec.waterfall is None else Grain(spec.waterfall),
+        chart=spec.chart,
     )
 
 
@@ -57,6 +59,7 @@ def _from_row(row: ChatSubscription) -> Subscription:
         days=tuple(int(d) for d in row.days.split(",") if d),
         scope=parse_scope(f"{row.scope_level} {row.scope_name}".strip()),
         kpis=tuple(k for k in row.kpis.split(",") if k),
+        chart=row.chart,
     )
 
 
@@ -81,6 +84,7 @@ def add_subscription(
     scope: Scope | None = None,
     kpis: tuple[str, ...] = (),
     days: tuple[int, ...] = WEEKDAYS,
+    chart: bool = True,
 ) -> Subscription:
     scope = scope or Scope.company()
     row = ChatSubscription(
@@ -94,6 +98,7 @@ def add_subscription(
         created_by=created_by,
         created_at=now,
         active=True,
+        chart=chart,
     )
     session.add(row)
     session.flush()

@@ -159,7 +159,7 @@ class Wording:
                 assert isinstance(days, tuple)
                 names = ", ".join(self.fmt.weekday(int(d)) for d in days)
                 return self.fmt.t(
-                    "subscribed",
+                    "subscribed" if p.get("chart", True) else "subscribed.no_chart",
                     channel=self.channel(str(p["channel"])),
                     time=p["time"],
                     zone=p["zone"],
