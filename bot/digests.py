@@ -4,8 +4,9 @@ through a ``Dispatcher``; the channel's surface renders it. Unless the subscript
 ``chart: false``, its chart (revenue against the pace line, ``bot.charts``) follows in the
 digest's thread under ``<digest key>:chart``, through ``post_digest_chart``, the one way a
 digest's picture is posted: on Slack a shared file, on Teams a card's picture, on a Workflows
-webhook a smaller one or none. The chart shows what the channel may see: teams (its own team
-first), never a rep unless ``visibility.rep_figures`` lets the channel see that rep."""
+webhook a smaller one or none. The chart shows what the channel may see: teams (the channel's
+own team, or a manager's in their direct messages, first), never a rep unless
+``visibility.rep_figures`` lets the channel see that rep."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.access import channel_audience
+from bot.access import channel_audience, viewer_for
 from bot.alerting import unstable_alerts
 from bot.charts import chart_key, digest_chart
-from bot.delivery.notifier import Delivered
+from bot.delivery.notifier import Delivered, parse_destination
 from bot.delivery.surfaces import Dispatcher, Notification, PictureLeftOut
 from bot.formatting import Formatter
 from bot.rendering import visible_digest
@@ -29,6 +30,7 @@ from bot.store.database import session_factory
 from bot.subscriptions import Subscription
 from conversation.authorization import (
     Action,
+    Channel,
     Decision,
     authorize,
     named_reps,
@@ -58,10 +60,22 @@ def posted_today(service: KpiService, channel: str, now: datetime, zone: ZoneInf
         return {a["key"] for m in messages for a in m.alerts if a["resolved_at"] is None}
 
 
-def visible_paths(paths: list[PacePath], decision: Decision, team: str | None) -> list[PacePath]:
-    """The paths the channel may see, the channel's own team first (the rest in their order)."""
+def visible_paths(
+    paths: list[PacePath], decision: Decision, first: frozenset[str] = frozenset()
+) -> list[PacePath]:
+    """The paths the channel may see, the teams named in ``first`` first (the rest in their
+    order)."""
     shown = [p for p in paths if decision.shows(p.scope)]
-    return sorted(shown, key=lambda p: p.scope.name != team)
+    return sorted(shown, key=lambda p: p.scope.name.casefold() not in first)
+
+
+def own_teams(service: KpiService, destination: str, audience: Channel) -> frozenset[str]:
+    """The teams a chart posted to ``destination`` shows first, case-folded: the channel's own
+    team, or, in a manager's direct messages, the teams they manage."""
+    _, address = parse_destination(destination)
+    reader = viewer_for(service.settings.config.access, address, None, {}, {})
+    teams = {*reader.teams, *([audience.team] if audience.team else [])}
+    return frozenset(t.casefold() for t in teams)
 
 
 def digest_notification(
@@ -116,7 +130,8 @@ def post_digest(
             service.settings, subscription.channel, service.snapshot().facts
         )
         decision = authorize(audience, Action.ALERTS)
-        paths = visible_paths(service.pace_paths(now, subscription.scope), decision, audience.team)
+        first = own_teams(service, subscription.channel, audience)
+        paths = visible_paths(service.pace_paths(now, subscription.scope), decision, first)
         if paths:
             post_digest_chart(dispatcher, notification, delivered, digest_chart(paths, fmt))
     return delivered

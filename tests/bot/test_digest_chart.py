@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.access import channel_audience
-from bot.digests import post_digest, visible_paths
+from bot.digests import own_teams, post_digest, visible_paths
 from bot.formatting import Formatter
 from bot.subscriptions import Subscription, load_subscriptions
 from conversation.authorization import Action, authorize
@@ -17,6 +17,7 @@ from metrics.scopes import Level, Scope
 from tests.bot.slack_world import (
     ADMIN,
     CHAT_CONFIG,
+    MANAGER,
     NOW,
     REP_NAME,
     World,
@@ -104,11 +105,17 @@ def test_a_channels_chart_shows_its_own_team_first(world: World) -> None:
     paths = world.service.pace_paths(NOW)
     teams = [p.scope.name for p in paths]
     assert "Lyon" in teams and teams[0] != "Lyon"  # otherwise this test shows nothing
-    audience = channel_audience(world.settings, "CLYON", facts)
-    shown = visible_paths(paths, authorize(audience, Action.ALERTS), audience.team)
-    assert [p.scope.name for p in shown] == ["Lyon"] + [t for t in teams if t != "Lyon"]
-    # every team, never a rep
-    assert all(p.scope.level is Level.TEAM for p in shown)
+    for destination in ("CLYON", MANAGER):  # Lyon's channel, Lyon's manager's DMs
+        audience = channel_audience(world.settings, destination, facts)
+        first = own_teams(world.service, destination, audience)
+        assert first == {"lyon"}
+        shown = visible_paths(paths, authorize(audience, Action.ALERTS), first)
+        assert [p.scope.name for p in shown] == ["Lyon"] + [t for t in teams if t != "Lyon"]
+        # every team, never a rep
+        assert all(p.scope.level is Level.TEAM for p in shown)
+    # the leadership channel: the teams in their order
+    audience = channel_audience(world.settings, "CLEAD", facts)
+    assert own_teams(world.service, "CLEAD", audience) == frozenset()
 
 
 @pytest.mark.parametrize(
