@@ -4,16 +4,15 @@ bar from the starting pipeline, one floating bar per movement, a bar for the pip
 matplotlib's Agg canvas, no display and no pyplot state; dates and amounts are formatted by the
 organisation's ``Formatter``.
 
-On Slack the chart is shared in the digest's thread (``digest_chart``): a ``Message`` whose
-body is a file, which the Slack notifier uploads with ``files_upload_v2`` through the outbox
-like any message, under the key ``<digest key>:chart`` (``bot.delivery.slack`` names the file
-after it, so that after a crash the outbox finds it in the thread instead of sharing it twice).
-A digest that carries the waterfall shares its picture the same way
-(``waterfall_digest_chart``), under ``<digest key>:waterfall``."""
+The digest's chart is a view (``conversation.views.Chart``: title, description, PNG) that
+``bot.digests.post_digest_chart`` sends in the digest's thread through the outbox, under the
+key ``<digest key>:chart``; each surface shows it its own way (Slack: a file shared with
+``files_upload_v2``; Teams: a card's Image; a Workflows webhook: the same, shrunk to its
+payload limit by ``shrink_png``, or nothing). A digest that carries the waterfall posts its
+picture the same way (``waterfall_digest_chart``), under ``<digest key>:waterfall``."""
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from collections.abc import Sequence
@@ -23,9 +22,10 @@ from decimal import Decimal
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
+from PIL import Image
 
-from bot.delivery.notifier import SLACK, Message
 from bot.formatting import Formatter
+from conversation.views import Chart
 from metrics.kpis import KPIS
 from metrics.pace import PacePath
 from metrics.scopes import Level
@@ -39,6 +39,14 @@ LEVEL, UP, DOWN = "#1f77b4", "#2ca02c", "#d62728"
 def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
     """A PNG of ``paths`` as small multiples sharing nothing but the legend: each team is read
     against its own target."""
+    out = io.BytesIO()
+    pace_figure(paths, fmt, title).savefig(out, format="png")
+    return out.getvalue()
+
+
+def pace_figure(paths: Sequence[PacePath], fmt: Formatter, title: str) -> Figure:
+    """The figure ``pace_chart`` draws: days and amounts on its axes in the organisation's
+    formats (``Formatter.day_month``, ``Formatter.money``)."""
     if not paths:
         raise ValueError("nothing to draw: no scope has a revenue path")
     columns = min(COLUMNS, len(paths))
@@ -68,9 +76,7 @@ def pace_chart(paths: Sequence[PacePath], fmt: Formatter, title: str) -> bytes:
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
-    out = io.BytesIO()
-    figure.savefig(out, format="png")
-    return out.getvalue()
+    return figure
 
 
 @dataclass(frozen=True)
@@ -141,21 +147,41 @@ def chart_key(digest_key: str, name: str = "chart") -> str:
     return f"{digest_key}:{name}"
 
 
-def digest_chart(paths: Sequence[PacePath], fmt: Formatter, channel: str, key: str) -> Message:
-    """The chart as a Slack message for the digest's thread: the PNG (base64, so that the
-    outbox stores it like any payload), its title, and what it shows for screen readers."""
+def digest_chart(paths: Sequence[PacePath], fmt: Formatter) -> Chart:
+    """Revenue against its pace line as a view: the PNG, its title, and what it shows for
+    screen readers."""
     title = chart_title(paths, fmt)
-    png = base64.b64encode(pace_chart(paths, fmt, title)).decode("ascii")
-    file = {"title": title, "alt_txt": fmt.t("chart.alt", title=title), "png": png}
-    return Message(channel, title, key, surface=SLACK, body={"file": file})
+    return Chart(title, fmt.t("chart.alt", title=title), pace_chart(paths, fmt, title))
 
 
-def waterfall_digest_chart(
-    changes: PipelineChanges, fmt: Formatter, title: str, channel: str, key: str
-) -> Message:
-    """The pipeline's waterfall as a Slack message for the digest's thread, like
-    ``digest_chart``: the PNG, ``title`` (the waterfall's own), and what it shows for screen
-    readers."""
-    png = base64.b64encode(waterfall_chart(changes, fmt, title)).decode("ascii")
-    file = {"title": title, "alt_txt": fmt.t("chart.waterfall_alt", title=title), "png": png}
-    return Message(channel, title, key, surface=SLACK, body={"file": file})
+def waterfall_digest_chart(changes: PipelineChanges, fmt: Formatter, title: str) -> Chart:
+    """The pipeline's waterfall as a view, like ``digest_chart``: the PNG, ``title`` (the
+    waterfall's own), and what it shows for screen readers."""
+    alt = fmt.t("chart.waterfall_alt", title=title)
+    return Chart(title, alt, waterfall_chart(changes, fmt, title))
+
+
+# A picture narrower than this is too small to read on a phone: better none (bot.teams.cards).
+MIN_WIDTH = 480
+
+
+def shrink_png(png: bytes, budget: int) -> bytes | None:
+    """``png`` in at most ``budget`` bytes: as it is when it fits; else in 16, then 8 colours (a
+    chart has few: its two lines, text, axes), then narrower by a fifth at a time down to
+    ``MIN_WIDTH`` pixels; None when even that is too large. Fewer colours come first because a
+    narrower picture blurs its labels. The octree keeps the lines' blue and orange, which the
+    default median cut merges into the greys of the antialiased text."""
+    if len(png) <= budget:
+        return png
+    with Image.open(io.BytesIO(png)) as opened:
+        image = opened.convert("RGB")
+    while image.width >= MIN_WIDTH:
+        for colours in (16, 8):
+            out = io.BytesIO()
+            fewer = image.quantize(colors=colours, method=Image.Quantize.FASTOCTREE)
+            fewer.save(out, format="PNG", optimize=True)
+            if out.tell() <= budget:
+                return out.getvalue()
+        size = (round(image.width * 0.8), round(image.height * 0.8))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return None

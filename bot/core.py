@@ -80,6 +80,8 @@ Identify = Callable[[str, datetime], Viewer]
 CHAT_TARGETS_SHOWN = 20
 CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|^([CG][A-Z0-9]{6,})$")
 _WEEKDAY_WORDS = re.compile(r"[a-z]{3}[a-z]*(-[a-z]{3}[a-z]*)?(,[a-z]+)*")
+# A subscription without the digest's chart: `/kpi subscribe #sales 08:30 no-chart`.
+_NO_CHART = frozenset({"no chart", "sans graphique"})  # as `normalise` folds them
 
 
 class ConversationCore:
@@ -295,18 +297,20 @@ class ConversationCore:
             kpi = ALIASES.get(normalise(kpi_word))
             if kpi is None:
                 return Help(Problem("unknown_kpi", {"text": kpi_word.strip()}, suggest(kpi_word)))
-        decision = self._decide(self.identify(user_id, now), Action.TARGETS, None, into)
+        viewer = self.identify(user_id, now)
+        decision = self._decide(viewer, Action.TARGETS, None, into)
         if not decision.allowed:
             return Refused(decision.refusal_reason, "targets")
         evaluations = visible_evaluations(self.service.check(now), decision)
         chat_targets = self._chat_targets(decision, now)
         if kpi is None:
-            return TargetList(evaluations, chat_targets)
+            return TargetList(evaluations, chat_targets, own=viewer.own_scopes)
         return TargetList(
             tuple(e for e in evaluations if e.kpi == kpi),
             tuple(t for t in chat_targets if t.kpi == kpi),
             request=f"targets {kpi}",
             kpi=kpi,
+            own=viewer.own_scopes,
         )
 
     def _chat_targets(self, decision: Decision, now: datetime) -> tuple[ChatTarget, ...]:
@@ -382,7 +386,8 @@ class ConversationCore:
         try:
             at = parse_clock_time(words[1])
             days: tuple[int, ...] = WEEKDAYS
-            rest = words[2:]
+            rest = [w for w in words[2:] if normalise(w) not in _NO_CHART]
+            chart = len(rest) == len(words) - 2
             if rest and _WEEKDAY_WORDS.fullmatch(rest[-1]):
                 try:
                     days = parse_weekdays(rest[-1])
@@ -405,8 +410,11 @@ class ConversationCore:
                 scope=scope,
                 days=days,
                 waterfall=waterfall,
+                chart=chart,
             )
-        said: dict[str, Param] = {"channel": channel, "time": at, "zone": zone, "days": days}
+        said: dict[str, Param] = {
+            "channel": channel, "time": at, "zone": zone, "days": days, "chart": chart,
+        }  # fmt: skip
         if waterfall is not None:
             return Notice("subscribed.waterfall", {**said, "grain": waterfall.value})
         return Notice("subscribed", said)

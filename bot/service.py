@@ -225,8 +225,9 @@ class KpiService:
 
     def pace_paths(self, now: datetime, scope: Scope | None = None) -> list[PacePath]:
         """Revenue to date against its pace line for the current revenue period: one path per
-        team of ``scope`` (the team itself for a team), those with a target first. Reps are
-        never drawn: a channel's chart shows no individual's figures."""
+        team of ``scope`` (the team itself for a team, the rep for a rep), those with a target
+        first. A company or region is drawn by teams, never by reps; whether the reader may see
+        a rep's path is for the caller to decide (``bot.digests.visible_paths``)."""
         scope = scope or Scope.company()
         today = self.local_date(now)
         facts = self.snapshot().facts
@@ -234,10 +235,9 @@ class KpiService:
         org = self.settings.organisation
         grain = targets.grains.get("revenue", org.default_grain)
         period = period_containing(grain, today, org.fiscal_year_start_month)
-        if scope.level is Level.REP:
-            return []
-        teams = [scope] if scope.level is Level.TEAM else facts.children(scope, Level.TEAM)
-        paths = [pace_path(facts, t, period, today, targets.book, self.policy) for t in teams]
+        drawn = scope.level in (Level.TEAM, Level.REP)
+        scopes = [scope] if drawn else facts.children(scope, Level.TEAM)
+        paths = [pace_path(facts, t, period, today, targets.book, self.policy) for t in scopes]
         return sorted(paths, key=lambda p: p.target is None)
 
     def digest(

@@ -697,6 +697,8 @@ class SubscriptionSpec(_Section):
     # Adds the pipeline waterfall of the current month, quarter or year: its movements over
     # the last seven days (a weekly digest, with ``days: [mon]``), and on Slack its chart.
     waterfall: Literal["month", "quarter", "year"] | None = None
+    # The digest's chart (revenue against its pace line, per team) in the digest's thread.
+    chart: bool = True
 
     @property
     def key(self) -> str:

@@ -38,6 +38,7 @@ from conversation.views import (
     AlertsResolved,
     AnswerView,
     ChangesView,
+    Chart,
     Digest,
     Home,
     Notice,
@@ -156,3 +157,7 @@ class SlackNotificationRenderer:
                 return Rendered(text, render_digest_blocks(view, self.fmt))
             case Notice():
                 return Rendered(self.words.notice(view))
+            case Chart():
+                # Shared as a file in the thread (bot.delivery.slack), titled and described.
+                file = {"title": view.title, "alt_txt": view.alt}
+                return Rendered(view.title, {"file": file}, view.png)

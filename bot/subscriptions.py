@@ -30,6 +30,7 @@ class Subscription:
     title: str | None = None
     # The grain of the period whose pipeline waterfall (the last seven days) the digest carries.
     waterfall: Grain | None = None
+    chart: bool = True  # the digest's chart follows it in its thread
 
 
 def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
@@ -44,6 +45,7 @@ def _from_spec(spec: SubscriptionSpec, default_zone: str) -> Subscription:
         kpis=spec.kpis,
         title=spec.title,
         waterfall=None if spec.waterfall is None else Grain(spec.waterfall),
+        chart=spec.chart,
     )
 
 
@@ -58,6 +60,7 @@ def _from_row(row: ChatSubscription) -> Subscription:
         scope=parse_scope(f"{row.scope_level} {row.scope_name}".strip()),
         kpis=tuple(k for k in row.kpis.split(",") if k),
         waterfall=None if row.waterfall is None else Grain(row.waterfall),
+        chart=row.chart,
     )
 
 
@@ -83,6 +86,7 @@ def add_subscription(
     kpis: tuple[str, ...] = (),
     days: tuple[int, ...] = WEEKDAYS,
     waterfall: Grain | None = None,
+    chart: bool = True,
 ) -> Subscription:
     scope = scope or Scope.company()
     row = ChatSubscription(
@@ -97,6 +101,7 @@ def add_subscription(
         created_at=now,
         active=True,
         waterfall=None if waterfall is None else waterfall.value,
+        chart=chart,
     )
     session.add(row)
     session.flush()

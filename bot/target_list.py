@@ -1,6 +1,7 @@
-"""``/kpi targets`` as a view: grouped by KPI, then by scope (company, regions, teams, reps),
-each target with its period, where it stands and where it comes from (the config, or chat:
-who set it and when), so that the list fits one screen. A KPI with more targets than
+"""``/kpi targets`` as a view: grouped by KPI, the viewer's own scopes first (the teams they
+manage, themselves), then by scope (company, regions, teams, reps), each target with its
+period, where it stands and where it comes from (the config, or chat: who set it and when),
+so that the list fits one screen. A KPI with more targets than
 ``ROWS_PER_KPI`` says how many more and how to see them all (``/kpi targets revenue``).
 
 The list holds only what the viewer may see: ``bot.core`` builds ``TargetList`` from the
@@ -97,14 +98,21 @@ def _row(entry: _Entry, fmt: Formatter) -> TargetRowView:
 
 
 def targets_view(view: TargetList, fmt: Formatter, *, rows: int = ROWS_PER_KPI) -> TargetsView:
-    """``view`` grouped by KPI (in the order of the KPI table), then scope level and name. With
-    ``view.kpi`` set, that KPI's targets all."""
+    """``view`` grouped by KPI (in the order of the KPI table), then the viewer's own scopes
+    (in ``view.own``'s order), then scope level and name. With ``view.kpi`` set, that KPI's
+    targets all."""
     by_kpi: dict[str, list[_Entry]] = {}
     for entry in _entries(view):
         by_kpi.setdefault(entry.kpi, []).append(entry)
+    own = {(s.level, s.name.casefold()): rank for rank, s in enumerate(view.own)}
+
+    def order(entry: _Entry) -> tuple[int, tuple[int, str, object]]:
+        mine = own.get((entry.scope.level, entry.scope.name.casefold()), len(own))
+        return mine, entry.order
+
     groups = []
     for kpi in KPIS:
-        entries = sorted(by_kpi.get(kpi, []), key=lambda e: e.order)
+        entries = sorted(by_kpi.get(kpi, []), key=order)
         if not entries:
             continue
         # "… and 1 more" would take the line the one more target needs.

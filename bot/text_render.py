@@ -6,7 +6,7 @@ and alert lists through the text templates of ``bot.rendering``, the short messa
 from __future__ import annotations
 
 from bot.chat_rendering import alert_group_text, resolved_reply
-from bot.delivery.surfaces import Rendered
+from bot.delivery.surfaces import PictureLeftOut, Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     render_alerts_text,
@@ -22,6 +22,7 @@ from conversation.views import (
     AlertsResolved,
     AnswerView,
     ChangesView,
+    Chart,
     Digest,
     Home,
     Notice,
@@ -72,3 +73,6 @@ class TextNotificationRenderer:
                 return Rendered(render_digest_text(view, self.fmt))
             case Notice():
                 return Rendered(Wording(self.fmt, markup=False).notice(view))
+            case Chart():
+                # A terminal shows no picture: `kpibot digest --dry-run --chart FILE` writes it.
+                raise PictureLeftOut("text_only")

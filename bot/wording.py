@@ -161,7 +161,7 @@ class Wording:
                 # The period's words with their article ("du trimestre"): one id per grain.
                 grain = self.fmt.t(f"subscribed.grain.{p['grain']}") if "grain" in p else ""
                 return self.fmt.t(
-                    view.code,
+                    view.code if p.get("chart", True) else f"{view.code}.no_chart",
                     channel=self.channel(str(p["channel"])),
                     time=p["time"],
                     zone=p["zone"],

@@ -60,6 +60,13 @@ class Viewer:
         return self.role is Role.ADMIN
 
     @property
+    def own_scopes(self) -> tuple[Scope, ...]:
+        """The scopes that are this user's own, to show before the rest: the teams they
+        manage (by name), then themselves as a rep."""
+        teams = tuple(Scope(Level.TEAM, t) for t in sorted(self.teams, key=str.casefold))
+        return teams + ((Scope(Level.REP, self.rep),) if self.rep is not None else ())
+
+    @property
     def home_scope(self) -> Scope:
         """The scope of this user's own dashboard: their team, themselves, or the company."""
         if self.role is Role.MANAGER and len(self.teams) == 1:

@@ -103,6 +103,9 @@ class TargetList:
     chat_targets: tuple[ChatTarget, ...]
     request: str = "targets"
     kpi: str | None = None  # one KPI's targets, all shown (``/kpi targets revenue``)
+    # The viewer's own scopes (their teams, themselves): listed first in each KPI, so that
+    # "… and N more" never hides them.
+    own: tuple[Scope, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,17 @@ class AlertsResolved:
 
 
 # What the scheduled jobs send (``bot.delivery.surfaces.Notification``): each surface renders it.
-Outbound = AlertGroup | AlertsResolved | Digest | Notice
+@dataclass(frozen=True)
+class Chart:
+    """A picture that follows a message in its thread (the digest's revenue against its pace
+    line): the PNG the shell drew, its title, and what it shows for screen readers."""
+
+    title: str
+    alt: str
+    png: bytes
+
+
+Outbound = AlertGroup | AlertsResolved | Digest | Notice | Chart
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ class Message:
     surface: str = SLACK
     body: Any = None  # the surface's JSON payload (Slack blocks, a Teams card); None: text only
     metadata: dict[str, Any] = field(default_factory=dict)  # extra metadata payload
+    # The bytes the message carries (a chart's PNG): the outbox keeps them apart from the
+    # payload (``message_files``), and each surface sends them its own way.
+    file: bytes | None = field(default=None, repr=False)
 
     @property
     def destination(self) -> str:

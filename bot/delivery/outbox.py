@@ -9,10 +9,15 @@ exactly that. When a message is found ``pending`` with nobody working on it (a c
 send and mark, or an ambiguous failure such as a dropped connection), the notifier asks the
 message's surface whether it already landed (``find``, by the key carried in the Slack message
 metadata; a thread reply is looked for in its thread) before sending it again.
+
+The bytes a message carries (``Message.file``: the digest's chart) are written once, in the
+transaction that reserves the message, to ``message_files`` under the same key, and read back
+by whoever sends it; the retention deletes them with the entry (``bot.store.retention``).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +39,7 @@ from bot.delivery.notifier import Delivered, Message, parse_destination
 from bot.delivery.retry import CALL_ERRORS, Backoff, CallFailure, FailureKind, classify
 from bot.delivery.surfaces import Surfaces
 from bot.settings import DeliveryPolicy
-from bot.store.delivery_models import FAILED, PENDING, SENT, OutboxEntry
+from bot.store.delivery_models import FAILED, PENDING, SENT, MessageFile, OutboxEntry
 from bot.store.insert_once import insert_once
 
 log = logging.getLogger(__name__)
@@ -106,18 +111,29 @@ def _payload(message: Message) -> dict[str, Any]:
     return {"text": message.text, "body": message.body, "metadata": message.metadata}
 
 
-def message_of(entry: OutboxEntry) -> Message:
-    """The message as it was reserved; ``entry.channel`` is its destination."""
+PNG = "image/png"
+
+
+def message_of(entry: OutboxEntry, file: bytes | None = None) -> Message:
+    """The message as it was reserved, with the ``file`` stored beside it; ``entry.channel`` is
+    its destination."""
     payload = entry.payload
     surface, address = parse_destination(entry.channel)
+    # Entries reserved before surfaces existed carry Slack blocks under "blocks".
+    body = payload["body"] if "body" in payload else payload.get("blocks")
+    shared = body.get("file") if isinstance(body, dict) else None
+    if file is None and isinstance(body, dict) and isinstance(shared, dict) and "png" in shared:
+        # Reserved before message_files (migration 0010): the chart's PNG inside the payload.
+        file = base64.b64decode(shared["png"])
+        body = {**body, "file": {k: v for k, v in shared.items() if k != "png"}}
     return Message(
         channel=address,
         text=str(payload.get("text", "")),
         idempotency_key=entry.key,
         surface=surface,
-        # Entries reserved before surfaces existed carry Slack blocks under "blocks".
-        body=payload["body"] if "body" in payload else payload.get("blocks"),
+        body=body,
         metadata=dict(payload.get("metadata") or {}),
+        file=file,
     )
 
 
@@ -142,8 +158,17 @@ class Outbox:
         }  # fmt: skip
         with self.engine.begin() as connection:
             if insert_once(connection, OutboxEntry.__table__, entry, ["key"]):  # type: ignore[arg-type]
+                if message.file is not None:
+                    file = {"key": message.idempotency_key, "media_type": PNG,
+                            "content": message.file}  # fmt: skip
+                    insert_once(connection, MessageFile.__table__, file, ["key"])  # type: ignore[arg-type]
                 return Reserved(Reservation.NEW, now)
         return self.take_over(message.idempotency_key, now)
+
+    def file(self, key: str) -> bytes | None:
+        """The bytes stored with the message ``key``, if it carries any."""
+        with self.engine.connect() as connection:
+            return connection.scalar(select(MessageFile.content).where(MessageFile.key == key))
 
     def take_over(self, key: str, now: datetime) -> Reserved:
         for _ in range(3):  # a lost compare-and-set means a peer moved first: look again
@@ -301,7 +326,7 @@ class OutboxNotifier:
         delivered = still_pending = given_up = 0
         now = self.outbox.clock()
         for entry in self.outbox.abandoned():
-            message = message_of(entry)
+            message = message_of(entry, self.outbox.file(entry.key))
             if _aware(entry.created_at) < now - self.policy.give_up_after:
                 self.outbox.mark_failed(entry.key, "expired")
                 log.error("gave up on %s to %s: unsent since %s", entry.key, entry.channel,

@@ -3,17 +3,16 @@ slack_sdk ``WebClient``; a message's ``body`` is its Block Kit blocks (``bot.sla
 Every message carries its idempotency key in Slack message metadata, so that after a crash the
 outcome can be checked before anything is re-sent.
 
-A message whose body is ``{"file": {"title", "alt_txt", "png"}}`` (base64; the digest's chart,
-``bot.charts.digest_chart``) is shared as a file with ``files_upload_v2`` instead. Files carry
-no metadata: the file is named after the idempotency key (``file_name``), and that name is what
-``find`` looks for.
+A message whose body is ``{"file": {"title", "alt_txt"}}`` (the digest's chart, a
+``conversation.views.Chart``) is shared as a file with ``files_upload_v2`` instead: its bytes are
+the message's ``file``. Files carry no metadata: the file is named after the idempotency key
+(``file_name``), and that name is what ``find`` looks for.
 
 Kept minimal on purpose: the outbox wraps around it and owns every retry
 (``bot.delivery.outbox``), so its client has no retry handler of its own (``delivery_client``)."""
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 
@@ -40,7 +39,7 @@ def file_name(idempotency_key: str) -> str:
 
 def _file(message: Message) -> dict[str, str] | None:
     body = message.body
-    return body.get("file") if isinstance(body, dict) else None
+    return body.get("file") if isinstance(body, dict) and message.file is not None else None
 
 
 class SlackNotifier:
@@ -53,7 +52,7 @@ class SlackNotifier:
             response = self.client.files_upload_v2(
                 channel=channel,
                 thread_ts=thread_ts,
-                content=base64.b64decode(file["png"]),
+                content=message.file,
                 filename=file_name(message.idempotency_key),
                 title=file["title"],
                 alt_txt=file["alt_txt"],

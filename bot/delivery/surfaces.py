@@ -9,8 +9,10 @@ surface is registered under its prefix as a ``Surface``:
 
 - a ``Renderer``: ``render(view) -> Rendered(text, body)``, the view
   (``conversation.views.Outbound``: ``AlertGroup``, ``AlertsResolved``, ``Digest``,
-  ``Notice``) as the surface's JSON payload (Slack blocks, a Teams Adaptive Card) plus a
-  plain-text fallback, in the organisation's words (the renderer holds its ``Formatter``);
+  ``Notice``, ``Chart``) as the surface's JSON payload (Slack blocks, a Teams Adaptive Card)
+  plus a plain-text fallback, in the organisation's words (the renderer holds its
+  ``Formatter``), and the picture it carries (``file``); a surface that takes no picture
+  raises ``PictureLeftOut`` for a ``Chart``;
 - a ``Notifier`` (``bot.delivery.notifier``): ``send``, ``update`` and ``reply`` of a rendered
   ``Message`` (``surface``, ``channel`` = the address without its prefix, ``text``, ``body``),
   returning ``Delivered(channel=<destination>, ts=<the surface's message id>)``. A notifier
@@ -53,6 +55,16 @@ class Notification:
 class Rendered:
     text: str  # plain-text fallback, in the surface's light markup
     body: Any = None  # the surface's JSON payload; None for text only
+    file: bytes | None = field(default=None, repr=False)  # the picture it carries, if any
+
+
+class PictureLeftOut(Exception):
+    """A renderer's answer to a ``Chart`` its surface does not take (the console) or cannot
+    carry (over a Workflows webhook's payload limit): nothing is sent, ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Renderer(Protocol):
@@ -96,6 +108,7 @@ class Surfaces:
             surface=name,
             body=rendered.body,
             metadata=notification.metadata,
+            file=rendered.file,
         )
 
     def notifier(self, message: Message) -> Notifier:

@@ -1,7 +1,8 @@
 """The chat surface's own state: which alerts were notified where (the notification log), the
 alert messages with their Acknowledge/Snooze state, silences, digest subscriptions created from
 chat, and the Slack users matched to reps. Created by migration 0002; targets set from chat by
-migration 0004; alert states (damping, flapping) and the notified gap by migration 0006."""
+migration 0004; alert states (damping, flapping) and the notified gap by migration 0006; the
+subscriptions' chart switch by migration 0010."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,6 +108,8 @@ class ChatSubscription(Base):
     created_by: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(default=True)
+    # Whether the digest's chart follows it (migration 0010; rows before it: yes).
+    chart: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The grain of the period whose pipeline waterfall the digest carries, or none (0011).
     waterfall: Mapped[str | None] = mapped_column(String(10))
 

@@ -1,5 +1,6 @@
 """Delivery and scheduling state: the outbox of outgoing messages, claims on scheduled runs,
-CRM sync runs, permanent delivery failures and stale-data notices. Created by migration 0003.
+CRM sync runs, permanent delivery failures and stale-data notices. Created by migration 0003;
+the files messages carry by migration 0010.
 
 Timestamps are timezone-aware UTC. Rows are only ever written through ``bot.delivery`` and
 ``bot.scheduling``; ``bot.status`` reads them.
@@ -53,6 +54,18 @@ class OutboxEntry(Base):
     delivered_channel: Mapped[str | None] = mapped_column(String(DESTINATION))
     ts: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(String(200))
+
+
+class MessageFile(Base):
+    """The bytes an outbox message carries (the digest's chart PNG), under the message's key:
+    written in the transaction that reserves the message, read back by whoever sends it, and
+    deleted with the message by the retention (``bot.store.retention``). Kept out of the
+    ``payload`` JSON, where they would be base64 text parsed with every read of the row."""
+
+    __tablename__ = "message_files"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # the outbox entry's key
+    media_type: Mapped[str] = mapped_column(String(40))  # image/png
+    content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobClaim(Base):

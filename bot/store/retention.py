@@ -1,7 +1,7 @@
-"""Forgetting what no run needs any more: sent and failed messages of the outbox, the alert
-notification log with the alert messages it points to, and job claims, once older
-than ``delivery.retention``. The evaluation job prunes before it reads the log, so that an
-evaluation reads the recent history, not all of it.
+"""Forgetting what no run needs any more: sent and failed messages of the outbox (with the
+files they carried), the alert notification log with the alert messages it points to, and job
+claims, once older than ``delivery.retention``. The evaluation job prunes before it reads the
+log, so that an evaluation reads the recent history, not all of it.
 
 Nothing still in play is deleted: pending messages wait for the drain (and ``give_up_after``),
 and the settings make the retention at least as long as the repeat interval, the give-up
@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, exists, select
 
 from bot.store.chat_models import AlertMessage, AlertStateRow, NotificationLogEntry, to_db
-from bot.store.delivery_models import FAILED, SENT, JobClaim, OutboxEntry
+from bot.store.delivery_models import FAILED, SENT, JobClaim, MessageFile, OutboxEntry
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,13 @@ class Pruned:
 def prune(engine: Engine, before: datetime) -> Pruned:
     """Delete what was last touched before ``before``; returns how many rows of each kind."""
     cutoff = to_db(before)
+    done = (OutboxEntry.status.in_((SENT, FAILED)), OutboxEntry.created_at < cutoff)
     with engine.begin() as connection:
-        outbox = connection.execute(
-            delete(OutboxEntry).where(
-                OutboxEntry.status.in_((SENT, FAILED)), OutboxEntry.created_at < cutoff
-            )
-        ).rowcount
+        # A message's file goes with it, in the same transaction (counted with the message).
+        connection.execute(
+            delete(MessageFile).where(MessageFile.key.in_(select(OutboxEntry.key).where(*done)))
+        )
+        outbox = connection.execute(delete(OutboxEntry).where(*done)).rowcount
         alert_states = connection.execute(
             delete(AlertStateRow).where(AlertStateRow.evaluated_on < before.date())
         ).rowcount

@@ -8,6 +8,13 @@ Every card leaving here has been fitted under ``MAX_CARD_BYTES`` (``fit_card``) 
 (``check_card``); the tests validate every card the templates can produce against the official
 schema of its version.
 
+A ``Chart`` (the digest's picture) is a card with an ``Image`` whose url is ``FILE_URL``; the
+notifiers put the PNG there as a ``data:`` URI when they send (``with_file``), as Teams
+documents for pictures a bot draws itself (its 100 KB message limit leaves base64 images
+out). A Workflows webhook's 28 KB include the picture: its chart is shrunk to fit
+(``bot.charts.shrink_png``), or left out when even the smallest one would not
+(``PictureLeftOut``).
+
 Card actions, for the bot that receives them (``Action.Execute``, invoke
 ``adaptiveCard/action``): ``verb`` is ``kpi.ack`` or ``kpi.snooze``, and ``data`` is
 ``{"kpibot": <verb>, "key": <the alert message's idempotency key>}``, plus ``"duration":
@@ -27,6 +34,7 @@ from typing import Any
 
 from jinja2 import Environment
 
+from bot.charts import shrink_png
 from bot.chat_rendering import (
     alert_group_text,
     alert_line,
@@ -34,7 +42,7 @@ from bot.chat_rendering import (
     resolved_reply,
     snapshot_view,
 )
-from bot.delivery.surfaces import Rendered
+from bot.delivery.surfaces import PictureLeftOut, Rendered
 from bot.formatting import Formatter
 from bot.rendering import (
     AlertView,
@@ -49,6 +57,8 @@ from bot.rendering import (
     render_digest_text,
 )
 from bot.target_list import render_targets_text, targets_view
+from bot.teams.pictures import FILE_URL, with_file
+from bot.teams.webhook import MAX_PAYLOAD_BYTES, encode
 from bot.wording import Wording, titled
 from conversation.authorization import Action
 from conversation.views import (
@@ -57,6 +67,7 @@ from conversation.views import (
     AlertsResolved,
     AnswerView,
     ChangesView,
+    Chart,
     Digest,
     Home,
     Notice,
@@ -313,6 +324,16 @@ def check_card(card: Card, version: CardVersion) -> None:
         raise CardError(problems)
 
 
+# --- pictures ------------------------------------------------------------------------------------
+
+
+def webhook_picture_budget(card: Card) -> int:
+    """How many PNG bytes ``card`` may carry and stay, posted to a webhook with its picture,
+    under ``MAX_PAYLOAD_BYTES`` (base64 makes 3 bytes 4 characters)."""
+    empty = len(encode(with_file(card, b"")))
+    return max(0, (MAX_PAYLOAD_BYTES - empty) // 4 * 3)
+
+
 # --- views ---------------------------------------------------------------------------------------
 
 
@@ -385,6 +406,17 @@ class CardRenderer:
         card = self._card("teams/alert_group.json.j2", view=view, ack=ACK, snooze=SNOOZE)
         return TeamsMessage(card, alert_group_text(group, self.fmt, markup=False))
 
+    def chart(self, view: Chart) -> tuple[TeamsMessage, bytes]:
+        """The chart's card and the PNG it shows: as drawn for the bot, shrunk to fit a
+        webhook's payload, or ``PictureLeftOut`` when it cannot."""
+        card = self._card("teams/chart.json.j2", title=view.title, alt=view.alt, url=FILE_URL)
+        if self.version is not CardVersion.WEBHOOK:
+            return TeamsMessage(card, view.title), view.png
+        png = shrink_png(view.png, webhook_picture_budget(card))
+        if png is None:
+            raise PictureLeftOut("webhook_payload_limit")
+        return TeamsMessage(card, view.title), png
+
     def resolved(self, view: AlertsResolved) -> TeamsMessage:
         # The plain lines hold no markup of ours; escaping them makes their CRM names inert.
         return self.message(
@@ -417,4 +449,7 @@ class CardNotifications:
                 message = self.cards.digest(view)
             case Notice():
                 message = self.cards.notice(view)
+            case Chart():
+                message, png = self.cards.chart(view)
+                return Rendered(message.text, message.card, png)
         return Rendered(message.text, message.card)

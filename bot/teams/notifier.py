@@ -30,6 +30,7 @@ from bot.delivery.notifier import TEAMS, Delivered, Message, destination_of
 from bot.delivery.retry import CallFailure, FailureKind, SurfaceCallError
 from bot.teams.connector import Connector, call
 from bot.teams.conversations import Reference, find
+from bot.teams.pictures import with_file
 
 # Error codes of the admin notice (``advice.<code>`` in the catalogs).
 UNKNOWN_CONVERSATION = "teams_unknown_conversation"
@@ -91,10 +92,10 @@ class TeamsBotNotifier:
 
     def send(self, message: Message) -> Delivered:
         to = self._reference(message)
+        card = with_file(message.body, message.file)
         activity_id = self._call(
-            lambda: self.connector.send(to.service_url, to.conversation_id, message.body,
-                                        message.text)
-        )  # fmt: skip
+            lambda: self.connector.send(to.service_url, to.conversation_id, card, message.text)
+        )
         return Delivered(destination_of(TEAMS, to.name), activity_id)
 
     def update(self, delivered: Delivered, message: Message) -> Delivered:
@@ -112,8 +113,9 @@ class TeamsBotNotifier:
         thread = to.conversation_id
         if to.kind == "channel":
             thread = f"{to.conversation_id.split(';')[0]};messageid={delivered.ts}"
+        card = with_file(message.body, message.file)
         activity_id = self._call(
-            lambda: self.connector.send(to.service_url, thread, message.body, message.text,
+            lambda: self.connector.send(to.service_url, thread, card, message.text,
                                         reply_to=delivered.ts)
         )  # fmt: skip
         return Delivered(destination_of(TEAMS, to.name), activity_id)

@@ -3,8 +3,9 @@ without a bot: each message is one POST of an Adaptive Card 1.4 to the flow's UR
 
 - **Body**: ``{"type": "message", "attachments": [{"contentType":
   "application/vnd.microsoft.card.adaptive", "content": <card>}]}``, at most
-  ``MAX_PAYLOAD_BYTES`` (Teams' 28 KB; ``bot.teams.cards.fit_card`` keeps cards under it, and
-  a body still over it is refused here, never sent).
+  ``MAX_PAYLOAD_BYTES`` (Teams' 28 KB, pictures included; ``bot.teams.cards.fit_card`` keeps
+  cards under it and shrinks a chart to fit, and a body still over it is refused here, never
+  sent).
 - **Answers**: 202 (or 200) is accepted; the flow runs afterwards and its run id, when the
   answer carries one, is kept as the message's id. A webhook post has no id Teams could be
   asked about, cannot be edited and has no thread: ``update`` leaves the card as posted (the
@@ -36,6 +37,7 @@ import httpx
 
 from bot.delivery.notifier import Delivered, Message
 from bot.delivery.retry import CallFailure, FailureKind, SurfaceCallError
+from bot.teams.pictures import with_file
 
 WEBHOOK = "webhook"  # the surface's prefix in destinations: webhook:<name>
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -124,7 +126,7 @@ class WebhookNotifier:
             raise WebhookError(name, CallFailure(FailureKind.PERMANENT, "webhook_not_configured"))
         if not isinstance(message.body, dict):
             raise TypeError(f"{message.idempotency_key}: a webhook message's body is a card")
-        data = encode(message.body)
+        data = encode(with_file(message.body, message.file))
         if len(data) > MAX_PAYLOAD_BYTES:
             raise WebhookError(name, CallFailure(FailureKind.PERMANENT, "webhook_too_large"))
         try:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
-from bot.charts import DOWN, LEVEL, UP, pace_chart, waterfall_bars, waterfall_chart
+from bot.charts import (
+    DOWN,
+    LEVEL,
+    MIN_WIDTH,
+    UP,
+    pace_chart,
+    pace_figure,
+    shrink_png,
+    waterfall_bars,
+    waterfall_chart,
+)
 from bot.formatting import Formatter
 from metrics.pace import PacePath
 from metrics.periods import Grain, period_containing
@@ -34,14 +46,53 @@ def test_a_png_with_one_small_chart_per_team() -> None:
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (800, 340)
 
 
+def six_teams() -> list[PacePath]:
+    return [path(f"Équipe {n}", Decimal(31000 * n)) for n in range(1, 7)]
+
+
+def test_shrink_png_keeps_what_fits_then_takes_colours_then_width() -> None:
+    png = pace_chart(six_teams(), Formatter("fr_FR", "EUR", PARIS), "CA")
+    width, height = size(png)
+    assert shrink_png(png, len(png)) == png  # it fits: untouched
+    # six teams drawn 1 200 px wide: 80 KB as drawn, 14 KB in 16 colours, as wide
+    fewer = shrink_png(png, len(png) - 1)
+    assert fewer is not None and len(fewer) < 16_000 and size(fewer) == (width, height)
+    with Image.open(io.BytesIO(fewer)) as image:
+        assert image.mode == "P" and len(image.getcolors() or ()) <= 16
+        shown = {tuple(c) for _, c in image.convert("RGB").getcolors() or ()}
+    # the lines keep their colours: some blue and some orange survive the palette
+    assert any(b > r + 60 for r, _, b in shown) and any(r > b + 60 for r, _, b in shown)
+    narrower = shrink_png(png, 12_000)
+    assert narrower is not None and len(narrower) <= 12_000
+    w, h = size(narrower)
+    assert MIN_WIDTH <= w < width and abs(w / h - width / height) < 0.01  # proportions kept
+    assert shrink_png(png, 3_000) is None  # not even at MIN_WIDTH: none rather than a smudge
+
+
+def size(png: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(png)) as image:
+        return image.size
+
+
 def test_nothing_to_draw_is_said() -> None:
     with pytest.raises(ValueError, match="nothing to draw"):
         pace_chart([], Formatter("en_US", "USD", PARIS), "Revenue")
 
 
-@pytest.mark.parametrize(("locale", "expected"), [("fr_FR", "1 oct."), ("en_US", "Oct 1")])
-def test_axis_days_follow_the_locale(locale: str, expected: str) -> None:
-    assert Formatter(locale, "EUR", PARIS).day_month(date(2026, 10, 1)) == expected
+@pytest.mark.parametrize(
+    ("locale", "days", "amount"),
+    [
+        ("fr_FR", ["1 oct.", "16 oct.", "31 oct."], "31\u202f000\u00a0€"),
+        ("en_US", ["Oct 1", "Oct 16", "Oct 31"], "€31,000"),
+    ],
+)
+def test_the_axes_read_in_the_organisations_language(
+    locale: str, days: list[str], amount: str
+) -> None:
+    figure = pace_figure([path("Lyon", Decimal(31000))], Formatter(locale, "EUR", PARIS), "CA")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == days
+    assert ax.yaxis.get_major_formatter()(31000.4, 0) == amount
 
 
 def test_the_waterfall_bars_float_from_the_running_total() -> None:

@@ -64,6 +64,9 @@ MISTAKES = [
      "time: '08:30'}]",
      "subscriptions.0.channel: 'teams:' is not a destination: expected a Slack id such as "
      "C0123ABCD, or one of console:<name>, slack:<name>, teams:<name>, webhook:<name>"),
+    ("a chart switch that is not a yes or a no",
+     "subscriptions: [{channel: C1, time: '08:30', chart: sometimes}]",
+     "subscriptions.0.chart: expected true or false, got 'sometimes'"),
     ("duplicate subscription ids",
      "subscriptions: [{id: lead, channel: C1, time: '08:30'}, {id: lead, channel: C2, "
      "time: '09:00'}]",

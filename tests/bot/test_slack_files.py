@@ -5,9 +5,10 @@ shared in the digest's thread through the outbox, once, even when an answer is l
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,16 +16,28 @@ from zoneinfo import ZoneInfo
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from bot.charts import digest_chart
 from bot.delivery.notifier import Delivered, Message
+from bot.delivery.outbox import Reservation, message_of
 from bot.digests import post_digest
 from bot.formatting import Formatter
+from bot.scheduling.runtime import Runtime
+from bot.slack_render import SlackNotificationRenderer
+from bot.store.database import make_engine, migrate
+from bot.store.delivery_models import MessageFile, OutboxEntry
+from bot.store.retention import prune
 from bot.subscriptions import load_subscriptions
 from metrics.pace import PacePath
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope
-from tests.bot.delivery_support import runtime_for, write_config
+from tests.bot.delivery_support import (
+    postgres_url,  # noqa: F401 - fixture
+    runtime_for,
+    write_config,
+)
 from tests.bot.slack_world import NOW, World, world_fixture
 from tests.fakes.slack_api import TOKEN, FakeSlack, Fault
 
@@ -136,12 +149,15 @@ def test_the_digest_shares_its_chart_in_its_thread(world: World) -> None:
 
 
 def chart(fmt: Formatter, channel: str) -> Message:
+    """The chart as the Slack surface renders it for the outbox (what post_digest_chart sends)."""
     path = PacePath(
         Scope(Level.TEAM, "Lyon"), Q4, tuple(Q4.start + timedelta(days=n) for n in range(Q4.days)),
         (Decimal(0), Decimal(1000)), tuple(Decimal(n * 10) for n in range(Q4.days)),
         Decimal(920),
     )  # fmt: skip
-    return digest_chart([path], fmt, channel, f"{DIGEST_KEY}:chart")
+    rendered = SlackNotificationRenderer(fmt).render(digest_chart([path], fmt))
+    return Message(channel, rendered.text, f"{DIGEST_KEY}:chart", body=rendered.body,
+                   file=rendered.file)  # fmt: skip
 
 
 def test_a_chart_whose_answer_was_lost_is_found_not_shared_twice(
@@ -174,3 +190,108 @@ def test_a_chart_refused_by_the_upload_url_is_shared_on_the_next_attempt(
     # one refused upload, then announced again and shared once
     assert [c.method for c in fake.calls].count("files.getUploadURLExternal") == 2
     assert len(fake.shared_files("C1")) == 1
+
+
+# --- where the chart's bytes are kept ----------------------------------------------------------
+
+CHART_KEY = f"{DIGEST_KEY}:chart"
+
+
+def stored(engine: Engine) -> tuple[list[OutboxEntry], list[tuple[str, bytes]]]:
+    with Session(engine) as session:
+        entries = list(session.scalars(select(OutboxEntry).order_by(OutboxEntry.key)))
+        files = [(f.key, f.content) for f in session.scalars(select(MessageFile))]
+        return entries, files
+
+
+def test_the_chart_is_stored_once_beside_its_message_and_pruned_with_it(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    stored_once_and_pruned(runtime_for(write_config(tmp_path), fake), fake)
+
+
+def test_on_postgresql_too(fake: FakeSlack, tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
+    engine = make_engine(postgres_url)
+    migrate(engine)  # the release step
+    engine.dispose()
+    runtime = runtime_for(write_config(tmp_path), fake, postgres_url)
+    try:
+        stored_once_and_pruned(runtime, fake)
+    finally:
+        runtime.engine.dispose()
+
+
+def stored_once_and_pruned(runtime: Runtime, fake: FakeSlack) -> None:
+    fmt = Formatter("fr_FR", "EUR", ZoneInfo("Europe/Paris"))
+    parent = runtime.notifier.send(Message("C1", "digest", DIGEST_KEY))
+    message = chart(fmt, "C1")
+
+    runtime.notifier.reply(parent, message)
+
+    entries, files = stored(runtime.engine)
+    (entry,) = [e for e in entries if e.key == CHART_KEY]
+    # the row says what the file is; its bytes are in message_files, once, not in the JSON
+    title = f"Chiffre d'affaires · {fmt.period(Q4)}"
+    alt = fmt.t("chart.alt", title=title)
+    assert entry.payload["body"] == {"file": {"title": title, "alt_txt": alt}}
+    assert files == [(CHART_KEY, message.file)]
+    [(_, upload)] = fake.shared_files("C1")
+    assert upload.data == message.file
+    # the retention forgets the message and its file together
+    pruned = prune(runtime.engine, datetime.now(UTC) + timedelta(days=1))
+    assert pruned.outbox == 2 and stored(runtime.engine) == ([], [])
+
+
+def test_a_chart_reserved_by_a_crashed_process_is_shared_once_from_the_store(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    crashed = runtime_for(config, fake)
+    fmt = Formatter("en_US", "EUR", ZoneInfo("Europe/Paris"))
+    parent = crashed.notifier.send(Message("C1", "digest", DIGEST_KEY))
+    message = chart(fmt, "C1")
+    # The dead process reserved the chart, shared it, and died before marking it sent.
+    assert crashed.notifier.outbox.reserve("reply", message, parent.ts).state is Reservation.NEW
+    crashed.notifier.surfaces.reply(parent, message)
+
+    restarted = runtime_for(config, fake)
+    restarted.notifier.outbox.lease = restarted.notifier.outbox.lease * 0
+    drained = restarted.notifier.drain()
+
+    # found in the thread by its file name: not shared a second time
+    assert drained.delivered == 1 and len(fake.shared_files("C1")) == 1
+    entries, _ = stored(restarted.engine)
+    assert {e.key: e.status for e in entries} == {DIGEST_KEY: "sent", CHART_KEY: "sent"}
+
+
+def test_a_chart_reserved_but_never_shared_is_shared_by_the_drain_with_the_stored_bytes(
+    fake: FakeSlack, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path)
+    crashed = runtime_for(config, fake)
+    fmt = Formatter("en_US", "EUR", ZoneInfo("Europe/Paris"))
+    parent = crashed.notifier.send(Message("C1", "digest", DIGEST_KEY))
+    message = chart(fmt, "C1")
+    assert crashed.notifier.outbox.reserve("reply", message, parent.ts).state is Reservation.NEW
+
+    restarted = runtime_for(config, fake)
+    restarted.notifier.outbox.lease = restarted.notifier.outbox.lease * 0
+    assert restarted.notifier.drain().delivered == 1
+
+    [(shared, upload)] = fake.shared_files("C1")
+    assert upload.data == message.file and shared.thread_ts == parent.ts
+    assert upload.filename == "digest-leadership-2026-11-26-chart.png"
+
+
+def test_a_chart_reserved_before_message_files_is_read_from_its_payload() -> None:
+    """Rows reserved before migration 0010 kept the PNG base64 in the payload."""
+    png = b"\x89PNG\r\n\x1a\n" + b"old"
+    file = {"title": "Q4", "alt_txt": "revenue", "png": base64.b64encode(png).decode()}
+    entry = OutboxEntry(
+        key=CHART_KEY, kind="reply", channel="C1",
+        payload={"text": "Q4", "body": {"file": file}, "metadata": {}},
+    )  # fmt: skip
+
+    message = message_of(entry)
+
+    assert message.file == png and message.body == {"file": {"title": "Q4", "alt_txt": "revenue"}}

@@ -4,9 +4,11 @@ English, as text, as validated Block Kit and as a Teams card."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,11 +17,15 @@ from bot.formatting import Formatter
 from bot.rendering import validate_blocks
 from bot.target_list import render_targets_blocks, render_targets_text, targets_view
 from bot.teams.cards import CardRenderer
+from conversation.authorization import Role, Viewer
 from conversation.views import ChatTarget, Reply, TargetList
 from metrics.evaluation import Evaluation, Status, Why
 from metrics.kpis import KpiValue, Reason
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope
+from tests.bot.slack_world import MANAGER, make_world
+from tests.bot.test_slack_app import all_text, ask
+from tests.fakes.slack_api import FakeSlack
 
 AS_OF = date(2026, 11, 26)
 Q4 = period_containing(Grain.QUARTER, AS_OF)
@@ -151,3 +157,45 @@ def test_teams_card_has_a_container_per_kpi_and_inert_names() -> None:
     text = json.dumps(message.card, ensure_ascii=False)
     assert "](https://evil.example)" not in text and "**9 999 999 €**" not in text
     assert message.text == render_targets_text(listed, FR)
+
+
+def test_a_managers_own_team_comes_first_in_every_renderer() -> None:
+    """Lyon's manager: Lyon (today's target, then next quarter's set from chat) ahead of the
+    company and the other teams, so that "… and 4 more" never hides it."""
+    mine = dataclasses.replace(target_list(), own=(LYON,))
+    view = targets_view(mine, EN)
+    revenue = view.groups[0]
+    assert [(r.scope, r.period) for r in revenue.rows] == [
+        ("Team Lyon", "Q4 2026"), ("Team Lyon", "Q1 2027"), ("Company", "Q4 2026"),
+        ("Region DACH", "Q4 2026"), ("Team Berlin", "Q4 2026"),
+    ]  # fmt: skip
+    assert revenue.more == "… and 4 more: `/kpi targets revenue`"
+    # the same order in the terminal, on Slack and on Teams
+    text = render_targets_text(mine, EN)
+    assert text.index("Team Lyon") < text.index("Company") < text.index("Team Berlin")
+    blocks = json.dumps(render_targets_blocks(mine, EN), ensure_ascii=False)
+    assert blocks.index("Lyon") < blocks.index("Company") < blocks.index("Berlin")
+    card = json.dumps(CardRenderer(EN).render(Reply(mine)).card, ensure_ascii=False)
+    assert card.index("Lyon") < card.index("Company") < card.index("Berlin")
+    # without a viewer of its own, Lyon is among the four not shown
+    assert "Team Lyon" not in [r.scope for r in targets_view(target_list(), EN).groups[0].rows]
+
+
+def test_a_viewers_own_scopes_are_their_teams_then_themselves() -> None:
+    manager = Viewer("U1", Role.MANAGER, "Alice Martin", frozenset({"Paris", "lyon"}))
+    assert manager.own_scopes == (
+        Scope(Level.TEAM, "lyon"), Scope(Level.TEAM, "Paris"), Scope(Level.REP, "Alice Martin"),
+    )  # fmt: skip
+    assert Viewer("U2", Role.ADMIN).own_scopes == ()
+    # names compare as people type them: "lyon" puts Lyon first
+    view = targets_view(dataclasses.replace(target_list(), own=manager.own_scopes), EN)
+    assert [r.scope for r in view.groups[0].rows][:3] == ["Team Lyon", "Team Lyon", "Team Paris"]
+
+
+def test_lyons_manager_asking_in_slack_sees_lyon_first(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        world = make_world(tmp_path, fake)
+        reply = json.loads(all_text(ask(world, "objectifs", MANAGER)))["text"]
+        world.service.engine.dispose()
+    revenue = reply[reply.index("Chiffre d'affaires") :]
+    assert revenue.index("Équipe Lyon") < revenue.index("Entreprise"), revenue

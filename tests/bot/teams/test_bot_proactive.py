@@ -44,6 +44,7 @@ subscriptions:
     channel: "teams:Direction commerciale"
     time: "08:30"
     kpis: [revenue, pipeline]
+    chart: false  # one card per digest here; the chart's own tests: test_digest_chart.py
 alerts:
   for: 1
   resolve_after: 1

@@ -17,6 +17,7 @@ from bot.scheduling.runner import Runner
 from bot.scheduling.runtime import Runtime, build_runtime
 from bot.service import KpiService
 from bot.settings import load_settings
+from bot.teams.webhook import MAX_PAYLOAD_BYTES
 from tests.bot.slack_world import NOW, PARIS, _demo_files
 from tests.bot.teams.card_schema import schema_problems
 from tests.bot.teams.test_cards import texts
@@ -82,8 +83,13 @@ def test_the_scheduled_digest_reaches_the_channel_after_a_rate_limit(company: Co
     outcomes = {o.job_id: o.outcome for o in Runner(company.runtime).run_due(at)}
 
     assert outcomes["digest:leadership"] == "ok"
-    [card] = company.leadership.cards
-    assert len(company.leadership.requests) == 2  # 429, then 202
+    # the digest, then its chart: a card whose picture fits in the flow's 28 KB
+    [card, chart] = company.leadership.cards
+    assert len(company.leadership.requests) == 3  # 429, then 202 twice
+    assert max(len(r.body) for r in company.leadership.requests) <= MAX_PAYLOAD_BYTES
+    [image] = [item for item in chart["body"] if item["type"] == "Image"]
+    assert image["url"].startswith("data:image/png;base64,") and image["altText"]
+    assert schema_problems(chart, "1.4") == []
     assert any(2 <= w <= 2.5 for w in company.waits)  # Retry-After, and jitter up to 0.5 s
     assert schema_problems(card, "1.4") == [] and "actions" not in card
     shown = "\n".join(texts(card))
@@ -92,7 +98,7 @@ def test_the_scheduled_digest_reaches_the_channel_after_a_rate_limit(company: Co
     assert "Atelier Lumière SAS" in shown
     # Run again at the same instant: the job is taken, nothing is posted twice.
     Runner(company.runtime).run_due(at)
-    assert len(company.leadership.cards) == 1
+    assert len(company.leadership.cards) == 2
 
 
 def test_alerts_reach_their_team_and_leadership_channels(company: Company) -> None:
