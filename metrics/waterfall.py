@@ -35,6 +35,9 @@ from metrics.periods import Period
 from metrics.scopes import Scope
 
 COLUMNS = ("id", "status", "amount", "close", "rep", "team", "region")
+# A state's status as a small code: comparisons on codes, not strings (absent deals: NONE).
+NONE, OPEN, WON, LOST, DELETED = range(5)
+_STATUS_CODES = pd.Index(["open", "won", "lost", "deleted"])
 LARGEST = 3
 
 
@@ -94,7 +97,7 @@ class Pair:
     rep: np.ndarray  # the deal's rep at the end, else at the start
     exists0: np.ndarray
     exists1: np.ndarray
-    status0: np.ndarray
+    status0: np.ndarray  # int8 codes: NONE, OPEN, WON, LOST, DELETED
     status1: np.ndarray
     a0: np.ndarray
     a1: np.ndarray
@@ -102,6 +105,9 @@ class Pair:
     in_period1: np.ndarray
     labels: dict[tuple[str, int], np.ndarray]
     _groups: dict[tuple[str, int], dict[str, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _codes: dict[tuple[str, int, tuple[str, ...]], np.ndarray] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -114,6 +120,15 @@ class Pair:
         }  # fmt: skip
         labels = {key: values[rows] for key, values in self.labels.items()}
         return Pair(period=self.period, labels=labels, **arrays)
+
+    def codes(self, column: str, side: int, names: tuple[str, ...]) -> np.ndarray:
+        """Each deal's position in ``names`` by its ``column`` on ``side`` (-1: in none), kept:
+        every viewer of a breakdown asks for the same."""
+        key = (column, side, names)
+        if key not in self._codes:
+            labels = pd.Index(self.labels[(column, side)])
+            self._codes[key] = pd.Index(names).get_indexer(labels).astype("int64")
+        return self._codes[key]
 
     def members(self, column: str, side: int, name: str) -> np.ndarray:
         """Positions of the deals whose ``column`` is ``name`` on ``side`` (one grouping per
@@ -134,8 +149,8 @@ def _side(
     n = len(ids)
     exists = np.zeros(n, dtype=bool)
     exists[at] = True
-    status = np.full(n, "", dtype=object)
-    status[at] = frame["status"].astype(object).to_numpy()
+    status = np.full(n, NONE, dtype="int8")
+    status[at] = _STATUS_CODES.get_indexer(pd.Index(frame["status"].astype(object))) + 1
     amount = np.zeros(n, dtype="int64")
     amount[at] = frame["amount"].to_numpy(dtype="int64")
     close = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
@@ -207,11 +222,11 @@ _Masks = dict[Movement, tuple[np.ndarray, np.ndarray]]
 def _movements(pair: Pair, m0: np.ndarray, m1: np.ndarray) -> tuple[_Masks, np.ndarray, np.ndarray]:
     """Each movement's deals and signed amounts for a scope the deals are in (``m0`` at the
     start, ``m1`` at the end), and the deals in its pipeline at the start and at the end."""
-    open0 = pair.exists0 & (pair.status0 == "open")
-    open1 = pair.exists1 & (pair.status1 == "open")
+    open0 = pair.status0 == OPEN
+    open1 = pair.status1 == OPEN
     in0 = open0 & pair.in_period0 & m0
     in1 = open1 & pair.in_period1 & m1
-    gone1 = ~pair.exists1 | (pair.status1 == "deleted")
+    gone1 = ~pair.exists1 | (pair.status1 == DELETED)
     a0, a1 = pair.a0, pair.a1
 
     # In the scope's pipeline at the start.
@@ -239,10 +254,10 @@ def _movements(pair: Pair, m0: np.ndarray, m1: np.ndarray) -> tuple[_Masks, np.n
         Movement.DECREASED: (changes & (delta < 0), delta),
         Movement.REASSIGNED: (handed_out | handed_in, np.where(handed_out, -a0, a0)),
         Movement.PUSHED: (closing & open1, -a1),
-        Movement.LOST: (closing & (status1 == "lost"), -a1),
-        Movement.WON: (closing & (status1 == "won"), -a1),
+        Movement.LOST: (closing & (status1 == LOST), -a1),
+        Movement.WON: (closing & (status1 == WON), -a1),
         Movement.REMOVED: (
-            removed_a | removed_b_at_start | (closing & (status1 == "deleted")),
+            removed_a | removed_b_at_start | (closing & (status1 == DELETED)),
             np.where(removed_a | removed_b_at_start, -a0, -a1),
         ),
     }
@@ -265,6 +280,20 @@ def scope_waterfall(pair: Pair, scope: Scope, named: Named = lambda rep: True) -
     return Waterfall(scope, pair.period, int(pair.a0[in0].sum()), steps, int(pair.a1[in1].sum()))
 
 
+def _segment_sums(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The sums of ``values`` between consecutive ``bounds``, in int64 (exact, where a float
+    weight would round past 2**53)."""
+    running = np.concatenate(([0], np.cumsum(values, dtype="int64")))
+    sums: np.ndarray = running[bounds[1:]] - running[bounds[:-1]]
+    return sums
+
+
+def _grouped_sum(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """The sum of ``values`` for each code in 0..n-1."""
+    order = np.argsort(codes, kind="stable")
+    return _segment_sums(values[order], np.searchsorted(codes[order], np.arange(n + 1)))
+
+
 def level_waterfalls(
     pair: Pair, scopes: Sequence[Scope], named: Named = lambda rep: True
 ) -> list[Waterfall]:
@@ -277,11 +306,9 @@ def level_waterfalls(
         return []
     column = scopes[0].column
     assert column is not None and all(s.column == column for s in scopes), scopes
-    names = [s.name for s in scopes]
+    names = tuple(s.name for s in scopes)
     n = len(names)
-    index = pd.Index(names)
-    code0 = index.get_indexer(pd.Index(pair.labels[(column, 0)])).astype("int64")  # -1: in none
-    code1 = index.get_indexer(pd.Index(pair.labels[(column, 1)])).astype("int64")
+    code0, code1 = pair.codes(column, 0, names), pair.codes(column, 1, names)
     same = code0 == code1
     yes = np.ones(len(pair.id), dtype=bool)
     no = ~yes
@@ -293,8 +320,8 @@ def level_waterfalls(
     ]
     start, end = np.zeros(n, dtype="int64"), np.zeros(n, dtype="int64")
     for (_, in0, in1), member, code in passes:
-        np.add.at(start, code[member & in0], pair.a0[member & in0])
-        np.add.at(end, code[member & in1], pair.a1[member & in1])
+        start += _grouped_sum(code[member & in0], pair.a0[member & in0], n)
+        end += _grouped_sum(code[member & in1], pair.a1[member & in1], n)
     steps: list[list[Step]] = [[] for _ in range(n)]
     for movement in Movement:
         positions, codes, amounts = [], [], []
@@ -305,12 +332,11 @@ def level_waterfalls(
             codes.append(code[chosen])
             amounts.append(signed[chosen])
         position, code, amount = (np.concatenate(a) for a in (positions, codes, amounts))
-        sums = np.zeros(n, dtype="int64")
-        np.add.at(sums, code, amount)
-        counts = np.bincount(code, minlength=n)
         # By scope, then largest first (ties in deal order, as ``_step`` does).
         order = np.lexsort((position, -np.abs(amount), code))
         bounds = np.searchsorted(code[order], np.arange(n + 1))
+        sums = _segment_sums(amount[order], bounds)
+        counts = np.diff(bounds)
         for k in range(n):
             largest: list[DealMove] = []
             for i in order[bounds[k] : bounds[k + 1]]:
