@@ -30,12 +30,19 @@ from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
 from bot.core import ConversationCore
-from bot.demo import ZONE, build_demo, write_demo_config
+from bot.demo import NAME, ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
 from bot.importers.csv_import import import_csv
 from bot.scheduling.plan import build_plan
 from bot.service import KpiService
-from bot.settings import ConfigError, Settings, config_path, load_settings, process_environment
+from bot.settings import (
+    ConfigError,
+    Organisation,
+    Settings,
+    config_path,
+    load_settings,
+    process_environment,
+)
 from bot.store.database import (
     SchemaNotCurrent,
     ensure_schema,
@@ -94,10 +101,15 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def parse_as_of(value: str | None, settings: Settings) -> datetime:
     """``--as-of``: an ISO date (read at noon in the organisation's zone) or date-time."""
-    zone = settings.organisation.zone
+    return as_of_for(value, settings.organisation)
+
+
+def as_of_for(value: str | None, organisation: Organisation) -> datetime:
+    """``parse_as_of`` for an organisation known without a config file (the demo's)."""
+    zone = organisation.zone
     if value is None:
         return datetime.now(zone)
-    fmt = Formatter.for_organisation(settings.organisation)
+    fmt = Formatter.for_organisation(organisation)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -382,12 +394,18 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         sys.exit(1)
 
 
+# The demo company's organisation, for reading --as-of before its config file exists.
+DEMO_ORGANISATION = Organisation(name=NAME, locale="fr_FR", timezone=ZONE.key)
+
+
 @main.command()
 @click.option("--seed", default=7, show_default=True, help="Random seed of the demo company.")
+@as_of_option
 @click.pass_obj
-def demo(obj: CliContext, seed: int) -> None:
-    """Build the demo company here and print today's digest, alerts and sample answers."""
-    now = datetime.now(ZONE)
+def demo(obj: CliContext, seed: int, as_of: str | None) -> None:
+    """Build the demo company here and print today's digest, alerts and sample answers
+    (--as-of: the demo company as it would be on that day)."""
+    now = as_of_for(as_of, DEMO_ORGANISATION)
     if not obj.config.exists():
         write_demo_config(obj.config, today=now.date(), seed=seed)
         click.echo(f"Wrote the demo company's config to {obj.config}")

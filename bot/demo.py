@@ -14,11 +14,11 @@ import math
 import random
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from bot.demo_history import DealLife, open_stage, write_history
+from bot.demo_history import DealLife, open_stage, state_on, write_history
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
 from bot.store.changes import pending, record_deletions
@@ -70,6 +70,9 @@ class DemoSummary:
     opportunities: int
     spend_rows: int
     surveys: int
+    # Rows written or deleted (0 when the store already held this company): what a build did,
+    # not what the company is, so summaries of the same company compare equal.
+    changed: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return (
@@ -653,13 +656,21 @@ def _round_amount(amount: Decimal) -> Decimal:
 # --- writing -------------------------------------------------------------------------------
 
 
-def build_demo(session: Session, today: date, seed: int = 7) -> DemoSummary:
+def build_demo(
+    session: Session, today: date, seed: int = 7, *, stood_on: date | None = None
+) -> DemoSummary:
     """Write the demo company as of ``today`` into a migrated store, in ``session``'s
     transaction. Demo rows that the same (today, seed) would not generate (left by a build on
     another day) are deleted. The data version is bumped once, and only if a row changed; then
-    the opportunities' history is rewritten as their simulated lives (``bot.demo_history``)."""
-    generator = _Generator(today, seed)
-    tables = generator.generate()
+    the opportunities' history is rewritten as their simulated lives (``bot.demo_history``).
+
+    ``stood_on`` (no later than ``today``) writes the same company as its CRM showed it at the
+    end of that day: deals at the stage, probability and close date they had then, leads not
+    yet converted, spend booked so far. Written day after day, it replays the demo's history
+    through the store, as a daily sync would have brought it."""
+    tables, lives = _generated(today, seed)
+    if stood_on is not None:
+        tables = _as_it_stood(tables, lives, today, stood_on)
     ids: dict[str, dict[str, int]] = {}
     changed = 0
     deals: list[Row] = []
@@ -678,7 +689,7 @@ def build_demo(session: Session, today: date, seed: int = 7) -> DemoSummary:
     if changed:
         table = Base.metadata.tables["opportunities"]
         deal_ids = ids_by_source_id(session, table, SOURCE, (r["source_id"] for r in deals))
-        write_history(session, SOURCE, deals, deal_ids, generator.lives, today, ZONE)
+        write_history(session, SOURCE, deals, deal_ids, lives, stood_on or today, ZONE)
         # Their history was rewritten: a refresh reads their pushes again (bot.store.changes).
         session.execute(update(table).where(table.c.source == SOURCE).values(pending(table)))
         bump_data_version(session)
@@ -690,7 +701,78 @@ def build_demo(session: Session, today: date, seed: int = 7) -> DemoSummary:
         opportunities=len(tables["opportunities"]),
         spend_rows=len(tables["spend"]),
         surveys=len(tables["surveys"]),
+        changed=changed,
     )
+
+
+@lru_cache(maxsize=1)
+def _generated(today: date, seed: int) -> tuple[dict[str, list[Row]], dict[str, DealLife]]:
+    """Every row of the demo company for (``today``, ``seed``) and its deals' lives, kept for
+    the last pair asked: ``kpibot demo`` builds the company twice (once to set the targets),
+    a replay once a day. Callers copy rows before changing them."""
+    generator = _Generator(today, seed)
+    return generator.generate(), generator.lives
+
+
+def _as_it_stood(
+    tables: dict[str, list[Row]], lives: dict[str, DealLife], today: date, on: date
+) -> dict[str, list[Row]]:
+    """The demo company generated for ``today`` as its CRM showed it at the end of ``on``."""
+    if on > today:
+        raise ValueError(f"the demo built for {today} does not know {on}")
+    deals = []
+    for row in tables["opportunities"]:
+        life = lives[row["source_id"]]
+        state = state_on(row, life, today, on)
+        if state is not None:
+            deals.append(_deal_on(row, state, life, on))
+    return {
+        "teams": tables["teams"],
+        "reps": [
+            {**r, "active_to": None} if r["active_to"] and r["active_to"] > on else r
+            for r in tables["reps"]
+        ],
+        "accounts": tables["accounts"],
+        "leads": [
+            {**r, "converted_at": None, "account_id": None}
+            if r["converted_at"] and r["converted_at"] > on
+            else r
+            for r in tables["leads"]
+            if r["created_at"] <= on
+        ],
+        "opportunities": deals,
+        "spend": [_spent_by(r, today, on) for r in tables["spend"] if r["date"] <= on],
+        "surveys": [r for r in tables["surveys"] if r["date"] <= on],
+    }
+
+
+def _deal_on(row: Row, state: Row, life: DealLife, on: date) -> Row:
+    status = state["status"]
+    if status == "open":
+        category = open_stage(life.created, life.planned, on)[2]
+    else:
+        category = "Closed" if status == "won" else "Omitted"
+    last_activity = min(row["last_activity_at"], on)
+    return {
+        **row,
+        **{k: v for k, v in state.items() if k != "status"},
+        "is_closed": status != "open",
+        "is_won": status == "won",
+        "forecast_category": category,
+        "last_activity_at": last_activity,
+        "updated_at": datetime.combine(last_activity, time(18), ZONE),
+    }
+
+
+def _spent_by(row: Row, today: date, on: date) -> Row:
+    """A month's spend row as it stood on ``on``: what had been spent by then (the running
+    month's row holds the spend so far, as ``_spend`` writes it)."""
+    month = period_containing(Grain.MONTH, row["date"])
+    held = (min(month.end, today) - month.start).days + 1
+    spent = (min(month.end, on) - month.start).days + 1
+    if spent >= held:
+        return row
+    return {**row, "amount": (row["amount"] * spent / held).quantize(Decimal(1))}
 
 
 def _resolve(

@@ -89,6 +89,13 @@ def _states(row: Row, life: DealLife, today: date) -> list[tuple[date, Row]]:
     return states
 
 
+def state_on(row: Row, life: DealLife, today: date, on: date) -> Row | None:
+    """The deal's tracked fields as its CRM showed them at the end of ``on`` (``row`` is the
+    deal as of ``today``, ``on`` no later); None if it did not exist yet."""
+    states = [state for day, state in _states(row, life, today) if day <= on]
+    return states[-1] if states else None
+
+
 def _tracked(row: Row) -> Row:
     status = ("won" if row["is_won"] else "lost") if row["is_closed"] else "open"
     return {

@@ -101,7 +101,11 @@ def _compare(
         compared = other
         read_at = other.start + (as_of - current.start)
         if kpi.judgement is Judgement.LEVEL:
-            read_at = min(other.end, read_at)
+            # As far into the earlier period, or, once the period asked about has ended, as
+            # long after its end: an ended quarter's coverage ("period ended") is not set
+            # against the last day of the one before, when its deals had not closed (0.0×).
+            ended = as_of > current.end
+            read_at = other.end + (as_of - current.end) if ended else min(other.end, read_at)
     else:
         compared = other if as_of < current.start else like_for_like(current, as_of, other)
         read_at = compared.end

@@ -424,3 +424,19 @@ def test_the_company_digest_leaves_rep_alerts_to_the_reps_and_their_teams(demo: 
     # ...that the company digest does not list as alerts of their own
     assert not any(f"· {name} ·" in digest for name in rep_names)
     assert "Équipe London" in digest
+
+
+def test_the_demo_on_the_first_of_a_month_judges_nothing_too_early(tmp_path: Path) -> None:
+    """Issue 13: `make demo` on 1 December sent "Taux de conversion · décembre — 0,0 % · à
+    risque" to leadership. On a fixed 1st of a month, so that the check runs every day: the
+    quarter two thirds through still has its alerts, the month just begun has none (its CPA
+    and any month's ratio are "trop tôt pour juger")."""
+    config = tmp_path / "kpibot.yaml"
+    result = run("--config", str(config), "demo", "--as-of", "2026-12-01T09:00")
+    assert result.exit_code == 0, result.output
+    assert "mardi 1 décembre 2026" in result.output
+    heads = [line for line in result.output.splitlines() if line.startswith(("🟠", "🔴"))]
+    assert any("T4 2026" in line for line in heads), heads
+    assert not [line for line in heads if "décembre 2026" in line]
+    assert "Coût d'acquisition · décembre 2026" in result.output
+    assert "trop tôt pour juger" in result.output

@@ -11,6 +11,7 @@ import pytest
 from metrics.answers import answer
 from metrics.evaluation import Policy, Status, Why
 from metrics.facts import DealHistory, Facts
+from metrics.kpis import Reason
 from metrics.periods import Grain, Period
 from metrics.query import Query
 from metrics.scopes import Level, Scope
@@ -102,6 +103,24 @@ def test_a_level_in_a_running_period_is_read_on_the_same_day_of_the_previous_one
     )
     # Q3's pipeline as of 1 July, whole quarter: o1, o2 (lost 20 July), o3 (created that day), o4
     assert got.previous.value == Decimal("6500.00")
+
+
+def test_a_level_of_an_ended_period_is_compared_as_long_after_the_earlier_ones_end() -> None:
+    got = answer(
+        Query("coverage", COMPANY, Q3, None), date(2026, 11, 1), company(), TARGETS, POLICY
+    )
+    # Q3 ended 32 days before: its coverage is "ended", and so is Q2's read 32 days after its
+    # end (2 August). Read on Q2's last day it was 0.0×: pipeline closing in Q2 still open on
+    # 30 June, none, over 10 000 - 700 (o7) still to book.
+    assert (got.value.value, got.value.reason) == (None, Reason.ENDED)
+    assert got.previous is not None and got.previous.period.key == "2026-Q2"
+    assert (got.previous.value, got.previous.delta) == (None, None)
+    # A pipeline read the same way: Q3's deals still open on 1 November (o5, overdue) against
+    # Q2's still open on 2 August (none).
+    pipe = answer(
+        Query("pipeline", COMPANY, Q3, None), date(2026, 11, 1), company(), TARGETS, POLICY
+    )
+    assert (pipe.value.value, pipe.previous.value) == (Decimal("4000.00"), Decimal("0.00"))
 
 
 CONVERSION = TargetBook([Target("conversion", Grain.QUARTER, COMPANY, Decimal("0.5"))])
