@@ -27,6 +27,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from bot.demo_history import DealLife, open_stage, write_history
+from bot.formatting import Formatter
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
 from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
@@ -70,12 +71,9 @@ class DemoSummary:
     spend_rows: int
     surveys: int
 
-    def __str__(self) -> str:
-        return (
-            f"{self.teams} teams, {self.reps} reps, {self.accounts} accounts, {self.leads} leads, "
-            f"{self.opportunities} opportunities, {self.spend_rows} spend rows, "
-            f"{self.surveys} surveys"
-        )
+    def worded(self, fmt: Formatter) -> str:
+        counts = {key: fmt.number(value, digits=0) for key, value in vars(self).items()}
+        return fmt.t("demo.summary", **counts)
 
 
 class _Pace(Enum):

@@ -100,7 +100,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm_text import one_line
 from bot.importers.canonical import KINDS, FieldType, Kind, mapping_problems
-from bot.settings import ColumnMap, ConfigError, CsvSource
+from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base, Opportunity
 from bot.store.upsert import delete_sourced, ids_by_source_id, upsert
@@ -441,6 +441,7 @@ def _plans(
 ) -> list[tuple[_Plan, Path]]:
     problems: list[str] = []
     plans = []
+    missing: list[ConfigProblem] = []  # files that are not there, worded in the file's language
     for kind in KINDS:
         mapping: ColumnMap | None = getattr(source, kind.name)
         if mapping is None:
@@ -452,7 +453,7 @@ def _plans(
         if found:
             continue
         if not path.is_file():
-            problems.append(f"{key}.file: no file {path}")
+            missing.append(ConfigProblem(f"{key}.file", "no_file", {"path": str(path)}))
             continue
         try:
             header = _header(path, mapping)
@@ -462,8 +463,8 @@ def _plans(
         plan = _plan(key, kind, mapping, header, source.currency or base_currency, problems)
         if plan is not None:
             plans.append((plan, path))
-    if problems:
-        raise ConfigError(f"import.csv.{name} (files in {base_dir})", problems)
+    if missing or problems:
+        raise ConfigError(f"import.csv.{name} (files in {base_dir})", [*missing, *problems])
     return plans
 
 

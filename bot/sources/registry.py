@@ -73,7 +73,7 @@ def sync_source(
     try:
         connector = connector_for(name, spec, settings)
     except SourceError as error:
-        return SourceReport(name, spec.kind, full, error=str(error))
+        return SourceReport(name, spec.kind, full, error=error)
     try:
         return sync_connector(
             session, name, spec.kind, connector, spec.currency or currency, full=full,

@@ -22,6 +22,7 @@ from bot.store.database import data_version
 from bot.store.facts_snapshot import Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import first_recorded, slips, states_at, utc
 from bot.store.models import FxRate, Lead, Opportunity, Rep, Spend, Survey, Team
+from bot.worded import WordedError
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -93,7 +94,7 @@ def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns="rep_id")
 
 
-class MissingExchangeRate(LookupError):
+class MissingExchangeRate(WordedError, LookupError):
     """A fact in a currency the config has no rate for: a configuration problem."""
 
 
@@ -106,10 +107,7 @@ class FxTable:
 
     def rate(self, currency: str) -> float:
         if currency not in self.rates:
-            raise MissingExchangeRate(
-                f"no exchange rate from {currency} to {self.base}: add {currency} under "
-                "fx_rates in the config"
-            )
+            raise MissingExchangeRate("fx.missing", currency=currency, base=self.base)
         return float(self.rates[currency])
 
 

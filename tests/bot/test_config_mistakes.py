@@ -281,3 +281,44 @@ def test_cross_section_mistakes_in_french(tmp_path: Path, section: str, problem:
 
     assert result.exit_code == 2
     assert problem_lines(result, config, french=True)[0] == problem
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("en_US", "no exchange rate from USD to EUR: add USD under fx_rates in the config"),
+        ("fr_FR", "aucun taux de change de USD vers EUR\u00a0: ajoutez USD sous fx_rates dans la "
+                  "configuration"),
+    ],
+)  # fmt: skip
+def test_a_deal_in_a_currency_without_a_rate_is_told_in_the_organisations_language(
+    tmp_path: Path, locale: str, said: str
+) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "id,owner,stage,amount,currency,created,closed\n"
+        "d1,Ann,Won,1000,USD,2026-07-01,2026-07-20\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "reps.csv").write_text("name,team\nAnn,North\n", encoding="utf-8")
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        f"""
+organisation: {{locale: {locale}, currency: EUR}}
+import:
+  csv:
+    crm:
+      reps: {{file: reps.csv, columns: {{name: name, team: team}}}}
+      opportunities:
+        file: deals.csv
+        columns: {{id: id, owner: owner, stage: stage, amount: amount, currency: currency,
+                  created_at: created, close_date: closed}}
+        stages: {{Won: won}}
+""",
+        encoding="utf-8",
+    )
+    # The import stores the deal, then cannot publish the figures: it says why.
+    imported = run(config, "import", "csv", "crm")
+    asked = run(config, "ask", "revenue")
+
+    assert (imported.exit_code, imported.stderr.splitlines()[-1]) == (2, f"kpibot: {said}")
+    assert (asked.exit_code, asked.stderr) == (2, f"kpibot: {said}\n")
