@@ -322,3 +322,26 @@ import:
 
     assert (imported.exit_code, imported.stderr.splitlines()[-1]) == (2, f"kpibot: {said}")
     assert (asked.exit_code, asked.stderr) == (2, f"kpibot: {said}\n")
+
+
+def test_values_pydantic_or_the_parsers_met_only_in_english_are_told_in_french(
+    tmp_path: Path,
+) -> None:
+    # A number that is not finite, and a list of days that is a number: pydantic's
+    # finite_number, and what once escaped the parsers as a ValueError or a TypeError.
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {locale: fr_FR, fiscal_year_start_month: .nan}\n"
+        "alerts: {repeat_interval: .nan, business_days: 1.5}\n",
+        encoding="utf-8",
+    )
+
+    result = run(config, "check-config")
+
+    assert result.exit_code == 2
+    assert sorted(problem_lines(result, config, french=True)) == [
+        "alerts.business_days: jours attendus, par exemple lun, mar ou 0-6 (lundi = 0), reçu 1.5",
+        "alerts.repeat_interval: durée attendue, par exemple 30m, 4h, 2j ou 1 sem, au plus "
+        "3650j, reçu nan",
+        "organisation.fiscal_year_start_month: nombre attendu, reçu nan",
+    ]
