@@ -464,7 +464,7 @@ def _plans(
         if plan is not None:
             plans.append((plan, path))
     if missing or problems:
-        raise ConfigError(f"import.csv.{name} (files in {base_dir})", [*missing, *problems])
+        raise ConfigError(f"import.csv.{name} ({base_dir})", [*missing, *problems])
     return plans
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.settings import (
     ConfigError,
+    ConfigProblem,
     CsvSyncSource,
     HubSpotSource,
     PipedriveSource,
@@ -32,11 +33,10 @@ def source_names(settings: Settings) -> list[str]:
 def check_source(settings: Settings, name: str) -> None:
     """Raise ``ConfigError`` unless ``name`` (typed by someone) is a configured source."""
     if name not in settings.config.sources and name not in settings.config.imports.csv:
-        known = ", ".join(source_names(settings)) or "none"
-        raise ConfigError(
-            str(settings.config_path),
-            [f"source: no source {name!r} under sources or import.csv (known: {known})"],
-        )
+        declared = source_names(settings)
+        code = "no_source" if declared else "no_source.none"
+        named = {"name": repr(name), "known": ", ".join(declared)}
+        raise ConfigError(str(settings.config_path), [ConfigProblem("source", code, named)])
 
 
 def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:

@@ -345,3 +345,26 @@ def test_values_pydantic_or_the_parsers_met_only_in_english_are_told_in_french(
         "3650j, reçu nan",
         "organisation.fiscal_year_start_month: nombre attendu, reçu nan",
     ]
+
+
+def test_a_sync_of_a_french_organisation_says_in_french_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {locale: fr_FR}\n"
+        "import: {csv: {crm: {reps: {file: reps.csv, columns: {name: name, team: team}}}}}\n",
+        encoding="utf-8",
+    )
+
+    unknown = run(config, "sync", "hubspot")
+    no_file = run(config, "sync", "crm")
+
+    assert problem_lines(unknown, config, french=True) == [
+        "source: aucune source nommée 'hubspot' (déclarées\u00a0: crm)"
+    ]
+    assert unknown.exit_code == 2
+    # The sync ran, found no file, and is recorded as failed: exit 1, and why.
+    assert no_file.exit_code == 1
+    assert no_file.stderr.splitlines() == [
+        f"synchro crm échouée\u00a0: configuration invalide import.csv.crm ({tmp_path})\u00a0:",
+        f"  - import.csv.crm.reps.file: aucun fichier {tmp_path / 'reps.csv'}",
+    ]
