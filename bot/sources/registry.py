@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from bot.formatting import Formatter
 from bot.settings import (
     ConfigError,
     ConfigProblem,
@@ -76,8 +77,8 @@ def sync_source(
         return SourceReport(name, spec.kind, full, error=error)
     try:
         return sync_connector(
-            session, name, spec.kind, connector, spec.currency or currency, full=full,
-            progress=progress,
+            session, name, spec.kind, connector, spec.currency or currency,
+            Formatter.for_organisation(settings.organisation), full=full, progress=progress,
         )  # fmt: skip
     finally:
         connector.close()

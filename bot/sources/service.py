@@ -317,12 +317,14 @@ def sync_connector(
     kind: str,
     connector: Connector,
     currency: str,
+    fmt: Formatter,
     *,
     full: bool = False,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SourceReport:
-    """Pull every object of ``connector`` into the store under ``source``."""
+    """Pull every object of ``connector`` into the store under ``source``; an error is kept
+    in ``sync_state`` worded by ``fmt`` (the organisation's language), for ``kpibot status``."""
     report = SourceReport(source, kind, full)
     state = _State(session, source)
     calls_before = connector.calls
@@ -336,7 +338,7 @@ def sync_connector(
                 raise ConfigError(f"sources.{source}", problems)
     except SourceError as error:
         report.error = error
-        _record_error(state, SOURCE_WIDE, str(error), now())
+        _record_error(state, SOURCE_WIDE, error.worded(fmt), now())
         report.api_calls = connector.calls - calls_before
         return report
     first_reads = []  # the objects read for the first time: their history may be backfilled
@@ -361,7 +363,7 @@ def sync_connector(
             result.error = report.error = error
             # The savepoint is gone: this object's rows and mark are as they were.
             result.high_water_mark = _utc(row.high_water_mark)
-            _record_error(state, obj.name, str(error), now())
+            _record_error(state, obj.name, error.worded(fmt), now())
             break
         result.api_calls = connector.calls - calls
         result.finished = True

@@ -336,6 +336,13 @@ def test_a_french_organisation_reads_why_its_sync_stopped_in_french(hub, tmp_pat
         "application privée avec les portées crm.objects.*.read et crm.objects.owners.read)"
         "\u00a0; 0 ligne modifiée\u00a0; 1 appel API en tout par les objets terminés",
     )
+    # kpibot status keeps the reason in the same words.
+    status = CliRunner().invoke(main, ["--config", str(config), "status"]).stdout
+    assert re.search(
+        r"^  dernière erreur \(\(source\), [^)]*\)\u00a0: HubSpot a refusé le jeton \(",
+        status,
+        re.M,
+    )
 
 
 def test_the_scheduled_sync_job_pulls_the_configured_source(hub, tmp_path):
