@@ -138,7 +138,7 @@ class KpibotGroup(click.Group):
         except ConfigError as error:
             fail(error.worded(_mistake_formatter(ctx.obj, error.locale)), code=2)
         except (MissingExchangeRate, SchemaNotCurrent) as error:
-            fail(str(error), code=2)
+            fail(error.worded(_mistake_formatter(ctx.obj, None)), code=2)
         except OperationalError as error:
             url = ctx.obj.settings().redacted_database_url
             reason = str(error.orig or error).strip().splitlines()[0]
@@ -353,10 +353,11 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
     from bot.sources.service import SourceReport
 
     settings = obj.settings()
+    fmt = obj.formatter()
     names = [source] if source else list(settings.config.scheduling.sync_sources)
     if not names:
-        known = ", ".join(source_names(settings)) or "none configured"
-        fail(f"name a source, or set scheduling.sync_source (sources: {known})", code=2)
+        known = ", ".join(source_names(settings)) or fmt.t("report.none")
+        fail(fmt.t("cli.sync.no_source", known=known), code=2)
     if source:
         check_source(settings, source)  # scheduling.sync_source was checked with the config
     engine = obj.service().engine
@@ -368,10 +369,10 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         for name in names:
             report = sync_source(session, settings, name, full=full, progress=progress)
             reports.append(report)
-            click.echo(report.summary(obj.formatter()))
+            click.echo(report.summary(fmt))
             changed += report.changed
             if report.error is not None:
-                raise SyncIncomplete(f"{name}: {report.error}", changed)
+                raise SyncIncomplete(name, report.error, changed)
         return changed
 
     if dry_run:
@@ -380,16 +381,16 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
             with contextlib.suppress(SyncIncomplete):
                 pull(session)
             session.rollback()
-        click.echo("dry run: nothing was written")
+        click.echo(fmt.t("cli.sync.dry_run"))
         failed = any(report.error is not None for report in reports)
     else:
         label = "+".join(names)
-        run = record_sync(engine, label, pull, datetime.now(settings.organisation.zone))
+        run = record_sync(engine, label, pull, datetime.now(settings.organisation.zone), fmt)
         if run.changed:
             obj.service().refresh_facts()  # publish the snapshot every serving process maps
         failed = run.status != SUCCEEDED
         if failed and not reports:
-            click.echo(f"sync {label} failed: {run.detail}", err=True)
+            click.echo(fmt.t("job.sync.failed", source=label, error=run.detail), err=True)
     if failed:
         sys.exit(1)
 
@@ -408,13 +409,14 @@ def demo(obj: CliContext, seed: int, as_of: str | None) -> None:
     now = as_of_for(as_of, DEMO_ORGANISATION)
     if not obj.config.exists():
         write_demo_config(obj.config, today=now.date(), seed=seed)
-        click.echo(f"Wrote the demo company's config to {obj.config}")
+        click.echo(obj.formatter().t("cli.demo.config_written", path=obj.config))
     service = obj.service()
     today = service.local_date(now)
     with transaction(session_factory(service.engine)) as session:
         summary = build_demo(session, today, seed=seed)
-    click.echo(f"Demo company in {obj.settings().redacted_database_url}: {summary}\n")
     fmt = obj.formatter()
+    database = obj.settings().redacted_database_url
+    click.echo(fmt.t("cli.demo.built", database=database, summary=summary.worded(fmt)) + "\n")
     # The digest carries today's alerts, as it does in Slack.
     click.echo(rendering.render_digest_text(service.digest(now, title=fmt.t("daily_digest")), fmt))
     for question in DEMO_QUESTIONS:
@@ -574,7 +576,7 @@ def serve(
             accepted(client, secrets, http_mode=http_mode)
             app = build_app(settings, obj.service(), client=client)
         except TokenProblem as problem:
-            fail(str(problem), code=2)
+            fail(problem.worded(obj.formatter()), code=2)
         except (BoltError, SlackApiError, OSError) as error:
             api = settings.slack_api_url or "https://slack.com/api/"
             fail(obj.formatter().t("cli.slack_app", api=api, error=redact(str(error))), code=2)

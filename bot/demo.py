@@ -27,6 +27,7 @@ from sqlalchemy import Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.demo_history import DealLife, open_stage, state_on, write_history
+from bot.formatting import Formatter
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
 from bot.store.changes import pending, record_deletions
@@ -74,12 +75,9 @@ class DemoSummary:
     # not what the company is, so summaries of the same company compare equal.
     changed: int = field(default=0, compare=False)
 
-    def __str__(self) -> str:
-        return (
-            f"{self.teams} teams, {self.reps} reps, {self.accounts} accounts, {self.leads} leads, "
-            f"{self.opportunities} opportunities, {self.spend_rows} spend rows, "
-            f"{self.surveys} surveys"
-        )
+    def worded(self, fmt: Formatter) -> str:
+        counts = {key: fmt.number(value, digits=0) for key, value in vars(self).items()}
+        return fmt.t("demo.summary", **counts)
 
 
 class _Pace(Enum):

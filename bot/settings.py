@@ -10,6 +10,7 @@ organisation's language by ``ConfigError.worded``; ``str()`` is the English word
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -479,6 +480,8 @@ _WEEKDAYS = {
 
 def parse_weekdays(raw: Any) -> tuple[int, ...]:
     """``[mon, tue]``, ``"mon-fri"``, ``"lun,mar"`` or ``[0, 1]`` (Monday is 0)."""
+    if not isinstance(raw, str | list | tuple):
+        raise SettingError("weekdays", got=repr(raw))
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     days: set[int] = set()
     for item in items:
@@ -534,7 +537,7 @@ def parse_duration(raw: Any) -> timedelta:
     if isinstance(raw, timedelta):
         duration = raw
     elif isinstance(raw, int | float) and not isinstance(raw, bool):
-        if raw < 0:
+        if raw < 0 or math.isnan(raw):
             raise unusable
         if raw > MAX_DURATION.total_seconds():
             raise too_long
@@ -939,8 +942,8 @@ _PYDANTIC: dict[str, tuple[str, str | None]] = {
     "union_tag_invalid": ("one_of", "expected_tags"),
     "union_tag_not_found": ("missing", "discriminator"),
     **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), ("expected_integer", None)),
-    **dict.fromkeys(("float_parsing", "float_type", "decimal_parsing", "decimal_type"),
-                    ("expected_number", None)),
+    **dict.fromkeys(("float_parsing", "float_type", "decimal_parsing", "decimal_type",
+                     "finite_number"), ("expected_number", None)),
     **dict.fromkeys(("bool_parsing", "bool_type"), ("expected_boolean", None)),
     **dict.fromkeys(("string_type",), ("expected_text", None)),
     **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"),

@@ -1,7 +1,8 @@
 """The Slack credentials ``kpibot serve`` needs, checked before it starts: which variables each
 mode needs, the kind of each token (its prefix), then Slack's own answer (``auth.test`` for the
 bot token, ``apps.connections.open`` for the app token). Every problem is a ``TokenProblem``
-whose message names the variable and says how to fix it; secrets never appear in it.
+whose message (``token.*`` in the catalogs) names the variable and says how to fix it;
+secrets never appear in it.
 
 Socket Mode needs ``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN``; HTTP mode needs
 ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET``.
@@ -15,35 +16,31 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Secrets
+from bot.worded import WordedError
+from conversation.views import Phrase
 
 BOT_TOKEN = "SLACK_BOT_TOKEN"
 APP_TOKEN = "SLACK_APP_TOKEN"
 SIGNING_SECRET = "SLACK_SIGNING_SECRET"
 
+# Where each variable's value is found in the app's settings (token.where.*). Slack's page
+# names are not translated (its settings are in English); "&" is not catalog text.
 _WHERE = {
-    BOT_TOKEN: "the Bot User OAuth Token (xoxb-…) from OAuth & Permissions",
-    APP_TOKEN: "an App-Level Token (xapp-…) with connections:write, from Basic Information",
-    SIGNING_SECRET: "the Signing Secret from Basic Information → App Credentials",
+    BOT_TOKEN: Phrase("token.where.bot", {"page": "OAuth & Permissions"}),
+    APP_TOKEN: Phrase("token.where.app"),
+    SIGNING_SECRET: Phrase("token.where.signing"),
 }
 _PREFIX = {BOT_TOKEN: "xoxb-", APP_TOKEN: "xapp-"}
-_KINDS = {
-    "xoxb-": "a bot token",
-    "xapp-": "an app-level token",
-    "xoxp-": "a user token",
-    "xoxe": "a refresh token",
-}
-# Slack's documented errors for a token it will not take.
-_REFUSALS = {
-    "invalid_auth": "Slack does not know it: mistyped, revoked, or from another app",
-    "not_authed": "no token reached Slack",
-    "token_revoked": "it has been revoked",
-    "token_expired": "it has expired",
-    "account_inactive": "its workspace or bot user is deactivated",
-    "not_allowed_token_type": "it is not the kind of token this call takes",
-}
+# What a token of another kind is, by its prefix (token.kind.*).
+_KINDS = {"xoxb-": "bot", "xapp-": "app", "xoxp-": "user", "xoxe": "refresh"}
+# Slack's documented errors for a token it will not take, each with its words (token.refusal.*).
+_REFUSALS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
+     "not_allowed_token_type"}
+)  # fmt: skip
 
 
-class TokenProblem(Exception):
+class TokenProblem(WordedError):
     """A credential that is missing, of the wrong kind, or refused by Slack."""
 
 
@@ -55,17 +52,17 @@ def required(secrets: Secrets, *, http_mode: bool) -> None:
             secrets.slack_signing_secret if http_mode else secrets.slack_app_token
         ),
     }
-    mode = "HTTP mode" if http_mode else "Socket Mode (the default; --http for HTTP mode)"
+    mode = Phrase("token.mode.http" if http_mode else "token.mode.socket")
     for name, value in values.items():
+        where = _WHERE[name]
         if not value:
-            raise TokenProblem(f"{name} is not set: {mode} needs {_WHERE[name]}")
+            raise TokenProblem("token.unset", name=name, mode=mode, where=where)
         prefix = _PREFIX.get(name)
         if prefix and not value.startswith(prefix):
-            kind = next(
-                (k for p, k in _KINDS.items() if value.startswith(p)),
-                "something that is not a Slack token",
+            kind = next((k for p, k in _KINDS.items() if value.startswith(p)), "other")
+            raise TokenProblem(
+                "token.wrong_kind", name=name, kind=Phrase(f"token.kind.{kind}"), where=where
             )
-            raise TokenProblem(f"{name} holds {kind}; it needs {_WHERE[name]}")
 
 
 def accepted(client: WebClient, secrets: Secrets, *, http_mode: bool) -> None:
@@ -82,7 +79,7 @@ def _ask(name: str, call: Callable[[], object]) -> None:
         call()
     except SlackApiError as error:
         code = str(error.response.get("error", "unknown_error"))
-        reason = _REFUSALS.get(code, "Slack refused it")
+        reason = Phrase(f"token.refusal.{code if code in _REFUSALS else 'other'}")
         raise TokenProblem(
-            f"{name} was refused ({code}): {reason}; it needs {_WHERE[name]}"
+            "token.refused", name=name, error=code, reason=reason, where=_WHERE[name]
         ) from None

@@ -20,6 +20,7 @@ from bot.scheduling.plan import PlannedJob
 from bot.scheduling.staleness import stale_since
 from bot.scheduling.sync import SyncRuns, SyncRunState
 from bot.settings import Settings
+from bot.sources.service import DELETION_CHECKS
 from bot.store.chat_models import NotificationLogEntry, Silence
 from bot.store.delivery_models import JobClaim
 from bot.store.moments import as_utc
@@ -325,7 +326,14 @@ def _source_lines(
     for source, rows in by_source.items():
         lines.append(fmt.t("report.source", source=source))
         for row in rows:
-            if row.synced_at is not None or row.high_water_mark is not None:
+            checked = row.object.removesuffix(DELETION_CHECKS.format(""))
+            if checked != row.object:
+                # Not an object: when the object's deletions were last checked, on their cadence.
+                line = fmt.t(
+                    "report.source.deletions", object=f"{checked:<18}", time=when(row.synced_at)
+                )
+                lines.append(f"  {line}")
+            elif row.synced_at is not None or row.high_water_mark is not None:
                 lines.append(
                     "  "
                     + fmt.t(

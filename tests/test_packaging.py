@@ -118,8 +118,10 @@ def test_an_installed_kpibot_runs_the_demo_from_any_directory(
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     out = result.stdout
-    assert out.startswith("Wrote the demo company's config to kpibot.yaml\n")
-    assert f"Demo company in sqlite:///{tmp_path / 'kpibot.db'}: 6 teams, 30 reps" in out
+    # The demo company is French: so is what the demo says.
+    assert out.startswith("Configuration de l'entreprise de démo écrite dans kpibot.yaml\n")
+    database = f"sqlite:///{tmp_path / 'kpibot.db'}"
+    assert f"Entreprise de démo dans {database}\u00a0: 6 équipes, 30 commerciaux, " in out
     assert "Récap quotidien — Atelier Lumière SAS" in out  # rendered from bot.templates
     assert '$ kpibot ask "ca ce trimestre"' in out
     assert (tmp_path / "kpibot.yaml").read_text().startswith("#")  # templates/config/demo.yaml.j2

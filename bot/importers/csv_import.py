@@ -111,7 +111,7 @@ from bot.importers.csv_blocks import (
 )
 from bot.importers.reasons import Reason
 from bot.importers.values import KINDS_BY_NAME, Parser, field_limit, parser
-from bot.settings import ColumnMap, ConfigError, CsvSource
+from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base
 from bot.store.upsert import delete_sourced, ids_by_source_id, undeleted_source_ids, upsert
@@ -272,6 +272,7 @@ def _plans(
     """Each mapping's plan, file and the byte its rows start at."""
     problems: list[str] = []
     plans = []
+    missing: list[ConfigProblem] = []  # files that are not there, worded in the file's language
     for kind in KINDS:
         mapping: ColumnMap | None = getattr(source, kind.name)
         if mapping is None:
@@ -283,7 +284,7 @@ def _plans(
         if found:
             continue
         if not path.is_file():
-            problems.append(f"{key}.file: no file {path}")
+            missing.append(ConfigProblem(f"{key}.file", "no_file", {"path": str(path)}))
             continue
         try:
             # Decoded like the rows: a bad byte further down the file is that row's problem.
@@ -294,8 +295,8 @@ def _plans(
         plan = _plan(key, kind, mapping, names, source.currency or base_currency, problems)
         if plan is not None:
             plans.append((plan, path, body))
-    if problems:
-        raise ConfigError(f"import.csv.{name} (files in {base_dir})", problems)
+    if missing or problems:
+        raise ConfigError(f"import.csv.{name} ({base_dir})", [*missing, *problems])
     return plans
 
 

@@ -42,7 +42,7 @@ def _staleness(runtime: Runtime) -> Staleness:
 
 def sync(runtime: Runtime, fire_time: datetime) -> str:
     fmt = Formatter.for_organisation(runtime.settings.organisation)
-    run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time)
+    run = record_sync(runtime.engine, runtime.sync_name, runtime.sync_source, fire_time, fmt)
     if run.changed:
         # Here, in the clock, not in the next request: serving processes map the snapshot.
         runtime.service().refresh_facts()

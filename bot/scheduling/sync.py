@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.formatting import Formatter
 from bot.settings import ConfigError, Settings
+from bot.sources.connector import SourceError
 from bot.sources.registry import sync_source
 from bot.store.delivery_models import SyncRun
 from bot.store.moments import as_utc
@@ -88,11 +90,17 @@ class SyncRuns:
 
 class SyncIncomplete(Exception):
     """A source stopped part-way: the objects it finished stay written (the caller commits),
-    and the run counts as failed, so the data reads as stale until a sync succeeds."""
+    and the run counts as failed, so the data reads as stale until a sync succeeds. ``str()``
+    is English, for the log; ``worded`` is what the run records and people read."""
 
-    def __init__(self, message: str, changed: int) -> None:
-        super().__init__(message)
+    def __init__(self, source: str, error: SourceError, changed: int) -> None:
+        super().__init__(f"{source}: {error}")
+        self.source = source
+        self.error = error
         self.changed = changed
+
+    def worded(self, fmt: Formatter) -> str:
+        return f"{self.source}: {self.error.worded(fmt)}"
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,12 @@ class RecordedSync:
 _SYNC_ERRORS = (ConfigError, OSError, ValueError, LookupError)
 
 
-def record_sync(engine: Engine, name: str, source: SyncSource, fire_time: datetime) -> RecordedSync:
+def record_sync(
+    engine: Engine, name: str, source: SyncSource, fire_time: datetime, fmt: Formatter
+) -> RecordedSync:
     """Run ``source`` in one transaction, recorded as a sync run (the staleness clock). A
-    failure is logged and recorded, not raised; a source that stopped part-way keeps what it
-    finished."""
+    failure is logged (in English) and recorded (in ``fmt``'s language), not raised; a source
+    that stopped part-way keeps what it finished."""
     runs = SyncRuns(engine)
     started = time.monotonic()
     run_id = runs.start(name, fire_time)
@@ -129,15 +139,17 @@ def record_sync(engine: Engine, name: str, source: SyncSource, fire_time: dateti
                 incomplete = stopped
     except _SYNC_ERRORS as error:
         log.error("sync %s failed: %s", name, error)
-        runs.finish(run_id, FAILED, finished_at(), detail=str(error))
-        return RecordedSync(FAILED, 0, str(error))
+        detail = error.worded(fmt) if isinstance(error, ConfigError) else str(error)
+        runs.finish(run_id, FAILED, finished_at(), detail=detail)
+        return RecordedSync(FAILED, 0, detail)
     except BaseException as error:
         runs.finish(run_id, FAILED, finished_at(), detail=repr(error))
         raise
     if incomplete is not None:
         log.error("sync %s failed: %s", name, incomplete)
-        runs.finish(run_id, FAILED, finished_at(), rows=incomplete.changed, detail=str(incomplete))
-        return RecordedSync(FAILED, incomplete.changed, str(incomplete))
+        detail = incomplete.worded(fmt)
+        runs.finish(run_id, FAILED, finished_at(), rows=incomplete.changed, detail=detail)
+        return RecordedSync(FAILED, incomplete.changed, detail)
     runs.finish(run_id, SUCCEEDED, finished_at(), rows=changed)
     return RecordedSync(SUCCEEDED, changed, "")
 
@@ -161,7 +173,7 @@ def configured_source(settings: Settings) -> tuple[str, SyncSource]:
             report = sync_source(session, settings, name)
             changed += report.changed
             if report.error is not None:
-                raise SyncIncomplete(f"{name}: {report.error}", changed)
+                raise SyncIncomplete(name, report.error, changed)
         return changed
 
     label = "+".join(f"csv:{n}" if n not in settings.config.sources else n for n in names)

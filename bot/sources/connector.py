@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from bot.worded import WordedError
+
 
 @dataclass(frozen=True)
 class SourceObject:
@@ -69,12 +71,13 @@ class HistoryCut:
     limit: int  # the day's budget
 
 
-class SourceError(Exception):
+class SourceError(WordedError):
     """A sync that cannot go on, said for a person: bad credentials, the API budget spent,
-    a server that kept failing. ``retry_after`` is when trying again makes sense, if known."""
+    a server that kept failing (``source.*`` in the catalogs; the CRM's own text is a
+    parameter). ``retry_after`` is when trying again makes sense, if known."""
 
-    def __init__(self, message: str, retry_after: datetime | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, *, retry_after: datetime | None = None, **params: object) -> None:
+        super().__init__(code, **params)
         self.retry_after = retry_after
 
 

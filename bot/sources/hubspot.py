@@ -130,7 +130,7 @@ class HubSpotConnector:
         token = secrets.get("token")
         prefix = spec.env_prefix or "HUBSPOT"
         if not token:
-            raise SourceError(f"source {name}: set {prefix}_TOKEN to a private app's access token")
+            raise SourceError("source.hubspot.no_token", source=name, variable=f"{prefix}_TOKEN")
         self.name = name
         self.spec = spec
         self.calls = 0
@@ -159,7 +159,9 @@ class HubSpotConnector:
         except _API_ERRORS as error:
             raise self._error(error) from None
         except urllib3.exceptions.HTTPError as error:
-            raise SourceError(f"HubSpot ({self.spec.host}) did not answer: {error}") from None
+            raise SourceError(
+                "source.no_answer", crm="HubSpot", where=self.spec.host, error=str(error)
+            ) from None
         self._read_budget(api.api_client.last_response)
         return result
 
@@ -175,26 +177,22 @@ class HubSpotConnector:
             body = json.loads(error.body or "{}")
         except (ValueError, TypeError):
             body = {}
-        message = body.get("message") or error.reason or "no details"
+        message = body.get("message") or error.reason or "-"
         category = body.get("category") or body.get("errorType") or ""
         if error.status == 401:
             return SourceError(
-                f"HubSpot refused the token ({category}: {message}); renew {self._prefix}_TOKEN "
-                "(a private app's access token with the crm.objects.*.read and "
-                "crm.objects.owners.read scopes)"
-            )
+                "source.hubspot.token_refused", category=category, message=message,
+                variable=f"{self._prefix}_TOKEN",
+            )  # fmt: skip
         if error.status == 403:
-            return SourceError(
-                f"HubSpot refused access ({category}: {message}); give the private app the "
-                "crm.objects.companies.read, crm.objects.contacts.read, crm.objects.deals.read "
-                "and crm.objects.owners.read scopes"
-            )
+            return SourceError("source.hubspot.forbidden", category=category, message=message)
         if error.status == 429:
             return SourceError(
-                f"HubSpot's rate limit was still hit after {self.spec.max_retries} retries "
-                f"({message}); the next sync carries on from where this one stopped"
+                "source.hubspot.rate_limited", retries=self.spec.max_retries, message=message
             )
-        return SourceError(f"HubSpot answered {error.status} {category}: {message}")
+        return SourceError(
+            "source.answered", crm="HubSpot", status=error.status, what=category, message=message
+        )
 
     def _search(self, obj: str, properties: list[str], since: datetime | None) -> Iterator[Any]:
         """Every object matching, in id order, over as many search queries as the cap needs."""

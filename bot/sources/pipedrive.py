@@ -124,7 +124,9 @@ class PipedriveConnector:
         token = secrets.get("api_token")
         self._prefix = spec.env_prefix or "PIPEDRIVE"
         if not token:
-            raise SourceError(f"source {name}: set {self._prefix}_API_TOKEN to an API token")
+            raise SourceError(
+                "source.pipedrive.no_token", source=name, variable=f"{self._prefix}_API_TOKEN"
+            )
         self.name = name
         self.spec = spec
         self.calls = 0
@@ -152,7 +154,7 @@ class PipedriveConnector:
             )
         except httpx.HTTPError as error:
             raise SourceError(
-                f"Pipedrive ({self.spec.api_url}) did not answer: {error!r}"
+                "source.no_answer", crm="Pipedrive", where=self.spec.api_url, error=repr(error)
             ) from None
         self._read_budget(response)
         try:
@@ -161,30 +163,26 @@ class PipedriveConnector:
             body = {}
         if response.status_code == 401:
             raise SourceError(
-                f"Pipedrive refused the API token ({body.get('error', 'unauthorized')}); renew "
-                f"{self._prefix}_API_TOKEN"
+                "source.pipedrive.token_refused",
+                error=body.get("error", "unauthorized"),
+                variable=f"{self._prefix}_API_TOKEN",
             )
         if response.status_code == 403:
             raise SourceError(
-                f"Pipedrive refused access to {path} ({body.get('error', 'forbidden')}); the "
-                "token's user needs to see every deal (a global admin, or visibility settings "
-                "that show all deals)"
+                "source.pipedrive.forbidden", path=path, error=body.get("error", "forbidden")
             )
         if budget_spent(response):
-            spent = f" ({self._budget.limit} tokens)" if self._budget else ""
-            raise SourceError(
-                f"Pipedrive's daily API token budget is spent{spent}; it renews at midnight "
-                "(Pipedrive's server time), and the first sync after that carries on from where "
-                "this one stopped. Buying more tokens or a higher plan raises the budget."
-            )
+            if self._budget is None:
+                raise SourceError("source.pipedrive.budget_spent")
+            raise SourceError("source.pipedrive.budget_spent.of", limit=self._budget.limit)
         if response.status_code == 429:
-            raise SourceError(
-                f"Pipedrive's rate limit was still hit after {self.spec.max_retries} retries; "
-                "the next sync carries on from where this one stopped"
-            )
+            raise SourceError("source.pipedrive.rate_limited", retries=self.spec.max_retries)
         if response.status_code >= 400 or not body.get("success", False):
             detail = body.get("error") or response.reason_phrase
-            raise SourceError(f"Pipedrive answered {response.status_code} on {path}: {detail}")
+            raise SourceError(
+                "source.answered", crm="Pipedrive", status=response.status_code, what=path,
+                message=detail,
+            )  # fmt: skip
         return body
 
     def _cursor_pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:

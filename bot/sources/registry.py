@@ -7,8 +7,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from bot.formatting import Formatter
 from bot.settings import (
     ConfigError,
+    ConfigProblem,
     CsvSyncSource,
     HubSpotSource,
     PipedriveSource,
@@ -32,11 +34,10 @@ def source_names(settings: Settings) -> list[str]:
 def check_source(settings: Settings, name: str) -> None:
     """Raise ``ConfigError`` unless ``name`` (typed by someone) is a configured source."""
     if name not in settings.config.sources and name not in settings.config.imports.csv:
-        known = ", ".join(source_names(settings)) or "none"
-        raise ConfigError(
-            str(settings.config_path),
-            [f"source: no source {name!r} under sources or import.csv (known: {known})"],
-        )
+        declared = source_names(settings)
+        code = "no_source" if declared else "no_source.none"
+        named = {"name": repr(name), "known": ", ".join(declared)}
+        raise ConfigError(str(settings.config_path), [ConfigProblem("source", code, named)])
 
 
 def connector_for(name: str, spec: SourceSpec, settings: Settings) -> Connector:
@@ -73,11 +74,11 @@ def sync_source(
     try:
         connector = connector_for(name, spec, settings)
     except SourceError as error:
-        return SourceReport(name, spec.kind, full, error=str(error))
+        return SourceReport(name, spec.kind, full, error=error)
     try:
         return sync_connector(
-            session, name, spec.kind, connector, spec.currency or currency, full=full,
-            progress=progress,
+            session, name, spec.kind, connector, spec.currency or currency,
+            Formatter.for_organisation(settings.organisation), full=full, progress=progress,
         )  # fmt: skip
     finally:
         connector.close()

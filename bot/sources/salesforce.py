@@ -39,6 +39,7 @@ from bot.sources.connector import (
     SourceError,
     SourceObject,
 )
+from conversation.views import Phrase
 
 _RETRIED = (429, 500, 502, 503, 504)
 # Owners that are queues (ids starting 00G) are not reps: their leads are left unowned.
@@ -166,18 +167,14 @@ class SalesforceConnector:
                 )  # fmt: skip
         except SalesforceAuthenticationFailed as error:
             raise SourceError(
-                f"Salesforce refused the login at {spec.domain} ({error}); check "
-                f"{prefix}_USERNAME, {prefix}_PASSWORD and {prefix}_SECURITY_TOKEN (or the "
-                "connected app's consumer key and secret)"
-            ) from None
+                "source.salesforce.login_refused", domain=spec.domain, error=str(error),
+                prefix=prefix,
+            ) from None  # fmt: skip
         except requests.RequestException as error:
-            raise SourceError(f"cannot reach Salesforce ({spec.domain}): {error}") from None
-        raise SourceError(
-            f"source {self.name}: set {prefix}_USERNAME, {prefix}_PASSWORD and "
-            f"{prefix}_SECURITY_TOKEN, or {prefix}_CONSUMER_KEY and {prefix}_CONSUMER_SECRET "
-            f"(client credentials, with a My Domain as domain), or {prefix}_ACCESS_TOKEN with "
-            "instance_url"
-        )
+            raise SourceError(
+                "source.no_answer", crm="Salesforce", where=spec.domain, error=str(error)
+            ) from None
+        raise SourceError("source.salesforce.no_credentials", source=self.name, prefix=prefix)
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -200,7 +197,12 @@ class SalesforceConnector:
         except SalesforceError as error:
             raise self._error(error) from None
         except requests.RequestException as error:
-            raise SourceError(f"Salesforce did not answer ({error})") from None
+            raise self._unanswered(error) from None
+
+    def _unanswered(self, error: requests.RequestException) -> SourceError:
+        return SourceError(
+            "source.no_answer", crm="Salesforce", where=self.spec.domain, error=str(error)
+        )
 
     def _error(self, error: SalesforceError) -> SourceError:
         content = error.content
@@ -209,22 +211,22 @@ class SalesforceConnector:
         message = first.get("message", str(content)) if isinstance(first, dict) else str(content)
         if code == "REQUEST_LIMIT_EXCEEDED":
             budget = self.budget()
-            used = f" ({budget.used} of {budget.limit} requests)" if budget else ""
             retry = datetime.now(UTC) + timedelta(hours=1)
-            return SourceError(
-                f"Salesforce's 24-hour API request limit is spent{used}: {message} The "
-                "allowance frees up as the 24-hour window rolls on; the next scheduled sync "
-                f"retries (or run kpibot sync after {retry:%H:%M} UTC).",
-                retry_after=retry,
+            used = (
+                ""
+                if budget is None
+                else Phrase("source.salesforce.used", {"used": budget.used, "limit": budget.limit})
             )
+            return SourceError(
+                "source.salesforce.limit_spent", retry_after=retry, used=used, message=message,
+                time=f"{retry:%H:%M}",
+            )  # fmt: skip
         if isinstance(error, SalesforceExpiredSession):
             prefix = self.spec.env_prefix or "SALESFORCE"
-            return SourceError(
-                f"Salesforce says the session expired or is invalid ({message}); renew "
-                f"{prefix}_ACCESS_TOKEN, or give a username and password so kpibot can log in "
-                "again by itself"
-            )
-        return SourceError(f"Salesforce answered {error.status} {code or ''}: {message}".strip())
+            return SourceError("source.salesforce.session_expired", message=message, prefix=prefix)
+        return SourceError(
+            "source.answered", crm="Salesforce", status=error.status, what=code, message=message
+        )
 
     def _multi_currency(self) -> bool:
         """Whether the org has multi-currency on: only then has Opportunity a CurrencyIsoCode
@@ -235,7 +237,7 @@ class SalesforceConnector:
             except SalesforceError as error:
                 raise self._error(error) from None
             except requests.RequestException as error:
-                raise SourceError(f"Salesforce did not answer ({error})") from None
+                raise self._unanswered(error) from None
             names = {field.get("name") for field in described.get("fields") or []}
             self._currency_per_record = "CurrencyIsoCode" in names
         return self._currency_per_record

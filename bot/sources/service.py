@@ -77,7 +77,7 @@ class ObjectReport:
     api_calls: int = 0
     high_water_mark: datetime | None = None
     finished: bool = False
-    error: str | None = None
+    error: SourceError | None = None
     matched: int = 0  # CRM users found among other sources' reps (not written as reps)
     # Objects with deletions on a cadence: when they were last checked (now, if this sync
     # checked them), and the cadence when this sync skipped them.
@@ -116,7 +116,8 @@ class ObjectReport:
                 part = fmt.t("sync.deletions_skipped", at=at, next=after)
             line = fmt.t("sync.and", line=line, part=part)
         if self.error is not None:
-            line = fmt.t("sync.and", line=line, part=fmt.t("sync.not_finished", error=self.error))
+            stopped = fmt.t("sync.not_finished", error=self.error.worded(fmt))
+            line = fmt.t("sync.and", line=line, part=stopped)
         return line
 
 
@@ -127,7 +128,7 @@ class SourceReport:
     full: bool
     objects: list[ObjectReport] = field(default_factory=list)
     budget: Budget | None = None
-    error: str | None = None
+    error: SourceError | None = None  # str() in English, for logs
     data_version: int | None = None
     api_calls: int = 0  # with those no object is charged for (a stage list, a login)
     backfill: Backfilled | None = None  # at a first sync, when the CRM has field history
@@ -169,7 +170,7 @@ class SourceReport:
                 "sync.and", line=outcome, part=fmt.tn("sync.api_calls_all", self.api_calls)
             )
         if self.error is not None:
-            outcome = fmt.t("sync.failed", error=self.error, outcome=outcome)
+            outcome = fmt.t("sync.failed", error=self.error.worded(fmt), outcome=outcome)
         lines.append(f"  {outcome}")
         return "\n".join(lines)
 
@@ -325,12 +326,14 @@ def sync_connector(
     kind: str,
     connector: Connector,
     currency: str,
+    fmt: Formatter,
     *,
     full: bool = False,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SourceReport:
-    """Pull every object of ``connector`` into the store under ``source``."""
+    """Pull every object of ``connector`` into the store under ``source``; an error is kept
+    in ``sync_state`` worded by ``fmt`` (the organisation's language), for ``kpibot status``."""
     report = SourceReport(source, kind, full)
     state = _State(session, source)
     calls_before = connector.calls
@@ -343,8 +346,8 @@ def sync_connector(
             if problems:
                 raise ConfigError(f"sources.{source}", problems)
     except SourceError as error:
-        report.error = str(error)
-        _record_error(state, SOURCE_WIDE, report.error, now())
+        report.error = error
+        _record_error(state, SOURCE_WIDE, error.worded(fmt), now())
         report.api_calls = connector.calls - calls_before
         return report
     first_reads = []  # the objects read for the first time: their history may be backfilled
@@ -366,10 +369,10 @@ def sync_connector(
                 checked = puller.run(obj, since, result, deletions_since)
         except SourceError as error:
             result.api_calls = connector.calls - calls
-            result.error = report.error = str(error)
+            result.error = report.error = error
             # The savepoint is gone: this object's rows and mark are as they were.
             result.high_water_mark = _utc(row.high_water_mark)
-            _record_error(state, obj.name, report.error, now())
+            _record_error(state, obj.name, error.worded(fmt), now())
             break
         result.api_calls = connector.calls - calls
         result.finished = True

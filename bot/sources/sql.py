@@ -23,13 +23,12 @@ class SqlConnector:
     def __init__(self, name: str, spec: SqlSource, url: str | None) -> None:
         if not url:
             prefix = spec.env_prefix or "SQL"
-            raise SourceError(f"source {name}: set {prefix}_URL to the database's SQLAlchemy URL")
+            raise SourceError("source.sql.no_url", source=name, variable=f"{prefix}_URL")
         try:
             self._engine: Engine = create_engine(url, pool_pre_ping=True)
         except (ArgumentError, ImportError, ValueError) as error:
-            shown = _redacted(url)
             raise SourceError(
-                f"source {name}: cannot use the database URL {shown}: {error}"
+                "source.sql.bad_url", source=name, url=_redacted(url), error=str(error)
             ) from None
         self.name = name
         self.spec = spec
@@ -73,8 +72,9 @@ class SqlConnector:
                     result.close()
         except SQLAlchemyError as error:
             first = str(error).splitlines()[0]
-            message = f"source {self.name}, {obj.table}: the query failed: {first}"
-            raise SourceError(message) from None
+            raise SourceError(
+                "source.sql.query_failed", source=self.name, table=obj.table, error=first
+            ) from None
 
     def _records(self, obj: SourceObject, table: SqlTable, result: Result[Any]) -> Iterator[Record]:
         names = list(result.keys())
@@ -84,9 +84,9 @@ class SqlConnector:
         missing = [column for column in wanted if column not in names]
         if missing:
             raise SourceError(
-                f"sources.{self.name}.{obj.table}: no column {missing[0]!r} in the "
-                f"query's result (its columns: {', '.join(names)})"
-            )
+                "source.sql.no_column", source=self.name, table=obj.table,
+                column=repr(missing[0]), columns=", ".join(names),
+            )  # fmt: skip
         for row in result.mappings():
             values = {field: row[column] for field, column in table.columns.items()}
             modified = row[table.updated_at] if table.updated_at is not None else None

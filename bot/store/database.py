@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.store.changes import stamp
 from bot.store.history import record_history, utc
 from bot.store.models import DataVersion
+from bot.worded import WordedError
 
 # The Alembic scripts, installed as a package (setup.py maps the top-level migrations/ folder).
 MIGRATIONS = "bot.migrations"
@@ -33,24 +34,18 @@ MIGRATIONS = "bot.migrations"
 MIGRATION_LOCK = 0x6B7069626F74
 
 
-class SchemaNotCurrent(Exception):
+class SchemaNotCurrent(WordedError):
     """The database's schema is not the one this kpibot was built for."""
 
     def __init__(self, current: str | None, head: str, *, newer: bool = False) -> None:
         self.current = current
         self.head = head
         if newer:
-            message = (
-                f"the database schema is at revision {current}, newer than this kpibot "
-                f"knows (its latest is {head}): upgrade kpibot to the release that migrated it"
-            )
+            super().__init__("schema.newer", current=current, head=head)
+        elif current:
+            super().__init__("schema.behind", current=current, head=head)
         else:
-            found = f"at revision {current}" if current else "empty (never migrated)"
-            message = (
-                f"the database schema is {found}, this kpibot needs revision {head}: "
-                "run `kpibot migrate` first (the Procfile's release step)"
-            )
-        super().__init__(message)
+            super().__init__("schema.empty", head=head)
 
 
 def make_engine(url: str) -> Engine:

@@ -41,6 +41,7 @@ from bot.store.models import (
     Survey,
     Team,
 )
+from bot.worded import WordedError
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.scopes import Level, Scope
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
@@ -123,7 +124,7 @@ def _owned(frame: pd.DataFrame, owners: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class MissingExchangeRate(LookupError):
+class MissingExchangeRate(WordedError, LookupError):
     """A fact in a currency the config has no rate for: a configuration problem."""
 
 
@@ -136,10 +137,7 @@ class FxTable:
 
     def rate(self, currency: str) -> float:
         if currency not in self.rates:
-            raise MissingExchangeRate(
-                f"no exchange rate from {currency} to {self.base}: add {currency} under "
-                "fx_rates in the config"
-            )
+            raise MissingExchangeRate("fx.missing", currency=currency, base=self.base)
         return float(self.rates[currency])
 
 

@@ -60,6 +60,19 @@ def test_demo_prints_digest_alerts_and_answers(demo: Path) -> None:
     # the fixture's own run: check what it left behind and what a second run prints
     result = run("--config", str(demo), "demo")
     assert result.exit_code == 0
+    # The demo company is French, and so are the demo's own lines; the numbers are the store's.
+    counts = {
+        table: sql(demo, f"SELECT count(*) FROM {table}")[0][0]
+        for table in ("teams", "reps", "accounts", "leads", "opportunities", "spend", "surveys")
+    }
+    thousands = {table: f"{n:,}".replace(",", "\u202f") for table, n in counts.items()}
+    assert result.output.splitlines()[0] == (
+        f"Entreprise de démo dans sqlite:///{demo.parent / 'kpibot.db'}\u00a0: "
+        "{teams} équipes, {reps} commerciaux, {accounts} comptes, {leads} leads, "
+        "{opportunities} opportunités, {spend} lignes de dépenses, {surveys} enquêtes".format(
+            **thousands
+        )
+    )
     assert "Récap quotidien" in result.output
     assert "Chiffre d'affaires" in result.output
     assert "à risque" in result.output

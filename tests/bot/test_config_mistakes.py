@@ -292,3 +292,90 @@ def test_cross_section_mistakes_in_french(tmp_path: Path, section: str, problem:
 
     assert result.exit_code == 2
     assert problem_lines(result, config, french=True)[0] == problem
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("en_US", "no exchange rate from USD to EUR: add USD under fx_rates in the config"),
+        ("fr_FR", "aucun taux de change de USD vers EUR\u00a0: ajoutez USD sous fx_rates dans la "
+                  "configuration"),
+    ],
+)  # fmt: skip
+def test_a_deal_in_a_currency_without_a_rate_is_told_in_the_organisations_language(
+    tmp_path: Path, locale: str, said: str
+) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "id,owner,stage,amount,currency,created,closed\n"
+        "d1,Ann,Won,1000,USD,2026-07-01,2026-07-20\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "reps.csv").write_text("name,team\nAnn,North\n", encoding="utf-8")
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        f"""
+organisation: {{locale: {locale}, currency: EUR}}
+import:
+  csv:
+    crm:
+      reps: {{file: reps.csv, columns: {{name: name, team: team}}}}
+      opportunities:
+        file: deals.csv
+        columns: {{id: id, owner: owner, stage: stage, amount: amount, currency: currency,
+                  created_at: created, close_date: closed}}
+        stages: {{Won: won}}
+""",
+        encoding="utf-8",
+    )
+    # The import stores the deal, then cannot publish the figures: it says why.
+    imported = run(config, "import", "csv", "crm")
+    asked = run(config, "ask", "revenue")
+
+    assert (imported.exit_code, imported.stderr.splitlines()[-1]) == (2, f"kpibot: {said}")
+    assert (asked.exit_code, asked.stderr) == (2, f"kpibot: {said}\n")
+
+
+def test_values_pydantic_or_the_parsers_met_only_in_english_are_told_in_french(
+    tmp_path: Path,
+) -> None:
+    # A number that is not finite, and a list of days that is a number: pydantic's
+    # finite_number, and what once escaped the parsers as a ValueError or a TypeError.
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {locale: fr_FR, fiscal_year_start_month: .nan}\n"
+        "alerts: {repeat_interval: .nan, business_days: 1.5}\n",
+        encoding="utf-8",
+    )
+
+    result = run(config, "check-config")
+
+    assert result.exit_code == 2
+    assert sorted(problem_lines(result, config, french=True)) == [
+        "alerts.business_days: jours attendus, par exemple lun, mar ou 0-6 (lundi = 0), reçu 1.5",
+        "alerts.repeat_interval: durée attendue, par exemple 30m, 4h, 2j ou 1 sem, au plus "
+        "3650j, reçu nan",
+        "organisation.fiscal_year_start_month: nombre attendu, reçu nan",
+    ]
+
+
+def test_a_sync_of_a_french_organisation_says_in_french_what_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {locale: fr_FR}\n"
+        "import: {csv: {crm: {reps: {file: reps.csv, columns: {name: name, team: team}}}}}\n",
+        encoding="utf-8",
+    )
+
+    unknown = run(config, "sync", "hubspot")
+    no_file = run(config, "sync", "crm")
+
+    assert problem_lines(unknown, config, french=True) == [
+        "source: aucune source nommée 'hubspot' (déclarées\u00a0: crm)"
+    ]
+    assert unknown.exit_code == 2
+    # The sync ran, found no file, and is recorded as failed: exit 1, and why.
+    assert no_file.exit_code == 1
+    assert no_file.stderr.splitlines() == [
+        f"synchro crm échouée\u00a0: configuration invalide import.csv.crm ({tmp_path})\u00a0:",
+        f"  - import.csv.crm.reps.file: aucun fichier {tmp_path / 'reps.csv'}",
+    ]

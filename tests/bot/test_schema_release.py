@@ -136,9 +136,10 @@ def test_serving_processes_started_together_on_an_unmigrated_postgres_say_to_mig
         for (out, err), code in results:
             assert code == 2, err
             assert out == ""
-            assert err == (
-                "kpibot: the database schema is empty (never migrated), this kpibot needs "
-                f"revision {HEAD}: run `kpibot migrate` first (the Procfile's release step)\n"
+            assert err == (  # the organisation is French
+                "kpibot: le schéma de la base est vide (jamais migré), ce kpibot a besoin de la "
+                f"révision {HEAD}\u00a0: lancez d'abord `kpibot migrate` (l'étape release du "
+                "Procfile)\n"
             )
         assert fake.posts() == []
 

@@ -21,7 +21,8 @@ from click.testing import CliRunner, Result
 
 from bot.cli import main
 from bot.http_app import EVENTS_PATH, MAX_BODY_BYTES
-from bot.settings import process_environment
+from bot.settings import Secrets, process_environment
+from bot.slack_tokens import TokenProblem, required
 from tests.bot.delivery_support import ROOT, kpibot
 from tests.bot.http_support import raw_exchange, request_head, sign
 from tests.bot.slack_world import ADMIN, SECRET, command_body, make_world, wait_for
@@ -139,10 +140,15 @@ def serve(config: Path, *args: str, **env: str | None) -> Result:
     return CliRunner().invoke(main, ["--config", str(config), "serve", *args], env=env)
 
 
-BOT = "the Bot User OAuth Token (xoxb-…) from OAuth & Permissions"
-APP = "an App-Level Token (xapp-…) with connections:write, from Basic Information"
-SIGNING = "the Signing Secret from Basic Information → App Credentials"
-SOCKET_MODE = "Socket Mode (the default; --http for HTTP mode)"
+# The demo company's config: a French organisation, told in French.
+BOT = "le Bot User OAuth Token (xoxb-…) de la page OAuth & Permissions"
+APP = "un App-Level Token (xapp-…) avec la portée connections:write, de la page Basic Information"
+SIGNING = "le Signing Secret de la page Basic Information → App Credentials"
+SOCKET_MODE = "le Socket Mode (par défaut\u00a0; --http pour le mode HTTP)"
+UNKNOWN = (
+    "a été refusé (invalid_auth)\u00a0: Slack ne le connaît pas\u00a0: mal recopié, révoqué ou "
+    "d'une autre application\u00a0; mettez-y"
+)
 
 
 @pytest.mark.parametrize(
@@ -151,52 +157,50 @@ SOCKET_MODE = "Socket Mode (the default; --http for HTTP mode)"
         (
             (),
             {"SLACK_BOT_TOKEN": "", "SLACK_APP_TOKEN": APP_TOKEN},
-            f"SLACK_BOT_TOKEN is not set: {SOCKET_MODE} needs {BOT}",
+            f"SLACK_BOT_TOKEN n'est pas défini\u00a0: {SOCKET_MODE} en a besoin. Mettez-y {BOT}",
         ),
         (
             (),
             {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": ""},
-            f"SLACK_APP_TOKEN is not set: {SOCKET_MODE} needs {APP}",
+            f"SLACK_APP_TOKEN n'est pas défini\u00a0: {SOCKET_MODE} en a besoin. Mettez-y {APP}",
         ),
         (
             ("--http",),
             {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": ""},
-            f"SLACK_SIGNING_SECRET is not set: HTTP mode needs {SIGNING}",
+            "SLACK_SIGNING_SECRET n'est pas défini\u00a0: le mode HTTP en a besoin. Mettez-y "
+            f"{SIGNING}",
         ),
         # The bot token pasted as the app token, and the reverse.
         (
             (),
             {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": TOKEN},
-            f"SLACK_APP_TOKEN holds a bot token; it needs {APP}",
+            f"SLACK_APP_TOKEN contient un jeton de bot\u00a0; mettez-y {APP}",
         ),
         (
             (),
             {"SLACK_BOT_TOKEN": APP_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN},
-            f"SLACK_BOT_TOKEN holds an app-level token; it needs {BOT}",
+            f"SLACK_BOT_TOKEN contient un jeton d'application (app-level)\u00a0; mettez-y {BOT}",
         ),
         (
             (),
             {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": "secret-typed-by-hand"},
-            f"SLACK_APP_TOKEN holds something that is not a Slack token; it needs {APP}",
+            f"SLACK_APP_TOKEN contient autre chose qu'un jeton Slack\u00a0; mettez-y {APP}",
         ),
         # Well-formed, but Slack does not know them (revoked, or from another app).
         (
             (),
             {"SLACK_BOT_TOKEN": "xoxb-revoked-1", "SLACK_APP_TOKEN": APP_TOKEN},
-            "SLACK_BOT_TOKEN was refused (invalid_auth): Slack does not know it: mistyped, "
-            f"revoked, or from another app; it needs {BOT}",
+            f"SLACK_BOT_TOKEN {UNKNOWN} {BOT}",
         ),
         (
             (),
             {"SLACK_BOT_TOKEN": TOKEN, "SLACK_APP_TOKEN": "xapp-1-revoked"},
-            "SLACK_APP_TOKEN was refused (invalid_auth): Slack does not know it: mistyped, "
-            f"revoked, or from another app; it needs {APP}",
+            f"SLACK_APP_TOKEN {UNKNOWN} {APP}",
         ),
         (
             ("--http",),
             {"SLACK_BOT_TOKEN": "xoxb-revoked-1", "SLACK_SIGNING_SECRET": SECRET},
-            "SLACK_BOT_TOKEN was refused (invalid_auth): Slack does not know it: mistyped, "
-            f"revoked, or from another app; it needs {BOT}",
+            f"SLACK_BOT_TOKEN {UNKNOWN} {BOT}",
         ),
     ],
     ids=[
@@ -223,6 +227,29 @@ def test_credentials_that_cannot_work_are_a_message_naming_the_variable(
             assert value not in result.stderr  # the secret itself is never echoed
 
 
+@pytest.mark.parametrize(
+    ("secrets", "http_mode", "english"),
+    [
+        (Secrets(slack_app_token=APP_TOKEN), False,
+         "SLACK_BOT_TOKEN is not set: Socket Mode (the default; --http for HTTP mode) needs the "
+         "Bot User OAuth Token (xoxb-…) from OAuth & Permissions"),
+        (Secrets(slack_bot_token=TOKEN), True,
+         "SLACK_SIGNING_SECRET is not set: HTTP mode needs the Signing Secret from Basic "
+         "Information → App Credentials"),
+        (Secrets(slack_bot_token=TOKEN, slack_app_token="xoxp-1"), False,
+         "SLACK_APP_TOKEN holds a user token; it needs an App-Level Token (xapp-…) with "
+         "connections:write, from Basic Information"),
+    ],
+)  # fmt: skip
+def test_a_credential_problem_is_english_for_the_log(
+    secrets: Secrets, http_mode: bool, english: str
+) -> None:
+    # What an English organisation reads, and what a log line says whatever the language.
+    with pytest.raises(TokenProblem) as problem:
+        required(secrets, http_mode=http_mode)
+    assert str(problem.value) == english
+
+
 # -- .env -----------------------------------------------------------------------------------
 
 
@@ -245,7 +272,10 @@ def test_following_the_readme_copy_env_example_to_env_works(fake, config, tmp_pa
     shutil.copy(ROOT / ".env.example", ".env")
     # As copied, nothing is filled in yet: the message says what to put there.
     result = serve(config, SLACK_API_URL=fake.url, SLACK_BOT_TOKEN=None, SLACK_APP_TOKEN=None)
-    assert result.stderr == f"kpibot: SLACK_BOT_TOKEN is not set: {SOCKET_MODE} needs {BOT}\n"
+    assert result.stderr == (
+        f"kpibot: SLACK_BOT_TOKEN n'est pas défini\u00a0: {SOCKET_MODE} en a besoin. "
+        f"Mettez-y {BOT}\n"
+    )
 
     filled = Path(".env").read_text(encoding="utf-8")
     filled = filled.replace("SLACK_BOT_TOKEN=\n", f"SLACK_BOT_TOKEN={TOKEN}\n")
@@ -259,14 +289,16 @@ def test_following_the_readme_copy_env_example_to_env_works(fake, config, tmp_pa
                               "SLACK_APP_TOKEN": None, "KPIBOT_CONFIG": None},
     )  # fmt: skip
     assert result.exit_code == 2
-    assert result.stderr.startswith("kpibot: SLACK_APP_TOKEN was refused (invalid_auth)")
+    assert result.stderr.startswith(f"kpibot: SLACK_APP_TOKEN {UNKNOWN} {APP}")
     opened = fake.calls_to("apps.connections.open")[-1]
     assert opened.headers["authorization"] == "Bearer xapp-1-from-dotenv"
     assert fake.calls_to("auth.test")[-1].headers["authorization"] == f"Bearer {TOKEN}"
 
     # A variable set in the process wins over the file.
     result = serve(config, SLACK_API_URL=fake.url, SLACK_BOT_TOKEN=None, SLACK_APP_TOKEN=TOKEN)
-    assert result.stderr == f"kpibot: SLACK_APP_TOKEN holds a bot token; it needs {APP}\n"
+    assert (
+        result.stderr == f"kpibot: SLACK_APP_TOKEN contient un jeton de bot\u00a0; mettez-y {APP}\n"
+    )
 
 
 def test_an_unreadable_dotenv_is_a_message(fake, config, tmp_path, monkeypatch):

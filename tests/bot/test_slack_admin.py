@@ -193,6 +193,9 @@ def test_a_failing_sync_is_reported_not_raised(sync_world):
     (world.path.parent / "crm_export" / "reps.csv").unlink()
     reply = all_text(ask(world, "sync", ADMIN))
     assert "synchro csv:crm échouée" in reply and "Traceback" not in reply
+    # What is wrong and where, in the organisation's language (French).
+    reps = world.path.parent / "crm_export" / "reps.csv"
+    assert f"import.csv.crm.reps.file: aucun fichier {reps}" in reply
     assert [r.status for r in sync_runs(world)] == ["failed"]
 
 

@@ -20,6 +20,7 @@ from bot.scheduling.claims import Claims
 from bot.scheduling.runtime import build_runtime
 from bot.scheduling.sync import SUCCEEDED, SyncRuns
 from bot.store.database import session_factory, transaction
+from bot.store.sync_models import SyncState
 from metrics.scopes import Level, Scope
 from tests.bot.delivery_support import (
     environment,
@@ -179,6 +180,12 @@ def test_status_of_a_french_organisation_is_in_french_stale_data_first(
         add_silence(
             session, None, until, "U1", synced, kpi="revenue", scope=Scope(Level.TEAM, "Lyon")
         )
+        # A HubSpot source: its deals, and when their deletions were last checked (a row of
+        # sync_state that is not an object).
+        session.add(
+            SyncState(source="hs", object="deals", synced_at=failed, high_water_mark=synced)
+        )
+        session.add(SyncState(source="hs", object="deals:deleted", synced_at=synced))
 
     args = ["--config", str(config), "status", "--as-of", "2026-12-01T08:00:00+01:00"]
     result = CliRunner().invoke(main, args, env=environment(fake))
@@ -205,6 +212,11 @@ def test_status_of_a_french_organisation_is_in_french_stale_data_first(
     assert any(line.startswith("  CGONE ") and "signalé aux admins" in line for line in lines)
     assert "  Chiffre d'affaires Équipe Lyon jusqu'à 2026-12-03 10:00 CET (par U1)" in lines
     assert "Alertes actives\u00a0:  aucun" in lines
+    source = lines.index("Source hs\u00a0:")
+    assert lines[source + 1 : source + 3] == [
+        "  deals              synchronisé 2026-12-01 06:00 CET, repère 2026-11-30 10:00 CET",
+        "  deals              dernière vérification des suppressions 2026-11-30 10:00 CET",
+    ]
     # Job ids, channel errors and the CRM's own error text are not words to translate.
     ids = r"\S*[:_][\w:.-]*| (sync|evaluate) |HTTP 503 from the CRM"
     words = " ".join(re.sub(ids, " ", line) for line in lines)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
+from bot.formatting import Formatter
 from bot.importers.csv_import import import_csv
 from bot.service import KpiService
 from bot.settings import ColumnMap, CsvSource, Settings, load_settings
@@ -37,9 +38,11 @@ class Store:
     ) -> SourceReport:
         clock = {} if now is None else {"now": lambda: now}
         with transaction(session_factory(self.engine)) as session:
+            fmt = Formatter.for_organisation(self.settings.organisation)
             return sync_connector(
-                session, source, kind, connector, "EUR", full=full, progress=progress, **clock
-            )
+                session, source, kind, connector, "EUR", fmt, full=full, progress=progress,
+                **clock,
+            )  # fmt: skip
 
     def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         with self.engine.connect() as connection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -253,7 +254,7 @@ def test_a_failure_in_deals_keeps_them_and_their_mark(hub, store):
                  path="/crm/v3/objects/deals/search")  # fmt: skip
     hub.fail(down, down, down)
     report = store.sync("hs", "hubspot", connector(hub))
-    assert report.error is not None and "HubSpot answered 503" in report.error
+    assert report.error is not None and "HubSpot answered 503" in str(report.error)
     assert {o.name: o.finished for o in report.objects} == {
         "owners": True,
         "companies": True,
@@ -272,11 +273,13 @@ def test_an_expired_token_a_missing_one_and_a_timeout_are_reported(hub, store):
     hub.expired = True
     report = store.sync("hs", "hubspot", connector(hub))
     assert report.error is not None
-    assert "EXPIRED_AUTHENTICATION" in report.error and "renew HUBSPOT_TOKEN" in report.error
+    assert "EXPIRED_AUTHENTICATION" in str(report.error) and "renew HUBSPOT_TOKEN" in str(
+        report.error
+    )
     hub.expired = False
     hub.fail(*[Fault(200, {}, delay=1.0)] * 2)
     report = store.sync("hs", "hubspot", connector(hub, timeout=0.3, max_retries=1))
-    assert report.error is not None and "did not answer" in report.error
+    assert report.error is not None and "did not answer" in str(report.error)
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
 
 
@@ -298,7 +301,11 @@ def test_kpibot_sync_and_status_from_the_config(hub, tmp_path):
     assert "rejected deals 5901: unknown owner '999'" in result.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
     assert "Source hs:" in status and "API budget: " in status and "of 250000 used" in status
-    assert "  deals:deleted      synced " in status  # when deletions were last checked
+    # When the deals' deletions were last checked (this sync, the first), not an object.
+    assert re.search(
+        r"^  deals {14}deletions last checked \d{4}-\d\d-\d\d \d\d:\d\d ", status, re.M
+    )
+    assert "deals:deleted" not in status
 
     refused = CliRunner().invoke(
         main, ["--config", str(config), "sync", "hs"], env={"HUBSPOT_TOKEN": "pat-wrong"}
@@ -307,6 +314,41 @@ def test_kpibot_sync_and_status_from_the_config(hub, tmp_path):
     assert "INVALID_AUTHENTICATION" in refused.stdout
     status = CliRunner().invoke(main, ["--config", str(config), "status"], env=env).stdout
     assert "last error ((source)" in status and "renew HUBSPOT_TOKEN" in status
+
+
+def test_a_french_organisation_reads_why_its_sync_stopped_in_french(hub, tmp_path):
+    config = tmp_path / "kpibot.yaml"
+    config.write_text(
+        "organisation: {locale: fr_FR, currency: EUR, timezone: Europe/Paris}\n"
+        'database: {url: "sqlite:///kpibot.db"}\n'
+        f"sources: {{hs: {{kind: hubspot, host: '{hub.url}', page_size: {PAGE}}}}}\n",
+        encoding="utf-8",
+    )
+    missing = CliRunner().invoke(main, ["--config", str(config), "sync", "hs"], env={})
+    refused = CliRunner().invoke(
+        main, ["--config", str(config), "sync", "hs"], env={"HUBSPOT_TOKEN": "pat-wrong"}
+    )
+
+    assert (missing.exit_code, missing.stdout.splitlines()[-1]) == (
+        1,
+        "  ÉCHEC\u00a0: source hs\u00a0: mettez dans HUBSPOT_TOKEN le jeton d'accès d'une "
+        "application privée\u00a0; 0 ligne modifiée par les objets terminés",
+    )
+    # The CRM's own words stay as it said them.
+    assert (refused.exit_code, refused.stdout.splitlines()[-1]) == (
+        1,
+        "  ÉCHEC\u00a0: HubSpot a refusé le jeton (INVALID_AUTHENTICATION\u00a0: Authentication "
+        "credentials not found.)\u00a0; renouvelez HUBSPOT_TOKEN (le jeton d'accès d'une "
+        "application privée avec les portées crm.objects.*.read et crm.objects.owners.read)"
+        "\u00a0; 0 ligne modifiée\u00a0; 1 appel API en tout par les objets terminés",
+    )
+    # kpibot status keeps the reason in the same words.
+    status = CliRunner().invoke(main, ["--config", str(config), "status"]).stdout
+    assert re.search(
+        r"^  dernière erreur \(\(source\), [^)]*\)\u00a0: HubSpot a refusé le jeton \(",
+        status,
+        re.M,
+    )
 
 
 def test_the_scheduled_sync_job_pulls_the_configured_source(hub, tmp_path):

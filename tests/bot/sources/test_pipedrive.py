@@ -183,7 +183,7 @@ def test_a_failure_in_deals_keeps_them_and_their_mark(company, store):
     down = Fault(503, {"success": False, "error": "Service unavailable"}, path="/api/v2/deals")
     company.fail(down, down, down)
     report = store.sync("pd", "pipedrive", connector(company))
-    assert report.error is not None and "Pipedrive answered 503" in report.error
+    assert report.error is not None and "Pipedrive answered 503" in str(report.error)
     assert {o.name: o.finished for o in report.objects} == {
         "users": True,
         "organizations": True,
@@ -201,10 +201,12 @@ def test_a_refused_token_a_missing_one_and_a_timeout_are_reported(company, store
     assert "PIPEDRIVE_API_TOKEN" in str(missing.value)
     report = store.sync("pd", "pipedrive", connector(company, token="revoked"))
     assert report.error is not None
-    assert "unauthorized access" in report.error and "renew PIPEDRIVE_API_TOKEN" in report.error
+    assert "unauthorized access" in str(report.error) and "renew PIPEDRIVE_API_TOKEN" in str(
+        report.error
+    )
     company.fail(*[Fault(200, {}, delay=1.0)] * 2)
     report = store.sync("pd", "pipedrive", connector(company, timeout=0.3, max_retries=1))
-    assert report.error is not None and "did not answer" in report.error
+    assert report.error is not None and "did not answer" in str(report.error)
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
 
 
@@ -224,8 +226,8 @@ def test_the_daily_token_budget_is_reported_and_a_spent_one_stops_without_retrie
     calls = len(company.requests)
     report = store.sync("pd", "pipedrive", connector(company))
     assert report.error is not None
-    assert report.error.startswith("Pipedrive's daily API token budget is spent")
-    assert "renews at midnight" in report.error
+    assert str(report.error).startswith("Pipedrive's daily API token budget is spent")
+    assert "renews at midnight" in str(report.error)
     # One refused request, not retried: waiting for the burst window would not help.
     assert len(company.requests) - calls == 4
     assert {o.name: o.finished for o in report.objects} == {

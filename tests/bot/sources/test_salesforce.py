@@ -268,9 +268,9 @@ def test_the_24_hour_limit_stops_the_sync_and_keeps_unfinished_objects(org, stor
     org.api_limit = org.api_used + 7
     report = store.sync("sf", "salesforce", connector(org))
     assert report.error is not None
-    assert "24-hour API request limit is spent" in report.error
-    assert "TotalRequests Limit exceeded." in report.error
-    assert re.search(r"run kpibot sync after \d\d:\d\d UTC\)", report.error)
+    assert "24-hour API request limit is spent" in str(report.error)
+    assert "TotalRequests Limit exceeded." in str(report.error)
+    assert re.search(r"run kpibot sync after \d\d:\d\d UTC\)", str(report.error))
     finished = {o.name: o.finished for o in report.objects}
     assert finished == {"User": True, "Account": True, "Opportunity": False}
     assert store.rows("SELECT name FROM accounts WHERE source_id = '0010'") == [("Renamed",)]
@@ -297,13 +297,13 @@ def test_an_expired_access_token_and_a_timeout_are_reported(org, store):
         "sf", token.spec, {"access_token": "00DFAKE!stale"}, session=token._session
     )
     report = store.sync("sf", "salesforce", token_only)
-    assert report.error is not None and "SALESFORCE_ACCESS_TOKEN" in report.error
+    assert report.error is not None and "SALESFORCE_ACCESS_TOKEN" in str(report.error)
     assert report.objects == []  # the stage list failed first: nothing was touched
 
     slow = connector(org, timeout=0.3, max_retries=1)
     org.fail(Fault(200, {}, delay=1.0), Fault(200, {}, delay=1.0))
     report = store.sync("sf", "salesforce", slow)
-    assert report.error is not None and "did not answer" in report.error
+    assert report.error is not None and "did not answer" in str(report.error)
     assert store.rows("SELECT count(*) FROM opportunities") == [(0,)]
 
 

@@ -28,7 +28,7 @@ class Memory:
 
     def objects(self) -> list[SourceObject]:
         if self.broken:
-            raise SourceError("the CRM is down")
+            raise SourceError("source.no_answer", crm="Memory", where="memory", error="down")
         return [
             SourceObject("people", "reps", ("id", "name")),
             SourceObject("deals", "opportunities", ("id", "owner", "stage", "amount",
@@ -71,9 +71,9 @@ def test_a_repeated_id_with_other_values_is_rejected_and_a_rerun_changes_nothing
 def test_a_connector_that_fails_before_any_object_is_recorded(tmp_path: Path):
     store = make_store(tmp_path)
     report = store.sync("mem", "memory", Memory([], broken=True))
-    assert report.error == "the CRM is down" and report.objects == []
+    assert str(report.error) == "Memory (memory) did not answer: down" and report.objects == []
     assert store.rows("SELECT object, last_error FROM sync_state") == [
-        ("(source)", "the CRM is down")
+        ("(source)", "Memory (memory) did not answer: down")
     ]
 
 
