@@ -136,6 +136,11 @@ class KpiService:
         serving process does at its start, so that no answer waits for them."""
         self._cache.warm()
 
+    def wait_for_facts(self) -> None:
+        """Wait for what is being brought up to date in the background (newer facts, their
+        indexes, the past states): for a benchmark that measures each step."""
+        self._cache.wait()
+
     def refresh_facts(self) -> None:
         """Bring the facts to the store's data version now and publish their snapshot: for a
         writer after its commit (import, sync), so that serving processes only map it."""

@@ -6,7 +6,7 @@ Empty denominators give a value of ``None`` with a reason ("no data"), never 0 %
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -156,6 +156,20 @@ def _to_date(period: Period, as_of: date) -> Period | None:
 
 NOT_STARTED = Reason.NOT_STARTED
 _DEALS = ("status_code", "amount", "created", "close", "probability")
+
+
+def prepare_indexes(facts: Facts, scopes: Iterable[Scope]) -> None:
+    """Build, for each of ``scopes``, the date-ordered indexes the usual KPIs read (revenue,
+    average deal and sales cycle; win rate, pipeline, overdue and forecast; new pipeline;
+    conversion) with the columns they gather, so that an answer finds them ready: the same
+    ``Facts.ordered`` calls as those KPIs, over every date."""
+    for scope in scopes:
+        facts.ordered("opportunities", scope, "close", only=("status_code", WON)).between(
+            None, None, ("amount", "created")
+        )
+        facts.ordered("opportunities", scope, "close").between(None, None, _DEALS)
+        facts.ordered("opportunities", scope, "created").between(None, None, ("amount",))
+        facts.ordered("leads", scope, "created").between(None, None, ("converted",))
 
 
 def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | None:

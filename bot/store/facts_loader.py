@@ -43,6 +43,7 @@ from bot.store.models import (
 )
 from bot.worded import WordedError
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
+from metrics.kpis import prepare_indexes
 from metrics.scopes import Level, Scope
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -796,13 +797,21 @@ def snapshot_folder(engine: Engine) -> Path | None:
     return path.with_name(path.name + ".facts")
 
 
+def _usual_scopes(facts: Facts) -> list[Scope]:
+    """The scopes the usual questions read: the company, each team, each region."""
+    company = Scope.company()
+    return [company, *facts.children(company, Level.TEAM), *facts.children(company, Level.REGION)]
+
+
 class FactsCache:
-    """The current facts. Answers never wait for a load: a process maps the published
-    snapshot of the store's data version (milliseconds); when none is published yet, the facts
-    are brought to that version in a background thread (from the facts in hand, or the newest
-    snapshot, by the rows changed since: ``_refreshed``), published, and swapped in when ready,
-    while answers keep coming from the facts in hand. Only the very first call of a process
-    that finds no snapshot waits for the store."""
+    """The current facts. Answers never wait for a load nor build an index: when the store's
+    data version moves on, the facts are brought to it in a background thread (mapped from the
+    published snapshot in milliseconds; else from the facts in hand, or the newest snapshot,
+    by the rows changed since: ``_refreshed``, and published), their usual indexes built
+    (``metrics.kpis.prepare_indexes``), and only then swapped in, while answers keep coming
+    from the facts in hand. At a process's start there are none in hand: the snapshot is
+    mapped at once and the indexes built in the background. Only the very first call of a
+    process that finds no snapshot waits for the store."""
 
     def __init__(
         self,
@@ -825,6 +834,7 @@ class FactsCache:
         self._held: _Loaded | None = None
         self._lock = threading.Lock()  # one load at a time
         self._refreshing: threading.Thread | None = None
+        self._indexing: threading.Thread | None = None
         # Past states outlive data versions: a sync does not change what the deals were.
         self.past = PastStates(engine, currency, configured_rates, default_probability)
         self._preparing: threading.Thread | None = None
@@ -836,13 +846,10 @@ class FactsCache:
             with self._lock:
                 if self._held is None:
                     self._held = self._load(version)
+                    self._index_in_background(self._held.facts)
                 return self._held.facts
         if held.facts.version == version:
             return held.facts
-        published = self._mapped(version)
-        if published is not None:
-            self._held = published
-            return published.facts
         self._refresh_in_background()
         return held.facts
 
@@ -859,21 +866,43 @@ class FactsCache:
         with self._lock:
             if self._held is None:
                 self._held = mapped
+                self._index_in_background(mapped.facts)
 
-    def refresh(self) -> Facts:
+    def refresh(self, indexed: bool = False) -> Facts:
         """Bring the facts to the store's data version now, publishing the snapshot: what a
-        writer calls after committing a change (the sync job, ``kpibot import``)."""
+        writer calls after committing a change (the sync job, ``kpibot import``). With
+        ``indexed``, the usual indexes are built before the new facts are held (what the
+        background refresh of a serving process does); a writer goes without."""
         with self._lock:
             version = _version(self._engine)
             if self._held is None or self._held.facts.version != version:
-                self._held = self._load(version)
+                loaded = self._load(version)
+                if indexed:
+                    prepare_indexes(loaded.facts, _usual_scopes(loaded.facts))
+                self._held = loaded
             return self._held.facts
 
     def wait(self) -> None:
         """Wait for a background refresh or preparation under way, if any."""
-        for thread in (self._refreshing, self._preparing):
+        for thread in (self._refreshing, self._indexing, self._preparing):
             if thread is not None:
                 thread.join()
+
+    def _index_in_background(self, facts: Facts) -> None:
+        """Build ``facts``' usual indexes in a background thread: for facts already held,
+        which a question may read meanwhile (it then builds what it reads itself; both give
+        the same index, and the last one kept is as good as the first)."""
+        self._indexing = threading.Thread(
+            target=self._index_quietly, args=(facts,), name="facts-indexes", daemon=True
+        )
+        self._indexing.start()
+
+    def _index_quietly(self, facts: Facts) -> None:
+        # A thread's exception would vanish: log it; a request builds what it reads itself.
+        try:
+            prepare_indexes(facts, _usual_scopes(facts))
+        except Exception:
+            log.exception("building the indexes of facts version %s failed", facts.version)
 
     def prepare_past(self, now: datetime, facts: Facts) -> None:
         """In a background thread: bring the past moments answers usually ask about
@@ -892,9 +921,7 @@ class FactsCache:
         # A thread's exception would vanish: log it; a request reads what it needs itself.
         try:
             self.past.prepare(moments, facts.version)
-            company = Scope.company()
-            for scope in (company, *facts.children(company, Level.TEAM),
-                          *facts.children(company, Level.REGION)):  # fmt: skip
+            for scope in _usual_scopes(facts):
                 facts.columns("opportunities", scope, ("status_code", "amount", "close"))
         except Exception:
             log.exception("preparing the past states failed; answers will read them")
@@ -965,7 +992,7 @@ class FactsCache:
     def _refresh_quietly(self) -> None:
         # A thread's exception would vanish: log it; the next request starts another try.
         try:
-            self.refresh()
+            self.refresh(indexed=True)
         except Exception:
             held = self._held
             log.exception("refreshing the facts failed; answering from version %s",

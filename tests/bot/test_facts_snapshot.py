@@ -263,8 +263,65 @@ def test_a_process_maps_the_snapshot_a_sync_published_without_reading_the_store(
     store_company(engine, _company("250.00"))
     writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
     writer.refresh()
-    # The server's own rebuild is held: the new facts can only come from the mapped snapshot.
+    # The server's own rebuild is held: the new facts can only come from the mapped snapshot,
+    # swapped in by the background thread once their indexes are built.
+    assert server.get() is first
+    server.wait()
     assert _won(server.get()) == 25_000
+
+
+_USUAL = {"revenue", "win_rate", "pipeline", "overdue", "forecast", "new_pipeline",
+          "conversion", "avg_deal", "sales_cycle"}  # fmt: skip
+
+
+def _indexes(facts: Facts) -> set[tuple[str, Scope, str, object]]:
+    return set(facts._ordered)
+
+
+def _ask_usual(facts: Facts) -> None:
+    period = period_containing(Grain.QUARTER, AS_OF)
+    for scope in (Scope.company(), Scope(Level.TEAM, "Lyon"), Scope(Level.REGION, "Sud")):
+        for kpi in _USUAL:
+            answer(Query(kpi, scope, period, None), AS_OF, facts, TargetBook([]), Policy())
+
+
+def test_a_swap_builds_the_usual_indexes_before_any_question(folder):
+    engine, _, server, first = _serving(folder)
+    store_company(engine, _company("250.00"))
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).refresh()
+    assert server.get() is first
+    server.wait()
+    new = server.get()
+    assert new.version == first.version + 1
+    scopes = (Scope.company(), Scope(Level.TEAM, "Lyon"), Scope(Level.REGION, "Sud"))
+    assert _indexes(new) == {
+        key
+        for scope in scopes
+        for key in (
+            ("opportunities", scope, "close", ("status_code", 1)),
+            ("opportunities", scope, "close", None),
+            ("opportunities", scope, "created", None),
+            ("leads", scope, "created", None),
+        )
+    }
+    # The usual questions read only those: asking them builds no other.
+    built = _indexes(new)
+    _ask_usual(new)
+    assert _indexes(new) == built
+
+
+def test_a_process_warmed_at_start_builds_the_usual_indexes_in_the_background(folder):
+    engine = _engine(folder)
+    store_company(engine, _company("100.00"))
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).refresh()
+    serving = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    serving.warm()
+    serving.wait()
+    facts = serving.get()
+    assert len(_indexes(facts)) == 12  # 4 indexes for each of the company, Lyon and Sud
+    built = _indexes(facts)
+    _ask_usual(facts)
+    assert _indexes(facts) == built
 
 
 def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
