@@ -133,8 +133,13 @@ class KpiService:
 
     def warm_facts(self) -> None:
         """Map the published facts (or start building them) before the first question: what a
-        serving process does at its start, so that no answer waits for them."""
+        serving process does at its start, so that no answer waits for them. With the facts
+        mapped, the past moments a waterfall usually starts from are read in the background
+        too, so that a process's first waterfall reads no history inside its request."""
         self._cache.warm()
+        facts = self._cache.held()
+        if facts is not None:
+            self._cache.prepare_past(datetime.now(UTC), facts)
 
     def wait_for_facts(self) -> None:
         """Wait for what is being brought up to date in the background (newer facts, their

@@ -868,6 +868,11 @@ class FactsCache:
                 self._held = mapped
                 self._index_in_background(mapped.facts)
 
+    def held(self) -> Facts | None:
+        """The facts in hand, if any, without looking at the store."""
+        held = self._held
+        return None if held is None else held.facts
+
     def refresh(self, indexed: bool = False) -> Facts:
         """Bring the facts to the store's data version now, publishing the snapshot: what a
         writer calls after committing a change (the sync job, ``kpibot import``). With

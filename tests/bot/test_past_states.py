@@ -137,3 +137,20 @@ def test_new_data_in_a_running_service_prepares_the_usual_moments(
     changes = service.changes(query, datetime.now(UTC))
     assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
     assert changes.waterfall.end == facts.pipeline(query.scope, query.period)
+
+
+def test_a_serving_process_reads_the_usual_moments_at_its_start(
+    store: Engine, tmp_path: Path
+) -> None:
+    # What `kpibot serve` does before it listens: its first waterfall then reads no history.
+    service = history_service(store, tmp_path)
+    cache = service._cache
+    cache.refresh()  # the facts in hand, as mapped from a published snapshot
+    assert cache.past.kept() == []
+
+    service.warm_facts()
+    service.wait_for_facts()
+
+    zone = service.settings.organisation.zone
+    today = datetime.now(UTC).astimezone(zone).date()
+    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
