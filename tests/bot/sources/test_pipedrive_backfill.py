@@ -242,7 +242,7 @@ def test_a_failed_changelog_read_leaves_the_sync_as_it_is(company, store):
     report = store.sync("pd", "pipedrive", connector(company))
     assert report.error is None and report.backfill is not None
     assert report.backfill.error == (
-        f"Pipedrive answered 503 on /v1/deals/{X}/changelog: unavailable"
+        f"Pipedrive answered 503 /v1/deals/{X}/changelog: unavailable"
     )
     assert report.backfill.intervals == 0
     assert (
