@@ -35,6 +35,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,9 +115,14 @@ class Facts:
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
         of their own, and none of this object's caches)."""
+        return self._without_caches(opportunities=opportunities)
+
+    def _without_caches(self, **tables: Any) -> Facts:
+        """These facts with ``tables`` in place, no history and none of this object's caches
+        (each is kept per table contents)."""
         return replace(
             self,
-            opportunities=opportunities,
+            **tables,
             history=None,
             _columns={},
             _groups={},
@@ -165,17 +171,7 @@ class Facts:
                 table: getattr(self, table)[mask].reset_index(drop=True)
                 for table, mask in select(self).items()
             }
-            self._restricted[key] = replace(
-                self,
-                **cut,
-                history=None,
-                _columns={},
-                _groups={},
-                _ordered={},
-                _children={},
-                _pipelines={},
-                _restricted={},
-            )
+            self._restricted[key] = self._without_caches(**cut)
         return self._restricted[key]
 
     def channel(self, table: str) -> pd.Series:

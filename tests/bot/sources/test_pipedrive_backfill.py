@@ -241,9 +241,7 @@ def test_a_failed_changelog_read_leaves_the_sync_as_it_is(company, store):
     company.fail(*(Fault(503, {"success": False, "error": "unavailable"}, path=path),) * 3)
     report = store.sync("pd", "pipedrive", connector(company))
     assert report.error is None and report.backfill is not None
-    assert report.backfill.error == (
-        f"Pipedrive answered 503 /v1/deals/{X}/changelog: unavailable"
-    )
+    assert report.backfill.error == (f"Pipedrive answered 503 /v1/deals/{X}/changelog: unavailable")
     assert report.backfill.intervals == 0
     assert (
         "history before the first sync NOT backfilled (2 API calls): Pipedrive answered 503"
