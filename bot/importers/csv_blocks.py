@@ -306,10 +306,11 @@ def _split(form: CsvFormat, block: bytes, first_line: int) -> TextBlock | None:
     return TextBlock(lines, cells, [{} for _ in form.offsets])
 
 
-def _per_line(mask: npt.NDArray[np.bool_], newlines: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
-    """How many bytes of each line ``mask`` marks."""
-    total = np.cumsum(mask, dtype=np.int64)[newlines]
-    return np.diff(total, prepend=0)
+def _per_line(mask: npt.NDArray[np.bool_], newlines: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """How many bytes of each line ``mask`` marks: the marked positions placed among the line
+    ends (cheaper than a running sum over every byte of the block)."""
+    lines = np.searchsorted(newlines, np.flatnonzero(mask))
+    return np.bincount(lines, minlength=len(newlines))
 
 
 def _quotes_in_place(
