@@ -210,3 +210,43 @@ def test_a_process_warmed_without_a_snapshot_builds_it_in_the_background(folder)
     serving.wait()
     assert snapshots.versions() == [1]
     assert _won(serving.get()) == 10_000
+
+
+def test_each_kind_of_change_is_refreshed_on_every_store(store, tmp_path, monkeypatch):
+    """SQLite and PostgreSQL: an insert, an update, a deletion, a reopening, a rep moving team
+    and a lead deleted outright, each refreshed from the facts of the sync before."""
+    company = _with_deals(_deal("O1", "100"), _deal("O2", "200"))
+    company["teams"].append(
+        {"source": "t", "source_id": "T2", "name": "Nice", "region": "Sud", "manager": None}
+    )
+    company["leads"] = [
+        {"source": "t", "source_id": "L1", "owner": "R1", "created_at": date(2026, 11, 1),
+         "converted_at": None}
+    ]  # fmt: skip
+    writer = FactsCache(store, "EUR", RATES, 0.5, snapshots=Snapshots(tmp_path / "s", "k"))
+    steps = [
+        lambda c: c["opportunities"].append(_deal("O3", "50")),  # inserted
+        lambda c: c["opportunities"][0].update(amount=Decimal("150")),  # updated
+        lambda c: c["opportunities"].pop(1),  # deleted (O2)
+        lambda c: c["opportunities"].append(_deal("O2", "200")),  # reopened
+        lambda c: c["reps"][0].update(team="T2"),  # the rep moves to Nice
+        lambda c: c["leads"].clear(),  # deleted outright
+    ]
+    sync(store, company)
+    writer.refresh()
+    loaded = facts_loader._loaded
+
+    def whole(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the refresh read the facts whole")
+
+    for step in steps:
+        step(company)
+        sync(store, company)
+        monkeypatch.setattr(facts_loader, "_loaded", whole)
+        refreshed = writer.refresh()
+        monkeypatch.setattr(facts_loader, "_loaded", loaded)
+        assert_same_facts(refreshed, load_facts(store, "EUR", RATES, 0.5))
+    facts = writer.get()
+    assert _won(facts) == 40_000
+    assert set(facts.opportunities["team"].astype(str)) == {"Nice"}
+    assert facts.leads.empty
