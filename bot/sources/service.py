@@ -34,6 +34,7 @@ from bot.sources.connector import Budget, Connector, FieldHistory, SourceError, 
 from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
 from bot.store.models import Base, Rep
+from bot.store.moments import as_utc
 from bot.store.sync_models import SyncState
 from bot.store.upsert import delete_sourced
 
@@ -194,12 +195,6 @@ def cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _count(session: Session, table: str, source: str) -> int:
     rows = Base.metadata.tables[table]
     return int(session.scalar(select(func.count()).where(rows.c.source == source)) or 0)
@@ -264,7 +259,7 @@ class _ObjectSync:
             nonlocal newest, fetched
             for record in self.connector.changed(obj, since):
                 fetched += 1
-                modified = _utc(record.modified)
+                modified = as_utc(record.modified)
                 if modified is not None and (newest is None or modified > newest):
                     newest = modified
                 if self.progress is not None and fetched % PROGRESS_EVERY == 0:
@@ -353,11 +348,11 @@ def sync_connector(
     first_reads = []  # the objects read for the first time: their history may be backfilled
     for obj in objects:
         row = state.get(obj.name)
-        since = None if full or obj.users else _utc(row.high_water_mark)
+        since = None if full or obj.users else as_utc(row.high_water_mark)
         if row.high_water_mark is None:
             report.full = True
             first_reads.append(obj)
-        result = ObjectReport(obj.name, obj.table, high_water_mark=_utc(row.high_water_mark))
+        result = ObjectReport(obj.name, obj.table, high_water_mark=as_utc(row.high_water_mark))
         report.objects.append(result)
         checks = (
             None if obj.deletions_every is None else state.get(DELETION_CHECKS.format(obj.name))
@@ -371,7 +366,7 @@ def sync_connector(
             result.api_calls = connector.calls - calls
             result.error = report.error = error
             # The savepoint is gone: this object's rows and mark are as they were.
-            result.high_water_mark = _utc(row.high_water_mark)
+            result.high_water_mark = as_utc(row.high_water_mark)
             _record_error(state, obj.name, error.worded(fmt), now())
             break
         result.api_calls = connector.calls - calls
@@ -379,7 +374,7 @@ def sync_connector(
         if checks is not None and checked:
             # The next check lists deletions from the mark this sync started from: a deal
             # archived while it ran is listed again (a no-op) rather than missed.
-            checks.high_water_mark = _utc(row.high_water_mark) or result.high_water_mark
+            checks.high_water_mark = as_utc(row.high_water_mark) or result.high_water_mark
             checks.synced_at = result.deletions_checked = now()
         row.high_water_mark = result.high_water_mark
         row.synced_at = now()
@@ -409,11 +404,11 @@ def _deletions_since(
     check is more recent than its cadence (the skip is noted in ``result``)."""
     if since is None or checks is None or obj.deletions_every is None:
         return since
-    last = _utc(checks.synced_at)
+    last = as_utc(checks.synced_at)
     if last is not None and now - last < obj.deletions_every:
         result.deletions_checked, result.deletions_skipped_for = last, obj.deletions_every
         return None
-    return _utc(checks.high_water_mark) or since
+    return as_utc(checks.high_water_mark) or since
 
 
 def _backfill(

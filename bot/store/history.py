@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot.store.models import Opportunity, OpportunityHistory
+from bot.store.moments import as_utc
 
 STATUSES = ("open", "won", "lost", "deleted")
 
@@ -103,6 +104,12 @@ def record_history(session: Session, at: datetime) -> int:
     return int(opened.rowcount)  # type: ignore[attr-defined]
 
 
+def _holds_at(at: datetime) -> ColumnElement[bool]:
+    """The history interval that holds at ``at`` (UTC): opened at or before it, closed after."""
+    history = OpportunityHistory
+    return and_(history.valid_from <= at, or_(history.valid_to.is_(None), history.valid_to > at))
+
+
 def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
     """Each recorded opportunity as it stood at ``at`` (deleted ones with status "deleted"):
     opportunity id, source, source id, name, created_at, account_id and the tracked fields."""
@@ -125,12 +132,7 @@ def states_at(at: datetime) -> Select[*tuple[Any, ...]]:
             history.owner_id,
         )
         .join(Opportunity, Opportunity.id == history.opportunity_id)
-        .where(
-            and_(
-                history.valid_from <= at,
-                or_(history.valid_to.is_(None), history.valid_to > at),
-            )
-        )
+        .where(_holds_at(at))
     )
 
 
@@ -167,8 +169,7 @@ def changed_states_at(at: datetime, after: datetime, until: datetime) -> Select[
         .join(Opportunity, Opportunity.id == history.opportunity_id)
         .where(
             history.opportunity_id.in_(changed_between(after, until).scalar_subquery()),
-            history.valid_from <= at,
-            or_(history.valid_to.is_(None), history.valid_to > at),
+            _holds_at(at),
         )
     )
 
@@ -184,12 +185,7 @@ def deal_names(ids: Iterable[int]) -> Select[int, str]:
 def last_recorded(connection: Connection) -> datetime | None:
     """The latest moment the history holds (read on the ``valid_from`` index): every later
     change is recorded after it."""
-    moment: datetime | None = connection.scalar(select(func.max(OpportunityHistory.valid_from)))
-    return None if moment is None else _aware(moment)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return as_utc(connection.scalar(select(func.max(OpportunityHistory.valid_from))))
 
 
 def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
@@ -240,5 +236,4 @@ def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
 def first_recorded(connection: Connection) -> datetime | None:
     """The earliest moment the history holds: before it, past pipelines are rebuilt from
     current records."""
-    moment: datetime | None = connection.scalar(select(func.min(OpportunityHistory.valid_from)))
-    return None if moment is None else _aware(moment)
+    return as_utc(connection.scalar(select(func.min(OpportunityHistory.valid_from))))
