@@ -156,9 +156,11 @@ class Facts:
         end, asked again by every viewer of the same question."""
         key = (scope, period)
         if key not in self._pipelines:
-            columns = self.columns("opportunities", scope, ("status_code", "amount", "close"))
-            open_ = (columns["status_code"] == OPEN) & within(columns["close"], period)
-            self._pipelines[key] = int(columns["amount"][open_].sum())
+            deals = self.ordered("opportunities", scope, "close").within(
+                period, ("status_code", "amount")
+            )
+            open_ = deals["status_code"] == OPEN
+            self._pipelines[key] = int(deals["amount"][open_].sum())
         return self._pipelines[key]
 
     def restricted(self, key: Hashable, select: Callable[[Facts], Selection]) -> Facts:
@@ -229,13 +231,15 @@ class Facts:
         e.g. ``("status_code", WON)``), only the rows holding that value."""
         key = (table, scope, by, only)
         if key not in self._ordered:
-            frame: pd.DataFrame = getattr(self, table)
-            rows = self._rows(table, scope)
             if only is not None:
-                column = self._whole(table, only[0], frame)
-                chosen = column == only[1] if rows is None else column[rows] == only[1]
-                rows = np.flatnonzero(chosen) if rows is None else rows[chosen]
-            self._ordered[key] = Ordered(lambda name: self._whole(table, name, frame), rows, by)
+                index = self.ordered(table, scope, by).rows_where(*only)
+            elif scope.column is None:
+                frame: pd.DataFrame = getattr(self, table)
+                index = Ordered.of_table(lambda name: self._whole(table, name, frame), by)
+            else:
+                company = self.ordered(table, Scope.company(), by)
+                index = company.part(self._rows(table, scope))
+            self._ordered[key] = index
         return self._ordered[key]
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:

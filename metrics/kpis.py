@@ -161,15 +161,15 @@ _DEALS = ("status_code", "amount", "created", "close", "probability")
 def prepare_indexes(facts: Facts, scopes: Iterable[Scope]) -> None:
     """Build, for each of ``scopes``, the date-ordered indexes the usual KPIs read (revenue,
     average deal and sales cycle; win rate, pipeline, overdue and forecast; new pipeline;
-    conversion) with the columns they gather, so that an answer finds them ready: the same
-    ``Facts.ordered`` calls as those KPIs, over every date."""
+    conversion) and the whole columns they gather from, so that an answer finds them ready:
+    the same ``Facts.ordered`` calls as those KPIs."""
     for scope in scopes:
-        facts.ordered("opportunities", scope, "close", only=("status_code", WON)).between(
-            None, None, ("amount", "created")
-        )
-        facts.ordered("opportunities", scope, "close").between(None, None, _DEALS)
-        facts.ordered("opportunities", scope, "created").between(None, None, ("amount",))
-        facts.ordered("leads", scope, "created").between(None, None, ("converted",))
+        facts.ordered("opportunities", scope, "close", only=("status_code", WON))
+        facts.ordered("opportunities", scope, "close")
+        facts.ordered("opportunities", scope, "created")
+        facts.ordered("leads", scope, "created")
+    facts.columns("opportunities", Scope.company(), _DEALS)
+    facts.columns("leads", Scope.company(), ("created", "converted"))
 
 
 def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | None:

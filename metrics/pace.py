@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from metrics.evaluation import Policy
-from metrics.facts import WON, Facts, day, within
+from metrics.facts import WON, Facts, day
 from metrics.periods import Period
 from metrics.scopes import Scope
 from metrics.targets import TargetBook
@@ -37,9 +37,9 @@ def pace_path(
     policy: Policy,
 ) -> PacePath:
     days = tuple(period.start + timedelta(days=n) for n in range(period.days))
-    deals = facts.columns("opportunities", scope, ("status_code", "amount", "close"))
-    won = (deals["status_code"] == WON) & within(deals["close"], period)
-    closes, amounts = deals["close"][won], deals["amount"][won]
+    won = facts.ordered("opportunities", scope, "close", only=("status_code", WON))
+    deals = won.within(period, ("amount",))
+    closes, amounts = deals["close"], deals["amount"]
     booked = []
     for when in days:
         if when > as_of:

@@ -911,9 +911,9 @@ class FactsCache:
 
     def prepare_past(self, now: datetime, facts: Facts) -> None:
         """In a background thread: bring the past moments answers usually ask about
-        (``usual_moments``) up to the store's data, and cut ``facts``' pipeline columns by team
-        and region, so that the first waterfall after a data change reads neither the history
-        nor the whole facts inside its request."""
+        (``usual_moments``) up to the store's data, so that the first waterfall after a data
+        change does not read the history inside its request (its ends read ``facts``' usual
+        indexes)."""
         if self._preparing is not None and self._preparing.is_alive():
             return
         moments = usual_moments(now.astimezone(self._zone).date(), self._zone)
@@ -926,8 +926,6 @@ class FactsCache:
         # A thread's exception would vanish: log it; a request reads what it needs itself.
         try:
             self.past.prepare(moments, facts.version)
-            for scope in _usual_scopes(facts):
-                facts.columns("opportunities", scope, ("status_code", "amount", "close"))
         except Exception:
             log.exception("preparing the past states failed; answers will read them")
 

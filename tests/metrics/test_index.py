@@ -35,7 +35,8 @@ AMOUNTS = np.array([10, 20, 30, 40, 50, 60])
 
 def ordered(rows: np.ndarray | None = None) -> Ordered:
     whole = {"close": DATES, "amount": AMOUNTS}
-    return Ordered(whole.__getitem__, rows, "close")
+    table = Ordered.of_table(whole.__getitem__, "close")
+    return table if rows is None else table.part(rows)
 
 
 @pytest.mark.parametrize(
@@ -67,11 +68,58 @@ def test_a_scope_is_ordered_among_its_own_rows_only() -> None:
     assert got["close"].tolist() == [date(2026, 7, 3), date(2026, 8, 1)]
 
 
-def test_a_period_slice_is_a_view_not_a_copy() -> None:
-    index = ordered()
-    first = index.within(Q3, ("amount",))["amount"]
-    again = index.within(Q3, ("amount",))["amount"]
-    assert np.shares_memory(first, again)
+@pytest.mark.parametrize(
+    ("rows", "first", "last", "amounts"),
+    [
+        (np.array([1, 2, 3]), date(2026, 7, 1), date(2026, 7, 3), [30, 40]),
+        (np.array([1, 2, 3]), None, None, [30, 40]),  # its undated row (20) in no period
+        (np.array([5]), None, date(2026, 6, 30), [60]),
+        (np.array([5]), date(2026, 7, 1), None, []),
+        (np.array([], dtype=np.int32), None, None, []),
+    ],
+)
+def test_a_scope_finds_its_run_among_the_tables_run(
+    rows: np.ndarray, first: date | None, last: date | None, amounts: list[int]
+) -> None:
+    assert ordered(rows).between(first, last, ("amount",))["amount"].tolist() == amounts
+
+
+def test_rows_holding_a_value_keep_the_date_order() -> None:
+    whole = {"close": DATES, "amount": AMOUNTS, "won": np.array([1, 1, 0, 1, 1, 1])}
+    table = Ordered.of_table(whole.__getitem__, "close")
+    assert table.rows_where("won", 1).between(None, None, ("amount",))["amount"].tolist() == [
+        60,
+        10,
+        40,
+        50,
+    ]
+    team = table.part(np.array([0, 2, 3, 4])).rows_where("won", 1)
+    assert team.within(Q3, ("amount",))["amount"].tolist() == [10, 40, 50]
+
+
+def test_a_table_in_date_order_keeps_no_order_and_its_runs_are_views() -> None:
+    dates = np.array(["2026-07-01", "2026-07-02", "2026-08-01", "NaT"], dtype="datetime64[D]")
+    whole = {"close": dates, "amount": np.array([1, 2, 3, 4])}
+    table = Ordered.of_table(whole.__getitem__, "close")
+    run = table.within(Q3, ("amount",))
+    assert run["amount"].tolist() == [1, 2, 3]
+    assert np.shares_memory(run["amount"], whole["amount"])
+    assert np.shares_memory(run["close"], dates)
+    # A scope keeps its own positions and gathers only its period's rows.
+    assert table.part(np.array([1, 3])).within(Q3, ("amount",))["amount"].tolist() == [2]
+
+
+def _arrays(index: Ordered) -> dict[int, np.ndarray]:
+    return {id(v): v for v in vars(index).values() if isinstance(v, np.ndarray)}
+
+
+def test_a_scope_shares_the_tables_order_and_keeps_only_four_bytes_a_row() -> None:
+    whole = {"close": DATES, "amount": AMOUNTS}
+    table = Ordered.of_table(whole.__getitem__, "close")
+    team = table.part(np.array([0, 3, 4]))
+    team.within(Q3, ("amount",))  # a read keeps nothing
+    own = [a for key, a in _arrays(team).items() if key not in _arrays(table)]
+    assert [(a.dtype, a.tolist()) for a in own] == [(np.dtype("int32"), [2, 3, 4])]
 
 
 def test_facts_keep_one_index_per_table_scope_and_date_and_the_past_gets_its_own() -> None:
