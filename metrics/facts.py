@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.index import Ordered
+from metrics.index import Only, Ordered, TableIndexes
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -105,9 +105,7 @@ class Facts:
     )
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
-    _ordered: dict[tuple[str, Scope, str, tuple[str, int] | None], Ordered] = field(
-        default_factory=dict, repr=False
-    )
+    _ordered: dict[tuple[str, Scope, str, Only], Ordered] = field(default_factory=dict, repr=False)
     _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
     _pipelines: dict[tuple[Scope, Period], int] = field(default_factory=dict, repr=False)
     _restricted: dict[Hashable, Facts] = field(default_factory=dict, repr=False)
@@ -116,6 +114,10 @@ class Facts:
         """These facts with the opportunities as they stood at some past moment (no history
         of their own, and none of this object's caches)."""
         return self._without_caches(opportunities=opportunities)
+
+    def uncached(self) -> Facts:
+        """These facts without history and caches: what they build is freed with the copy."""
+        return self._without_caches()
 
     def _without_caches(self, **tables: Any) -> Facts:
         """These facts with ``tables`` in place, no history and none of this object's caches
@@ -231,16 +233,45 @@ class Facts:
         e.g. ``("status_code", WON)``), only the rows holding that value."""
         key = (table, scope, by, only)
         if key not in self._ordered:
+            rows = self._rows(table, scope)
             if only is not None:
                 index = self.ordered(table, scope, by).rows_where(*only)
-            elif scope.column is None:
+            elif rows is None:  # the company
                 frame: pd.DataFrame = getattr(self, table)
                 index = Ordered.of_table(lambda name: self._whole(table, name, frame), by)
             else:
-                company = self.ordered(table, Scope.company(), by)
-                index = company.part(self._rows(table, scope))
+                index = self.ordered(table, Scope.company(), by).part(rows)
             self._ordered[key] = index
         return self._ordered[key]
+
+    def indexes(self, table: str) -> TableIndexes:
+        """``table``'s whole columns, scope positions and date-ordered indexes built so far
+        (by ``metrics.kpis.prepare_indexes``), as plain arrays a snapshot can store."""
+        whole = self._columns.get((table, Scope.company()), {})
+        orders: dict[str, tuple[np.ndarray | None, np.ndarray]] = {}
+        parts: dict[tuple[Scope, str, Only], np.ndarray | None] = {}
+        for (of, scope, by, only), index in self._ordered.items():
+            if of == table:
+                orders[by] = (index.order, index.dates)
+                parts[(scope, by, only)] = index.among
+        return TableIndexes(
+            columns={name: a for name, a in whole.items() if a.dtype.kind in "biufM"},
+            groups={column: g for (of, column), g in self._groups.items() if of == table},
+            orders=orders,
+            parts=parts,
+        )
+
+    def adopt(self, table: str, indexes: TableIndexes) -> None:
+        """Take ``indexes`` (those ``indexes`` gave for the same table contents, e.g. mapped
+        from a snapshot) as ``table``'s, instead of building them."""
+        frame: pd.DataFrame = getattr(self, table)
+        self._columns.setdefault((table, Scope.company()), {}).update(indexes.columns)
+        for column, groups in indexes.groups.items():
+            self._groups[(table, column)] = groups
+        for (scope, by, only), among in indexes.parts.items():
+            order, dates = indexes.orders[by]
+            index = Ordered(lambda name: self._whole(table, name, frame), by, order, dates, among)
+            self._ordered[(table, scope, by, only)] = index
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:
         key = (table, Scope.company())

@@ -24,11 +24,13 @@ views of the table's columns.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 
 from metrics.periods import Period
+from metrics.scopes import Scope
 
 
 class Ordered:
@@ -41,17 +43,32 @@ class Ordered:
         by: str,
         order: np.ndarray | None,
         dates: np.ndarray,
-        within: np.ndarray | None = None,
+        among: np.ndarray | None = None,
     ) -> None:
         """Use ``of_table`` and ``part``. ``order``: the table's positions in date order (None:
-        the table is in date order); ``dates``: the table's dates in that order; ``within``:
+        the table is in date order); ``dates``: the table's dates in that order; ``among``:
         this scope's positions among them (None: the whole table)."""
         self._whole = whole
         self.by = by
         self._order = order
         self._dates = dates
-        self._within = within
+        self._among = among
         self._dated = len(dates) - int(np.count_nonzero(np.isnat(dates)))
+
+    @property
+    def order(self) -> np.ndarray | None:
+        """The table's positions in date order (None: the table is in date order)."""
+        return self._order
+
+    @property
+    def dates(self) -> np.ndarray:
+        """The table's dates in date order."""
+        return self._dates
+
+    @property
+    def among(self) -> np.ndarray | None:
+        """This scope's positions among the table's rows in date order (None: every row)."""
+        return self._among
 
     @classmethod
     def of_table(cls, whole: Callable[[str], np.ndarray], by: str) -> Ordered:
@@ -69,12 +86,12 @@ class Ordered:
         """The index of the rows at the table positions ``rows`` (ascending), in the same
         date order."""
         if self._order is None:
-            within = np.asarray(rows, dtype=np.int32)  # the scope's positions, not a copy
+            among = np.asarray(rows, dtype=np.int32)  # the scope's positions, not a copy
         else:
             chosen = np.zeros(len(self._order), dtype=bool)
             chosen[rows] = True
-            within = np.flatnonzero(chosen[self._order]).astype(np.int32)
-        return Ordered(self._whole, self.by, self._order, self._dates, within)
+            among = np.flatnonzero(chosen[self._order]).astype(np.int32)
+        return Ordered(self._whole, self.by, self._order, self._dates, among)
 
     def rows_where(self, column: str, value: int) -> Ordered:
         """The index of this scope's rows whose ``column`` holds ``value``."""
@@ -82,8 +99,8 @@ class Ordered:
         return self._narrowed(self._whole(column)[rows] == value)
 
     def _narrowed(self, kept: np.ndarray) -> Ordered:
-        within = np.flatnonzero(kept) if self._within is None else self._within[kept]
-        return Ordered(self._whole, self.by, self._order, self._dates, within.astype(np.int32))
+        among = np.flatnonzero(kept) if self._among is None else self._among[kept]
+        return Ordered(self._whole, self.by, self._order, self._dates, among.astype(np.int32))
 
     def span(self, first: date | None, last: date | None) -> slice:
         """This scope's run of rows dated from ``first`` to ``last``, both included (None: no
@@ -96,15 +113,15 @@ class Ordered:
             else int(dates.searchsorted(np.datetime64(last, "D"), "right"))
         )
         hi = max(lo, hi)
-        if self._within is None:
+        if self._among is None:
             return slice(lo, hi)
         # The scope's positions are ascending in the table's date order: its rows in the
         # table's run [lo, hi) are one run of its own.
-        return slice(int(self._within.searchsorted(lo)), int(self._within.searchsorted(hi)))
+        return slice(int(self._among.searchsorted(lo)), int(self._among.searchsorted(hi)))
 
     def positions(self, run: slice) -> slice | np.ndarray:
         """The table positions of this index's ``run`` of rows, in date order."""
-        among = run if self._within is None else self._within[run]
+        among = run if self._among is None else self._among[run]
         if self._order is None:
             return among
         return self._order[among]
@@ -114,10 +131,26 @@ class Ordered:
     ) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``."""
         run = self.span(first, last)
-        dates = self._dates[run if self._within is None else self._within[run]]
+        dates = self._dates[run if self._among is None else self._among[run]]
         rows = self.positions(run)
         return {self.by: dates} | {name: self._whole(name)[rows] for name in names}
 
     def within(self, period: Period, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated in ``period``."""
         return self.between(period.start, period.end, names)
+
+
+Only = tuple[str, int] | None  # rows holding one value of a column (``Ordered.rows_where``)
+
+
+@dataclass(frozen=True)
+class TableIndexes:
+    """One table's prepared arrays as plain numpy arrays, for a process to publish and others
+    to adopt (``Facts.indexes``, ``Facts.adopt``; a facts snapshot maps them): the whole
+    columns in the form the KPIs read, the row positions of each scope of a level, and the
+    date-ordered indexes."""
+
+    columns: dict[str, np.ndarray]  # name -> the whole column (numbers, codes, days)
+    groups: dict[str, dict[str, np.ndarray]]  # scope column -> scope name -> row positions
+    orders: dict[str, tuple[np.ndarray | None, np.ndarray]]  # date column -> (order, dates)
+    parts: dict[tuple[Scope, str, Only], np.ndarray | None]  # (scope, date, only) -> among

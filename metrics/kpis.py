@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metrics.facts import LOST, OPEN, WON, Columns, Facts, day, within
+from metrics.index import TableIndexes
 from metrics.key_accounts import KeyAccounts
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
@@ -158,18 +159,46 @@ NOT_STARTED = Reason.NOT_STARTED
 _DEALS = ("status_code", "amount", "created", "close", "probability")
 
 
-def prepare_indexes(facts: Facts, scopes: Iterable[Scope]) -> None:
-    """Build, for each of ``scopes``, the date-ordered indexes the usual KPIs read (revenue,
-    average deal and sales cycle; win rate, pipeline, overdue and forecast; new pipeline;
-    conversion) and the whole columns they gather from, so that an answer finds them ready:
-    the same ``Facts.ordered`` calls as those KPIs."""
+# The date-ordered indexes the usual KPIs read (revenue, average deal and sales cycle; win
+# rate, pipeline, overdue and forecast; new pipeline; conversion), and the whole columns they
+# gather from.
+_USUAL_INDEXES = (
+    ("opportunities", "close", ("status_code", WON)),
+    ("opportunities", "close", None),
+    ("opportunities", "created", None),
+    ("leads", "created", None),
+)
+_GATHERED = {"opportunities": _DEALS, "leads": ("created", "converted")}
+INDEXED_TABLES = tuple(_GATHERED)
+
+
+def usual_scopes(facts: Facts) -> list[Scope]:
+    """The scopes the usual questions read: the company, each team, each region."""
+    company = Scope.company()
+    return [company, *facts.children(company, Level.TEAM), *facts.children(company, Level.REGION)]
+
+
+def prepare_indexes(
+    facts: Facts, scopes: Iterable[Scope], tables: Iterable[str] = INDEXED_TABLES
+) -> None:
+    """Build, for each of ``scopes``, the indexes the usual KPIs read of ``tables``, and the
+    whole columns they gather from, so that an answer finds them ready: the same
+    ``Facts.ordered`` calls as those KPIs."""
+    chosen = set(tables)
     for scope in scopes:
-        facts.ordered("opportunities", scope, "close", only=("status_code", WON))
-        facts.ordered("opportunities", scope, "close")
-        facts.ordered("opportunities", scope, "created")
-        facts.ordered("leads", scope, "created")
-    facts.columns("opportunities", Scope.company(), _DEALS)
-    facts.columns("leads", Scope.company(), ("created", "converted"))
+        for table, by, only in _USUAL_INDEXES:
+            if table in chosen:
+                facts.ordered(table, scope, by, only=only)
+    for table in chosen:
+        facts.columns(table, Scope.company(), _GATHERED[table])
+
+
+def prepared_indexes(facts: Facts, table: str) -> TableIndexes:
+    """``table``'s usual indexes for the usual scopes, built on a copy of ``facts`` without
+    caches (so that a writer holds one table's at a time): what a snapshot publishes."""
+    scratch = facts.uncached()
+    prepare_indexes(scratch, usual_scopes(scratch), (table,))
+    return scratch.indexes(table)
 
 
 def _won(facts: Facts, scope: Scope, period: Period, as_of: date) -> Columns | None:

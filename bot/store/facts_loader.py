@@ -43,8 +43,7 @@ from bot.store.models import (
 )
 from bot.worded import WordedError
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
-from metrics.kpis import prepare_indexes
-from metrics.scopes import Level, Scope
+from metrics.kpis import prepare_indexes, usual_scopes
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -797,12 +796,6 @@ def snapshot_folder(engine: Engine) -> Path | None:
     return path.with_name(path.name + ".facts")
 
 
-def _usual_scopes(facts: Facts) -> list[Scope]:
-    """The scopes the usual questions read: the company, each team, each region."""
-    company = Scope.company()
-    return [company, *facts.children(company, Level.TEAM), *facts.children(company, Level.REGION)]
-
-
 class FactsCache:
     """The current facts. Answers never wait for a load nor build an index: when the store's
     data version moves on, the facts are brought to it in a background thread (mapped from the
@@ -883,7 +876,7 @@ class FactsCache:
             if self._held is None or self._held.facts.version != version:
                 loaded = self._load(version)
                 if indexed:
-                    prepare_indexes(loaded.facts, _usual_scopes(loaded.facts))
+                    prepare_indexes(loaded.facts, usual_scopes(loaded.facts))
                 self._held = loaded
             return self._held.facts
 
@@ -905,7 +898,7 @@ class FactsCache:
     def _index_quietly(self, facts: Facts) -> None:
         # A thread's exception would vanish: log it; a request builds what it reads itself.
         try:
-            prepare_indexes(facts, _usual_scopes(facts))
+            prepare_indexes(facts, usual_scopes(facts))
         except Exception:
             log.exception("building the indexes of facts version %s failed", facts.version)
 

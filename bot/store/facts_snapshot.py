@@ -2,7 +2,11 @@
 that every serving process memory-maps, so a process is ready in milliseconds instead of
 reading every table from the store, and processes on one machine share the pages.
 
-A snapshot is a folder ``v<version>-<key>`` holding one ``<table>.arrow`` per fact table;
+A snapshot is a folder ``v<version>-<key>`` holding one ``<table>.arrow`` per fact table
+and, for the tables the usual KPIs index, the indexes the writer built (``<table>.index``:
+``metrics.index.TableIndexes``' arrays end to end, and ``<table>.index.json`` saying where each
+is). A serving process maps those too: it holds no private copy of them, answers at once
+without building them, and swaps in a sync's data without holding two sets of its own;
 ``key`` fingerprints what the facts were built with besides the data (currency, exchange
 rates, default probability, time zone, this format), so a process configured differently
 never maps another's figures. It is written under a temporary name and renamed into place
@@ -17,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import shutil
@@ -28,20 +33,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from metrics.facts import Facts
+from metrics.index import TableIndexes
+from metrics.kpis import INDEXED_TABLES, prepared_indexes
+from metrics.scopes import Level, Scope
 
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 4  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
-# 4: the accounts, and the leads' and spend's channels
+FORMAT = 5  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
+# 4: the accounts, and the leads' and spend's channels; 5: the indexes
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
+_ALIGN = 64  # each index array starts on a cache line
 
 
 class SnapshotUnreadable(Exception):
@@ -99,6 +109,88 @@ def _decode(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=frame.columns, copy=False)
 
 
+def _index_files(folder: Path, table: str) -> tuple[Path, Path]:
+    return folder / f"{table}.index", folder / f"{table}.index.json"
+
+
+def _write_indexes(folder: Path, table: str, indexes: TableIndexes, rows: int) -> None:
+    """``indexes`` as their arrays laid end to end and a manifest of where each is."""
+    data, manifest_path = _index_files(folder, table)
+    with data.open("wb") as out:
+
+        def put(array: np.ndarray | None) -> dict[str, Any] | None:
+            if array is None:
+                return None
+            out.write(b"\0" * (-out.tell() % _ALIGN))
+            entry = {"at": out.tell(), "dtype": array.dtype.str, "length": len(array)}
+            out.write(np.ascontiguousarray(array).view(np.uint8).data)
+            return entry
+
+        manifest = {
+            "rows": rows,
+            "columns": {name: put(a) for name, a in indexes.columns.items()},
+            "groups": {
+                column: {name: put(a) for name, a in groups.items()}
+                for column, groups in indexes.groups.items()
+            },
+            "orders": {
+                by: {"order": put(order), "dates": put(dates)}
+                for by, (order, dates) in indexes.orders.items()
+            },
+            "parts": [
+                {
+                    "scope": [scope.level.value, scope.name],
+                    "by": by,
+                    "only": None if only is None else list(only),
+                    "among": put(among),
+                }
+                for (scope, by, only), among in indexes.parts.items()
+            ],
+        }
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
+    """The indexes published for ``table`` (``rows`` long), mapped; None when there are none."""
+    data, manifest_path = _index_files(folder, table)
+    if not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest["rows"] != rows:
+        raise ValueError(f"{table}'s indexes are for {manifest['rows']} rows, not {rows}")
+    with data.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        # The map outlives the file object; the arrays keep it alive.
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+
+    def get(entry: dict[str, Any]) -> np.ndarray:
+        dtype = np.dtype(entry["dtype"])
+        if entry["at"] + entry["length"] * dtype.itemsize > size:
+            raise ValueError(f"{data} is truncated")
+        return np.frombuffer(mapped, dtype, count=entry["length"], offset=entry["at"])
+
+    def scope(level: str, name: str) -> Scope:
+        return Scope(Level(level), name)
+
+    return TableIndexes(
+        columns={name: get(entry) for name, entry in manifest["columns"].items()},
+        groups={
+            column: {name: get(entry) for name, entry in groups.items()}
+            for column, groups in manifest["groups"].items()
+        },
+        orders={
+            by: (None if o["order"] is None else get(o["order"]), get(o["dates"]))
+            for by, o in manifest["orders"].items()
+        },
+        parts={
+            (scope(*p["scope"]), p["by"], None if p["only"] is None else tuple(p["only"])): (
+                None if p["among"] is None else get(p["among"])
+            )
+            for p in manifest["parts"]
+        },
+    )
+
+
 class Snapshots:
     """The snapshots of one store, in ``folder``, for facts built with settings ``key``."""
 
@@ -129,7 +221,7 @@ class Snapshots:
                 with pa.memory_map(str(folder / f"{table}.arrow")) as source:
                     frames[table] = _decode(pa.ipc.open_file(source).read_all())
             meta = json.loads((folder / "facts.json").read_text(encoding="utf-8"))
-            return Facts(
+            facts = Facts(
                 opportunities=frames["opportunities"],
                 leads=frames["leads"],
                 spend=frames["spend"],
@@ -142,6 +234,11 @@ class Snapshots:
                 minor_digits=int(meta["minor_digits"]),
                 version=version,
             )
+            for table in INDEXED_TABLES:
+                indexes = _read_indexes(folder, table, len(frames[table]))
+                if indexes is not None:
+                    facts.adopt(table, indexes)
+            return facts
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             raise SnapshotUnreadable(f"{folder}: {error}") from error
 
@@ -192,6 +289,9 @@ class Snapshots:
                     pa.ipc.new_file(sink, batch.schema) as writer,
                 ):
                     writer.write_batch(batch)
+                if table in INDEXED_TABLES:
+                    rows = len(getattr(facts, table))
+                    _write_indexes(staging, table, prepared_indexes(facts, table), rows)
             meta: dict[str, Any] = {"currency": facts.currency, "minor_digits": facts.minor_digits}
             if rates is not None:
                 meta["rates"] = {c: str(r) for c, r in rates.items()}
@@ -211,9 +311,15 @@ class Snapshots:
         it is gone (pruned, discarded)."""
         if version is None:
             return False
+        names = [f"{table}.arrow"]
+        if table in INDEXED_TABLES:
+            names += [path.name for path in _index_files(staging, table)]
         try:
-            os.link(self.path(version) / f"{table}.arrow", staging / f"{table}.arrow")
+            for name in names:
+                os.link(self.path(version) / name, staging / name)
         except OSError:
+            for name in names:
+                (staging / name).unlink(missing_ok=True)
             return False
         return True
 

@@ -8,12 +8,13 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,7 +31,7 @@ from bot.store.upsert import ids_by_source_id, upsert
 from metrics.answers import answer
 from metrics.evaluation import Policy
 from metrics.facts import Facts
-from metrics.kpis import KPIS
+from metrics.kpis import KPIS, usual_scopes
 from metrics.periods import Grain, period_containing
 from metrics.query import Query
 from metrics.scopes import Level, Scope
@@ -199,12 +200,39 @@ def test_snapshot_facts_and_answers_are_exactly_the_stores(company):
             mapped = snapshots.read(loaded.version)
             assert mapped is not None
             assert_same_facts(mapped, loaded)
+            # The writer's indexes come mapped with it: no question builds one, and the
+            # answers below read them.
+            assert set(mapped._ordered) == _usual_keys(usual_scopes(mapped))
+            assert _index_arrays(mapped) and not any(
+                a.flags.writeable for a in _index_arrays(mapped)
+            )
             # What a process answers from: the snapshot, given the store's history of the past.
             served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).get()
             assert served.history is not None
             assert _answers(served) == _answers(loaded)
         finally:
             engine.dispose()
+
+
+def _usual_keys(scopes: Iterable[Scope]) -> set[tuple[str, Scope, str, object]]:
+    return {
+        key
+        for scope in scopes
+        for key in (
+            ("opportunities", scope, "close", ("status_code", 1)),
+            ("opportunities", scope, "close", None),
+            ("opportunities", scope, "created", None),
+            ("leads", scope, "created", None),
+        )
+    }
+
+
+def _index_arrays(facts: Facts) -> list[np.ndarray]:
+    """The arrays of ``facts``' indexes: orders, dates and each scope's positions."""
+    arrays = []
+    for index in facts._ordered.values():
+        arrays += [a for a in (index.order, index.dates, index.among) if a is not None]
+    return arrays
 
 
 def _company(amount: str) -> dict[str, list[dict[str, Any]]]:
@@ -294,16 +322,7 @@ def test_a_swap_builds_the_usual_indexes_before_any_question(folder):
     new = server.get()
     assert new.version == first.version + 1
     scopes = (Scope.company(), Scope(Level.TEAM, "Lyon"), Scope(Level.REGION, "Sud"))
-    assert _indexes(new) == {
-        key
-        for scope in scopes
-        for key in (
-            ("opportunities", scope, "close", ("status_code", 1)),
-            ("opportunities", scope, "close", None),
-            ("opportunities", scope, "created", None),
-            ("leads", scope, "created", None),
-        )
-    }
+    assert _indexes(new) == _usual_keys(scopes)
     # The usual questions read only those: asking them builds no other.
     built = _indexes(new)
     _ask_usual(new)
@@ -344,8 +363,10 @@ def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
         lambda path: (path / "opportunities.arrow").write_bytes(b"ARROW1 not really"),
         lambda path: (path / "leads.arrow").unlink(),
         lambda path: (path / "facts.json").write_text("{", encoding="utf-8"),
+        lambda path: (path / "opportunities.index").write_bytes(b"\0" * 8),
+        lambda path: (path / "leads.index.json").write_text("{", encoding="utf-8"),
     ],
-    ids=["corrupt file", "missing file", "bad metadata"],
+    ids=["corrupt file", "missing file", "bad metadata", "truncated index", "bad index list"],
 )
 def test_a_damaged_snapshot_is_rebuilt_from_the_store_with_a_log_line(folder, caplog, damage):
     engine = _engine(folder)
