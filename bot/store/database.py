@@ -13,13 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.changes import stamp
@@ -27,11 +23,19 @@ from bot.store.history import record_history, utc
 from bot.store.models import DataVersion
 from bot.worded import WordedError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
 # The Alembic scripts, installed as a package (setup.py maps the top-level migrations/ folder).
 MIGRATIONS = "bot.migrations"
 # pg_advisory_xact_lock key held while migrating ("kpibot" in ASCII): the processes that
 # migrate at the same moment take turns, and all but the first find nothing left to do.
 MIGRATION_LOCK = 0x6B7069626F74
+# The newest revision, which a new revision file must name here too (a test compares it with
+# Alembic's head): a process finds its store current without importing Alembic, whose modules
+# (with Mako and Pygments) would cost every serving process memory and start time.
+HEAD = "0011"
 
 
 class SchemaNotCurrent(WordedError):
@@ -63,28 +67,45 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# Alembic is imported only to migrate or to explain a schema that is not current: a process
+# whose store is at ``HEAD`` never loads it (``ensure_schema``).
+
+
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     # A wheel is unpacked on disk, so the package is a real folder Alembic can list.
     config.set_main_option("script_location", str(files(MIGRATIONS)))
     return config
 
 
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config())
+
+
 def head_revision(scripts: ScriptDirectory | None = None) -> str:
-    scripts = scripts or ScriptDirectory.from_config(_alembic_config())
-    head = scripts.get_current_head()
+    """The newest revision of Alembic's scripts (``bot.migrations.HEAD`` names it too)."""
+    head = (scripts or _scripts()).get_current_head()
     assert head is not None, "no Alembic revision in bot.migrations"
     return head
 
 
 def schema_revision(connection: Connection) -> str | None:
     """The revision the database is at; None for a database never migrated."""
-    return MigrationContext.configure(connection).get_current_revision()
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision: str | None = connection.scalar(text("SELECT version_num FROM alembic_version"))
+    return revision
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to the latest Alembic revision (idempotent, and safe when several
     processes run it at once on PostgreSQL). Returns the revisions before and after."""
+    from alembic import command
+
     config = _alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -100,15 +121,17 @@ def ensure_schema(engine: Engine) -> None:
     """What every process but ``kpibot migrate`` does on start: migrate an SQLite database
     (one process owns it), check any other and raise ``SchemaNotCurrent`` when it is behind or
     ahead of this kpibot."""
+    with engine.connect() as connection:
+        current = schema_revision(connection)
+    if current == HEAD:
+        return
     if engine.dialect.name == "sqlite":
         migrate(engine)
         return
-    with engine.connect() as connection:
-        current = schema_revision(connection)
-    scripts = ScriptDirectory.from_config(_alembic_config())
+    from alembic.util import CommandError
+
+    scripts = _scripts()
     head = head_revision(scripts)
-    if current == head:
-        return
     try:
         known = current is None or scripts.get_revision(current) is not None
     except CommandError:  # a revision id this kpibot's scripts do not have

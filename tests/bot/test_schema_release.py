@@ -5,6 +5,8 @@ SQLite, owned by one process, is still migrated on the fly."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from bot.cli import main
 from bot.service import KpiService
 from bot.settings import load_settings
+from bot.store import database
 from bot.store.database import SchemaNotCurrent, ensure_schema, head_revision, migrate
 from tests.bot.delivery_support import (
     environment,
@@ -48,6 +51,26 @@ def test_migrate_on_sqlite_reports_what_it_did_and_is_idempotent(tmp_path: Path)
     # The organisation of write_config is French.
     assert first.output == f"{database}\u00a0: schéma créé à la révision {HEAD}\n"
     assert second.output == f"{database}\u00a0: schéma déjà à la révision {HEAD}, rien à faire\n"
+
+
+def test_the_head_a_process_checks_without_alembic_is_alembics_head() -> None:
+    """A new revision must name itself in ``bot.store.database.HEAD`` too."""
+    assert database.HEAD == HEAD
+
+
+def test_a_process_whose_store_is_current_does_not_import_alembic(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    KpiService(load_settings(config, {}))  # migrates the new store
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bot.service import KpiService\n"
+        "from bot.settings import load_settings\n"
+        f"KpiService(load_settings(Path({str(config)!r}), {{}}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout == "[]\n"
 
 
 def test_sqlite_is_migrated_on_the_fly_by_any_command(tmp_path: Path) -> None:
