@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.index import Only, Ordered, TableIndexes
+from metrics.index import DateOrder, Only, Ordered, TableIndexes
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -248,11 +248,11 @@ class Facts:
         """``table``'s whole columns, scope positions and date-ordered indexes built so far
         (by ``metrics.kpis.prepare_indexes``), as plain arrays a snapshot can store."""
         whole = self._columns.get((table, Scope.company()), {})
-        orders: dict[str, tuple[np.ndarray | None, np.ndarray]] = {}
+        orders: dict[str, DateOrder] = {}
         parts: dict[tuple[Scope, str, Only], np.ndarray | None] = {}
         for (of, scope, by, only), index in self._ordered.items():
             if of == table:
-                orders[by] = (index.order, index.dates)
+                orders[by] = index.table
                 parts[(scope, by, only)] = index.among
         return TableIndexes(
             columns={name: a for name, a in whole.items() if a.dtype.kind in "biufM"},
@@ -269,8 +269,9 @@ class Facts:
         for column, groups in indexes.groups.items():
             self._groups[(table, column)] = groups
         for (scope, by, only), among in indexes.parts.items():
-            order, dates = indexes.orders[by]
-            index = Ordered(lambda name: self._whole(table, name, frame), by, order, dates, among)
+            index = Ordered(
+                lambda name: self._whole(table, name, frame), by, indexes.orders[by], among
+            )
             self._ordered[(table, scope, by, only)] = index
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:

@@ -11,26 +11,34 @@ the data version, whichever way those facts were made (loaded, mapped from a sna
 past day stood). What is kept is small, because a serving process keeps one per usual scope
 (the company, every team, every region) for the data version:
 
-- the table's index (``Ordered.of_table``): the order that sorts the whole table by the date
-  (int32; none when the table is already in that order) and the dates in that order;
-- a scope's index (``Ordered.part``): the positions of its rows in the table's index (int32,
-  ascending), so all the teams of a table together cost four bytes a row.
+- once per table and date column (``DateOrder``): the order that sorts the table by the date
+  (int32; none when the table is already in that order), the dates and the columns the KPIs
+  read, gathered in that order when first read, so that the company's periods are views;
+- per scope (``Ordered.part``): the positions of its rows in that order (int32, ascending), so
+  all the teams of a table together cost four bytes a row; a read gathers its period's rows.
 
-A read gathers the columns asked for of the period's rows only (``between``), so it costs the
-period's rows, not the table's; over a table already in date order the company's reads are
-views of the table's columns.
+A snapshot publishes all of it (``TableIndexes``), so that serving processes map it instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 
 from metrics.periods import Period
 from metrics.scopes import Scope
+
+
+@dataclass
+class DateOrder:
+    """A table in the order of one of its date columns, shared by every scope's index."""
+
+    order: np.ndarray | None  # the table's positions in date order; None: already in order
+    dates: np.ndarray  # the dates in that order, NaT last
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # gathered in that order
 
 
 class Ordered:
@@ -41,71 +49,62 @@ class Ordered:
         self,
         whole: Callable[[str], np.ndarray],
         by: str,
-        order: np.ndarray | None,
-        dates: np.ndarray,
+        table: DateOrder,
         among: np.ndarray | None = None,
     ) -> None:
-        """Use ``of_table`` and ``part``. ``order``: the table's positions in date order (None:
-        the table is in date order); ``dates``: the table's dates in that order; ``among``:
-        this scope's positions among them (None: the whole table)."""
+        """Use ``of_table`` and ``part``. ``whole`` gives a column of the whole table;
+        ``among``: this scope's positions in ``table``'s order (None: the whole table)."""
         self._whole = whole
         self.by = by
-        self._order = order
-        self._dates = dates
-        self._among = among
-        self._dated = len(dates) - int(np.count_nonzero(np.isnat(dates)))
-
-    @property
-    def order(self) -> np.ndarray | None:
-        """The table's positions in date order (None: the table is in date order)."""
-        return self._order
-
-    @property
-    def dates(self) -> np.ndarray:
-        """The table's dates in date order."""
-        return self._dates
-
-    @property
-    def among(self) -> np.ndarray | None:
-        """This scope's positions among the table's rows in date order (None: every row)."""
-        return self._among
+        self.table = table
+        self.among = among
+        self._dated = len(table.dates) - int(np.count_nonzero(np.isnat(table.dates)))
 
     @classmethod
     def of_table(cls, whole: Callable[[str], np.ndarray], by: str) -> Ordered:
-        """The whole table's index: ``whole`` gives a column of the table."""
+        """The whole table's index."""
         dates = whole(by)
         known = dates[: len(dates) - int(np.count_nonzero(np.isnat(dates)))]
         # In date order already, NaT last (as a snapshot may store it): no order to keep.
         if not np.isnat(known).any() and bool((known[1:] >= known[:-1]).all()):
-            return cls(whole, by, None, dates)
+            return cls(whole, by, DateOrder(None, dates))
         # int32 halves what the order costs; a table of 2**31 rows would not fit in memory.
         order = np.argsort(dates, kind="stable").astype(np.int32)  # NaT sorts last
-        return cls(whole, by, order, dates[order])
+        return cls(whole, by, DateOrder(order, dates[order]))
 
     def part(self, rows: np.ndarray) -> Ordered:
         """The index of the rows at the table positions ``rows`` (ascending), in the same
         date order."""
-        if self._order is None:
+        order = self.table.order
+        if order is None:
             among = np.asarray(rows, dtype=np.int32)  # the scope's positions, not a copy
         else:
-            chosen = np.zeros(len(self._order), dtype=bool)
+            chosen = np.zeros(len(order), dtype=bool)
             chosen[rows] = True
-            among = np.flatnonzero(chosen[self._order]).astype(np.int32)
-        return Ordered(self._whole, self.by, self._order, self._dates, among)
+            among = np.flatnonzero(chosen[order]).astype(np.int32)
+        return Ordered(self._whole, self.by, self.table, among)
 
     def rows_where(self, column: str, value: int) -> Ordered:
         """The index of this scope's rows whose ``column`` holds ``value``."""
-        rows = self.positions(slice(None))
-        return self._narrowed(self._whole(column)[rows] == value)
+        values = self._column(column)
+        kept = values == value if self.among is None else values[self.among] == value
+        among = np.flatnonzero(kept) if self.among is None else self.among[kept]
+        return Ordered(self._whole, self.by, self.table, among.astype(np.int32))
 
-    def _narrowed(self, kept: np.ndarray) -> Ordered:
-        among = np.flatnonzero(kept) if self._among is None else self._among[kept]
-        return Ordered(self._whole, self.by, self._order, self._dates, among.astype(np.int32))
+    def _column(self, name: str) -> np.ndarray:
+        """The whole table's ``name`` column in date order, gathered once."""
+        if name == self.by:
+            return self.table.dates
+        columns = self.table.columns
+        if name not in columns:
+            whole = self._whole(name)
+            columns[name] = whole if self.table.order is None else whole[self.table.order]
+        return columns[name]
 
     def span(self, first: date | None, last: date | None) -> slice:
         """This scope's run of rows dated from ``first`` to ``last``, both included (None: no
         bound on that side), as positions in this index."""
-        dates = self._dates[: self._dated]
+        dates = self.table.dates[: self._dated]
         lo = 0 if first is None else int(dates.searchsorted(np.datetime64(first, "D"), "left"))
         hi = (
             self._dated
@@ -113,27 +112,20 @@ class Ordered:
             else int(dates.searchsorted(np.datetime64(last, "D"), "right"))
         )
         hi = max(lo, hi)
-        if self._among is None:
+        if self.among is None:
             return slice(lo, hi)
         # The scope's positions are ascending in the table's date order: its rows in the
         # table's run [lo, hi) are one run of its own.
-        return slice(int(self._among.searchsorted(lo)), int(self._among.searchsorted(hi)))
-
-    def positions(self, run: slice) -> slice | np.ndarray:
-        """The table positions of this index's ``run`` of rows, in date order."""
-        among = run if self._among is None else self._among[run]
-        if self._order is None:
-            return among
-        return self._order[among]
+        return slice(int(self.among.searchsorted(lo)), int(self.among.searchsorted(hi)))
 
     def between(
         self, first: date | None, last: date | None, names: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
-        """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``."""
+        """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``:
+        views for the whole table, the run's rows gathered for a scope."""
         run = self.span(first, last)
-        dates = self._dates[run if self._among is None else self._among[run]]
-        rows = self.positions(run)
-        return {self.by: dates} | {name: self._whole(name)[rows] for name in names}
+        rows = run if self.among is None else self.among[run]
+        return {name: self._column(name)[rows] for name in (self.by, *names)}
 
     def within(self, period: Period, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated in ``period``."""
@@ -147,10 +139,10 @@ Only = tuple[str, int] | None  # rows holding one value of a column (``Ordered.r
 class TableIndexes:
     """One table's prepared arrays as plain numpy arrays, for a process to publish and others
     to adopt (``Facts.indexes``, ``Facts.adopt``; a facts snapshot maps them): the whole
-    columns in the form the KPIs read, the row positions of each scope of a level, and the
-    date-ordered indexes."""
+    columns in the form the KPIs read, the row positions of each scope of a level, the table
+    in each date order, and each scope's positions in it."""
 
     columns: dict[str, np.ndarray]  # name -> the whole column (numbers, codes, days)
     groups: dict[str, dict[str, np.ndarray]]  # scope column -> scope name -> row positions
-    orders: dict[str, tuple[np.ndarray | None, np.ndarray]]  # date column -> (order, dates)
+    orders: dict[str, DateOrder]  # date column -> the table in that order
     parts: dict[tuple[Scope, str, Only], np.ndarray | None]  # (scope, date, only) -> among

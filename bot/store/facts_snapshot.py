@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from metrics.facts import Facts
-from metrics.index import TableIndexes
+from metrics.index import DateOrder, TableIndexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
 from metrics.scopes import Level, Scope
 
@@ -134,8 +134,12 @@ def _write_indexes(folder: Path, table: str, indexes: TableIndexes, rows: int) -
                 for column, groups in indexes.groups.items()
             },
             "orders": {
-                by: {"order": put(order), "dates": put(dates)}
-                for by, (order, dates) in indexes.orders.items()
+                by: {
+                    "order": put(order.order),
+                    "dates": put(order.dates),
+                    "columns": {name: put(a) for name, a in order.columns.items()},
+                }
+                for by, order in indexes.orders.items()
             },
             "parts": [
                 {
@@ -179,7 +183,11 @@ def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
             for column, groups in manifest["groups"].items()
         },
         orders={
-            by: (None if o["order"] is None else get(o["order"]), get(o["dates"]))
+            by: DateOrder(
+                None if o["order"] is None else get(o["order"]),
+                get(o["dates"]),
+                {name: get(entry) for name, entry in o["columns"].items()},
+            )
             for by, o in manifest["orders"].items()
         },
         parts={

@@ -231,7 +231,9 @@ def _index_arrays(facts: Facts) -> list[np.ndarray]:
     """The arrays of ``facts``' indexes: orders, dates and each scope's positions."""
     arrays = []
     for index in facts._ordered.values():
-        arrays += [a for a in (index.order, index.dates, index.among) if a is not None]
+        table = index.table
+        arrays += [a for a in (table.order, table.dates, index.among) if a is not None]
+        arrays += list(table.columns.values())
     return arrays
 
 

@@ -120,6 +120,8 @@ def test_a_scope_shares_the_tables_order_and_keeps_only_four_bytes_a_row() -> No
     team.within(Q3, ("amount",))  # a read keeps nothing
     own = [a for key, a in _arrays(team).items() if key not in _arrays(table)]
     assert [(a.dtype, a.tolist()) for a in own] == [(np.dtype("int32"), [2, 3, 4])]
+    # The table in date order, with the columns gathered for any scope, is the table's.
+    assert team.table is table.table and list(table.table.columns) == ["amount"]
 
 
 def test_facts_keep_one_index_per_table_scope_and_date_and_the_past_gets_its_own() -> None:
