@@ -39,6 +39,20 @@ class DateOrder:
     order: np.ndarray | None  # the table's positions in date order; None: already in order
     dates: np.ndarray  # the dates in that order, NaT last
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # gathered in that order
+    dated: int = field(init=False)  # the rows with a date: the first ``dated`` of the order
+    _rank: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.dated = len(self.dates) - int(np.count_nonzero(np.isnat(self.dates)))
+
+    def ranks(self, rows: np.ndarray) -> np.ndarray:
+        """The places in date order of the table rows ``rows``, ascending."""
+        if self.order is None:
+            return np.asarray(rows, dtype=np.int32)  # the rows themselves, not a copy
+        if self._rank is None:  # the inverse of the order, made once for every scope
+            self._rank = np.empty(len(self.order), dtype=np.int32)
+            self._rank[self.order] = np.arange(len(self.order), dtype=np.int32)
+        return np.sort(self._rank[rows])
 
 
 class Ordered:
@@ -58,7 +72,6 @@ class Ordered:
         self.by = by
         self.table = table
         self.among = among
-        self._dated = len(table.dates) - int(np.count_nonzero(np.isnat(table.dates)))
 
     @classmethod
     def of_table(cls, whole: Callable[[str], np.ndarray], by: str) -> Ordered:
@@ -75,14 +88,7 @@ class Ordered:
     def part(self, rows: np.ndarray) -> Ordered:
         """The index of the rows at the table positions ``rows`` (ascending), in the same
         date order."""
-        order = self.table.order
-        if order is None:
-            among = np.asarray(rows, dtype=np.int32)  # the scope's positions, not a copy
-        else:
-            chosen = np.zeros(len(order), dtype=bool)
-            chosen[rows] = True
-            among = np.flatnonzero(chosen[order]).astype(np.int32)
-        return Ordered(self._whole, self.by, self.table, among)
+        return Ordered(self._whole, self.by, self.table, self.table.ranks(rows))
 
     def rows_where(self, column: str, value: int) -> Ordered:
         """The index of this scope's rows whose ``column`` holds ``value``."""
@@ -104,13 +110,10 @@ class Ordered:
     def span(self, first: date | None, last: date | None) -> slice:
         """This scope's run of rows dated from ``first`` to ``last``, both included (None: no
         bound on that side), as positions in this index."""
-        dates = self.table.dates[: self._dated]
+        dated = self.table.dated
+        dates = self.table.dates[:dated]
         lo = 0 if first is None else int(dates.searchsorted(np.datetime64(first, "D"), "left"))
-        hi = (
-            self._dated
-            if last is None
-            else int(dates.searchsorted(np.datetime64(last, "D"), "right"))
-        )
+        hi = dated if last is None else int(dates.searchsorted(np.datetime64(last, "D"), "right"))
         hi = max(lo, hi)
         if self.among is None:
             return slice(lo, hi)
