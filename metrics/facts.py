@@ -31,6 +31,7 @@ not rebuilt from records that already know the outcome.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -237,8 +238,7 @@ class Facts:
             if only is not None:
                 index = self.ordered(table, scope, by).rows_where(*only)
             elif rows is None:  # the company
-                frame: pd.DataFrame = getattr(self, table)
-                index = Ordered.of_table(lambda name: self._whole(table, name, frame), by)
+                index = Ordered.of_table(self._gatherer(table), by)
             else:
                 index = self.ordered(table, Scope.company(), by).part(rows)
             self._ordered[key] = index
@@ -264,15 +264,26 @@ class Facts:
     def adopt(self, table: str, indexes: TableIndexes) -> None:
         """Take ``indexes`` (those ``indexes`` gave for the same table contents, e.g. mapped
         from a snapshot) as ``table``'s, instead of building them."""
-        frame: pd.DataFrame = getattr(self, table)
         self._columns.setdefault((table, Scope.company()), {}).update(indexes.columns)
         for column, groups in indexes.groups.items():
             self._groups[(table, column)] = groups
+        whole = self._gatherer(table)
         for (scope, by, only), among in indexes.parts.items():
-            index = Ordered(
-                lambda name: self._whole(table, name, frame), by, indexes.orders[by], among
-            )
-            self._ordered[(table, scope, by, only)] = index
+            self._ordered[(table, scope, by, only)] = Ordered(whole, by, indexes.orders[by], among)
+
+    def _gatherer(self, table: str) -> Callable[[str], np.ndarray]:
+        """``table``'s whole columns, for its indexes. Through a weak reference: the facts
+        hold their indexes, and a strong one back would make a cycle that keeps replaced
+        facts (and their mapped files) alive until the cycle collector happens to run."""
+        held = weakref.ref(self)
+        frame: pd.DataFrame = getattr(self, table)
+
+        def whole(name: str) -> np.ndarray:
+            facts = held()
+            assert facts is not None, "an index is reached through its facts"
+            return facts._whole(table, name, frame)
+
+        return whole
 
     def _whole(self, table: str, name: str, frame: pd.DataFrame) -> np.ndarray:
         key = (table, Scope.company())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -769,11 +770,16 @@ def _history(
     opportunities as they stood at the end of a day (a few kept with this data version)."""
     with engine.connect() as connection:
         first = first_recorded(connection)
+    # The facts hold their history: a strong reference back would make a cycle, which keeps
+    # replaced facts (and their mapped files) alive until the cycle collector happens to run.
+    held = weakref.ref(facts)
 
     @functools.lru_cache(maxsize=_PAST_DAYS_KEPT)
     def stood(day: date) -> Facts:
+        current = held()
+        assert current is not None, "a history is reached through its facts"
         end_of_day = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone)
-        return facts.as_stood(past.opportunities(end_of_day, facts, owners))
+        return current.as_stood(past.opportunities(end_of_day, current, owners))
 
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
