@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.store.changes import pending, record_deletions
+from bot.store.changes import pending, record_deletions, tracked, upcoming
 
 # Rows converted to the driver's values at a time: bounds the memory of the Python objects.
 _BATCH = 20_000
@@ -53,9 +53,12 @@ _BULK_CACHE_KIB = 131_072
 Rows = Sequence[Mapping[str, Any]] | pa.Table
 
 
-def _on_conflict(insert_row: Any, table: Table, keys: Sequence[str]) -> Any:
+def _on_conflict(
+    insert_row: Any, table: Table, keys: Sequence[str], version: int | None = None
+) -> Any:
     """``insert_row`` made an upsert on (source, source_id) that touches only rows whose values
-    differ: a re-import of the same file changes nothing and does not bump the data version."""
+    differ: a re-import of the same file changes nothing and does not bump the data version.
+    ``version``: the one the transaction will make, when known (``bot.store.changes``)."""
     excluded = insert_row.excluded
     columns = [k for k in keys if k not in ("source", "source_id")]
     differs = [table.c[c].is_distinct_from(excluded[c]) for c in columns]
@@ -64,7 +67,8 @@ def _on_conflict(insert_row: Any, table: Table, keys: Sequence[str]) -> Any:
         # A row written is present: one deleted earlier (see delete_sourced) comes back.
         assigned["deleted_at"] = null()
         differs.append(table.c.deleted_at.is_not(None))
-    assigned.update(pending(table))  # the row changed in this data version (bot.store.changes)
+    # The row changed in this data version (bot.store.changes).
+    assigned.update(pending(table, version))
     return insert_row.on_conflict_do_update(
         index_elements=["source", "source_id"], set_=assigned, where=or_(*differs)
     )
@@ -78,10 +82,13 @@ def _driver_sql(statement: Any, keys: Sequence[str], dialect: Dialect) -> tuple[
     return str(compiled), order
 
 
-def _values_row(table: Table, keys: Sequence[str], dialect: Dialect) -> Any:
+def _values_row(
+    table: Table, keys: Sequence[str], dialect: Dialect, marks: Mapping[str, Any] | None = None
+) -> Any:
+    """One row's INSERT of ``keys`` (bound) and ``marks`` (literals, the same in every row)."""
     insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     # inline(): no implicit "RETURNING id" for the new primary key, which nobody reads here.
-    return insert(table).inline().values({k: bindparam(k) for k in keys})
+    return insert(table).inline().values({**{k: bindparam(k) for k in keys}, **(marks or {})})
 
 
 def _iso_dates(values: list[Any]) -> list[Any]:
@@ -160,9 +167,12 @@ def _sqlite_upsert(
     dialect = connection.dialect
     empty = connection.exec_driver_sql(f'SELECT 1 FROM "{table.name}" LIMIT 1').first() is None
     bulk = empty and _unique_keys(rows, count)
-    statement = _values_row(table, keys, dialect)
+    # Rows written with the version the transaction will make are not written a second time
+    # by bump_data_version's stamp (a million new rows took it as long again as their index).
+    version = upcoming(connection) if tracked(table) else None
+    statement = _values_row(table, keys, dialect, pending(table, version))
     sql, order = _driver_sql(
-        statement if bulk else _on_conflict(statement, table, keys), keys, dialect
+        statement if bulk else _on_conflict(statement, table, keys, version), keys, dialect
     )
     rebuilt = (
         [index for index in table.indexes if not index.unique] if bulk and count >= _BULK else []
@@ -197,9 +207,10 @@ def _sqlite_pages(connection: Connection, sql: str, width: int, params: list[Any
     """Run the one-row ``sql`` over ``params`` as multi-row INSERTs, as SQLAlchemy did: sqlite3's
     executemany steps the statement once per row, which took SQLite itself half as long again
     (3.1 s against 1.9 s for the 300,000 rows of a 100,000-opportunity import)."""
-    group = "(" + ", ".join(["?"] * width) + ")"
-    head, values, tail = sql.partition(f" VALUES {group}")
-    assert values, sql
+    head, values, rest = sql.partition(" VALUES (")
+    inside, _, tail = rest.partition(")")  # bound "?"s and literal numbers: no parenthesis
+    group = f"({inside})"
+    assert values and inside.count("?") == width, sql
     page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // width))
     changed = 0
     for start in range(0, len(params), page):
