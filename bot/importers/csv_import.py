@@ -87,6 +87,7 @@ import dataclasses
 import gc
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,6 +386,31 @@ class _Directory:
 
 
 @dataclass
+class _ReadFile:
+    """One file's rows read and checked a cell at a time, before anything is looked up in or
+    written to the store: the line of each row, its values, its bad cells and the rows that
+    could not be split into cells."""
+
+    rows: _Rows
+    values: dict[str, pa.Array[Any]]
+    failures: Failures
+    unreadable: list[Unreadable]
+
+
+def _read(plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]) -> _ReadFile:
+    """Read ``blocks`` into values with ``plan``'s rules; touches no session, so that the next
+    file can be read while the store writes the previous one (``import_csv``)."""
+    rows = _Rows.gather(blocks, len(plan.rules))
+    failures = Failures()
+    values: dict[str, pa.Array[Any]] = {}
+    for rules, cells, flagged in zip(plan.rules, rows.cells, rows.flagged, strict=True):
+        values.update(read_cells(rules, cells, flagged, failures))
+    _complete(plan, rows, values, failures)
+    rows.cells.clear()  # the text is read: its memory goes before the write's
+    return _ReadFile(rows, values, failures, unreadable)
+
+
+@dataclass
 class _Tally:
     changed: int = 0
     created_rows: int = 0
@@ -423,16 +449,17 @@ class _Import:
         report and the rows it wrote. ``unreadable`` receives the rows the reader could not
         split into cells (filled while ``blocks`` is read). In a ``full_export``, opportunities
         the rows no longer name were deleted."""
+        return self.write(plan, _read(plan, blocks, unreadable), full_export=full_export)
+
+    def write(
+        self, plan: _Plan, loaded: _ReadFile, *, full_export: bool = False
+    ) -> tuple[TableReport, int]:
+        """Resolve, check and write the rows ``_read`` made of one file (see ``run``)."""
         tally = _Tally()
         created: list[str] = []
-        rows = _Rows.gather(blocks, len(plan.rules))
+        rows, values, failures = loaded.rows, loaded.values, loaded.failures
+        unreadable = loaded.unreadable
         count = len(rows.lines)
-        failures = Failures()
-        values: dict[str, pa.Array[Any]] = {}
-        for rules, cells, flagged in zip(plan.rules, rows.cells, rows.flagged, strict=True):
-            values.update(read_cells(rules, cells, flagged, failures))
-        _complete(plan, rows, values, failures)
-        rows.cells.clear()  # the text is read: its memory goes before the write's
         ids = values["id"]
         # Rows the reader could not split into cells are rows too, of unknown id.
         unidentified = len(unreadable) + ids.null_count
@@ -669,14 +696,33 @@ def import_csv(
     run = _Import(session, source_name)
     tables = []
     written = 0
-    with _collector_skips_older_objects():
-        for plan, path, body in plans:
-            mapping = plan.mapping
-            form = CsvFormat(path, mapping.encoding, mapping.delimiter, plan.width, plan.offsets)
-            unreadable: list[Unreadable] = []
-            blocks = read_blocks(form, body, unreadable)
-            # A CSV file is the whole export, every time.
-            report, rows = run.run(plan, blocks, unreadable, full_export=True)
+
+    def read(plan: _Plan, path: Path, body: int) -> _ReadFile:
+        mapping = plan.mapping
+        form = CsvFormat(path, mapping.encoding, mapping.delimiter, plan.width, plan.offsets)
+        unreadable: list[Unreadable] = []
+        return _read(plan, read_blocks(form, body, unreadable), unreadable)
+
+    # The next file is read on a second thread while this one is written: SQLite's writes
+    # and pyarrow's reading release the GIL, so the two overlap on two cores. One file ahead
+    # at most, so memory holds no more than two files' values.
+    with (
+        _collector_skips_older_objects(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpibot-read") as reader,
+    ):
+        ahead = reader.submit(read, *plans[0]) if plans else None
+        for position, (plan, _path, _body) in enumerate(plans):
+            assert ahead is not None
+            done = ahead.result()
+            ahead = reader.submit(read, *plans[position + 1]) if position + 1 < len(plans) else None
+            try:
+                # A CSV file is the whole export, every time.
+                report, rows = run.write(plan, done, full_export=True)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            del done
             tables.append(report)
             written += rows
     version = bump_data_version(session) if written else None

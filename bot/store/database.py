@@ -157,9 +157,9 @@ def data_version(session: Session) -> int:
 def bump_data_version(session: Session, at: datetime | None = None) -> int:
     """Mark the facts as changed at ``at`` (now by default), record the opportunities'
     history at that moment and stamp the rows changed with the new version
-    (``bot.store.changes``); call in the transaction that changed them."""
+    (``bot.store.changes``); call in the transaction that changed them. The version is made
+    first, so that the history also finds the rows marked with it beforehand."""
     now = datetime.now(UTC) if at is None else utc(at)
-    record_history(session, now)
     updated = session.execute(
         update(DataVersion)
         .where(DataVersion.id == 1)
@@ -169,5 +169,6 @@ def bump_data_version(session: Session, at: datetime | None = None) -> int:
         session.add(DataVersion(id=1, version=1, changed_at=now))
     session.flush()
     version = data_version(session)
+    record_history(session, now, version)
     stamp(session, version)
     return version

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bot.store.changes import pending_in
 from bot.store.models import Opportunity, OpportunityHistory
 from bot.store.moments import as_utc
 
@@ -67,17 +68,17 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def record_history(session: Session, at: datetime) -> int:
-    """Close the current interval of every opportunity changed in this transaction whose
-    tracked fields differ from it and open a new one at ``at`` (also for opportunities never
-    recorded); returns how many intervals were opened."""
+def record_history(session: Session, at: datetime, version: int) -> int:
+    """Close the current interval of every opportunity changed in this transaction (the one
+    that makes ``version``) whose tracked fields differ from it and open a new one at ``at``
+    (also for opportunities never recorded); returns how many intervals were opened."""
     at = utc(at)
     history = OpportunityHistory
     tracked = _tracked()
     changed = or_(
         *(expression.is_distinct_from(history.__table__.c[name]) for name, expression in tracked)
     )
-    pending = Opportunity.changed_in.is_(None)
+    pending = pending_in(Opportunity, version)
     session.execute(
         update(history)
         .where(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -33,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.store.changes import pending, record_deletions
+from bot.store.changes import pending, record_deletions, tracked, upcoming
 
 # Rows converted to the driver's values at a time: bounds the memory of the Python objects.
 _BATCH = 20_000
@@ -53,9 +52,12 @@ _BULK_CACHE_KIB = 131_072
 Rows = Sequence[Mapping[str, Any]] | pa.Table
 
 
-def _on_conflict(insert_row: Any, table: Table, keys: Sequence[str]) -> Any:
+def _on_conflict(
+    insert_row: Any, table: Table, keys: Sequence[str], version: int | None = None
+) -> Any:
     """``insert_row`` made an upsert on (source, source_id) that touches only rows whose values
-    differ: a re-import of the same file changes nothing and does not bump the data version."""
+    differ: a re-import of the same file changes nothing and does not bump the data version.
+    ``version``: the one the transaction will make, when known (``bot.store.changes``)."""
     excluded = insert_row.excluded
     columns = [k for k in keys if k not in ("source", "source_id")]
     differs = [table.c[c].is_distinct_from(excluded[c]) for c in columns]
@@ -64,7 +66,8 @@ def _on_conflict(insert_row: Any, table: Table, keys: Sequence[str]) -> Any:
         # A row written is present: one deleted earlier (see delete_sourced) comes back.
         assigned["deleted_at"] = null()
         differs.append(table.c.deleted_at.is_not(None))
-    assigned.update(pending(table))  # the row changed in this data version (bot.store.changes)
+    # The row changed in this data version (bot.store.changes).
+    assigned.update(pending(table, version))
     return insert_row.on_conflict_do_update(
         index_elements=["source", "source_id"], set_=assigned, where=or_(*differs)
     )
@@ -78,10 +81,13 @@ def _driver_sql(statement: Any, keys: Sequence[str], dialect: Dialect) -> tuple[
     return str(compiled), order
 
 
-def _values_row(table: Table, keys: Sequence[str], dialect: Dialect) -> Any:
+def _values_row(
+    table: Table, keys: Sequence[str], dialect: Dialect, marks: Mapping[str, Any] | None = None
+) -> Any:
+    """One row's INSERT of ``keys`` (bound) and ``marks`` (literals, the same in every row)."""
     insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
     # inline(): no implicit "RETURNING id" for the new primary key, which nobody reads here.
-    return insert(table).inline().values({k: bindparam(k) for k in keys})
+    return insert(table).inline().values({**{k: bindparam(k) for k in keys}, **(marks or {})})
 
 
 def _iso_dates(values: list[Any]) -> list[Any]:
@@ -116,25 +122,48 @@ def _arrow_values(values: pa.Array[Any], dialect: Dialect) -> list[Any]:
     return values_list
 
 
-def _batches(
+def _column_batches(
     table: Table, rows: Rows, order: Sequence[str], dialect: Dialect
-) -> Iterator[list[Any]]:
-    """The rows as tuples of the driver's values, in ``order``, a batch at a time."""
+) -> Iterator[list[list[Any]]]:
+    """The rows as the driver's values, one list per column in ``order``, a batch at a time."""
     if isinstance(rows, pa.Table):
         for start in range(0, rows.num_rows, _BATCH):
             part = rows.slice(start, _BATCH)
-            columns = [_arrow_values(part.column(k).combine_chunks(), dialect) for k in order]
-            yield list(zip(*columns, strict=True))
+            yield [_arrow_values(part.column(k).combine_chunks(), dialect) for k in order]
         return
     convert = [_converter(table.c[k].type, dialect) for k in order]
     for start in range(0, len(rows), _BATCH):
         batch = rows[start : start + _BATCH]
         # Column by column: one list per column, converted by a map or a comprehension.
-        columns = [
+        yield [
             [row[k] for row in batch] if f is None else f([row[k] for row in batch])
             for k, f in zip(order, convert, strict=True)
         ]
+
+
+def _batches(
+    table: Table, rows: Rows, order: Sequence[str], dialect: Dialect
+) -> Iterator[list[Any]]:
+    """The rows as tuples of the driver's values, in ``order``, a batch at a time."""
+    for columns in _column_batches(table, rows, order, dialect):
         yield list(zip(*columns, strict=True))
+
+
+def _pages(
+    table: Table, rows: Rows, order: Sequence[str], dialect: Dialect, page: int
+) -> Iterator[list[Any]]:
+    """The parameters of each multi-row INSERT of ``page`` rows, row after row in one flat
+    list, filled a column at a time by slice assignment: no tuple per row to build and then
+    take apart again."""
+    width = len(order)
+    for columns in _column_batches(table, rows, order, dialect):
+        count = len(columns[0])
+        for start in range(0, count, page):
+            stop = min(start + page, count)
+            params: list[Any] = [None] * ((stop - start) * width)
+            for position, values in enumerate(columns):
+                params[position::width] = values[start:stop]
+            yield params
 
 
 def upsert(session: Session, table: Table, rows: Rows) -> int:
@@ -160,23 +189,24 @@ def _sqlite_upsert(
     dialect = connection.dialect
     empty = connection.exec_driver_sql(f'SELECT 1 FROM "{table.name}" LIMIT 1').first() is None
     bulk = empty and _unique_keys(rows, count)
-    statement = _values_row(table, keys, dialect)
+    # Rows written with the version the transaction will make are not written a second time
+    # by bump_data_version's stamp (a million new rows took it as long again as their index).
+    version = upcoming(connection) if tracked(table) else None
+    statement = _values_row(table, keys, dialect, pending(table, version))
     sql, order = _driver_sql(
-        statement if bulk else _on_conflict(statement, table, keys), keys, dialect
+        statement if bulk else _on_conflict(statement, table, keys, version), keys, dialect
     )
     rebuilt = (
         [index for index in table.indexes if not index.unique] if bulk and count >= _BULK else []
     )
+    page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // len(order)))
     cache = int(connection.exec_driver_sql("PRAGMA cache_size").scalar_one())
     if count >= _BULK:
         connection.exec_driver_sql(f"PRAGMA cache_size = -{_BULK_CACHE_KIB}")
     try:
         for index in rebuilt:
             index.drop(connection)
-        changed = sum(
-            _sqlite_pages(connection, sql, len(order), params)
-            for params in _batches(table, rows, order, dialect)
-        )
+        changed = _sqlite_pages(connection, sql, order, _pages(table, rows, order, dialect, page))
         for index in rebuilt:
             index.create(connection)
     finally:
@@ -193,21 +223,27 @@ def _unique_keys(rows: Rows, count: int) -> bool:
     return len({(row["source"], row["source_id"]) for row in rows}) == count
 
 
-def _sqlite_pages(connection: Connection, sql: str, width: int, params: list[Any]) -> int:
-    """Run the one-row ``sql`` over ``params`` as multi-row INSERTs, as SQLAlchemy did: sqlite3's
-    executemany steps the statement once per row, which took SQLite itself half as long again
-    (3.1 s against 1.9 s for the 300,000 rows of a 100,000-opportunity import)."""
-    group = "(" + ", ".join(["?"] * width) + ")"
-    head, values, tail = sql.partition(f" VALUES {group}")
-    assert values, sql
-    page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // width))
+def _sqlite_pages(
+    connection: Connection, sql: str, order: Sequence[str], pages: Iterable[list[Any]]
+) -> int:
+    """Run the one-row ``sql`` over ``pages`` (flat parameters, see ``_pages``) as multi-row
+    INSERTs, as SQLAlchemy did: sqlite3's executemany steps the statement once per row, which
+    took SQLite itself half as long again (3.1 s against 1.9 s for the 300,000 rows of a
+    100,000-opportunity import)."""
+    head, values, rest = sql.partition(" VALUES (")
+    inside, _, tail = rest.partition(")")  # bound "?"s and literal numbers: no parenthesis
+    group = f"({inside})"
+    width = len(order)
+    assert values and inside.count("?") == width, sql
+    statements: dict[int, str] = {}
     changed = 0
-    for start in range(0, len(params), page):
-        rows = params[start : start + page]
-        statement = f"{head} VALUES {', '.join([group] * len(rows))}{tail}"
+    for params in pages:
+        rows = len(params) // width
+        if rows not in statements:
+            statements[rows] = f"{head} VALUES {', '.join([group] * rows)}{tail}"
         # No RETURNING: rowcount is sqlite3_changes(), the rows inserted or updated (an update
         # whose WHERE is false counts 0), without the rows triggers might change.
-        changed += connection.exec_driver_sql(statement, tuple(chain.from_iterable(rows))).rowcount
+        changed += connection.exec_driver_sql(statements[rows], tuple(params)).rowcount
     return changed
 
 

@@ -17,7 +17,7 @@ from bot.store.database import (
     transaction,
 )
 from bot.store.facts_loader import FactsCache, load_facts
-from bot.store.models import Base, Opportunity, Rep, Team
+from bot.store.models import Base, Opportunity, OpportunityHistory, Rep, Team
 from bot.store.upsert import ids_by_source_id, upsert
 
 
@@ -142,7 +142,9 @@ def test_upsert_stores_values_as_sqlalchemy_binds_them(store: Engine) -> None:
         assert raw["fast"] == raw["slow-full"]
         assert raw["fast-2"] == raw["slow"]
         orm = {o.source_id: o for o in session.scalars(select(Opportunity))}
-        columns = [c.key for c in OPPORTUNITIES.c if c.key not in ("id", "source_id")]
+        # changed_in: the upsert marks its rows with the version the transaction will make
+        # (SQLite) where the ORM's insert leaves NULL; both mean pending (bot.store.changes).
+        columns = [c.key for c in OPPORTUNITIES.c if c.key not in ("id", "source_id", "changed_in")]
         for a, b in (("fast", "slow-full"), ("fast-2", "slow")):
             assert [getattr(orm[a], c) for c in columns] == [getattr(orm[b], c) for c in columns]
         assert orm["fast"].amount == Decimal("1234.56")
@@ -195,3 +197,30 @@ def test_upsert_rejects_values_sqlalchemy_would_reject(sqlite_store: Engine) -> 
         with pytest.raises((TypeError, StatementError)):
             upsert(session, OPPORTUNITIES, [_opportunity("o", is_won="yes")])
         assert upsert(session, OPPORTUNITIES, []) == 0
+
+
+def test_rows_carry_the_version_their_bump_makes_and_the_history_records_them(
+    store: Engine,
+) -> None:
+    """On SQLite the upsert marks its rows with the version the transaction will make (it
+    holds the write lock); on PostgreSQL with NULL, stamped by the bump. Either way every row
+    ends with the version it changed in, and the history records each change once."""
+    with transaction(session_factory(store)) as session:
+        upsert(session, OPPORTUNITIES, [_opportunity(f"o{i}") for i in range(3)])
+        before = set(session.scalars(select(Opportunity.changed_in)))
+        assert before == ({1} if store.dialect.name == "sqlite" else {None})
+        first = bump_data_version(session)
+    with transaction(session_factory(store)) as session:
+        changed = [_opportunity("o0", amount=Decimal("1.00")), _opportunity("o1")]
+        upsert(session, OPPORTUNITIES, [*changed, _opportunity("o3")])
+        second = bump_data_version(session)
+    with session_factory(store)() as session:
+        marks = dict(session.execute(select(Opportunity.source_id, Opportunity.changed_in)).all())
+        recorded = session.execute(
+            select(Opportunity.source_id, func.count())
+            .join(OpportunityHistory, OpportunityHistory.opportunity_id == Opportunity.id)
+            .group_by(Opportunity.source_id)
+        ).all()
+    assert (first, second) == (1, 2)
+    assert marks == {"o0": second, "o1": first, "o2": first, "o3": second}
+    assert dict(recorded) == {"o0": 2, "o1": 1, "o2": 1, "o3": 1}
