@@ -249,13 +249,15 @@ class Facts:
         (by ``metrics.kpis.prepare_indexes``), as plain arrays a snapshot can store."""
         whole = self._columns.get((table, Scope.company()), {})
         orders: dict[str, DateOrder] = {}
-        parts: dict[tuple[Scope, str, Only], np.ndarray | None] = {}
+        parts: dict[tuple[Scope, str, Only], tuple[np.ndarray | None, dict[str, np.ndarray]]]
+        parts = {}
         for (of, scope, by, only), index in self._ordered.items():
             if of == table:
                 orders[by] = index.table
-                parts[(scope, by, only)] = index.among
+                parts[(scope, by, only)] = (index.among, index.kept)
         return TableIndexes(
-            columns={name: a for name, a in whole.items() if a.dtype.kind in "biufM"},
+            # Numbers, codes and days this object made (a view of the table is the table's).
+            columns={n: a for n, a in whole.items() if a.dtype.kind in "biufM" and a.flags.owndata},
             groups={column: g for (of, column), g in self._groups.items() if of == table},
             orders=orders,
             parts=parts,
@@ -268,8 +270,9 @@ class Facts:
         for column, groups in indexes.groups.items():
             self._groups[(table, column)] = groups
         whole = self._gatherer(table)
-        for (scope, by, only), among in indexes.parts.items():
-            self._ordered[(table, scope, by, only)] = Ordered(whole, by, indexes.orders[by], among)
+        for (scope, by, only), (among, kept) in indexes.parts.items():
+            index = Ordered(whole, by, indexes.orders[by], among, dict(kept))
+            self._ordered[(table, scope, by, only)] = index
 
     def _gatherer(self, table: str) -> Callable[[str], np.ndarray]:
         """``table``'s whole columns, for its indexes. Through a weak reference: the facts

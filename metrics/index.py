@@ -15,7 +15,9 @@ past day stood). What is kept is small, because a serving process keeps one per 
   (int32; none when the table is already in that order), the dates and the columns the KPIs
   read, gathered in that order when first read, so that the company's periods are views;
 - per scope (``Ordered.part``): the positions of its rows in that order (int32, ascending), so
-  all the teams of a table together cost four bytes a row; a read gathers its period's rows.
+  all the teams of a table together cost four bytes a row; a read gathers its period's rows,
+  except from the columns the scope keeps gathered whole (``Ordered.keep``: the deals by close
+  date, which every answer reads for every team of its breakdown).
 
 A snapshot publishes all of it (``TableIndexes``), so that serving processes map it instead.
 """
@@ -65,13 +67,16 @@ class Ordered:
         by: str,
         table: DateOrder,
         among: np.ndarray | None = None,
+        kept: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Use ``of_table`` and ``part``. ``whole`` gives a column of the whole table;
-        ``among``: this scope's positions in ``table``'s order (None: the whole table)."""
+        ``among``: this scope's positions in ``table``'s order (None: the whole table);
+        ``kept``: this scope's columns gathered whole in that order (``keep``)."""
         self._whole = whole
         self.by = by
         self.table = table
         self.among = among
+        self.kept = {} if kept is None else kept
 
     @classmethod
     def of_table(cls, whole: Callable[[str], np.ndarray], by: str) -> Ordered:
@@ -121,14 +126,28 @@ class Ordered:
         # table's run [lo, hi) are one run of its own.
         return slice(int(self.among.searchsorted(lo)), int(self.among.searchsorted(hi)))
 
+    def keep(self, names: tuple[str, ...]) -> None:
+        """Gather this scope's ``names`` columns (and ``by``) whole, in date order, and keep
+        them, so that its periods' reads of them are views: for the reads every answer makes
+        for every team (a snapshot publishes them, so serving processes map them)."""
+        if self.among is None:
+            return  # the table's columns in date order are views already
+        for name in (self.by, *names):
+            if name not in self.kept:
+                self.kept[name] = self._column(name)[self.among]
+
     def between(
         self, first: date | None, last: date | None, names: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``:
-        views for the whole table, the run's rows gathered for a scope."""
+        views for the whole table and for the columns a scope keeps, the run's rows gathered
+        for the others."""
         run = self.span(first, last)
         rows = run if self.among is None else self.among[run]
-        return {name: self._column(name)[rows] for name in (self.by, *names)}
+        return {
+            name: self.kept[name][run] if name in self.kept else self._column(name)[rows]
+            for name in (self.by, *names)
+        }
 
     def within(self, period: Period, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated in ``period``."""
@@ -148,4 +167,6 @@ class TableIndexes:
     columns: dict[str, np.ndarray]  # name -> the whole column (numbers, codes, days)
     groups: dict[str, dict[str, np.ndarray]]  # scope column -> scope name -> row positions
     orders: dict[str, DateOrder]  # date column -> the table in that order
-    parts: dict[tuple[Scope, str, Only], np.ndarray | None]  # (scope, date, only) -> among
+    # (scope, date, only) -> its positions in the date order (None: every row), and the
+    # columns it keeps gathered in that order
+    parts: dict[tuple[Scope, str, Only], tuple[np.ndarray | None, dict[str, np.ndarray]]]

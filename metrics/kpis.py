@@ -168,6 +168,12 @@ _USUAL_INDEXES = (
     ("opportunities", "created", None),
     ("leads", "created", None),
 )
+# What each team's and region's index keeps gathered: the deals by close date, which an
+# answer reads for every team of its breakdown (its status weighs revenue and forecast).
+_KEPT = {
+    ("opportunities", "close", ("status_code", WON)): ("amount", "created"),
+    ("opportunities", "close", None): _DEALS,
+}
 _GATHERED = (
     ("opportunities", "close", _DEALS),
     ("opportunities", "created", ("amount",)),
@@ -195,7 +201,7 @@ def prepare_indexes(
     for scope in scopes:
         for table, by, only in _USUAL_INDEXES:
             if table in chosen:
-                facts.ordered(table, scope, by, only=only)
+                facts.ordered(table, scope, by, only=only).keep(_KEPT.get((table, by, only), ()))
 
 
 def prepared_indexes(facts: Facts, table: str) -> TableIndexes:

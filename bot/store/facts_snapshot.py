@@ -147,8 +147,9 @@ def _write_indexes(folder: Path, table: str, indexes: TableIndexes, rows: int) -
                     "by": by,
                     "only": None if only is None else list(only),
                     "among": put(among),
+                    "kept": {name: put(a) for name, a in kept.items()},
                 }
-                for (scope, by, only), among in indexes.parts.items()
+                for (scope, by, only), (among, kept) in indexes.parts.items()
             ],
         }
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
@@ -192,7 +193,8 @@ def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
         },
         parts={
             (scope(*p["scope"]), p["by"], None if p["only"] is None else tuple(p["only"])): (
-                None if p["among"] is None else get(p["among"])
+                None if p["among"] is None else get(p["among"]),
+                {name: get(entry) for name, entry in p["kept"].items()},
             )
             for p in manifest["parts"]
         },

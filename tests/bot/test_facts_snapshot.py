@@ -235,7 +235,7 @@ def _index_arrays(facts: Facts) -> list[np.ndarray]:
     for index in facts._ordered.values():
         table = index.table
         arrays += [a for a in (table.order, table.dates, index.among) if a is not None]
-        arrays += list(table.columns.values())
+        arrays += list(table.columns.values()) + list(index.kept.values())
     return arrays
 
 

@@ -124,6 +124,18 @@ def test_a_scope_shares_the_tables_order_and_keeps_only_four_bytes_a_row() -> No
     assert team.table is table.table and list(table.table.columns) == ["amount"]
 
 
+def test_a_scope_that_keeps_its_columns_reads_views_of_them_and_the_same_rows() -> None:
+    whole = {"close": DATES, "amount": AMOUNTS}
+    table = Ordered.of_table(whole.__getitem__, "close")
+    team = table.part(np.array([0, 1, 2, 3, 5]))
+    before = team.between(None, date(2026, 7, 3), ("amount",))
+    team.keep(("amount",))
+    after = team.between(None, date(2026, 7, 3), ("amount",))
+    assert after["amount"].tolist() == before["amount"].tolist() == [60, 30, 10, 40]
+    assert np.shares_memory(after["amount"], team.kept["amount"])
+    assert np.shares_memory(after["close"], team.kept["close"])
+
+
 def test_facts_keep_one_index_per_table_scope_and_date_and_the_past_gets_its_own() -> None:
     facts = company()
     team = Scope(Level.TEAM, "A")
