@@ -33,6 +33,7 @@ from bot.store.models import (
 from bot.store.upsert import delete_sourced, upsert
 from tests.bot.test_facts_snapshot import (
     RATES,
+    _answers,
     _company,
     _engine,
     _refer,
@@ -89,9 +90,11 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                 assert_same_facts(
                     refreshed, load_facts(engine, "EUR", RATES, 0.5), exact_categories=False
                 )
-                # What a serving process maps is the same.
+                # What a serving process maps is the same, and so are the answers it gives
+                # from the indexes published with it (some linked from earlier snapshots).
                 served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
                 assert_same_facts(served.get(), refreshed)
+                assert _answers(served.get()) == _answers(load_facts(engine, "EUR", RATES, 0.5))
         finally:
             engine.dispose()
 
