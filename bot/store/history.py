@@ -209,9 +209,15 @@ def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
         .over(partition_by=history.opportunity_id, order_by=history.valid_from)
         .label("previous_close"),
     )
+    # A push needs an earlier interval: the window reads only the deals with two or more
+    # (after a first import, none of a million), found by a scan of the index alone.
+    changed = (
+        select(history.opportunity_id).group_by(history.opportunity_id).having(func.count() > 1)
+    )
     if deals is not None:
-        # Inside the window's query: a filter outside it would not reach the index.
-        lagged = lagged.where(history.opportunity_id.in_(deals))
+        changed = changed.where(history.opportunity_id.in_(deals))
+    # Inside the window's query: a filter outside it would not reach the index.
+    lagged = lagged.where(history.opportunity_id.in_(changed))
     steps = lagged.subquery()
     return (
         select(
