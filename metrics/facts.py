@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from metrics.index import DateOrder, Only, Ordered, TableIndexes
+from metrics.index import DateOrder, Only, Ordered, Part, TableIndexes
 from metrics.periods import Period
 from metrics.scopes import Level, Scope
 
@@ -234,10 +234,9 @@ class Facts:
         e.g. ``("status_code", WON)``), only the rows holding that value."""
         key = (table, scope, by, only)
         if key not in self._ordered:
-            rows = self._rows(table, scope)
             if only is not None:
                 index = self.ordered(table, scope, by).rows_where(*only)
-            elif rows is None:  # the company
+            elif (rows := self._rows(table, scope)) is None:  # the company
                 index = Ordered.of_table(self._gatherer(table), by)
             else:
                 index = self.ordered(table, Scope.company(), by).part(rows)
@@ -249,8 +248,7 @@ class Facts:
         (by ``metrics.kpis.prepare_indexes``), as plain arrays a snapshot can store."""
         whole = self._columns.get((table, Scope.company()), {})
         orders: dict[str, DateOrder] = {}
-        parts: dict[tuple[Scope, str, Only], tuple[np.ndarray | None, dict[str, np.ndarray]]]
-        parts = {}
+        parts: dict[tuple[Scope, str, Only], Part] = {}
         for (of, scope, by, only), index in self._ordered.items():
             if of == table:
                 orders[by] = index.table

@@ -155,6 +155,8 @@ class Ordered:
 
 
 Only = tuple[str, int] | None  # rows holding one value of a column (``Ordered.rows_where``)
+# A scope's positions in the date order (None: every row) and the columns it keeps gathered
+Part = tuple[np.ndarray | None, dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,4 @@ class TableIndexes:
     columns: dict[str, np.ndarray]  # name -> the whole column (numbers, codes, days)
     groups: dict[str, dict[str, np.ndarray]]  # scope column -> scope name -> row positions
     orders: dict[str, DateOrder]  # date column -> the table in that order
-    # (scope, date, only) -> its positions in the date order (None: every row), and the
-    # columns it keeps gathered in that order
-    parts: dict[tuple[Scope, str, Only], tuple[np.ndarray | None, dict[str, np.ndarray]]]
+    parts: dict[tuple[Scope, str, Only], Part]  # (scope, date column, only) -> its part

@@ -87,7 +87,7 @@ def _scripts() -> ScriptDirectory:
 
 
 def head_revision(scripts: ScriptDirectory | None = None) -> str:
-    """The newest revision of Alembic's scripts (``bot.migrations.HEAD`` names it too)."""
+    """The newest revision of Alembic's scripts (``HEAD`` names it too)."""
     head = (scripts or _scripts()).get_current_head()
     assert head is not None, "no Alembic revision in bot.migrations"
     return head
