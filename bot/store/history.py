@@ -79,18 +79,24 @@ def record_history(session: Session, at: datetime, version: int) -> int:
         *(expression.is_distinct_from(history.__table__.c[name]) for name, expression in tracked)
     )
     pending = pending_in(Opportunity, version)
-    session.execute(
-        update(history)
-        .where(
-            # The IN drives the statement from the pending deals' index to the history's.
-            history.opportunity_id.in_(select(Opportunity.id).where(pending)),
-            history.valid_to.is_(None),
-            exists().where(Opportunity.id == history.opportunity_id, changed),
+    # A first import finds no history: every pending deal opens its first interval, and the
+    # check for a current one (which makes SQLite buffer the rows of an INSERT that reads its
+    # own table: 2.7 s instead of 1.2 s for a million deals) is left out.
+    first = session.execute(select(history.id).limit(1)).first() is None
+    if not first:
+        session.execute(
+            update(history)
+            .where(
+                # The IN drives the statement from the pending deals' index to the history's.
+                history.opportunity_id.in_(select(Opportunity.id).where(pending)),
+                history.valid_to.is_(None),
+                exists().where(Opportunity.id == history.opportunity_id, changed),
+            )
+            .values(valid_to=at)
+            .execution_options(synchronize_session=False)
         )
-        .values(valid_to=at)
-        .execution_options(synchronize_session=False)
-    )
     current = exists().where(history.opportunity_id == Opportunity.id, history.valid_to.is_(None))
+    opening = pending if first else and_(pending, ~current)
     names = ["opportunity_id", "valid_from", *(name for name, _ in tracked)]
     opened = session.execute(
         insert(history).from_select(
@@ -99,7 +105,7 @@ def record_history(session: Session, at: datetime, version: int) -> int:
                 Opportunity.id,
                 literal(at, DateTime(timezone=True)),
                 *(expression for _, expression in tracked),
-            ).where(pending, ~current),
+            ).where(opening),
         )
     )
     return int(opened.rowcount)  # type: ignore[attr-defined]

@@ -83,7 +83,7 @@ class Account(_Sourced, Base):
 class Lead(_Sourced, _Tracked, Base):
     __tablename__ = "leads"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
-    created_at: Mapped[date] = mapped_column(Date, index=True)
+    created_at: Mapped[date] = mapped_column(Date)
     channel: Mapped[str | None] = mapped_column(String(100))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
     converted_at: Mapped[date | None] = mapped_column(Date)
@@ -103,7 +103,7 @@ class Opportunity(_Sourced, _Tracked, Base):
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[date | None] = mapped_column(Date)
-    close_date: Mapped[date | None] = mapped_column(Date, index=True)
+    close_date: Mapped[date | None] = mapped_column(Date)
     probability: Mapped[float | None] = mapped_column(Float)
     forecast_category: Mapped[str | None] = mapped_column(String(40))
     last_activity_at: Mapped[date | None] = mapped_column(Date)
@@ -141,7 +141,7 @@ class OpportunityHistory(Base):
 class Spend(_Sourced, _Tracked, Base):
     __tablename__ = "spend"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
-    date: Mapped[date] = mapped_column(Date, index=True)
+    date: Mapped[date] = mapped_column(Date)
     channel: Mapped[str | None] = mapped_column(String(100))
     amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
     currency: Mapped[str] = mapped_column(String(3))
@@ -152,7 +152,7 @@ class Spend(_Sourced, _Tracked, Base):
 class Survey(_Sourced, _Tracked, Base):
     __tablename__ = "surveys"
     __table_args__ = (UniqueConstraint("source", "source_id"),)
-    date: Mapped[date] = mapped_column(Date, index=True)
+    date: Mapped[date] = mapped_column(Date)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
     kind: Mapped[str] = mapped_column(String(10))

@@ -19,6 +19,8 @@ from bot.service import KpiService
 from bot.settings import load_settings
 from bot.store import database
 from bot.store.database import SchemaNotCurrent, ensure_schema, head_revision, migrate
+from bot.store.models import Base
+from bot.store.teams_models import TeamsConversation  # noqa: F401 - its table in Base
 from tests.bot.delivery_support import (
     environment,
     finish,
@@ -56,6 +58,25 @@ def test_migrate_on_sqlite_reports_what_it_did_and_is_idempotent(tmp_path: Path)
 def test_the_head_a_process_checks_without_alembic_is_alembics_head() -> None:
     """A new revision must name itself in ``bot.store.database.HEAD`` too."""
     assert database.HEAD == HEAD
+
+
+def test_the_migrated_schema_has_the_models_tables_columns_and_indexes(store: Engine) -> None:
+    """The migrations and the models agree, on each database: an index the models drop (the
+    facts' date indexes, which no query reads) is dropped by a migration too, and the reverse."""
+    inspector = inspect(store)
+    for table in Base.metadata.sorted_tables:
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        assert columns == {column.name for column in table.columns}, table.name
+        indexes = {
+            (index["name"], tuple(index["column_names"]), bool(index["unique"]))
+            for index in inspector.get_indexes(table.name)
+            if not index.get("duplicates_constraint")  # PostgreSQL's unique constraints
+        }
+        expected = {
+            (index.name, tuple(column.name for column in index.columns), bool(index.unique))
+            for index in table.indexes
+        }
+        assert indexes == expected, table.name
 
 
 def test_a_process_whose_store_is_current_does_not_import_alembic(tmp_path: Path) -> None:
