@@ -115,7 +115,13 @@ from bot.importers.values import KINDS_BY_NAME, Parser, field_limit, parser
 from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base
-from bot.store.upsert import delete_sourced, ids_by_source_id, undeleted_source_ids, upsert
+from bot.store.upsert import (
+    delete_sourced,
+    ids_by_source_id,
+    repeats,
+    undeleted_source_ids,
+    upsert,
+)
 
 _NAME_LOOKUP_BATCH = 500
 _CREATED_SHOWN = 5
@@ -593,14 +599,12 @@ class _Import:
         row that repeats an id with the same values is merged into the first, with other values
         it is bad."""
         good = np.flatnonzero(~failures.mask(stored.num_rows))
-        keys = stored.column("source_id").take(good).combine_chunks()
-        codes = keys.dictionary_encode().indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-        repeats = np.flatnonzero(first[inverse] != np.arange(len(good)))
-        if not len(repeats):
+        keys = stored.column("source_id")
+        repeated, first = repeats([keys if len(good) == len(keys) else keys.take(good)])
+        if not len(repeated):
             return good, 0
-        firsts = good[first[inverse[repeats]]]
-        again = good[repeats]
+        firsts = good[first]
+        again = good[repeated]
         earlier = stored.take(firsts).to_pylist()
         later = stored.take(again).to_pylist()
         merged = 0

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
@@ -218,9 +220,63 @@ def _unique_keys(rows: Rows, count: int) -> bool:
     """Whether no two rows share a (source, source_id): only then may an empty table take
     plain INSERTs (a repeat would fail the unique constraint instead of updating)."""
     if isinstance(rows, pa.Table):
-        pairs = rows.select(["source", "source_id"])
-        return pairs.group_by(["source", "source_id"]).aggregate([]).num_rows == count
+        again, _ = repeats([rows.column("source"), rows.column("source_id")])
+        return not len(again)
     return len({(row["source"], row["source_id"]) for row in rows}) == count
+
+
+def repeats(
+    columns: Sequence[pa.Array[Any] | pa.ChunkedArray[Any]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The positions of the rows whose key (their values in ``columns``, a null equal to a
+    null) an earlier row has already, in ascending order, and the position of that earlier
+    row, the first with the key, for each.
+
+    Found by a stable sort and a comparison of neighbours: hashing two million distinct ids
+    took 1.5 s here, sorting them 0.2 s."""
+    keys = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns]
+    count = len(keys[0])
+    none = np.zeros(0, dtype=np.int64)
+    if count < 2:
+        return none, none
+    # A column of one value (the source) sets no order, and sorting by it cost as much again.
+    keys = [key for key in keys if not _constant(key)]
+    if not keys:  # every row has the first row's key
+        return np.arange(1, count, dtype=np.int64), np.zeros(count - 1, dtype=np.int64)
+    names = [str(number) for number in range(len(keys))]
+    order = pc.sort_indices(
+        pa.table(dict(zip(names, keys, strict=True))),
+        sort_keys=[(name, "ascending") for name in names],
+    ).to_numpy()
+    same = np.ones(count - 1, dtype=bool)
+    for key in keys:
+        ordered = key.take(order)
+        later, earlier = ordered.slice(1), ordered.slice(0, count - 1)
+        equal: Any = pc.equal(later, earlier).fill_null(False)
+        same &= np.asarray(equal.to_numpy(zero_copy_only=False), dtype=bool) | (
+            _is_null(later) & _is_null(earlier)
+        )
+    repeated = np.concatenate(([False], same))
+    if not repeated.any():
+        return none, none
+    # The stable sort puts the first row of each key at the start of its run.
+    starts = np.flatnonzero(~repeated)
+    run = np.cumsum(~repeated) - 1
+    again, firsts = order[repeated], order[starts[run[repeated]]]
+    ascending = np.argsort(again, kind="stable")
+    return again[ascending].astype(np.int64), firsts[ascending].astype(np.int64)
+
+
+def _is_null(values: pa.Array[Any]) -> npt.NDArray[np.bool_]:
+    return np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _constant(values: pa.Array[Any]) -> bool:
+    """Whether every value is the same (all nulls included)."""
+    if values.null_count:
+        return values.null_count == len(values)
+    extremes = pc.min_max(values)
+    return bool(extremes["min"] == extremes["max"])
 
 
 def _sqlite_pages(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, insert, inspect, select, text
 from sqlalchemy.exc import StatementError
 
@@ -18,7 +21,7 @@ from bot.store.database import (
 )
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.models import Base, Opportunity, OpportunityHistory, Rep, Team
-from bot.store.upsert import ids_by_source_id, upsert
+from bot.store.upsert import ids_by_source_id, repeats, upsert
 
 
 def seed(engine: Engine, amount: str = "1000.00") -> int:
@@ -224,3 +227,33 @@ def test_rows_carry_the_version_their_bump_makes_and_the_history_records_them(
     assert (first, second) == (1, 2)
     assert marks == {"o0": second, "o1": first, "o2": first, "o3": second}
     assert dict(recorded) == {"o0": 2, "o1": 1, "o2": 1, "o3": 1}
+
+
+_KEY_VALUES = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c"])), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=_KEY_VALUES, second=_KEY_VALUES, constant=st.sampled_from([None, "crm"]))
+def test_repeats_are_the_rows_whose_key_an_earlier_row_has(
+    first: list[str | None], second: list[str | None], constant: str | None
+) -> None:
+    """The sort behind the import's merge of repeated ids and the bulk path's uniqueness check
+    agrees with a plain dictionary of first rows, nulls equal to nulls, a constant column
+    (the source) included."""
+    count = min(len(first), len(second))
+    columns = [pa.array([constant] * count, pa.string()), pa.array(first[:count], pa.string())]
+    columns.append(pa.array(second[:count], pa.string()))
+    seen: dict[tuple[str | None, ...], int] = {}
+    expected_again, expected_first = [], []
+    for position in range(count):
+        key = tuple(column[position].as_py() for column in columns)
+        if key in seen:
+            expected_again.append(position)
+            expected_first.append(seen[key])
+        else:
+            seen[key] = position
+
+    again, earlier = repeats(columns)
+
+    assert again.tolist() == expected_again
+    assert earlier.tolist() == expected_first
