@@ -108,6 +108,12 @@ def _parse_time(raw: str | None) -> datetime | None:
     return None if not raw else datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+def _percent(probability: Any) -> str | None:
+    """A probability as Salesforce gives it, 0 to 100, marked as a percentage: the import reads
+    a bare 1 or 0.5 as a share (100 %, 50 %), which in Salesforce means 1 % and 0.5 %."""
+    return None if probability is None else f"{probability}%"
+
+
 def _field(record: Mapping[str, Any], path: str) -> Any:
     value: Any = record
     for part in path.split("."):
@@ -288,8 +294,7 @@ class SalesforceConnector:
                     values["probability"] = stage.get("DefaultProbability")
                 if values.get("forecast_category") is None:
                     values["forecast_category"] = stage.get("ForecastCategoryName")
-                if values.get("probability") is not None:
-                    values["probability"] = f"{values['probability']}%"  # 0-100 in Salesforce
+                values["probability"] = _percent(values.get("probability"))
             owner = values.get("owner")
             if isinstance(owner, str) and owner.startswith(_QUEUE_PREFIX):
                 values["owner"] = None
@@ -319,11 +324,13 @@ class SalesforceConnector:
             if row["Field"] == "Owner" and row["DataType"] != "EntityId":
                 continue
             at = _parse_time(row["CreatedDate"])
+            old, new = row["OldValue"], row["NewValue"]
+            if row["Field"] == "Probability":
+                old, new = _percent(old), _percent(new)
             if at is not None:
                 yield FieldChange(
-                    str(row["OpportunityId"]), _HISTORY_FIELDS[row["Field"]], row["OldValue"],
-                    row["NewValue"], at,
-                )  # fmt: skip
+                    str(row["OpportunityId"]), _HISTORY_FIELDS[row["Field"]], old, new, at
+                )
 
     def budget(self) -> Budget | None:
         usage = self._sf.api_usage.get("api-usage")

@@ -83,7 +83,8 @@ def org() -> Iterator[FakeSalesforce]:
         fake.change(X, "Amount", None, 4000, at("2026-09-10", 10))
         fake.change(X, "CloseDate", "2026-10-31", "2026-11-30", at("2026-10-05"))
         fake.change(X, "StageName", "Qualification", "Negotiation", at("2026-10-20", 14))
-        fake.change(X, "Probability", 30, 60, at("2026-10-20", 14))
+        # Salesforce's probabilities are 0-100: X stood at 1 %, not 100 %, before 20 October.
+        fake.change(X, "Probability", 1, 60, at("2026-10-20", 14))
         fake.change(X, "CloseDate", "2026-11-30", "2027-01-15", at("2026-11-03"))
         fake.change(X, "Amount", 4000, 5000, at("2026-11-03"))
         fake.change(X, "Owner", "005A", "005B", at("2026-11-10", 8), names=("Ann", "Bob"))
@@ -176,11 +177,11 @@ def test_first_sync_rebuilds_the_states_the_field_history_implies(org, store):
         "Prospecting",
         None,
         d("2026-10-31"),
-        0.3,
+        0.01,
         "Ann",
     )
     assert states(store, at("2026-09-20")) == {
-        X: ("open", "Qualification", Decimal("4000.00"), d("2026-10-31"), 0.3, "Ann"),
+        X: ("open", "Qualification", Decimal("4000.00"), d("2026-10-31"), 0.01, "Ann"),
         Y: ("open", "Negotiation", Decimal("6000.00"), d("2026-11-20"), 0.6, "Ann"),
     }
     assert states(store, at("2026-10-10"))[X] == (
@@ -188,7 +189,7 @@ def test_first_sync_rebuilds_the_states_the_field_history_implies(org, store):
         "Qualification",
         Decimal("4000.00"),
         d("2026-11-30"),
-        0.3,
+        0.01,
         "Ann",
     )
     assert states(store, at("2026-10-25")) == {
