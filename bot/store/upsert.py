@@ -34,7 +34,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.store.changes import pending, record_deletions, tracked, upcoming
+from bot.store.changes import pending, record_deletions, upcoming
 
 # Rows converted to the driver's values at a time: bounds the memory of the Python objects.
 _BATCH = 20_000
@@ -193,7 +193,9 @@ def _sqlite_upsert(
     bulk = empty and _unique_keys(rows, count)
     # Rows written with the version the transaction will make are not written a second time
     # by bump_data_version's stamp (a million new rows took it as long again as their index).
-    version = upcoming(connection) if tracked(table) else None
+    # Called for every table: its write begins the transaction (sqlite3 begins one only before
+    # a write), so that a DROP INDEX below is rolled back with the rest if the import fails.
+    version = upcoming(connection)
     statement = _values_row(table, keys, dialect, pending(table, version))
     sql, order = _driver_sql(
         statement if bulk else _on_conflict(statement, table, keys, version), keys, dialect

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, insert, inspect, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.store.database import (
     bump_data_version,
@@ -191,6 +191,24 @@ def test_upsert_in_several_batches_and_in_the_callers_transaction(
         session.rollback()  # the caller owns the transaction: nothing is left behind
     with session_factory(store)() as session:
         assert session.scalar(select(func.count()).select_from(Opportunity)) == 10
+
+
+def test_a_bulk_load_that_fails_leaves_the_indexes_it_dropped(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load into an empty table drops its secondary indexes and builds them again
+    afterwards; when it is its transaction's first write and fails, the rollback brings them
+    back (sqlite3 begins a transaction only before a write, not before a DROP INDEX)."""
+    monkeypatch.setattr("bot.store.upsert._BULK", 2)
+    monkeypatch.setattr("bot.store.upsert._SQLITE_PAGE", 1)
+    rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", None]})
+    # The third rep has no name, a NOT NULL column.
+    with pytest.raises(IntegrityError), transaction(session_factory(sqlite_store)) as session:
+        upsert(session, Rep.__table__, rows)
+    indexes = {index["name"] for index in inspect(sqlite_store).get_indexes("reps")}
+    assert "ix_reps_name" in indexes
+    with session_factory(sqlite_store)() as session:
+        assert session.scalar(select(func.count()).select_from(Rep)) == 0
 
 
 def test_upsert_rejects_values_sqlalchemy_would_reject(sqlite_store: Engine) -> None:
