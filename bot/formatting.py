@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Mapping
 from datetime import date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from importlib.abc import Traversable
@@ -96,6 +97,18 @@ def translations(language: str) -> Translations:
     return Translations(compiled, domain=DOMAIN)
 
 
+def _filled(text: str, values: Mapping[str, object]) -> str:
+    """``text`` with ``values`` filled in. A sentence that ends on a value ending in a full
+    stop, such as an abbreviation (``lun., ven.``), ends there: its own full stop is dropped,
+    as typography wants, rather than printed twice (``ven..``)."""
+    filled = text.format(**values)
+    _, brace, last = text.rpartition("{")
+    name = last[: -len("}.")] if brace and last.endswith("}.") else None
+    if name is not None and name in values and str(values[name]).endswith("."):
+        return filled[:-1]
+    return filled
+
+
 def _with_digits(pattern: NumberPattern, digits: int, *, signed: bool, plus: str) -> NumberPattern:
     """The locale's own pattern with a fixed number of decimals and, if ``signed``, an explicit
     plus sign on positive values (CLDR patterns only carry the minus)."""
@@ -138,14 +151,14 @@ class Formatter:
         text = self._words.gettext(key)
         if text == key:
             raise KeyError(f"no message {key!r} in the {self.language} catalog")
-        return text.format(**values)
+        return _filled(text, values)
 
     def tn(self, key: str, n: int, **values: object) -> str:
         """A phrase that agrees with the count ``n`` (formatted in the locale as ``{n}``)."""
         text = self._words.ngettext(key, f"{key}_plural", n)
         if text in (key, f"{key}_plural"):
             raise KeyError(f"no message {key!r} in the {self.language} catalog")
-        return text.format(n=self.number(n, digits=0), **values)
+        return _filled(text, {"n": self.number(n, digits=0), **values})
 
     # --- numbers -------------------------------------------------------------------------------
 

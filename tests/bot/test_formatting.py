@@ -209,3 +209,19 @@ def test_formatter_for_an_organisation() -> None:
     org = Organisation(name="Acme", locale="fr_FR", timezone="Europe/Paris", currency="EUR")
     fmt = Formatter.for_organisation(org)
     assert (fmt.language, fmt.currency, str(fmt.zone)) == ("fr", "EUR", "Europe/Paris")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "days", "expected"),
+    [
+        (FR, (0, 4), "#ventes recevra le résumé quotidien à 08:30 (Europe/Paris), lun., ven."),
+        (EN, (0, 4), "Subscribed #sales to the daily digest at 08:30 (Europe/Paris), Mon, Fri."),
+    ],
+)
+def test_a_sentence_ending_on_an_abbreviation_ends_with_one_full_stop(
+    fmt: Formatter, days: tuple[int, ...], expected: str
+) -> None:
+    names = ", ".join(fmt.weekday(day) for day in days)
+    channel = "#ventes" if fmt is FR else "#sales"
+    said = fmt.t("subscribed", channel=channel, time="08:30", zone="Europe/Paris", days=names)
+    assert said == expected
