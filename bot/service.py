@@ -141,6 +141,12 @@ class KpiService:
         if facts is not None:
             self._cache.prepare_past(datetime.now(UTC), facts)
 
+    def catch_up(self) -> None:
+        """Hold the facts of the store's data version before going on: for a process that has
+        just written (``/kpi sync`` from chat), so that the answers after its "done" read what
+        it wrote instead of starting the swap to it."""
+        self._cache.caught_up()
+
     def wait_for_facts(self) -> None:
         """Wait for what is being brought up to date in the background (newer facts, their
         indexes, the past states): for a benchmark that measures each step."""

@@ -120,7 +120,10 @@ def scheduler_sync(settings: Settings, service: KpiService) -> Callable[[datetim
         with lock:
             if not runtimes:
                 runtimes.append(build_runtime(settings, engine=service.engine))
-            return sync(runtimes[0], now)
+            summary = sync(runtimes[0], now)
+        # "Done" once this process answers from what the sync wrote, not before.
+        service.catch_up()
+        return summary
 
     return run
 
