@@ -6,12 +6,16 @@ blocks the event loop.
 A request to ``/slack/events`` is read at most ``max_body_bytes`` far (Slack's payloads are a
 few kilobytes): a larger ``Content-Length``, or a streamed (chunked) body that grows past the
 limit, is answered 413 at once and the connection closed, so the rest is never read into
-memory. Then ``bot.slack_requests.accept`` checks the signature and the body's shape; only
+memory. A body must also arrive whole within ``body_seconds`` (Slack's and Teams' arrive at
+once): one that trickles in is answered 408 and the connection closed, so that a client
+sending a byte now and then cannot hold a connection and a worker for as long as it likes.
+Then ``bot.slack_requests.accept`` checks the signature and the body's shape; only
 then does Bolt see the request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -29,22 +33,30 @@ from bot.slack_requests import Refused, accept
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY_BYTES = 1024 * 1024
+BODY_SECONDS = 10.0
+# Refusals after which the connection is closed: the rest of the body is not read, nor waited for.
+HANG_UP = frozenset({408, 413})
 
 logger = logging.getLogger(__name__)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or ``Refused(413)`` as soon as it is known to exceed ``limit``."""
+async def read_body(request: Request, limit: int, seconds: float = BODY_SECONDS) -> bytes:
+    """The request body, or ``Refused(413)`` as soon as it is known to exceed ``limit``, or
+    ``Refused(408)`` when it has not arrived whole ``seconds`` after the first read."""
     declared = request.headers.get("content-length", "")
     # The server has checked that Content-Length is digits; compare lengths before int() so
     # that a thousand-digit value costs nothing.
     if declared.isdigit() and (len(declared) > len(str(limit)) or int(declared) > limit):
         raise Refused(413, f"body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, f"body larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise Refused(413, f"body larger than {limit} bytes")
+    except TimeoutError:
+        raise Refused(408, f"body not received within {seconds:g} s") from None
     return bytes(body)
 
 
@@ -54,18 +66,18 @@ def slack_events_route(
     *,
     clock: Clock | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_seconds: float = BODY_SECONDS,
 ) -> Route:
     """``clock`` is the signature check's (Slack's documented example is five years old)."""
     verifier = SignatureVerifier(signing_secret, clock=clock or Clock())
 
     async def events(request: Request) -> Response:
         try:
-            text = accept(request.headers, await read_body(request, max_body_bytes), verifier)
+            body = await read_body(request, max_body_bytes, body_seconds)
+            text = accept(request.headers, body, verifier)
         except Refused as refusal:
             logger.info("refused a request to %s: %d %s", EVENTS_PATH, refusal.status, refusal)
-            # Closing makes the server drop the rest of an oversized body instead of draining it.
-            close = {"Connection": "close"} if refusal.status == 413 else None
-            return JSONResponse({"error": refusal.reason}, refusal.status, headers=close)
+            return refused(refusal)
         bolt_request = BoltRequest(
             body=text,
             query=request.url.query,
@@ -75,6 +87,13 @@ def slack_events_route(
         return to_starlette_response(response)
 
     return Route(EVENTS_PATH, events, methods=["POST"])
+
+
+def refused(refusal: Refused) -> Response:
+    """The answer to a refused request; closing the connection makes the server drop the rest
+    of an oversized or trickling body instead of draining it."""
+    close = {"Connection": "close"} if refusal.status in HANG_UP else None
+    return JSONResponse({"error": refusal.reason}, refusal.status, headers=close)
 
 
 async def healthz(_: Request) -> Response:
@@ -93,11 +112,13 @@ def build_asgi(
     *,
     clock: Clock | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_seconds: float = BODY_SECONDS,
 ) -> Starlette:
     """Slack alone."""
-    return build_server(
-        [slack_events_route(app, signing_secret, clock=clock, max_body_bytes=max_body_bytes)]
+    route = slack_events_route(
+        app, signing_secret, clock=clock, max_body_bytes=max_body_bytes, body_seconds=body_seconds
     )
+    return build_server([route])
 
 
 def serve_http(asgi: Starlette, host: str, port: int) -> None:

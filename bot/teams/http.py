@@ -22,13 +22,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.http_app import read_body
+from bot.http_app import BODY_SECONDS, MAX_BODY_BYTES, read_body, refused
 from bot.slack_requests import Refused
 from bot.teams.auth import BotFrameworkAuth, KeysUnavailable, Unauthorized
 from bot.teams.bot import TeamsBot
 
 MESSAGES_PATH = "/api/messages"
-MAX_BODY_BYTES = 1024 * 1024
 # What kpibot listens to; any other activity (typing, reactions, meeting events…) gets 200.
 HANDLED = frozenset({"message", "invoke", "conversationUpdate", "installationUpdate"})
 
@@ -37,9 +36,7 @@ logger = logging.getLogger(__name__)
 
 def _refuse(status: int, reason: str) -> Response:
     logger.info("refused a request to %s: %d %s", MESSAGES_PATH, status, reason)
-    # Closing makes the server drop the rest of an oversized body instead of draining it.
-    close = {"Connection": "close"} if status == 413 else None
-    return JSONResponse({"error": reason}, status, headers=close)
+    return refused(Refused(status, reason))
 
 
 def _activity(body: bytes) -> dict[str, Any]:
@@ -53,7 +50,11 @@ def _activity(body: bytes) -> dict[str, Any]:
 
 
 def messages_route(
-    bot: TeamsBot, auth: BotFrameworkAuth | None, *, max_body_bytes: int = MAX_BODY_BYTES
+    bot: TeamsBot,
+    auth: BotFrameworkAuth | None,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    body_seconds: float = BODY_SECONDS,
 ) -> Route:
     """The route; ``auth`` None accepts unauthenticated requests (local development only)."""
 
@@ -62,7 +63,7 @@ def messages_route(
         if auth is not None and not (authorization or "").startswith("Bearer "):
             return _refuse(401, "no Bearer token")
         try:
-            data = _activity(await read_body(request, max_body_bytes))
+            data = _activity(await read_body(request, max_body_bytes, body_seconds))
         except Refused as refusal:
             return _refuse(refusal.status, refusal.reason)
         if auth is not None:

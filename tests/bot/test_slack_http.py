@@ -334,6 +334,28 @@ def test_a_chunked_body_is_cut_off_at_the_limit(tmp_path, caplog):
     no_traceback(caplog)
 
 
+def test_a_body_that_trickles_in_is_refused_after_its_deadline(tmp_path, caplog):
+    """A client that declares 2,000 bytes and sends ten, then waits, gets 408 once the body's
+    deadline has passed, and the connection is closed: it cannot hold it open at will."""
+    with FakeSlack() as fake:
+        world = make_world(tmp_path, fake)
+        with Server(build_asgi(world.app, SECRET, body_seconds=0.5)) as base:
+            head = request_head({"Content-Type": FORM, "Content-Length": "2000"})
+            began = time.monotonic()
+            # raw_exchange reads until the server hangs up (its socket waits 10 s at most).
+            raw, sent = raw_exchange(base, head, [b"token=abcd"])
+            waited = time.monotonic() - began
+        world.service.engine.dispose()
+    head_part, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *headers = head_part.split(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert b"connection: close" in [h.lower() for h in headers]
+    assert json.loads(body) == {"error": "body not received within 0.5 s"}
+    assert sent == 10 and waited < 9  # answered at the deadline, not at the socket's timeout
+    assert fake.responses == []  # never dispatched
+    no_traceback(caplog)
+
+
 def test_a_body_at_the_limit_is_served(running):
     world, base = running
     body = command_body(world.fake, "revenue", ADMIN)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.teams.http import MAX_BODY_BYTES
+from bot.http_app import MAX_BODY_BYTES
 from tests.bot.http_support import post, raw_exchange
 from tests.bot.teams.world import REP, TeamsWorld, personal_message, teams_world
 from tests.fakes.bot_framework import other_key
