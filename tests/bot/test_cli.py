@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -453,3 +455,18 @@ def test_the_demo_on_the_first_of_a_month_judges_nothing_too_early(tmp_path: Pat
     assert not [line for line in heads if "décembre 2026" in line]
     assert "Coût d'acquisition · décembre 2026" in result.output
     assert "trop tôt pour juger" in result.output
+
+
+def test_serving_loads_no_module_that_only_another_command_needs() -> None:
+    """bot.cli's docstring: the demo company, the CSV importer and APScheduler are imported by
+    the commands that use them, so a ``kpibot serve`` process (bot.cli and the modules its
+    command imports) does without them."""
+    code = (
+        "import sys\n"
+        "import bot.cli, bot.delivery.slack_client, bot.http_app, bot.slack_app\n"
+        "import bot.slack_tokens, bot.teams.app\n"
+        "names = ('bot.demo', 'bot.importers.csv_import', 'bot.scheduling', 'apscheduler')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout == "[]\n"
