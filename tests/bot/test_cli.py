@@ -458,14 +458,15 @@ def test_the_demo_on_the_first_of_a_month_judges_nothing_too_early(tmp_path: Pat
 
 
 def test_serving_loads_no_module_that_only_another_command_needs() -> None:
-    """bot.cli's docstring: the demo company, the CSV importer and APScheduler are imported by
-    the commands that use them, so a ``kpibot serve`` process (bot.cli and the modules its
-    command imports) does without them."""
+    """bot.cli's docstring: the demo company, the CSV importer, APScheduler and the charts are
+    imported by the commands that use them, so a ``kpibot serve`` process (bot.cli and the
+    modules its command imports, Teams' among them) does without them."""
     code = (
         "import sys\n"
         "import bot.cli, bot.delivery.slack_client, bot.http_app, bot.slack_app\n"
         "import bot.slack_tokens, bot.teams.app\n"
-        "names = ('bot.demo', 'bot.importers.csv_import', 'bot.scheduling', 'apscheduler')\n"
+        "names = ('bot.demo', 'bot.importers.csv_import', 'bot.scheduling', 'apscheduler',\n"
+        "         'bot.charts', 'matplotlib')\n"
         "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
     )
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
