@@ -3,14 +3,15 @@ or ``KPIBOT_CONFIG``); bad input ends with a message and a non-zero exit code, n
 traceback. Messages are worded from the catalogs in the organisation's language.
 
 Imports are at the top, except those only one command needs that cost a CLI start-up much
-more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them), the
-APScheduler clock and cron triggers (``clock``, ``run-due``, ``status``, ``serve
+more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them),
+APScheduler's clock and cron triggers (``clock``, ``run-due``, ``status``, ``serve
 --with-scheduler``), the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
-the start-up of ``kpibot ask`` on their own), the charts (``digest``: matplotlib is a fifth of
-the start-up of ``kpibot serve``, which draws none), the demo company (``demo``: its upsert
-brings SQLAlchemy's PostgreSQL and SQLite dialects whichever store is configured) and the CSV
-importer (``import csv``). ``kpibot serve`` imports none of them unless it runs the scheduler
-(a test holds it to that). No import is inside a function to dodge a cycle."""
+the start-up of ``kpibot ask`` on their own; ``serve`` imports the Teams SDK only when the
+Teams bot's credentials are set), the charts (``digest``: matplotlib is a fifth of the
+start-up of ``kpibot serve``, which draws none), the demo company (``demo``: its upsert brings
+SQLAlchemy's PostgreSQL and SQLite dialects whichever store is configured) and the CSV
+importer (``import csv``). Of these, a Slack-only ``kpibot serve`` imports the Slack servers
+alone (a test holds it to that). No import is inside a function to dodge a cycle."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ from metrics.scopes import Scope
 
 if TYPE_CHECKING:
     from bot.scheduling.runtime import Runtime
+    from bot.teams.connector import TeamsCredentials
 
 
 @dataclass
@@ -555,7 +557,6 @@ def serve(
     from bot.http_app import build_server, serve_http, slack_events_route
     from bot.slack_app import build_app, redact
     from bot.slack_tokens import TokenProblem, accepted, required
-    from bot.teams.app import TeamsNotConfigured, credentials, teams_route
 
     # A server's log: refused requests and listener errors, one line each (uvicorn adds its own).
     logging.basicConfig(
@@ -563,10 +564,15 @@ def serve(
     )
     settings = obj.settings()
     secrets = settings.secrets
-    try:
-        teams = credentials(settings)
-    except TeamsNotConfigured as problem:
-        fail(str(problem), code=2)
+    teams: TeamsCredentials | None = None
+    if secrets.teams_bot_set:
+        # The Teams SDK is most of this command's imports: a Slack-only install goes without.
+        from bot.teams.app import TeamsNotConfigured, credentials, teams_route
+
+        try:
+            teams = credentials(settings)
+        except TeamsNotConfigured as problem:
+            fail(str(problem), code=2)
     slack_set = secrets.slack_bot_token or secrets.slack_app_token or secrets.slack_signing_secret
     routes: list[Route] = []
     app = None

@@ -4,6 +4,7 @@ imports and config mistakes, checked against the store with plain SQL."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -457,17 +458,31 @@ def test_the_demo_on_the_first_of_a_month_judges_nothing_too_early(tmp_path: Pat
     assert "trop tôt pour juger" in result.output
 
 
-def test_serving_loads_no_module_that_only_another_command_needs() -> None:
-    """bot.cli's docstring: the demo company, the CSV importer, APScheduler and the charts are
-    imported by the commands that use them, so a ``kpibot serve`` process (bot.cli and the
-    modules its command imports, Teams' among them) does without them."""
+def test_a_slack_only_serve_loads_no_module_that_only_another_command_needs(
+    tmp_path: Path,
+) -> None:
+    """bot.cli's docstring: the demo company, the CSV importer, APScheduler, the charts and
+    the Teams SDK are imported only where they are used, so a Slack-only ``kpibot serve``
+    goes without them. Here it stops at its missing Slack tokens, after its imports."""
     code = (
         "import sys\n"
-        "import bot.cli, bot.delivery.slack_client, bot.http_app, bot.slack_app\n"
-        "import bot.slack_tokens, bot.teams.app\n"
+        "from bot.cli import main\n"
+        "try:\n"
+        "    main(['serve'])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 2, stop.code\n"
         "names = ('bot.demo', 'bot.importers.csv_import', 'bot.scheduling', 'apscheduler',\n"
-        "         'bot.charts', 'matplotlib')\n"
+        "         'bot.charts', 'matplotlib', 'bot.teams', 'microsoft_teams')\n"
         "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
     )
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLACK_", "TEAMS_", "KPIBOT_", "DATABASE_URL"))
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=environ, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "SLACK_BOT_TOKEN" in ran.stderr  # stopped where it should
     assert ran.stdout == "[]\n"
