@@ -486,3 +486,22 @@ def test_a_slack_only_serve_loads_no_module_that_only_another_command_needs(
     assert ran.returncode == 0, ran.stderr
     assert "SLACK_BOT_TOKEN" in ran.stderr  # stopped where it should
     assert ran.stdout == "[]\n"
+
+
+def test_the_entry_point_imports_without_the_collector_then_turns_it_back_on() -> None:
+    """bot.launch: the command line's modules are frozen out of the collector, which is on
+    again when the command runs; importing bot.launch alone changes nothing."""
+    code = (
+        "import gc, sys\n"
+        "import bot.launch\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+        "sys.argv = ['kpibot', '--help']\n"
+        "try:\n"
+        "    bot.launch.main()\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.splitlines()[0] == "True 0"
+    assert ran.stdout.splitlines()[-1] == "True True"
