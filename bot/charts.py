@@ -8,8 +8,9 @@ The digest's chart is a view (``conversation.views.Chart``: title, description, 
 ``bot.digests.post_digest_chart`` sends in the digest's thread through the outbox, under the
 key ``<digest key>:chart``; each surface shows it its own way (Slack: a file shared with
 ``files_upload_v2``; Teams: a card's Image; a Workflows webhook: the same, shrunk to its
-payload limit by ``shrink_png``, or nothing). A digest that carries the waterfall posts its
-picture the same way (``waterfall_digest_chart``), under ``<digest key>:waterfall``."""
+payload limit by ``bot.teams.pictures.shrink_png``, which needs Pillow but not matplotlib, or
+nothing). A digest that carries the waterfall posts its picture the same way
+(``waterfall_digest_chart``), under ``<digest key>:waterfall``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from decimal import Decimal
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
-from PIL import Image
 
 from bot.formatting import Formatter
 from conversation.views import Chart
@@ -159,29 +159,3 @@ def waterfall_digest_chart(changes: PipelineChanges, fmt: Formatter, title: str)
     waterfall's own), and what it shows for screen readers."""
     alt = fmt.t("chart.waterfall_alt", title=title)
     return Chart(title, alt, waterfall_chart(changes, fmt, title))
-
-
-# A picture narrower than this is too small to read on a phone: better none (bot.teams.cards).
-MIN_WIDTH = 480
-
-
-def shrink_png(png: bytes, budget: int) -> bytes | None:
-    """``png`` in at most ``budget`` bytes: as it is when it fits; else in 16, then 8 colours (a
-    chart has few: its two lines, text, axes), then narrower by a fifth at a time down to
-    ``MIN_WIDTH`` pixels; None when even that is too large. Fewer colours come first because a
-    narrower picture blurs its labels. The octree keeps the lines' blue and orange, which the
-    default median cut merges into the greys of the antialiased text."""
-    if len(png) <= budget:
-        return png
-    with Image.open(io.BytesIO(png)) as opened:
-        image = opened.convert("RGB")
-    while image.width >= MIN_WIDTH:
-        for colours in (16, 8):
-            out = io.BytesIO()
-            fewer = image.quantize(colors=colours, method=Image.Quantize.FASTOCTREE)
-            fewer.save(out, format="PNG", optimize=True)
-            if out.tell() <= budget:
-                return out.getvalue()
-        size = (round(image.width * 0.8), round(image.height * 0.8))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    return None

@@ -3,11 +3,15 @@ or ``KPIBOT_CONFIG``); bad input ends with a message and a non-zero exit code, n
 traceback. Messages are worded from the catalogs in the organisation's language.
 
 Imports are at the top, except those only one command needs that cost a CLI start-up much
-more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them), the
-APScheduler clock, the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
-the start-up of ``kpibot ask`` on their own), and the charts (``digest``: matplotlib is a
-fifth of the start-up of ``kpibot serve``, which draws none). No import is inside a function
-to dodge a cycle."""
+more than the rest: the CRM clients (``sync``, the scheduler's modules that pull them),
+APScheduler's clock and cron triggers (``clock``, ``run-due``, ``status``, ``serve
+--with-scheduler``), the Slack servers and the Teams SDK (``serve``, ``teams-*``: about twice
+the start-up of ``kpibot ask`` on their own; ``serve`` imports the Teams SDK only when the
+Teams bot's credentials are set), the charts (``digest``: matplotlib is a fifth of the
+start-up of ``kpibot serve``, which draws none), the demo company (``demo``: its upsert brings
+SQLAlchemy's PostgreSQL and SQLite dialects whichever store is configured) and the CSV
+importer (``import csv``). Of these, a Slack-only ``kpibot serve`` imports the Slack servers
+alone (a test holds it to that). No import is inside a function to dodge a cycle."""
 
 from __future__ import annotations
 
@@ -30,10 +34,7 @@ from sqlalchemy.orm import Session
 
 from bot import rendering, serialize
 from bot.core import ConversationCore
-from bot.demo import NAME, ZONE, build_demo, write_demo_config
 from bot.formatting import Formatter
-from bot.importers.csv_import import import_csv
-from bot.scheduling.plan import build_plan
 from bot.service import KpiService
 from bot.settings import (
     ConfigError,
@@ -63,6 +64,7 @@ from metrics.scopes import Scope
 
 if TYPE_CHECKING:
     from bot.scheduling.runtime import Runtime
+    from bot.teams.connector import TeamsCredentials
 
 
 @dataclass
@@ -319,6 +321,8 @@ def import_group() -> None:
 @click.pass_obj
 def import_csv_command(obj: CliContext, source: str) -> None:
     """Import the CSV files of SOURCE (a name under import.csv in the config)."""
+    from bot.importers.csv_import import import_csv
+
     settings = obj.settings()
     sources = settings.config.imports.csv
     if source not in sources:
@@ -395,10 +399,6 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         sys.exit(1)
 
 
-# The demo company's organisation, for reading --as-of before its config file exists.
-DEMO_ORGANISATION = Organisation(name=NAME, locale="fr_FR", timezone=ZONE.key)
-
-
 @main.command()
 @click.option("--seed", default=7, show_default=True, help="Random seed of the demo company.")
 @as_of_option
@@ -406,7 +406,9 @@ DEMO_ORGANISATION = Organisation(name=NAME, locale="fr_FR", timezone=ZONE.key)
 def demo(obj: CliContext, seed: int, as_of: str | None) -> None:
     """Build the demo company here and print today's digest, alerts and sample answers
     (--as-of: the demo company as it would be on that day)."""
-    now = as_of_for(as_of, DEMO_ORGANISATION)
+    from bot.demo import ORGANISATION, build_demo, write_demo_config
+
+    now = as_of_for(as_of, ORGANISATION)
     if not obj.config.exists():
         write_demo_config(obj.config, today=now.date(), seed=seed)
         click.echo(obj.formatter().t("cli.demo.config_written", path=obj.config))
@@ -517,6 +519,7 @@ def clock(obj: CliContext) -> None:
 @click.pass_obj
 def status(obj: CliContext, as_of: str | None, as_json: bool) -> None:
     """Last sync, next runs, outbox backlog, failed deliveries, active alerts and silences."""
+    from bot.scheduling.plan import build_plan
     from bot.status import collect_status, render_status
 
     settings = obj.settings()
@@ -554,7 +557,6 @@ def serve(
     from bot.http_app import build_server, serve_http, slack_events_route
     from bot.slack_app import build_app, redact
     from bot.slack_tokens import TokenProblem, accepted, required
-    from bot.teams.app import TeamsNotConfigured, credentials, teams_route
 
     # A server's log: refused requests and listener errors, one line each (uvicorn adds its own).
     logging.basicConfig(
@@ -562,10 +564,15 @@ def serve(
     )
     settings = obj.settings()
     secrets = settings.secrets
-    try:
-        teams = credentials(settings)
-    except TeamsNotConfigured as problem:
-        fail(str(problem), code=2)
+    teams: TeamsCredentials | None = None
+    if secrets.teams_bot_set:
+        # The Teams SDK is most of this command's imports: a Slack-only install goes without.
+        from bot.teams.app import TeamsNotConfigured, credentials, teams_route
+
+        try:
+            teams = credentials(settings)
+        except TeamsNotConfigured as problem:
+            fail(str(problem), code=2)
     slack_set = secrets.slack_bot_token or secrets.slack_app_token or secrets.slack_signing_secret
     routes: list[Route] = []
     app = None

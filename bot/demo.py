@@ -30,6 +30,7 @@ from bot.demo_history import DealLife, open_stage, state_on, write_history
 from bot.formatting import Formatter
 from bot.rendering import environment
 from bot.settings import Evaluation as EvaluationSettings
+from bot.settings import Organisation
 from bot.store.changes import pending, record_deletions
 from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
 from bot.store.facts_loader import load_facts
@@ -51,6 +52,8 @@ NAME = "Atelier Lumière SAS"
 TEMPLATE = "config/demo.yaml.j2"
 
 ZONE = ZoneInfo("Europe/Paris")
+# The organisation the demo's config file names, for reading --as-of before that file exists.
+ORGANISATION = Organisation(name=NAME, locale="fr_FR", timezone=ZONE.key)
 _DOMAIN = "atelier-lumiere.example"
 _HISTORY_MONTHS = 18
 # Chance that an active rep logs a new lead on a working day, before seasonality.

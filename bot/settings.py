@@ -866,6 +866,12 @@ class Secrets(BaseModel):
     # Per Teams webhook name (``teams.webhooks``), its URL, when its variable is set.
     teams_webhooks: dict[str, str] = Field(default={}, repr=False)
 
+    @property
+    def teams_bot_set(self) -> bool:
+        """Whether the Teams bot is asked for: either of its credentials is set (both are
+        needed, which ``bot.teams.app.credentials`` checks)."""
+        return bool(self.teams_client_id or self.teams_client_secret)
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)

@@ -37,7 +37,7 @@ class TeamsNotConfigured(Exception):
 def credentials(settings: Settings) -> TeamsCredentials | None:
     """The bot's credentials, or None when Teams is not configured at all."""
     secrets = settings.secrets
-    if not secrets.teams_client_id and not secrets.teams_client_secret:
+    if not secrets.teams_bot_set:
         return None
     if not secrets.teams_client_id or not secrets.teams_client_secret:
         missing = "TEAMS_CLIENT_ID" if not secrets.teams_client_id else "TEAMS_CLIENT_SECRET"

@@ -12,7 +12,7 @@ A ``Chart`` (the digest's picture) is a card with an ``Image`` whose url is ``FI
 notifiers put the PNG there as a ``data:`` URI when they send (``with_file``), as Teams
 documents for pictures a bot draws itself (its 100 KB message limit leaves base64 images
 out). A Workflows webhook's 28 KB include the picture: its chart is shrunk to fit
-(``bot.charts.shrink_png``), or left out when even the smallest one would not
+(``bot.teams.pictures.shrink_png``), or left out when even the smallest one would not
 (``PictureLeftOut``).
 
 Card actions, for the bot that receives them (``Action.Execute``, invoke
@@ -34,7 +34,6 @@ from typing import Any
 
 from jinja2 import Environment
 
-from bot.charts import shrink_png
 from bot.chat_rendering import (
     alert_group_text,
     alert_line,
@@ -57,7 +56,7 @@ from bot.rendering import (
     render_digest_text,
 )
 from bot.target_list import render_targets_text, targets_view
-from bot.teams.pictures import FILE_URL, with_file
+from bot.teams.pictures import FILE_URL, shrink_png, with_file
 from bot.teams.webhook import MAX_PAYLOAD_BYTES, encode
 from bot.wording import Wording, titled
 from conversation.authorization import Action

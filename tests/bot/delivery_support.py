@@ -130,10 +130,14 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+# What the installed ``kpibot`` script runs (pyproject.toml's [project.scripts]).
+ENTRY_POINT = "from bot.launch import main; main()"
+
+
 def kpibot(config: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     """``kpibot --config CONFIG ARGS…`` as a real process (the installed entry point's code)."""
     return subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; main()", "--config", str(config), *args],
+        [sys.executable, "-c", ENTRY_POINT, "--config", str(config), *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.PIPE,

@@ -13,15 +13,14 @@ from PIL import Image
 from bot.charts import (
     DOWN,
     LEVEL,
-    MIN_WIDTH,
     UP,
     pace_chart,
     pace_figure,
-    shrink_png,
     waterfall_bars,
     waterfall_chart,
 )
 from bot.formatting import Formatter
+from bot.teams.pictures import MIN_WIDTH, shrink_png
 from metrics.pace import PacePath
 from metrics.periods import Grain, period_containing
 from metrics.scopes import Level, Scope

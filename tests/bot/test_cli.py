@@ -4,8 +4,11 @@ imports and config mistakes, checked against the store with plain SQL."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -453,3 +456,52 @@ def test_the_demo_on_the_first_of_a_month_judges_nothing_too_early(tmp_path: Pat
     assert not [line for line in heads if "décembre 2026" in line]
     assert "Coût d'acquisition · décembre 2026" in result.output
     assert "trop tôt pour juger" in result.output
+
+
+def test_a_slack_only_serve_loads_no_module_that_only_another_command_needs(
+    tmp_path: Path,
+) -> None:
+    """bot.cli's docstring: the demo company, the CSV importer, APScheduler, the charts and
+    the Teams SDK are imported only where they are used, so a Slack-only ``kpibot serve``
+    goes without them. Here it stops at its missing Slack tokens, after its imports."""
+    code = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "try:\n"
+        "    main(['serve'])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 2, stop.code\n"
+        "names = ('bot.demo', 'bot.importers.csv_import', 'bot.scheduling', 'apscheduler',\n"
+        "         'bot.charts', 'matplotlib', 'bot.teams', 'microsoft_teams')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(names)))\n"
+    )
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("SLACK_", "TEAMS_", "KPIBOT_", "DATABASE_URL"))
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=environ, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "SLACK_BOT_TOKEN" in ran.stderr  # stopped where it should
+    assert ran.stdout == "[]\n"
+
+
+def test_the_entry_point_imports_without_the_collector_then_turns_it_back_on() -> None:
+    """bot.launch: the command line's modules are frozen out of the collector, which is on
+    again when the command runs; importing bot.launch alone changes nothing."""
+    code = (
+        "import gc, sys\n"
+        "import bot.launch\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+        "sys.argv = ['kpibot', '--help']\n"
+        "try:\n"
+        "    bot.launch.main()\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.splitlines()[0] == "True 0"
+    assert ran.stdout.splitlines()[-1] == "True True"
