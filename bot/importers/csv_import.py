@@ -118,6 +118,7 @@ from bot.store.models import Base
 from bot.store.upsert import (
     delete_sourced,
     ids_by_source_id,
+    large_cache,
     repeats,
     undeleted_source_ids,
     upsert,
@@ -712,6 +713,7 @@ def import_csv(
     # at most, so memory holds no more than two files' values.
     with (
         _collector_skips_older_objects(),
+        large_cache(session.connection()),  # for the history written at the end too
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpibot-read") as reader,
     ):
         ahead = reader.submit(read, *plans[0]) if plans else None
@@ -729,7 +731,7 @@ def import_csv(
             del done
             tables.append(report)
             written += rows
-    version = bump_data_version(session) if written else None
+        version = bump_data_version(session) if written else None
     return ImportReport(source_name, tuple(tables), tuple(run.problems), version)
 
 
