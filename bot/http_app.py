@@ -77,7 +77,7 @@ def slack_events_route(
             text = accept(request.headers, body, verifier)
         except Refused as refusal:
             logger.info("refused a request to %s: %d %s", EVENTS_PATH, refusal.status, refusal)
-            return refused(refusal)
+            return refused(refusal.status, refusal.reason)
         bolt_request = BoltRequest(
             body=text,
             query=request.url.query,
@@ -89,11 +89,11 @@ def slack_events_route(
     return Route(EVENTS_PATH, events, methods=["POST"])
 
 
-def refused(refusal: Refused) -> Response:
+def refused(status: int, reason: str) -> Response:
     """The answer to a refused request; closing the connection makes the server drop the rest
     of an oversized or trickling body instead of draining it."""
-    close = {"Connection": "close"} if refusal.status in HANG_UP else None
-    return JSONResponse({"error": refusal.reason}, refusal.status, headers=close)
+    close = {"Connection": "close"} if status in HANG_UP else None
+    return JSONResponse({"error": reason}, status, headers=close)
 
 
 async def healthz(_: Request) -> Response:

@@ -886,15 +886,13 @@ class FactsCache:
                 self._held = loaded
             return self._held.facts
 
-    def caught_up(self) -> Facts:
-        """The facts of the store's data version, after waiting for their swap when the
+    def caught_up(self) -> None:
+        """Hold the facts of the store's data version, waiting for their swap when the
         version moved (in the background, as for any question: the same swap, not a second)."""
-        facts = self.get()
+        self.get()
         refreshing = self._refreshing
         if refreshing is not None:
             refreshing.join()
-        held = self._held
-        return facts if held is None else held.facts
 
     def wait(self) -> None:
         """Wait for a background refresh or preparation under way, if any."""

@@ -75,15 +75,15 @@ def record_history(session: Session, at: datetime, version: int) -> int:
     at = utc(at)
     history = OpportunityHistory
     tracked = _tracked()
-    changed = or_(
-        *(expression.is_distinct_from(history.__table__.c[name]) for name, expression in tracked)
-    )
     pending = pending_in(Opportunity, version)
     # A first import finds no history: every pending deal opens its first interval, and the
     # check for a current one (which makes SQLite buffer the rows of an INSERT that reads its
-    # own table: 2.7 s instead of 1.2 s for a million deals) is left out.
-    first = session.execute(select(history.id).limit(1)).first() is None
-    if not first:
+    # own table: 2.2 s instead of 1.2 s for a million deals) is left out.
+    opening = pending
+    if session.execute(select(history.id).limit(1)).first() is not None:
+        changed = or_(
+            *(expression.is_distinct_from(history.__table__.c[n]) for n, expression in tracked)
+        )
         session.execute(
             update(history)
             .where(
@@ -95,8 +95,10 @@ def record_history(session: Session, at: datetime, version: int) -> int:
             .values(valid_to=at)
             .execution_options(synchronize_session=False)
         )
-    current = exists().where(history.opportunity_id == Opportunity.id, history.valid_to.is_(None))
-    opening = pending if first else and_(pending, ~current)
+        current = exists().where(
+            history.opportunity_id == Opportunity.id, history.valid_to.is_(None)
+        )
+        opening = and_(pending, ~current)
     names = ["opportunity_id", "valid_from", *(name for name, _ in tracked)]
     opened = session.execute(
         insert(history).from_select(

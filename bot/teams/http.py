@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def _refuse(status: int, reason: str) -> Response:
     logger.info("refused a request to %s: %d %s", MESSAGES_PATH, status, reason)
-    return refused(Refused(status, reason))
+    return refused(status, reason)
 
 
 def _activity(body: bytes) -> dict[str, Any]:
