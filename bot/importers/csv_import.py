@@ -118,8 +118,8 @@ from bot.store.models import Base
 from bot.store.upsert import (
     delete_sourced,
     ids_by_source_id,
+    key_runs,
     large_cache,
-    repeats,
     undeleted_source_ids,
     upsert,
 )
@@ -482,9 +482,12 @@ class _Import:
         self._resolve(plan, values, failures, created, tally)
         stored = self._stored(plan, values, count)
         written, merged = self._distinct(plan, stored, rows.lines, failures)
-        whole = len(written) == count  # every row good and distinct: no copy
-        tally.changed = upsert(self.session, plan.table, stored if whole else stored.take(written))
+        # Every row good, distinct and already in id order: no copy.
+        whole = len(written) == count and bool((written[1:] > written[:-1]).all())
+        chosen = stored if whole else stored.take(written)
         del stored
+        tally.changed = upsert(self.session, plan.table, chosen)
+        del chosen
         kept = 0
         if absent and unidentified:
             kept = len(absent)
@@ -596,14 +599,17 @@ class _Import:
         lines: npt.NDArray[np.int64],
         failures: Failures,
     ) -> tuple[npt.NDArray[np.int64], int]:
-        """The good rows to write, one per id, and how many repeats were merged into them: a
-        row that repeats an id with the same values is merged into the first, with other values
-        it is bad."""
+        """The good rows to write, one per id, in id order (as the store's unique index
+        holds them: a first import's insertions append to it), and how many repeats were
+        merged into them: a row that repeats an id with the same values is merged into the
+        first, with other values it is bad."""
         good = np.flatnonzero(~failures.mask(stored.num_rows))
         keys = stored.column("source_id")
-        repeated, first = repeats([keys if len(good) == len(keys) else keys.take(good)])
+        runs = key_runs([keys if len(good) == len(keys) else keys.take(good)])
+        written = good[runs.firsts()]
+        repeated, first = runs.repeats()
         if not len(repeated):
-            return good, 0
+            return written, 0
         firsts = good[first]
         again = good[repeated]
         earlier = stored.take(firsts).to_pylist()
@@ -621,7 +627,7 @@ class _Import:
                 key, line = repr(row["source_id"]), int(lines[first_position])
                 reasons.append(Reason(f"repeated_{self.position}", {"value": key, "line": line}))
         failures.add(differing, reasons)
-        return np.setdiff1d(good, again, assume_unique=True), merged
+        return written, merged
 
 
 def _complete(

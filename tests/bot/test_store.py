@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, insert, inspect, select, text
+from sqlalchemy import Engine, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.store.database import (
@@ -21,7 +22,7 @@ from bot.store.database import (
 )
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.models import Base, Opportunity, OpportunityHistory, Rep, Team
-from bot.store.upsert import ids_by_source_id, repeats, upsert
+from bot.store.upsert import ids_by_source_id, key_runs, upsert
 
 
 def seed(engine: Engine, amount: str = "1000.00") -> int:
@@ -211,6 +212,32 @@ def test_a_bulk_load_that_fails_leaves_the_indexes_it_dropped(
         assert session.scalar(select(func.count()).select_from(Rep)) == 0
 
 
+@pytest.mark.parametrize("form", ["arrow", "mappings"])
+def test_a_bulk_load_writes_its_rows_in_key_order(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """Into an empty table the rows are inserted sorted by (source, source_id), byte-wise as
+    the unique index holds them, whatever order they came in; a load whose keys repeat takes
+    the upsert instead, the last row of a key winning."""
+    monkeypatch.setattr("bot.store.upsert._BULK", 2)
+    names = ["b", "é", "a10", "a9", "A", "a1"]
+    rows = pa.table({"source": ["crm"] * 6, "source_id": names, "name": [n.upper() for n in names]})
+    given: Any = rows if form == "arrow" else rows.to_pylist()
+    with transaction(session_factory(sqlite_store)) as session:
+        assert upsert(session, Rep.__table__, given) == 6
+    with session_factory(sqlite_store)() as session:
+        stored = session.execute(select(Rep.source_id, Rep.name).order_by(Rep.id)).all()
+    assert stored == [(n, n.upper()) for n in sorted(names, key=lambda n: n.encode())]
+
+    again = pa.table({"source": ["hr"] * 3, "source_id": ["z", "y", "z"], "name": ["1", "2", "3"]})
+    with transaction(session_factory(sqlite_store)) as session:
+        session.execute(delete(Rep))
+        upsert(session, Rep.__table__, again if form == "arrow" else again.to_pylist())
+    with session_factory(sqlite_store)() as session:
+        stored = session.execute(select(Rep.source_id, Rep.name).order_by(Rep.id)).all()
+    assert stored == [("z", "3"), ("y", "2")]
+
+
 def test_upsert_rejects_values_sqlalchemy_would_reject(sqlite_store: Engine) -> None:
     with transaction(session_factory(sqlite_store)) as session:
         with pytest.raises((TypeError, StatementError)):  # StatementError: SQLAlchemy's
@@ -271,7 +298,15 @@ def test_repeats_are_the_rows_whose_key_an_earlier_row_has(
         else:
             seen[key] = position
 
-    again, earlier = repeats(columns)
+    runs = key_runs(columns)
+    again, earlier = runs.repeats()
 
     assert again.tolist() == expected_again
     assert earlier.tolist() == expected_first
+
+    def sort_key(position: int) -> tuple[tuple[bool, str], ...]:  # Arrow's: nulls last
+        return tuple(
+            (value is None, value or "") for value in (c[position].as_py() for c in columns)
+        )
+
+    assert runs.firsts().tolist() == sorted(seen.values(), key=sort_key)
