@@ -71,6 +71,27 @@ def _array(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+def _positions_by_value(column: pd.Series) -> dict[str, np.ndarray]:
+    """The positions of ``column``'s rows holding each value (missing values in none), as
+    int32 (the positions of every level are kept for the data version), ascending.
+
+    A categorical column (the facts' rep, team and region) is grouped by its codes with one
+    stable sort, which numpy does as a radix sort: a tenth of the time of pandas' groupby of
+    the names, which hashes a million strings."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        grouped = column.groupby(column.astype("object"), sort=False).indices
+        return {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
+    codes = column.cat.codes.to_numpy()  # -1: missing; int8 or int16, so radix-sorted
+    order = np.argsort(codes, kind="stable").astype(np.int32)
+    counts = np.bincount(codes.astype(np.intp) + 1, minlength=len(column.cat.categories) + 1)
+    ends = np.cumsum(counts)
+    return {
+        str(name): order[ends[code] : ends[code + 1]]
+        for code, name in enumerate(column.cat.categories)
+        if ends[code + 1] > ends[code]
+    }
+
+
 @dataclass(frozen=True)
 class DealHistory:
     """The deals as they stood at the end of past days. The shell reads each day from the
@@ -311,10 +332,7 @@ class Facts:
             column = "name"  # the reps table names its rep "name"
         key = (table, column)
         if key not in self._groups:
-            frame: pd.DataFrame = getattr(self, table)
-            grouped = frame.groupby(frame[column].astype("object"), sort=False).indices
-            # int32: the positions of every level are kept for the data version.
-            self._groups[key] = {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
+            self._groups[key] = _positions_by_value(getattr(self, table)[column])
         return self._groups[key].get(scope.name, np.empty(0, dtype="int64"))
 
     @cached_property

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics.facts import LOST, OPEN, WON, Facts, day, within
-from metrics.index import Ordered
+from metrics.index import Ordered, date_order
 from metrics.kpis import KPIS, Context, KpiValue, Reason
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
@@ -397,3 +397,61 @@ def test_status_codes_read_the_same_from_every_kind_of_text_column(dtype: str) -
     facts.opportunities["status"] = facts.opportunities["status"].astype(dtype)
     codes = facts.columns("opportunities", Scope.company(), ("status_code",))["status_code"]
     assert codes.tolist() == [WON, LOST, WON, WON, OPEN, OPEN, WON]  # o1 … o7
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.sampled_from(["T1", "T2", "EMEA", "é"])), max_size=40),
+    unused=st.booleans(),
+    categorical=st.booleans(),
+)
+def test_a_levels_positions_are_those_of_a_groupby_of_its_names(
+    values: list[str | None], unused: bool, categorical: bool
+) -> None:
+    """Every scope's rows (``Facts._rows``) are the ascending positions holding its name,
+    missing names in none and categories no row holds absent, whether the column is
+    categorical (grouped by its codes) or text."""
+    column = pd.Series(values, dtype="object")
+    if categorical:
+        known = sorted({v for v in values if v is not None} | ({"unused"} if unused else set()))
+        column = column.astype(pd.CategoricalDtype(known))
+    expected: dict[str, list[int]] = {}
+    for position, value in enumerate(values):
+        if value is not None:
+            expected.setdefault(value, []).append(position)
+
+    empty = pd.DataFrame()
+    frame = pd.DataFrame({"team": column})
+    facts = Facts(frame, leads=empty, spend=empty, surveys=empty, reps=empty, teams=empty)
+
+    found = {}
+    for name in [*expected, "unused"]:
+        rows = facts._rows("opportunities", Scope(Level.TEAM, name))
+        assert rows is not None
+        found[name] = rows.tolist()
+    assert found == {**expected, "unused": []}
+    for name in expected:
+        rows = facts._rows("opportunities", Scope(Level.TEAM, name))
+        assert rows is not None and rows.dtype == np.int32
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offsets=st.lists(st.one_of(st.none(), st.integers(-70_000, 70_000)), max_size=30),
+    unit=st.sampled_from(["D", "h", "ns"]),
+)
+def test_the_date_order_is_a_stable_sort_with_missing_dates_last(
+    offsets: list[int | None], unit: str
+) -> None:
+    """Whole days close enough together take the 16-bit radix sort, anything else (hours,
+    dates centuries apart) the general one: both give the stable order, NaT last."""
+    start = np.datetime64("2026-01-01")
+    dates = np.array(
+        [np.datetime64("NaT") if o is None else start + np.timedelta64(o, unit) for o in offsets],
+        dtype=f"datetime64[{unit}]",
+    )
+
+    order = date_order(dates)
+
+    assert order.dtype == np.int32
+    assert order.tolist() == np.argsort(dates, kind="stable").tolist()
