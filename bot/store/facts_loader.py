@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Select, select
 from sqlalchemy.orm import Session
 
 from bot.store.database import data_version
+from bot.store.day_numbers import day_number
 from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import (
     changed_between,
@@ -98,8 +99,10 @@ def _frame(
 
 
 def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """The ``columns`` selected as day numbers (``day_number``) as dates (datetime64[ns], NaT
+    for NULL)."""
     for column in columns:
-        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+        frame[column] = pd.to_datetime(frame[column], unit="D").astype("datetime64[ns]")
     return frame
 
 
@@ -171,8 +174,8 @@ def _teams_and_reps(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     reps = _frame(
         engine,
         select(
-            Rep.id.label("rep_id"), Rep.name, Rep.email, Rep.team_id, Rep.active_from,
-            Rep.active_to,
+            Rep.id.label("rep_id"), Rep.name, Rep.email, Rep.team_id,
+            day_number(Rep.active_from, "active_from"), day_number(Rep.active_to, "active_to"),
         ).order_by(Rep.id),
     )  # fmt: skip
     reps["rep_id"] = reps["rep_id"].astype("int64")
@@ -244,8 +247,8 @@ class _Reader:
                 Opportunity.id, Opportunity.owner_id.label("rep_id"),
                 Opportunity.account_id.label("account"), Opportunity.is_closed,
                 Opportunity.is_won, Opportunity.amount, Opportunity.currency,
-                Opportunity.created_at.label("created"), Opportunity.close_date.label("close"),
-                Opportunity.probability,
+                day_number(Opportunity.created_at, "created"),
+                day_number(Opportunity.close_date, "close"), Opportunity.probability,
             )
             .where(Opportunity.deleted_at.is_(None), *where)
             # Whole, in id order (SQLite's own); changed rows are put in order by the merge,
@@ -263,8 +266,8 @@ class _Reader:
         leads = _frame(
             self.engine,
             select(
-                Lead.id, Lead.owner_id.label("rep_id"), Lead.created_at.label("created"),
-                Lead.converted_at.label("converted"), Lead.channel,
+                Lead.id, Lead.owner_id.label("rep_id"), day_number(Lead.created_at, "created"),
+                day_number(Lead.converted_at, "converted"), Lead.channel,
                 Lead.account_id.label("account"),
             ).where(*where).order_by(*() if where else (Lead.id,)),
             sourced,
@@ -281,9 +284,9 @@ class _Reader:
 
         spend = _frame(
             self.engine,
-            select(Spend.id, Spend.date, Spend.amount, Spend.currency, Team.name.label("team"),
-                   Spend.region.label("spend_region"), Team.region.label("team_region"),
-                   Spend.channel)
+            select(Spend.id, day_number(Spend.date, "date"), Spend.amount, Spend.currency,
+                   Team.name.label("team"), Spend.region.label("spend_region"),
+                   Team.region.label("team_region"), Spend.channel)
             .outerjoin(Team, Spend.team_id == Team.id)
             .order_by(Spend.id),
             costs,
@@ -293,9 +296,9 @@ class _Reader:
     def surveys(self) -> pd.DataFrame:
         surveys = _frame(
             self.engine,
-            select(Survey.id, Survey.date, Survey.rep_id, Survey.kind, Survey.score).order_by(
-                Survey.id
-            ),
+            select(
+                Survey.id, day_number(Survey.date, "date"), Survey.rep_id, Survey.kind, Survey.score
+            ).order_by(Survey.id),
             lambda chunk: _dates(_ids(chunk), "date"),
         )
         surveys = _owned(surveys, self.owners)
@@ -320,8 +323,7 @@ class _Reader:
             chunk["amount"] = self._minor(chunk)
             moments = pd.to_datetime(chunk["date"], utc=True).dt.tz_convert(self.zone)
             chunk["date"] = moments.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
-            _dates(chunk, "previous_close", "close_date")
-            chunk["days"] = (chunk.pop("close_date") - chunk.pop("previous_close")).dt.days
+            chunk["days"] = chunk.pop("close_date") - chunk.pop("previous_close")  # day numbers
             return _ids(chunk.drop(columns="currency"))
 
         rows = _owned(_frame(self.engine, slips(deals), pushes), self.owners)
@@ -569,7 +571,7 @@ def load_deal_states(
         engine,
         select(
             states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
-            states.c.currency, states.c.close_date.label("close"),
+            states.c.currency, day_number(states.c.close_date, "close"),
             states.c.owner_id.label("rep_id"),
         ),
         compact,
@@ -665,9 +667,9 @@ class PastStates:
             self._engine,
             select(
                 states.c.opportunity_id.label("id"), states.c.status, states.c.amount,
-                states.c.currency, states.c.close_date.label("close"),
+                states.c.currency, day_number(states.c.close_date, "close"),
                 states.c.owner_id.label("rep_id"), states.c.account_id.label("account"),
-                states.c.created_at.label("created"), states.c.probability,
+                day_number(states.c.created_at, "created"), states.c.probability,
             ),
             compact,
         )  # fmt: skip

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bot.store.changes import pending_in
+from bot.store.day_numbers import day_number
 from bot.store.models import Opportunity, OpportunityHistory
 from bot.store.moments import as_utc
 
@@ -199,8 +200,9 @@ def last_recorded(connection: Connection) -> datetime | None:
 
 def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
     """Every push of an open deal's close date to a later day, in push order: the deal, when
-    (the moment the new interval starts), the days it moved, and its name (its CRM id when it
-    has none), amount and owner then. ``deals``: only those of the deals it selects."""
+    (the moment the new interval starts), its close date before and after (day numbers,
+    ``bot.store.day_numbers``), and its name (its CRM id when it has none), amount and owner
+    then. ``deals``: only those of the deals it selects."""
     history = OpportunityHistory
     lagged = select(
         history.opportunity_id,
@@ -232,8 +234,8 @@ def slips(deals: Select[int] | None = None) -> Select[*tuple[Any, ...]]:
             steps.c.opportunity_id.label("id"),
             func.coalesce(Opportunity.name, Opportunity.source_id).label("name"),
             steps.c.valid_from.label("date"),
-            steps.c.previous_close,
-            steps.c.close_date,
+            day_number(steps.c.previous_close, "previous_close"),
+            day_number(steps.c.close_date, "close_date"),
             steps.c.amount,
             steps.c.currency,
             steps.c.owner_id.label("rep_id"),

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from bot.store.database import (
     session_factory,
     transaction,
 )
+from bot.store.day_numbers import day_number
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.models import Base, Opportunity, OpportunityHistory, Rep, Team
 from bot.store.upsert import ids_by_source_id, key_runs, upsert
@@ -153,6 +155,28 @@ def test_upsert_stores_values_as_sqlalchemy_binds_them(store: Engine) -> None:
             assert [getattr(orm[a], c) for c in columns] == [getattr(orm[b], c) for c in columns]
         assert orm["fast"].amount == Decimal("1234.56")
         assert orm["fast"].created_at == date(2026, 7, 1)
+
+
+def test_dates_are_read_as_day_numbers_and_loaded_as_the_same_dates(store: Engine) -> None:
+    """The facts select their dates as whole days since 1970-01-01 (``day_number``) on
+    SQLite and PostgreSQL alike, before the epoch and NULL included, and load them as the
+    dates they are."""
+    days = [date(1969, 12, 31), date(1970, 1, 1), date(2026, 7, 1), date(2096, 2, 29), None]
+    rows = [_opportunity(f"o{i}", created_at=day) for i, day in enumerate(days)]
+    with transaction(session_factory(store)) as session:
+        upsert(session, OPPORTUNITIES, rows)
+        bump_data_version(session)
+    with store.connect() as connection:
+        numbers = connection.scalars(
+            select(day_number(Opportunity.created_at, "n")).order_by(Opportunity.source_id)
+        ).all()
+    assert numbers == [None if d is None else (d - date(1970, 1, 1)).days for d in days]
+    assert numbers[:3] == [-1, 0, 20635]
+
+    created = load_facts(store, "EUR", {}, 0.5).opportunities["created"]
+
+    assert created.dtype == "datetime64[ns]"
+    assert [None if pd.isna(d) else d.date() for d in created] == days
 
 
 def test_upsert_counts_inserted_and_changed_rows_only(store: Engine) -> None:

@@ -212,12 +212,14 @@ def test_first_sync_rebuilds_the_states_the_field_history_implies(org, store):
         Z: ("open", "Negotiation", Decimal("3000.00"), d("2026-12-15"), 0.6, "Ann"),
         W: ("lost", "Closed Lost", Decimal("200.00"), d("2026-09-30"), 0.6, "Ann"),
     }
-    # The slipped-deals list sees X's two pushes (SQLite's lag() gives dates as text).
+    # The slipped-deals list sees X's two pushes (close dates as day numbers).
     with store.engine.connect() as connection:
         pushes = connection.execute(slips()).mappings().all()
-    assert [(p["name"], str(p["previous_close"]), str(p["close_date"])) for p in pushes] == [
-        ("Deal 006X", "2026-10-31", "2026-11-30"),
-        ("Deal 006X", "2026-11-30", "2027-01-15"),
+    epoch = date(1970, 1, 1).toordinal()
+    on = [date.fromordinal(epoch + p[c]) for p in pushes for c in ("previous_close", "close_date")]
+    assert list(zip([p["name"] for p in pushes], on[::2], on[1::2], strict=True)) == [
+        ("Deal 006X", d("2026-10-31"), d("2026-11-30")),
+        ("Deal 006X", d("2026-11-30"), d("2027-01-15")),
     ]
 
 
