@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -138,18 +139,25 @@ EVENTS: dict[str, type[_Shape]] = {
 }
 
 
-def accept(headers: Mapping[str, str], body: bytes, verifier: SignatureVerifier) -> str:
-    """The body as text, if the request is signed and well formed; else ``Refused``.
-    ``headers`` are looked up by lower-case name (Starlette's are)."""
+@dataclass(frozen=True)
+class Accepted:
+    """A signed, well-formed request: its body as text, and as what Bolt must read of it (the
+    JSON object, the interactive payload, or the form's fields)."""
+
+    text: str
+    body: dict[str, Any]
+
+
+def accept(headers: Mapping[str, str], body: bytes, verifier: SignatureVerifier) -> Accepted:
+    """The body, if the request is signed and well formed; else ``Refused``. ``headers`` are
+    looked up by lower-case name (Starlette's are)."""
     text = verified(headers, body, verifier)
     # Bolt reads a body as JSON when its Content-Type is exactly that or it starts with "{":
     # judge it the same way, so that what is checked is what Bolt will read.
     content_type = (headers.get("content-type") or "").split(";")[0]
     if content_type == "application/json" or text.startswith("{"):
-        _events_body(text)
-    else:
-        _form_body(text)
-    return text
+        return Accepted(text, _events_body(text))
+    return Accepted(text, _form_body(text))
 
 
 def verified(headers: Mapping[str, str], body: bytes, verifier: SignatureVerifier) -> str:
@@ -225,19 +233,22 @@ def _kind(body: dict[str, Any], known: Mapping[str, type[_Shape]], what: str) ->
     raise Refused(400, f"kpibot does not handle {what} of type {shown[:40]}")
 
 
-def _events_body(text: str) -> None:
+def _events_body(text: str) -> dict[str, Any]:
     body = _json_object(text, "the body")
     _shaped(body, _kind(body, EVENTS, "Events API requests"), "event")
+    return body
 
 
-def _form_body(text: str) -> None:
+def _form_body(text: str) -> dict[str, Any]:
     form = dict(parse_qsl(text, keep_blank_values=True))
     if "payload" in form:
         body = _json_object(form["payload"], "payload")
         _shaped(body, _kind(body, INTERACTIVE, "interactive payloads"), "payload")
-    elif "ssl_check" in form:
+        return body
+    if "ssl_check" in form:
         _shaped(form, SslCheck, "ssl_check")
     elif "command" in form:
         _shaped(form, SlashCommand, "slash command")
     else:
         raise Refused(400, "neither a slash command, an interactive payload nor an ssl_check")
+    return dict(form)

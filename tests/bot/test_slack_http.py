@@ -110,6 +110,18 @@ def test_healthz_and_a_kpi_answer_over_http(running):
     assert "Chiffre d'affaires" in world.fake.responses[0]["text"]
 
 
+@pytest.mark.parametrize("text", ["payload", "revenue payload=1"])
+def test_a_command_that_says_payload_gets_its_answer(running, caplog, text):
+    """Bolt reads any form with "payload" in it as an interactive payload; a slash command
+    whose text says it is still a slash command (it was answered 404)."""
+    world, base = running
+    body = command_body(world.fake, text, ADMIN).encode()
+    assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
+    wait_for(lambda: world.fake.responses)
+    assert "payload" in world.fake.responses[0]["text"]
+    no_traceback(caplog)
+
+
 UNSIGNED = "unsigned: X-Slack-Request-Timestamp and X-Slack-Signature required"
 INVALID = "invalid signature, or signed more than five minutes ago"
 
