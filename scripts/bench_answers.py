@@ -530,11 +530,13 @@ def main() -> None:
     print(f"generated CSV in {time.perf_counter() - t0:.1f} s ({folder})")
 
     imported = in_process(import_step, str(folder))
-    figures["import"] = imported
     rate = imported["rows"] / imported["import_s"]
+    # What `kpibot import` takes before it returns: the import, then the snapshot published.
+    whole = imported["rows"] / (imported["import_s"] + imported["publish_s"])
+    figures["import"] = {**imported, "rows_per_s": rate, "with_publish_rows_per_s": whole}
     print(
         f"import: {imported['rows']:,} rows in {imported['import_s']:.1f} s = {rate:,.0f} rows/s;"
-        f" snapshot published in {imported['publish_s']:.1f} s;"
+        f" snapshot published in {imported['publish_s']:.1f} s ({whole:,.0f} rows/s for both);"
         f" peak memory {imported['peak_rss_mb']:.0f} MB"
     )
 
