@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -250,9 +249,11 @@ def _in_key_order(rows: Rows) -> Rows | None:
             return rows
         runs = key_runs(columns)
         return None if runs.repeated.any() else rows.take(runs.order)
-    keyed = sorted(rows, key=lambda row: (row["source"], row["source_id"]))
-    keys = [(row["source"], row["source_id"]) for row in keyed]
-    return None if any(a == b for a, b in pairwise(keys)) else keyed
+    keys = {(row["source"], row["source_id"]) for row in rows}
+    if len(keys) < len(rows):
+        return None
+    # str(): a missing id is for the INSERT to refuse (NOT NULL), not for the sort.
+    return sorted(rows, key=lambda row: (str(row["source"]), str(row["source_id"])))
 
 
 def _strictly_ascending(columns: Sequence[pa.Array[Any] | pa.ChunkedArray[Any]]) -> bool:

@@ -262,6 +262,17 @@ def test_a_bulk_load_writes_its_rows_in_key_order(
     assert stored == [("z", "3"), ("y", "2")]
 
 
+def test_a_bulk_load_without_an_id_is_refused_by_the_store(sqlite_store: Engine) -> None:
+    """Sorting the rows of a first load does not trip over a missing id: the INSERT refuses
+    it (NOT NULL), as before there was a sort."""
+    rows = [
+        {"source": "hr", "source_id": "b", "name": "B"},
+        {"source": "hr", "source_id": None, "name": "A"},
+    ]
+    with pytest.raises(IntegrityError), transaction(session_factory(sqlite_store)) as session:
+        upsert(session, Rep.__table__, rows)
+
+
 def test_upsert_rejects_values_sqlalchemy_would_reject(sqlite_store: Engine) -> None:
     with transaction(session_factory(sqlite_store)) as session:
         with pytest.raises((TypeError, StatementError)):  # StatementError: SQLAlchemy's
