@@ -111,6 +111,13 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
         if connection.dialect.name == "postgresql":
             # Held until this transaction ends, which is when the migration is committed.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        else:
+            # sqlite3 opens a transaction only before a DML statement, so the migrations' DDL
+            # ran outside one: a migration failing half way left the schema half changed. An
+            # explicit one makes the whole upgrade one commit (DDL is transactional in
+            # SQLite), and IMMEDIATE takes the write lock first, so that two processes
+            # migrating at once run one after the other.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         before = schema_revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

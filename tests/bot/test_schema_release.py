@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from bot.cli import main
 from bot.service import KpiService
@@ -53,6 +53,26 @@ def test_migrate_on_sqlite_reports_what_it_did_and_is_idempotent(tmp_path: Path)
     # The organisation of write_config is French.
     assert first.output == f"{database}\u00a0: schéma créé à la révision {HEAD}\n"
     assert second.output == f"{database}\u00a0: schéma déjà à la révision {HEAD}, rien à faire\n"
+
+
+def test_an_upgrade_that_fails_half_way_leaves_sqlite_as_it_was(tmp_path: Path) -> None:
+    """The whole upgrade is one transaction: a statement failing in the last migration takes
+    the eleven before it back too (sqlite3 ran DDL outside any transaction), and migrating
+    again then succeeds."""
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'kpibot.db'}")
+
+    def fail(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "DROP INDEX" in statement and "ix_leads_created_at" in statement:
+            raise RuntimeError("disk full")
+
+    event.listen(engine, "before_cursor_execute", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        migrate(engine)
+    event.remove(engine, "before_cursor_execute", fail)
+
+    assert inspect(engine).get_table_names() == []
+    assert migrate(engine) == (None, HEAD)
+    assert "ix_leads_created_at" not in {i["name"] for i in inspect(engine).get_indexes("leads")}
 
 
 def test_the_head_a_process_checks_without_alembic_is_alembics_head() -> None:
