@@ -251,4 +251,4 @@ def _form_body(text: str) -> dict[str, Any]:
         _shaped(form, SlashCommand, "slash command")
     else:
         raise Refused(400, "neither a slash command, an interactive payload nor an ssl_check")
-    return dict(form)
+    return form

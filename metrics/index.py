@@ -61,8 +61,9 @@ _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stan
 
 
 def date_order(dates: np.ndarray) -> np.ndarray:
-    """The positions that sort ``dates`` (datetime64[ns]) stably, NaT last, as int32 (half
-    what int64 costs; a table of 2**31 rows would not fit in memory).
+    """The positions that sort ``dates`` (datetime64 of any unit; the facts' whole columns
+    are in days) stably, NaT last, as int32 (half what int64 costs; a table of 2**31 rows
+    would not fit in memory).
 
     Dates that are whole days less than 179 years apart (every date of the facts) are sorted
     as 16-bit day numbers, which numpy's stable sort does by radix: 30 ms instead of 75 ms

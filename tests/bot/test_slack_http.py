@@ -110,15 +110,22 @@ def test_healthz_and_a_kpi_answer_over_http(running):
     assert "Chiffre d'affaires" in world.fake.responses[0]["text"]
 
 
-@pytest.mark.parametrize("text", ["payload", "revenue payload=1"])
-def test_a_command_that_says_payload_gets_its_answer(running, caplog, text):
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("payload", "Je ne connais pas l'indicateur «\u00a0payload\u00a0»."),
+        ("revenue payload=1", "J'ai compris revenue, mais pas «\u00a0payload=1\u00a0»."),
+    ],
+)
+def test_a_command_that_says_payload_gets_its_answer(running, caplog, text, answer):
     """Bolt reads any form with "payload" in it as an interactive payload; a slash command
-    whose text says it is still a slash command (it was answered 404)."""
+    whose text says it is still a slash command (it was answered 404), here answered with
+    the help for what it did not understand."""
     world, base = running
     body = command_body(world.fake, text, ADMIN).encode()
     assert post(base + EVENTS_PATH, body, sign(body))[0] == 200
     wait_for(lambda: world.fake.responses)
-    assert "payload" in world.fake.responses[0]["text"]
+    assert world.fake.responses[0]["text"].split("\n")[0] == answer
     no_traceback(caplog)
 
 
