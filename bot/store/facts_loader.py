@@ -13,14 +13,27 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, Engine, Select, select
+import pyarrow as pa
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
-from bot.store.database import data_version
+from bot.store.database import data_version, sqlite_file
 from bot.store.day_numbers import day_number
 from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import (
@@ -43,6 +56,7 @@ from bot.store.models import (
     Survey,
     Team,
 )
+from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
 from bot.worded import WordedError
 from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
 from metrics.kpis import prepare_indexes, usual_scopes
@@ -68,6 +82,9 @@ _PAST_STATUSES = ("open", "won", "lost", "deleted")
 
 
 _CHUNK = 200_000
+# Where the child process's start (0.2-0.5 s) costs less than the driver's Python objects
+# (2-3 µs a row): smaller stores are read in process.
+_CHILD_FROM_ROWS = 200_000
 
 
 def _frame(
@@ -84,7 +101,7 @@ def _frame(
     where SQLAlchemy's result processing converted each value, which was most of the time."""
     columns = [c.name for c in statement.selected_columns]
     with engine.connect() as connection:
-        sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+        sql = _sql(connection, statement)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(sql)
@@ -98,6 +115,70 @@ def _frame(
     return pd.concat(chunks, ignore_index=True)
 
 
+class _Read(NamedTuple):
+    """A statement and how its rows become the facts' dtypes (``_frame``)."""
+
+    statement: Select[*tuple[Any, ...]]
+    compact: Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _whole_frames(engine: Engine, reads: list[_Read], ids: list[Any]) -> list[pd.DataFrame]:
+    """The frames of whole tables, as ``_frame`` makes them. From an SQLite file holding
+    ``_CHILD_FROM_ROWS`` rows or more (by the largest of ``ids``, the tables' row ids: no
+    count) they are read by a child process straight into Arrow
+    (``bot.store.sqlite_columns``), each column cast to the type its statement declares, so
+    that they come out as the driver's rows come out of ``_frame``."""
+    path = sqlite_file(engine)
+    if path is None:
+        return [_frame(engine, *read) for read in reads]
+    with engine.connect() as connection:
+        rows = sum(connection.scalar(select(func.max(column))) or 0 for column in ids)
+        sql = [_sql(connection, read.statement) for read in reads]
+    if rows < _CHILD_FROM_ROWS:
+        return [_frame(engine, *read) for read in reads]
+    try:
+        tables = read_tables(path, sql)
+    except (OSError, ColumnsUnreadable) as error:
+        # Only slower through the engine's driver: the answers must not wait for a fix.
+        log.warning("reading the facts in a child process failed, reading them here: %s", error)
+        return [_frame(engine, *read) for read in reads]
+    frames = []
+    for read in reads:
+        table = tables.pop(0)  # each Arrow table let go once it is a frame
+        frames.append(read.compact(_declared(table, read.statement).to_pandas()))
+    return frames
+
+
+def _sql(connection: Connection, statement: Select[*tuple[Any, ...]]) -> str:
+    return str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+
+
+def _declared(table: pa.Table, statement: Select[*tuple[Any, ...]]) -> pa.Table:
+    """``table``'s columns named as ``statement`` selects them and cast to the Arrow type of
+    their declared type: a column whose values are all NULL comes from the driver as
+    integers, and an amount column of whole numbers as integers."""
+    columns = list(statement.selected_columns)
+    arrays = []
+    for array, column in zip(table.columns, columns, strict=True):
+        wanted = _arrow_type(column.type)
+        arrays.append(array if wanted is None or array.type == wanted else array.cast(wanted))
+    return pa.table(arrays, names=[column.name for column in columns])
+
+
+def _arrow_type(declared: TypeEngine[Any]) -> pa.DataType | None:
+    """The Arrow type the driver's values of a ``declared`` column take in pandas' hands
+    (None: as they come, date-times as text on SQLite)."""
+    if isinstance(declared, Boolean):
+        return pa.bool_()
+    if isinstance(declared, Integer):
+        return pa.int64()
+    if isinstance(declared, Numeric):  # Float too
+        return pa.float64()
+    if isinstance(declared, String):
+        return pa.string()
+    return None
+
+
 def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """The ``columns`` selected as day numbers (``day_number``) as dates (datetime64[ns], NaT
     for NULL)."""
@@ -109,7 +190,12 @@ def _dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
 def _categories(frame: pd.DataFrame) -> pd.DataFrame:
     for column in _CATEGORIES:
         if column in frame:
-            frame[column] = frame[column].astype("category")
+            values = frame[column].astype("category")
+            if values.cat.categories.empty:
+                # No name at all: the same categories however the column came (text typed
+                # by its declaration, or the driver's Nones), so the snapshots agree.
+                values = values.cat.set_categories(pd.Index([], dtype=object))
+            frame[column] = values
     return frame
 
 
@@ -160,7 +246,7 @@ def _rates(connection: Connection) -> dict[str, Decimal]:
 
 def _to_minor(frame: pd.DataFrame, fx: FxTable, minor_digits: int) -> pd.Series:
     currencies = frame["currency"]
-    rates = currencies.map({c: fx.rate(str(c)) for c in currencies.unique()})
+    rates = currencies.map({c: fx.rate(str(c)) for c in currencies.unique()}).astype("float64")
     scaled = frame["amount"].astype("float64").fillna(0.0) * rates * 10**minor_digits
     minor: pd.Series = scaled.round().astype("int64")
     return minor
@@ -227,7 +313,7 @@ class _Reader:
     def _minor(self, frame: pd.DataFrame) -> pd.Series:
         return _to_minor(frame, self.fx, self.minor_digits)
 
-    def opportunities(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+    def _opportunity_read(self, *where: ColumnElement[bool]) -> _Read:
         def deals(chunk: pd.DataFrame) -> pd.DataFrame:
             closed = chunk.pop("is_closed").astype(bool)
             won = chunk.pop("is_won").astype(bool)
@@ -241,8 +327,7 @@ class _Reader:
             chunk["account"] = chunk["account"].astype("Int64")
             return _dates(_ids(chunk.drop(columns="currency")), "created", "close")
 
-        opps = _frame(
-            self.engine,
+        statement = (
             select(
                 Opportunity.id, Opportunity.owner_id.label("rep_id"),
                 Opportunity.account_id.label("account"), Opportunity.is_closed,
@@ -253,26 +338,33 @@ class _Reader:
             .where(Opportunity.deleted_at.is_(None), *where)
             # Whole, in id order (SQLite's own); changed rows are put in order by the merge,
             # and ordering them here could make a planner walk the table instead.
-            .order_by(*() if where else (Opportunity.id,)),
-            deals,
+            .order_by(*() if where else (Opportunity.id,))
         )  # fmt: skip
-        return _owned(opps, self.owners)[[*_OPPORTUNITY_COLUMNS, "rep_id"]]
+        return _Read(statement, deals)
 
-    def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+    def _placed_deals(self, opportunities: pd.DataFrame) -> pd.DataFrame:
+        return _owned(opportunities, self.owners)[[*_OPPORTUNITY_COLUMNS, "rep_id"]]
+
+    def opportunities(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+        return self._placed_deals(_frame(self.engine, *self._opportunity_read(*where)))
+
+    def _lead_read(self, *where: ColumnElement[bool]) -> _Read:
         def sourced(chunk: pd.DataFrame) -> pd.DataFrame:
             chunk["account"] = chunk["account"].astype("Int64")
             return _dates(_ids(chunk), "created", "converted")
 
-        leads = _frame(
-            self.engine,
-            select(
-                Lead.id, Lead.owner_id.label("rep_id"), day_number(Lead.created_at, "created"),
-                day_number(Lead.converted_at, "converted"), Lead.channel,
-                Lead.account_id.label("account"),
-            ).where(*where).order_by(*() if where else (Lead.id,)),
-            sourced,
-        )  # fmt: skip
+        statement = select(
+            Lead.id, Lead.owner_id.label("rep_id"), day_number(Lead.created_at, "created"),
+            day_number(Lead.converted_at, "converted"), Lead.channel,
+            Lead.account_id.label("account"),
+        ).where(*where).order_by(*() if where else (Lead.id,))  # fmt: skip
+        return _Read(statement, sourced)
+
+    def _placed_leads(self, leads: pd.DataFrame) -> pd.DataFrame:
         return _categories(_owned(leads, self.owners)[list(_LEAD_COLUMNS)])
+
+    def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
+        return self._placed_leads(_frame(self.engine, *self._lead_read(*where)))
 
     def spend(self) -> pd.DataFrame:
         def costs(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -354,9 +446,12 @@ class _Reader:
         )
 
     def whole(self, version: int) -> Facts:
+        opportunities, leads = _whole_frames(
+            self.engine, [self._opportunity_read(), self._lead_read()], [Opportunity.id, Lead.id]
+        )
         return self.facts(
-            version, self.opportunities(), self.leads(), self.spend(), self.surveys(),
-            self.slips(),
+            version, self._placed_deals(opportunities), self._placed_leads(leads),
+            self.spend(), self.surveys(), self.slips(),
         )  # fmt: skip
 
 
@@ -795,13 +890,8 @@ def snapshot_folder(engine: Engine) -> Path | None:
     """Where the snapshots of ``engine``'s facts live: beside an SQLite file (``kpibot.db`` →
     ``kpibot.db.facts/``); None for a store without a file of its own (an in-memory SQLite,
     PostgreSQL), whose processes then each build their facts from the store."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):  # a URI filename: no plain path to stand beside
-        return None
-    path = Path(database)
-    return path.with_name(path.name + ".facts")
+    path = sqlite_file(engine)
+    return None if path is None else path.with_name(path.name + ".facts")
 
 
 class FactsCache:

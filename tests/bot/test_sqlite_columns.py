@@ -1,0 +1,100 @@
+"""Whole tables read from an SQLite file by the child process (``bot.store.sqlite_columns``)
+make exactly the facts the engine's own driver makes, whatever the rows: NULL columns,
+amounts that are all whole numbers, text outside ASCII, empty tables."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy import select
+
+from bot.store import facts_loader
+from bot.store.facts_loader import load_facts
+from bot.store.models import Lead
+from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
+from tests.bot.test_facts_snapshot import (
+    RATES,
+    _company,
+    _engine,
+    _won,
+    assert_same_facts,
+    companies,
+    store_company,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(company=companies())
+def test_facts_read_by_the_child_are_those_of_the_engines_driver(company):
+    with tempfile.TemporaryDirectory() as name:
+        engine = _engine(Path(name))
+        try:
+            store_company(engine, company)
+            with (
+                mock.patch.object(facts_loader, "_CHILD_FROM_ROWS", 0),
+                mock.patch.object(facts_loader, "read_tables", wraps=read_tables) as child,
+            ):
+                read = load_facts(engine, "EUR", RATES, 0.5)
+            assert child.call_count == 1  # the opportunities and the leads, together
+            # The same store read by the engine's driver, as a small one is.
+            with mock.patch.object(facts_loader, "read_tables", wraps=read_tables) as child:
+                driven = load_facts(engine, "EUR", RATES, 0.5)
+            assert child.call_count == 0
+            assert_same_facts(read, driven)
+        finally:
+            engine.dispose()
+
+
+def test_the_child_reads_every_value_of_a_column_null_at_first(tmp_path):
+    # The driver types a column by the rows it looks at first: more NULL rows than its
+    # default batch, then text and a fraction.
+    engine = _engine(tmp_path)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER, label TEXT, share NUMERIC)")
+            connection.exec_driver_sql(
+                "INSERT INTO t WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                "WHERE i < 5000) SELECT i, NULL, NULL FROM n"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO t VALUES (5001, 'Équipe', 0.25), (5002, NULL, 3)"
+            )
+        (table,) = read_tables(tmp_path / "kpibot.db", ["SELECT * FROM t ORDER BY id"])
+        assert table.num_rows == 5002
+        assert table.column("label").to_pylist()[-2:] == ["Équipe", None]
+        assert table.column("share").to_pylist()[-2:] == [0.25, 3.0]
+        assert table.schema.field("share").type == pa.float64()
+    finally:
+        engine.dispose()
+
+
+def test_a_statement_the_child_cannot_read_is_an_error_that_says_why(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        with engine.connect() as connection:
+            good = str(select(Lead.id).compile(connection))
+        with pytest.raises(ColumnsUnreadable, match="no such column: nope"):
+            read_tables(tmp_path / "kpibot.db", [good, "SELECT nope FROM leads"])
+    finally:
+        engine.dispose()
+
+
+def test_facts_are_read_by_the_engines_driver_when_the_child_fails(tmp_path, caplog):
+    engine = _engine(tmp_path)
+    try:
+        store_company(engine, _company("100.00"))
+        failing = ColumnsUnreadable("reading kpibot.db failed (exit 1): no adbc here")
+        with (
+            mock.patch.object(facts_loader, "_CHILD_FROM_ROWS", 0),
+            mock.patch.object(facts_loader, "read_tables", side_effect=failing),
+        ):
+            facts = load_facts(engine, "EUR", RATES, 0.5)
+        assert _won(facts) == 10_000
+        assert "reading them here: reading kpibot.db failed (exit 1): no adbc here" in caplog.text
+    finally:
+        engine.dispose()
