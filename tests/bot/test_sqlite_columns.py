@@ -5,13 +5,14 @@ amounts that are all whole numbers, text outside ASCII, empty tables."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from bot.store import facts_loader
 from bot.store.facts_loader import load_facts
@@ -50,51 +51,45 @@ def test_facts_read_by_the_child_are_those_of_the_engines_driver(company):
             engine.dispose()
 
 
-def test_the_child_reads_every_value_of_a_column_null_at_first(tmp_path):
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """An empty migrated store in ``tmp_path / "kpibot.db"``."""
+    engine = _engine(tmp_path)
+    yield engine
+    engine.dispose()
+
+
+def test_the_child_reads_every_value_of_a_column_null_at_first(engine, tmp_path):
     # The driver types a column by the rows it looks at first: more NULL rows than its
     # default batch, then text and a fraction.
-    engine = _engine(tmp_path)
-    try:
-        with engine.begin() as connection:
-            connection.exec_driver_sql("CREATE TABLE t (id INTEGER, label TEXT, share NUMERIC)")
-            connection.exec_driver_sql(
-                "INSERT INTO t WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-                "WHERE i < 5000) SELECT i, NULL, NULL FROM n"
-            )
-            connection.exec_driver_sql(
-                "INSERT INTO t VALUES (5001, 'Équipe', 0.25), (5002, NULL, 3)"
-            )
-        (table,) = read_tables(tmp_path / "kpibot.db", ["SELECT * FROM t ORDER BY id"])
-        assert table.num_rows == 5002
-        assert table.column("label").to_pylist()[-2:] == ["Équipe", None]
-        assert table.column("share").to_pylist()[-2:] == [0.25, 3.0]
-        assert table.schema.field("share").type == pa.float64()
-    finally:
-        engine.dispose()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (id INTEGER, label TEXT, share NUMERIC)")
+        connection.exec_driver_sql(
+            "INSERT INTO t WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+            "WHERE i < 5000) SELECT i, NULL, NULL FROM n"
+        )
+        connection.exec_driver_sql("INSERT INTO t VALUES (5001, 'Équipe', 0.25), (5002, NULL, 3)")
+    (table,) = read_tables(tmp_path / "kpibot.db", ["SELECT * FROM t ORDER BY id"])
+    assert table.num_rows == 5002
+    assert table.column("label").to_pylist()[-2:] == ["Équipe", None]
+    assert table.column("share").to_pylist()[-2:] == [0.25, 3.0]
+    assert table.schema.field("share").type == pa.float64()
 
 
-def test_a_statement_the_child_cannot_read_is_an_error_that_says_why(tmp_path):
-    engine = _engine(tmp_path)
-    try:
-        with engine.connect() as connection:
-            good = str(select(Lead.id).compile(connection))
-        with pytest.raises(ColumnsUnreadable, match="no such column: nope"):
-            read_tables(tmp_path / "kpibot.db", [good, "SELECT nope FROM leads"])
-    finally:
-        engine.dispose()
+def test_a_statement_the_child_cannot_read_is_an_error_that_says_why(engine, tmp_path):
+    with engine.connect() as connection:
+        good = str(select(Lead.id).compile(connection))
+    with pytest.raises(ColumnsUnreadable, match="no such column: nope"):
+        read_tables(tmp_path / "kpibot.db", [good, "SELECT nope FROM leads"])
 
 
-def test_facts_are_read_by_the_engines_driver_when_the_child_fails(tmp_path, caplog):
-    engine = _engine(tmp_path)
-    try:
-        store_company(engine, _company("100.00"))
-        failing = ColumnsUnreadable("reading kpibot.db failed (exit 1): no adbc here")
-        with (
-            mock.patch.object(facts_loader, "_CHILD_FROM_ROWS", 0),
-            mock.patch.object(facts_loader, "read_tables", side_effect=failing),
-        ):
-            facts = load_facts(engine, "EUR", RATES, 0.5)
-        assert _won(facts) == 10_000
-        assert "reading them here: reading kpibot.db failed (exit 1): no adbc here" in caplog.text
-    finally:
-        engine.dispose()
+def test_facts_are_read_by_the_engines_driver_when_the_child_fails(engine, caplog):
+    store_company(engine, _company("100.00"))
+    failing = ColumnsUnreadable("reading kpibot.db failed (exit 1): no adbc here")
+    with (
+        mock.patch.object(facts_loader, "_CHILD_FROM_ROWS", 0),
+        mock.patch.object(facts_loader, "read_tables", side_effect=failing),
+    ):
+        facts = load_facts(engine, "EUR", RATES, 0.5)
+    assert _won(facts) == 10_000
+    assert "reading them here: reading kpibot.db failed (exit 1): no adbc here" in caplog.text
