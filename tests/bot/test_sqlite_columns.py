@@ -1,6 +1,7 @@
 """Whole tables read from an SQLite file by the child process (``bot.store.sqlite_columns``)
 make exactly the facts the engine's own driver makes, whatever the rows: NULL columns,
-amounts that are all whole numbers, text outside ASCII, empty tables."""
+amounts that are all whole numbers, text outside ASCII, empty tables; and an amount in a
+currency without a rate is refused by name."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import Engine, select
 
 from bot.store import facts_loader
-from bot.store.facts_loader import load_facts
+from bot.store.facts_loader import MissingExchangeRate, load_facts
 from bot.store.models import Lead
 from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
 from tests.bot.test_facts_snapshot import (
@@ -93,3 +94,19 @@ def test_facts_are_read_by_the_engines_driver_when_the_child_fails(engine, caplo
         facts = load_facts(engine, "EUR", RATES, 0.5)
     assert _won(facts) == 10_000
     assert "reading them here: reading kpibot.db failed (exit 1): no adbc here" in caplog.text
+
+
+@pytest.mark.parametrize("currencies", [["EUR", "JPY"], ["JPY", "USD"]])
+def test_an_amount_in_a_currency_without_a_rate_is_refused_by_name(engine, currencies):
+    company = _company("100.00")
+    first = company["opportunities"][0]
+    company["opportunities"] = [
+        {**first, "source_id": f"O{i}", "currency": currency}
+        for i, currency in enumerate(currencies)
+    ]
+    store_company(engine, company)
+    with pytest.raises(MissingExchangeRate) as refused:
+        load_facts(engine, "EUR", RATES, 0.5)
+    assert str(refused.value) == (
+        "no exchange rate from JPY to EUR: add JPY under fx_rates in the config"
+    )
