@@ -38,8 +38,9 @@ class ColumnsUnreadable(Exception):
 def read_tables(database: Path, statements: list[str]) -> list[pa.Table]:
     """The rows of each of ``statements`` (SQL without parameters), read from ``database``."""
     request = json.dumps({"database": str(database), "statements": statements}).encode()
+    # -P: the module from where kpibot is installed, never from the working directory.
     with subprocess.Popen(
-        [sys.executable, "-m", __name__],
+        [sys.executable, "-P", "-m", __name__],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -69,31 +70,22 @@ def _io(pipe: IO[bytes]) -> io.IOBase:
 
 
 def _read(database: str, sql: str) -> pa.Table:
-    # The driver's own API: its DB-API module imports pandas, a second more for the child.
-    import adbc_driver_manager
+    # Imported in the child only: the parent must never load a second SQLite. The driver's
+    # own API, not its DB-API module, which imports pandas (a second more for the child).
+    import adbc_driver_manager as adbc
     import adbc_driver_sqlite
 
-    with (
-        adbc_driver_sqlite.connect(database) as handle,
-        adbc_driver_manager.AdbcConnection(handle) as connection,
-    ):
-        with adbc_driver_manager.AdbcStatement(connection) as pragma:
+    with adbc_driver_sqlite.connect(database) as handle, adbc.AdbcConnection(handle) as connection:
+        with adbc.AdbcStatement(connection) as pragma:
             # As the engine's connections wait (bot.store.database.make_engine): a writer's
             # commit, or the other read opening the write-ahead log, holds a lock briefly.
             pragma.set_sql_query(f"PRAGMA busy_timeout = {_BUSY_MS}")
             pragma.execute_update()
-        return _all_rows(connection, sql)
-
-
-def _all_rows(connection: Any, sql: str) -> pa.Table:
-    import adbc_driver_manager
-    import adbc_driver_sqlite
-
-    with adbc_driver_manager.AdbcStatement(connection) as statement:
-        statement.set_options(**{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: _WHOLE})
-        statement.set_sql_query(sql)
-        stream, _ = statement.execute_query()
-        return pa.RecordBatchReader._import_from_c(stream.address).read_all()
+        with adbc.AdbcStatement(connection) as statement:
+            statement.set_options(**{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: _WHOLE})
+            statement.set_sql_query(sql)
+            stream, _ = statement.execute_query()
+            return pa.RecordBatchReader._import_from_c(stream.address).read_all()
 
 
 def _serve(request: dict[str, Any]) -> None:
