@@ -822,9 +822,17 @@ class PastStates:
 
     def prepare(self, moments: list[datetime], version: int) -> None:
         """Read or bring forward each of ``moments`` and place their deals with the owners of
-        ``version``, so that an answer finds them ready."""
+        ``version``, so that an answer finds them ready. A moment before the history's first
+        is prepared as that first moment, which is what an answer since then counts from
+        (``bot.service.KpiService.changes``): after a first import of a million deals, the
+        quarter's first day would otherwise read every deal, changed since by the import, to
+        find that none existed then (five such moments took 25 s of a serving process's start)."""
+        with self._engine.connect() as connection:
+            first = first_recorded(connection)
+        if first is None:  # nothing recorded: an answer counts from its own moment
+            return
         owners = self.owners(version)
-        for at in moments:
+        for at in dict.fromkeys(max(utc(moment), first) for moment in moments):
             self._patch(at).placed(owners)
 
     def changed_since(self, at: datetime, version: int) -> tuple[np.ndarray, pd.DataFrame]:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Engine
 
+from bot.service import KpiService
 from bot.store.facts_loader import (
     PastStates,
     current_owners,
@@ -18,8 +19,8 @@ from bot.store.facts_loader import (
     load_facts,
     usual_moments,
 )
-from bot.store.history import utc
-from tests.bot.test_changes_service import AFTER, _import, history_service
+from bot.store.history import first_recorded, utc
+from tests.bot.test_changes_service import AFTER, BEFORE, _import, _settings, history_service
 from tests.bot.test_comparisons_history import _service
 
 BETWEEN = datetime(2026, 11, 10, tzinfo=UTC)  # after the first import, before the second
@@ -114,6 +115,16 @@ def test_usual_moments_are_the_days_a_waterfall_is_asked_from() -> None:
     assert all(m.tzinfo is paris and m.hour == 0 for m in moments)
 
 
+def _usual_since_first(service: KpiService, store: Engine) -> list[datetime]:
+    """Today's usual moments, those before the history's first moment as that moment."""
+    zone = service.settings.organisation.zone
+    today = datetime.now(UTC).astimezone(zone).date()
+    with store.connect() as connection:
+        first = first_recorded(connection)
+    assert first is not None
+    return sorted({max(utc(m), first) for m in usual_moments(today, zone)})
+
+
 def test_new_data_in_a_running_service_prepares_the_usual_moments(
     store: Engine, tmp_path: Path
 ) -> None:
@@ -129,13 +140,12 @@ def test_new_data_in_a_running_service_prepares_the_usual_moments(
     facts = service.snapshot().facts  # swapped in: the moments are prepared in the background
     cache.wait()
 
-    zone = service.settings.organisation.zone
-    today = datetime.now(UTC).astimezone(zone).date()
-    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    prepared = _usual_since_first(service, store)
+    assert sorted(cache.past.kept()) == prepared
     # An answer since one of them reads nothing more, and counts from it as a whole read does.
     query = service.parse("pipeline changes 2026-Q4 since last week", datetime.now(UTC))
     changes = service.changes(query, datetime.now(UTC))
-    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    assert sorted(cache.past.kept()) == prepared
     assert changes.waterfall.end == facts.pipeline(query.scope, query.period)
 
 
@@ -151,6 +161,29 @@ def test_a_serving_process_reads_the_usual_moments_at_its_start(
     service.warm_facts()
     service.wait_for_facts()
 
-    zone = service.settings.organisation.zone
-    today = datetime.now(UTC).astimezone(zone).date()
-    assert sorted(cache.past.kept()) == sorted(utc(m) for m in usual_moments(today, zone))
+    assert sorted(cache.past.kept()) == _usual_since_first(service, store)
+
+
+def test_moments_before_the_history_are_prepared_as_its_first_moment(
+    store: Engine, tmp_path: Path
+) -> None:
+    # A first import now: every usual moment is before it, and every deal "changed" since.
+    _import(store, tmp_path, BEFORE)
+    service = KpiService(_settings(tmp_path), store)
+    cache = service._cache
+    cache.refresh()
+    with store.connect() as connection:
+        first = first_recorded(connection)
+    assert first is not None
+
+    service.warm_facts()
+    service.wait_for_facts()
+
+    assert cache.past.kept() == [first]  # one moment, not five reads of every deal
+    changed, start = cache.past.changed_since(first, service.snapshot().facts.version)
+    assert changed.size == 0 and start.empty
+    # A waterfall since last week counts from that first moment, and finds it ready.
+    query = service.parse("pipeline changes 2026-Q4 since last week", datetime.now(UTC))
+    changes = service.changes(query, datetime.now(UTC))
+    assert changes.history_from == first.astimezone(service.settings.organisation.zone).date()
+    assert cache.past.kept() == [first]
