@@ -198,10 +198,11 @@ class KpiService:
         since = datetime.combine(query.since, time(), tzinfo=zone)
         with self.engine.connect() as connection:
             first = first_recorded(connection)
+        # Counted from the first recorded state when the history starts later
+        # (``PastStates`` reads such a moment as that first one): the answer says from when.
         history_from = None
         if first is None or first > since:
             history_from = (first or now).astimezone(zone).date()
-            since = first or now
         facts = self.snapshot().facts
         key = (facts.version, since, query.period)
         moved = self._moved.get(key)

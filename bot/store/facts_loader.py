@@ -100,8 +100,8 @@ def _frame(
     dates as ISO text and amounts as floats): ``compact`` converts whole columns at once,
     where SQLAlchemy's result processing converted each value, which was most of the time."""
     columns = [c.name for c in statement.selected_columns]
+    sql = _sql(engine, statement)
     with engine.connect() as connection:
-        sql = _sql(connection, statement)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(sql)
@@ -133,11 +133,10 @@ def _whole_frames(engine: Engine, reads: list[_Read], ids: list[Any]) -> list[pd
         return [_frame(engine, *read) for read in reads]
     with engine.connect() as connection:
         rows = sum(connection.scalar(select(func.max(column))) or 0 for column in ids)
-        sql = [_sql(connection, read.statement) for read in reads]
     if rows < _CHILD_FROM_ROWS:
         return [_frame(engine, *read) for read in reads]
     try:
-        tables = read_tables(path, sql)
+        tables = read_tables(path, [_sql(engine, read.statement) for read in reads])
     except (OSError, ColumnsUnreadable) as error:
         # Only slower through the engine's driver: the answers must not wait for a fix.
         log.warning("reading the facts in a child process failed, reading them here: %s", error)
@@ -149,8 +148,8 @@ def _whole_frames(engine: Engine, reads: list[_Read], ids: list[Any]) -> list[pd
     return frames
 
 
-def _sql(connection: Connection, statement: Select[*tuple[Any, ...]]) -> str:
-    return str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+def _sql(engine: Engine, statement: Select[*tuple[Any, ...]]) -> str:
+    return str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
 
 
 def _declared(table: pa.Table, statement: Select[*tuple[Any, ...]]) -> pa.Table:
@@ -774,10 +773,16 @@ class PastStates:
         return _Patch(at, until, changed, frame)
 
     def _patch(self, at: datetime) -> _Patch:
-        at = utc(at)
+        """The deals changed since ``at`` and their states then. A moment before the
+        history's first is read as that first moment: what the deals were before it is not
+        known, and an answer counts from it (``bot.service.KpiService.changes`` says so).
+        After a first import of a million deals, the quarter's first day would otherwise read
+        every deal, changed since by the import, to find that none existed then."""
         with self._engine.connect() as connection:
             stored = _rates(connection)
+            first = first_recorded(connection)
             last = last_recorded(connection)
+        at = utc(at) if first is None else max(utc(at), first)
         until = at if last is None else max(last, at)
         key = (at, tuple(sorted(stored.items())))
         fx = FxTable(self._currency, self._configured, stored)
@@ -822,17 +827,9 @@ class PastStates:
 
     def prepare(self, moments: list[datetime], version: int) -> None:
         """Read or bring forward each of ``moments`` and place their deals with the owners of
-        ``version``, so that an answer finds them ready. A moment before the history's first
-        is prepared as that first moment, which is what an answer since then counts from
-        (``bot.service.KpiService.changes``): after a first import of a million deals, the
-        quarter's first day would otherwise read every deal, changed since by the import, to
-        find that none existed then (five such moments took 25 s of a serving process's start)."""
-        with self._engine.connect() as connection:
-            first = first_recorded(connection)
-        if first is None:  # nothing recorded: an answer counts from its own moment
-            return
+        ``version``, so that an answer finds them ready."""
         owners = self.owners(version)
-        for at in dict.fromkeys(max(utc(moment), first) for moment in moments):
+        for at in moments:
             self._patch(at).placed(owners)
 
     def changed_since(self, at: datetime, version: int) -> tuple[np.ndarray, pd.DataFrame]:

@@ -18,6 +18,7 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, cast
@@ -38,14 +39,19 @@ class ColumnsUnreadable(Exception):
 def read_tables(database: Path, statements: list[str]) -> list[pa.Table]:
     """The rows of each of ``statements`` (SQL without parameters), read from ``database``."""
     request = json.dumps({"database": str(database), "statements": statements}).encode()
-    # -P: the module from where kpibot is installed, never from the working directory.
-    with subprocess.Popen(
-        [sys.executable, "-P", "-m", __name__],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as child:
-        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    # -P: the module from where kpibot is installed, never from the working directory. Its
+    # error output goes to a file: a pipe the parent reads only at the end could fill up and
+    # stop the child while the parent waits for its results.
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(
+            [sys.executable, "-P", "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        ) as child,
+    ):
+        assert child.stdin is not None and child.stdout is not None
         child.stdin.write(request)
         child.stdin.close()
         results = pa.PythonFile(_io(child.stdout), mode="r")
@@ -55,8 +61,9 @@ def read_tables(database: Path, statements: list[str]) -> list[pa.Table]:
                 tables.append(pa.ipc.open_stream(results).read_all())
         except pa.ArrowException:
             pass  # the child stopped: its error output says why
-        error = child.stderr.read().decode(errors="replace").strip()
         code = child.wait()
+        errors.seek(0)
+        error = errors.read().decode(errors="replace").strip()
     if code or len(tables) < len(statements):
         # A traceback's last line is the error; the driver's may go on with its query.
         reason = next((line for line in error.splitlines() if "Error: " in line), error)

@@ -4,7 +4,7 @@ equal to a whole read of the history at every step."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -180,8 +180,13 @@ def test_moments_before_the_history_are_prepared_as_its_first_moment(
     service.wait_for_facts()
 
     assert cache.past.kept() == [first]  # one moment, not five reads of every deal
-    changed, start = cache.past.changed_since(first, service.snapshot().facts.version)
+    version = service.snapshot().facts.version
+    changed, start = cache.past.changed_since(first, version)
     assert changed.size == 0 and start.empty
+    # Any reader of a moment before the history gets that first moment.
+    before, at_first = cache.past.changed_since(first - timedelta(days=30), version)
+    assert before.size == 0 and at_first.empty
+    assert cache.past.kept() == [first]
     # A waterfall since last week counts from that first moment, and finds it ready.
     query = service.parse("pipeline changes 2026-Q4 since last week", datetime.now(UTC))
     changes = service.changes(query, datetime.now(UTC))

@@ -84,6 +84,16 @@ def test_a_statement_the_child_cannot_read_is_an_error_that_says_why(engine, tmp
         read_tables(tmp_path / "kpibot.db", [good, "SELECT nope FROM leads"])
 
 
+def test_an_error_longer_than_a_pipe_holds_is_read_whole(engine, tmp_path):
+    # The child's traceback holds the 100 KB name twice: through a pipe read only at the end,
+    # the child would block writing it while the parent waits for its second result.
+    with engine.connect() as connection:
+        good = str(select(Lead.id).compile(connection))
+    name = "nope" + "x" * 100_000
+    with pytest.raises(ColumnsUnreadable, match=f"no such column: {name}"):
+        read_tables(tmp_path / "kpibot.db", [good, f"SELECT {name} FROM leads"])
+
+
 def test_facts_are_read_by_the_engines_driver_when_the_child_fails(engine, caplog):
     store_company(engine, _company("100.00"))
     failing = ColumnsUnreadable("reading kpibot.db failed (exit 1): no adbc here")
