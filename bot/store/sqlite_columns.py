@@ -59,14 +59,15 @@ def read_tables(database: Path, statements: list[str]) -> list[pa.Table]:
         try:
             for _ in statements:
                 tables.append(pa.ipc.open_stream(results).read_all())
-        except pa.ArrowException:
-            pass  # the child stopped: its error output says why
+        except (pa.ArrowException, OSError):  # a stream cut short is an OSError
+            pass  # the child stopped: its exit status and error output say why
         code = child.wait()
         errors.seek(0)
         error = errors.read().decode(errors="replace").strip()
     if code or len(tables) < len(statements):
         # A traceback's last line is the error; the driver's may go on with its query.
         reason = next((line for line in error.splitlines() if "Error: " in line), error)
+        reason = reason or "its results ended before the last one"
         raise ColumnsUnreadable(f"reading {database} failed (exit {code}): {reason}")
     return tables
 

@@ -5,6 +5,8 @@ currency without a rate is refused by name."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +94,35 @@ def test_an_error_longer_than_a_pipe_holds_is_read_whole(engine, tmp_path):
     name = "nope" + "x" * 100_000
     with pytest.raises(ColumnsUnreadable, match=f"no such column: {name}"):
         read_tables(tmp_path / "kpibot.db", [good, f"SELECT {name} FROM leads"])
+
+
+@pytest.mark.parametrize(
+    ("end", "reason"),
+    [
+        ("os.kill(os.getpid(), 9)", r"failed \(exit -9\)"),  # as the OOM killer ends it
+        ("sys.exit(0)", r"failed \(exit 0\): its results ended before the last one"),
+    ],
+)
+def test_a_child_whose_results_are_cut_short_is_an_error_that_says_why(
+    tmp_path, monkeypatch, end, reason
+):
+    sink = pa.BufferOutputStream()
+    table = pa.table({"id": range(100_000)})
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    stream = sink.getvalue().to_pybytes()
+    half = tmp_path / "half"
+    half.write_bytes(stream[: len(stream) // 2])
+    code = (
+        f"import os, sys; sys.stdout.buffer.write(open({str(half)!r}, 'rb').read()); "
+        f"sys.stdout.flush(); {end}"
+    )
+    popen = subprocess.Popen
+    monkeypatch.setattr(
+        subprocess, "Popen", lambda args, **options: popen([sys.executable, "-c", code], **options)
+    )
+    with pytest.raises(ColumnsUnreadable, match=reason):
+        read_tables(tmp_path / "kpibot.db", ["SELECT 1"])
 
 
 def test_facts_are_read_by_the_engines_driver_when_the_child_fails(engine, caplog):
