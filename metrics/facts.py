@@ -71,17 +71,24 @@ def _array(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
-def _positions_by_value(column: pd.Series) -> dict[str, np.ndarray]:
+def _positions_by_value(
+    column: pd.Series, order: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The positions of ``column``'s rows holding each value (missing values in none), as
-    int32 (the positions of every level are kept for the data version), ascending.
+    int32 (the positions of every level are kept for the data version), ascending; with
+    ``order`` (row positions), the places in it of those rows instead.
 
     A categorical column (the facts' rep, team and region) is grouped by its codes with one
     stable sort, which numpy does as a radix sort: a tenth of the time of pandas' groupby of
     the names, which hashes a million strings."""
     if not isinstance(column.dtype, pd.CategoricalDtype):
+        if order is not None:
+            column = column.take(order)
         grouped = column.groupby(column.astype("object"), sort=False).indices
         return {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
     codes = column.cat.codes.to_numpy()  # -1: missing; int8 or int16, so radix-sorted
+    if order is not None:
+        codes = codes[order]
     order = np.argsort(codes, kind="stable").astype(np.int32)
     counts = np.bincount(codes.astype(np.intp) + 1, minlength=len(column.cat.categories) + 1)
     ends = np.cumsum(counts)
@@ -90,6 +97,14 @@ def _positions_by_value(column: pd.Series) -> dict[str, np.ndarray]:
         for code, name in enumerate(column.cat.categories)
         if ends[code + 1] > ends[code]
     }
+
+
+def _level_column(table: str, scope: Scope) -> str:
+    """The column of ``table`` naming the scopes of ``scope``'s level (not the company)."""
+    assert scope.column is not None, "the company is every row"
+    if table == "reps" and scope.column == "rep":
+        return "name"  # the reps table names its rep "name"
+    return scope.column
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,10 @@ class Facts:
     _columns: dict[tuple[str, Scope], Columns] = field(default_factory=dict, repr=False)
     _groups: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     _ordered: dict[tuple[str, Scope, str, Only], Ordered] = field(default_factory=dict, repr=False)
+    # (table, scope column, date column) -> scope name -> its positions in that date order
+    _ranked: dict[tuple[str, str, str], dict[str, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
     _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
     _pipelines: dict[tuple[Scope, Period], int] = field(default_factory=dict, repr=False)
     _restricted: dict[Hashable, Facts] = field(default_factory=dict, repr=False)
@@ -151,6 +170,7 @@ class Facts:
             _columns={},
             _groups={},
             _ordered={},
+            _ranked={},
             _children={},
             _pipelines={},
             _restricted={},
@@ -257,10 +277,11 @@ class Facts:
         if key not in self._ordered:
             if only is not None:
                 index = self.ordered(table, scope, by).rows_where(*only)
-            elif (rows := self._rows(table, scope)) is None:  # the company
+            elif scope.column is None:  # the company
                 index = Ordered.of_table(self._gatherer(table), by)
             else:
-                index = self.ordered(table, Scope.company(), by).part(rows)
+                company = self.ordered(table, Scope.company(), by)
+                index = company.part(self._ranks(table, scope, by, company.table))
             self._ordered[key] = index
         return self._ordered[key]
 
@@ -322,14 +343,24 @@ class Facts:
                 company[name] = _array(frame[name])
         return company[name]
 
+    def _ranks(self, table: str, scope: Scope, by: str, order: DateOrder) -> np.ndarray:
+        """The places of ``scope``'s rows of ``table`` in ``order``, the table's order by its
+        date column ``by`` (ascending), found for
+        every scope of its level at once: the level's column in that order grouped by one
+        stable sort (a radix sort of the codes), where sorting each scope's places took a
+        third of building the usual indexes (every team, every region) at each publish."""
+        column = _level_column(table, scope)
+        key = (table, column, by)
+        if key not in self._ranked:
+            self._ranked[key] = _positions_by_value(getattr(self, table)[column], order.order)
+        return self._ranked[key].get(scope.name, np.empty(0, dtype=np.int32))
+
     def _rows(self, table: str, scope: Scope) -> np.ndarray | None:
         """Row positions of ``scope`` in ``table``: one groupby per (table, level), so every
         team's rows are found in a single pass."""
-        column = scope.column
-        if column is None:
+        if scope.column is None:
             return None
-        if table == "reps" and column == "rep":
-            column = "name"  # the reps table names its rep "name"
+        column = _level_column(table, scope)
         key = (table, column)
         if key not in self._groups:
             self._groups[key] = _positions_by_value(getattr(self, table)[column])

@@ -42,19 +42,9 @@ class DateOrder:
     dates: np.ndarray  # the dates in that order, NaT last
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # gathered in that order
     dated: int = field(init=False)  # the rows with a date: the first ``dated`` of the order
-    _rank: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.dated = len(self.dates) - int(np.count_nonzero(np.isnat(self.dates)))
-
-    def ranks(self, rows: np.ndarray) -> np.ndarray:
-        """The places in date order of the table rows ``rows``, ascending."""
-        if self.order is None:
-            return np.asarray(rows, dtype=np.int32)  # the rows themselves, not a copy
-        if self._rank is None:  # the inverse of the order, made once for every scope
-            self._rank = np.empty(len(self.order), dtype=np.int32)
-            self._rank[self.order] = np.arange(len(self.order), dtype=np.int32)
-        return np.sort(self._rank[rows])
 
 
 _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stands for NaT
@@ -116,10 +106,10 @@ class Ordered:
         order = date_order(dates)
         return cls(whole, by, DateOrder(order, dates[order]))
 
-    def part(self, rows: np.ndarray) -> Ordered:
-        """The index of the rows at the table positions ``rows`` (ascending), in the same
-        date order."""
-        return Ordered(self._whole, self.by, self.table, self.table.ranks(rows))
+    def part(self, among: np.ndarray) -> Ordered:
+        """The index of the rows at the places ``among`` (ascending, int32) of this table's
+        date order: a scope's rows."""
+        return Ordered(self._whole, self.by, self.table, among)
 
     def rows_where(self, column: str, value: int) -> Ordered:
         """The index of this scope's rows whose ``column`` holds ``value``."""

@@ -33,10 +33,21 @@ DATES = np.array(
 AMOUNTS = np.array([10, 20, 30, 40, 50, 60])
 
 
+def places(table: Ordered, rows: np.ndarray) -> np.ndarray:
+    """The places in ``table``'s date order of the table rows ``rows``, ascending: what
+    ``Facts`` gives a scope's index (``Ordered.part``)."""
+    order = table.table.order
+    if order is None:
+        return rows.astype(np.int32)
+    place = np.empty(len(order), dtype=np.int32)
+    place[order] = np.arange(len(order))
+    return np.sort(place[rows])
+
+
 def ordered(rows: np.ndarray | None = None) -> Ordered:
     whole = {"close": DATES, "amount": AMOUNTS}
     table = Ordered.of_table(whole.__getitem__, "close")
-    return table if rows is None else table.part(rows)
+    return table if rows is None else table.part(places(table, rows))
 
 
 @pytest.mark.parametrize(
@@ -93,7 +104,7 @@ def test_rows_holding_a_value_keep_the_date_order() -> None:
         40,
         50,
     ]
-    team = table.part(np.array([0, 2, 3, 4])).rows_where("won", 1)
+    team = table.part(places(table, np.array([0, 2, 3, 4]))).rows_where("won", 1)
     assert team.within(Q3, ("amount",))["amount"].tolist() == [10, 40, 50]
 
 
@@ -106,7 +117,8 @@ def test_a_table_in_date_order_keeps_no_order_and_its_runs_are_views() -> None:
     assert np.shares_memory(run["amount"], whole["amount"])
     assert np.shares_memory(run["close"], dates)
     # A scope keeps its own positions and gathers only its period's rows.
-    assert table.part(np.array([1, 3])).within(Q3, ("amount",))["amount"].tolist() == [2]
+    team = table.part(places(table, np.array([1, 3])))
+    assert team.within(Q3, ("amount",))["amount"].tolist() == [2]
 
 
 def _arrays(index: Ordered) -> dict[int, np.ndarray]:
@@ -116,7 +128,7 @@ def _arrays(index: Ordered) -> dict[int, np.ndarray]:
 def test_a_scope_shares_the_tables_order_and_keeps_only_four_bytes_a_row() -> None:
     whole = {"close": DATES, "amount": AMOUNTS}
     table = Ordered.of_table(whole.__getitem__, "close")
-    team = table.part(np.array([0, 3, 4]))
+    team = table.part(places(table, np.array([0, 3, 4])))
     team.within(Q3, ("amount",))  # a read keeps nothing
     own = [a for key, a in _arrays(team).items() if key not in _arrays(table)]
     assert [(a.dtype, a.tolist()) for a in own] == [(np.dtype("int32"), [2, 3, 4])]
@@ -127,7 +139,7 @@ def test_a_scope_shares_the_tables_order_and_keeps_only_four_bytes_a_row() -> No
 def test_a_scope_that_keeps_its_columns_reads_views_of_them_and_the_same_rows() -> None:
     whole = {"close": DATES, "amount": AMOUNTS}
     table = Ordered.of_table(whole.__getitem__, "close")
-    team = table.part(np.array([0, 1, 2, 3, 5]))
+    team = table.part(places(table, np.array([0, 1, 2, 3, 5])))
     before = team.between(None, date(2026, 7, 3), ("amount",))
     team.keep(("amount",))
     after = team.between(None, date(2026, 7, 3), ("amount",))
