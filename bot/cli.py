@@ -341,7 +341,7 @@ def import_csv_command(obj: CliContext, source: str) -> None:
         where = {"file": problem.file, "line": problem.line}
         click.echo(fmt.t("import.skipped", reason=problem.worded(fmt.language), **where), err=True)
     if report.changed:
-        service.refresh_facts()  # publish the snapshot every serving process maps
+        service.publish_facts()  # the snapshot every serving process maps
 
 
 @main.command("sync")
@@ -391,7 +391,7 @@ def sync_command(obj: CliContext, source: str | None, full: bool, dry_run: bool)
         label = "+".join(names)
         run = record_sync(engine, label, pull, datetime.now(settings.organisation.zone), fmt)
         if run.changed:
-            obj.service().refresh_facts()  # publish the snapshot every serving process maps
+            obj.service().publish_facts()  # the snapshot every serving process maps
         failed = run.status != SUCCEEDED
         if failed and not reports:
             click.echo(fmt.t("job.sync.failed", source=label, error=run.detail), err=True)

@@ -154,8 +154,14 @@ class KpiService:
 
     def refresh_facts(self) -> None:
         """Bring the facts to the store's data version now and publish their snapshot: for a
-        writer after its commit (import, sync), so that serving processes only map it."""
+        writer that goes on after its commit (the clock's sync job), so that serving
+        processes only map it."""
         self._cache.refresh()
+
+    def publish_facts(self) -> None:
+        """Publish the snapshot of the store's data version, without holding the facts: for
+        a writer that exits after its commit (``kpibot import``, ``kpibot sync``)."""
+        self._cache.publish()
 
     def local_date(self, now: datetime) -> date:
         return now.astimezone(self.settings.organisation.zone).date()

@@ -256,7 +256,7 @@ def import_step(folder: str) -> dict[str, Any]:
     imported = time.perf_counter() - began
     assert not report.problems, report.problems[:3]
     began = time.perf_counter()
-    KpiService(settings, engine).refresh_facts()
+    KpiService(settings, engine).publish_facts()  # as `kpibot import` does
     published = time.perf_counter() - began
     closed(engine)
     return {
@@ -287,7 +287,7 @@ def sync_step(folder: str, changed: int) -> dict[str, Any]:
     written = time.perf_counter() - began
     # A new process, as `kpibot sync` is: it refreshes the newest snapshot by the changed rows.
     began = time.perf_counter()
-    service.refresh_facts()
+    service.publish_facts()
     published = time.perf_counter() - began
     closed(engine)
     return {

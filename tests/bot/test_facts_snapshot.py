@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from bot.service import KpiService
 from bot.settings import load_settings
@@ -294,12 +294,30 @@ def test_a_process_maps_the_snapshot_a_sync_published_without_reading_the_store(
     # The sync's process: it writes the store, then publishes the snapshot.
     store_company(engine, _company("250.00"))
     writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
-    writer.refresh()
+    writer.publish()
     # The server's own rebuild is held: the new facts can only come from the mapped snapshot,
     # swapped in by the background thread once their indexes are built.
     assert server.get() is first
     server.wait()
     assert _won(server.get()) == 25_000
+
+
+def test_a_writer_that_exits_publishes_a_version_once_and_nothing_without_snapshots(folder):
+    engine = _engine(folder)
+    store_company(engine, _company("100.00"))
+    snapshots = Snapshots(folder / "s", "k")
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).publish()
+    (version,) = snapshots.versions()
+    published = snapshots.path(version).stat().st_ino
+    mapped = snapshots.read(version)
+    assert mapped is not None and _won(mapped) == 10_000
+    # Another writer of the same version (a sync that changed nothing since) writes nothing.
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).publish()
+    assert snapshots.versions() == [version]
+    assert snapshots.path(version).stat().st_ino == published
+    # A store without snapshots has nothing to publish: not even its version is read (this
+    # one has no tables at all).
+    FactsCache(create_engine("sqlite://"), "EUR", RATES, 0.5).publish()
 
 
 _USUAL = {"revenue", "win_rate", "pipeline", "overdue", "forecast", "new_pipeline",
