@@ -8,7 +8,8 @@ regions as CSV files. Each step runs in a process of its own, so that each peak 
 (VmHWM) is that step's:
 
 - import: ``kpibot import csv``'s code into a fresh SQLite store, then the facts snapshot
-  published (what ``kpibot import`` does after its commit);
+  published (what ``kpibot import`` does after its commit), with the peak memory of the child
+  process that reads the store for it (``bot.store.sqlite_columns``) beside the import's;
 - serve: a new process until it can answer (it maps the snapshot and the indexes published
   with it, as ``kpibot serve`` does, and prepares the usual past moments in the background),
   then rounds of the question mix; then,
@@ -33,6 +34,7 @@ A benchmark, not a test: the numbers depend on the machine and its load, both pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
@@ -224,6 +226,39 @@ class PrivatePeak:
         return self.peak
 
 
+class ChildrenPeak:
+    """The highest resident memory (VmHWM) of this process's child processes (the facts'
+    reader, ``bot.store.sqlite_columns``), read every 10 ms in a thread while they run:
+    ``RUSAGE_CHILDREN`` would report this process's own peak, which a child started by fork
+    and exec carries."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        tasks = Path(f"/proc/{os.getpid()}/task")
+        while not self._stop.wait(0.01):
+            try:
+                children = {
+                    c for t in tasks.iterdir() for c in (t / "children").read_text().split()
+                }
+            except OSError:
+                return  # no /proc (not Linux): nothing to report
+            for child in children:
+                with contextlib.suppress(OSError):  # it may have exited since
+                    for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak = max(self.peak, int(line.split()[1]) / 1024)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[int(0.95 * (len(ordered) - 1))]
@@ -256,6 +291,7 @@ def import_step(folder: str) -> dict[str, Any]:
     imported = time.perf_counter() - began
     assert not report.problems, report.problems[:3]
     began = time.perf_counter()
+    children = ChildrenPeak()
     KpiService(settings, engine).publish_facts()  # as `kpibot import` does
     published = time.perf_counter() - began
     closed(engine)
@@ -264,6 +300,7 @@ def import_step(folder: str) -> dict[str, Any]:
         "import_s": imported,
         "publish_s": published,
         "peak_rss_mb": peak_memory_mb(),
+        "child_peak_rss_mb": children.stop(),
     }
 
 
@@ -537,7 +574,8 @@ def main() -> None:
     print(
         f"import: {imported['rows']:,} rows in {imported['import_s']:.1f} s = {rate:,.0f} rows/s;"
         f" snapshot published in {imported['publish_s']:.1f} s ({whole:,.0f} rows/s for both);"
-        f" peak memory {imported['peak_rss_mb']:.0f} MB"
+        f" peak memory {imported['peak_rss_mb']:.0f} MB, and"
+        f" {imported['child_peak_rss_mb']:.0f} MB in the child process reading the facts"
     )
 
     spawn = multiprocessing.get_context("spawn")
