@@ -208,6 +208,12 @@ def test_snapshot_facts_and_answers_are_exactly_the_stores(company):
             assert _index_arrays(mapped) and not any(
                 a.flags.writeable for a in _index_arrays(mapped)
             )
+            # Nullable ids (a deal's or a lead's account) are mapped too, values and mask,
+            # not copied out of Arrow's nulls (pandas keeps them as ``_data`` and ``_mask``).
+            for table in ("opportunities", "leads"):
+                account = getattr(mapped, table)["account"].array
+                assert account.dtype == "Int64"
+                assert not account._data.flags.writeable and not account._mask.flags.writeable
             # What a process answers from: the snapshot, given the store's history of the past.
             served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).get()
             assert served.history is not None
