@@ -382,15 +382,25 @@ class Facts:
     def data_start(self) -> date | None:
         """The first day anything was recorded: earlier periods are "no data", not zero."""
         dates = [
-            self.opportunities["created"],
-            self.opportunities["close"],
-            self.leads["created"],
-            self.spend["date"],
-            self.surveys["date"],
+            ("opportunities", "created"),
+            ("opportunities", "close"),
+            ("leads", "created"),
+            ("spend", "date"),
+            ("surveys", "date"),
         ]
-        firsts = [column.min() for column in dates if len(column)]
-        known = [first for first in firsts if not pd.isna(first)]
-        return min(known).date() if known else None
+        known = [first for table, column in dates if (first := self._first(table, column))]
+        return min(known) if known else None
+
+    def _first(self, table: str, column: str) -> date | None:
+        """The earliest date of ``table``'s ``column``: the first of the table's order by it
+        when one is in hand (mapped with a snapshot's indexes), so that no pass over the
+        whole column brings every page of it into a serving process's memory."""
+        index = self._ordered.get((table, Scope.company(), column, None))
+        if index is None:
+            first = getattr(self, table)[column].min()
+            return None if pd.isna(first) else pd.Timestamp(first).date()
+        order = index.table
+        return pd.Timestamp(order.dates[0]).date() if order.dated else None
 
     def names(self, level: Level) -> list[str]:
         """Known names at ``level``, for parsing questions and breakdowns."""

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from metrics.facts import LOST, OPEN, WON, Facts, day, within
 from metrics.index import Ordered, date_order
-from metrics.kpis import KPIS, Context, KpiValue, Reason
+from metrics.kpis import KPIS, Context, KpiValue, Reason, prepare_indexes, usual_scopes
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
 from tests.metrics.factories import Q3, company, frame
@@ -401,6 +401,26 @@ def test_indexed_kpis_equal_a_mask_over_every_row(
         for kpi in KPI_IDS:
             got = KPIS[kpi].compute(facts, scope, period, today, ctx)
             assert got == reference(kpi, facts, scope, period, today), (kpi, scope)
+
+
+@settings(max_examples=100, deadline=None)
+@given(deal_rows=deals, lead_rows=leads)
+def test_the_first_day_recorded_is_the_same_read_from_the_indexes(
+    deal_rows: list[tuple[str, str, int, int | None, int | None, float]],
+    lead_rows: list[tuple[str, int | None, int | None]],
+) -> None:
+    # Read from the sorted dates of the indexes in hand (a serving process's mapped ones) or
+    # from the columns (facts without them): the same day, None when nothing is dated.
+    facts = random_company(deal_rows, lead_rows)
+    indexed = facts.uncached()
+    prepare_indexes(indexed, usual_scopes(indexed))
+    assert indexed.data_start == facts.data_start
+    dated = [
+        *facts.opportunities["created"], *facts.opportunities["close"], *facts.leads["created"],
+        *facts.spend["date"], *facts.surveys["date"],
+    ]  # fmt: skip
+    known = [d.date() for d in dated if not pd.isna(d)]
+    assert facts.data_start == (min(known) if known else None)
 
 
 @pytest.mark.parametrize("dtype", ["object", "category", "string[pyarrow]"])
