@@ -12,7 +12,9 @@ rates, default probability, time zone, this format), so a process configured dif
 never maps another's figures. It is written under a temporary name and renamed into place
 (``os.replace``): a reader sees a whole snapshot or none. Date columns are stored as their
 int64 nanoseconds, NaT included, rather than as Arrow nulls: a column without nulls maps
-without a copy, so the numbers a process reads stay in the shared page cache.
+without a copy, so the numbers a process reads stay in the shared page cache. For the same
+reason a nullable integer column (an account id) is stored as its values and a column of
+bytes saying which are missing, from which pandas' masked array is built over both maps.
 """
 
 from __future__ import annotations
