@@ -25,7 +25,7 @@ A snapshot publishes all of it (``TableIndexes``), so that serving processes map
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import date
 
 import numpy as np
@@ -41,12 +41,16 @@ class DateOrder:
     order: np.ndarray | None  # the table's positions in date order; None: already in order
     dates: np.ndarray  # the dates in that order, NaT last
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # gathered in that order
+    known_dated: InitVar[int | None] = None  # ``dated`` when known (a snapshot's manifest)
     dated: int = field(init=False)  # the rows with a date: the first ``dated`` of the order
 
-    def __post_init__(self) -> None:
-        # A binary search (NaT sorts last), not a count over every date: a serving process
-        # that maps published indexes then reads only the pages its answers need.
-        self.dated = int(self.dates.searchsorted(np.datetime64("NaT"), "left"))
+    def __post_init__(self, known_dated: int | None) -> None:
+        # Else a binary search (NaT sorts last), not a count over every date. A serving
+        # process that maps published indexes is given it: even a binary search maps
+        # megabytes of a cold file (the kernel maps the neighbours of each page it faults in).
+        if known_dated is None:
+            known_dated = int(self.dates.searchsorted(np.datetime64("NaT"), "left"))
+        self.dated = known_dated
 
 
 _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stands for NaT

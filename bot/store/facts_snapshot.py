@@ -164,6 +164,7 @@ def _write_indexes(folder: Path, table: str, indexes: TableIndexes, rows: int) -
                 by: {
                     "order": put(order.order),
                     "dates": put(order.dates),
+                    "dated": order.dated,
                     "columns": {name: put(a) for name, a in order.columns.items()},
                 }
                 for by, order in indexes.orders.items()
@@ -215,6 +216,7 @@ def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
                 None if o["order"] is None else get(o["order"]),
                 get(o["dates"]),
                 {name: get(entry) for name, entry in o["columns"].items()},
+                int(o["dated"]),
             )
             for by, o in manifest["orders"].items()
         },
