@@ -769,14 +769,37 @@ class RecordImport:
         """Import ``rows`` into ``table``: its report, the bad rows, and the rows written
         (created teams and accounts included). Raises ``ConfigError`` for a mapping that names
         cells the rows do not have."""
-        kind = KINDS_BY_NAME[table]
+        plan = self._plan(key, table, mapping, header, currency)
+        unreadable: list[Unreadable] = []
+        return self._run(plan, _record_blocks(plan, rows, unreadable), unreadable)
+
+    def cell_table(
+        self,
+        key: str,
+        table: str,
+        mapping: ColumnMap,
+        header: Sequence[str],
+        batches: Iterable[pa.RecordBatch],
+        currency: str,
+    ) -> tuple[TableReport, list[RowProblem], int]:
+        """As ``table``, for records read as batches of text cells (``bot.sources.cells``): a
+        column per name of ``header``, each record's "line" its position among them."""
+        plan = self._plan(key, table, mapping, header, currency)
+        return self._run(plan, _cell_blocks(plan, header, batches), [])
+
+    def _plan(
+        self, key: str, table: str, mapping: ColumnMap, header: Sequence[str], currency: str
+    ) -> _Plan:
         problems = self.check(key, table, mapping)
-        plan = _plan(key, kind, mapping, header, currency, problems)
+        plan = _plan(key, KINDS_BY_NAME[table], mapping, header, currency, problems)
         if plan is None or problems:
             raise ConfigError(key, problems)
+        return plan
+
+    def _run(
+        self, plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]
+    ) -> tuple[TableReport, list[RowProblem], int]:
         before = len(self._import.problems)
-        unreadable: list[Unreadable] = []
-        blocks = _record_blocks(plan, rows, unreadable)
         report, written = self._import.run(plan, blocks, unreadable)
         return report, self._import.problems[before:], written
 
@@ -788,6 +811,18 @@ class RecordImport:
         """Resolve these keys to these rows of ``table`` (database ids), which other sources
         hold: a CRM's users matched to reps by email (``bot.sources.owners``)."""
         self._import.directory(table).add(ids)
+
+
+def _cell_blocks(
+    plan: _Plan, header: Sequence[str], batches: Iterable[pa.RecordBatch]
+) -> Iterator[TextBlock]:
+    """Batches of text cells as blocks, each record's line its position among them (from 1)."""
+    line = 1
+    for batch in batches:
+        lines = np.arange(line, line + batch.num_rows, dtype=np.int64)
+        line += batch.num_rows
+        cells = [batch.column(header[offset]) for offset in plan.offsets]
+        yield TextBlock(lines, cells, [{} for _ in plan.offsets])
 
 
 def _record_blocks(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+import pyarrow as pa
+
 from bot.worded import WordedError
 
 
@@ -104,6 +106,27 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CellBatch:
+    """Records read as Arrow columns: their canonical fields as text cells, a column per field
+    of the object in its order (``bot.sources.cells.text_cells``: the text ``cell`` makes of
+    each value), and the latest moment any of them last changed."""
+
+    cells: pa.RecordBatch
+    modified: datetime | None
+
+
+@runtime_checkable
+class Columnar(Protocol):
+    """A connector that can read an object's records as Arrow columns, without a Python
+    object per value (the SQL source's full reads from PostgreSQL)."""
+
+    def cell_batches(self, obj: SourceObject, since: datetime | None) -> Iterator[CellBatch] | None:
+        """Every record of ``obj`` changed at or after ``since`` (all when None), as batches;
+        None when this read cannot be made so (``changed`` then reads it)."""
+        ...
 
 
 @runtime_checkable

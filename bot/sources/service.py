@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,16 @@ from bot.formatting import Formatter
 from bot.importers.csv_import import RecordImport, RowProblem, field_parser, import_csv
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.backfill import Backfilled, Reader, backfill_history
-from bot.sources.connector import Budget, Connector, FieldHistory, SourceError, SourceObject
+from bot.sources.cells import cell
+from bot.sources.connector import (
+    Budget,
+    CellBatch,
+    Columnar,
+    Connector,
+    FieldHistory,
+    SourceError,
+    SourceObject,
+)
 from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
 from bot.store.models import Base, Rep
@@ -180,21 +189,6 @@ def _moment(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def cell(value: Any) -> str:
-    """A value from an API or a database as the text the import parses (empty for none)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int | Decimal):
-        return str(value)
-    return str(value).strip()
-
-
 def _count(session: Session, table: str, source: str) -> int:
     rows = Base.metadata.tables[table]
     return int(session.scalar(select(func.count()).where(rows.c.source == source)) or 0)
@@ -273,11 +267,36 @@ class _ObjectSync:
                 ids.append(key)
                 yield len(ids), [cell(record.values.get(name)) for name in obj.fields]
 
+        def cell_rows(batches: Iterator[CellBatch]) -> Iterator[pa.RecordBatch]:
+            nonlocal newest, fetched
+            for batch in batches:
+                count = batch.cells.num_rows
+                fetched += count
+                modified = as_utc(batch.modified)
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+                if self.progress is not None:
+                    self.progress(obj.name, fetched, self.connector.totals.get(obj.name), False)
+                if "id" in obj.fields:  # text cells: no None among them
+                    ids.extend(str(key) for key in batch.cells.column("id").to_pylist())
+                else:
+                    ids.extend([""] * count)
+                yield batch.cells
+
         before = _count(self.session, obj.table, self.source)
         key = f"sources.{self.source}.{obj.name}"
-        table, problems, _written = self.records.table(
-            key, obj.table, _mapping(obj), obj.fields, rows(), self.currency
-        )
+        mapping = _mapping(obj)
+        batches = None
+        if matcher is None and isinstance(self.connector, Columnar):
+            batches = self.connector.cell_batches(obj, since)
+        if batches is not None:
+            table, problems, _written = self.records.cell_table(
+                key, obj.table, mapping, obj.fields, cell_rows(batches), self.currency
+            )
+        else:
+            table, problems, _written = self.records.table(
+                key, obj.table, mapping, obj.fields, rows(), self.currency
+            )
         if self.progress is not None:
             self.progress(obj.name, fetched, self.connector.totals.get(obj.name), True)
         report.fetched = fetched

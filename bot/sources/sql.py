@@ -2,21 +2,34 @@
 Redshift... with their dialect installed): one SELECT per canonical table, read in chunks,
 mapped like a CSV file, and incremental on a configured ``updated_at`` column. A query has no
 feed of deleted rows: a full sync (the first, or ``--full``) deletes the rows it no longer
-returns (``bot.sources.service``), an incremental one deletes nothing."""
+returns (``bot.sources.service``), an incremental one deletes nothing.
+
+A full read from PostgreSQL goes through Apache Arrow's ADBC driver instead
+(``cell_batches``): its rows arrive as Arrow columns filled in C, made text cells a column at
+a time (``bot.sources.cells``), where the DB-API path made a Python object of every value, a
+record of every row and a text of every cell (a million deals and two million leads: 64 s
+for the whole sync, most of it there). Incremental reads, which return what changed since
+the last sync, stay on the DB-API path, as does a query returning a column whose values a
+DB-API driver could give otherwise than as the cells of ``text_cells`` (a timestamp)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import adbc_driver_manager
+import pyarrow as pa
+import pyarrow.compute as pc
+from adbc_driver_postgresql import dbapi as adbc_postgresql
 from sqlalchemy import Result, create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from bot.importers.canonical import KINDS
 from bot.settings import SqlSource, SqlTable
-from bot.sources.connector import Budget, Record, SourceError, SourceObject
+from bot.sources.cells import text_cells, text_convertible
+from bot.sources.connector import Budget, CellBatch, Record, SourceError, SourceObject
 
 
 class SqlConnector:
@@ -32,6 +45,7 @@ class SqlConnector:
             ) from None
         self.name = name
         self.spec = spec
+        self._url = url
         self.calls = 0
         self.totals: dict[str, int] = {}  # a streamed query's length is not known ahead
 
@@ -71,13 +85,67 @@ class SqlConnector:
                 finally:
                     result.close()
         except SQLAlchemyError as error:
-            first = str(error).splitlines()[0]
-            raise SourceError(
-                "source.sql.query_failed", source=self.name, table=obj.table, error=first
-            ) from None
+            raise self._failed(obj, error) from None
 
-    def _records(self, obj: SourceObject, table: SqlTable, result: Result[Any]) -> Iterator[Record]:
-        names = list(result.keys())
+    def cell_batches(self, obj: SourceObject, since: datetime | None) -> Iterator[CellBatch] | None:
+        """A full read (``since`` None) from PostgreSQL as Arrow, through ADBC; None for any
+        other read, which ``changed`` makes."""
+        if since is not None or self._engine.dialect.name != "postgresql":
+            return None
+        table: SqlTable = getattr(self.spec, obj.table)
+        uri = make_url(self._url).set(drivername="postgresql").render_as_string(False)
+        try:
+            connection = adbc_postgresql.connect(uri)
+        except adbc_driver_manager.Error as error:
+            raise self._failed(obj, error) from None
+        try:
+            cursor = connection.cursor()
+            self.calls += 1
+            cursor.execute(table.query.strip().rstrip(";"))
+            reader = cursor.fetch_record_batch()
+            self._check_columns(obj, table, reader.schema.names)
+            types = [reader.schema.field(column).type for column in table.columns.values()]
+            if not all(text_convertible(kind) for kind in types):
+                connection.close()
+                return None
+        except BaseException as error:
+            connection.close()
+            if isinstance(error, adbc_driver_manager.Error):
+                raise self._failed(obj, error) from None
+            raise
+        return self._cell_batches(obj, table, connection, cursor, reader)
+
+    def _cell_batches(
+        self,
+        obj: SourceObject,
+        table: SqlTable,
+        connection: Any,
+        cursor: Any,  # the reader's: closing it (as collecting it does) closes the reader
+        reader: pa.RecordBatchReader,
+    ) -> Iterator[CellBatch]:
+        try:
+            for batch in reader:
+                cells = [text_cells(batch.column(column)) for column in table.columns.values()]
+                modified = None
+                if table.updated_at is not None:
+                    modified = _latest(batch.column(table.updated_at))
+                yield CellBatch(
+                    pa.RecordBatch.from_arrays(cells, names=list(table.columns)), modified
+                )
+        except adbc_driver_manager.Error as error:
+            raise self._failed(obj, error) from None
+        finally:
+            cursor.close()
+            connection.close()
+
+    def _failed(self, obj: SourceObject, error: Exception) -> SourceError:
+        first = str(error).splitlines()[0]
+        return SourceError(
+            "source.sql.query_failed", source=self.name, table=obj.table, error=first
+        )
+
+    def _check_columns(self, obj: SourceObject, table: SqlTable, names: Sequence[str]) -> None:
+        """Every column the mapping (and ``updated_at``) names is among the query's ``names``."""
         wanted = list(table.columns.values())
         if table.updated_at is not None:
             wanted.append(table.updated_at)
@@ -87,6 +155,9 @@ class SqlConnector:
                 "source.sql.no_column", source=self.name, table=obj.table,
                 column=repr(missing[0]), columns=", ".join(names),
             )  # fmt: skip
+
+    def _records(self, obj: SourceObject, table: SqlTable, result: Result[Any]) -> Iterator[Record]:
+        self._check_columns(obj, table, list(result.keys()))
         for row in result.mappings():
             values = {field: row[column] for field, column in table.columns.items()}
             modified = row[table.updated_at] if table.updated_at is not None else None
@@ -102,6 +173,20 @@ class SqlConnector:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _latest(values: pa.Array[Any]) -> datetime | None:
+    """The latest of ``values`` as ``_records`` reads each: a timestamp as it is, any other
+    value through its ISO text."""
+    if pa.types.is_timestamp(values.type):
+        latest: datetime | None = pc.max(values).as_py()
+        return latest
+    moments = [
+        value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        for value in values.to_pylist()
+        if value is not None
+    ]
+    return max(moments, default=None)
 
 
 def _redacted(url: str) -> str:

@@ -6,18 +6,22 @@ synced rows checked against the source rows summed here."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, text
 
 from bot.cli import main
+from bot.importers.csv_import import RecordImport
+from bot.sources.sql import SqlConnector
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -249,3 +253,48 @@ def test_a_full_sync_deletes_the_rows_the_source_no_longer_has(warehouse: Wareho
     ) == [("d2",), ("d4",)]
     answer = warehouse.cli("ask", "revenue", "2026-11", "--json", "--as-of", "2026-11-30")
     assert json.loads(answer.stdout)["value"] == pytest.approx(float(won_in_november(warehouse)))
+
+
+STORED = (
+    "SELECT o.source_id, o.name, o.amount, o.currency, o.stage, o.is_won, o.is_closed, "
+    "o.created_at, o.close_date, o.probability, r.name, a.name FROM opportunities o "
+    "LEFT JOIN reps r ON r.id = o.owner_id LEFT JOIN accounts a ON a.id = o.account_id "
+    "ORDER BY o.source_id"
+)
+
+
+def test_a_full_read_as_arrow_imports_what_the_row_by_row_read_imports(warehouse: Warehouse):
+    # Outer whitespace of every kind str.strip removes (a tab, U+001F, an ideographic space),
+    # NULLs, amounts with and without a scale, and rows the import refuses.
+    warehouse.execute(
+        "INSERT INTO {s}.deals VALUES "
+        "('d7', E' \\x1f Tab\\t', NULL, NULL, 'Closed Won', 12.50, 'EUR', '2026-10-05', "
+        "'2026-11-07', '2026-11-07T08:00:00Z'), "
+        "(E'\\u3000d8 ', 'Spaces', 'u2', E'  Acme\\n', 'Negotiation', 0.125, 'EUR', NULL, "
+        "'2026-12-24', '2026-11-07T09:00:00Z'), "
+        "('d9', 'No amount', 'u1', 'Acme', 'Closed Lost', NULL, NULL, '2026-10-06', NULL, "
+        "'2026-11-07T10:00:00Z')"
+    )
+    with mock.patch.object(
+        RecordImport, "cell_table", autospec=True, side_effect=RecordImport.cell_table
+    ) as as_arrow:
+        columnar = warehouse.cli("sync")
+    assert columnar.exit_code == 0, columnar.output
+    assert as_arrow.call_count == 2  # the reps and the deals, both read as Arrow
+    stored = warehouse.store(STORED)
+    reps = warehouse.store("SELECT source_id, name, email FROM reps ORDER BY source_id")
+    for leftover in warehouse.config.parent.glob("kpibot.db*"):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+    with mock.patch.object(SqlConnector, "cell_batches", return_value=None):
+        by_rows = warehouse.cli("sync")
+    assert by_rows.exit_code == 0, by_rows.output
+    assert by_rows.stdout == columnar.stdout  # the same counts, rejections and marks
+    assert (
+        "rejected opportunities d9: Closed Lost deal without a close date (close_date is empty)"
+        in by_rows.stdout
+    )
+    assert warehouse.store(STORED) == stored
+    assert ("d7", "Tab", 12.5, "EUR", "Closed Won", 1, 1, "2026-10-05", "2026-11-07", None,
+            None, None) in stored  # fmt: skip
+    assert warehouse.store("SELECT source_id, name, email FROM reps ORDER BY source_id") == reps
