@@ -64,7 +64,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
 def test_linked_files_exist() -> None:
     for name in ("manifest.yml", ".env.example", "Procfile", "examples/maven/kpibot.yaml",
                  "bot/importers/csv_import.py", "scripts/bench_answers.py",
-                 "scripts/bench_fanout.py"):  # fmt: skip
+                 "scripts/bench_fanout.py", "scripts/bench_sql_source.py"):  # fmt: skip
         assert (ROOT / name).exists(), name
         assert name in README, name
 
