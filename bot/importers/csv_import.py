@@ -116,11 +116,11 @@ from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base
 from bot.store.upsert import (
+    absent_source_ids,
     delete_sourced,
     ids_by_source_id,
     key_runs,
     large_cache,
-    undeleted_source_ids,
     upsert,
 )
 
@@ -474,11 +474,7 @@ class _Import:
         # identified; every id the file names counts, bad rows included.
         absent: list[str] = []
         if full_export and plan.kind.name == "opportunities":
-            held = pa.array(
-                undeleted_source_ids(self.session, plan.table, self.source), pa.string()
-            )
-            gone = held.filter(pc.invert(pc.is_in(held, value_set=ids.drop_null())))
-            absent = [str(key) for key in gone.to_pylist()]
+            absent = absent_source_ids(self.session, plan.table, self.source, ids)
         self._resolve(plan, values, failures, created, tally)
         stored = self._stored(plan, values, count)
         written, merged = self._distinct(plan, stored, rows.lines, failures)

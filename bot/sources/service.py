@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.formatting import Formatter
@@ -45,7 +45,7 @@ from bot.store.database import bump_data_version
 from bot.store.models import Base, Rep
 from bot.store.moments import as_utc
 from bot.store.sync_models import SyncState
-from bot.store.upsert import delete_sourced
+from bot.store.upsert import absent_source_ids, delete_sourced
 
 # How often (in records) the progress callback hears of an object being fetched.
 PROGRESS_EVERY = 1_000
@@ -318,8 +318,10 @@ class _ObjectSync:
             # (unless a record came without an id, which might have been any of them). None
             # can be gone from a table that held no row of the source (a first sync): the
             # store's rows are not read back (3M of them took 3 s).
-            gone = _absent(self.session, rows_of, self.source, set(ids)) if before else []
-            checked = True
+            gone, checked = [], True
+            if before:
+                present = pa.array(ids, pa.string())
+                gone = absent_source_ids(self.session, rows_of, self.source, present)
         else:
             gone, checked = [], False  # skipped until the cadence is due, or cannot tell
         if gone:
@@ -327,14 +329,6 @@ class _ObjectSync:
             self.records.forget(obj.table)
         report.high_water_mark = newest
         return checked
-
-
-def _absent(session: Session, table: Table, source: str, present: set[str]) -> list[str]:
-    """Source ids of ``source``'s rows of ``table`` (not already deleted) not in ``present``."""
-    query = select(table.c.source_id).where(table.c.source == source)
-    if "deleted_at" in table.c:
-        query = query.where(table.c.deleted_at.is_(None))
-    return [key for key in session.scalars(query) if key not in present]
 
 
 def sync_connector(

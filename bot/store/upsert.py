@@ -385,10 +385,18 @@ def _postgresql_upsert(connection: Connection, table: Table, keys: list[str], ro
     return int(changed)
 
 
-def undeleted_source_ids(session: Session, table: Table, source: str) -> list[str]:
-    """The source ids of ``source``'s rows not marked deleted (the rows a full export must name)."""
-    query = select(table.c.source_id).where(table.c.source == source, table.c.deleted_at.is_(None))
-    return [str(key) for key in session.execute(query).scalars()]
+def absent_source_ids(
+    session: Session, table: Table, source: str, present: pa.Array[Any]
+) -> list[str]:
+    """The source ids of ``source``'s rows of ``table`` (not already marked deleted) that are
+    not among ``present`` (text, nulls ignored): what a full export or a full read no longer
+    names, found by Arrow's hash lookup rather than a Python set of millions of ids."""
+    query = select(table.c.source_id).where(table.c.source == source)
+    if "deleted_at" in table.c:
+        query = query.where(table.c.deleted_at.is_(None))
+    held = pa.array([str(key) for key in session.execute(query).scalars()], pa.string())
+    named: Any = pc.is_in(held, value_set=present.drop_null())
+    return [str(key) for key in held.filter(pc.invert(named)).to_pylist()]
 
 
 def ids_by_source_id(
