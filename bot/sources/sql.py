@@ -14,6 +14,7 @@ DB-API driver could give otherwise than as the cells of ``text_cells`` (a timest
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ from bot.importers.canonical import KINDS
 from bot.settings import SqlSource, SqlTable
 from bot.sources.cells import text_cells, text_convertible
 from bot.sources.connector import Budget, CellBatch, Record, SourceError, SourceObject
+
+log = logging.getLogger(__name__)
 
 
 class SqlConnector:
@@ -97,7 +100,11 @@ class SqlConnector:
         try:
             connection = adbc_postgresql.connect(uri)
         except adbc_driver_manager.Error as error:
-            raise self._failed(obj, error) from None
+            # Only slower row by row, through the driver the URL names, which may connect
+            # where this one cannot (an authentication method its libpq was built without).
+            first = str(error).splitlines()[0]
+            log.warning("%s: reading %s row by row, not as Arrow: %s", self.name, obj.table, first)
+            return None
         try:
             cursor = connection.cursor()
             self.calls += 1

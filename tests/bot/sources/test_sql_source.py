@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from unittest import mock
 
+import adbc_driver_manager
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, text
@@ -298,3 +299,20 @@ def test_a_full_read_as_arrow_imports_what_the_row_by_row_read_imports(warehouse
     assert ("d7", "Tab", 12.5, "EUR", "Closed Won", 1, 1, "2026-10-05", "2026-11-07", None,
             None, None) in stored  # fmt: skip
     assert warehouse.store("SELECT source_id, name, email FROM reps ORDER BY source_id") == reps
+
+
+def test_a_full_read_goes_row_by_row_when_the_arrow_driver_cannot_connect(
+    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+):
+    io = adbc_driver_manager.AdbcStatusCode.IO
+    refused = adbc_driver_manager.OperationalError(
+        "IO: [libpq] Failed to connect: no GSSAPI", status_code=io
+    )
+    with mock.patch("bot.sources.sql.adbc_postgresql.connect", side_effect=refused):
+        result = warehouse.cli("sync")
+    assert result.exit_code == 0, result.output
+    assert "opportunities → opportunities: fetched 5, inserted 4" in result.stdout
+    assert "reading opportunities row by row, not as Arrow: IO: [libpq] Failed to connect" in (
+        caplog.text
+    )
+    assert "postgres@" not in caplog.text  # the URL (and any password in it) is not logged
