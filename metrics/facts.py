@@ -72,23 +72,23 @@ def _array(series: pd.Series) -> np.ndarray:
 
 
 def _positions_by_value(
-    column: pd.Series, order: np.ndarray | None = None
+    column: pd.Series, within: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """The positions of ``column``'s rows holding each value (missing values in none), as
     int32 (the positions of every level are kept for the data version), ascending; with
-    ``order`` (row positions), the places in it of those rows instead.
+    ``within`` (row positions), the places in it of those rows instead.
 
     A categorical column (the facts' rep, team and region) is grouped by its codes with one
     stable sort, which numpy does as a radix sort: a tenth of the time of pandas' groupby of
     the names, which hashes a million strings."""
     if not isinstance(column.dtype, pd.CategoricalDtype):
-        if order is not None:
-            column = column.take(order)
+        if within is not None:
+            column = column.take(within)
         grouped = column.groupby(column.astype("object"), sort=False).indices
         return {str(k): np.asarray(v, dtype=np.int32) for k, v in grouped.items()}
     codes = column.cat.codes.to_numpy()  # -1: missing; int8 or int16, so radix-sorted
-    if order is not None:
-        codes = codes[order]
+    if within is not None:
+        codes = codes[within]
     order = np.argsort(codes, kind="stable").astype(np.int32)
     counts = np.bincount(codes.astype(np.intp) + 1, minlength=len(column.cat.categories) + 1)
     ends = np.cumsum(counts)
@@ -345,10 +345,10 @@ class Facts:
 
     def _ranks(self, table: str, scope: Scope, by: str, order: DateOrder) -> np.ndarray:
         """The places of ``scope``'s rows of ``table`` in ``order``, the table's order by its
-        date column ``by`` (ascending), found for
-        every scope of its level at once: the level's column in that order grouped by one
-        stable sort (a radix sort of the codes), where sorting each scope's places took a
-        third of building the usual indexes (every team, every region) at each publish."""
+        date column ``by`` (ascending), found for every scope of its level at once: the
+        level's column in that order grouped by one stable sort (a radix sort of the codes),
+        where sorting each scope's places took a third of building the usual indexes (every
+        team, every region) at each publish."""
         column = _level_column(table, scope)
         key = (table, column, by)
         if key not in self._ranked:

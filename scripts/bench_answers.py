@@ -207,18 +207,19 @@ def memory_mb() -> dict[str, float]:
     }
 
 
-class PrivatePeak:
-    """The highest private memory (RssAnon) seen, sampled every 10 ms in a thread."""
+class Peak:
+    """The highest value of ``reading`` seen, sampled every 10 ms in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, reading: Callable[[], float]) -> None:
         self.peak = 0.0
+        self._reading = reading
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.01):
-            self.peak = max(self.peak, memory_mb().get("private", 0.0))
+            self.peak = max(self.peak, self._reading())
 
     def stop(self) -> float:
         self._stop.set()
@@ -226,37 +227,27 @@ class PrivatePeak:
         return self.peak
 
 
-class ChildrenPeak:
-    """The highest resident memory (VmHWM) of this process's child processes (the facts'
-    reader, ``bot.store.sqlite_columns``), read every 10 ms in a thread while they run:
-    ``RUSAGE_CHILDREN`` would report this process's own peak, which a child started by fork
-    and exec carries."""
+def private_mb() -> float:
+    """This process's private memory (RssAnon)."""
+    return memory_mb().get("private", 0.0)
 
-    def __init__(self) -> None:
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
 
-    def _sample(self) -> None:
-        tasks = Path(f"/proc/{os.getpid()}/task")
-        while not self._stop.wait(0.01):
-            try:
-                children = {
-                    c for t in tasks.iterdir() for c in (t / "children").read_text().split()
-                }
-            except OSError:
-                return  # no /proc (not Linux): nothing to report
-            for child in children:
-                with contextlib.suppress(OSError):  # it may have exited since
-                    for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peak = max(self.peak, int(line.split()[1]) / 1024)
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
+def children_peak_mb() -> float:
+    """The highest peak resident memory (VmHWM) among this process's running children (the
+    facts' reader, ``bot.store.sqlite_columns``); 0 without /proc. ``RUSAGE_CHILDREN`` would
+    report this process's own peak, which a child started by fork and exec carries."""
+    peak = 0.0
+    try:
+        tasks = list(Path(f"/proc/{os.getpid()}/task").iterdir())
+    except OSError:
+        return peak
+    for task in tasks:
+        with contextlib.suppress(OSError):  # a thread or a child may have ended since
+            for child in (task / "children").read_text().split():
+                for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]) / 1024)
+    return peak
 
 
 def p95(values: list[float]) -> float:
@@ -291,7 +282,7 @@ def import_step(folder: str) -> dict[str, Any]:
     imported = time.perf_counter() - began
     assert not report.problems, report.problems[:3]
     began = time.perf_counter()
-    children = ChildrenPeak()
+    children = Peak(children_peak_mb)
     KpiService(settings, engine).publish_facts()  # as `kpibot import` does
     published = time.perf_counter() - began
     closed(engine)
@@ -362,7 +353,7 @@ def serve_step(
     # From the parent's start() on: the interpreter and the imports (before this function
     # runs), then settings and the schema check, then the facts.
     modules = time.time() - started
-    private = PrivatePeak()
+    private = Peak(private_mb)
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
     service = KpiService(settings)
     constructed = time.time() - started

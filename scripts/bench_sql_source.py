@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_answers import ChildrenPeak, generate, load_average, machine
+from bench_answers import Peak, children_peak_mb, generate, load_average, machine
 
 CONFIG = """
 organisation: {{name: Bench, locale: fr_FR, timezone: Europe/Paris, currency: EUR}}
@@ -94,7 +94,7 @@ def sync(folder: Path, schema: str, url: str, way: str, code: str) -> dict[str, 
     environment = {"WAREHOUSE_URL": url, "PATH": ""}
     cli = [sys.executable, "-c", AS_ARROW, "--config", str(config)]
     subprocess.run([*cli, "migrate"], check=True, env=environment, stdout=subprocess.DEVNULL)
-    peak = ChildrenPeak()
+    peak = Peak(children_peak_mb)
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", code, "--config", str(config), "sync"],

@@ -7,6 +7,7 @@ of each of its values, without a Python object per value."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -36,51 +37,40 @@ def cell(value: Any) -> str:
 
 def text_cells(values: pa.Array[Any]) -> pa.Array[Any]:
     """``values`` as text cells: for each value, the text ``cell`` makes of the Python value a
-    DB-API driver gives for it. Text is trimmed as ``str.strip`` trims; integers, booleans and
-    dates are formatted by Arrow as Python formats them; a type whose text is the server's own
-    (PostgreSQL's ``numeric``, which the driver hands over as its text) is that text; numbers
-    of other kinds are formatted a value at a time by ``cell`` itself. Raises ``TypeError`` for
-    a type whose Python values could differ from a DB-API driver's (``text_convertible``)."""
-    kind = values.type
-    if isinstance(kind, pa.BaseExtensionType):
-        if not _server_text(kind):
-            raise TypeError(f"no text cells for {kind}")
-        values = cast("pa.ExtensionArray[Any]", values).storage
-        kind = values.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = pc.utf8_trim(values, characters=_WHITESPACE)
-    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_date32(kind):
-        text = pc.cast(values, pa.string())
-    elif pa.types.is_null(kind):
-        text = pa.nulls(len(values), pa.string())
-    elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        text = pa.array([cell(value) for value in values.to_pylist()], pa.string())
-    else:
-        raise TypeError(f"no text cells for {kind}")
-    return pc.cast(text.fill_null(""), pa.string())
+    DB-API driver gives for it. Raises ``TypeError`` for a type whose Python values could
+    differ from a DB-API driver's (``text_convertible``)."""
+    formatter = _formatter(values.type)
+    if formatter is None:
+        raise TypeError(f"no text cells for {values.type}")
+    return pc.cast(formatter(values).fill_null(""), pa.string())
 
 
 def text_convertible(kind: pa.DataType) -> bool:
     """Whether ``text_cells`` takes a column of type ``kind``."""
-    if isinstance(kind, pa.BaseExtensionType):
-        return _server_text(kind)
-    return bool(
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_integer(kind)
-        or pa.types.is_boolean(kind)
-        or pa.types.is_date32(kind)
-        or pa.types.is_null(kind)
-        or pa.types.is_floating(kind)
-        or pa.types.is_decimal(kind)
-    )
+    return _formatter(kind) is not None
 
 
-def _server_text(kind: pa.BaseExtensionType) -> bool:
-    """An opaque type stored as the server's text of its values (the ADBC PostgreSQL driver's
-    ``numeric``: the same text psycopg parses into the ``Decimal`` whose ``str`` it is)."""
-    return (
-        isinstance(kind, pa.OpaqueType)
-        and kind.type_name == "numeric"
-        and pa.types.is_string(kind.storage_type)
-    )
+def _formatter(kind: pa.DataType) -> Callable[[pa.Array[Any]], pa.Array[Any]] | None:
+    """How a column of type ``kind`` becomes text (nulls left null), or None. Text is trimmed
+    as ``str.strip`` trims; integers, booleans and dates are formatted by Arrow as Python
+    formats them; a type whose text is the server's own (PostgreSQL's ``numeric``, which the
+    ADBC driver hands over as its text: the text psycopg parses into the ``Decimal`` whose
+    ``str`` it is) is that text; numbers of other kinds are formatted a value at a time by
+    ``cell`` itself."""
+    if isinstance(kind, pa.OpaqueType):
+        if kind.type_name != "numeric" or not pa.types.is_string(kind.storage_type):
+            return None
+        return lambda values: _trimmed(cast("pa.ExtensionArray[Any]", values).storage)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _trimmed
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_date32(kind):
+        return lambda values: pc.cast(values, pa.string())
+    if pa.types.is_null(kind):
+        return lambda values: pa.nulls(len(values), pa.string())
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return lambda values: pa.array([cell(v) for v in values.to_pylist()], pa.string())
+    return None
+
+
+def _trimmed(values: pa.Array[Any]) -> pa.Array[Any]:
+    return pc.utf8_trim(values, characters=_WHITESPACE)

@@ -112,14 +112,15 @@ class SqlConnector:
             reader = cursor.fetch_record_batch()
             self._check_columns(obj, table, reader.schema.names)
             types = [reader.schema.field(column).type for column in table.columns.values()]
-            if not all(text_convertible(kind) for kind in types):
-                connection.close()
-                return None
-        except BaseException as error:
+        except adbc_driver_manager.Error as error:
             connection.close()
-            if isinstance(error, adbc_driver_manager.Error):
-                raise self._failed(obj, error) from None
+            raise self._failed(obj, error) from None
+        except BaseException:  # a column missing from the query's
+            connection.close()
             raise
+        if not all(text_convertible(kind) for kind in types):
+            connection.close()
+            return None
         return self._cell_batches(obj, table, connection, cursor, reader)
 
     def _cell_batches(

@@ -230,6 +230,10 @@ def test_a_failing_query_keeps_that_table_and_its_mark_and_fails_the_run(warehou
     assert runs[-1][0] == "failed" and "no column 'title'" in runs[-1][1]
     status = warehouse.cli("status").stdout
     assert "last error (opportunities" in status and "no column 'title'" in status
+    # A full read (as Arrow) names the missing column the same way.
+    full = warehouse.cli("sync", "--full")
+    assert full.exit_code == 1
+    assert "NOT FINISHED: sources.warehouse.opportunities: no column 'title'" in full.stdout
 
 
 def test_a_full_sync_deletes_the_rows_the_source_no_longer_has(warehouse: Warehouse):
