@@ -515,20 +515,74 @@ def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...
 
 
 def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd.DataFrame:
-    """``old`` without the rows ``touched`` (changed or gone), with ``changed`` in their
-    place: still ordered by id. The positions are worked out on the ids alone, so the
-    columns are copied twice (the concatenation, the take), whatever the changes."""
+    """``old`` (ordered by id, each once) without the rows ``touched`` (changed or gone), with
+    ``changed`` in their place: still ordered by id. What a sync usually does (rows updated,
+    new ones with the highest ids) keeps every other row where it was: the columns whose
+    values changed are copied and patched at the updated rows, the others stay the old ones
+    (a snapshot's are shared with the mapped file), and the new rows are added at the end.
+    Otherwise the positions are worked out on the ids, and the columns are copied twice (the
+    concatenation, the take)."""
     ids = old["id"].to_numpy()
-    dropped = old["id"].isin(touched).to_numpy()
-    if changed.empty and not dropped.any():
+    held = int(np.count_nonzero(_held(ids, np.unique(touched))))
+    if changed.empty and not held:
         return old
-    kept = np.flatnonzero(~dropped)
     old, changed = _same_categories(old, changed)
     changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
-    where = np.searchsorted(ids[kept], changed["id"].to_numpy())
+    changed = changed.reset_index(drop=True)
+    new_ids = changed["id"].to_numpy()
+    places = np.searchsorted(ids, new_ids)
+    found = _held(ids, new_ids)
+    # changed ⊆ touched: as many found as touched ids held means no row of old goes.
+    in_place = (
+        int(found.sum()) == held
+        and (found.all() or not len(ids) or int(new_ids[~found].min()) > int(ids[-1]))
+        and list(old.columns) == list(changed.columns)
+        and all(old[c].dtype == changed[c].dtype for c in old.columns)
+    )
+    if in_place:
+        updated = _patched(old, places[found], changed[found])
+        added = changed[~found]
+        return pd.concat([updated, added], ignore_index=True) if len(added) else updated
+    kept = np.flatnonzero(~old["id"].isin(touched).to_numpy())
+    where = np.searchsorted(ids[kept], new_ids)
     index = np.insert(kept, where, len(old) + np.arange(len(changed)))
     both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
     return both.take(index).reset_index(drop=True)
+
+
+def _held(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is among ``ids`` (ascending): by binary searches, in time
+    proportional to the keys, not to the ids."""
+    places = np.searchsorted(ids, keys)
+    found = places < len(ids)
+    found[found] = ids[places[found]] == keys[found]
+    return found
+
+
+def _patched(old: pd.DataFrame, places: np.ndarray, rows: pd.DataFrame) -> pd.DataFrame:
+    """``old`` with ``rows`` (same columns and dtypes) written at row positions ``places``:
+    a column none of whose values there differ is ``old``'s own, not a copy."""
+    columns: dict[str, Any] = {}
+    for name in old.columns:
+        before = old[name]
+        after = rows[name].array
+        if pd.Series(before.array.take(places)).equals(pd.Series(after)):
+            columns[name] = before
+            continue
+        values = before.array.copy()
+        values[places] = after
+        columns[name] = pd.Series(values, copy=False)
+    return pd.DataFrame(columns, columns=old.columns, copy=False)
+
+
+def _replaced_slips(old: pd.DataFrame, changed: pd.DataFrame, deals: np.ndarray) -> pd.DataFrame:
+    """The pushes of ``old`` but those of ``deals``, with ``changed`` (their pushes now) in
+    their place, by day then deal (each deal's in push order: the sort is stable)."""
+    if not len(deals):
+        return old
+    old, changed = _same_categories(old, changed)
+    kept = old[~old["id"].isin(deals).to_numpy()]
+    return _by_day_and_deal(pd.concat([kept, changed], ignore_index=True))
 
 
 def _same_categories(old: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -602,8 +656,7 @@ def _refreshed(
     lead_ids = _touched(engine, Lead, "leads", since)
     leads = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
-    slip_rows = _merged(old.slips, reader.slips(changed_slips), deals)
-    slip_rows = _by_day_and_deal(slip_rows) if len(deals) else slip_rows
+    slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
     spend, surveys = old.spend, old.surveys
     if not teams_same or len(_touched(engine, Spend, "spend", since)):
         spend = reader.spend()

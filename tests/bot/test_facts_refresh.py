@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -253,3 +255,54 @@ def test_each_kind_of_change_is_refreshed_on_every_store(store, tmp_path, monkey
     assert _won(facts) == 40_000
     assert set(facts.opportunities["team"].astype(str)) == {"Nice"}
     assert facts.leads.empty
+
+
+def _frame(ids: list[int], seed: int) -> pd.DataFrame:
+    """Rows with the kinds of columns the fact tables hold, their values drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    count = len(ids)
+    accounts = pd.array(rng.integers(0, 3, count), dtype="Int64")
+    accounts[rng.random(count) < 0.3] = pd.NA
+    return pd.DataFrame(
+        {
+            "id": np.asarray(ids, dtype="int64"),
+            "team": pd.Categorical(rng.choice(["Lyon", "Nice", "Paris"], count)),
+            "account": accounts,
+            "amount": rng.integers(0, 3, count).astype("int64"),
+            "close": pd.to_datetime(rng.integers(0, 3, count), unit="D"),
+            "probability": np.where(rng.random(count) < 0.2, np.nan, rng.integers(0, 2, count)),
+        }
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    held=st.sets(st.integers(1, 40), max_size=25),
+    touched=st.sets(st.integers(1, 60), max_size=12),
+    gone=st.sets(st.integers(1, 60), max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_rows_merged_into_facts_are_those_a_straightforward_merge_gives(held, touched, gone, seed):
+    """``_merged`` against the plain reading of a refresh: the old rows but the touched ones,
+    the changed rows added, ordered by id. When rows are only updated, the columns whose
+    values did not change are the old frame's own."""
+    old = _frame(sorted(held), seed)
+    changed = _frame(sorted(touched - gone), seed + 1).sample(frac=1, random_state=seed)
+    if len(changed):  # a new category in a sync
+        changed["team"] = changed["team"].cat.add_categories(["Brest"])
+        changed.loc[changed.index[0], "team"] = "Brest"
+    both = np.asarray(sorted(touched | gone), dtype="int64")
+    merged = facts_loader._merged(old, changed, both)
+    expected = pd.concat([old[~old["id"].isin(both)], changed], ignore_index=True)
+    expected["team"] = expected["team"].astype("object")
+    expected = expected.sort_values("id", kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged.astype({"team": "object"}), expected)
+    assert isinstance(merged["team"].dtype, pd.CategoricalDtype)
+    if touched <= held and not held & gone and len(old):
+        updated = sorted(touched)
+        before = old.set_index("id").loc[updated]
+        after = changed.set_index("id").loc[updated]
+        for name in ("amount", "close", "probability"):
+            same = before[name].equals(after[name])
+            shared = np.shares_memory(merged[name].to_numpy(), old[name].to_numpy())
+            assert shared == same, name
