@@ -71,6 +71,20 @@ def _array(series: pd.Series) -> np.ndarray:
     return series.to_numpy()
 
 
+def whole_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """``frame``'s column ``name`` as the KPIs read it: dates as days, categories as their
+    values, and ``status_code`` (the status as a number, ``STATUS_CODES``) made from
+    ``status``."""
+    if name == "status_code":
+        # One vectorised comparison per status: mapping a million strings one by one took
+        # seconds of the first answer after the facts were loaded.
+        codes = np.full(len(frame), -1, dtype="int8")
+        for status, code in STATUS_CODES.items():
+            codes[(frame["status"] == status).to_numpy(dtype=bool, na_value=False)] = code
+        return codes
+    return _array(frame[name])
+
+
 def _positions_by_value(
     column: pd.Series, within: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
@@ -99,7 +113,7 @@ def _positions_by_value(
     }
 
 
-def _level_column(table: str, scope: Scope) -> str:
+def level_column(table: str, scope: Scope) -> str:
     """The column of ``table`` naming the scopes of ``scope``'s level (not the company)."""
     assert scope.column is not None, "the company is every row"
     if table == "reps" and scope.column == "rep":
@@ -150,6 +164,7 @@ class Facts:
     _children: dict[tuple[Scope, Level], list[Scope]] = field(default_factory=dict, repr=False)
     _pipelines: dict[tuple[Scope, Period], int] = field(default_factory=dict, repr=False)
     _restricted: dict[Hashable, Facts] = field(default_factory=dict, repr=False)
+    _adopted: dict[str, TableIndexes] = field(default_factory=dict, repr=False)
 
     def as_stood(self, opportunities: pd.DataFrame) -> Facts:
         """These facts with the opportunities as they stood at some past moment (no history
@@ -174,6 +189,7 @@ class Facts:
             _children={},
             _pipelines={},
             _restricted={},
+            _adopted={},
         )
 
     @cached_property
@@ -306,13 +322,23 @@ class Facts:
     def adopt(self, table: str, indexes: TableIndexes) -> None:
         """Take ``indexes`` (those ``indexes`` gave for the same table contents, e.g. mapped
         from a snapshot) as ``table``'s, instead of building them."""
+        self._adopted[table] = indexes
         self._columns.setdefault((table, Scope.company()), {}).update(indexes.columns)
         for column, groups in indexes.groups.items():
             self._groups[(table, column)] = groups
         whole = self._gatherer(table)
+        # Orders of their own: what the answers gather in them later is not ``indexes``'.
+        orders = {
+            by: DateOrder(order.order, order.dates, dict(order.columns), order.dated)
+            for by, order in indexes.orders.items()
+        }
         for (scope, by, only), (among, kept) in indexes.parts.items():
-            index = Ordered(whole, by, indexes.orders[by], among, dict(kept))
+            index = Ordered(whole, by, orders[by], among, dict(kept))
             self._ordered[(table, scope, by, only)] = index
+
+    def adopted(self, table: str) -> TableIndexes | None:
+        """The indexes ``adopt`` took for ``table``, as they were taken; None: none were."""
+        return self._adopted.get(table)
 
     def _gatherer(self, table: str) -> Callable[[str], np.ndarray]:
         """``table``'s whole columns, for its indexes. Through a weak reference: the facts
@@ -332,15 +358,7 @@ class Facts:
         key = (table, Scope.company())
         company = self._columns.setdefault(key, {})
         if name not in company:
-            if name == "status_code":
-                # One vectorised comparison per status: mapping a million strings one by one
-                # took seconds of the first answer after the facts were loaded.
-                codes = np.full(len(frame), -1, dtype="int8")
-                for status, code in STATUS_CODES.items():
-                    codes[(frame["status"] == status).to_numpy(dtype=bool, na_value=False)] = code
-                company[name] = codes
-            else:
-                company[name] = _array(frame[name])
+            company[name] = whole_column(frame, name)
         return company[name]
 
     def _ranks(self, table: str, scope: Scope, by: str, order: DateOrder) -> np.ndarray:
@@ -349,7 +367,7 @@ class Facts:
         level's column in that order grouped by one stable sort (a radix sort of the codes),
         where sorting each scope's places took a third of building the usual indexes (every
         team, every region) at each publish."""
-        column = _level_column(table, scope)
+        column = level_column(table, scope)
         key = (table, column, by)
         if key not in self._ranked:
             self._ranked[key] = _positions_by_value(getattr(self, table)[column], order.order)
@@ -360,7 +378,7 @@ class Facts:
         team's rows are found in a single pass."""
         if scope.column is None:
             return None
-        column = _level_column(table, scope)
+        column = level_column(table, scope)
         key = (table, column)
         if key not in self._groups:
             self._groups[key] = _positions_by_value(getattr(self, table)[column])

@@ -8,8 +8,8 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -485,6 +485,8 @@ class _Loaded:
 
     facts: Facts
     rates: dict[str, Decimal] | None  # None: not known (a snapshot that did not say)
+    # A refresh's tables whose rows kept their positions: the positions of those it wrote
+    written: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def _loaded(
@@ -514,7 +516,14 @@ def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...
     ]
 
 
-def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd.DataFrame:
+class _Merged(NamedTuple):
+    frame: pd.DataFrame
+    # The positions of the rows updated or added, ascending, when every other row kept its
+    # position (what ``metrics.index_patch`` patches indexes by); None: rows moved.
+    written: np.ndarray | None
+
+
+def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> _Merged:
     """``old`` (ordered by id, each once) without the rows ``touched`` (changed or gone), with
     ``changed`` in their place: still ordered by id. What a sync usually does (rows updated,
     new ones with the highest ids) keeps every other row where it was: the columns whose
@@ -525,7 +534,7 @@ def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd
     ids = old["id"].to_numpy()
     held = int(np.count_nonzero(_held(ids, np.unique(touched))))
     if changed.empty and not held:
-        return old
+        return _Merged(old, np.zeros(0, dtype=np.int64))
     old, changed = _same_categories(old, changed)
     changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
     changed = changed.reset_index(drop=True)
@@ -542,12 +551,15 @@ def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> pd
     if in_place:
         updated = _patched(old, places[found], changed[found])
         added = changed[~found]
-        return pd.concat([updated, added], ignore_index=True) if len(added) else updated
+        written = np.concatenate([places[found], len(old) + np.arange(len(added))])
+        if len(added):
+            return _Merged(pd.concat([updated, added], ignore_index=True), written)
+        return _Merged(updated, written)
     kept = np.flatnonzero(~old["id"].isin(touched).to_numpy())
     where = np.searchsorted(ids[kept], new_ids)
     index = np.insert(kept, where, len(old) + np.arange(len(changed)))
     both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
-    return both.take(index).reset_index(drop=True)
+    return _Merged(both.take(index).reset_index(drop=True), None)
 
 
 def _held(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -651,10 +663,12 @@ def _refreshed(
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
     deals = _touched(engine, Opportunity, "opportunities", since)
-    changed = reader.opportunities(Opportunity.changed_in > since)
-    opps = _merged(old.opportunities, changed, deals)
+    opps, deals_written = _merged(
+        old.opportunities, reader.opportunities(Opportunity.changed_in > since), deals
+    )
     lead_ids = _touched(engine, Lead, "leads", since)
-    leads = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
+    leads, leads_written = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
+    written = {"opportunities": deals_written, "leads": leads_written}
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
     slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
     spend, surveys = old.spend, old.surveys
@@ -667,12 +681,14 @@ def _refreshed(
         opps, leads, slip_rows = (
             _owned(frame.copy(deep=False), reader.owners) for frame in (opps, leads, slip_rows)
         )
+        written = {}  # every row's owner placed again: no row is as it was
         if surveys is old.surveys:
             surveys = _categories(_owned(surveys.copy(deep=False), reader.owners))
     facts = reader.facts(version, opps, leads, spend, surveys, slip_rows)
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
-    return _Loaded(_with_history(engine, facts, zone, past, reader.owners), reader.rates)
+    facts = _with_history(engine, facts, zone, past, reader.owners)
+    return _Loaded(facts, reader.rates, {t: w for t, w in written.items() if w is not None})
 
 
 def _with_history(
@@ -1137,13 +1153,22 @@ class FactsCache:
         and published; while holding ``snapshots.publishing()``."""
         base = self._held or self._newest_published(version)
         built = self._built(base)
-        # The tables a refresh left as they were are the previous snapshot's files.
+        # The tables a refresh left as they were are the previous snapshot's files, indexes
+        # included, unless the usual scopes changed (a new team): those lack its indexes.
+        same_scopes = base is not None and usual_scopes(built.facts) == usual_scopes(base.facts)
         unchanged = [
             table for table in TABLES
-            if base is not None and getattr(built.facts, table) is getattr(base.facts, table)
+            if base is not None and same_scopes
+            and getattr(built.facts, table) is getattr(base.facts, table)
         ]  # fmt: skip
         previous = None if base is None else base.facts.version
-        snapshots.write(built.facts, built.rates, previous, unchanged)
+        # The indexes of a table whose rows kept their positions: the base's, patched.
+        patches = {
+            table: (indexes, rows)
+            for table, rows in built.written.items()
+            if base is not None and (indexes := base.facts.adopted(table)) is not None
+        }
+        snapshots.write(built.facts, built.rates, previous, unchanged, patches)
         return built
 
     def _newest_published(self, version: int) -> _Loaded | None:

@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from metrics.facts import Facts
 from metrics.index import DateOrder, TableIndexes
+from metrics.index_patch import patched_indexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
 from metrics.scopes import Level, Scope
 
@@ -230,6 +231,19 @@ def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
     )
 
 
+def _indexes(
+    facts: Facts, table: str, patches: Mapping[str, tuple[TableIndexes, np.ndarray]] | None
+) -> TableIndexes:
+    """``table``'s usual indexes: patched from those of ``patches`` when it has them and they
+    can be, else built."""
+    if patches is not None and table in patches:
+        old, rows = patches[table]
+        patched = patched_indexes(old, facts, table, rows)
+        if patched is not None:
+            return patched
+    return prepared_indexes(facts, table)
+
+
 class Snapshots:
     """The snapshots of one store, in ``folder``, for facts built with settings ``key``."""
 
@@ -309,10 +323,13 @@ class Snapshots:
         rates: Mapping[str, Decimal] | None = None,
         previous: int | None = None,
         unchanged: Iterable[str] = (),
+        patches: Mapping[str, tuple[TableIndexes, np.ndarray]] | None = None,
     ) -> Path:
         """Publish ``facts`` as the snapshot of ``facts.version``, atomically, and drop the
         snapshots older than the previous one. The ``unchanged`` tables are those of the
-        snapshot of version ``previous``: their files are linked, not written again."""
+        snapshot of version ``previous``: their files are linked, not written again. A table
+        of ``patches`` has the indexes given there, patched by the rows at the positions
+        given (the only ones new or changed), instead of indexes built again."""
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -330,7 +347,7 @@ class Snapshots:
                     writer.write_batch(batch)
                 if table in INDEXED_TABLES:
                     rows = len(getattr(facts, table))
-                    _write_indexes(staging, table, prepared_indexes(facts, table), rows)
+                    _write_indexes(staging, table, _indexes(facts, table, patches), rows)
             meta: dict[str, Any] = {"currency": facts.currency, "minor_digits": facts.minor_digits}
             if rates is not None:
                 meta["rates"] = {c: str(r) for c, r in rates.items()}

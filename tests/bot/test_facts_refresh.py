@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bot.store import facts_loader
+from bot.store import facts_loader, facts_snapshot
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
-from bot.store.facts_snapshot import Snapshots
+from bot.store.facts_snapshot import Snapshots, _read_indexes
 from bot.store.models import (
     FactDeletion,
     FxRate,
@@ -33,6 +33,10 @@ from bot.store.models import (
     Team,
 )
 from bot.store.upsert import delete_sourced, upsert
+from metrics.facts import Facts
+from metrics.index import TableIndexes
+from metrics.kpis import INDEXED_TABLES, prepared_indexes
+from metrics.scopes import Level, Scope
 from tests.bot.test_facts_snapshot import (
     RATES,
     _answers,
@@ -43,6 +47,7 @@ from tests.bot.test_facts_snapshot import (
     assert_same_facts,
     companies,
 )
+from tests.metrics.test_index_patch import assert_same_indexes
 
 _TABLES = (
     ("teams", Team, None),
@@ -92,6 +97,13 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                 assert_same_facts(
                     refreshed, load_facts(engine, "EUR", RATES, 0.5), exact_categories=False
                 )
+                # Its indexes, patched or built, are those built again from the facts.
+                published = Snapshots(folder, "k").path(refreshed.version)
+                for table in INDEXED_TABLES:
+                    rows = len(getattr(refreshed, table))
+                    indexes = _read_indexes(published, table, rows)
+                    assert indexes is not None
+                    assert_same_indexes(indexes, prepared_indexes(refreshed, table))
                 # What a serving process maps is the same, and so are the answers it gives
                 # from the indexes published with it (some linked from earlier snapshots).
                 served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
@@ -176,6 +188,44 @@ def test_a_refresh_after_a_sync_reads_only_what_changed(folder, monkeypatch):
     assert (new / "opportunities.arrow").stat().st_ino != (
         previous / "opportunities.arrow"
     ).stat().st_ino
+
+
+def _two_teams(*deals: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    company = _with_deals(*deals)
+    company["teams"].append(
+        {"source": "t", "source_id": "T2", "name": "Nice", "region": "Nord", "manager": None}
+    )
+    company["reps"].append(
+        {"source": "t", "source_id": "R2", "name": "Bob", "email": None, "team": "T2",
+         "active_from": None, "active_to": None}
+    )  # fmt: skip
+    return company
+
+
+def test_a_sync_that_updates_and_adds_deals_publishes_their_indexes_patched(folder, monkeypatch):
+    engine = _engine(folder)
+    sync(engine, _two_teams(_deal("O1", "100"), _deal("O2", "200", owner="R2")))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    writer.refresh()
+    moved = _deal("O1", "150", owner="R2")  # to the other team, and later in the close order
+    moved["close_date"] = date(2026, 11, 30)
+    sync(engine, _two_teams(moved, _deal("O2", "200", owner="R2"), _deal("O3", "50")))
+    built = facts_snapshot.prepared_indexes
+
+    def only_leads(facts: Facts, table: str) -> TableIndexes:
+        assert table != "opportunities", "the deals' indexes were built again"
+        return built(facts, table)
+
+    monkeypatch.setattr(facts_snapshot, "prepared_indexes", only_leads)
+    after = writer.refresh()
+    assert _won(after) == 40_000
+    published = _read_indexes(Snapshots(folder / "s", "k").path(2), "opportunities", 3)
+    assert published is not None
+    assert_same_indexes(published, built(after, "opportunities"))
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
+    nice = served.ordered("opportunities", Scope(Level.TEAM, "Nice"), "close")
+    assert nice.between(None, None, ("amount",))["amount"].tolist() == [20_000, 15_000]
 
 
 def test_new_exchange_rates_load_the_facts_whole(folder):
@@ -292,12 +342,20 @@ def test_rows_merged_into_facts_are_those_a_straightforward_merge_gives(held, to
         changed["team"] = changed["team"].cat.add_categories(["Brest"])
         changed.loc[changed.index[0], "team"] = "Brest"
     both = np.asarray(sorted(touched | gone), dtype="int64")
-    merged = facts_loader._merged(old, changed, both)
+    merged, written = facts_loader._merged(old, changed, both)
     expected = pd.concat([old[~old["id"].isin(both)], changed], ignore_index=True)
     expected["team"] = expected["team"].astype("object")
     expected = expected.sort_values("id", kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(merged.astype({"team": "object"}), expected)
     assert isinstance(merged["team"].dtype, pd.CategoricalDtype)
+    # Rows only updated, new ones after the old: the others stay where they were.
+    added = touched - gone
+    in_place = not held & gone and all(i in held or i > max(held, default=0) for i in added)
+    assert (written is not None) == in_place
+    if written is not None:
+        assert written.tolist() == np.flatnonzero(merged["id"].isin(added)).tolist()
+        others = np.setdiff1d(np.arange(len(old)), written)
+        assert merged["id"].to_numpy()[others].tolist() == old["id"].to_numpy()[others].tolist()
     if touched <= held and not held & gone and len(old):
         updated = sorted(touched)
         before = old.set_index("id").loc[updated]

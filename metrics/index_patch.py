@@ -1,0 +1,217 @@
+"""A table's published indexes brought up to date by the rows a refresh changed, instead of
+built again: what makes a sync's publish follow its changes rather than the table's size.
+
+Building the usual indexes (``metrics.kpis.prepared_indexes``) sorts the whole table by each
+date column and groups every scope's rows: 0.45 s at each publish of a million deals, for a
+sync that changed a thousand. When the refresh kept every other row at its position (rows
+updated in place, new ones added at the end, as ``bot.store.facts_loader`` merges them), the
+old indexes hold everything but those rows: each date order loses their old places and takes
+them at their new ones (binary searches for the thousand, one pass that shifts the rest), and
+each scope's places are those it had, shifted, with the changed rows that are its now. An
+array nothing changed in stays the old one (the mapped snapshot's); one whose values changed
+but whose rows stayed in place is copied with the values written over. What comes out is,
+array for array, what building them again gives (a property test checks it); the
+whole-table passes left are copies and shifts, not sorts: 0.05-0.13 s instead of 0.27-0.64 s
+for a thousand deals changed among a million.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from metrics.facts import Facts, level_column, whole_column
+from metrics.index import DateOrder, Only, Part, TableIndexes
+from metrics.kpis import usual_scopes
+from metrics.scopes import Scope
+
+
+def patched_indexes(
+    old: TableIndexes, facts: Facts, table: str, rows: np.ndarray
+) -> TableIndexes | None:
+    """``old``, the indexes of ``table`` before, for ``facts``' ``table``, of which only the
+    rows at positions ``rows`` (ascending) are new or changed: every other row is at the same
+    position as before, and the new ones are at the end. None when the old ones cannot be
+    patched into what building them would give: a scope is usual now that was not then (a
+    new team), the old ones grouped rows by scope (none of the usual indexes do) or lack the
+    whole date column of an order (they always hold it)."""
+    scopes = {scope for scope, _, _ in old.parts if scope.column is not None}
+    if old.groups or scopes != {s for s in usual_scopes(facts) if s.column is not None}:
+        return None
+    frame: pd.DataFrame = getattr(facts, table)
+    changed = frame.take(rows)
+    values: dict[str, np.ndarray] = {}
+
+    def value(name: str) -> np.ndarray:
+        """The changed rows' ``name`` as the KPIs read it."""
+        if name not in values:
+            values[name] = whole_column(changed, name)
+        return values[name]
+
+    count = len(frame)
+    columns = {
+        name: _written(array, count, rows, value(name)) for name, array in old.columns.items()
+    }
+    splices: dict[str, _Splice] = {}
+    orders: dict[str, DateOrder] = {}
+    for by, order in old.orders.items():
+        if by not in old.columns:
+            return None  # no old dates to find the changed rows' old places by
+        splice = _order_splice(order, old.columns[by], rows, value(by))
+        splices[by] = splice
+        orders[by] = _spliced_order(by, order, splice, rows, value)
+    levels: dict[str, np.ndarray] = {}
+    parts: dict[tuple[Scope, str, Only], Part] = {}
+    for (scope, by, only), (among, kept) in old.parts.items():
+        if among is None:
+            parts[(scope, by, only)] = (None, {})
+            continue
+        member = np.ones(len(rows), dtype=bool)
+        if scope.column is not None:
+            column = level_column(table, scope)
+            if column not in levels:
+                levels[column] = changed[column].astype("object").to_numpy()
+            member &= levels[column] == scope.name
+        if only is not None:
+            member &= value(only[0]) == only[1]
+        splice = splices[by]
+        joined = member[splice.ascending]
+        places, within = splice.part(among, joined)
+        parts[(scope, by, only)] = (
+            places,
+            {
+                name: within.apply(array, (value(name)[splice.ascending])[joined])
+                for name, array in kept.items()
+            },
+        )
+    return TableIndexes(columns=columns, groups={}, orders=orders, parts=parts)
+
+
+def _written(array: np.ndarray, count: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A copy of ``array`` made ``count`` long, ``values`` written at ``rows``."""
+    out = np.empty(count, dtype=array.dtype)
+    out[: len(array)] = array
+    out[rows] = values
+    return out
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fmM"))
+
+
+class _Splice:
+    """How an array changes: the entries at the indexes ``removed`` (ascending) taken out,
+    then new ones put at ``at`` (insertion points among those left, ascending, as
+    ``np.insert`` takes them). For a date order, ``ascending`` is the order of the changed
+    rows that puts them so."""
+
+    def __init__(self, removed: np.ndarray, at: np.ndarray, ascending: np.ndarray) -> None:
+        self.removed = removed
+        self.at = at
+        self.ascending = ascending
+        self.placed = at + np.arange(len(at))  # where the new entries end up
+        # Every new entry where an old one was: nothing else moves.
+        self.still = bool(np.array_equal(self.placed, removed))
+
+    def apply(self, array: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``array`` spliced with ``values`` (in their order of insertion): ``array`` itself
+        when that changes nothing, a copy with the values written over when nothing moves."""
+        if self.still:
+            if _same(array[self.placed], values.astype(array.dtype)):
+                return array
+            out = array.copy()
+            out[self.placed] = values
+            return out
+        return np.insert(np.delete(array, self.removed), self.at, values)
+
+    def moved(self, entries: np.ndarray) -> np.ndarray:
+        """The new indexes of old ``entries`` (ascending, none removed)."""
+        left = entries - np.searchsorted(self.removed, entries)
+        return left + np.searchsorted(self.at, left, "right")
+
+    def part(self, among: np.ndarray, joined: np.ndarray) -> tuple[np.ndarray, _Splice]:
+        """A scope's places ``among`` (ascending) in the date order this splice changes, with
+        the new entries ``joined`` (by their order of insertion) that are its now; and the
+        splice of the scope's own arrays that goes with it."""
+        found = np.searchsorted(among, self.removed)
+        there = found < len(among)
+        there[there] = among[found[there]] == self.removed[there]
+        gone = found[there]
+        new_places = self.placed[joined]
+        if self.still and np.array_equal(self.removed[there], new_places):
+            # The scope keeps the same rows at the same places: only values are written.
+            return among, _Splice(gone, gone - np.arange(len(gone)), np.arange(len(gone)))
+        left = np.delete(among, gone).astype(np.int64)
+        if not self.still:
+            # Places before the first one the splice touches stay where they were.
+            touched = min(
+                int(self.removed[0]) if len(self.removed) else len(left),
+                int(self.at[0]) if len(self.at) else len(left),
+            )
+            start = int(np.searchsorted(left, touched))
+            left[start:] = self.moved(left[start:])
+        at = np.searchsorted(left, new_places)
+        places = np.insert(left, at, new_places).astype(np.int32)
+        return places, _Splice(gone, at, np.arange(len(at)))
+
+
+def _order_splice(
+    order: DateOrder, old_dates: np.ndarray, rows: np.ndarray, dates: np.ndarray
+) -> _Splice:
+    """The splice of ``order`` (of the table before, whose dates by row were ``old_dates``)
+    that takes the changed ``rows`` out of their old places and puts them where the stable
+    sort by date (NaT last, then by position) puts them with their ``dates`` now."""
+    before = len(order.dates)
+    existing = rows[rows < before]
+    removed = np.sort(_places(order, old_dates[existing], existing))
+    found = _places(order, dates, rows)  # the first old entry after each changed row
+    at = found - np.searchsorted(removed, found)
+    days = dates.astype("datetime64[D]").view(np.int64).copy()
+    days[np.isnat(dates)] = np.iinfo(np.int64).max  # NaT last
+    ascending = np.lexsort((rows, days, at))
+    return _Splice(removed, at[ascending], ascending)
+
+
+def _places(order: DateOrder, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each row of ``rows`` with its date of ``dates``, the place in ``order`` of the
+    first entry that sorts with it or after it (its own place when it is there): by two
+    binary searches, the run of its date, then its position in the run (a stable sort
+    keeps each run in position order)."""
+    firsts = order.dates.searchsorted(dates, "left")
+    lasts = order.dates.searchsorted(dates, "right")
+    if order.order is None:
+        clipped: np.ndarray = np.clip(rows, firsts, lasts).astype(np.int64)
+        return clipped
+    places = np.empty(len(rows), dtype=np.int64)
+    for i, (first, last, row) in enumerate(zip(firsts, lasts, rows, strict=True)):
+        places[i] = first + int(order.order[first:last].searchsorted(row))
+    return places
+
+
+def _spliced_order(
+    by: str,
+    order: DateOrder,
+    splice: _Splice,
+    rows: np.ndarray,
+    value: Callable[[str], np.ndarray],
+) -> DateOrder:
+    """``order`` (by the date column ``by``) with its positions, dates and gathered columns
+    spliced by the changed ``rows``."""
+    ascending = splice.ascending
+    positions: np.ndarray | None = None
+    if order.order is not None or not splice.still or len(splice.removed) < len(rows):
+        old = np.arange(len(order.dates)) if order.order is None else order.order
+        positions = splice.apply(old, rows[ascending]).astype(np.int32, copy=False)
+        # In date order now (an order kept before that nothing moved in was not).
+        if not splice.still and bool((positions == np.arange(len(positions))).all()):
+            positions = None  # in date order, as building the order would find it
+    return DateOrder(
+        positions,
+        splice.apply(order.dates, value(by)[ascending]),
+        {
+            name: splice.apply(column, value(name)[ascending])
+            for name, column in order.columns.items()
+        },
+    )
