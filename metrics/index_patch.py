@@ -112,7 +112,8 @@ class _Splice:
         self.at = at
         self.ascending = ascending
         self.placed = at + np.arange(len(at))  # where the new entries end up
-        # Every new entry where an old one was: nothing else moves.
+        # Every new entry where an old one was: nothing else moves (the entries at those
+        # places may be others than before: two rows that swapped their dates).
         self.still = bool(np.array_equal(self.placed, removed))
 
     def apply(self, array: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -174,6 +175,14 @@ def _order_splice(
     return _Splice(removed, at[ascending], ascending)
 
 
+def _same_rows(order: DateOrder, splice: _Splice, rows: np.ndarray) -> bool:
+    """Whether every changed row is at its old place in ``order`` again."""
+    if not splice.still:
+        return False
+    before = splice.removed if order.order is None else order.order[splice.removed]
+    return bool(np.array_equal(before, rows[splice.ascending]))
+
+
 def _places(order: DateOrder, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """For each row of ``rows`` with its date of ``dates``, the place in ``order`` of the
     first entry that sorts with it or after it (its own place when it is there): by two
@@ -200,13 +209,15 @@ def _spliced_order(
     """``order`` (by the date column ``by``) with its positions, dates and gathered columns
     spliced by the changed ``rows``."""
     ascending = splice.ascending
+    same = _same_rows(order, splice, rows)
     positions: np.ndarray | None = None
-    if order.order is not None or not splice.still or len(splice.removed) < len(rows):
+    if order.order is not None or not same:
         old = np.arange(len(order.dates)) if order.order is None else order.order
         positions = splice.apply(old, rows[ascending]).astype(np.int32, copy=False)
-        # In date order now (an order kept before that nothing moved in was not).
-        if not splice.still and bool((positions == np.arange(len(positions))).all()):
-            positions = None  # in date order, as building the order would find it
+        # In date order now, as building the order would find (an order kept before whose
+        # rows all stayed where they were was not).
+        if not same and bool((positions == np.arange(len(positions))).all()):
+            positions = None
     return DateOrder(
         positions,
         splice.apply(order.dates, value(by)[ascending]),

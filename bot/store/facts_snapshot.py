@@ -3,10 +3,11 @@ that every serving process memory-maps, so a process is ready in milliseconds in
 reading every table from the store, and processes on one machine share the pages.
 
 A snapshot is a folder ``v<version>-<key>`` holding one ``<table>.arrow`` per fact table
-and, for the tables the usual KPIs index, the indexes the writer built (``<table>.index``:
-``metrics.index.TableIndexes``' arrays end to end, and ``<table>.index.json`` saying where each
-is). A serving process maps those too: it holds no private copy of them, answers at once
-without building them, and swaps in a sync's data without holding two sets of its own;
+and, for the tables the usual KPIs index, the indexes the writer built or patched
+(``metrics.index.TableIndexes``' arrays in data files with a manifest saying where each is,
+``bot.store.index_files``; a sync's snapshot links the files of the arrays it kept). A serving
+process maps those too: it holds no private copy of them, answers at once without building
+them, and swaps in a sync's data without holding two sets of its own;
 ``key`` fingerprints what the facts were built with besides the data (currency, exchange
 rates, default probability, time zone, this format), so a process configured differently
 never maps another's figures. It is written under a temporary name and renamed into place
@@ -23,7 +24,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import mmap
 import os
 import re
 import shutil
@@ -39,24 +39,24 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.facts import Facts
-from metrics.index import DateOrder, TableIndexes
+from metrics.index import TableIndexes
 from metrics.index_patch import patched_indexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
-from metrics.scopes import Level, Scope
 
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 6  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
-# 4: the accounts, and the leads' and spend's channels; 5: the indexes; 6: masked integers
+FORMAT = 7  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
+# 4: the accounts, and the leads' and spend's channels; 5: the indexes; 6: masked integers;
+# 7: index arrays in several data files (``bot.store.index_files``)
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _MASKED = b"kpibot.masked"  # nullable integer columns, each stored as values and a mask
 _MISSING = ".missing"  # the name of a masked column's mask: whether each value is missing
 _KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
-_ALIGN = 64  # each index array starts on a cache line
 
 
 class SnapshotUnreadable(Exception):
@@ -137,107 +137,13 @@ def _mapped_numpy(column: pa.ChunkedArray[Any]) -> np.ndarray:
     return column.combine_chunks().to_numpy(zero_copy_only=True)
 
 
-def _index_files(folder: Path, table: str) -> tuple[Path, Path]:
-    return folder / f"{table}.index", folder / f"{table}.index.json"
-
-
-def _write_indexes(folder: Path, table: str, indexes: TableIndexes, rows: int) -> None:
-    """``indexes`` as their arrays laid end to end and a manifest of where each is."""
-    data, manifest_path = _index_files(folder, table)
-    with data.open("wb") as out:
-
-        def put(array: np.ndarray | None) -> dict[str, Any] | None:
-            if array is None:
-                return None
-            out.write(b"\0" * (-out.tell() % _ALIGN))
-            entry = {"at": out.tell(), "dtype": array.dtype.str, "length": len(array)}
-            out.write(np.ascontiguousarray(array).view(np.uint8).data)
-            return entry
-
-        manifest = {
-            "rows": rows,
-            "columns": {name: put(a) for name, a in indexes.columns.items()},
-            "groups": {
-                column: {name: put(a) for name, a in groups.items()}
-                for column, groups in indexes.groups.items()
-            },
-            "orders": {
-                by: {
-                    "order": put(order.order),
-                    "dates": put(order.dates),
-                    "dated": order.dated,
-                    "columns": {name: put(a) for name, a in order.columns.items()},
-                }
-                for by, order in indexes.orders.items()
-            },
-            "parts": [
-                {
-                    "scope": [scope.level.value, scope.name],
-                    "by": by,
-                    "only": None if only is None else list(only),
-                    "among": put(among),
-                    "kept": {name: put(a) for name, a in kept.items()},
-                }
-                for (scope, by, only), (among, kept) in indexes.parts.items()
-            ],
-        }
-    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
-
-
-def _read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
-    """The indexes published for ``table`` (``rows`` long), mapped; None when there are none."""
-    data, manifest_path = _index_files(folder, table)
-    if not manifest_path.exists():
-        return None
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest["rows"] != rows:
-        raise ValueError(f"{table}'s indexes are for {manifest['rows']} rows, not {rows}")
-    with data.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        # The map outlives the file object; the arrays keep it alive.
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-
-    def get(entry: dict[str, Any]) -> np.ndarray:
-        dtype = np.dtype(entry["dtype"])
-        if entry["at"] + entry["length"] * dtype.itemsize > size:
-            raise ValueError(f"{data} is truncated")
-        return np.frombuffer(mapped, dtype, count=entry["length"], offset=entry["at"])
-
-    def scope(level: str, name: str) -> Scope:
-        return Scope(Level(level), name)
-
-    return TableIndexes(
-        columns={name: get(entry) for name, entry in manifest["columns"].items()},
-        groups={
-            column: {name: get(entry) for name, entry in groups.items()}
-            for column, groups in manifest["groups"].items()
-        },
-        orders={
-            by: DateOrder(
-                None if o["order"] is None else get(o["order"]),
-                get(o["dates"]),
-                {name: get(entry) for name, entry in o["columns"].items()},
-                int(o["dated"]),
-            )
-            for by, o in manifest["orders"].items()
-        },
-        parts={
-            (scope(*p["scope"]), p["by"], None if p["only"] is None else tuple(p["only"])): (
-                None if p["among"] is None else get(p["among"]),
-                {name: get(entry) for name, entry in p["kept"].items()},
-            )
-            for p in manifest["parts"]
-        },
-    )
-
-
 def _indexes(
-    facts: Facts, table: str, patches: Mapping[str, tuple[TableIndexes, np.ndarray]] | None
+    facts: Facts, table: str, patch: tuple[TableIndexes, np.ndarray] | None
 ) -> TableIndexes:
-    """``table``'s usual indexes: patched from those of ``patches`` when it has them and they
-    can be, else built."""
-    if patches is not None and table in patches:
-        old, rows = patches[table]
+    """``table``'s usual indexes: ``patch``'s (the indexes before and the rows written since)
+    patched when given and they can be, else built."""
+    if patch is not None:
+        old, rows = patch
         patched = patched_indexes(old, facts, table, rows)
         if patched is not None:
             return patched
@@ -288,7 +194,7 @@ class Snapshots:
                 version=version,
             )
             for table in INDEXED_TABLES:
-                indexes = _read_indexes(folder, table, len(frames[table]))
+                indexes = read_indexes(folder, table, len(frames[table]))
                 if indexes is not None:
                     facts.adopt(table, indexes)
             return facts
@@ -346,8 +252,13 @@ class Snapshots:
                 ):
                     writer.write_batch(batch)
                 if table in INDEXED_TABLES:
+                    patch = None if patches is None else patches.get(table)
+                    reusable = None
+                    if patch is not None and previous is not None:
+                        reusable = Reusable(self.path(previous), table, patch[0])
                     rows = len(getattr(facts, table))
-                    _write_indexes(staging, table, _indexes(facts, table, patches), rows)
+                    indexes = _indexes(facts, table, patch)
+                    write_indexes(staging, table, indexes, rows, facts.version, reusable)
             meta: dict[str, Any] = {"currency": facts.currency, "minor_digits": facts.minor_digits}
             if rates is not None:
                 meta["rates"] = {c: str(r) for c, r in rates.items()}
@@ -368,12 +279,11 @@ class Snapshots:
         if version is None:
             return False
         names = [f"{table}.arrow"]
-        if table in INDEXED_TABLES:
-            names += [path.name for path in _index_files(staging, table)]
         try:
+            names += index_files(self.path(version), table)
             for name in names:
                 os.link(self.path(version) / name, staging / name)
-        except OSError:
+        except (OSError, ValueError, KeyError):  # gone, or a manifest unreadable
             for name in names:
                 (staging / name).unlink(missing_ok=True)
             return False

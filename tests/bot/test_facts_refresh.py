@@ -4,6 +4,7 @@ owners and teams changing."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import date
 from decimal import Decimal
@@ -20,7 +21,8 @@ from sqlalchemy import Engine, func, select
 from bot.store import facts_loader, facts_snapshot
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
-from bot.store.facts_snapshot import Snapshots, _read_indexes
+from bot.store.facts_snapshot import Snapshots
+from bot.store.index_files import _entries, footprint, index_files, read_indexes
 from bot.store.models import (
     FactDeletion,
     FxRate,
@@ -101,9 +103,10 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                 published = Snapshots(folder, "k").path(refreshed.version)
                 for table in INDEXED_TABLES:
                     rows = len(getattr(refreshed, table))
-                    indexes = _read_indexes(published, table, rows)
+                    indexes = read_indexes(published, table, rows)
                     assert indexes is not None
                     assert_same_indexes(indexes, prepared_indexes(refreshed, table))
+                    assert_linked_files_mostly_used(published, table)
                 # What a serving process maps is the same, and so are the answers it gives
                 # from the indexes published with it (some linked from earlier snapshots).
                 served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
@@ -219,13 +222,74 @@ def test_a_sync_that_updates_and_adds_deals_publishes_their_indexes_patched(fold
     monkeypatch.setattr(facts_snapshot, "prepared_indexes", only_leads)
     after = writer.refresh()
     assert _won(after) == 40_000
-    published = _read_indexes(Snapshots(folder / "s", "k").path(2), "opportunities", 3)
+    published = read_indexes(Snapshots(folder / "s", "k").path(2), "opportunities", 3)
     assert published is not None
     assert_same_indexes(published, built(after, "opportunities"))
     served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
     assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
     nice = served.ordered("opportunities", Scope(Level.TEAM, "Nice"), "close")
     assert nice.between(None, None, ("amount",))["amount"].tolist() == [20_000, 15_000]
+
+
+def assert_linked_files_mostly_used(folder: Path, table: str) -> None:
+    """The index data files a snapshot holds from earlier ones (all but the newest) hold at
+    most twice the bytes of the arrays it reads from them."""
+    manifest = json.loads((folder / f"{table}.index.json").read_text(encoding="utf-8"))
+    used: dict[str, int] = {}
+    for entry in _entries(manifest):
+        size = footprint(entry["length"] * np.dtype(entry["dtype"]).itemsize)
+        used[entry["file"]] = used.get(entry["file"], 0) + size
+    newest = max(used, key=lambda name: int(name.rpartition(".v")[2]), default=None)
+    linked = [name for name in used if name != newest]
+    held = sum((folder / name).stat().st_size for name in linked)
+    assert held <= 2 * sum(used[name] for name in linked)
+
+
+def test_a_sync_that_changes_amounts_writes_only_the_index_arrays_it_changed(folder):
+    engine = _engine(folder)
+    deals = [_deal(f"O{n}", "100", owner="R1" if n % 2 else "R2") for n in range(200)]
+    sync(engine, _two_teams(*deals))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    writer.refresh()
+    deals[7] = _deal("O7", "175", owner="R1")
+    sync(engine, _two_teams(*deals))
+    after = writer.refresh()
+    first, second = (Snapshots(folder / "s", "k").path(v) for v in (1, 2))
+    manifest = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
+    # The dates in order and every scope's places are where the first snapshot wrote them.
+    kept = [o["dates"] for o in manifest["orders"].values()]
+    kept += [p["among"] for p in manifest["parts"] if p["among"]]
+    assert {entry["file"] for entry in kept} == {"opportunities.index.v1"}
+    assert (second / "opportunities.index.v1").stat().st_ino == (
+        first / "opportunities.index.v1"
+    ).stat().st_ino
+    written = (second / "opportunities.index.v2").stat().st_size
+    assert written < (first / "opportunities.index.v1").stat().st_size / 2
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _won(served) == _won(after) == 200 * 10_000 + 7_500
+    assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
+
+
+def test_a_sync_that_replaces_most_index_arrays_writes_them_all_afresh(folder):
+    """Every close date and amount changes: the arrays by creation date alone could stay in
+    the first data file, but they are a small part of it; the rest would be kept for them."""
+    engine = _engine(folder)
+    deals = [_deal(f"O{n}", "100", owner="R1" if n % 2 else "R2") for n in range(200)]
+    sync(engine, _two_teams(*deals))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    writer.refresh()
+    for n, deal in enumerate(deals):
+        deal.update(close_date=date(2026, 11, 3 + n % 20), amount=Decimal(120))
+    sync(engine, _two_teams(*deals))
+    after = writer.refresh()
+    second = Snapshots(folder / "s", "k").path(2)
+    assert index_files(second, "opportunities") == [
+        "opportunities.index.json",
+        "opportunities.index.v2",
+    ]
+    assert_linked_files_mostly_used(second, "opportunities")
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _answers(served) == _answers(after) == _answers(load_facts(engine, "EUR", RATES, 0.5))
 
 
 def test_new_exchange_rates_load_the_facts_whole(folder):

@@ -412,10 +412,18 @@ def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
         lambda path: (path / "opportunities.arrow").write_bytes(b"ARROW1 not really"),
         lambda path: (path / "leads.arrow").unlink(),
         lambda path: (path / "facts.json").write_text("{", encoding="utf-8"),
-        lambda path: (path / "opportunities.index").write_bytes(b"\0" * 8),
+        lambda path: next(path.glob("opportunities.index.v*")).write_bytes(b"\0" * 8),
+        lambda path: next(path.glob("leads.index.v*")).unlink(),
         lambda path: (path / "leads.index.json").write_text("{", encoding="utf-8"),
     ],
-    ids=["corrupt file", "missing file", "bad metadata", "truncated index", "bad index list"],
+    ids=[
+        "corrupt file",
+        "missing file",
+        "bad metadata",
+        "truncated index",
+        "missing index data",
+        "bad index list",
+    ],
 )
 def test_a_damaged_snapshot_is_rebuilt_from_the_store_with_a_log_line(folder, caplog, damage):
     engine = _engine(folder)

@@ -88,6 +88,19 @@ def test_indexes_patched_by_the_changed_rows_equal_the_indexes_built_again(
         assert_same_indexes(got, prepared_indexes(after, table))
 
 
+def test_rows_that_swap_their_dates_swap_their_places():
+    """Each takes the other's place: every place keeps a row, but not the same one."""
+    first, second = ("ann", "won", 100, 1, 2, 0.5), ("dan", "open", 200, 1, 3, 0.5)
+    before = random_company([first, second], [])
+    after = random_company([(*first[:4], 3, 0.5), (*second[:4], 2, 0.5)], [])
+    old = prepared_indexes(before, "opportunities")
+    rows = np.arange(2, dtype=np.int64)
+    got = patched_indexes(old, after, "opportunities", rows)
+    assert got is not None
+    assert got.orders["close"].order is not None
+    assert_same_indexes(got, prepared_indexes(after, "opportunities"))
+
+
 def test_a_scope_usual_now_and_not_before_has_the_indexes_built_again():
     before = random_company([("ann", "won", 100, 1, 2, 0.5)], [])
     after: Facts = random_company([("ann", "won", 100, 1, 2, 0.5)], [])
