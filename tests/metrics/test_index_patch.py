@@ -101,6 +101,14 @@ def test_rows_that_swap_their_dates_swap_their_places():
     assert_same_indexes(got, prepared_indexes(after, "opportunities"))
 
 
+def test_indexes_with_a_twentieth_of_their_rows_changed_and_more_than_a_thousand_are_built():
+    deal = ("ann", "won", 100, 1, 2, 0.5)
+    facts = random_company([deal] * 40_000, [])
+    old = prepared_indexes(facts, "opportunities")
+    assert patched_indexes(old, facts, "opportunities", np.arange(2_000)) is not None
+    assert patched_indexes(old, facts, "opportunities", np.arange(2_001)) is None
+
+
 def test_a_scope_usual_now_and_not_before_has_the_indexes_built_again():
     before = random_company([("ann", "won", 100, 1, 2, 0.5)], [])
     after: Facts = random_company([("ann", "won", 100, 1, 2, 0.5)], [])
