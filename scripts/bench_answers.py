@@ -542,6 +542,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="rounds of the question mix")
     parser.add_argument("--keep", type=Path, help="folder to keep the data in")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--sync-sizes",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=[],
+        help="after the run, syncs of these numbers of changed deals (e.g. 100,10000,100000),"
+        " each in a new process as `kpibot sync`, to show how a sync's publish grows with them",
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -660,6 +667,15 @@ def main() -> None:
         f" import {imported['peak_rss_mb']:.0f} MB"
         + (f", DuckDB {duck['peak_rss_mb']:.0f} MB" if duck else "")
     )
+    if args.sync_sizes:
+        figures["syncs"] = []
+        for changed in args.sync_sizes:
+            step = in_process(sync_step, str(folder), changed)
+            figures["syncs"].append({**step, "changed": changed})
+            print(
+                f"sync of {changed:,} changed deals: store written in {step['write_s']:.2f} s,"
+                f" published in {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
+            )
     if duck is not None:
         figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}
     figures["load_average_end"] = load_average()
