@@ -235,15 +235,19 @@ def private_mb() -> float:
 def children_peak_mb() -> float:
     """The highest peak resident memory (VmHWM) among this process's running children (the
     facts' reader, ``bot.store.sqlite_columns``); 0 without /proc. ``RUSAGE_CHILDREN`` would
-    report this process's own peak, which a child started by fork and exec carries."""
+    report this process's own peak, which a child started by fork and exec carries; so would a
+    child read between its fork and its exec, which is skipped (it still runs this program)."""
     peak = 0.0
     try:
         tasks = list(Path(f"/proc/{os.getpid()}/task").iterdir())
+        ours = Path(f"/proc/{os.getpid()}/cmdline").read_bytes()
     except OSError:
         return peak
     for task in tasks:
         with contextlib.suppress(OSError):  # a thread or a child may have ended since
             for child in (task / "children").read_text().split():
+                if Path(f"/proc/{child}/cmdline").read_bytes() == ours:
+                    continue  # forked, not yet the reader: its peak is still this process's
                 for line in Path(f"/proc/{child}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         peak = max(peak, int(line.split()[1]) / 1024)
