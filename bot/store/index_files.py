@@ -121,6 +121,8 @@ def write_indexes(
                 for (scope, by, only), (among, kept) in indexes.parts.items()
             ],
         }
+    if own not in {entry["file"] for entry in _entries(manifest)}:
+        (folder / own).unlink()  # every array kept where it was
     _manifest_path(folder, table).write_text(json.dumps(manifest), encoding="utf-8")
 
 

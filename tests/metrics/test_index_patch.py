@@ -44,21 +44,25 @@ def assert_same_indexes(got: TableIndexes, built: TableIndexes) -> None:
 
 
 def _changed(
-    before: list[tuple], draw_rows: list[tuple], updates: dict[int, bool], dates: tuple[int, ...]
+    before: list[tuple],
+    draw_rows: list[tuple],
+    updates: dict[int, int | None],
+    dates: tuple[int, ...],
 ) -> tuple[list[tuple], np.ndarray]:
-    """``before`` with the rows at the keys of ``updates`` replaced by rows of ``draw_rows``
-    (keeping their old ``dates``, the fields at those indexes, where the update says True:
-    rows that stay in place in the date orders while their owner or status changes), and
-    the rest of ``draw_rows`` added at the end; the positions written, ascending."""
+    """``before`` with the rows at the keys of ``updates`` replaced by rows of ``draw_rows``,
+    and the rest of ``draw_rows`` added at the end; the positions written, ascending. An
+    update naming a row of ``before`` takes that row's ``dates`` (the fields at those indexes)
+    instead of the drawn ones: its own (the row stays in place in the date orders while its
+    owner or status changes) or another's (rows that swap their dates)."""
     after = list(before)
     spare = list(draw_rows)
     written = []
-    for position, same_dates in sorted(updates.items()):
+    for position, dated_as in sorted(updates.items()):
         if position < len(after) and spare:
             row = list(spare.pop())
-            if same_dates:
+            if dated_as is not None:
                 for field in dates:
-                    row[field] = after[position][field]
+                    row[field] = before[dated_as % len(before)][field]
             after[position] = tuple(row)
             written.append(position)
     written += range(len(after), len(after) + len(spare))
@@ -72,7 +76,7 @@ def _changed(
     new_deals=deals,
     lead_rows=leads,
     new_leads=leads,
-    updated=st.dictionaries(st.integers(0, 70), st.booleans(), max_size=20),
+    updated=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
 )
 def test_indexes_patched_by_the_changed_rows_equal_the_indexes_built_again(
     deal_rows, new_deals, lead_rows, new_leads, updated
