@@ -50,7 +50,9 @@ def index_files(folder: Path, table: str) -> list[str]:
 @dataclass(frozen=True)
 class Reusable:
     """The indexes of ``table`` a snapshot in ``folder`` published, as mapped (``old``): the
-    arrays a new snapshot may keep where they are."""
+    arrays a new snapshot may keep where they are. ``old`` must be the object ``read_indexes``
+    gave, unchanged since (``Facts.adopted`` keeps it so): its arrays are matched to the
+    manifest's entries in order."""
 
     folder: Path
     table: str
