@@ -185,9 +185,10 @@ def _order_splice(
     positions = np.arange(before) if order.order is None else order.order
     in_order = keys.of(order.dates, positions)  # ascending: the order sorts by them
     removed = np.sort(np.searchsorted(in_order, keys.of(old_dates[existing], existing)))
-    found = np.searchsorted(in_order, keys.of(dates, rows))  # the first old entry after each
+    changed = keys.of(dates, rows)
+    found = np.searchsorted(in_order, changed)  # the first old entry after each
     at = found - np.searchsorted(removed, found)
-    ascending = np.lexsort((rows, keys.of(dates, rows), at))
+    ascending = np.lexsort((rows, changed, at))
     return _Splice(removed, at[ascending], ascending)
 
 

@@ -540,6 +540,19 @@ def in_process(target: Callable[..., Any], *args: Any) -> Any:
         return pool.apply(target, args)
 
 
+def deal_counts(text: str) -> list[int]:
+    """``--sync-sizes``: numbers of deals separated by commas."""
+    try:
+        counts = [int(k) for k in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give positive numbers of deals separated by commas, e.g. 100,1000,10000"
+        )
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=100_000, help="number of opportunities")
@@ -548,7 +561,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--sync-sizes",
-        type=lambda text: [int(k) for k in text.split(",")],
+        type=deal_counts,
         default=[],
         help="after the run, syncs of these numbers of changed deals (e.g. 100,10000,100000),"
         " each in a new process as `kpibot sync`, to show how a sync's publish grows with them",

@@ -128,9 +128,7 @@ def write_indexes(
     _manifest_path(folder, table).write_text(json.dumps(manifest), encoding="utf-8")
 
 
-def _linked(
-    reused: dict[int, tuple[np.ndarray, dict[str, Any]]], source: Path, folder: Path
-) -> bool:
+def _linked(reused: _Reused, source: Path, folder: Path) -> bool:
     """Link the files holding the ``reused`` arrays from ``source`` into ``folder``; False
     (and none linked) when one is gone."""
     names = {entry["file"] for _, entry in reused.values()}
@@ -151,11 +149,11 @@ def _worth_reusing(indexes: TableIndexes, reusable: Reusable | None) -> _Reused:
         return {}
     try:
         old = reusable.entries()
+        kept = {id(a): old[id(a)] for a in _arrays(indexes) if id(a) in old and old[id(a)][0] is a}
+        files = {entry["file"] for _, entry in kept.values()}
+        held = sum(os.stat(reusable.folder / name).st_size for name in files)
     except (OSError, ValueError):  # pruned, or not the manifest the arrays were read from
         return {}
-    kept = {id(a): old[id(a)] for a in _arrays(indexes) if id(a) in old and old[id(a)][0] is a}
-    files = {entry["file"] for _, entry in kept.values()}
-    held = sum(os.stat(reusable.folder / name).st_size for name in files)
     used = sum(footprint(array.nbytes) for array, _ in kept.values())
     return kept if held <= _SLACK * used else {}
 
