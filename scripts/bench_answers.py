@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, insert, select, update
 
 from bot.service import KpiService
 from bot.settings import load_settings
@@ -67,7 +67,7 @@ from bot.store.database import (
     session_factory,
     transaction,
 )
-from bot.store.models import Opportunity
+from bot.store.models import Opportunity, Rep, Team
 from metrics.answers import TREND_PERIODS
 from metrics.periods import like_for_like
 
@@ -299,9 +299,10 @@ def import_step(folder: str) -> dict[str, Any]:
     }
 
 
-def sync_step(folder: str, changed: int) -> dict[str, Any]:
+def sync_step(folder: str, changed: int, reps: str | None = None) -> dict[str, Any]:
     """What a sync that changes ``changed`` deals does: write them, bump the data version (the
-    history recorded), publish the facts snapshot."""
+    history recorded), publish the facts snapshot. ``reps``: "hired", a new rep joins the first
+    team as well; "moved", the first rep of the first team moves to the second."""
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
     engine = make_engine(settings.database_url)
     ids = [f"O{i}" for i in range(0, changed * 7, 7)]
@@ -313,6 +314,17 @@ def sync_step(folder: str, changed: int) -> dict[str, Any]:
             .where(Opportunity.source == "bench", Opportunity.source_id.in_(ids))
             .values(amount=Opportunity.amount + 1, **pending(Opportunity.__table__))
         )
+        first, second = session.scalars(select(Team.id).order_by(Team.id).limit(2)).all()
+        if reps == "hired":
+            session.execute(
+                insert(Rep).values(source="bench", source_id=f"hired-{time.time_ns()}",
+                                   name=f"Rep hired {time.time_ns()}", team_id=first)
+            )  # fmt: skip
+        elif reps == "moved":
+            rep = select(Rep.id).where(Rep.team_id == first).order_by(Rep.id).limit(1)
+            session.execute(
+                update(Rep).where(Rep.id == rep.scalar_subquery()).values(team_id=second)
+            )
         bumped = time.perf_counter()
         bump_data_version(session)  # the history recorded, the changed rows stamped
         history = time.perf_counter() - bumped
@@ -566,6 +578,12 @@ def main() -> None:
         help="after the run, syncs of these numbers of changed deals (e.g. 100,10000,100000),"
         " each in a new process as `kpibot sync`, to show how a sync's publish grows with them",
     )
+    parser.add_argument(
+        "--rep-changes",
+        action="store_true",
+        help="after the run, a sync of 100 deals with a rep hired, then one moving a rep to"
+        " another team, each in a new process as `kpibot sync`, each publish timed",
+    )
     args = parser.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -692,6 +710,16 @@ def main() -> None:
             print(
                 f"sync of {changed:,} changed deals: store written in {step['write_s']:.2f} s,"
                 f" published in {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
+            )
+    if args.rep_changes:
+        figures["rep_changes"] = {}
+        for reps, changed, what in (("hired", 100, "100 changed deals and a rep hired"),
+                                    ("moved", 0, "a rep moving to another team")):  # fmt: skip
+            step = in_process(sync_step, str(folder), changed, reps)
+            figures["rep_changes"][reps] = step
+            print(
+                f"sync of {what}: store written in {step['write_s']:.2f} s, published in"
+                f" {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
             )
     if duck is not None:
         figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}

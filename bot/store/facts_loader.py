@@ -344,11 +344,12 @@ class _Reader:
         )  # fmt: skip
         return _Read(statement, deals)
 
-    def _placed_deals(self, opportunities: pd.DataFrame) -> pd.DataFrame:
+    def placed_deals(self, opportunities: pd.DataFrame) -> pd.DataFrame:
+        """Deals as read (with ``rep_id``) placed among today's reps, as the facts hold them."""
         return _owned(opportunities, self.owners)[[*_OPPORTUNITY_COLUMNS, "rep_id"]]
 
     def opportunities(self, *where: ColumnElement[bool]) -> pd.DataFrame:
-        return self._placed_deals(_frame(self.engine, *self._opportunity_read(*where)))
+        return self.placed_deals(_frame(self.engine, *self._opportunity_read(*where)))
 
     def _lead_read(self, *where: ColumnElement[bool]) -> _Read:
         def sourced(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -362,11 +363,12 @@ class _Reader:
         ).where(*where).order_by(*() if where else (Lead.id,))  # fmt: skip
         return _Read(statement, sourced)
 
-    def _placed_leads(self, leads: pd.DataFrame) -> pd.DataFrame:
+    def placed_leads(self, leads: pd.DataFrame) -> pd.DataFrame:
+        """Leads as read (with ``rep_id``) placed among today's reps, as the facts hold them."""
         return _categories(_owned(leads, self.owners)[list(_LEAD_COLUMNS)])
 
     def leads(self, *where: ColumnElement[bool]) -> pd.DataFrame:
-        return self._placed_leads(_frame(self.engine, *self._lead_read(*where)))
+        return self.placed_leads(_frame(self.engine, *self._lead_read(*where)))
 
     def spend(self) -> pd.DataFrame:
         def costs(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -452,7 +454,7 @@ class _Reader:
             self.engine, [self._opportunity_read(), self._lead_read()], [Opportunity.id, Lead.id]
         )
         return self.facts(
-            version, self._placed_deals(opportunities), self._placed_leads(leads),
+            version, self.placed_deals(opportunities), self.placed_leads(leads),
             self.spend(), self.surveys(), self.slips(),
         )  # fmt: skip
 
@@ -613,6 +615,49 @@ def _same_categories(old: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataF
     return old, changed
 
 
+def _moved_reps(before: pd.DataFrame, now: pd.DataFrame) -> np.ndarray:
+    """The ids of the reps of ``before`` (the facts' reps table) that ``now`` (the store's)
+    names or places otherwise, or no longer holds: the rows they own are placed again. A rep
+    added owns no row of the facts yet (rows given to them were changed, and read placed)."""
+    places = ("name", "team", "region")
+    today = dict(zip(now["rep_id"].tolist(), _named(now, places), strict=True))
+    return np.asarray(
+        [
+            rep
+            for rep, place in zip(before["id"].tolist(), _named(before, places), strict=True)
+            if today.get(rep) != place
+        ],
+        dtype="int64",
+    )
+
+
+def _placed_again(
+    merged: _Merged, moved: np.ndarray, place: Callable[[pd.DataFrame], pd.DataFrame]
+) -> _Merged:
+    """``merged`` with the rows of the reps ``moved`` placed again by ``place`` (the reader's,
+    among today's reps), its owner columns then typed exactly as ``place`` types them (today's
+    names as categories, as a whole load). When the merge kept every other row in place,
+    those rows are patched in and written like changed ones, so that the indexes are patched
+    too: a new rep, or one moving team, costs their rows, not the table. Otherwise every row
+    is placed again."""
+    frame, written = merged
+    if written is None or not _categorical(frame):
+        # A shallow copy: the old facts' frames are still being answered from.
+        return _Merged(place(frame.copy(deep=False)), None)
+    rows = np.flatnonzero(np.isin(frame["rep_id"].to_numpy(), moved))
+    again = place(frame.take(rows).reset_index(drop=True))
+    if len(rows):
+        frame, placed = _same_categories(frame, again)
+        frame = _patched(frame, rows, placed)
+        written = np.union1d(written, rows)
+    frame = frame.copy(deep=False)
+    for column in ("rep", "team", "region"):
+        if frame[column].dtype != again[column].dtype:
+            # No row holds a name that is not today's any more: those rows were placed again.
+            frame[column] = frame[column].cat.set_categories(again[column].cat.categories)
+    return _Merged(frame, written)
+
+
 def _categorical(frame: pd.DataFrame) -> bool:
     """Whether the owner columns survived a merge as categories (they do when both sides
     were placed among the same reps)."""
@@ -648,9 +693,10 @@ def _refreshed(
 
     The store is read in time proportional to the changes; a changed table's arrays are
     copied with the changed rows in place (whole columns, no Python per row). When reps or teams
-    changed, every row's owner is placed again from its ``rep_id``, and the spend (placed
-    by team) is read again; the spend and the surveys, small tables, are read whole when one
-    of their rows changed."""
+    changed, the rows of the reps placed otherwise now (another name, team or region, or gone)
+    are placed again from their ``rep_id``, as changed rows (``_placed_again``), and the spend
+    (placed by team) is read again; the spend and the surveys, small tables, are read whole
+    when one of their rows changed."""
     old = held.facts
     version = _version(engine)
     reader = _Reader(engine, currency, configured_rates, default_probability, minor_digits, zone)
@@ -660,15 +706,13 @@ def _refreshed(
     placed = _named(old.reps, ("id", "name", "team", "region")) == _named(
         reader.reps, ("rep_id", "name", "team", "region")
     )
+    moved = _moved_reps(old.reps, reader.reps)
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
     deals = _touched(engine, Opportunity, "opportunities", since)
-    opps, deals_written = _merged(
-        old.opportunities, reader.opportunities(Opportunity.changed_in > since), deals
-    )
+    opps = _merged(old.opportunities, reader.opportunities(Opportunity.changed_in > since), deals)
     lead_ids = _touched(engine, Lead, "leads", since)
-    leads, leads_written = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
-    written = {"opportunities": deals_written, "leads": leads_written}
+    leads = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
     slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
     spend, surveys = old.spend, old.surveys
@@ -676,18 +720,19 @@ def _refreshed(
         spend = reader.spend()
     if len(_touched(engine, Survey, "surveys", since)):
         surveys = reader.surveys()
-    if not placed or not all(_categorical(frame) for frame in (opps, leads, slip_rows)):
-        # A shallow copy: the old facts' frames are still being answered from.
-        opps, leads, slip_rows = (
-            _owned(frame.copy(deep=False), reader.owners) for frame in (opps, leads, slip_rows)
-        )
-        written = {}  # every row's owner placed again: no row is as it was
+    if not placed or not all(_categorical(frame) for frame in (opps.frame, leads.frame, slip_rows)):
+        opps = _placed_again(opps, moved, reader.placed_deals)
+        leads = _placed_again(leads, moved, reader.placed_leads)
+        # A shallow copy: the old facts' frames are still being answered from. The pushes and
+        # the surveys are not indexed: placed again whole.
+        slip_rows = _owned(slip_rows.copy(deep=False), reader.owners)
         if surveys is old.surveys:
             surveys = _categories(_owned(surveys.copy(deep=False), reader.owners))
-    facts = reader.facts(version, opps, leads, spend, surveys, slip_rows)
+    facts = reader.facts(version, opps.frame, leads.frame, spend, surveys, slip_rows)
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
     facts = _with_history(engine, facts, zone, past, reader.owners)
+    written = {"opportunities": opps.written, "leads": leads.written}
     return _Loaded(facts, reader.rates, {t: w for t, w in written.items() if w is not None})
 
 

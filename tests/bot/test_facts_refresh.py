@@ -37,6 +37,7 @@ from bot.store.models import (
 from bot.store.upsert import delete_sourced, upsert
 from metrics.facts import Facts
 from metrics.index import TableIndexes
+from metrics.index_patch import patched_indexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
 from metrics.scopes import Level, Scope
 from tests.bot.test_facts_snapshot import (
@@ -114,6 +115,81 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                 assert _answers(served.get()) == _answers(load_facts(engine, "EUR", RATES, 0.5))
         finally:
             engine.dispose()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(company=companies(), data=st.data())
+def test_reps_renamed_moved_added_or_gone_place_again_only_the_rows_they_own(company, data):
+    """A sync that changes reps and nothing else (a rep renamed, moved to another team or to
+    none, hired, or gone, taking their rows' owner with them) writes the rows those reps own
+    and no other, so that the indexes are patched by them: the facts are those loaded from
+    scratch and the patched indexes those built again."""
+    changed = json.loads(json.dumps(company, default=str))  # a deep copy of plain values
+    changed = {table: [_typed(row) for row in rows] for table, rows in changed.items()}
+    teams = [team["source_id"] for team in changed["teams"]]
+    for rep in changed["reps"]:
+        what = data.draw(st.sampled_from(["kept", "renamed", "moved"]))
+        if what == "renamed":
+            rep["name"] += " bis"
+        elif what == "moved":
+            rep["team"] = data.draw(st.none() | st.sampled_from(teams))
+    if changed["reps"] and data.draw(st.booleans()):
+        gone = changed["reps"].pop()["source_id"]  # its rows lose their owner: changed rows
+        for table, key in (("opportunities", "owner"), ("leads", "owner"), ("surveys", "rep")):
+            for row in changed[table]:
+                if row[key] == gone:
+                    row[key] = None
+    if data.draw(st.booleans()):
+        changed["reps"].append(
+            {"source": "t", "source_id": "R-new", "name": "Nouvelle 9", "email": None,
+             "team": data.draw(st.none() | st.sampled_from(teams)), "active_from": None,
+             "active_to": None}
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as name:
+        engine = _engine(Path(name))
+        try:
+            sync(engine, company)
+            held = facts_loader._loaded(engine, "EUR", RATES, 0.5)
+            with engine.connect() as connection:
+                ids = dict(connection.execute(select(Rep.source_id, Rep.id)).all())
+            # The reps named or placed otherwise now, by name, team and region, or gone.
+            before, after = _places(company), _places(changed)
+            owners = {ids[rep] for rep, place in before.items() if after.get(rep) != place}
+            sync(engine, changed)
+            refreshed = facts_loader._refreshed(engine, held, "EUR", RATES, 0.5)
+            assert refreshed is not None
+            assert_same_facts(refreshed.facts, load_facts(engine, "EUR", RATES, 0.5))
+            for table in INDEXED_TABLES:
+                before = getattr(held.facts, table)
+                owned = np.flatnonzero(before["rep_id"].isin(list(owners)).to_numpy())
+                assert refreshed.written[table].tolist() == owned.tolist()
+                old = prepared_indexes(held.facts, table)
+                patched = patched_indexes(old, refreshed.facts, table, refreshed.written[table])
+                if patched is not None:  # None: the usual scopes changed (a team emptied)
+                    assert_same_indexes(patched, prepared_indexes(refreshed.facts, table))
+        finally:
+            engine.dispose()
+
+
+def _places(company: dict[str, list[dict[str, Any]]]) -> dict[str, tuple[Any, ...]]:
+    """Each rep's name, team and region in ``company``."""
+    teams = {team["source_id"]: (team["name"], team["region"]) for team in company["teams"]}
+    return {
+        rep["source_id"]: (rep["name"], *teams.get(rep["team"], (None, None)))
+        for rep in company["reps"]
+    }
+
+
+def _typed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``companies()`` read back from JSON: its dates and amounts typed again."""
+    typed = dict(row)
+    for key, value in row.items():
+        if value is not None and key in ("created_at", "close_date", "converted_at", "date",
+                                         "active_from", "active_to"):  # fmt: skip
+            typed[key] = date.fromisoformat(value)
+        elif value is not None and key == "amount":
+            typed[key] = Decimal(value)
+    return typed
 
 
 def _deal(source_id: str, amount: str, owner: str = "R1") -> dict[str, Any]:
