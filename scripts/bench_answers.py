@@ -314,11 +314,13 @@ def sync_step(folder: str, changed: int, reps: str | None = None) -> dict[str, A
             .where(Opportunity.source == "bench", Opportunity.source_id.in_(ids))
             .values(amount=Opportunity.amount + 1, **pending(Opportunity.__table__))
         )
-        first, second = session.scalars(select(Team.id).order_by(Team.id).limit(2)).all()
+        if reps is not None:
+            first, second = session.scalars(select(Team.id).order_by(Team.id).limit(2)).all()
         if reps == "hired":
+            hired = time.time_ns()
             session.execute(
-                insert(Rep).values(source="bench", source_id=f"hired-{time.time_ns()}",
-                                   name=f"Rep hired {time.time_ns()}", team_id=first)
+                insert(Rep).values(source="bench", source_id=f"hired-{hired}",
+                                   name=f"Rep hired {hired}", team_id=first)
             )  # fmt: skip
         elif reps == "moved":
             rep = select(Rep.id).where(Rep.team_id == first).order_by(Rep.id).limit(1)

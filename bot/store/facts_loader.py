@@ -706,7 +706,6 @@ def _refreshed(
     placed = _named(old.reps, ("id", "name", "team", "region")) == _named(
         reader.reps, ("rep_id", "name", "team", "region")
     )
-    moved = _moved_reps(old.reps, reader.reps)
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
     deals = _touched(engine, Opportunity, "opportunities", since)
@@ -721,6 +720,7 @@ def _refreshed(
     if len(_touched(engine, Survey, "surveys", since)):
         surveys = reader.surveys()
     if not placed or not all(_categorical(frame) for frame in (opps.frame, leads.frame, slip_rows)):
+        moved = _moved_reps(old.reps, reader.reps)
         opps = _placed_again(opps, moved, reader.placed_deals)
         leads = _placed_again(leads, moved, reader.placed_leads)
         # A shallow copy: the old facts' frames are still being answered from. The pushes and
