@@ -181,7 +181,7 @@ def _order_splice(
     sort by date (NaT last, then by position) puts them with their ``dates`` now."""
     before = len(order.dates)
     existing = rows[rows < before]
-    keys = _SortKeys([order.dates, old_dates[existing], dates], len(rows) + before)
+    keys = _SortKeys(order, [old_dates[existing], dates], len(rows) + before)
     positions = np.arange(before) if order.order is None else order.order
     in_order = keys.of(order.dates, positions)  # ascending: the order sorts by them
     removed = np.sort(np.searchsorted(in_order, keys.of(old_dates[existing], existing)))
@@ -197,8 +197,11 @@ class _SortKeys:
     (NaT after every day), then by position. Made for the order's dates and the changed rows'
     dates, old and new, so that every place is found by one binary search."""
 
-    def __init__(self, dates: list[np.ndarray], bound: int) -> None:
-        days = [_days(column) for column in dates]
+    def __init__(self, order: DateOrder, dates: list[np.ndarray], bound: int) -> None:
+        # The order's earliest and latest days are its first and last dated entries: no pass
+        # over a million dates to find them.
+        ends = order.dates[[0, order.dated - 1]] if order.dated else order.dates[:0]
+        days = [_days(column) for column in (ends, *dates)]
         known = np.concatenate([d[d != _NAT] for d in days])
         self._first = int(known.min()) if len(known) else 0
         self._missing = int(known.max()) - self._first + 1 if len(known) else 0

@@ -55,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from bot.service import KpiService
 from bot.settings import load_settings
@@ -67,7 +67,8 @@ from bot.store.database import (
     session_factory,
     transaction,
 )
-from bot.store.models import Opportunity, Rep, Team
+from bot.store.models import Lead, Opportunity, Rep, Team
+from bot.store.upsert import delete_sourced
 from metrics.answers import TREND_PERIODS
 from metrics.periods import like_for_like
 
@@ -299,16 +300,27 @@ def import_step(folder: str) -> dict[str, Any]:
     }
 
 
-def sync_step(folder: str, changed: int, reps: str | None = None) -> dict[str, Any]:
+def sync_step(
+    folder: str, changed: int, reps: str | None = None, deleted: int = 0
+) -> dict[str, Any]:
     """What a sync that changes ``changed`` deals does: write them, bump the data version (the
     history recorded), publish the facts snapshot. ``reps``: "hired", a new rep joins the first
-    team as well; "moved", the first rep of the first team moves to the second."""
+    team as well; "moved", the first rep of the first team moves to the second. ``deleted``:
+    as many deals and leads, chosen at random, are gone from the CRM as well."""
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
     engine = make_engine(settings.database_url)
     ids = [f"O{i}" for i in range(0, changed * 7, 7)]
+    gone: dict[Any, list[str]] = {}
+    with engine.connect() as connection:
+        for model in (Opportunity, Lead) if deleted else ():
+            held = select(model.source_id).order_by(func.random()).limit(deleted)
+            if model is Opportunity:
+                held = held.where(Opportunity.deleted_at.is_(None))
+            gone[model.__table__] = list(connection.scalars(held))
     service = KpiService(settings, engine)  # the schema check, before the clock starts
     began = time.perf_counter()
     with transaction(session_factory(engine)) as session:
+        removed = sum(delete_sourced(session, table, "bench", keys) for table, keys in gone.items())
         session.execute(
             update(Opportunity)
             .where(Opportunity.source == "bench", Opportunity.source_id.in_(ids))
@@ -340,6 +352,7 @@ def sync_step(folder: str, changed: int, reps: str | None = None) -> dict[str, A
         "write_s": written,
         "history_s": history,
         "publish_s": published,
+        "deleted": removed,
         "peak_rss_mb": peak_memory_mb(),
     }
 
@@ -581,6 +594,12 @@ def main() -> None:
         " each in a new process as `kpibot sync`, to show how a sync's publish grows with them",
     )
     parser.add_argument(
+        "--deletions",
+        action="store_true",
+        help="after the run, a sync of 100 changed deals with 100 deals and 100 leads gone from"
+        " the CRM, in a new process as `kpibot sync`, its publish timed",
+    )
+    parser.add_argument(
         "--rep-changes",
         action="store_true",
         help="after the run, a sync of 100 deals with a rep hired, then one moving a rep to"
@@ -723,6 +742,15 @@ def main() -> None:
                 f"sync of {what}: store written in {step['write_s']:.2f} s, published in"
                 f" {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
             )
+    if args.deletions:
+        step = in_process(sync_step, str(folder), 100, None, 100)
+        figures["deletions"] = step
+        print(
+            f"sync of 100 changed deals, 100 deals and 100 leads gone ({step['deleted']} rows"
+            f" deleted): store written in {step['write_s']:.2f} s, published in"
+            f" {step['publish_s']:.2f} s"
+            f" (peak RSS {step['peak_rss_mb']:.0f} MB)"
+        )
     if duck is not None:
         figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}
     figures["load_average_end"] = load_average()
