@@ -179,41 +179,36 @@ def _order_splice(
     """The splice of ``order`` (of the table before, whose dates by row were ``old_dates``)
     that takes the changed ``rows`` out of their old places and puts them where the stable
     sort by date (NaT last, then by position) puts them with their ``dates`` now."""
-    before = len(order.dates)
-    existing = rows[rows < before]
-    keys = _SortKeys(order, [old_dates[existing], dates], len(rows) + before)
-    positions = np.arange(before) if order.order is None else order.order
-    in_order = keys.of(order.dates, positions)  # ascending: the order sorts by them
-    removed = np.sort(np.searchsorted(in_order, keys.of(old_dates[existing], existing)))
-    changed = keys.of(dates, rows)
-    found = np.searchsorted(in_order, changed)  # the first old entry after each
+    existing = rows[rows < len(order.dates)]
+    removed = np.sort(_place(order, old_dates[existing], existing))
+    found = _place(order, dates, rows)  # the first old entry after each
     at = found - np.searchsorted(removed, found)
-    ascending = np.lexsort((rows, changed, at))
+    days = _days(dates)
+    days[days == _NAT] = np.iinfo(np.int64).max  # NaT after every day
+    ascending = np.lexsort((rows, days, at))
     return _Splice(removed, at[ascending], ascending)
 
 
-class _SortKeys:
-    """One int64 per (date, row position) that sorts as the stable sort by date does: by day
-    (NaT after every day), then by position. Made for the order's dates and the changed rows'
-    dates, old and new, so that every place is found by one binary search."""
-
-    def __init__(self, order: DateOrder, dates: list[np.ndarray], bound: int) -> None:
-        # The order's earliest and latest days are its first and last dated entries: no pass
-        # over a million dates to find them.
-        ends = order.dates[[0, order.dated - 1]] if order.dated else order.dates[:0]
-        days = [_days(column) for column in (ends, *dates)]
-        known = np.concatenate([d[d != _NAT] for d in days])
-        self._first = int(known.min()) if len(known) else 0
-        self._missing = int(known.max()) - self._first + 1 if len(known) else 0
-        self._bound = bound  # above every row position
-
-    def of(self, dates: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        days = _days(dates)
-        missing = days == _NAT
-        days = days - self._first
-        days[missing] = self._missing
-        keys: np.ndarray = days * self._bound + positions
-        return keys
+def _place(order: DateOrder, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Where each (date, row position) falls in ``order``, which the stable sort by date (NaT
+    last) made: the index of the first entry not before it. By binary searches, for all of
+    them at once: the run of entries of each date, then the position within that run (the
+    sort was stable: a run's positions ascend). Searching the order's own arrays, rather than
+    sort keys made for every one of its entries, keeps a patch of k rows from a pass over the
+    whole table per date order (40% of a patch of 100 rows at 1M)."""
+    dates = dates.astype(order.dates.dtype)
+    low = np.searchsorted(order.dates, dates, "left")
+    high = np.searchsorted(order.dates, dates, "right")
+    if order.order is None:  # the entries are the positions themselves
+        placed: np.ndarray = np.clip(rows, low, high)
+        return placed
+    while (searching := low < high).any():
+        middle = (low + high) // 2
+        before = np.zeros(len(rows), dtype=bool)
+        before[searching] = order.order[middle[searching]] < rows[searching]
+        low = np.where(searching & before, middle + 1, low)
+        high = np.where(searching & ~before, middle, high)
+    return low
 
 
 _NAT = np.iinfo(np.int64).min  # NaT's int64
