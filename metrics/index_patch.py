@@ -183,9 +183,10 @@ def _order_splice(
     removed = np.sort(_place(order, old_dates[existing], existing))
     found = _place(order, dates, rows)  # the first old entry after each
     at = found - np.searchsorted(removed, found)
-    days = _days(dates)
-    days[days == _NAT] = np.iinfo(np.int64).max  # NaT after every day
-    ascending = np.lexsort((rows, days, at))
+    # The same dates as ``_place`` compares, NaT after every one of them.
+    ticks = dates.astype(order.dates.dtype).view(np.int64).copy()
+    ticks[ticks == _NAT] = np.iinfo(np.int64).max
+    ascending = np.lexsort((rows, ticks, at))
     return _Splice(removed, at[ascending], ascending)
 
 
@@ -212,10 +213,6 @@ def _place(order: DateOrder, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 _NAT = np.iinfo(np.int64).min  # NaT's int64
-
-
-def _days(dates: np.ndarray) -> np.ndarray:
-    return dates.astype("datetime64[D]").view(np.int64)
 
 
 def _same_rows(order: DateOrder, splice: _Splice, rows: np.ndarray) -> bool:
