@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.store.changes import stamp
 from bot.store.history import record_history, utc
 from bot.store.models import DataVersion
+from bot.store.sqlite_staging import detach_staged
 from bot.worded import WordedError
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
+        # A large upsert's rows are read from a staging database attached to the connection
+        # (bot.store.sqlite_staging), which only the end of its transaction lets go of.
+        event.listen(engine, "checkin", lambda dbapi, record: detach_staged(dbapi, record.info))
         return engine
     return create_engine(url, pool_pre_ping=True)
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    literal_column,
     null,
     or_,
     select,
@@ -37,6 +38,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from bot.store.changes import pending, record_deletions, upcoming
+from bot.store.database import sqlite_file
+from bot.store.sqlite_staging import staged
 
 # Rows converted to the driver's values at a time: bounds the memory of the Python objects.
 _BATCH = 20_000
@@ -44,6 +47,10 @@ _BATCH = 20_000
 _SQLITE_PARAMETERS = 32_766
 # Rows per multi-row INSERT on SQLite.
 _SQLITE_PAGE = 1_000
+# Rows from which an Arrow table is written to SQLite through a staging database
+# (bot.store.sqlite_staging): its file, second connection and attachment cost more than
+# binding a small table's cells.
+_STAGED = 10_000
 # Two bound parameters per key.
 _LOOKUP = 5_000
 # Rows from which a load into an empty SQLite table builds its secondary indexes afterwards.
@@ -120,12 +127,17 @@ def _converter(
     return lambda values: list(map(process, values))
 
 
-def _arrow_values(values: pa.Array[Any], dialect: Dialect) -> list[Any]:
-    """An Arrow column as the driver's values: what SQLAlchemy's bind processors make of the
-    same Python values (dates as ISO text on SQLite, numbers as floats, bools as bools)."""
+def _driver_array(values: pa.Array[Any], dialect: Dialect) -> pa.Array[Any]:
+    """An Arrow column as what SQLAlchemy's bind processors make of the same Python values
+    (dates as ISO text on SQLite, numbers as floats, bools as bools)."""
     if dialect.name == "sqlite" and pa.types.is_date(values.type):
-        values = pc.cast(values, pa.string())  # ISO 8601, SQLAlchemy's SQLite storage format
-    values_list: list[Any] = values.to_pylist()
+        return pc.cast(values, pa.string())  # ISO 8601, SQLAlchemy's SQLite storage format
+    return values
+
+
+def _arrow_values(values: pa.Array[Any], dialect: Dialect) -> list[Any]:
+    """An Arrow column as the driver's values (``_driver_array``'s, as Python objects)."""
+    values_list: list[Any] = _driver_array(values, dialect).to_pylist()
     return values_list
 
 
@@ -204,21 +216,61 @@ def _sqlite_upsert(
     # Called for every table: its write begins the transaction (sqlite3 begins one only before
     # a write), so that a DROP INDEX below is rolled back with the rest if the import fails.
     version = upcoming(connection)
-    statement = _values_row(table, keys, dialect, pending(table, version))
-    sql, order = _driver_sql(
-        statement if bulk else _on_conflict(statement, table, keys, version), keys, dialect
-    )
     rebuilt = (
         [index for index in table.indexes if not index.unique] if bulk and count >= _BULK else []
     )
-    page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // len(order)))
     with large_cache(connection) if count >= _BULK else nullcontext():
         for index in rebuilt:
             index.drop(connection)
-        changed = _sqlite_pages(connection, sql, order, _pages(table, rows, order, dialect, page))
+        if isinstance(rows, pa.Table) and count >= _STAGED and _stageable(rows.schema):
+            changed = _sqlite_staged(connection, table, keys, rows, bulk, version)
+        else:
+            statement = _values_row(table, keys, dialect, pending(table, version))
+            sql, order = _driver_sql(
+                statement if bulk else _on_conflict(statement, table, keys, version), keys, dialect
+            )
+            page = max(1, min(_SQLITE_PAGE, _SQLITE_PARAMETERS // len(order)))
+            pages = _pages(table, rows, order, dialect, page)
+            changed = _sqlite_pages(connection, sql, order, pages)
         for index in rebuilt:
             index.create(connection)
     return changed
+
+
+def _stageable(schema: pa.Schema) -> bool:
+    """Whether ADBC's SQLite driver stores every column of ``schema`` as sqlite3 stores the
+    same values bound (text, integers, floats, booleans as 0/1, dates once made ISO text):
+    the types the import's columns have. Others (a timestamp's text form differs) are bound."""
+    known = (pa.types.is_string, pa.types.is_integer, pa.types.is_float64, pa.types.is_boolean)
+    return all(pa.types.is_date(f.type) or any(k(f.type) for k in known) for f in schema)
+
+
+def _sqlite_staged(
+    connection: Connection,
+    table: Table,
+    keys: list[str],
+    rows: pa.Table,
+    bulk: bool,
+    version: int | None,
+) -> int:
+    """``rows`` written through a staging database (``bot.store.sqlite_staging``) by one
+    ``INSERT … SELECT`` in their order, upserting as ``_on_conflict`` says unless ``bulk``
+    (an empty table, no key twice). The rows keep their order, so a key given twice keeps its
+    last row, as with the multi-row INSERTs; the values stored are theirs, from the same
+    driver values (``_driver_array``)."""
+    dialect = connection.dialect
+    columns = [_driver_array(rows.column(k).combine_chunks(), dialect) for k in keys]
+    store = sqlite_file(connection.engine)
+    folder = None if store is None else store.parent
+    source = staged(connection, pa.table(columns, names=keys), folder)
+    marks = pending(table, version)
+    # In the order given; the ORDER BY also keeps SQLite from reading the "ON CONFLICT" that
+    # follows a bare FROM as a join's ON.
+    chosen = select(*(source.c[k] for k in keys), *marks.values()).order_by(literal_column("rowid"))
+    statement = sqlite_insert(table).from_select([*keys, *marks], chosen)
+    if not bulk:
+        statement = _on_conflict(statement, table, keys, version)
+    return int(connection.execute(statement).rowcount)
 
 
 @contextmanager

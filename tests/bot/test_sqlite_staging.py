@@ -1,0 +1,196 @@
+"""Large Arrow tables written to SQLite through a staging database (``bot.store.sqlite_staging``)
+store exactly what binding their cells stores, and leave nothing attached or behind."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Engine, func, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.store.database import make_engine, migrate, session_factory, transaction
+from bot.store.models import Base, Opportunity, Rep
+from bot.store.upsert import upsert
+
+OPPORTUNITIES = Base.metadata.tables["opportunities"]
+REPS = Base.metadata.tables["reps"]
+_COLUMNS = [c.name for c in OPPORTUNITIES.c]
+_TYPES: dict[str, pa.DataType] = {
+    "source": pa.string(),
+    "source_id": pa.string(),
+    "name": pa.string(),
+    "amount": pa.float64(),
+    "probability": pa.float64(),
+    "created_at": pa.date32(),
+    "close_date": pa.date32(),
+    "stage": pa.string(),
+    "is_closed": pa.bool_(),
+    "is_won": pa.bool_(),
+    "currency": pa.string(),
+    "owner_id": pa.int64(),
+}
+
+
+def _deal(draw: Any, key: str) -> dict[str, Any]:
+    texts = st.one_of(st.none(), st.text(max_size=6))
+    numbers = st.one_of(
+        st.none(),
+        st.integers(-(10**6), 10**6).map(float),  # whole: NUMERIC stores them as integers
+        st.floats(-1e9, 1e9, allow_nan=False),
+    )
+    days = st.one_of(st.none(), st.dates(date(1900, 1, 1), date(2100, 12, 31)))
+    return {
+        "source": "crm",
+        "source_id": key,
+        "name": draw(texts),
+        "amount": draw(numbers),
+        "probability": draw(numbers),
+        "created_at": draw(days),
+        "close_date": draw(days),
+        "stage": draw(st.sampled_from(["Won", " Open ", "Clôturé"])),
+        "is_closed": draw(st.booleans()),
+        "is_won": draw(st.booleans()),
+        "currency": draw(st.sampled_from(["EUR", "GBP"])),
+        "owner_id": None,
+    }
+
+
+@st.composite
+def _loads(draw: Any) -> list[pa.Table]:
+    """A first load (keys distinct: the bulk path), then one or two upserts whose keys may
+    repeat and may be the first load's."""
+    keys = st.text("abcé1", min_size=1, max_size=3)
+    first = draw(st.lists(keys, min_size=1, max_size=8, unique=True))
+    loads = [[_deal(draw, key) for key in first]]
+    for _ in range(draw(st.integers(1, 2))):
+        later = draw(st.lists(st.one_of(st.sampled_from(first), keys), min_size=1, max_size=8))
+        loads.append([_deal(draw, key) for key in later])
+    return [pa.Table.from_pylist(rows, pa.schema(_TYPES)) for rows in loads]
+
+
+@pytest.fixture(scope="module")
+def template() -> Iterator[Path]:
+    """A migrated empty store, copied for each example (migrating takes longer than one)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        engine.dispose()
+        yield path
+
+
+def _written(template: Path, loads: list[pa.Table]) -> tuple[list[int], list[tuple[Any, ...]]]:
+    """What each load reported and the opportunities stored, each value with its SQLite type."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "kpibot.db"
+        shutil.copyfile(template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            counts = []
+            for rows in loads:
+                with transaction(session_factory(engine)) as session:
+                    counts.append(upsert(session, OPPORTUNITIES, rows))
+            stored = ", ".join(f'"{c}", typeof("{c}")' for c in _COLUMNS)
+            with engine.connect() as connection:
+                read = f"SELECT {stored} FROM opportunities ORDER BY id"
+                return counts, [tuple(row) for row in connection.exec_driver_sql(read)]
+        finally:
+            engine.dispose()
+
+
+@settings(max_examples=60, deadline=None)
+@given(loads=_loads())
+def test_a_staged_write_stores_what_binding_the_cells_stores(
+    template: Path, loads: list[pa.Table]
+) -> None:
+    """The same loads, staged and bound: the same counts, the same rows in the same order (ids
+    included), every value of the same SQLite type (NUMERIC's whole floats as integers, dates
+    as ISO text, booleans as 0/1, text as given), the last row of a repeated key winning."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bot.store.upsert._STAGED", 1)
+        staged = _written(template, loads)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bot.store.upsert._STAGED", 10**9)
+        bound = _written(template, loads)
+    assert staged == bound
+    assert staged[0][0] == loads[0].num_rows
+
+
+def _staged(connection: Connection) -> list[str]:
+    """The staging databases attached to ``connection``."""
+    names = [row[1] for row in connection.exec_driver_sql("PRAGMA database_list")]
+    return [name for name in names if name.startswith("kpibot_staged_")]
+
+
+def test_a_staged_write_leaves_nothing_attached_or_behind(
+    sqlite_store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging file is gone once attached, and the attachment once the connection is back
+    in the pool: the next transaction on the same connection sees the store alone."""
+    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
+    rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]})
+    with transaction(session_factory(sqlite_store)) as session:
+        assert upsert(session, REPS, rows) == 3
+        assert len(_staged(session.connection())) == 1
+        assert list(tmp_path.glob(".kpibot-staged-*")) == []
+        again = rows.set_column(2, "name", pa.array(["A", "B2", "C"]))
+        assert upsert(session, REPS, again) == 1  # a second stage in one transaction
+        assert len(_staged(session.connection())) == 2
+        used = session.connection().connection.dbapi_connection
+    with sqlite_store.connect() as connection:
+        assert connection.connection.dbapi_connection is used  # the pool's one connection
+        assert _staged(connection) == []
+        assert connection.scalar(select(func.count()).select_from(Rep)) == 3
+    assert list(tmp_path.glob(".kpibot-staged-*")) == []
+
+
+def test_a_staged_bulk_load_that_fails_is_rolled_back_with_its_indexes(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staged load refused by the store (a rep without a name, NOT NULL) raises the store's
+    error and leaves the table as it was, the indexes it dropped built again."""
+    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
+    monkeypatch.setattr("bot.store.upsert._BULK", 2)
+    rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", None]})
+    with pytest.raises(IntegrityError), transaction(session_factory(sqlite_store)) as session:
+        upsert(session, REPS, rows)
+    assert "ix_reps_name" in {index["name"] for index in inspect(sqlite_store).get_indexes("reps")}
+    with sqlite_store.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Rep)) == 0
+        assert _staged(connection) == []
+
+
+def test_columns_the_driver_would_store_otherwise_are_bound(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timestamp column (whose text ADBC would write otherwise than sqlite3 binds it) is
+    written by binding its cells, as SQLAlchemy stores a datetime."""
+    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
+    rows = pa.table(
+        {
+            "source": ["t"],
+            "source_id": ["o1"],
+            "stage": ["Won"],
+            "is_closed": [True],
+            "is_won": [True],
+            "currency": ["EUR"],
+            "deleted_at": pa.array([datetime(2026, 7, 3, 4, 5, 6, 789)], pa.timestamp("us")),
+        }
+    )
+    with transaction(session_factory(sqlite_store)) as session:
+        assert upsert(session, OPPORTUNITIES, rows) == 1
+        assert _staged(session.connection()) == []
+    with sqlite_store.connect() as connection:
+        stored = connection.scalar(select(Opportunity.deleted_at))
+        raw = connection.exec_driver_sql("SELECT deleted_at FROM opportunities").scalar()
+    assert stored == datetime(2026, 7, 3, 4, 5, 6, 789)
+    assert raw == "2026-07-03 04:05:06.000789"
