@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, func, inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.store.database import make_engine, migrate, session_factory, transaction
-from bot.store.models import Base, Opportunity, Rep
+from bot.store.models import Base, Opportunity
+from bot.store.sqlite_staging import staged
 from bot.store.upsert import upsert
 
 OPPORTUNITIES = Base.metadata.tables["opportunities"]
@@ -47,7 +48,7 @@ def _deal(draw: Any, key: str) -> dict[str, Any]:
         st.integers(-(10**6), 10**6).map(float),  # whole: NUMERIC stores them as integers
         st.floats(-1e9, 1e9, allow_nan=False),
     )
-    days = st.one_of(st.none(), st.dates(date(1900, 1, 1), date(2100, 12, 31)))
+    days = st.one_of(st.none(), st.dates())  # years 1 to 9999: ISO text has four digits
     return {
         "source": "crm",
         "source_id": key,
@@ -116,10 +117,10 @@ def test_a_staged_write_stores_what_binding_the_cells_stores(
     included), every value of the same SQLite type (NUMERIC's whole floats as integers, dates
     as ISO text, booleans as 0/1, text as given), the last row of a repeated key winning."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("bot.store.upsert._STAGED", 1)
+        patch.setattr("bot.store.upsert._BULK", 1)
         staged = _written(template, loads)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("bot.store.upsert._STAGED", 10**9)
+        patch.setattr("bot.store.upsert._BULK", 10**9)
         bound = _written(template, loads)
     assert staged == bound
     assert staged[0][0] == loads[0].num_rows
@@ -136,7 +137,7 @@ def test_a_staged_write_leaves_nothing_attached_or_behind(
 ) -> None:
     """The staging file is gone once attached, and the attachment once the connection is back
     in the pool: the next transaction on the same connection sees the store alone."""
-    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
+    monkeypatch.setattr("bot.store.upsert._BULK", 1)
     rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]})
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, REPS, rows) == 3
@@ -149,7 +150,7 @@ def test_a_staged_write_leaves_nothing_attached_or_behind(
     with sqlite_store.connect() as connection:
         assert connection.connection.dbapi_connection is used  # the pool's one connection
         assert _staged(connection) == []
-        assert connection.scalar(select(func.count()).select_from(Rep)) == 3
+        assert connection.scalar(select(func.count()).select_from(REPS)) == 3
     assert list(tmp_path.glob(".kpibot-staged-*")) == []
 
 
@@ -158,14 +159,13 @@ def test_a_staged_bulk_load_that_fails_is_rolled_back_with_its_indexes(
 ) -> None:
     """A staged load refused by the store (a rep without a name, NOT NULL) raises the store's
     error and leaves the table as it was, the indexes it dropped built again."""
-    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
     monkeypatch.setattr("bot.store.upsert._BULK", 2)
     rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", None]})
     with pytest.raises(IntegrityError), transaction(session_factory(sqlite_store)) as session:
         upsert(session, REPS, rows)
     assert "ix_reps_name" in {index["name"] for index in inspect(sqlite_store).get_indexes("reps")}
     with sqlite_store.connect() as connection:
-        assert connection.scalar(select(func.count()).select_from(Rep)) == 0
+        assert connection.scalar(select(func.count()).select_from(REPS)) == 0
         assert _staged(connection) == []
 
 
@@ -174,7 +174,7 @@ def test_columns_the_driver_would_store_otherwise_are_bound(
 ) -> None:
     """A timestamp column (whose text ADBC would write otherwise than sqlite3 binds it) is
     written by binding its cells, as SQLAlchemy stores a datetime."""
-    monkeypatch.setattr("bot.store.upsert._STAGED", 1)
+    monkeypatch.setattr("bot.store.upsert._BULK", 1)
     rows = pa.table(
         {
             "source": ["t"],
@@ -194,3 +194,18 @@ def test_columns_the_driver_would_store_otherwise_are_bound(
         raw = connection.exec_driver_sql("SELECT deleted_at FROM opportunities").scalar()
     assert stored == datetime(2026, 7, 3, 4, 5, 6, 789)
     assert raw == "2026-07-03 04:05:06.000789"
+
+
+def test_a_staging_file_that_cannot_be_written_is_the_stores_failure(
+    sqlite_store: Engine, tmp_path: Path
+) -> None:
+    """A staging file that cannot be made (here its folder is a file; a full disk alike) fails
+    as the store's own writes do, with SQLAlchemy's OperationalError naming the folder, which
+    commands report without a traceback, and nothing is attached."""
+    not_a_folder = tmp_path / "store.db"
+    not_a_folder.write_text("")
+    rows = pa.table({"source": ["hr"], "source_id": ["a"], "name": ["A"]})
+    with sqlite_store.connect() as connection:
+        with pytest.raises(OperationalError, match=f"staging rows in {not_a_folder}"):
+            staged(connection, rows, not_a_folder)
+        assert _staged(connection) == []
