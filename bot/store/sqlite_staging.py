@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +38,52 @@ _ATTACHED = "kpibot_staged"
 _names = itertools.count(1)
 
 
-def staged(connection: Connection, rows: pa.Table, folder: Path | None) -> TableClause:
-    """``rows`` (of the types ``bot.store.upsert._stageable`` takes) written to a new staging
-    database in ``folder`` (the store's, where there is room for its rows; None:
-    the system's temporary folder) and attached to ``connection``: the table to select them
-    from, in the order they were given (``rowid``)."""
+def free_attachments(connection: Connection) -> int:
+    """How many more databases ``connection`` can attach (SQLite allows 10 by default)."""
+    dbapi: sqlite3.Connection = connection.connection.dbapi_connection  # type: ignore[assignment]
+    schemas = [row[1] for row in connection.exec_driver_sql("PRAGMA database_list")]
+    attached = [schema for schema in schemas if schema not in ("main", "temp")]
+    return int(dbapi.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)) - len(attached)
+
+
+def staged(
+    connection: Connection, rows: pa.Table, folder: Path | None, parts: int = 1
+) -> list[TableClause]:
+    """``rows`` (the driver's values: ``bot.store.upsert._driver_array``) cut into ``parts``
+    in their order, each written to a new staging database in ``folder`` (the store's, where
+    there is room for the rows; None: the system's temporary folder), all at once (the driver
+    lets go of the GIL: the two halves of the benchmark's 2M leads in 0.47 s, against 0.87 s
+    whole), then attached to ``connection``: the tables to select them from, in order, each
+    in the order of its rows (``rowid``)."""
+    size = max(1, -(-rows.num_rows // parts))
+    pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+    paths = []
     try:
-        handle, path = tempfile.mkstemp(prefix=".kpibot-staged-", suffix=".sqlite", dir=folder)
-    except OSError as error:
-        raise _unwritable(folder, error) from error
-    os.close(handle)
-    schema = f"kpibot_staged_{next(_names)}"
-    try:
-        _write(path, rows)
-        connection.exec_driver_sql(f'ATTACH DATABASE ? AS "{schema}"', (path,))
+        for _ in pieces:
+            try:
+                handle, path = tempfile.mkstemp(
+                    prefix=".kpibot-staged-", suffix=".sqlite", dir=folder
+                )
+            except OSError as error:
+                raise _unwritable(folder, error) from error
+            os.close(handle)
+            paths.append(path)
+        with ThreadPoolExecutor(len(pieces), thread_name_prefix="kpibot-staging") as writers:
+            list(writers.map(_write, paths, pieces))
+        attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
+        schemas = []
+        for path in paths:
+            schema = f"kpibot_staged_{next(_names)}"
+            connection.exec_driver_sql(f'ATTACH DATABASE ? AS "{schema}"', (path,))
+            attached.append(schema)
+            schemas.append(schema)
+        return [
+            sa_table("rows", *(sa_column(name) for name in rows.column_names), schema=schema)
+            for schema in schemas
+        ]
     finally:
-        os.unlink(path)
-    attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
-    attached.append(schema)
-    return sa_table("rows", *(sa_column(name) for name in rows.column_names), schema=schema)
+        for path in paths:
+            os.unlink(path)
 
 
 def _unwritable(folder: Path | None, error: Exception) -> OperationalError:
@@ -74,10 +103,11 @@ def _write(path: str, rows: pa.Table) -> None:
             adbc_driver_sqlite.connect(path) as database,
             adbc.AdbcConnection(database) as written,
         ):
-            with adbc.AdbcStatement(written) as pragma:
-                # A scratch file read once: no journal to write beside it.
-                pragma.set_sql_query("PRAGMA journal_mode = OFF")
-                pragma.execute_update()
+            # A scratch file read once: no journal beside it, nothing to wait for on disk.
+            for setting in ("journal_mode = OFF", "synchronous = OFF"):
+                with adbc.AdbcStatement(written) as pragma:
+                    pragma.set_sql_query(f"PRAGMA {setting}")
+                    pragma.execute_update()
             with adbc.AdbcStatement(written) as insert:
                 insert.set_options(
                     **{

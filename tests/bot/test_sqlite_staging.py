@@ -4,11 +4,12 @@ store exactly what binding their cells stores, and leave nothing attached or beh
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -141,11 +142,11 @@ def test_a_staged_write_leaves_nothing_attached_or_behind(
     rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]})
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, REPS, rows) == 3
-        assert len(_staged(session.connection())) == 1
+        assert len(_staged(session.connection())) == 2  # two parts, written at once
         assert list(tmp_path.glob(".kpibot-staged-*")) == []
         again = rows.set_column(2, "name", pa.array(["A", "B2", "C"]))
-        assert upsert(session, REPS, again) == 1  # a second stage in one transaction
-        assert len(_staged(session.connection())) == 2
+        assert upsert(session, REPS, again) == 1  # more stages in one transaction
+        assert len(_staged(session.connection())) == 4
         used = session.connection().connection.dbapi_connection
     with sqlite_store.connect() as connection:
         assert connection.connection.dbapi_connection is used  # the pool's one connection
@@ -209,3 +210,24 @@ def test_a_staging_file_that_cannot_be_written_is_the_stores_failure(
         with pytest.raises(OperationalError, match=f"staging rows in {not_a_folder}"):
             staged(connection, rows, not_a_folder)
         assert _staged(connection) == []
+
+
+def test_rows_are_bound_once_no_more_databases_can_be_attached(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite attaches ten databases at most (by default): a transaction that has used them
+    all writes its next large tables by binding their cells, and writes them all the same."""
+    monkeypatch.setattr("bot.store.upsert._BULK", 1)
+    names = pa.array(["A", "B", "C"])
+    with transaction(session_factory(sqlite_store)) as session:
+        connection = session.connection()
+        dbapi = cast(sqlite3.Connection, connection.connection.dbapi_connection)
+        dbapi.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 3)
+        for source in ("hr", "crm", "erp"):
+            keys = pa.array([f"{source}-{n}" for n in ("a", "b", "c")])
+            rows = pa.table({"source": [source] * 3, "source_id": keys, "name": names})
+            assert upsert(session, REPS, rows) == 3
+        # Two parts for the first table, the last slot for the second, none for the third.
+        assert len(_staged(connection)) == 3
+    with sqlite_store.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(REPS)) == 9
