@@ -78,8 +78,10 @@ def _io(pipe: IO[bytes]) -> io.IOBase:
 
 
 def _read(database: str, sql: str) -> pa.Table:
-    # Imported in the child only: the parent must never load a second SQLite. The driver's
-    # own API, not its DB-API module, which imports pandas (a second more for the child).
+    # Run in the child only: the driver's own SQLite must never open the store in a process
+    # whose sqlite3 holds it (it may open a staging file there: bot.store.sqlite_staging).
+    # The driver's own API, not its DB-API module, which imports pandas (a second more for
+    # the child).
     import adbc_driver_manager as adbc
     import adbc_driver_sqlite
 

@@ -3,11 +3,11 @@
 The SQLite upsert binds every cell as a Python object (``bot.store.upsert._sqlite_pages``):
 for the 2M leads of the benchmark the objects (0.6 s), the pages of parameters (0.4 s) and the
 multi-row INSERTs (2.4 s) took 3.4 s, against 1.1 s for SQLite's own ``INSERT … SELECT`` of
-the same rows into the same table. Here the
-rows are first written by ADBC's SQLite driver (Apache Arrow's ``adbc-driver-sqlite``, which
-binds Arrow's buffers in C: 0.7 s for those rows) into a database file of their own, which the
-writing connection attaches and reads with one ``INSERT … SELECT`` in the caller's transaction,
-as PostgreSQL's upsert reads a ``COPY``-filled temporary table.
+the same rows into the same table. Here the rows are first written by ADBC's SQLite driver
+(Apache Arrow's ``adbc-driver-sqlite``, which binds Arrow's buffers in C: 0.42–0.47 s for
+those rows, in two halves at once) into database files of their own, which the writing
+connection attaches and reads with ``INSERT … SELECT`` in the caller's transaction, as
+PostgreSQL's upsert reads a ``COPY``-filled temporary table.
 
 The driver links its own copy of SQLite. Two copies must never hold the same file open at once
 (SQLite's "How To Corrupt An SQLite Database File", §2.2.1: POSIX locks are the process's):
@@ -52,8 +52,8 @@ def staged(
     """``rows`` (the driver's values: ``bot.store.upsert._driver_array``) cut into ``parts``
     in their order, each written to a new staging database in ``folder`` (the store's, where
     there is room for the rows; None: the system's temporary folder), all at once (the driver
-    lets go of the GIL: the two halves of the benchmark's 2M leads in 0.47 s, against 0.87 s
-    whole), then attached to ``connection``: the tables to select them from, in order, each
+    lets go of the GIL: the two halves of the benchmark's 2M leads in 0.42–0.47 s, against
+    0.87 s whole), then attached to ``connection``: the tables to select them from, in order, each
     in the order of its rows (``rowid``)."""
     size = max(1, -(-rows.num_rows // parts))
     pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]

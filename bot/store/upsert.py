@@ -206,7 +206,8 @@ def upsert(session: Session, table: Table, rows: Rows) -> int:
 def _sqlite_upsert(
     connection: Connection, table: Table, keys: list[str], rows: Rows, count: int
 ) -> int:
-    """Multi-row INSERTs in the caller's transaction. Into an empty table, plain INSERTs in
+    """Multi-row INSERTs in the caller's transaction, or for a large Arrow table INSERT …
+    SELECT from staging databases (``_sqlite_staged``). Into an empty table, plain INSERTs in
     key order, and for many rows the secondary indexes are dropped and built again
     afterwards: one sort instead of a million random insertions into each B-tree."""
     dialect = connection.dialect
@@ -226,8 +227,9 @@ def _sqlite_upsert(
     with large_cache(connection) if count >= _BULK else nullcontext():
         for index in rebuilt:
             index.drop(connection)
+        # A large Arrow table is staged while SQLite can attach databases (ten by default);
+        # other rows are bound.
         staging = isinstance(rows, pa.Table) and count >= _BULK and _stageable(rows.schema)
-        # Beyond SQLite's limit on attached databases (ten by default), rows are bound.
         slots = free_attachments(connection) if staging else 0
         if isinstance(rows, pa.Table) and slots:
             parts = min(slots, _STAGING_PARTS)
