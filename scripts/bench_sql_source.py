@@ -121,10 +121,8 @@ def sync(folder: Path, schema: str, url: str, way: str, code: str) -> dict[str, 
     if done.returncode:
         raise SystemExit(f"kpibot sync ({way}) failed:\n{done.stderr}")
     seconds = time.perf_counter() - began
-    marks = [
-        line.split()[-1] for line in done.stderr.splitlines() if "kpibot-bench published" in line
-    ]
-    published = float(marks[-1]) if marks else 0.0
+    marks = [line for line in done.stderr.splitlines() if line.startswith("kpibot-bench published")]
+    published = float(marks[-1].split()[-1]) if marks else 0.0  # nothing changed, none published
     return {"seconds": seconds, "published_s": published, "peak_rss_mb": peak.stop()}
 
 

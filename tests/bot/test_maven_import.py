@@ -98,20 +98,28 @@ def independent_wins(period: Period) -> dict[str, tuple[int, int]]:
     return {manager: (won[manager], closed[manager]) for manager in closed}
 
 
-@pytest.fixture(scope="module")
-def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, ImportReport]]:
+@pytest.fixture(scope="module", params=["bound", "staged"])
+def imported(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, ImportReport]]:
+    """The export imported with its cells bound, as at its size, and once more with every
+    table written through staging databases (``bot.store.sqlite_staging``), the path of an
+    export of 50,000 rows or more: every number below holds for both."""
     settings = load_settings(CONFIG, {})
     source = settings.config.imports.csv["maven"]
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('maven') / 'maven.db'}")
     migrate(engine)
-    with transaction(session_factory(engine)) as session:
-        report = import_csv(
-            session,
-            "maven",
-            source,
-            CONFIG.parent / source.base_dir,
-            settings.organisation.currency,
-        )
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "staged":
+            patch.setattr("bot.store.upsert._BULK", 1)
+        with transaction(session_factory(engine)) as session:
+            report = import_csv(
+                session,
+                "maven",
+                source,
+                CONFIG.parent / source.base_dir,
+                settings.organisation.currency,
+            )
     yield engine, report
     engine.dispose()
 
