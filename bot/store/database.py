@@ -9,19 +9,30 @@ installs need no extra step."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.changes import stamp
 from bot.store.history import record_history, utc
-from bot.store.models import DataVersion
+from bot.store.models import DataVersion, VersionToken
 from bot.store.sqlite_staging import detach_staged
 from bot.worded import WordedError
 
@@ -37,7 +48,7 @@ MIGRATION_LOCK = 0x6B7069626F74
 # The newest revision, which a new revision file must name here too (a test compares it with
 # Alembic's head): a process finds its store current without importing Alembic, whose modules
 # (with Mako and Pygments) would cost every serving process memory and start time.
-HEAD = "0012"
+HEAD = "0013"
 
 
 class SchemaNotCurrent(WordedError):
@@ -177,6 +188,30 @@ def data_version(session: Session) -> int:
     return row or 0
 
 
+class VersionStamp(NamedTuple):
+    """A data version as one store made it: its number, and the random token made with it
+    (``VersionToken``; "" for version 0, or one made before tokens were)."""
+
+    version: int
+    token: str
+
+
+def version_stamp(session: Session) -> VersionStamp:
+    """The stamp of the store's data version: read on every question, in one statement."""
+    row = session.execute(
+        select(DataVersion.version, VersionToken.token)
+        .outerjoin(VersionToken, VersionToken.version == DataVersion.version)
+        .where(DataVersion.id == 1)
+    ).first()
+    return VersionStamp(0, "") if row is None else VersionStamp(row.version, row.token or "")
+
+
+def version_token(session: Session, version: int) -> str:
+    """The token of ``version`` ("" when it has none)."""
+    token = session.scalar(select(VersionToken.token).where(VersionToken.version == version))
+    return token or ""
+
+
 def bump_data_version(session: Session, at: datetime | None = None) -> int:
     """Mark the facts as changed at ``at`` (now by default), record the opportunities'
     history at that moment and stamp the rows changed with the new version
@@ -192,6 +227,7 @@ def bump_data_version(session: Session, at: datetime | None = None) -> int:
         session.add(DataVersion(id=1, version=1, changed_at=now))
     session.flush()
     version = data_version(session)
+    session.execute(insert(VersionToken).values(version=version, token=uuid.uuid4().hex))
     record_history(session, now, version)
     stamp(session, version)
     return version

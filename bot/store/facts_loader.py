@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.store.database import data_version, sqlite_file
+from bot.store.database import VersionStamp, sqlite_file, version_stamp, version_token
 from bot.store.day_numbers import day_number
 from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import (
@@ -487,8 +487,13 @@ class _Loaded:
 
     facts: Facts
     rates: dict[str, Decimal] | None  # None: not known (a snapshot that did not say)
+    token: str  # the store's token of their version (``VersionStamp``)
     # A refresh's tables whose rows kept their positions: the positions of those it wrote
     written: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def stamp(self) -> VersionStamp:
+        return VersionStamp(self.facts.version, self.token)
 
 
 def _loaded(
@@ -500,12 +505,13 @@ def _loaded(
     zone: tzinfo = UTC,
     past: PastStates | None = None,
 ) -> _Loaded:
-    version = _version(engine)
+    current = _version(engine)
     reader = _Reader(engine, currency, configured_rates, default_probability, minor_digits, zone)
-    facts = reader.whole(version)
+    facts = reader.whole(current.version)
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
-    return _Loaded(_with_history(engine, facts, zone, past, reader.owners), reader.rates)
+    facts = _with_history(engine, facts, zone, past, reader.owners)
+    return _Loaded(facts, reader.rates, current.token)
 
 
 def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...]]:
@@ -698,9 +704,9 @@ def _refreshed(
     (placed by team) is read again; the spend and the surveys, small tables, are read whole
     when one of their rows changed."""
     old = held.facts
-    version = _version(engine)
+    current = _version(engine)
     reader = _Reader(engine, currency, configured_rates, default_probability, minor_digits, zone)
-    if version < old.version or reader.rates != held.rates:
+    if current.version < old.version or reader.rates != held.rates:
         return None
     since = old.version
     placed = _named(old.reps, ("id", "name", "team", "region")) == _named(
@@ -728,12 +734,13 @@ def _refreshed(
         slip_rows = _owned(slip_rows.copy(deep=False), reader.owners)
         if surveys is old.surveys:
             surveys = _categories(_owned(surveys.copy(deep=False), reader.owners))
-    facts = reader.facts(version, opps.frame, leads.frame, spend, surveys, slip_rows)
+    facts = reader.facts(current.version, opps.frame, leads.frame, spend, surveys, slip_rows)
     if past is None:
         past = PastStates(engine, currency, configured_rates, default_probability, minor_digits)
     facts = _with_history(engine, facts, zone, past, reader.owners)
     written = {"opportunities": opps.written, "leads": leads.written}
-    return _Loaded(facts, reader.rates, {t: w for t, w in written.items() if w is not None})
+    kept = {table: rows for table, rows in written.items() if rows is not None}
+    return _Loaded(facts, reader.rates, current.token, kept)
 
 
 def _with_history(
@@ -1003,9 +1010,16 @@ def _history(
     return DealHistory(None if first is None else first.astimezone(zone).date(), stood)
 
 
-def _version(engine: Engine) -> int:
+def _version(engine: Engine) -> VersionStamp:
     with Session(engine) as session:
-        return data_version(session)
+        return version_stamp(session)
+
+
+def _in_history(engine: Engine, stamp: VersionStamp) -> bool:
+    """Whether the store's history holds ``stamp``'s version as it was made: not facts of a
+    store since made again in its place, or restored from a backup."""
+    with Session(engine) as session:
+        return bool(stamp.token) and version_token(session, stamp.version) == stamp.token
 
 
 def snapshot_folder(engine: Engine) -> Path | None:
@@ -1053,15 +1067,15 @@ class FactsCache:
         self._preparing: threading.Thread | None = None
 
     def get(self) -> Facts:
-        version = _version(self._engine)
+        current = _version(self._engine)
         held = self._held
         if held is None:
             with self._lock:
                 if self._held is None:
-                    self._held = self._load(version)
+                    self._held = self._load(current)
                     self._index_in_background(self._held.facts)
                 return self._held.facts
-        if held.facts.version == version:
+        if held.stamp == current:
             return held.facts
         self._refresh_in_background()
         return held.facts
@@ -1092,9 +1106,19 @@ class FactsCache:
         ``indexed``, the usual indexes are built before the new facts are held (what the
         background refresh of a serving process does); a writer goes without."""
         with self._lock:
-            version = _version(self._engine)
-            if self._held is None or self._held.facts.version != version:
-                loaded = self._load(version)
+            current = _version(self._engine)
+            held = self._held
+            if (
+                held is not None
+                and held.stamp != current
+                and not _in_history(self._engine, held.stamp)
+            ):
+                # The store was made again, or restored, under this process: nothing held
+                # (facts, past states) is of its history.
+                self._held = None
+                self.past = PastStates(self._engine, *self._args)
+            if self._held is None or self._held.stamp != current:
+                loaded = self._load(current)
                 if indexed:
                     prepare_indexes(loaded.facts, usual_scopes(loaded.facts))
                 self._held = loaded
@@ -1150,35 +1174,39 @@ class FactsCache:
         except Exception:
             log.exception("preparing the past states failed; answers will read them")
 
-    def _mapped(self, version: int) -> _Loaded | None:
-        if self._snapshots is None:
+    def _mapped(self, stamp: VersionStamp) -> _Loaded | None:
+        """The facts of ``stamp`` mapped from its snapshot; None without one, and for a
+        version without a token (no data yet), whose facts are never published."""
+        if self._snapshots is None or not stamp.token:
             return None
         try:
-            mapped = self._snapshots.read(version)
-            rates = None if mapped is None else self._snapshots.rates(version)
+            mapped = self._snapshots.read(stamp)
+            rates = None if mapped is None else self._snapshots.rates(stamp)
         except SnapshotUnreadable as error:
             log.warning("facts snapshot unreadable, rebuilding it from the store: %s", error)
-            self._snapshots.discard(version)
+            self._snapshots.discard(stamp)
             return None
         if mapped is None:
             return None
-        return _Loaded(_with_history(self._engine, mapped, self._zone, self.past), rates)
+        return _Loaded(
+            _with_history(self._engine, mapped, self._zone, self.past), rates, stamp.token
+        )
 
-    def _load(self, version: int) -> _Loaded:
-        """The facts of ``version``: mapped from its snapshot, else built and published. The
-        store may have moved on since ``version`` was read: the facts carry the version they
+    def _load(self, current: VersionStamp) -> _Loaded:
+        """The facts of ``current``: mapped from its snapshot, else built and published. The
+        store may have moved on since ``current`` was read: the facts carry the version they
         were built at."""
-        mapped = self._mapped(version)
+        mapped = self._mapped(current)
         if mapped is not None:
             return mapped
-        if self._snapshots is None:
+        if self._snapshots is None or not current.token:
             return self._built(self._held)
         with self._snapshots.publishing():
-            mapped = self._mapped(version)  # published while this process waited
+            mapped = self._mapped(current)  # published while this process waited
             if mapped is not None:
                 return mapped
-            built = self._published(self._snapshots, version)
-            return self._mapped(built.facts.version) or built  # share the mapped pages
+            built = self._published(self._snapshots)
+            return self._mapped(built.stamp) or built  # share the mapped pages
 
     def publish(self) -> None:
         """Publish the snapshot of the store's data version, unless it is: for a writer that
@@ -1189,14 +1217,14 @@ class FactsCache:
         if self._snapshots is None:
             return
         with self._lock, self._snapshots.publishing():
-            version = _version(self._engine)
-            if not self._snapshots.path(version).is_dir():
-                self._published(self._snapshots, version)
+            current = _version(self._engine)
+            if current.token and not self._snapshots.path(current).is_dir():
+                self._published(self._snapshots)
 
-    def _published(self, snapshots: Snapshots, version: int) -> _Loaded:
-        """The facts built from those in hand (else the newest snapshot before ``version``)
-        and published; while holding ``snapshots.publishing()``."""
-        base = self._held or self._newest_published(version)
+    def _published(self, snapshots: Snapshots) -> _Loaded:
+        """The facts built from those in hand (else the newest snapshot of the store's
+        history) and published; while holding ``snapshots.publishing()``."""
+        base = self._held or self._newest_published()
         built = self._built(base)
         # The tables a refresh left as they were are the previous snapshot's files, indexes
         # included, unless the usual scopes changed (a new team): those lack its indexes.
@@ -1206,22 +1234,22 @@ class FactsCache:
             if base is not None and same_scopes
             and getattr(built.facts, table) is getattr(base.facts, table)
         ]  # fmt: skip
-        previous = None if base is None else base.facts.version
+        previous = None if base is None else base.stamp
         # The indexes of a table whose rows kept their positions: the base's, patched.
         patches = {
             table: (indexes, rows)
             for table, rows in built.written.items()
             if base is not None and (indexes := base.facts.adopted(table)) is not None
         }
-        snapshots.write(built.facts, built.rates, previous, unchanged, patches)
+        snapshots.write(built.facts, built.token, built.rates, previous, unchanged, patches)
         return built
 
-    def _newest_published(self, version: int) -> _Loaded | None:
-        """The newest snapshot before ``version``: what a writer that has no facts in hand
-        (``kpibot sync``, a new process) refreshes from."""
+    def _newest_published(self) -> _Loaded | None:
+        """The newest snapshot of a version the store's history holds: what a writer that
+        has no facts in hand (``kpibot sync``, a new process) refreshes from."""
         assert self._snapshots is not None
         for earlier in reversed(self._snapshots.versions()):
-            if earlier < version and (mapped := self._mapped(earlier)) is not None:
+            if _in_history(self._engine, earlier) and (mapped := self._mapped(earlier)):
                 return mapped
         return None
 

@@ -1,21 +1,23 @@
 """Facts snapshots: the facts of one data version as Arrow IPC files (Feather v2, uncompressed)
-that every serving process memory-maps, so a process is ready in milliseconds instead of
-reading every table from the store, and processes on one machine share the pages.
+that every serving process memory-maps, so a process is ready in milliseconds instead of reading
+every table from the store, and processes on one machine share the pages.
 
-A snapshot is a folder ``v<version>-<key>`` holding one ``<table>.arrow`` per fact table
+A snapshot is a folder ``v<version>-<token>-<key>`` holding one ``<table>.arrow`` per fact table
 and, for the tables the usual KPIs index, the indexes the writer built or patched
 (``metrics.index.TableIndexes``' arrays in data files with a manifest saying where each is,
 ``bot.store.index_files``; a sync's snapshot links the files of the arrays it kept). A serving
-process maps those too: it holds no private copy of them, answers at once without building
-them, and swaps in a sync's data without holding two sets of its own;
-``key`` fingerprints what the facts were built with besides the data (currency, exchange
-rates, default probability, time zone, this format), so a process configured differently
-never maps another's figures. It is written under a temporary name and renamed into place
-(``os.replace``): a reader sees a whole snapshot or none. Date columns are stored as their
-int64 nanoseconds, NaT included, rather than as Arrow nulls: a column without nulls maps
-without a copy, so the numbers a process reads stay in the shared page cache. For the same
-reason a nullable integer column (an account id) is stored as its values and a column of
-bytes saying which are missing, from which pandas' masked array is built over both maps.
+process maps those too: it holds no private copy of them, answers at once without building them,
+and swaps in a sync's data without holding two sets of its own. ``token`` is the random token
+the store made with the version (``bot.store.database.VersionStamp``): a store made again, or
+restored from a backup, reaches version numbers again beside snapshots of facts it never held.
+``key`` fingerprints what the facts were built with besides the data (currency, exchange rates,
+default probability, time zone, this format), so a process configured differently never maps
+another's figures. It is written under a temporary name and renamed into place (``os.replace``):
+a reader sees a whole snapshot or none. Date columns are stored as their int64 nanoseconds, NaT
+included, rather than as Arrow nulls: a column without nulls maps without a copy, so the numbers
+a process reads stay in the shared page cache. For the same reason a nullable integer column (an
+account id) is stored as its values and a column of bytes saying which are missing, from which
+pandas' masked array is built over both maps.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bot.store.database import VersionStamp
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.facts import Facts
 from metrics.index import TableIndexes
@@ -56,7 +59,6 @@ _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanosecon
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _MASKED = b"kpibot.masked"  # nullable integer columns, each stored as values and a mask
 _MISSING = ".missing"  # the name of a masked column's mask: whether each value is missing
-_KEPT = 2  # the newest snapshots kept: a process may still be about to map the previous one
 
 
 class SnapshotUnreadable(Exception):
@@ -156,22 +158,24 @@ class Snapshots:
     def __init__(self, folder: Path, key: str) -> None:
         self.folder = folder
         self.key = key
-        self._name = re.compile(rf"v(\d+)-{re.escape(key)}")
+        self._name = re.compile(rf"v(\d+)-([0-9a-f]+)-{re.escape(key)}")
+        # Named before versions had tokens: never read, pruned.
+        self._untokened = re.compile(rf"v\d+-{re.escape(key)}")
 
-    def path(self, version: int) -> Path:
-        return self.folder / f"v{version}-{self.key}"
+    def path(self, stamp: VersionStamp) -> Path:
+        return self.folder / f"v{stamp.version}-{stamp.token}-{self.key}"
 
-    def versions(self) -> list[int]:
+    def versions(self) -> list[VersionStamp]:
         """The versions published, oldest first."""
         if not self.folder.is_dir():
             return []
         found = (self._name.fullmatch(entry.name) for entry in self.folder.iterdir())
-        return sorted(int(match.group(1)) for match in found if match)
+        return sorted(VersionStamp(int(match[1]), match[2]) for match in found if match)
 
-    def read(self, version: int) -> Facts | None:
-        """The facts of ``version`` mapped from its snapshot; None when none was published.
+    def read(self, stamp: VersionStamp) -> Facts | None:
+        """The facts of ``stamp`` mapped from its snapshot; None when none was published.
         Raises ``SnapshotUnreadable`` for one that exists but cannot be read."""
-        folder = self.path(version)
+        folder = self.path(stamp)
         if not folder.is_dir():
             return None
         frames: dict[str, pd.DataFrame] = {}
@@ -191,7 +195,7 @@ class Snapshots:
                 accounts=frames["accounts"],
                 currency=str(meta["currency"]),
                 minor_digits=int(meta["minor_digits"]),
-                version=version,
+                version=stamp.version,
             )
             for table in INDEXED_TABLES:
                 indexes = read_indexes(folder, table, len(frames[table]))
@@ -213,29 +217,34 @@ class Snapshots:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def rates(self, version: int) -> dict[str, Decimal] | None:
+    def rates(self, stamp: VersionStamp) -> dict[str, Decimal] | None:
         """The store's exchange rates the snapshot's amounts were converted at (None when it
         does not say)."""
         try:
-            meta = json.loads((self.path(version) / "facts.json").read_text(encoding="utf-8"))
+            meta = json.loads((self.path(stamp) / "facts.json").read_text(encoding="utf-8"))
             rates = meta.get("rates")
             return None if rates is None else {c: Decimal(r) for c, r in rates.items()}
         except (OSError, ValueError, AttributeError, ArithmeticError) as error:
-            raise SnapshotUnreadable(f"{self.path(version)}: {error}") from error
+            raise SnapshotUnreadable(f"{self.path(stamp)}: {error}") from error
 
     def write(
         self,
         facts: Facts,
+        token: str,
         rates: Mapping[str, Decimal] | None = None,
-        previous: int | None = None,
+        previous: VersionStamp | None = None,
         unchanged: Iterable[str] = (),
         patches: Mapping[str, tuple[TableIndexes, np.ndarray]] | None = None,
     ) -> Path:
-        """Publish ``facts`` as the snapshot of ``facts.version``, atomically, and drop the
-        snapshots older than the previous one. The ``unchanged`` tables are those of the
-        snapshot of version ``previous``: their files are linked, not written again. A table
-        of ``patches`` has the indexes given there, patched by the rows at the positions
-        given (the only ones new or changed), instead of indexes built again."""
+        """Publish ``facts`` as the snapshot of ``facts.version`` with ``token``, atomically,
+        and drop every other but ``previous``, the snapshot they were built from (a process
+        may still be about to map it): older ones, and those of another history (a store
+        made again or restored in its place) that the caller did not build from. The
+        ``unchanged`` tables are those of the
+        snapshot ``previous``: their files are linked, not written again. A table of
+        ``patches`` has the indexes given there, patched by the rows at the positions given
+        (the only ones new or changed), instead of indexes built again."""
+        stamp = VersionStamp(facts.version, token)
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".tmp-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -263,37 +272,41 @@ class Snapshots:
             if rates is not None:
                 meta["rates"] = {c: str(r) for c, r in rates.items()}
             (staging / "facts.json").write_text(json.dumps(meta), encoding="utf-8")
-            target = self.path(facts.version)
+            target = self.path(stamp)
             if target.exists():  # unreadable, or another process published it meanwhile
                 shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self._prune()
+        self._prune({stamp, previous})
         return target
 
-    def _linked(self, version: int | None, table: str, staging: Path) -> bool:
-        """Link ``table``'s file of the snapshot of ``version`` into ``staging``; False when
+    def _linked(self, previous: VersionStamp | None, table: str, staging: Path) -> bool:
+        """Link ``table``'s file of the snapshot ``previous`` into ``staging``; False when
         it is gone (pruned, discarded)."""
-        if version is None:
+        if previous is None:
             return False
         names = [f"{table}.arrow"]
         try:
-            names += index_files(self.path(version), table)
+            names += index_files(self.path(previous), table)
             for name in names:
-                os.link(self.path(version) / name, staging / name)
+                os.link(self.path(previous) / name, staging / name)
         except (OSError, ValueError, KeyError):  # gone, or a manifest unreadable
             for name in names:
                 (staging / name).unlink(missing_ok=True)
             return False
         return True
 
-    def discard(self, version: int) -> None:
-        shutil.rmtree(self.path(version), ignore_errors=True)
+    def discard(self, stamp: VersionStamp) -> None:
+        shutil.rmtree(self.path(stamp), ignore_errors=True)
 
-    def _prune(self) -> None:
+    def _prune(self, kept: set[VersionStamp | None]) -> None:
         # Linux keeps the pages of a mapped file that is removed: a process still answering
         # from an older snapshot is not disturbed.
-        for version in self.versions()[:-_KEPT]:
-            self.discard(version)
+        for stamp in self.versions():
+            if stamp not in kept:
+                self.discard(stamp)
+        for entry in self.folder.iterdir():
+            if self._untokened.fullmatch(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)

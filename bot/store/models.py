@@ -168,6 +168,17 @@ class FxRate(Base):
     rate: Mapped[Decimal] = mapped_column(Numeric(18, 8))
 
 
+class VersionToken(Base):
+    """A random token made with each data version: a version number names facts only within
+    one store's history, and a store made again (its file deleted and imported anew) or
+    restored from a backup reaches numbers again beside snapshots of facts it never held
+    (``bot.store.facts_snapshot`` names them by both)."""
+
+    __tablename__ = "version_tokens"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class FactDeletion(Base):
     """A fact row deleted outright (``bot.store.changes``), in data version ``version`` (None
     while the transaction deleting it is under way): how a refresh learns of deletions it

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 import tempfile
+from contextlib import closing
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -50,6 +52,7 @@ from tests.bot.test_facts_snapshot import (
     _won,
     assert_same_facts,
     companies,
+    stamp,
 )
 from tests.metrics.test_index_patch import assert_same_indexes
 
@@ -102,7 +105,7 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                     refreshed, load_facts(engine, "EUR", RATES, 0.5), exact_categories=False
                 )
                 # Its indexes, patched or built, are those built again from the facts.
-                published = Snapshots(folder, "k").path(refreshed.version)
+                published = Snapshots(folder, "k").path(stamp(engine, refreshed.version))
                 for table in INDEXED_TABLES:
                     rows = len(getattr(refreshed, table))
                     indexes = read_indexes(published, table, rows)
@@ -250,7 +253,7 @@ def test_a_refresh_after_a_sync_reads_only_what_changed(folder, monkeypatch):
     assert (before.version, _won(before)) == (1, 30_000)
     assert (after.version, _won(after)) == (2, 40_000)
     # The leads' file did not change: the new snapshot links the previous one's.
-    previous, new = (Snapshots(folder / "s", "k").path(v) for v in (1, 2))
+    previous, new = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
     assert (new / "leads.arrow").stat().st_ino == (previous / "leads.arrow").stat().st_ino
     assert (new / "opportunities.arrow").stat().st_ino != (
         previous / "opportunities.arrow"
@@ -286,7 +289,9 @@ def test_a_sync_that_updates_and_adds_deals_publishes_their_indexes_patched(fold
     monkeypatch.setattr(facts_snapshot, "prepared_indexes", only_leads)
     after = writer.refresh()
     assert _won(after) == 40_000
-    published = read_indexes(Snapshots(folder / "s", "k").path(2), "opportunities", 3)
+    published = read_indexes(
+        Snapshots(folder / "s", "k").path(stamp(engine, 2)), "opportunities", 3
+    )
     assert published is not None
     assert_same_indexes(published, built(after, "opportunities"))
     served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
@@ -318,7 +323,7 @@ def test_a_sync_that_changes_amounts_writes_only_the_index_arrays_it_changed(fol
     deals[7] = _deal("O7", "175", owner="R1")
     sync(engine, _two_teams(*deals))
     after = writer.refresh()
-    first, second = (Snapshots(folder / "s", "k").path(v) for v in (1, 2))
+    first, second = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
     manifest = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
     # The dates in order and every scope's places are where the first snapshot wrote them.
     kept = [o["dates"] for o in manifest["orders"].values()]
@@ -346,7 +351,7 @@ def test_a_sync_that_replaces_most_index_arrays_writes_them_all_afresh(folder):
         deal.update(close_date=date(2026, 11, 3 + n % 20), amount=Decimal(120))
     sync(engine, _two_teams(*deals))
     after = writer.refresh()
-    second = Snapshots(folder / "s", "k").path(2)
+    second = Snapshots(folder / "s", "k").path(stamp(engine, 2))
     assert index_files(second, "opportunities") == [
         "opportunities.index.json",
         "opportunities.index.v2",
@@ -391,8 +396,75 @@ def test_a_process_warmed_without_a_snapshot_builds_it_in_the_background(folder)
     serving = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots)
     serving.warm()
     serving.wait()
-    assert snapshots.versions() == [1]
+    assert snapshots.versions() == [stamp(engine, 1)]
     assert _won(serving.get()) == 10_000
+
+
+def _published(folder: Path) -> list[str]:
+    return sorted(path.name for path in (folder / "kpibot.db.facts").iterdir() if path.is_dir())
+
+
+def _made_again(folder: Path, engine: Engine) -> Engine:
+    """The store's file deleted and a new one made in its place, the snapshots left beside."""
+    engine.dispose()
+    (folder / "kpibot.db").unlink()
+    return _engine(folder)
+
+
+def test_a_store_made_again_in_its_place_never_reads_the_old_ones_snapshots(folder):
+    """Deleted and imported anew, a store reaches the version numbers of the snapshots the old
+    one left: a new process maps none of them, and a writer that refreshes from the newest
+    snapshot (``kpibot sync``) does not refresh from theirs; they are pruned."""
+    engine = _engine(folder)
+    for deals in ([_deal("O1", "100")], [_deal("O1", "100"), _deal("O2", "200")]):
+        sync(engine, _with_deals(*deals))
+        FactsCache(engine, "EUR", RATES, 0.5).publish()
+    old = _published(folder)
+    engine = _made_again(folder, engine)
+    for deals in ([_deal("O1", "500")], [_deal("O1", "500"), _deal("O3", "50")]):
+        sync(engine, _with_deals(*deals))
+    # Version 2 of each: the old one's snapshot is not this store's.
+    assert _won(FactsCache(engine, "EUR", RATES, 0.5).get()) == 55_000
+    sync(engine, _with_deals(_deal("O1", "500"), _deal("O3", "50"), _deal("O4", "1")))
+    FactsCache(engine, "EUR", RATES, 0.5).publish()  # version 3: from its own version 2
+    served = FactsCache(engine, "EUR", RATES, 0.5).get()
+    assert _won(served) == 55_100
+    assert_same_facts(served, load_facts(engine, "EUR", RATES, 0.5))
+    kept = [Snapshots(folder, "k").path(stamp(engine, v)).name.split("-k")[0] for v in (2, 3)]
+    assert [name.rsplit("-", 1)[0] for name in _published(folder)] == kept
+    assert not set(old) & set(_published(folder))
+    engine.dispose()
+
+
+def _copied(source: Path, target: Path) -> None:
+    """``source`` copied onto ``target`` by SQLite's online backup (WAL pages included)."""
+    with closing(sqlite3.connect(source)) as read, closing(sqlite3.connect(target)) as written:
+        read.backup(written)
+
+
+def test_a_store_restored_from_a_backup_never_reads_the_snapshots_it_went_past(folder):
+    """Restored at version 1 under a serving process that holds its version 3, beside the
+    snapshots of its versions 2 and 3, it makes another version 2 and 3: the process answers
+    the store's figures, its past states read anew, and so does a new process."""
+    engine = _engine(folder)
+    sync(engine, _with_deals(_deal("O1", "100")))
+    _copied(folder / "kpibot.db", folder / "backup.db")
+    serving = FactsCache(engine, "EUR", RATES, 0.5)
+    for deals in ([_deal("O1", "100"), _deal("O2", "200")], [_deal("O2", "200")]):
+        sync(engine, _with_deals(*deals))
+        serving.refresh()
+    lost, past = serving.get(), serving.past
+    assert (lost.version, _won(lost)) == (3, 20_000)
+    _copied(folder / "backup.db", folder / "kpibot.db")  # the engine's connections see it
+    for deals in ([_deal("O1", "100"), _deal("O5", "5")], [_deal("O1", "100"), _deal("O6", "6")]):
+        sync(engine, _with_deals(*deals))
+    expected = load_facts(engine, "EUR", RATES, 0.5)
+    assert (expected.version, _won(expected)) == (3, 10_600)
+    serving.caught_up()
+    assert_same_facts(serving.get(), expected)
+    assert serving.past is not past
+    assert_same_facts(FactsCache(engine, "EUR", RATES, 0.5).get(), expected)
+    engine.dispose()
 
 
 def test_each_kind_of_change_is_refreshed_on_every_store(store, tmp_path, monkeypatch):

@@ -25,7 +25,15 @@ from sqlalchemy import Engine, create_engine
 
 from bot.service import KpiService
 from bot.settings import load_settings
-from bot.store.database import bump_data_version, make_engine, migrate, session_factory, transaction
+from bot.store.database import (
+    VersionStamp,
+    bump_data_version,
+    make_engine,
+    migrate,
+    session_factory,
+    transaction,
+    version_token,
+)
 from bot.store.facts_loader import FactsCache, load_facts, snapshot_folder
 from bot.store.facts_snapshot import TABLES, Snapshots, snapshot_key
 from bot.store.models import Lead, Opportunity, Rep, Spend, Survey, Team
@@ -122,6 +130,12 @@ def store_company(engine: Engine, company: dict[str, list[dict[str, Any]]]) -> N
         bump_data_version(session)
 
 
+def stamp(engine: Engine, version: int) -> VersionStamp:
+    """``version`` as the store made it: what its snapshot is named by."""
+    with session_factory(engine)() as session:
+        return VersionStamp(version, version_token(session, version))
+
+
 @pytest.fixture
 def folder() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as name:
@@ -198,8 +212,8 @@ def test_snapshot_facts_and_answers_are_exactly_the_stores(company):
             store_company(engine, company)
             loaded = load_facts(engine, "EUR", RATES, 0.5)
             snapshots = Snapshots(Path(name) / "facts", "k")
-            snapshots.write(loaded)
-            mapped = snapshots.read(loaded.version)
+            snapshots.write(loaded, stamp(engine, loaded.version).token)
+            mapped = snapshots.read(stamp(engine, loaded.version))
             assert mapped is not None
             assert_same_facts(mapped, loaded)
             # The writer's indexes come mapped with it: no question builds one, and the
@@ -403,7 +417,7 @@ def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
 
     new = cache.get()
     assert _won(new) == 25_000 and new.version == old.version + 1
-    assert snapshots.versions() == [old.version, new.version]
+    assert snapshots.versions() == [stamp(engine, old.version), stamp(engine, new.version)]
 
 
 @pytest.mark.parametrize(
@@ -429,7 +443,9 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_store_with_a_log_line(folder, ca
     engine = _engine(folder)
     store_company(engine, _company("100.00"))
     snapshots = Snapshots(folder / "s", "k")
-    version = FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).refresh().version
+    version = stamp(
+        engine, FactsCache(engine, "EUR", RATES, 0.5, snapshots=snapshots).refresh().version
+    )
     damage(snapshots.path(version))
 
     with caplog.at_level(logging.WARNING, logger="bot.store.facts_loader"):
@@ -448,7 +464,7 @@ def test_facts_built_with_other_settings_are_not_mapped(folder):
     dollars = FactsCache(engine, "USD", {"EUR": Decimal("1.25")}, 0.5).get()
     assert _won(euros) == 10_000 and _won(dollars) == 12_500
     published = [p.name for p in (folder / "kpibot.db.facts").iterdir() if p.is_dir()]
-    assert len(published) == 2 and len({name.split("-")[1] for name in published}) == 2
+    assert len(published) == 2 and len({name.rsplit("-", 1)[1] for name in published}) == 2
 
 
 def test_database_snapshots_names_the_folder_relative_to_the_config(folder):
@@ -473,7 +489,7 @@ def test_a_configured_folder_shares_the_facts_of_any_store(store, tmp_path):
     store_company(store, _company("100.00"))
     published = FactsCache(store, "EUR", RATES, 0.5, snapshots=tmp_path / "shared").refresh()
     snapshots = Snapshots(tmp_path / "shared", snapshot_key("EUR", RATES, 0.5, UTC))
-    mapped = snapshots.read(published.version)
+    mapped = snapshots.read(stamp(store, published.version))
     assert mapped is not None
     assert_same_facts(mapped, load_facts(store, "EUR", RATES, 0.5))
     assert_same_facts(

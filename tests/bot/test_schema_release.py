@@ -5,6 +5,7 @@ SQLite, owned by one process, is still migrated on the fly."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,12 +14,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.orm import Session
 
 from bot.cli import main
 from bot.service import KpiService
 from bot.settings import load_settings
 from bot.store import database
-from bot.store.database import SchemaNotCurrent, ensure_schema, head_revision, migrate
+from bot.store.database import (
+    SchemaNotCurrent,
+    VersionStamp,
+    bump_data_version,
+    ensure_schema,
+    head_revision,
+    migrate,
+    version_stamp,
+)
 from bot.store.models import Base
 from bot.store.teams_models import TeamsConversation  # noqa: F401 - its table in Base
 from tests.bot.delivery_support import (
@@ -211,3 +221,37 @@ def test_serving_processes_started_together_on_an_unmigrated_postgres_say_to_mig
         finish(kpibot(config, "migrate", env=env))
         ran = finish(kpibot(config, "run-due", "--at", AT, env=env))
         assert ran.split()[:2] == ["fait", "sync"]  # the organisation is French
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = database.make_engine(f"sqlite:///{tmp_path / 'kpibot.db'}")
+        yield engine
+        engine.dispose()
+    else:
+        yield from postgres_engine()
+
+
+def test_the_upgrade_gives_the_data_version_in_hand_a_token(unmigrated: Engine) -> None:
+    """A store at 0012 holding data: its version is stamped, so its next snapshot is named."""
+    from alembic import command
+
+    config = database._alembic_config()
+    with unmigrated.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+        connection.execute(text("INSERT INTO data_version (id, version) VALUES (1, 7)"))
+    migrate(unmigrated)
+    with Session(unmigrated) as session:
+        stamp = version_stamp(session)
+        assert stamp.version == 7 and re.fullmatch("[0-9a-f]{32}", stamp.token)
+        bump_data_version(session)
+        bumped = version_stamp(session)
+        assert bumped.version == 8 and bumped.token not in ("", stamp.token)
+
+
+def test_a_new_store_has_no_token_before_its_first_version(unmigrated: Engine) -> None:
+    migrate(unmigrated)
+    with Session(unmigrated) as session:
+        assert version_stamp(session) == VersionStamp(0, "")
