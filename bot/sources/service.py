@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -243,7 +244,10 @@ class _ObjectSync:
         """Pulls ``obj``'s records changed since ``since`` (all when None) and applies its
         deletions: after a full read, the rows it no longer named; else those the CRM lists
         since ``deletions_since`` (none read when None). Whether deletions were checked."""
-        ids: list[str] = []  # of the records handed to the import, by position
+        # The CRM ids of the records handed to the import, by position: read row by row, a
+        # list; read as Arrow, its columns (3M Python strings: 0.36 s and 193 MB more).
+        ids: list[str] = []
+        id_columns: list[pa.Array[Any]] = []
         fetched = 0
         newest = since
         matcher = RepMatcher(self.session, self.source) if obj.users else None
@@ -278,9 +282,9 @@ class _ObjectSync:
                 if self.progress is not None:
                     self.progress(obj.name, fetched, self.connector.totals.get(obj.name), False)
                 if "id" in obj.fields:  # text cells: no None among them
-                    ids.extend(str(key) for key in batch.cells.column("id").to_pylist())
+                    id_columns.append(batch.cells.column("id"))
                 else:
-                    ids.extend([""] * count)
+                    id_columns.append(pa.array([""] * count, pa.string()))
                 yield batch.cells
 
         before = _count(self.session, obj.table, self.source)
@@ -302,8 +306,9 @@ class _ObjectSync:
         report.fetched = fetched
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted
+        handed = pa.chunked_array(id_columns or [pa.array(ids, pa.string())], pa.string())
         report.rejected = [
-            Rejection(ids[p.line - 1] or f"#{p.line}", p.reason, p) for p in problems
+            Rejection(handed[p.line - 1].as_py() or f"#{p.line}", p.reason, p) for p in problems
         ]
         # Deals and leads owned by a matched user count for the rep it matched.
         self.records.known("reps", matched)
@@ -313,15 +318,20 @@ class _ObjectSync:
         rows_of = Base.metadata.tables[obj.table]
         if since is not None and deletions_since is not None:
             gone, checked = list(self.connector.deleted(obj, deletions_since)), True
-        elif since is None and obj.table in FULL_READ_DELETES and all(ids):
+        elif (
+            since is None
+            and obj.table in FULL_READ_DELETES
+            and not pc.any(pc.equal(handed, pa.scalar(""))).as_py()
+        ):
             # A full read names every record: the ones it no longer names were deleted
             # (unless a record came without an id, which might have been any of them). None
             # can be gone from a table that held no row of the source (a first sync): the
             # store's rows are not read back (3M of them took 3 s).
             gone, checked = [], True
             if before:
-                present = pa.array(ids, pa.string())
-                gone = absent_source_ids(self.session, rows_of, self.source, present)
+                gone = absent_source_ids(
+                    self.session, rows_of, self.source, handed.combine_chunks()
+                )
         else:
             gone, checked = [], False  # skipped until the cadence is due, or cannot tell
         if gone:
