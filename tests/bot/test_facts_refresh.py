@@ -258,6 +258,11 @@ def test_a_refresh_after_a_sync_reads_only_what_changed(folder, monkeypatch):
     assert (new / "opportunities.arrow").stat().st_ino != (
         previous / "opportunities.arrow"
     ).stat().st_ino
+    # A sync's process holds no facts: it refreshes from the newest snapshot of the store's.
+    sync(engine, _with_deals(_deal("O1", "100"), _deal("O3", "50")))
+    FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).publish()
+    published = Snapshots(folder / "s", "k").read(stamp(engine, 3))
+    assert published is not None and _won(published) == 15_000
 
 
 def _two_teams(*deals: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
