@@ -444,24 +444,12 @@ class _Import:
     def forget(self, table: str) -> None:
         self._directories.pop(table, None)
 
-    def run(
-        self,
-        plan: _Plan,
-        blocks: Iterable[TextBlock],
-        unreadable: list[Unreadable],
-        *,
-        full_export: bool = False,
-    ) -> tuple[TableReport, int]:
-        """Import one file (or other rows) into one table, a column at a time; returns its
-        report and the rows it wrote. ``unreadable`` receives the rows the reader could not
-        split into cells (filled while ``blocks`` is read). In a ``full_export``, opportunities
-        the rows no longer name were deleted."""
-        return self.write(plan, _read(plan, blocks, unreadable), full_export=full_export)
-
     def write(
         self, plan: _Plan, loaded: _ReadFile, *, full_export: bool = False
     ) -> tuple[TableReport, int]:
-        """Resolve, check and write the rows ``_read`` made of one file (see ``run``)."""
+        """Resolve, check and write the rows ``_read`` made of one file (or other rows) into
+        its table, a column at a time; returns its report and the rows it wrote. In a
+        ``full_export``, opportunities the rows no longer name were deleted."""
         tally = _Tally()
         created: list[str] = []
         rows, values, failures = loaded.rows, loaded.values, loaded.failures
@@ -737,6 +725,14 @@ def import_csv(
     return ImportReport(source_name, tuple(tables), tuple(run.problems), version)
 
 
+@dataclass(frozen=True)
+class CellsRead:
+    """Records read by ``RecordImport.read_cells``, not yet written."""
+
+    plan: _Plan
+    loaded: _ReadFile
+
+
 class RecordImport:
     """Rows that come from elsewhere than a file (a CRM's records, a query's rows) through the
     CSV import's parsing, references, checks and upsert: one validation for every source.
@@ -769,7 +765,7 @@ class RecordImport:
         unreadable: list[Unreadable] = []
         return self._run(plan, _record_blocks(plan, rows, unreadable), unreadable)
 
-    def cell_table(
+    def read_cells(
         self,
         key: str,
         table: str,
@@ -777,11 +773,20 @@ class RecordImport:
         header: Sequence[str],
         batches: Iterable[pa.RecordBatch],
         currency: str,
-    ) -> tuple[TableReport, list[RowProblem], int]:
-        """As ``table``, for records read as batches of text cells (``bot.sources.cells``): a
-        column per name of ``header``, each record's "line" its position among them."""
+    ) -> CellsRead:
+        """As ``table``'s reading half, for records read as batches of text cells
+        (``bot.sources.cells``): a column per name of ``header``, each record's "line" its
+        position among them. It touches no session, so that a sync can read an object while
+        the store writes the one before (as ``import_csv`` reads its next file)."""
         plan = self._plan(key, table, mapping, header, currency)
-        return self._run(plan, _cell_blocks(plan, header, batches), [])
+        return CellsRead(plan, _read(plan, _cell_blocks(plan, header, batches), []))
+
+    def write_cells(self, read: CellsRead) -> tuple[TableReport, list[RowProblem], int]:
+        """What ``read_cells`` read, resolved, checked and written in the session's
+        transaction: its report, the bad rows, and the rows written (as ``table``)."""
+        before = len(self._import.problems)
+        report, written = self._import.write(read.plan, read.loaded)
+        return report, self._import.problems[before:], written
 
     def _plan(
         self, key: str, table: str, mapping: ColumnMap, header: Sequence[str], currency: str
@@ -795,9 +800,7 @@ class RecordImport:
     def _run(
         self, plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]
     ) -> tuple[TableReport, list[RowProblem], int]:
-        before = len(self._import.problems)
-        report, written = self._import.run(plan, blocks, unreadable)
-        return report, self._import.problems[before:], written
+        return self.write_cells(CellsRead(plan, _read(plan, blocks, unreadable)))
 
     def forget(self, table: str) -> None:
         """Drop what is known of ``table``'s rows (after deleting some)."""

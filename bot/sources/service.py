@@ -17,6 +17,7 @@ here."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.formatting import Formatter
-from bot.importers.csv_import import RecordImport, RowProblem, field_parser, import_csv
+from bot.importers.csv_import import (
+    CellsRead,
+    RecordImport,
+    RowProblem,
+    field_parser,
+    import_csv,
+)
 from bot.settings import ColumnMap, ConfigError, CsvSource
 from bot.sources.backfill import Backfilled, Reader, backfill_history
 from bot.sources.cells import cell
@@ -202,6 +209,11 @@ class _State:
         self.session = session
         self.source = source
 
+    def mark(self, name: str) -> datetime | None:
+        """``name``'s high-water mark, without making its row."""
+        state = self.session.get(SyncState, (self.source, name))
+        return None if state is None else as_utc(state.high_water_mark)
+
     def get(self, name: str) -> SyncState:
         state = self.session.get(SyncState, (self.source, name))
         if state is None:
@@ -222,12 +234,64 @@ def _mapping(obj: SourceObject) -> ColumnMap:
     )
 
 
+@dataclass
+class _Fetched:
+    """What reading one object found besides its rows."""
+
+    newest: datetime | None  # the latest modification seen (the high-water mark to be)
+    count: int = 0
+    # The CRM ids of the records handed to the import, by position: read row by row, a list;
+    # read as Arrow, its columns (3M Python strings: 0.36 s and 193 MB more).
+    ids: list[str] = field(default_factory=list)
+    id_columns: list[pa.Array[Any]] = field(default_factory=list)
+
+    def saw(self, modified: datetime | None) -> None:
+        moment = as_utc(modified)
+        if moment is not None and (self.newest is None or moment > self.newest):
+            self.newest = moment
+
+    def handed(self) -> pa.ChunkedArray[Any]:
+        return pa.chunked_array(self.id_columns or [pa.array(self.ids, pa.string())], pa.string())
+
+
+def _cell_rows(
+    obj: SourceObject,
+    batches: Iterator[CellBatch],
+    fetched: _Fetched,
+    progress: Callable[[int], None] | None,
+) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        count = batch.cells.num_rows
+        fetched.count += count
+        fetched.saw(batch.modified)
+        if progress is not None:
+            progress(fetched.count)
+        if "id" in obj.fields:  # text cells: no None among them
+            fetched.id_columns.append(batch.cells.column("id"))
+        else:
+            fetched.id_columns.append(pa.array([""] * count, pa.string()))
+        yield batch.cells
+
+
+@dataclass
+class _ReadAhead:
+    """An object's full read as Arrow, started while the store writes the object before it:
+    its query made (``calls``, charged to it) and its batches read and checked on a thread;
+    ``reading`` is None when the connector cannot read it so (it is then read row by row),
+    ``error`` the query's failure, raised at the object's turn."""
+
+    name: str
+    calls: int
+    reading: Future[tuple[_Fetched, CellsRead]] | None = None
+    error: SourceError | None = None
+
+
 class _ObjectSync:
     """Pulls one object; everything it writes is in the caller's savepoint."""
 
     def __init__(
         self, session: Session, source: str, connector: Connector, records: RecordImport,
-        currency: str, progress: Progress | None,
+        currency: str, progress: Progress | None, reader: ThreadPoolExecutor,
     ) -> None:  # fmt: skip
         self.session = session
         self.source = source
@@ -236,77 +300,126 @@ class _ObjectSync:
         self.currency = currency
         self.progress = progress
         self.matched: dict[str, int] = {}  # CRM user id → the other source's rep it is
+        self._reader = reader
+        self._ahead: _ReadAhead | None = None
+        self.lent = 0  # the calls the running object's turn made for the next one's read
+
+    def read_ahead(self, obj: SourceObject, since: datetime | None) -> None:
+        """Start reading ``obj`` now, while the store writes the object before it, when it
+        is read as Arrow (a full read of an object without users): the next object's read
+        then costs the sync only what the write did not cover, as in ``import_csv``."""
+        if obj.users or not isinstance(self.connector, Columnar):
+            return
+        before = self.connector.calls
+        ahead = _ReadAhead(obj.name, 0)
+        try:
+            batches = self.connector.cell_batches(obj, since)
+        except SourceError as error:
+            ahead.error = error
+        else:
+            if batches is not None:
+                # Its progress is told once read, at its turn: two objects' running counts
+                # would overwrite each other on a terminal.
+                ahead.reading = self._reader.submit(self._read_cells, obj, batches, None)
+        ahead.calls = self.lent = self.connector.calls - before
+        self._ahead = ahead
+
+    def ahead_calls(self, obj: SourceObject) -> int:
+        """The calls made for ``obj``'s read while the object before it was written."""
+        ahead = self._ahead
+        return ahead.calls if ahead is not None and ahead.name == obj.name else 0
+
+    def _read_cells(
+        self,
+        obj: SourceObject,
+        batches: Iterator[CellBatch],
+        progress: Callable[[int], None] | None,
+    ) -> tuple[_Fetched, CellsRead]:
+        fetched = _Fetched(None)
+        read = self.records.read_cells(
+            f"sources.{self.source}.{obj.name}", obj.table, _mapping(obj), obj.fields,
+            _cell_rows(obj, batches, fetched, progress), self.currency,
+        )  # fmt: skip
+        return fetched, read
+
+    def _columnar(
+        self, obj: SourceObject, since: datetime | None
+    ) -> tuple[_Fetched, CellsRead] | None:
+        """``obj`` read as Arrow (from its read ahead, else now), or None to read it row by
+        row."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.name == obj.name:
+            if ahead.error is not None:
+                raise ahead.error
+            return None if ahead.reading is None else ahead.reading.result()
+        if obj.users or not isinstance(self.connector, Columnar):
+            return None
+        batches = self.connector.cell_batches(obj, since)
+        if batches is None:
+            return None
+        progress = self.progress
+        told = None
+        if progress is not None:
+            total = self.connector.totals.get(obj.name)
+            told = lambda count: progress(obj.name, count, total, False)  # noqa: E731
+        return self._read_cells(obj, batches, told)
 
     def run(
         self, obj: SourceObject, since: datetime | None, report: ObjectReport,
         deletions_since: datetime | None,
+        upcoming: tuple[SourceObject, datetime | None] | None = None,
     ) -> bool:  # fmt: skip
         """Pulls ``obj``'s records changed since ``since`` (all when None) and applies its
         deletions: after a full read, the rows it no longer named; else those the CRM lists
-        since ``deletions_since`` (none read when None). Whether deletions were checked."""
-        # The CRM ids of the records handed to the import, by position: read row by row, a
-        # list; read as Arrow, its columns (3M Python strings: 0.36 s and 193 MB more).
-        ids: list[str] = []
-        id_columns: list[pa.Array[Any]] = []
-        fetched = 0
-        newest = since
+        since ``deletions_since`` (none read when None). Whether deletions were checked.
+        The ``upcoming`` object (and its ``since``) is read ahead while this one is written."""
+        self.lent = 0
+
+        def before_write() -> None:
+            if upcoming is not None:
+                self.read_ahead(*upcoming)
+
+        fetched = _Fetched(since)
         matcher = RepMatcher(self.session, self.source) if obj.users else None
         matched: dict[str, int] = {}
 
         def rows() -> Iterator[tuple[int, list[str]]]:
-            nonlocal newest, fetched
             for record in self.connector.changed(obj, since):
-                fetched += 1
-                modified = as_utc(record.modified)
-                if modified is not None and (newest is None or modified > newest):
-                    newest = modified
-                if self.progress is not None and fetched % PROGRESS_EVERY == 0:
-                    self.progress(obj.name, fetched, self.connector.totals.get(obj.name), False)
+                fetched.count += 1
+                fetched.saw(record.modified)
+                if self.progress is not None and fetched.count % PROGRESS_EVERY == 0:
+                    total = self.connector.totals.get(obj.name)
+                    self.progress(obj.name, fetched.count, total, False)
                 key = cell(record.values.get("id"))
                 if matcher is not None:
                     rep = matcher.match(record.values.get("email"), record.values.get("name"))
                     if rep is not None:
                         matched[key] = rep
                         continue
-                ids.append(key)
-                yield len(ids), [cell(record.values.get(name)) for name in obj.fields]
-
-        def cell_rows(batches: Iterator[CellBatch]) -> Iterator[pa.RecordBatch]:
-            nonlocal newest, fetched
-            for batch in batches:
-                count = batch.cells.num_rows
-                fetched += count
-                modified = as_utc(batch.modified)
-                if modified is not None and (newest is None or modified > newest):
-                    newest = modified
-                if self.progress is not None:
-                    self.progress(obj.name, fetched, self.connector.totals.get(obj.name), False)
-                if "id" in obj.fields:  # text cells: no None among them
-                    id_columns.append(batch.cells.column("id"))
-                else:
-                    id_columns.append(pa.array([""] * count, pa.string()))
-                yield batch.cells
+                fetched.ids.append(key)
+                yield len(fetched.ids), [cell(record.values.get(name)) for name in obj.fields]
 
         before = _count(self.session, obj.table, self.source)
-        key = f"sources.{self.source}.{obj.name}"
-        mapping = _mapping(obj)
-        batches = None
-        if matcher is None and isinstance(self.connector, Columnar):
-            batches = self.connector.cell_batches(obj, since)
-        if batches is not None:
-            table, problems, _written = self.records.cell_table(
-                key, obj.table, mapping, obj.fields, cell_rows(batches), self.currency
-            )
+        columnar = self._columnar(obj, since)
+        if columnar is not None:
+            arrow, read = columnar
+            arrow.saw(since)
+            fetched = arrow
+            before_write()
+            table, problems, _written = self.records.write_cells(read)
         else:
+            key = f"sources.{self.source}.{obj.name}"
+            # Read and written together: the read ahead starts before the records come.
+            before_write()
             table, problems, _written = self.records.table(
-                key, obj.table, mapping, obj.fields, rows(), self.currency
+                key, obj.table, _mapping(obj), obj.fields, rows(), self.currency
             )
         if self.progress is not None:
-            self.progress(obj.name, fetched, self.connector.totals.get(obj.name), True)
-        report.fetched = fetched
+            self.progress(obj.name, fetched.count, self.connector.totals.get(obj.name), True)
+        report.fetched = fetched.count
         report.inserted = _count(self.session, obj.table, self.source) - before
         report.updated = table.changed - report.inserted
-        handed = pa.chunked_array(id_columns or [pa.array(ids, pa.string())], pa.string())
+        handed = fetched.handed()
         report.rejected = [
             Rejection(handed[p.line - 1].as_py() or f"#{p.line}", p.reason, p) for p in problems
         ]
@@ -337,7 +450,7 @@ class _ObjectSync:
         if gone:
             report.deleted = delete_sourced(self.session, rows_of, self.source, gone)
             self.records.forget(obj.table)
-        report.high_water_mark = newest
+        report.high_water_mark = fetched.newest
         return checked
 
 
@@ -355,11 +468,30 @@ def sync_connector(
 ) -> SourceReport:
     """Pull every object of ``connector`` into the store under ``source``; an error is kept
     in ``sync_state`` worded by ``fmt`` (the organisation's language), for ``kpibot status``."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpibot-sync-read") as reader:
+        # Leaving waits for a read ahead still under way (an object after a failed one).
+        return _sync_connector(
+            session, source, kind, connector, currency, fmt, full, progress, now, reader
+        )
+
+
+def _sync_connector(
+    session: Session,
+    source: str,
+    kind: str,
+    connector: Connector,
+    currency: str,
+    fmt: Formatter,
+    full: bool,
+    progress: Progress | None,
+    now: Callable[[], datetime],
+    reader: ThreadPoolExecutor,
+) -> SourceReport:
     report = SourceReport(source, kind, full)
     state = _State(session, source)
     calls_before = connector.calls
     records = RecordImport(session, source)
-    puller = _ObjectSync(session, source, connector, records, currency, progress)
+    puller = _ObjectSync(session, source, connector, records, currency, progress, reader)
     try:
         objects = connector.objects()
         for obj in objects:
@@ -372,9 +504,16 @@ def sync_connector(
         report.api_calls = connector.calls - calls_before
         return report
     first_reads = []  # the objects read for the first time: their history may be backfilled
-    for obj in objects:
+
+    def since_of(obj: SourceObject) -> datetime | None:
+        return None if full or obj.users else state.mark(obj.name)
+
+    for index, obj in enumerate(objects):
         row = state.get(obj.name)
-        since = None if full or obj.users else as_utc(row.high_water_mark)
+        since = since_of(obj)
+        upcoming = None
+        if index + 1 < len(objects):
+            upcoming = (objects[index + 1], since_of(objects[index + 1]))
         if row.high_water_mark is None:
             report.full = True
             first_reads.append(obj)
@@ -384,18 +523,20 @@ def sync_connector(
             None if obj.deletions_every is None else state.get(DELETION_CHECKS.format(obj.name))
         )
         deletions_since = _deletions_since(obj, since, checks, result, now())
-        calls = connector.calls
+        # Its read's calls made while the object before was written are its own, and the
+        # next object's made in its turn are not.
+        calls = connector.calls - puller.ahead_calls(obj)
         try:
             with session.begin_nested():
-                checked = puller.run(obj, since, result, deletions_since)
+                checked = puller.run(obj, since, result, deletions_since, upcoming)
         except SourceError as error:
-            result.api_calls = connector.calls - calls
+            result.api_calls = connector.calls - calls - puller.lent
             result.error = report.error = error
             # The savepoint is gone: this object's rows and mark are as they were.
             result.high_water_mark = as_utc(row.high_water_mark)
             _record_error(state, obj.name, error.worded(fmt), now())
             break
-        result.api_calls = connector.calls - calls
+        result.api_calls = connector.calls - calls - puller.lent
         result.finished = True
         if checks is not None and checked:
             # The next check lists deletions from the mark this sync started from: a deal

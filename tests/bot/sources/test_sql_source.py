@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import adbc_driver_manager
@@ -234,6 +236,17 @@ def test_a_failing_query_keeps_that_table_and_its_mark_and_fails_the_run(warehou
     full = warehouse.cli("sync", "--full")
     assert full.exit_code == 1
     assert "NOT FINISHED: sources.warehouse.opportunities: no column 'title'" in full.stdout
+    # Its query failed while the reps were written (read ahead): the reps finished all the
+    # same, and each object is charged its own query.
+    assert "reps → reps: fetched 2, inserted 0, updated 0, deleted 0, rejected 0; 1 API call;" in (
+        full.stdout
+    )
+    assert "opportunities → opportunities: fetched 0, inserted 0, updated 0, deleted 0, " in (
+        full.stdout
+    )
+    assert "rejected 0; 1 API call; high-water mark 2026-11-06 11:30:00Z; NOT FINISHED" in (
+        full.stdout
+    )
 
 
 def test_a_full_sync_deletes_the_rows_the_source_no_longer_has(warehouse: Warehouse):
@@ -281,7 +294,7 @@ def test_a_full_read_as_arrow_imports_what_the_row_by_row_read_imports(warehouse
         "'2026-11-07T10:00:00Z')"
     )
     with mock.patch.object(
-        RecordImport, "cell_table", autospec=True, side_effect=RecordImport.cell_table
+        RecordImport, "read_cells", autospec=True, side_effect=RecordImport.read_cells
     ) as as_arrow:
         columnar = warehouse.cli("sync")
     assert columnar.exit_code == 0, columnar.output
@@ -303,6 +316,43 @@ def test_a_full_read_as_arrow_imports_what_the_row_by_row_read_imports(warehouse
     assert ("d7", "Tab", 12.5, "EUR", "Closed Won", 1, 1, "2026-10-05", "2026-11-07", None,
             None, None) in stored  # fmt: skip
     assert warehouse.store("SELECT source_id, name, email FROM reps ORDER BY source_id") == reps
+
+
+def test_a_full_read_reads_the_next_table_while_the_store_writes_the_one_before(
+    warehouse: Warehouse,
+):
+    """As the CSV import reads its next file: the deals' query is made once the reps are read
+    and before they are written, and the deals' rows are read on another thread."""
+    events: list[str] = []
+    readers: dict[str, str] = {}
+    query, read, write = (
+        SqlConnector.cell_batches,
+        RecordImport.read_cells,
+        RecordImport.write_cells,
+    )
+
+    def querying(self: SqlConnector, obj: Any, since: Any) -> object:
+        events.append(f"query {obj.table}")
+        return query(self, obj, since)
+
+    def reading(self: RecordImport, key: str, table: str, *args: Any) -> object:
+        readers[table] = threading.current_thread().name
+        return read(self, key, table, *args)
+
+    def writing(self: RecordImport, loaded: Any) -> object:
+        events.append(f"write {loaded.plan.kind.name}")
+        return write(self, loaded)
+
+    with (
+        mock.patch.object(SqlConnector, "cell_batches", querying),
+        mock.patch.object(RecordImport, "read_cells", reading),
+        mock.patch.object(RecordImport, "write_cells", writing),
+    ):
+        result = warehouse.cli("sync")
+    assert result.exit_code == 0, result.output
+    assert events == ["query reps", "query opportunities", "write reps", "write opportunities"]
+    assert readers["reps"] == "MainThread"
+    assert readers["opportunities"].startswith("kpibot-sync-read")
 
 
 def test_a_full_read_goes_row_by_row_when_the_arrow_driver_cannot_connect(
