@@ -24,6 +24,7 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Integer,
+    delete,
     event,
     insert,
     literal_column,
@@ -35,9 +36,22 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql.schema import Table
 
-from bot.store.models import DataVersion, FactDeletion, Lead, Opportunity, Spend, Survey
+from bot.store.models import (
+    DataVersion,
+    FactDeletion,
+    Lead,
+    Opportunity,
+    Spend,
+    Survey,
+    VersionToken,
+)
 
 TRACKED: tuple[type[Any], ...] = (Opportunity, Lead, Spend, Survey)
+# The latest versions whose tokens and tombstones are kept (ten days of a sync every fifteen
+# minutes that changed something): facts of an older version, held by a process idle that long
+# or in a snapshot long gone, are read whole rather than refreshed (their token is gone, so
+# ``bot.store.facts_loader`` no longer trusts them), and the two tables stay small.
+KEPT_VERSIONS = 1_000
 
 
 def tracked(table: FromClause) -> bool:
@@ -100,6 +114,13 @@ def stamp(session: Session, version: int) -> None:
         .values(version=version)
         .execution_options(synchronize_session=False)
     )
+
+
+def forget_before(session: Session, version: int) -> None:
+    """Forget the tokens and tombstones of the versions before ``version``: together, so that
+    facts of a version whose token is kept always find every tombstone made since."""
+    session.execute(delete(FactDeletion).where(FactDeletion.version < version))
+    session.execute(delete(VersionToken).where(VersionToken.version < version))
 
 
 def _mark_pending(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:

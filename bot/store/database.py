@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store.changes import stamp
+from bot.store.changes import KEPT_VERSIONS, forget_before, stamp
 from bot.store.history import record_history, utc
 from bot.store.models import DataVersion, VersionToken
 from bot.store.sqlite_staging import detach_staged
@@ -228,6 +228,7 @@ def bump_data_version(session: Session, at: datetime | None = None) -> int:
     session.flush()
     version = data_version(session)
     session.execute(insert(VersionToken).values(version=version, token=uuid.uuid4().hex))
+    forget_before(session, version - KEPT_VERSIONS)
     record_history(session, now, version)
     stamp(session, version)
     return version

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bot.store import facts_loader, facts_snapshot
+from bot.store import database, facts_loader, facts_snapshot
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.facts_snapshot import Snapshots
@@ -36,6 +36,7 @@ from bot.store.models import (
     Spend,
     Survey,
     Team,
+    VersionToken,
 )
 from bot.store.upsert import delete_sourced, upsert
 from metrics.facts import Facts
@@ -236,6 +237,34 @@ def test_rows_deleted_outright_leave_a_tombstone_of_their_version(folder):
             select(FactDeletion.table_name, FactDeletion.row_id, FactDeletion.version)
         ).all()
     assert sorted(tombstones) == [("leads", ids["L1"], 2), ("leads", ids["L2"], 2)]
+
+
+def test_tokens_and_tombstones_of_versions_past_those_kept_are_forgotten(folder, monkeypatch):
+    """Facts older than the versions kept (a process idle that long) are read whole: their
+    token is gone with the tombstones a refresh from them would need."""
+    monkeypatch.setattr(database, "KEPT_VERSIONS", 2)
+    engine = _engine(folder)
+    company = _company("100.00")
+    company["leads"] = [
+        {"source": "t", "source_id": f"L{i}", "owner": "R1", "created_at": date(2026, 11, 1),
+         "converted_at": None}
+        for i in range(2)
+    ]  # fmt: skip
+    sync(engine, company)  # version 1
+    idle = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    assert len(idle.refresh().leads) == 2
+    company["leads"] = company["leads"][:1]
+    sync(engine, company)  # version 2: L1 deleted outright, its tombstone made
+    for amount in ("200.00", "300.00", "400.00"):  # versions 3 to 5
+        company["opportunities"][0]["amount"] = Decimal(amount)
+        sync(engine, company)
+    with engine.connect() as connection:
+        tokens = connection.scalars(select(VersionToken.version)).all()
+        tombstones = connection.scalars(select(FactDeletion.version)).all()
+    assert sorted(tokens) == [3, 4, 5] and tombstones == []
+    refreshed = idle.refresh()
+    assert (refreshed.version, len(refreshed.leads), _won(refreshed)) == (5, 1, 40_000)
+    assert_same_facts(refreshed, load_facts(engine, "EUR", RATES, 0.5))
 
 
 def test_a_refresh_after_a_sync_reads_only_what_changed(folder, monkeypatch):
