@@ -726,8 +726,9 @@ def import_csv(
 
 
 @dataclass(frozen=True)
-class CellsRead:
-    """Records read by ``RecordImport.read_cells``, not yet written."""
+class RecordsRead:
+    """Records read and checked by ``RecordImport`` (``read_cells``, or inside ``table``),
+    not yet written."""
 
     plan: _Plan
     loaded: _ReadFile
@@ -763,7 +764,8 @@ class RecordImport:
         cells the rows do not have."""
         plan = self._plan(key, table, mapping, header, currency)
         unreadable: list[Unreadable] = []
-        return self._run(plan, _record_blocks(plan, rows, unreadable), unreadable)
+        loaded = _read(plan, _record_blocks(plan, rows, unreadable), unreadable)
+        return self.write(RecordsRead(plan, loaded))
 
     def read_cells(
         self,
@@ -773,15 +775,15 @@ class RecordImport:
         header: Sequence[str],
         batches: Iterable[pa.RecordBatch],
         currency: str,
-    ) -> CellsRead:
+    ) -> RecordsRead:
         """As ``table``'s reading half, for records read as batches of text cells
         (``bot.sources.cells``): a column per name of ``header``, each record's "line" its
         position among them. It touches no session, so that a sync can read an object while
         the store writes the one before (as ``import_csv`` reads its next file)."""
         plan = self._plan(key, table, mapping, header, currency)
-        return CellsRead(plan, _read(plan, _cell_blocks(plan, header, batches), []))
+        return RecordsRead(plan, _read(plan, _cell_blocks(plan, header, batches), []))
 
-    def write_cells(self, read: CellsRead) -> tuple[TableReport, list[RowProblem], int]:
+    def write(self, read: RecordsRead) -> tuple[TableReport, list[RowProblem], int]:
         """What ``read_cells`` read, resolved, checked and written in the session's
         transaction: its report, the bad rows, and the rows written (as ``table``)."""
         before = len(self._import.problems)
@@ -796,11 +798,6 @@ class RecordImport:
         if plan is None or problems:
             raise ConfigError(key, problems)
         return plan
-
-    def _run(
-        self, plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]
-    ) -> tuple[TableReport, list[RowProblem], int]:
-        return self.write_cells(CellsRead(plan, _read(plan, blocks, unreadable)))
 
     def forget(self, table: str) -> None:
         """Drop what is known of ``table``'s rows (after deleting some)."""

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 
 from bot.formatting import Formatter
 from bot.importers.csv_import import (
-    CellsRead,
     RecordImport,
+    RecordsRead,
     RowProblem,
     field_parser,
     import_csv,
@@ -282,7 +282,7 @@ class _ReadAhead:
 
     name: str
     calls: int
-    reading: Future[tuple[_Fetched, CellsRead]] | None = None
+    reading: Future[tuple[_Fetched, RecordsRead]] | None = None
     error: SourceError | None = None
 
 
@@ -291,7 +291,7 @@ class _ObjectSync:
 
     def __init__(
         self, session: Session, source: str, connector: Connector, records: RecordImport,
-        currency: str, progress: Progress | None, reader: ThreadPoolExecutor,
+        currency: str, progress: Progress | None,
     ) -> None:  # fmt: skip
         self.session = session
         self.source = source
@@ -300,7 +300,7 @@ class _ObjectSync:
         self.currency = currency
         self.progress = progress
         self.matched: dict[str, int] = {}  # CRM user id → the other source's rep it is
-        self._reader = reader
+        self._reader: ThreadPoolExecutor | None = None  # made at the first read ahead
         self._ahead: _ReadAhead | None = None
         self.lent = 0  # the calls the running object's turn made for the next one's read
 
@@ -320,9 +320,15 @@ class _ObjectSync:
             if batches is not None:
                 # Its progress is told once read, at its turn: two objects' running counts
                 # would overwrite each other on a terminal.
+                if self._reader is None:
+                    self._reader = ThreadPoolExecutor(1, thread_name_prefix="kpibot-sync-read")
                 ahead.reading = self._reader.submit(self._read_cells, obj, batches, None)
         ahead.calls = self.lent = self.connector.calls - before
         self._ahead = ahead
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
 
     def ahead_calls(self, obj: SourceObject) -> int:
         """The calls made for ``obj``'s read while the object before it was written."""
@@ -334,7 +340,7 @@ class _ObjectSync:
         obj: SourceObject,
         batches: Iterator[CellBatch],
         progress: Callable[[int], None] | None,
-    ) -> tuple[_Fetched, CellsRead]:
+    ) -> tuple[_Fetched, RecordsRead]:
         fetched = _Fetched(None)
         read = self.records.read_cells(
             f"sources.{self.source}.{obj.name}", obj.table, _mapping(obj), obj.fields,
@@ -344,7 +350,7 @@ class _ObjectSync:
 
     def _columnar(
         self, obj: SourceObject, since: datetime | None
-    ) -> tuple[_Fetched, CellsRead] | None:
+    ) -> tuple[_Fetched, RecordsRead] | None:
         """``obj`` read as Arrow (from its read ahead, else now), or None to read it row by
         row."""
         ahead, self._ahead = self._ahead, None
@@ -406,7 +412,7 @@ class _ObjectSync:
             arrow.saw(since)
             fetched = arrow
             before_write()
-            table, problems, _written = self.records.write_cells(read)
+            table, problems, _written = self.records.write(read)
         else:
             key = f"sources.{self.source}.{obj.name}"
             # Read and written together: the read ahead starts before the records come.
@@ -468,30 +474,11 @@ def sync_connector(
 ) -> SourceReport:
     """Pull every object of ``connector`` into the store under ``source``; an error is kept
     in ``sync_state`` worded by ``fmt`` (the organisation's language), for ``kpibot status``."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpibot-sync-read") as reader:
-        # Leaving waits for a read ahead still under way (an object after a failed one).
-        return _sync_connector(
-            session, source, kind, connector, currency, fmt, full, progress, now, reader
-        )
-
-
-def _sync_connector(
-    session: Session,
-    source: str,
-    kind: str,
-    connector: Connector,
-    currency: str,
-    fmt: Formatter,
-    full: bool,
-    progress: Progress | None,
-    now: Callable[[], datetime],
-    reader: ThreadPoolExecutor,
-) -> SourceReport:
     report = SourceReport(source, kind, full)
     state = _State(session, source)
     calls_before = connector.calls
     records = RecordImport(session, source)
-    puller = _ObjectSync(session, source, connector, records, currency, progress, reader)
+    puller = _ObjectSync(session, source, connector, records, currency, progress)
     try:
         objects = connector.objects()
         for obj in objects:
@@ -508,47 +495,50 @@ def _sync_connector(
     def since_of(obj: SourceObject) -> datetime | None:
         return None if full or obj.users else state.mark(obj.name)
 
-    for index, obj in enumerate(objects):
-        row = state.get(obj.name)
-        since = since_of(obj)
-        upcoming = None
-        if index + 1 < len(objects):
-            upcoming = (objects[index + 1], since_of(objects[index + 1]))
-        if row.high_water_mark is None:
-            report.full = True
-            first_reads.append(obj)
-        result = ObjectReport(obj.name, obj.table, high_water_mark=as_utc(row.high_water_mark))
-        report.objects.append(result)
-        checks = (
-            None if obj.deletions_every is None else state.get(DELETION_CHECKS.format(obj.name))
-        )
-        deletions_since = _deletions_since(obj, since, checks, result, now())
-        # Its read's calls made while the object before was written are its own, and the
-        # next object's made in its turn are not.
-        calls = connector.calls - puller.ahead_calls(obj)
-        try:
-            with session.begin_nested():
-                checked = puller.run(obj, since, result, deletions_since, upcoming)
-        except SourceError as error:
+    try:
+        for index, obj in enumerate(objects):
+            row = state.get(obj.name)
+            since = since_of(obj)
+            upcoming = None
+            if index + 1 < len(objects):
+                upcoming = (objects[index + 1], since_of(objects[index + 1]))
+            if row.high_water_mark is None:
+                report.full = True
+                first_reads.append(obj)
+            result = ObjectReport(obj.name, obj.table, high_water_mark=as_utc(row.high_water_mark))
+            report.objects.append(result)
+            checks = (
+                None if obj.deletions_every is None else state.get(DELETION_CHECKS.format(obj.name))
+            )
+            deletions_since = _deletions_since(obj, since, checks, result, now())
+            # Its read's calls made while the object before was written are its own, and the
+            # next object's made in its turn are not.
+            calls = connector.calls - puller.ahead_calls(obj)
+            try:
+                with session.begin_nested():
+                    checked = puller.run(obj, since, result, deletions_since, upcoming)
+            except SourceError as error:
+                result.api_calls = connector.calls - calls - puller.lent
+                result.error = report.error = error
+                # The savepoint is gone: this object's rows and mark are as they were.
+                result.high_water_mark = as_utc(row.high_water_mark)
+                _record_error(state, obj.name, error.worded(fmt), now())
+                break
             result.api_calls = connector.calls - calls - puller.lent
-            result.error = report.error = error
-            # The savepoint is gone: this object's rows and mark are as they were.
-            result.high_water_mark = as_utc(row.high_water_mark)
-            _record_error(state, obj.name, error.worded(fmt), now())
-            break
-        result.api_calls = connector.calls - calls - puller.lent
-        result.finished = True
-        if checks is not None and checked:
-            # The next check lists deletions from the mark this sync started from: a deal
-            # archived while it ran is listed again (a no-op) rather than missed.
-            checks.high_water_mark = as_utc(row.high_water_mark) or result.high_water_mark
-            checks.synced_at = result.deletions_checked = now()
-        row.high_water_mark = result.high_water_mark
-        row.synced_at = now()
-        row.fetched, row.inserted, row.updated = result.fetched, result.inserted, result.updated
-        row.deleted, row.rejected = result.deleted, len(result.rejected)
-        row.api_calls = result.api_calls
-        row.last_error = None
+            result.finished = True
+            if checks is not None and checked:
+                # The next check lists deletions from the mark this sync started from: a deal
+                # archived while it ran is listed again (a no-op) rather than missed.
+                checks.high_water_mark = as_utc(row.high_water_mark) or result.high_water_mark
+                checks.synced_at = result.deletions_checked = now()
+            row.high_water_mark = result.high_water_mark
+            row.synced_at = now()
+            row.fetched, row.inserted, row.updated = result.fetched, result.inserted, result.updated
+            row.deleted, row.rejected = result.deleted, len(result.rejected)
+            row.api_calls = result.api_calls
+            row.last_error = None
+    finally:
+        puller.close()  # waits for a read ahead still under way (after a failed object)
     if report.changed:
         at = now()
         report.data_version = bump_data_version(session, at)

@@ -240,10 +240,10 @@ class Snapshots:
         and drop every other but ``previous``, the snapshot they were built from (a process
         may still be about to map it): older ones, and those of another history (a store
         made again or restored in its place) that the caller did not build from. The
-        ``unchanged`` tables are those of the
-        snapshot ``previous``: their files are linked, not written again. A table of
-        ``patches`` has the indexes given there, patched by the rows at the positions given
-        (the only ones new or changed), instead of indexes built again."""
+        ``unchanged`` tables are those of the snapshot ``previous``: their files are linked,
+        not written again. A table of ``patches`` has the indexes given there, patched by the
+        rows at the positions given (the only ones new or changed), instead of indexes built
+        again."""
         stamp = VersionStamp(facts.version, token)
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".tmp-{uuid.uuid4().hex}"

@@ -219,14 +219,19 @@ def test_a_sync_stamps_only_the_rows_it_changed_with_its_version(folder):
         assert connection.scalar(select(func.max(Opportunity.changed_in))) == 2
 
 
+def _leads(count: int) -> list[dict[str, Any]]:
+    """Leads L0, L1... of rep R1."""
+    return [
+        {"source": "t", "source_id": f"L{i}", "owner": "R1", "created_at": date(2026, 11, 1),
+         "converted_at": None}
+        for i in range(count)
+    ]  # fmt: skip
+
+
 def test_rows_deleted_outright_leave_a_tombstone_of_their_version(folder):
     engine = _engine(folder)
     company = _company("100.00")
-    company["leads"] = [
-        {"source": "t", "source_id": f"L{i}", "owner": "R1", "created_at": date(2026, 11, 1),
-         "converted_at": None}
-        for i in range(3)
-    ]  # fmt: skip
+    company["leads"] = _leads(3)
     sync(engine, company)
     with engine.connect() as connection:
         ids = dict(connection.execute(select(Lead.source_id, Lead.id)).all())
@@ -245,11 +250,7 @@ def test_tokens_and_tombstones_of_versions_past_those_kept_are_forgotten(folder,
     monkeypatch.setattr(database, "KEPT_VERSIONS", 2)
     engine = _engine(folder)
     company = _company("100.00")
-    company["leads"] = [
-        {"source": "t", "source_id": f"L{i}", "owner": "R1", "created_at": date(2026, 11, 1),
-         "converted_at": None}
-        for i in range(2)
-    ]  # fmt: skip
+    company["leads"] = _leads(2)
     sync(engine, company)  # version 1
     idle = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
     assert len(idle.refresh().leads) == 2

@@ -328,7 +328,7 @@ def test_a_full_read_reads_the_next_table_while_the_store_writes_the_one_before(
     query, read, write = (
         SqlConnector.cell_batches,
         RecordImport.read_cells,
-        RecordImport.write_cells,
+        RecordImport.write,
     )
 
     def querying(self: SqlConnector, obj: Any, since: Any) -> object:
@@ -346,7 +346,7 @@ def test_a_full_read_reads_the_next_table_while_the_store_writes_the_one_before(
     with (
         mock.patch.object(SqlConnector, "cell_batches", querying),
         mock.patch.object(RecordImport, "read_cells", reading),
-        mock.patch.object(RecordImport, "write_cells", writing),
+        mock.patch.object(RecordImport, "write", writing),
     ):
         result = warehouse.cli("sync")
     assert result.exit_code == 0, result.output
