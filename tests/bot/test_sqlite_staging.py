@@ -143,6 +143,9 @@ def test_a_staged_write_leaves_nothing_attached_or_behind(
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, REPS, rows) == 3
         assert len(_staged(session.connection())) == 2  # two parts, written at once
+        for schema in _staged(session.connection()):  # read once: SQLite's largest pages
+            page = session.connection().exec_driver_sql(f'PRAGMA "{schema}".page_size')
+            assert page.scalar_one() == 65_536
         assert list(tmp_path.glob(".kpibot-staged-*")) == []
         again = rows.set_column(2, "name", pa.array(["A", "B2", "C"]))
         assert upsert(session, REPS, again) == 1  # more stages in one transaction

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from bot.store.database import (
     bump_data_version,
     data_version,
+    make_engine,
     migrate,
     session_factory,
     transaction,
@@ -345,3 +349,44 @@ def test_repeats_are_the_rows_whose_key_an_earlier_row_has(
         )
 
     assert runs.firsts().tolist() == sorted(seen.values(), key=sort_key)
+
+
+def _page_bytes(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("PRAGMA page_size").scalar_one())
+
+
+def test_a_new_sqlite_store_has_large_pages_and_one_made_before_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new store is made with 32 KiB pages (fewer system calls for a large write); a store
+    made before with SQLite's 4 KiB pages keeps them (its file is not rewritten) and takes a
+    large staged load and a sync's bump as before, its file sound."""
+    new = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    migrate(new)
+    assert _page_bytes(new) == 32_768
+    new.dispose()
+
+    before = tmp_path / "before.db"
+    with closing(sqlite3.connect(before)) as connection:
+        connection.execute("PRAGMA page_size = 4096")
+        connection.execute("PRAGMA journal_mode = WAL")  # writes the file's first page
+    engine = make_engine(f"sqlite:///{before}")
+    try:
+        migrate(engine)
+        seed(engine)
+        monkeypatch.setattr("bot.store.upsert._BULK", 1)  # staged, as a large import is
+        reps = pa.table(
+            {"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]}
+        )
+        with transaction(session_factory(engine)) as session:
+            assert upsert(session, Rep.__table__, reps) == 3
+            bump_data_version(session)
+        assert _page_bytes(engine) == 4096
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+            assert connection.scalar(select(func.count()).select_from(Rep)) == 4
+        facts = load_facts(engine, "EUR", {"GBP": Decimal("1.15")}, 0.5)
+        assert sorted(facts.opportunities["amount"]) == [57_500, 100_000]
+    finally:
+        engine.dispose()
