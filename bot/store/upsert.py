@@ -5,7 +5,7 @@ changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -55,9 +55,10 @@ _LOOKUP = 5_000
 # binding the cells does up to here (50,000 leads: 84 ms staged, 86 ms bound; 10,000: 23 ms
 # against 21 ms).
 _BULK = 50_000
-# Staging databases a bulk write's rows are written to at once, one per core of this
-# project's machine kind: the driver's writes run in parallel.
-_STAGING_PARTS = 2
+# Staging databases a bulk write's rows are cut into: each is written while SQLite reads the
+# one before, so only the first is waited for; four, so that a CSV import's two large tables
+# (deals and leads) leave two of SQLite's ten attachments to a third.
+_STAGING_PARTS = 4
 # SQLite's page cache while a large write runs, in KiB (its default is 2 MB): the unique
 # (source, source_id) index of a million rows did not fit, and evicting and re-reading its
 # pages took a third of the write; 128 MB holds it and keeps an import of 3M rows under 1 GB.
@@ -278,12 +279,15 @@ def _sqlite_staged(
     # follows a bare FROM as a join's ON.
     rowid: Any = literal_column("rowid")
     changed = 0
-    for source in staged(connection, pa.table(driver, names=keys), folder, parts):
-        chosen = select(*(source.c[k] for k in keys), *marks.values()).order_by(rowid)
-        statement = sqlite_insert(table).from_select([*keys, *marks], chosen)
-        if not bulk:
-            statement = _on_conflict(statement, table, keys, version)
-        changed += int(connection.execute(statement).rowcount)
+    # Closed at once if an INSERT fails: the part written ahead is removed then, not whenever
+    # the traceback lets go of the generator.
+    with closing(staged(connection, pa.table(driver, names=keys), folder, parts)) as sources:
+        for source in sources:
+            chosen = select(*(source.c[k] for k in keys), *marks.values()).order_by(rowid)
+            statement = sqlite_insert(table).from_select([*keys, *marks], chosen)
+            if not bulk:
+                statement = _on_conflict(statement, table, keys, version)
+            changed += int(connection.execute(statement).rowcount)
     return changed
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from bot.store import sqlite_staging
 from bot.store.database import make_engine, migrate, session_factory, transaction
 from bot.store.models import Base, Opportunity
 from bot.store.sqlite_staging import staged
@@ -142,14 +145,14 @@ def test_a_staged_write_leaves_nothing_attached_or_behind(
     rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]})
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, REPS, rows) == 3
-        assert len(_staged(session.connection())) == 2  # two parts, written at once
+        assert len(_staged(session.connection())) == 3  # a part per row: four asked for
         for schema in _staged(session.connection()):  # read once: SQLite's largest pages
             page = session.connection().exec_driver_sql(f'PRAGMA "{schema}".page_size')
             assert page.scalar_one() == 65_536
         assert list(tmp_path.glob(".kpibot-staged-*")) == []
         again = rows.set_column(2, "name", pa.array(["A", "B2", "C"]))
         assert upsert(session, REPS, again) == 1  # more stages in one transaction
-        assert len(_staged(session.connection())) == 4
+        assert len(_staged(session.connection())) == 6
         used = session.connection().connection.dbapi_connection
     with sqlite_store.connect() as connection:
         assert connection.connection.dbapi_connection is used  # the pool's one connection
@@ -211,8 +214,45 @@ def test_a_staging_file_that_cannot_be_written_is_the_stores_failure(
     rows = pa.table({"source": ["hr"], "source_id": ["a"], "name": ["A"]})
     with sqlite_store.connect() as connection:
         with pytest.raises(OperationalError, match=f"staging rows in {not_a_folder}"):
-            staged(connection, rows, not_a_folder)
+            next(staged(connection, rows, not_a_folder))
         assert _staged(connection) == []
+
+
+def test_the_next_part_is_written_while_the_caller_reads_the_one_before(
+    sqlite_store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a part is handed over, the next one is being written on the staging thread; a
+    caller that stops early (its INSERT failed) leaves no file behind, the part written ahead
+    included, and a part that cannot be written fails at its turn."""
+    real = sqlite_staging._write
+    writing: dict[str, str] = {}
+    second = threading.Event()
+
+    def recorded(path: str, rows: pa.Table) -> None:
+        writing[rows.column("source_id")[0].as_py()] = threading.current_thread().name
+        if rows.column("source_id")[0].as_py() == "b":
+            second.set()
+        if rows.column("source_id")[0].as_py() == "c":
+            raise OperationalError("staging rows in the test", None, OSError("disk full"))
+        real(path, rows)
+
+    monkeypatch.setattr(sqlite_staging, "_write", recorded)
+    rows = pa.table({"source": ["hr"] * 3, "source_id": ["a", "b", "c"], "name": ["A", "B", "C"]})
+    with sqlite_store.connect() as connection:
+        with closing(staged(connection, rows, tmp_path, 3)) as parts:
+            first = next(parts)
+            assert second.wait(10), "the second part was not written ahead"
+            assert connection.execute(select(first.c.source_id)).scalars().all() == ["a"]
+            assert next(parts) is not None
+            with pytest.raises(OperationalError, match="staging rows in the test"):
+                next(parts)
+        assert [name.startswith("kpibot-staging") for name in writing.values()] == [True] * 3
+        assert list(tmp_path.glob(".kpibot-staged-*")) == []
+        second.clear()
+        with closing(staged(connection, rows.slice(0, 2), tmp_path, 2)) as parts:
+            next(parts)
+            assert second.wait(10)
+        assert list(tmp_path.glob(".kpibot-staged-*")) == []  # the one written ahead too
 
 
 def test_rows_are_bound_once_no_more_databases_can_be_attached(
@@ -225,12 +265,13 @@ def test_rows_are_bound_once_no_more_databases_can_be_attached(
     with transaction(session_factory(sqlite_store)) as session:
         connection = session.connection()
         dbapi = cast(sqlite3.Connection, connection.connection.dbapi_connection)
-        dbapi.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 3)
+        dbapi.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 5)
         for source in ("hr", "crm", "erp"):
             keys = pa.array([f"{source}-{n}" for n in ("a", "b", "c")])
             rows = pa.table({"source": [source] * 3, "source_id": keys, "name": names})
             assert upsert(session, REPS, rows) == 3
-        # Two parts for the first table, the last slot for the second, none for the third.
-        assert len(_staged(connection)) == 3
+        # A part per row of the first table, the last two slots for the second, none for the
+        # third.
+        assert len(_staged(connection)) == 5
     with sqlite_store.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(REPS)) == 9
