@@ -116,6 +116,7 @@ from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
 from bot.store.models import Base
 from bot.store.upsert import (
+    KeyRuns,
     absent_source_ids,
     delete_sourced,
     ids_by_source_id,
@@ -395,13 +396,15 @@ class _Directory:
 @dataclass
 class _ReadFile:
     """One file's rows read and checked a cell at a time, before anything is looked up in or
-    written to the store: the line of each row, its values, its bad cells and the rows that
-    could not be split into cells."""
+    written to the store: the line of each row, its values, its bad cells, the rows that
+    could not be split into cells, and the rows in id order (sorted while the store writes
+    the file before: 0.8 s for the benchmark's 3M ids)."""
 
     rows: _Rows
     values: dict[str, pa.Array[Any]]
     failures: Failures
     unreadable: list[Unreadable]
+    by_id: KeyRuns
 
 
 def _read(plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]) -> _ReadFile:
@@ -414,7 +417,7 @@ def _read(plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]
         values.update(read_cells(rules, cells, flagged, failures))
     _complete(plan, rows, values, failures)
     rows.cells.clear()  # the text is read: its memory goes before the write's
-    return _ReadFile(rows, values, failures, unreadable)
+    return _ReadFile(rows, values, failures, unreadable, key_runs([values["id"]]))
 
 
 @dataclass
@@ -465,7 +468,7 @@ class _Import:
             absent = absent_source_ids(self.session, plan.table, self.source, ids)
         self._resolve(plan, values, failures, created, tally)
         stored = self._stored(plan, values, count)
-        written, merged = self._distinct(plan, stored, rows.lines, failures)
+        written, merged = self._distinct(stored, loaded.by_id, rows.lines, failures)
         # Every row good, distinct and already in id order: no copy.
         whole = len(written) == count and bool((written[1:] > written[:-1]).all())
         chosen = stored if whole else stored.take(written)
@@ -578,24 +581,21 @@ class _Import:
 
     def _distinct(
         self,
-        plan: _Plan,
         stored: pa.Table,
+        by_id: KeyRuns,
         lines: npt.NDArray[np.int64],
         failures: Failures,
     ) -> tuple[npt.NDArray[np.int64], int]:
         """The good rows to write, one per id, in id order (as the store's unique index
         holds them: a first import's insertions append to it), and how many repeats were
         merged into them: a row that repeats an id with the same values is merged into the
-        first, with other values it is bad."""
-        good = np.flatnonzero(~failures.mask(stored.num_rows))
-        keys = stored.column("source_id")
-        runs = key_runs([keys if len(good) == len(keys) else keys.take(good)])
-        written = good[runs.firsts()]
-        repeated, first = runs.repeats()
-        if not len(repeated):
+        first, with other values it is bad. ``by_id``: every row's runs of ids."""
+        good = ~failures.mask(stored.num_rows)
+        runs = by_id if good.all() else by_id.among(good)
+        written = runs.firsts()
+        again, firsts = runs.repeats()
+        if not len(again):
             return written, 0
-        firsts = good[first]
-        again = good[repeated]
         earlier = stored.take(firsts).to_pylist()
         later = stored.take(again).to_pylist()
         merged = 0

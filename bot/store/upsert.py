@@ -364,6 +364,16 @@ class KeyRuns:
         """The position of each key's first row, in key order."""
         return self.order[~self.repeated]
 
+    def among(self, kept: npt.NDArray[np.bool_]) -> KeyRuns:
+        """The runs of the rows ``kept`` marks alone, at the same positions: a kept row repeats
+        a key when an earlier kept row has it. No sort: a key's rows are one run already."""
+        run = np.cumsum(~self.repeated)
+        inside = kept[self.order]
+        runs = run[inside]
+        repeated = np.zeros(len(runs), dtype=bool)
+        repeated[1:] = runs[1:] == runs[:-1]
+        return KeyRuns(self.order[inside], repeated)
+
 
 def key_runs(columns: Sequence[pa.Array[Any] | pa.ChunkedArray[Any]]) -> KeyRuns:
     """The rows' order by their values in ``columns``, and which repeat a key: by a stable

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -349,6 +350,26 @@ def test_repeats_are_the_rows_whose_key_an_earlier_row_has(
         )
 
     assert runs.firsts().tolist() == sorted(seen.values(), key=sort_key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=_KEY_VALUES, kept=st.lists(st.booleans(), min_size=12, max_size=12))
+def test_the_runs_of_some_rows_are_those_of_the_rows_taken_alone(
+    keys: list[str | None], kept: list[bool]
+) -> None:
+    """The import sorts every row's id while reading, and keeps only the good rows once the
+    store has been asked: their runs, at the same positions, are those of the good rows
+    sorted alone (the first of each id written, the rows repeating one earlier in the
+    file)."""
+    column = pa.array(keys, pa.string())
+    mask = np.array(kept[: len(keys)], dtype=bool)
+    good = np.flatnonzero(mask)
+    alone = key_runs([column.take(good)])
+    among = key_runs([column]).among(mask)
+
+    assert among.firsts().tolist() == good[alone.firsts()].tolist()
+    again, first = alone.repeats()
+    assert [a.tolist() for a in among.repeats()] == [good[again].tolist(), good[first].tolist()]
 
 
 def _page_bytes(engine: Engine) -> int:
