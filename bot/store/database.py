@@ -67,9 +67,9 @@ class SchemaNotCurrent(WordedError):
 
 # The page size of a new SQLite store. A large write moves every page through the WAL and back
 # into the file, a system call each: at 4 KiB the benchmark's import of 3M rows made 528,000
-# writes and 223,000 reads, and 32 KiB pages made it 10-20 % faster; a sync of 1,000 deals at
-# random writes bigger pages (measured +0.05-0.1 s). It only applies to a file with nothing in
-# it yet: a store made before keeps its pages (docs/decisions.md, stop 27).
+# writes and 223,000 reads, and 32 KiB pages made it about 10 % faster; a sync of 1,000 deals
+# at random writes bigger pages (about 0.1 s more, measured). It only applies to a file with
+# nothing in it yet: a store made before keeps its pages (docs/decisions.md, stop 27).
 STORE_PAGE_BYTES = 32_768
 
 

@@ -25,8 +25,9 @@ import itertools
 import os
 import sqlite3
 import tempfile
+from collections import deque
 from collections.abc import Generator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,12 @@ def staged(
     pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
     attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
     with ThreadPoolExecutor(1, thread_name_prefix="kpibot-staging") as writer:
-        ahead: Future[str] | None = writer.submit(_stage, folder, pieces[0])
+        writes = deque([writer.submit(_stage, folder, pieces[0])])
         try:
-            for number in range(len(pieces)):
-                assert ahead is not None
-                path = ahead.result()
-                ahead = None
-                if number + 1 < len(pieces):
-                    ahead = writer.submit(_stage, folder, pieces[number + 1])
+            for following in [*pieces[1:], None]:
+                path = writes.popleft().result()
+                if following is not None:
+                    writes.append(writer.submit(_stage, folder, following))
                 schema = f"kpibot_staged_{next(_names)}"
                 try:
                     connection.exec_driver_sql(f'ATTACH DATABASE ? AS "{schema}"', (path,))
@@ -79,9 +78,11 @@ def staged(
                 attached.append(schema)
                 yield sa_table("rows", *(sa_column(n) for n in rows.column_names), schema=schema)
         finally:
-            # The caller stopped early (its INSERT failed): the part written ahead goes too.
-            if ahead is not None and not ahead.cancel() and ahead.exception() is None:
-                os.unlink(ahead.result())
+            # Written ahead of a caller that stopped early (its INSERT failed): removed too. A
+            # part that failed removed its own file.
+            for write in writes:
+                if not write.cancel() and write.exception() is None:
+                    os.unlink(write.result())
 
 
 def _stage(folder: Path | None, rows: pa.Table) -> str:
