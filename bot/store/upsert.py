@@ -56,8 +56,8 @@ _LOOKUP = 5_000
 # against 21 ms).
 _BULK = 50_000
 # Staging databases a bulk write's rows are cut into: each is written while SQLite reads the
-# one before, so only the first is waited for; four, so that a CSV import's two large tables
-# (deals and leads) leave two of SQLite's ten attachments to a third.
+# one before, so only the first is waited for. A table takes half of SQLite's free attachments
+# at most (of ten: 4, 3, 1, 1, 1), so that five large tables of a transaction are all staged.
 _STAGING_PARTS = 4
 # SQLite's page cache while a large write runs, in KiB (its default is 2 MB): the unique
 # (source, source_id) index of a million rows did not fit, and evicting and re-reading its
@@ -233,7 +233,8 @@ def _sqlite_upsert(
         staging = isinstance(rows, pa.Table) and count >= _BULK and _stageable(rows.schema)
         slots = free_attachments(connection) if staging else 0
         if isinstance(rows, pa.Table) and slots:
-            parts = min(slots, _STAGING_PARTS)
+            # Half the free slots at most, so that the tables after it can be staged too.
+            parts = max(1, min(slots // 2, _STAGING_PARTS))
             changed = _sqlite_staged(connection, table, keys, rows, bulk, version, parts)
         else:
             statement = _values_row(table, keys, dialect, pending(table, version))

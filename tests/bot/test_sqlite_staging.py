@@ -258,20 +258,21 @@ def test_the_next_part_is_written_while_the_caller_reads_the_one_before(
 def test_rows_are_bound_once_no_more_databases_can_be_attached(
     sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite attaches ten databases at most (by default): a transaction that has used them
-    all writes its next large tables by binding their cells, and writes them all the same."""
+    """SQLite attaches ten databases at most (by default): each large table takes half the
+    free ones at most, so that five tables of a transaction are staged; the sixth is written
+    by binding its cells, and all are written the same."""
     monkeypatch.setattr("bot.store.upsert._BULK", 1)
-    names = pa.array(["A", "B", "C"])
+    names = pa.array([f"N{n}" for n in range(8)])
+    attached = []
     with transaction(session_factory(sqlite_store)) as session:
         connection = session.connection()
         dbapi = cast(sqlite3.Connection, connection.connection.dbapi_connection)
-        dbapi.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 5)
-        for source in ("hr", "crm", "erp"):
-            keys = pa.array([f"{source}-{n}" for n in ("a", "b", "c")])
-            rows = pa.table({"source": [source] * 3, "source_id": keys, "name": names})
-            assert upsert(session, REPS, rows) == 3
-        # A part per row of the first table, the last two slots for the second, none for the
-        # third.
-        assert len(_staged(connection)) == 5
+        dbapi.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 10)
+        for source in ("hr", "crm", "erp", "bi", "dw", "ops"):
+            keys = pa.array([f"{source}-{n}" for n in range(8)])
+            rows = pa.table({"source": [source] * 8, "source_id": keys, "name": names})
+            assert upsert(session, REPS, rows) == 8
+            attached.append(len(_staged(connection)))
+        assert attached == [4, 7, 8, 9, 10, 10]
     with sqlite_store.connect() as connection:
-        assert connection.scalar(select(func.count()).select_from(REPS)) == 9
+        assert connection.scalar(select(func.count()).select_from(REPS)) == 48
