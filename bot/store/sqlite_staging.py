@@ -62,6 +62,8 @@ def staged(
     write is waited for."""
     size = max(1, -(-rows.num_rows // parts))
     pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+    if not pieces:
+        return
     attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
     with ThreadPoolExecutor(1, thread_name_prefix="kpibot-staging") as writer:
         writes = deque([writer.submit(_stage, folder, pieces[0])])

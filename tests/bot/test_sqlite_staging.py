@@ -253,6 +253,9 @@ def test_the_next_part_is_written_while_the_caller_reads_the_one_before(
             next(parts)
             assert second.wait(10)
         assert list(tmp_path.glob(".kpibot-staged-*")) == []  # the one written ahead too
+        before = _staged(connection)
+        assert list(staged(connection, rows.slice(0, 0), tmp_path, 4)) == []  # no rows, no part
+        assert _staged(connection) == before
 
 
 def test_rows_are_bound_once_no_more_databases_can_be_attached(
