@@ -308,12 +308,10 @@ class _ObjectSync:
         """Start reading ``obj`` now, while the store writes the object before it, when it
         is read as Arrow (a full read of an object without users): the next object's read
         then costs the sync only what the write did not cover, as in ``import_csv``."""
-        if obj.users or not isinstance(self.connector, Columnar):
-            return
         before = self.connector.calls
         ahead = _ReadAhead(obj.name, 0)
         try:
-            batches = self.connector.cell_batches(obj, since)
+            batches = self._batches(obj, since)
         except SourceError as error:
             ahead.error = error
         else:
@@ -334,6 +332,13 @@ class _ObjectSync:
         """The calls made for ``obj``'s read while the object before it was written."""
         ahead = self._ahead
         return ahead.calls if ahead is not None and ahead.name == obj.name else 0
+
+    def _batches(self, obj: SourceObject, since: datetime | None) -> Iterator[CellBatch] | None:
+        """``obj``'s records as batches of text cells (a full read through a columnar
+        connector, of an object without users), or None to read it row by row."""
+        if obj.users or not isinstance(self.connector, Columnar):
+            return None
+        return self.connector.cell_batches(obj, since)
 
     def _read_cells(
         self,
@@ -358,9 +363,7 @@ class _ObjectSync:
             if ahead.error is not None:
                 raise ahead.error
             return None if ahead.reading is None else ahead.reading.result()
-        if obj.users or not isinstance(self.connector, Columnar):
-            return None
-        batches = self.connector.cell_batches(obj, since)
+        batches = self._batches(obj, since)
         if batches is None:
             return None
         progress = self.progress
