@@ -43,6 +43,11 @@ class Failures:
         for position, reason in zip(positions, reasons, strict=True):
             self.reasons.setdefault(int(position), reason)
 
+    def extend(self, other: Failures, offset: int) -> None:
+        """Add ``other``'s reasons, found in rows numbered from ``offset`` on."""
+        for position, reason in other.reasons.items():
+            self.reasons.setdefault(offset + position, reason)
+
     def mask(self, count: int) -> Mask:
         """True for the bad rows among ``count``."""
         bad = np.zeros(count, dtype=bool)

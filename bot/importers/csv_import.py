@@ -86,9 +86,9 @@ import csv
 import dataclasses
 import gc
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -315,34 +315,6 @@ def _row_hash(fields: Sequence[str]) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-@dataclass
-class _Rows:
-    """One file's (or one query's) rows of the right width: the line each starts on, the text
-    of each mapped cell, and the cells the reader could not decode."""
-
-    lines: npt.NDArray[np.int64]
-    cells: list[pa.Array[Any]]
-    flagged: list[dict[int, Reason]]
-
-    @classmethod
-    def gather(cls, blocks: Iterable[TextBlock], columns: int) -> _Rows:
-        lines: list[npt.NDArray[np.int64]] = []
-        cells: list[list[pa.Array[Any]]] = [[] for _ in range(columns)]
-        flagged: list[dict[int, Reason]] = [{} for _ in range(columns)]
-        count = 0
-        for block in blocks:
-            lines.append(block.lines)
-            for column, marked in enumerate(block.flagged):
-                cells[column].append(block.cells[column])
-                flagged[column].update({count + row: reason for row, reason in marked.items()})
-            count += len(block.lines)
-        return cls(
-            np.concatenate(lines) if lines else np.zeros(0, dtype=np.int64),
-            [pa.concat_arrays(parts) if parts else pa.array([], pa.string()) for parts in cells],
-            flagged,
-        )
-
-
 _AMBIGUOUS = -1
 
 
@@ -396,28 +368,72 @@ class _Directory:
 @dataclass
 class _ReadFile:
     """One file's rows read and checked a cell at a time, before anything is looked up in or
-    written to the store: the line of each row, its values, its bad cells, the rows that
-    could not be split into cells, and the rows in id order (sorted while the store writes
-    the file before: 0.8 s for the benchmark's 3M ids)."""
+    written to the store: the line each row starts on, its values, its bad cells, the rows
+    that could not be split into cells, and the rows in id order (sorted while the store
+    writes the file before: 0.8 s for the benchmark's 3M ids)."""
 
-    rows: _Rows
+    lines: npt.NDArray[np.int64]
     values: dict[str, pa.Array[Any]]
     failures: Failures
     unreadable: list[Unreadable]
     by_id: KeyRuns
 
 
-def _read(plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable]) -> _ReadFile:
+def _read(
+    plan: _Plan, blocks: Iterable[TextBlock], unreadable: list[Unreadable], *, ahead: bool = True
+) -> _ReadFile:
     """Read ``blocks`` into values with ``plan``'s rules; touches no session, so that the next
-    file can be read while the store writes the previous one (``import_csv``)."""
-    rows = _Rows.gather(blocks, len(plan.rules))
+    file can be read while the store writes the previous one (``import_csv``). A block is read
+    as it comes, and its text then goes; with ``ahead``, the next block is made on a thread
+    meanwhile (a file's blocks split, a query's batches fetched: for the benchmark's million
+    deals from PostgreSQL, 1.1 s of fetching and 1.0 s of reading that came one after the
+    other). Blocks made by Python code (a CRM's records) are made in the caller's thread."""
     failures = Failures()
-    values: dict[str, pa.Array[Any]] = {}
-    for rules, cells, flagged in zip(plan.rules, rows.cells, rows.flagged, strict=True):
-        values.update(read_cells(rules, cells, flagged, failures))
-    _complete(plan, rows, values, failures)
-    rows.cells.clear()  # the text is read: its memory goes before the write's
-    return _ReadFile(rows, values, failures, unreadable, key_runs([values["id"]]))
+    lines: list[npt.NDArray[np.int64]] = []
+    parts: dict[str, list[pa.Array[Any]]] = {}
+    count = 0
+    # Closed at once if a block's reading fails: the block made ahead and its maker (a query's
+    # cursor) go then, not whenever the traceback lets go of them.
+    with closing(_made_ahead(blocks) if ahead else (block for block in blocks)) as coming:
+        for block in coming:
+            found = Failures()
+            values: dict[str, pa.Array[Any]] = {}
+            for rules, cells, flagged in zip(plan.rules, block.cells, block.flagged, strict=True):
+                values.update(read_cells(rules, cells, flagged, found))
+            _complete(plan, block, values, found)
+            failures.extend(found, count)
+            lines.append(block.lines)
+            count += len(block.lines)
+            for name, column in values.items():
+                parts.setdefault(name, []).append(column)
+    if not lines:  # no rows: the columns still have their types
+        return _read(plan, [_empty_block(len(plan.rules))], unreadable, ahead=False)
+    values = {name: pa.concat_arrays(columns) for name, columns in parts.items()}
+    read = np.concatenate(lines)
+    return _ReadFile(read, values, failures, unreadable, key_runs([values["id"]]))
+
+
+def _empty_block(columns: int) -> TextBlock:
+    return TextBlock(
+        np.zeros(0, dtype=np.int64), [pa.array([], pa.string())] * columns, [{}] * columns
+    )
+
+
+def _made_ahead(blocks: Iterable[TextBlock]) -> Generator[TextBlock, None, None]:
+    """``blocks``, each next one made on a thread while the caller reads the one before."""
+    made = iter(blocks)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpibot-blocks") as maker:
+            coming = maker.submit(next, made, None)
+            while (block := coming.result()) is not None:
+                coming = maker.submit(next, made, None)
+                yield block
+    finally:
+        # The blocks' own cleanup (a query's cursor closed) when the reading stops early: the
+        # caller's frame, which a traceback keeps, still holds them.
+        close = getattr(made, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -455,9 +471,9 @@ class _Import:
         ``full_export``, opportunities the rows no longer name were deleted."""
         tally = _Tally()
         created: list[str] = []
-        rows, values, failures = loaded.rows, loaded.values, loaded.failures
+        lines, values, failures = loaded.lines, loaded.values, loaded.failures
         unreadable = loaded.unreadable
-        count = len(rows.lines)
+        count = len(lines)
         ids = values["id"]
         # Rows the reader could not split into cells are rows too, of unknown id.
         unidentified = len(unreadable) + ids.null_count
@@ -468,7 +484,7 @@ class _Import:
             absent = absent_source_ids(self.session, plan.table, self.source, ids)
         self._resolve(plan, values, failures, created, tally)
         stored = self._stored(plan, values, count)
-        written, merged = self._distinct(stored, loaded.by_id, rows.lines, failures)
+        written, merged = self._distinct(stored, loaded.by_id, lines, failures)
         # Every row good, distinct and already in id order: no copy.
         whole = len(written) == count and bool((written[1:] > written[:-1]).all())
         chosen = stored if whole else stored.take(written)
@@ -483,7 +499,7 @@ class _Import:
         file = plan.mapping.file
         problems = [RowProblem.of(file, problem.line, problem.reason) for problem in unreadable]
         problems += [
-            RowProblem.of(file, int(rows.lines[position]), reason)
+            RowProblem.of(file, int(lines[position]), reason)
             for position, reason in failures.reasons.items()
         ]
         self.problems.extend(sorted(problems, key=lambda problem: problem.line))
@@ -615,7 +631,7 @@ class _Import:
 
 
 def _complete(
-    plan: _Plan, rows: _Rows, values: dict[str, pa.Array[Any]], failures: Failures
+    plan: _Plan, rows: TextBlock, values: dict[str, pa.Array[Any]], failures: Failures
 ) -> None:
     """Default ids, and the checks that need two columns: a closed deal has a close date, a
     won one an amount."""
@@ -764,7 +780,7 @@ class RecordImport:
         cells the rows do not have."""
         plan = self._plan(key, table, mapping, header, currency)
         unreadable: list[Unreadable] = []
-        loaded = _read(plan, _record_blocks(plan, rows, unreadable), unreadable)
+        loaded = _read(plan, _record_blocks(plan, rows, unreadable), unreadable, ahead=False)
         return self.write(RecordsRead(plan, loaded))
 
     def read_cells(

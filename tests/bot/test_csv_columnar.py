@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,14 +17,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from bot.importers import cells, csv_blocks
+from bot.importers import cells, csv_blocks, csv_import
 from bot.importers.csv_import import ImportReport, import_csv
-from bot.settings import CsvSource
+from bot.settings import ColumnMap, CsvSource
 from bot.store.database import make_engine, migrate, session_factory
 from bot.store.models import Account, Opportunity, Rep, Team
 
@@ -224,3 +227,48 @@ def test_a_clean_export_is_split_by_pyarrow_only(
     [deal] = [deal for deal in deals if deal["source_id"] == "D42"]
     assert (deal["name"], deal["amount"], deal["probability"]) == ("Deal 42, big", 4200, 0.35)
     assert (deal["stage"], deal["is_won"], deal["close_date"]) == ("Won", True, date(2026, 3, 7))
+
+
+def test_the_next_block_is_made_while_one_is_read_and_closed_when_a_read_fails() -> None:
+    """A query's next batch is fetched (a file's next block split) on a thread while the
+    import reads the one before; when reading a block fails, the blocks' maker is closed at
+    once (a query's cursor with it), not when the traceback lets go of it; a block that
+    cannot be made fails the read."""
+    plan = csv_import.RecordImport(None, "crm")._plan(  # type: ignore[arg-type]
+        "sources.crm.leads", "leads",
+        ColumnMap(file="leads", columns={"id": "id", "created_at": "created"}),
+        ["id", "created"], "EUR",
+    )  # fmt: skip
+    made: list[int] = []
+    closed = threading.Event()
+
+    def block(number: int, width: int = 2) -> csv_blocks.TextBlock:
+        cells = [pa.array([f"L{number}"]), *[pa.array(["2026-03-02"])] * (width - 1)]
+        return csv_blocks.TextBlock(np.array([number], dtype=np.int64), cells, [{}] * width)
+
+    def blocks() -> Iterator[csv_blocks.TextBlock]:
+        try:
+            for number in range(5):
+                made.append(number)
+                # The third is of the wrong width: reading it fails.
+                yield block(number, 3 if number == 2 else 2)
+        finally:
+            closed.set()
+
+    read = csv_import._read(plan, [block(1), block(2)], [])
+    assert read.values["id"].to_pylist() == ["L1", "L2"]
+    assert read.lines.tolist() == [1, 2]
+    with pytest.raises(ValueError, match="zip"):
+        try:
+            csv_import._read(plan, blocks(), [])
+        except ValueError:
+            assert made == [0, 1, 2, 3]  # each made while the one before was read
+            assert closed.is_set()
+            raise
+
+    def failing() -> Iterator[csv_blocks.TextBlock]:
+        yield block(0)
+        raise ConnectionError("the connection dropped")
+
+    with pytest.raises(ConnectionError, match="the connection dropped"):
+        csv_import._read(plan, failing(), [])
