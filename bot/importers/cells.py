@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from bot.importers.canonical import FieldType
 from bot.importers.reasons import CellError, Reason
 from bot.importers.values import Parser, check_storable
+from metrics.limits import FIRST_DATE, LAST_DATE
 
 # A character outside printable ASCII: the cell goes to the reference rules (which also turn
 # control characters into spaces, refuse NUL and report bytes not in the file's encoding).
@@ -88,9 +89,12 @@ def read_cells(
 ) -> dict[str, pa.Array[Any]]:
     """The column's values (a stage gives its name and, under ``stage_status``, its status);
     bad cells are null and their rows get a reason in ``failures``. ``flagged`` holds the rows
-    whose cell the reader could not decode, with the reason."""
+    whose cell the reader could not decode, with the reason. ``cells`` are text, or Arrow
+    dates for a date field (a database's date column, ``bot.sources.cells.field_cells``)."""
     header = rules.header
     failures.add(flagged, (_in_cell(header, reason) for reason in flagged.values()))
+    if pa.types.is_date32(cells.type):
+        return {rules.field: _dates(rules, cells, failures)}
     count = len(cells)
     regular = ~flags(pc.match_substring_regex(cells, _IRREGULAR))
     trimmed = pc.utf8_trim(cells, " ")
@@ -136,6 +140,36 @@ def read_cells(
         }
     values = pa.array(distinct, type=arrow_type).take(indices)
     return {rules.field: _scatter(quick, ~handled, values)}
+
+
+def _dates(rules: CellRules, dates: pa.Array[Any], failures: Failures) -> pa.Array[Any]:
+    """A date field's Arrow dates as they are, but for the ones kpibot cannot hold, which the
+    reference rules read as text (the reason is theirs) and leave empty."""
+    if rules.field_type is not FieldType.DATE:
+        raise TypeError(f"{rules.field} is not a date field: its cells must be text")
+    if rules.required:
+        missing = np.flatnonzero(dates.is_null().to_numpy(zero_copy_only=False))
+        failures.add(missing, [_missing(rules)] * len(missing))
+    outside = flags(
+        pc.or_(
+            pc.less(dates, pa.scalar(FIRST_DATE, pa.date32())),
+            pc.greater(dates, pa.scalar(LAST_DATE, pa.date32())),
+        )
+    )
+    if not outside.any():
+        return dates
+    rest = np.flatnonzero(outside)
+    _by_reference(rules, as_text(dates.take(rest)), failures, rest)
+    return _scatter(dates, outside, nulls(len(rest), pa.date32()))
+
+
+def as_text(cells: pa.Array[Any]) -> pa.Array[Any]:
+    """Cells as text: Arrow dates as their ISO text (what ``cell`` makes of a date), empty for
+    none."""
+    if pa.types.is_date32(cells.type):
+        text: pa.Array[Any] = pc.cast(cells, pa.string()).fill_null("")
+        return text
+    return cells
 
 
 def flags(values: Any) -> Mask:

@@ -101,7 +101,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from bot.importers.canonical import KINDS, Kind, mapping_problems
-from bot.importers.cells import CellRules, Failures, Mask, flags, nulls, read_cells
+from bot.importers.cells import CellRules, Failures, Mask, as_text, flags, nulls, read_cells
 from bot.importers.csv_blocks import (
     CsvFormat,
     TextBlock,
@@ -643,7 +643,7 @@ def _complete(
             # mapping written in another order, must not give every row a new id.
             order = sorted(range(len(plan.rules)), key=lambda i: plan.rules[i].field)
             missing = np.flatnonzero(ids.is_null().to_numpy(zero_copy_only=False))
-            cells = [rows.cells[i].take(missing).to_pylist() for i in order]
+            cells = [as_text(rows.cells[i].take(missing)).to_pylist() for i in order]
             hashes = [_row_hash([cell.strip() for cell in row]) for row in zip(*cells, strict=True)]
             filled = ids.to_pylist()
             for position, digest in zip(missing.tolist(), hashes, strict=True):

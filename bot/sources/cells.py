@@ -2,7 +2,8 @@
 a CRM's records and a query's rows go through the one validation the CSV files go through:
 ``cell`` for one value as the API or the database driver gave it, ``text_cells`` for a whole
 Arrow column of a query read as Arrow (``bot.sources.sql``), the same text as ``cell`` makes
-of each of its values, without a Python object per value."""
+of each of its values, without a Python object per value; ``field_cells`` keeps a date field's
+date column as Arrow dates, which the import takes as they are."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def text_cells(values: pa.Array[Any]) -> pa.Array[Any]:
     if formatter is None:
         raise TypeError(f"no text cells for {values.type}")
     return pc.cast(formatter(values).fill_null(""), pa.string())
+
+
+def field_cells(values: pa.Array[Any], date_field: bool) -> pa.Array[Any]:
+    """``values`` as the import reads them: the column of a date field read without a date
+    format, when it holds dates, as those dates (the import checks only that kpibot holds
+    them: parsing their text back cost a million deals' read 0.3 s); any other as text
+    cells."""
+    if date_field and pa.types.is_date32(values.type):
+        return values
+    return text_cells(values)
 
 
 def text_convertible(kind: pa.DataType) -> bool:

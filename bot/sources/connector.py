@@ -112,7 +112,8 @@ class Connector(Protocol):
 class CellBatch:
     """Records read as Arrow columns: their canonical fields as text cells, a column per field
     of the object in its order (``bot.sources.cells.text_cells``: the text ``cell`` makes of
-    each value), and the latest moment any of them last changed."""
+    each value) or, for a date field, Arrow dates (``field_cells``), and the latest moment any
+    of them last changed."""
 
     cells: pa.RecordBatch
     modified: datetime | None

@@ -4,16 +4,18 @@ itself, run over random values of every type the columnar read takes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.sources.cells import cell, text_cells, text_convertible
+from bot.importers.csv_import import RecordImport
+from bot.settings import ColumnMap
+from bot.sources.cells import cell, field_cells, text_cells, text_convertible
 
 # Whitespace str.strip removes and Unicode's White_Space does not (U+001C-U+001F), and some
 # it does, around any text.
@@ -63,3 +65,67 @@ def test_a_type_whose_python_values_depend_on_the_driver_is_not_taken() -> None:
         text_cells(stamps)
     other = pa.opaque(pa.string(), "interval", "PostgreSQL")
     assert not text_convertible(other)
+
+
+# Dates kpibot holds, and some just outside what it holds (metrics.limits).
+_DATES = st.one_of(
+    st.none(),
+    st.dates(),
+    st.dates(min_value=date(1899, 12, 25), max_value=date(1900, 1, 5)),
+    st.dates(min_value=date(2199, 12, 25), max_value=date(2200, 1, 5)),
+)
+_DATE_TABLES = {
+    # Required created_at, optional converted_at, ids read from a column.
+    "leads": (["id", "created_at", "converted_at"], {"created_at", "converted_at"}),
+    # A required date, and ids made of the cells (their hash) as no column names them.
+    "spend": (["date", "channel", "amount"], {"date"}),
+}
+
+
+@pytest.mark.parametrize("table", list(_DATE_TABLES))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_date_fields_dates_are_read_as_their_text_cells_are(
+    table: str, data: st.DataObject
+) -> None:
+    """``field_cells`` keeps a date field's dates as Arrow dates, which the import takes as
+    they are: the same values, the same rows refused for the same reasons (a date kpibot
+    cannot hold, a required one missing), the same ids, as reading their text cells."""
+    header, date_fields = _DATE_TABLES[table]
+    sizes = data.draw(st.lists(st.integers(0, 6), min_size=1, max_size=4))
+    typed: list[pa.RecordBatch] = []
+    texts: list[pa.RecordBatch] = []
+    for size in sizes:
+        columns = []
+        for field in header:
+            if field in date_fields:
+                columns.append(
+                    pa.array(data.draw(st.lists(_DATES, min_size=size, max_size=size)), pa.date32())
+                )
+            else:
+                columns.append(
+                    pa.array([f"{field}{len(typed)}-{i}" for i in range(size)], pa.string())
+                )
+        kept = [
+            field_cells(column, field in date_fields)
+            for field, column in zip(header, columns, strict=True)
+        ]
+        assert [column.type for column in kept] == [
+            pa.date32() if field in date_fields else pa.string() for field in header
+        ]
+        typed.append(pa.RecordBatch.from_arrays(kept, names=header))
+        texts.append(pa.RecordBatch.from_arrays([text_cells(c) for c in columns], names=header))
+
+    def read(batches: list[pa.RecordBatch]) -> Any:
+        mapping = ColumnMap(file=table, columns={field: field for field in header})
+        records = RecordImport(None, "crm")  # type: ignore[arg-type]  # reading only
+        return records.read_cells(
+            f"sources.crm.{table}", table, mapping, header, batches, "EUR"
+        ).loaded
+
+    as_dates, as_text = read(typed), read(texts)
+    assert as_dates.values.keys() == as_text.values.keys()
+    for name, values in as_text.values.items():
+        assert as_dates.values[name].equals(values), name
+    assert as_dates.failures.reasons == as_text.failures.reasons
+    assert as_dates.lines.tolist() == as_text.lines.tolist()
