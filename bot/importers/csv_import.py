@@ -543,12 +543,16 @@ class _Import:
             distinct = [str(key) for key in encoded.dictionary.to_pylist()]
             indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
             good = np.flatnonzero(~failures.mask(count) & (indices >= 0))
-            # The first good row naming each key (for the values a created row carries).
-            used, first = np.unique(indices[good], return_index=True)
+            # The first good row naming each key (for the values a created row carries): the
+            # least position per key, with no sort of the rows (np.unique's took 0.4-1.1 s of
+            # the benchmark's 3M rows).
+            first = np.full(len(distinct), count, dtype=np.int64)
+            np.minimum.at(first, indices[good], good)
+            used = np.flatnonzero(first < count)
             missing = directory.unknown({distinct[i] for i in used.tolist()})
             if ref.create and missing:
                 new = sorted(missing)
-                firsts = dict(zip(used.tolist(), good[first].tolist(), strict=True))
+                firsts = dict(zip(used.tolist(), first[used].tolist(), strict=True))
                 position_of = {distinct[i]: firsts[i] for i in firsts}
                 created_rows = []
                 for key in new:

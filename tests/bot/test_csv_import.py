@@ -393,6 +393,26 @@ def test_an_owner_name_shared_by_two_reps_is_refused(engine: Engine, tmp_path: P
     assert rows(engine, "opportunities")["D2"]["owner_id"] == "R2"
 
 
+def test_a_team_named_only_by_reps_takes_the_region_of_the_first_good_row_naming_it(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # The first row naming Hawks is bad (no name): the second is the first good one.
+    (tmp_path / "reps.csv").write_text(
+        "id,name,team,region\nR1,,Hawks,EMEA\nR2,Ana,Hawks,APAC\nR3,Bo,Hawks,Americas\n"
+        "R4,Cy,Owls,LATAM\nR5,Di,Hawks,EMEA\n"
+    )
+    columns = {"id": "id", "name": "name", "team": "team", "region": "region"}
+    source = CsvSource.model_validate({"reps": {"file": "reps.csv", "columns": columns}})
+
+    report = run_import(engine, source, tmp_path)
+
+    assert [problem.line for problem in report.problems] == [2]
+    assert rows(engine, "teams") == {
+        "Hawks": {"name": "Hawks", "region": "APAC", "manager": None},
+        "Owls": {"name": "Owls", "region": "LATAM", "manager": None},
+    }
+
+
 def test_spend_without_ids_keeps_them_when_the_export_gains_a_column(
     engine: Engine, tmp_path: Path
 ) -> None:
