@@ -476,6 +476,8 @@ def absent_source_ids(
     if "deleted_at" in table.c:
         query = query.where(table.c.deleted_at.is_(None))
     held = pa.array([str(key) for key in session.execute(query).scalars()], pa.string())
+    if not len(held):  # a first import: hashing the ids it names took 0.8 s for a million
+        return []
     named: Any = pc.is_in(held, value_set=present.drop_null())
     return [str(key) for key in held.filter(pc.invert(named)).to_pylist()]
 
