@@ -26,7 +26,7 @@ import os
 import sqlite3
 import tempfile
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -51,27 +51,31 @@ def free_attachments(connection: Connection) -> int:
 
 
 def staged(
-    connection: Connection, rows: pa.Table, folder: Path | None, parts: int = 1
+    connection: Connection,
+    rows: pa.Table,
+    folder: Path | None,
+    parts: int = 1,
+    driven: Callable[[pa.Table], pa.Table] | None = None,
 ) -> Generator[TableClause, None, None]:
-    """``rows`` (the driver's values: ``bot.store.upsert._driver_array``) cut into ``parts``
-    in their order, each written to a new staging database in ``folder`` (the store's, where
-    there is room for the rows; None: the system's temporary folder) and attached to
-    ``connection``: yields the table to select each part from, in order, each in the order of
-    its rows (``rowid``). While the caller reads a part, the next one is written on a thread
-    (the driver and SQLite's steps both let go of the GIL), so that only the first part's
-    write is waited for."""
+    """``rows`` cut into ``parts`` in their order, each made the driver's values by ``driven``
+    (``bot.store.upsert._driver_array``; None: they are) and written to a new staging database
+    in ``folder`` (the store's, where there is room for the rows; None: the system's temporary
+    folder) and attached to ``connection``: yields the table to select each part from, in
+    order, each in the order of its rows (``rowid``). While the caller reads a part, the next
+    one is made and written on a thread (Arrow's casts, the driver and SQLite's steps all let
+    go of the GIL), so that only the first part's is waited for."""
     size = max(1, -(-rows.num_rows // parts))
     pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
     if not pieces:
         return
     attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
     with ThreadPoolExecutor(1, thread_name_prefix="kpibot-staging") as writer:
-        writes = deque([writer.submit(_stage, folder, pieces[0])])
+        writes = deque([writer.submit(_stage, folder, pieces[0], driven)])
         try:
             for following in [*pieces[1:], None]:
                 path = writes.popleft().result()
                 if following is not None:
-                    writes.append(writer.submit(_stage, folder, following))
+                    writes.append(writer.submit(_stage, folder, following, driven))
                 schema = f"kpibot_staged_{next(_names)}"
                 try:
                     connection.exec_driver_sql(f'ATTACH DATABASE ? AS "{schema}"', (path,))
@@ -87,9 +91,13 @@ def staged(
                     os.unlink(write.result())
 
 
-def _stage(folder: Path | None, rows: pa.Table) -> str:
-    """A new staging file in ``folder`` holding ``rows``: its path. A file that could not be
-    written whole is removed."""
+def _stage(
+    folder: Path | None, rows: pa.Table, driven: Callable[[pa.Table], pa.Table] | None
+) -> str:
+    """A new staging file in ``folder`` holding ``rows`` (made the driver's values by
+    ``driven``): its path. A file that could not be written whole is removed."""
+    if driven is not None:
+        rows = driven(rows)
     try:
         handle, path = tempfile.mkstemp(prefix=".kpibot-staged-", suffix=".sqlite", dir=folder)
     except OSError as error:

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.store import sqlite_staging
+from bot.store import upsert as upsert_module
 from bot.store.database import make_engine, migrate, session_factory, transaction
 from bot.store.models import Base, Opportunity
 from bot.store.sqlite_staging import staged
@@ -279,3 +280,40 @@ def test_rows_are_bound_once_no_more_databases_can_be_attached(
         assert attached == [4, 7, 8, 9, 10, 10]
     with sqlite_store.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(REPS)) == 48
+
+
+def test_a_staged_tables_dates_are_made_text_on_the_staging_thread(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's values (dates as ISO text) are made part by part on the thread that
+    writes the staging files, not on the one the store's INSERTs wait on."""
+    monkeypatch.setattr("bot.store.upsert._BULK", 1)
+    real = upsert_module._driver_array
+    threads: list[str] = []
+
+    def recorded(values: Any, dialect: Any) -> Any:
+        if pa.types.is_date(values.type):
+            threads.append(threading.current_thread().name)
+        return real(values, dialect)
+
+    monkeypatch.setattr(upsert_module, "_driver_array", recorded)
+    count = 12
+    rows = pa.table(
+        {
+            "source": ["crm"] * count,
+            "source_id": [f"D{n:02}" for n in range(count)],
+            "stage": ["Open"] * count,
+            "is_closed": [False] * count,
+            "is_won": [False] * count,
+            "currency": ["EUR"] * count,
+            "created_at": pa.array([datetime(2026, 3, 1 + n).date() for n in range(count)]),
+        }
+    )
+    with transaction(session_factory(sqlite_store)) as session:
+        assert upsert(session, OPPORTUNITIES, rows) == count
+    assert threads and all(name.startswith("kpibot-staging") for name in threads), threads
+    with sqlite3.connect(sqlite_store.url.database or "") as connection:
+        stored = connection.execute(
+            "SELECT source_id, created_at FROM opportunities ORDER BY source_id"
+        ).fetchall()
+    assert stored == [(f"D{n:02}", f"2026-03-{1 + n:02}") for n in range(count)]
