@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Dialect,
+    Index,
     Table,
     bindparam,
     delete,
@@ -222,9 +223,17 @@ def _sqlite_upsert(
     # Called for every table: its write begins the transaction (sqlite3 begins one only before
     # a write), so that a DROP INDEX below is rolled back with the rest if the import fails.
     version = upcoming(connection)
-    rebuilt = (
-        [index for index in table.indexes if not index.unique] if bulk and count >= _BULK else []
-    )
+    # An index on the marks alone (changed_in: one value for every row written) takes their
+    # entries in rowid order, appended: kept, it costs less than built afterwards (the
+    # benchmark's import: 8.2 s against 8.8 s, medians of six alternate runs).
+    rebuilt: list[Index] = []
+    if bulk and count >= _BULK:
+        marked = set(pending(table, version))
+        rebuilt = [
+            index
+            for index in table.indexes
+            if not index.unique and not {column.name for column in index.columns} <= marked
+        ]
     with large_cache(connection) if count >= _BULK else nullcontext():
         for index in rebuilt:
             index.drop(connection)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, event, func, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.store import sqlite_staging
@@ -317,3 +317,44 @@ def test_a_staged_tables_dates_are_made_text_on_the_staging_thread(
             "SELECT source_id, created_at FROM opportunities ORDER BY source_id"
         ).fetchall()
     assert stored == [(f"D{n:02}", f"2026-03-{1 + n:02}") for n in range(count)]
+
+
+def test_a_first_load_keeps_the_index_on_its_marks_and_builds_the_others_after(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty table, the owner index (random keys) is dropped for the load and built
+    again; the ``changed_in`` index, whose entries the load appends (one version, rowids in
+    order), is kept. Both hold every row afterwards."""
+    monkeypatch.setattr("bot.store.upsert._BULK", 1)
+    statements: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(sqlite_store, "before_cursor_execute", executed)
+    count = 9
+    rows = pa.table(
+        {
+            "source": ["crm"] * count,
+            "source_id": [f"D{n}" for n in range(count)],
+            "stage": ["Open"] * count,
+            "is_closed": [False] * count,
+            "is_won": [False] * count,
+            "currency": ["EUR"] * count,
+        }
+    )
+    with transaction(session_factory(sqlite_store)) as session:
+        assert upsert(session, OPPORTUNITIES, rows) == count
+        version = session.execute(select(func.max(Opportunity.changed_in))).scalar_one()
+    dropped = [s for s in statements if s.startswith("DROP INDEX")]
+    assert dropped == ["DROP INDEX ix_opportunities_owner_id"]
+    with sqlite3.connect(sqlite_store.url.database or "") as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        names = {row[1] for row in connection.execute("PRAGMA index_list(opportunities)")}
+        assert {"ix_opportunities_owner_id", "ix_opportunities_changed_in"} <= names
+        by_version = connection.execute(
+            "SELECT count(*) FROM opportunities INDEXED BY ix_opportunities_changed_in "
+            "WHERE changed_in = ?",
+            (version,),
+        ).fetchone()
+    assert by_version == (count,)
