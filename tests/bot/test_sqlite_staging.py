@@ -282,6 +282,21 @@ def test_rows_are_bound_once_no_more_databases_can_be_attached(
         assert connection.scalar(select(func.count()).select_from(REPS)) == 48
 
 
+def _open_deals(count: int) -> pa.Table:
+    """``count`` open deals of one source, ids D00, D01... in key order: what a first load
+    writes."""
+    return pa.table(
+        {
+            "source": ["crm"] * count,
+            "source_id": [f"D{n:02}" for n in range(count)],
+            "stage": ["Open"] * count,
+            "is_closed": [False] * count,
+            "is_won": [False] * count,
+            "currency": ["EUR"] * count,
+        }
+    )
+
+
 def test_a_staged_tables_dates_are_made_text_on_the_staging_thread(
     sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,16 +313,8 @@ def test_a_staged_tables_dates_are_made_text_on_the_staging_thread(
 
     monkeypatch.setattr(upsert_module, "_driver_array", recorded)
     count = 12
-    rows = pa.table(
-        {
-            "source": ["crm"] * count,
-            "source_id": [f"D{n:02}" for n in range(count)],
-            "stage": ["Open"] * count,
-            "is_closed": [False] * count,
-            "is_won": [False] * count,
-            "currency": ["EUR"] * count,
-            "created_at": pa.array([datetime(2026, 3, 1 + n).date() for n in range(count)]),
-        }
+    rows = _open_deals(count).append_column(
+        "created_at", pa.array([datetime(2026, 3, 1 + n).date() for n in range(count)])
     )
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, OPPORTUNITIES, rows) == count
@@ -333,16 +340,7 @@ def test_a_first_load_keeps_the_index_on_its_marks_and_builds_the_others_after(
 
     event.listen(sqlite_store, "before_cursor_execute", executed)
     count = 9
-    rows = pa.table(
-        {
-            "source": ["crm"] * count,
-            "source_id": [f"D{n}" for n in range(count)],
-            "stage": ["Open"] * count,
-            "is_closed": [False] * count,
-            "is_won": [False] * count,
-            "currency": ["EUR"] * count,
-        }
-    )
+    rows = _open_deals(count)
     with transaction(session_factory(sqlite_store)) as session:
         assert upsert(session, OPPORTUNITIES, rows) == count
         version = session.execute(select(func.max(Opportunity.changed_in))).scalar_one()
