@@ -26,7 +26,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy import (
@@ -48,7 +47,7 @@ _BATCH = 20_000
 _SQLITE_PARAMETERS = 32_766
 # Rows per multi-row INSERT on SQLite.
 _SQLITE_PAGE = 1_000
-# Two bound parameters per key.
+# Keys per lookup (a bound parameter each).
 _LOOKUP = 5_000
 # Rows from which an SQLite write is a bulk one: a load into an empty table builds its
 # secondary indexes afterwards, and an Arrow table is written through a staging database
@@ -499,13 +498,16 @@ def absent_source_ids(
 def ids_by_source_id(
     session: Session, table: Table, source: str, keys: Iterable[str]
 ) -> dict[str, int]:
-    """Database ids of rows of ``source`` with the given source ids (for foreign keys)."""
+    """Database ids of rows of ``source`` with the given source ids (for foreign keys), found
+    by searches of the (source, source_id) index, in time proportional to the keys: SQLite
+    scans the whole index for a row value ``(source, source_id) IN (...)`` (0.8 s for a
+    sync's hundred deleted leads among two million)."""
     wanted = list(dict.fromkeys(keys))
     out: dict[str, int] = {}
     for start in range(0, len(wanted), _LOOKUP):
         chunk = wanted[start : start + _LOOKUP]
         query = select(table.c.source_id, table.c.id).where(
-            tuple_(table.c.source, table.c.source_id).in_([(source, k) for k in chunk])
+            table.c.source == source, table.c.source_id.in_(chunk)
         )
         out.update({str(k): int(i) for k, i in session.execute(query)})
     return out

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, func, insert, inspect, select, text
+from sqlalchemy import Engine, delete, event, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from bot.store.database import (
@@ -265,6 +265,37 @@ def test_a_bulk_load_writes_its_rows_in_key_order(
     with session_factory(sqlite_store)() as session:
         stored = session.execute(select(Rep.source_id, Rep.name).order_by(Rep.id)).all()
     assert stored == [("z", "3"), ("y", "2")]
+
+
+def test_ids_are_looked_up_by_searching_the_key_index(sqlite_store: Engine) -> None:
+    """A lookup by source ids (a sync's deletions, the import's references) finds only the
+    given source's rows, and SQLite searches the (source, source_id) index for them: a row
+    value IN made it scan the whole index (0.8 s for a hundred leads among two million)."""
+    rows = [
+        {"source": source, "source_id": key, "name": f"{source}-{key}"}
+        for source in ("crm", "hr")
+        for key in ("a", "b", "c")
+    ]
+    statements: list[tuple[str, Any]] = []
+
+    def executed(conn: Any, cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+        if sql.lstrip().startswith("SELECT reps.source_id"):
+            statements.append((sql, parameters))
+
+    with transaction(session_factory(sqlite_store)) as session:
+        upsert(session, Rep.__table__, rows)
+        ids = {name: id_ for name, id_ in session.execute(select(Rep.name, Rep.id))}
+        event.listen(sqlite_store, "before_cursor_execute", executed)
+        try:
+            found = ids_by_source_id(session, Rep.__table__, "hr", ["c", "a", "zz", "a"])
+        finally:
+            event.remove(sqlite_store, "before_cursor_execute", executed)
+        assert found == {"c": ids["hr-c"], "a": ids["hr-a"]}
+        [(sql, parameters)] = statements
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)
+        details = [row[-1] for row in plan]
+    assert any(d.startswith("SEARCH reps USING") and "source_id=?" in d for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), details
 
 
 def test_a_bulk_load_without_an_id_is_refused_by_the_store(sqlite_store: Engine) -> None:
