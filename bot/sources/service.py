@@ -202,6 +202,13 @@ def _count(session: Session, table: str, source: str) -> int:
     return int(session.scalar(select(func.count()).where(rows.c.source == source)) or 0)
 
 
+def _inserted(session: Session, table: str, source: str, before: int, changed: int) -> int:
+    """How many of ``source``'s rows a write that ``changed`` rows of ``table`` added, which
+    held ``before`` of them: into a table holding none, every row it changed (counting a first
+    sync's three million rows again took 0.15 s)."""
+    return changed if not before else _count(session, table, source) - before
+
+
 class _State:
     """The sync_state rows of one source."""
 
@@ -426,7 +433,7 @@ class _ObjectSync:
         if self.progress is not None:
             self.progress(obj.name, fetched.count, self.connector.totals.get(obj.name), True)
         report.fetched = fetched.count
-        report.inserted = _count(self.session, obj.table, self.source) - before
+        report.inserted = _inserted(self.session, obj.table, self.source, before, table.changed)
         report.updated = table.changed - report.inserted
         handed = fetched.handed()
         report.rejected = [
@@ -646,7 +653,7 @@ def sync_csv(
     }
     imported = import_csv(session, source, spec, base_dir, currency)
     for table in imported.tables:
-        inserted = _count(session, table.table, source) - before[table.table]
+        inserted = _inserted(session, table.table, source, before[table.table], table.changed)
         before[table.table] += inserted
         result = ObjectReport(table.file, table.table, fetched=table.read, finished=True)
         result.inserted = inserted
