@@ -41,6 +41,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -608,8 +609,20 @@ def main() -> None:
         " another team, each in a new process as `kpibot sync`, each publish timed",
     )
     args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        run(args, args.keep)
+        return
+    # The data of a run at 1M (1.4 GB: the CSV files, the store, its snapshots) goes with it.
+    folder = Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
+    try:
+        run(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
+    """The benchmark, its data in ``folder``."""
     figures: dict[str, Any] = {
         "machine": machine(),
         "load_average_start": load_average(),

@@ -3,6 +3,7 @@ sync's new facts are swapped in only when ready, and a damaged snapshot is rebui
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
 import logging
@@ -144,8 +145,11 @@ def folder() -> Iterator[Path]:
 
 @functools.cache
 def _migrated() -> Path:
-    """An empty migrated store, copied by each example: migrating takes longer than a test."""
-    path = Path(tempfile.mkdtemp(prefix="kpibot-migrated-")) / "kpibot.db"
+    """An empty migrated store, copied by each example: migrating takes longer than a test.
+    Its folder goes when the tests' process ends."""
+    folder = tempfile.mkdtemp(prefix="kpibot-migrated-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "kpibot.db"
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     engine.dispose()
