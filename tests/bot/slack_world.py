@@ -3,6 +3,7 @@ built from settings whose Web API base URL is the fake's, and helpers to sign re
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import tempfile
@@ -88,9 +89,10 @@ _TEMPLATE: dict[str, Path] = {}
 
 def _demo_files() -> Path:
     """The demo company's config and store, built once per test session (it takes seconds)
-    and copied into each test's directory."""
+    and copied into each test's directory; removed when the session's process ends."""
     if "dir" not in _TEMPLATE:
         base = Path(tempfile.mkdtemp(prefix="kpibot-slack-demo-"))
+        atexit.register(shutil.rmtree, base, True)
         write_demo_config(base / "kpibot.yaml", today=TODAY)
         settings = load_settings(base / "kpibot.yaml", {})
         engine = make_engine(settings.database_url)
