@@ -4,6 +4,7 @@ itself, run over random values of every type the columnar read takes."""
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,14 @@ def test_an_arrow_columns_cells_are_those_cell_makes_of_its_values(
     column = data.draw(st.lists(st.one_of(st.none(), values), max_size=30))
     assert text_convertible(kind)
     assert text_cells(pa.array(column, kind)).to_pylist() == [cell(value) for value in column]
+
+
+def test_text_is_trimmed_of_what_str_strip_removes_at_every_code_point() -> None:
+    # Each code point (but the surrogates, which UTF-8 cannot carry) around a letter, both
+    # sides: the cell is what str.strip() leaves, whatever the running Python's Unicode.
+    points = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    texts = [f"{c}{c}x{c}" for c in points]
+    assert text_cells(pa.array(texts, pa.string())).to_pylist() == [t.strip() for t in texts]
 
 
 @given(st.lists(st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False))))
