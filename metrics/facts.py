@@ -24,6 +24,15 @@ int64 minor units of the base currency, ``rep``/``team``/``region`` are categori
 The shell's tables may carry more columns that no KPI reads: the store's ``id`` of each row
 and its owner's ``rep_id`` (-1 for none), which its refresh after a sync finds rows by.
 
+A deal or a lead deleted since the facts were loaded whole may still have its row, **emptied**:
+the refresh after a sync leaves it in place (``bot.store.facts_merge``), so that the rows after
+it keep their places and the indexes are patched rather than built again. Every column of an
+emptied row but its id is empty (no status, no dates, no owner, no account, no channel, no
+probability; an amount of 0 and a ``rep_id`` of -1), so that no KPI counts it: every one
+selects deals by status or a date and leads by a date, scopes by owner, cuts by account or
+channel. ``LIVE_COLUMNS`` names the column that tells a record from an emptied row;
+``deal_rows`` finds records only.
+
 ``history`` gives the same facts with the opportunities as they stood at the end of a past day,
 as far as the recorded history goes, so that a level read in the past (pipeline, forecast) is
 not rebuilt from records that already know the outcome.
@@ -52,6 +61,8 @@ SLIP_COLUMNS = ("id", "name", "date", "days", "amount", "rep", "team", "region")
 ACCOUNT_COLUMNS = ("id", "name", "segment")
 # Rows kept by a restriction of the facts (``Facts.restricted``): a boolean mask per table cut.
 Selection = dict[str, np.ndarray]
+# The column every record of a table holds and an emptied row (above) does not.
+LIVE_COLUMNS = {"opportunities": "status", "leads": "created"}
 
 
 def day(d: date) -> np.datetime64:
@@ -204,12 +215,14 @@ class Facts:
 
     def deal_rows(self, ids: np.ndarray) -> np.ndarray:
         """The row positions in ``opportunities`` of those of the deals ``ids`` that are there
-        (a binary search each: no pass over every deal)."""
+        (a binary search each: no pass over every deal); a deleted deal's emptied row is not."""
         ordered, order = self._deal_ids
         at = np.searchsorted(ordered, ids)
         found = at < len(ordered)
         found[found] = ordered[at[found]] == ids[found]
-        return at[found] if order is None else order[at[found]]
+        rows = at[found] if order is None else order[at[found]]
+        live = self.opportunities[LIVE_COLUMNS["opportunities"]].take(rows).notna().to_numpy()
+        return rows[live]
 
     def pipeline(self, scope: Scope, period: Period) -> int:
         """``scope``'s open amount closing in ``period`` (minor units), kept: a waterfall's

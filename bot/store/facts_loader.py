@@ -35,6 +35,7 @@ from sqlalchemy.types import TypeEngine
 
 from bot.store.database import VersionStamp, sqlite_file, version_stamp, version_token
 from bot.store.day_numbers import day_number
+from bot.store.facts_merge import Merged, merged, patched, same_categories
 from bot.store.facts_snapshot import TABLES, Snapshots, SnapshotUnreadable, snapshot_key
 from bot.store.history import (
     changed_between,
@@ -58,7 +59,7 @@ from bot.store.models import (
 )
 from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
 from bot.worded import WordedError
-from metrics.facts import SLIP_COLUMNS, DealHistory, Facts
+from metrics.facts import LIVE_COLUMNS, SLIP_COLUMNS, DealHistory, Facts
 from metrics.kpis import prepare_indexes, usual_scopes
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -524,101 +525,14 @@ def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...
     ]
 
 
-class _Merged(NamedTuple):
-    frame: pd.DataFrame
-    # The positions of the rows updated or added, ascending, when every other row kept its
-    # position (what ``metrics.index_patch`` patches indexes by); None: rows moved.
-    written: np.ndarray | None
-
-
-def _merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray) -> _Merged:
-    """``old`` (ordered by id, each once) without the rows ``touched`` (changed or gone), with
-    ``changed`` in their place: still ordered by id. What a sync usually does (rows updated,
-    new ones with the highest ids) keeps every other row where it was: the columns whose
-    values changed are copied and patched at the updated rows, the others stay the old ones
-    (a snapshot's are shared with the mapped file), and the new rows are added at the end.
-    Otherwise the positions are worked out on the ids, and the columns are copied twice (the
-    concatenation, the take)."""
-    ids = old["id"].to_numpy()
-    held = int(np.count_nonzero(_held(ids, np.unique(touched))))
-    if changed.empty and not held:
-        return _Merged(old, np.zeros(0, dtype=np.int64))
-    old, changed = _same_categories(old, changed)
-    changed = changed.take(np.argsort(changed["id"].to_numpy(), kind="stable"))
-    changed = changed.reset_index(drop=True)
-    new_ids = changed["id"].to_numpy()
-    places = np.searchsorted(ids, new_ids)
-    found = _held(ids, new_ids)
-    # changed ⊆ touched: as many found as touched ids held means no row of old goes.
-    in_place = (
-        int(found.sum()) == held
-        and (found.all() or not len(ids) or int(new_ids[~found].min()) > int(ids[-1]))
-        and list(old.columns) == list(changed.columns)
-        and all(old[c].dtype == changed[c].dtype for c in old.columns)
-    )
-    if in_place:
-        updated = _patched(old, places[found], changed[found])
-        added = changed[~found]
-        written = np.concatenate([places[found], len(old) + np.arange(len(added))])
-        if len(added):
-            return _Merged(pd.concat([updated, added], ignore_index=True), written)
-        return _Merged(updated, written)
-    kept = np.flatnonzero(~old["id"].isin(touched).to_numpy())
-    where = np.searchsorted(ids[kept], new_ids)
-    index = np.insert(kept, where, len(old) + np.arange(len(changed)))
-    both = pd.concat([old, changed], ignore_index=True) if len(changed) else old
-    return _Merged(both.take(index).reset_index(drop=True), None)
-
-
-def _held(ids: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Whether each of ``keys`` is among ``ids`` (ascending): by binary searches, in time
-    proportional to the keys, not to the ids."""
-    places = np.searchsorted(ids, keys)
-    found = places < len(ids)
-    found[found] = ids[places[found]] == keys[found]
-    return found
-
-
-def _patched(old: pd.DataFrame, places: np.ndarray, rows: pd.DataFrame) -> pd.DataFrame:
-    """``old`` with ``rows`` (same columns and dtypes) written at row positions ``places``:
-    a column none of whose values there differ is ``old``'s own, not a copy."""
-    columns: dict[str, Any] = {}
-    for name in old.columns:
-        before = old[name]
-        after = rows[name].array
-        if pd.Series(before.array.take(places)).equals(pd.Series(after)):
-            columns[name] = before
-            continue
-        values = before.array.copy()
-        values[places] = after
-        columns[name] = pd.Series(values, copy=False)
-    return pd.DataFrame(columns, columns=old.columns, copy=False)
-
-
 def _replaced_slips(old: pd.DataFrame, changed: pd.DataFrame, deals: np.ndarray) -> pd.DataFrame:
     """The pushes of ``old`` but those of ``deals``, with ``changed`` (their pushes now) in
     their place, by day then deal (each deal's in push order: the sort is stable)."""
     if not len(deals):
         return old
-    old, changed = _same_categories(old, changed)
+    old, changed = same_categories(old, changed)
     kept = old[~old["id"].isin(deals).to_numpy()]
     return _by_day_and_deal(pd.concat([kept, changed], ignore_index=True))
-
-
-def _same_categories(old: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both frames with the union of each categorical column's categories: a concatenation of
-    categoricals that differ would turn the column into Python strings (a new lead source
-    in a sync would cost every lead a string). Codes are kept; only the categories grow."""
-    for column in old.columns:
-        before, after = old[column].dtype, changed[column].dtype
-        if not (isinstance(before, pd.CategoricalDtype) and isinstance(after, pd.CategoricalDtype)):
-            continue
-        if before.categories.equals(after.categories):
-            continue
-        union = before.categories.union(after.categories)
-        old = old.assign(**{column: old[column].cat.set_categories(union)})
-        changed = changed.assign(**{column: changed[column].cat.set_categories(union)})
-    return old, changed
 
 
 def _moved_reps(before: pd.DataFrame, now: pd.DataFrame) -> np.ndarray:
@@ -638,30 +552,30 @@ def _moved_reps(before: pd.DataFrame, now: pd.DataFrame) -> np.ndarray:
 
 
 def _placed_again(
-    merged: _Merged, moved: np.ndarray, place: Callable[[pd.DataFrame], pd.DataFrame]
-) -> _Merged:
-    """``merged`` with the rows of the reps ``moved`` placed again by ``place`` (the reader's,
+    table: Merged, moved: np.ndarray, place: Callable[[pd.DataFrame], pd.DataFrame]
+) -> Merged:
+    """``table`` with the rows of the reps ``moved`` placed again by ``place`` (the reader's,
     among today's reps), its owner columns then typed exactly as ``place`` types them (today's
     names as categories, as a whole load). When the merge kept every other row in place,
     those rows are patched in and written like changed ones, so that the indexes are patched
     too: a new rep, or one moving team, costs their rows, not the table. Otherwise every row
     is placed again."""
-    frame, written = merged
+    frame, written = table
     if written is None or not _categorical(frame):
         # A shallow copy: the old facts' frames are still being answered from.
-        return _Merged(place(frame.copy(deep=False)), None)
+        return Merged(place(frame.copy(deep=False)), None)
     rows = np.flatnonzero(np.isin(frame["rep_id"].to_numpy(), moved))
     again = place(frame.take(rows).reset_index(drop=True))
     if len(rows):
-        frame, placed = _same_categories(frame, again)
-        frame = _patched(frame, rows, placed)
+        frame, placed = same_categories(frame, again)
+        frame = patched(frame, rows, placed)
         written = np.union1d(written, rows)
     frame = frame.copy(deep=False)
     for column in ("rep", "team", "region"):
         if frame[column].dtype != again[column].dtype:
             # No row holds a name that is not today's any more: those rows were placed again.
             frame[column] = frame[column].cat.set_categories(again[column].cat.categories)
-    return _Merged(frame, written)
+    return Merged(frame, written)
 
 
 def _categorical(frame: pd.DataFrame) -> bool:
@@ -715,9 +629,12 @@ def _refreshed(
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
     deals = _touched(engine, Opportunity, "opportunities", since)
-    opps = _merged(old.opportunities, reader.opportunities(Opportunity.changed_in > since), deals)
+    changed_deals = reader.opportunities(Opportunity.changed_in > since)
+    opps = merged(old.opportunities, changed_deals, deals, LIVE_COLUMNS["opportunities"])
     lead_ids = _touched(engine, Lead, "leads", since)
-    leads = _merged(old.leads, reader.leads(Lead.changed_in > since), lead_ids)
+    leads = merged(
+        old.leads, reader.leads(Lead.changed_in > since), lead_ids, LIVE_COLUMNS["leads"]
+    )
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
     slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
     spend, surveys = old.spend, old.surveys

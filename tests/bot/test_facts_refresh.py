@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bot.store import database, facts_loader, facts_snapshot
+from bot.store import database, facts_loader, facts_merge, facts_snapshot
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.facts_snapshot import Snapshots
@@ -53,6 +54,7 @@ from tests.bot.test_facts_snapshot import (
     _won,
     assert_same_facts,
     companies,
+    records,
     stamp,
 )
 from tests.metrics.test_index_patch import assert_same_indexes
@@ -103,7 +105,9 @@ def test_facts_refreshed_by_changes_equal_facts_loaded_from_scratch(steps, fresh
                     writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder, "k"))
                 refreshed = writer.refresh()
                 assert_same_facts(
-                    refreshed, load_facts(engine, "EUR", RATES, 0.5), exact_categories=False
+                    records(refreshed),
+                    load_facts(engine, "EUR", RATES, 0.5),
+                    exact_categories=False,
                 )
                 # Its indexes, patched or built, are those built again from the facts.
                 published = Snapshots(folder, "k").path(stamp(engine, refreshed.version))
@@ -335,6 +339,46 @@ def test_a_sync_that_updates_and_adds_deals_publishes_their_indexes_patched(fold
     assert nice.between(None, None, ("amount",))["amount"].tolist() == [20_000, 15_000]
 
 
+def test_a_sync_that_deletes_rows_empties_them_in_place_and_patches_the_indexes(
+    folder, monkeypatch
+):
+    engine = _engine(folder)
+    company = _two_teams(_deal("O1", "100"), _deal("O2", "200", owner="R2"), _deal("O3", "50"))
+    company["leads"] = _leads(3)
+    sync(engine, company)
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    before = writer.refresh()
+    company["opportunities"].pop(1)  # O2, Nice's only deal
+    company["leads"].pop(0)  # L0, deleted outright
+    sync(engine, company)
+    built = facts_snapshot.prepared_indexes
+
+    def never(facts: Facts, table: str) -> TableIndexes:
+        raise AssertionError(f"the {table}' indexes were built again")
+
+    monkeypatch.setattr(facts_snapshot, "prepared_indexes", never)
+    after = writer.refresh()
+    # Every row where it was: the deleted deal's and lead's emptied, found by no deal lookup.
+    assert after.opportunities["id"].tolist() == before.opportunities["id"].tolist()
+    assert after.opportunities["status"].isna().tolist() == [False, True, False]
+    assert after.opportunities["amount"].tolist() == [10_000, 0, 5_000]
+    assert after.leads["created"].isna().tolist() == [True, False, False]
+    assert after.deal_rows(before.opportunities["id"].to_numpy()).tolist() == [0, 2]
+    published = Snapshots(folder / "s", "k").path(stamp(engine, 2))
+    for table in INDEXED_TABLES:
+        indexes = read_indexes(published, table, 3)
+        assert indexes is not None
+        assert_same_indexes(indexes, built(after, table))
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
+    assert served.children(Scope.company(), Level.TEAM) == [
+        Scope(Level.TEAM, "Lyon"),
+        Scope(Level.TEAM, "Nice"),
+    ]
+    nice = served.ordered("opportunities", Scope(Level.TEAM, "Nice"), "close")
+    assert nice.between(None, None, ("amount",))["amount"].tolist() == []
+
+
 def assert_linked_files_mostly_used(folder: Path, table: str) -> None:
     """The index data files a snapshot holds from earlier ones (all but the newest) hold at
     most twice the bytes of the arrays it reads from them."""
@@ -535,11 +579,13 @@ def test_each_kind_of_change_is_refreshed_on_every_store(store, tmp_path, monkey
         monkeypatch.setattr(facts_loader, "_loaded", whole)
         refreshed = writer.refresh()
         monkeypatch.setattr(facts_loader, "_loaded", loaded)
-        assert_same_facts(refreshed, load_facts(store, "EUR", RATES, 0.5))
+        assert_same_facts(records(refreshed), load_facts(store, "EUR", RATES, 0.5))
     facts = writer.get()
     assert _won(facts) == 40_000
     assert set(facts.opportunities["team"].astype(str)) == {"Nice"}
-    assert facts.leads.empty
+    # The lead deleted outright: its row emptied in place (the deal deleted came back).
+    assert facts.leads["created"].isna().tolist() == [True]
+    assert records(facts).leads.empty
 
 
 def _frame(ids: list[int], seed: int) -> pd.DataFrame:
@@ -560,37 +606,59 @@ def _frame(ids: list[int], seed: int) -> pd.DataFrame:
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     held=st.sets(st.integers(1, 40), max_size=25),
     touched=st.sets(st.integers(1, 60), max_size=12),
     gone=st.sets(st.integers(1, 60), max_size=4),
+    emptied=st.sets(st.integers(1, 40), max_size=3),
+    fewest=st.integers(0, 6),
     seed=st.integers(0, 2**16),
 )
-def test_rows_merged_into_facts_are_those_a_straightforward_merge_gives(held, touched, gone, seed):
-    """``_merged`` against the plain reading of a refresh: the old rows but the touched ones,
-    the changed rows added, ordered by id. When rows are only updated, the columns whose
-    values did not change are the old frame's own."""
+def test_rows_merged_into_facts_are_those_a_straightforward_merge_gives(
+    held, touched, gone, emptied, fewest, seed
+):
+    """``merged`` against the plain reading of a refresh: the old records but the touched ones,
+    the changed rows added, ordered by id. When rows are only updated, added after the old
+    ones or deleted, every other row stays where it was: a deleted one emptied in place, until
+    the emptied rows (``emptied``: those of an earlier refresh) pass the share and the count
+    (``fewest``), when all of them are dropped; the columns whose values did not change are the
+    old frame's own."""
     old = _frame(sorted(held), seed)
+    earlier = old["id"].isin(emptied).to_numpy()
+    if earlier.any():
+        old = facts_merge.patched(
+            old, np.flatnonzero(earlier), facts_merge._emptied(old[earlier]).reset_index(drop=True)
+        )
     changed = _frame(sorted(touched - gone), seed + 1).sample(frac=1, random_state=seed)
     if len(changed):  # a new category in a sync
         changed["team"] = changed["team"].cat.add_categories(["Brest"])
         changed.loc[changed.index[0], "team"] = "Brest"
     both = np.asarray(sorted(touched | gone), dtype="int64")
-    merged, written = facts_loader._merged(old, changed, both)
-    expected = pd.concat([old[~old["id"].isin(both)], changed], ignore_index=True)
+    with mock.patch.object(facts_merge, "_FEWEST_DROPPED", fewest):
+        merged, written = facts_merge.merged(old, changed, both, "close")
+    live = old["close"].notna().to_numpy()
+    expected = pd.concat([old[live & ~old["id"].isin(both)], changed], ignore_index=True)
     expected["team"] = expected["team"].astype("object")
     expected = expected.sort_values("id", kind="stable").reset_index(drop=True)
-    pd.testing.assert_frame_equal(merged.astype({"team": "object"}), expected)
+    records = merged[merged["close"].notna()].reset_index(drop=True)
+    pd.testing.assert_frame_equal(records.astype({"team": "object"}), expected)
     assert isinstance(merged["team"].dtype, pd.CategoricalDtype)
-    # Rows only updated, new ones after the old: the others stay where they were.
     added = touched - gone
-    in_place = not held & gone and all(i in held or i > max(held, default=0) for i in added)
+    deleted = (held & (touched | gone)) - added
+    empty = len(held & emptied) + len(deleted)
+    untouched = not added and not held & (touched | gone)  # the old frame as it is
+    dropping = not untouched and empty > max(fewest, 0.05 * (len(held) + len(added)))
+    in_place = all(i in held or i > max(held, default=0) for i in added) and not dropping
     assert (written is not None) == in_place
-    if written is not None:
-        assert written.tolist() == np.flatnonzero(merged["id"].isin(added)).tolist()
-        others = np.setdiff1d(np.arange(len(old)), written)
-        assert merged["id"].to_numpy()[others].tolist() == old["id"].to_numpy()[others].tolist()
+    if written is None:
+        assert merged["close"].notna().all()  # every emptied row dropped
+        return
+    # Rows only updated, emptied or new ones after the old: the others stay where they were.
+    assert merged["id"].tolist() == [*sorted(held), *sorted(added - held)]
+    assert written.tolist() == np.flatnonzero(merged["id"].isin(added | deleted)).tolist()
+    gone_rows = merged[merged["id"].isin((held & emptied | deleted) - added).to_numpy()]
+    pd.testing.assert_frame_equal(gone_rows, facts_merge._emptied(gone_rows))
     if touched <= held and not held & gone and len(old):
         updated = sorted(touched)
         before = old.set_index("id").loc[updated]

@@ -41,7 +41,7 @@ from bot.store.models import Lead, Opportunity, Rep, Spend, Survey, Team
 from bot.store.upsert import ids_by_source_id, upsert
 from metrics.answers import answer
 from metrics.evaluation import Policy
-from metrics.facts import Facts
+from metrics.facts import LIVE_COLUMNS, Facts
 from metrics.kpis import KPIS, usual_scopes
 from metrics.periods import Grain, period_containing
 from metrics.query import Query
@@ -192,6 +192,17 @@ def _missing_as_none(frame: pd.DataFrame, exact_categories: bool = True) -> pd.D
         if out[column].dtype == object:
             out[column] = out[column].where(out[column].notna(), None)
     return out
+
+
+def records(facts: Facts) -> Facts:
+    """``facts`` without the rows a refresh emptied in place for records deleted
+    (``metrics.facts``): what a whole load of the same store holds."""
+    tables = {
+        table: frame[frame[column].notna().to_numpy()].reset_index(drop=True)
+        for table, column in LIVE_COLUMNS.items()
+        if not (frame := getattr(facts, table))[column].notna().all()
+    }
+    return facts._without_caches(**tables) if tables else facts
 
 
 def assert_same_facts(mapped: Facts, loaded: Facts, exact_categories: bool = True) -> None:
