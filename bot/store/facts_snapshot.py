@@ -93,9 +93,11 @@ def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
         stored[column] = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
         stored[column + _MISSING] = values.isna().view("uint8")
     # One batch, even of no rows: it carries the categories of an empty table. Through a
-    # table, whose columns may be chunked (pandas' Arrow strings after a refresh's merge).
+    # table, whose columns may be chunked (pandas' Arrow strings after a refresh's merge);
+    # a column of one chunk is taken as it is (combining copies it: 0.13-0.2 s a table at
+    # a million rows, at every publish).
     table = pa.Table.from_pandas(stored, preserve_index=False)
-    arrays = [column.combine_chunks() for column in table.columns]
+    arrays = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
     batch = pa.RecordBatch.from_arrays(arrays, schema=table.schema)
     metadata = dict(batch.schema.metadata or {})
     metadata[_DATES] = json.dumps(dates).encode()
