@@ -18,7 +18,7 @@ import pandas as pd
 
 # Emptied rows are dropped (every row after them shifted, the indexes built again) once they
 # pass both a share of the table and a count: 100 deletions among a million deals stay
-# emptied; the rows a CRM's clean-up deletes by thousands are dropped at once.
+# emptied; a clean-up in the CRM deleting a twentieth of a table is dropped at once.
 _EMPTIED_SHARE = 0.05
 _FEWEST_DROPPED = 1_000
 # An emptied row's integers: no amount, no owner (the shell's "rep_id" of a row without one).
@@ -34,8 +34,8 @@ class Merged(NamedTuple):
 
 def merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: str) -> Merged:
     """``old`` (ordered by id, each once) with the rows ``touched`` (changed or gone)
-    replaced by ``changed`` (ordered by id too), and the rows gone emptied in place or
-    dropped. ``live`` is the column every record holds and an emptied row does not
+    replaced by ``changed`` and the rows gone emptied in place or dropped: still ordered by
+    id. ``live`` is the column every record holds and an emptied row does not
     (``metrics.facts.LIVE_COLUMNS``).
 
     What a sync usually does (rows updated, new ones with the highest ids, a few deleted)
@@ -60,7 +60,7 @@ def merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: 
         (found.all() or not len(ids) or int(new_ids[~found].min()) > int(ids[-1]))
         and list(old.columns) == list(changed.columns)
         and all(old[c].dtype == changed[c].dtype for c in old.columns)
-        and not emptied > max(_FEWEST_DROPPED, _EMPTIED_SHARE * (len(old) + len(changed)))
+        and emptied <= max(_FEWEST_DROPPED, _EMPTIED_SHARE * (len(old) + len(changed)))
     )
     if in_place:
         rows = pd.concat([changed[found], _emptied(old.take(np.searchsorted(ids, gone)))])
