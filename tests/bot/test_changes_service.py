@@ -5,6 +5,7 @@ after the day asked for."""
 from __future__ import annotations
 
 import csv
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bot.importers.csv_import import import_csv
 from bot.service import KpiService
 from bot.settings import Settings, load_settings
 from bot.store.database import session_factory, transaction
+from bot.store.facts_loader import snapshot_folder
 from bot.store.models import OpportunityHistory
 from metrics.waterfall import Movement
 from tests.bot.test_history import SOURCE
@@ -129,3 +131,34 @@ def test_a_pushed_close_date_is_a_slip_in_the_facts_and_the_kpi(service: KpiServ
     ]
     answer = service.ask(f"glissements {now.date().isoformat()[:7]}", now)
     assert (answer.value.value, answer.value.sample) == (500, 1)
+
+
+def test_a_deal_deleted_while_the_facts_were_held_moves_as_from_facts_loaded_whole(
+    store: Engine, tmp_path: Path
+) -> None:
+    _import(store, tmp_path, BEFORE)
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    with store.begin() as connection:
+        connection.execute(update(OpportunityHistory).values(valid_from=ten_days_ago))
+    held = KpiService(_settings(tmp_path), store)
+    assert len(held.snapshot().facts.opportunities) == 3
+    _import(store, tmp_path, AFTER)  # d3 deleted: its row emptied in the facts refreshed
+
+    held.snapshot()  # sees the change: the facts are refreshed in the background
+    held.wait_for_facts()
+    refreshed = held.snapshot().facts
+    assert refreshed.version == 2 and refreshed.opportunities["status"].isna().sum() == 1
+    folder = snapshot_folder(store)
+    if folder is not None:  # what was published from the facts refreshed: loaded whole instead
+        shutil.rmtree(folder)
+    whole = KpiService(_settings(tmp_path), store)
+    assert whole.snapshot().facts.opportunities["status"].notna().all()
+    now = datetime.now(UTC)
+    for question in ("pipeline changes 2026-Q4 since last week", "pipeline 2026-Q4", "forecast"):
+        query = held.parse(question, now)
+        if query.since is not None:
+            assert held.changes(query, now) == whole.changes(query, now)
+        else:
+            assert held.answer(query, now) == whole.answer(query, now)
+    removed = held.changes(held.parse("pipeline changes 2026-Q4 since last week", now), now)
+    assert removed.waterfall.step(Movement.REMOVED).amount == -30_000
