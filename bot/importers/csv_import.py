@@ -114,6 +114,7 @@ from bot.importers.reasons import Reason
 from bot.importers.values import KINDS_BY_NAME, Parser, field_limit, parser
 from bot.settings import ColumnMap, ConfigError, ConfigProblem, CsvSource
 from bot.store.database import bump_data_version
+from bot.store.first_load import written_once
 from bot.store.models import Base
 from bot.store.upsert import (
     KeyRuns,
@@ -718,6 +719,7 @@ def import_csv(
         unreadable: list[Unreadable] = []
         return _read(plan, read_blocks(form, body, unreadable), unreadable)
 
+    written_once(session)  # before anything is written
     # The next file is read on a second thread while this one is written: SQLite's writes
     # and pyarrow's reading release the GIL, so the two overlap on two cores. One file ahead
     # at most, so memory holds no more than two files' values.

@@ -50,6 +50,7 @@ from bot.sources.connector import (
 )
 from bot.sources.owners import RepMatcher, merge_matched
 from bot.store.database import bump_data_version
+from bot.store.first_load import written_once
 from bot.store.models import Base, Rep
 from bot.store.moments import as_utc
 from bot.store.sync_models import SyncState
@@ -485,6 +486,7 @@ def sync_connector(
     """Pull every object of ``connector`` into the store under ``source``; an error is kept
     in ``sync_state`` worded by ``fmt`` (the organisation's language), for ``kpibot status``."""
     report = SourceReport(source, kind, full)
+    written_once(session)  # before anything is written
     state = _State(session, source)
     calls_before = connector.calls
     records = RecordImport(session, source)

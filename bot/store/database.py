@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store.changes import KEPT_VERSIONS, forget_before, stamp
+from bot.store.first_load import back_to_wal, enter_wal
 from bot.store.history import record_history, utc
 from bot.store.models import DataVersion, VersionToken
 from bot.store.sqlite_staging import detach_staged
@@ -78,17 +79,22 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_connection, record):  # type: ignore[no-untyped-def]
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             # Before the journal mode: switching a new file to WAL writes its first page.
             cursor.execute(f"PRAGMA page_size={STORE_PAGE_BYTES}")
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+            enter_wal(dbapi_connection, record.info)
 
-        # A large upsert's rows are read from a staging database attached to the connection
-        # (bot.store.sqlite_staging), which only the end of its transaction lets go of.
-        event.listen(engine, "checkin", lambda dbapi, record: detach_staged(dbapi, record.info))
+        @event.listens_for(engine, "checkin")
+        def _returned(dbapi_connection, record):  # type: ignore[no-untyped-def]
+            # A large upsert's rows are read from a staging database attached to the
+            # connection (bot.store.sqlite_staging), which only the end of its transaction
+            # lets go of; a first load left WAL for its transaction (bot.store.first_load).
+            detach_staged(dbapi_connection, record.info)
+            back_to_wal(dbapi_connection, record.info)
+
         return engine
     return create_engine(url, pool_pre_ping=True)
 

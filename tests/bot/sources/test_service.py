@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bot.sources.connector import Budget, Record, SourceError, SourceObject
 from bot.sources.progress import SyncProgress
+from tests.bot.journal_support import journal_of, journal_while_writing
 from tests.bot.sources.crm_support import by_name, make_store
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -106,3 +107,16 @@ def test_progress_is_a_bar_with_the_crm_total_on_a_terminal_and_plain_lines_in_a
         "  deals: 1000 of 4000 fetched\n  deals: 4000 of 4000 fetched, done\n"
         "  leads: 1500 fetched, done\n"
     )
+
+
+def test_a_first_sync_is_written_through_a_rollback_journal_and_a_later_one_through_wal(
+    tmp_path: Path,
+):
+    store = make_store(tmp_path)
+    modes = journal_while_writing(store.engine, "opportunities")
+    deal = {"id": "d1", "owner": "u1", "stage": "Won", "amount": 100, "close_date": "2026-11-03"}
+    store.sync("mem", "memory", Memory([deal]))
+    assert modes == ["delete"] and journal_of(tmp_path / "kpibot.db") == "wal"
+    store.sync("mem", "memory", Memory([{**deal, "amount": 200}]))
+    assert modes == ["delete", "wal"] and journal_of(tmp_path / "kpibot.db") == "wal"
+    assert store.rows("SELECT amount FROM opportunities") == [(200,)]
