@@ -18,7 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
+from bot.importers import csv_import
 from bot.rendering import validate_blocks
+from bot.store import first_load
 from metrics.kpis import KPIS
 from metrics.periods import Grain, period_containing
 
@@ -335,7 +337,18 @@ def test_check_config_accepts_the_demo_config(demo: Path) -> None:
     assert "OK" in result.output
 
 
-def test_import_reports_bad_rows_and_keeps_the_good_ones(tmp_path: Path) -> None:
+def test_import_reports_bad_rows_and_keeps_the_good_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `kpibot import` leaves no other connection open beside its write, so that its first
+    # load is written through a rollback journal (bot.store.first_load); the second is not.
+    switched: list[bool] = []
+
+    def recorded(session: Any) -> bool:
+        switched.append(first_load.written_once(session))
+        return switched[-1]
+
+    monkeypatch.setattr(csv_import, "written_once", recorded)
     (tmp_path / "deals.csv").write_text(
         "id,owner,stage,amount,created,closed\n"
         "d1,Ann,Won,1000,2026-07-01,2026-07-20\n"
@@ -377,6 +390,8 @@ import:
     assert [p.name.split("-")[0] for p in published.iterdir() if p.is_dir()] == [
         "v1"
     ]  # nothing changed
+    assert switched == [True, False]
+    assert sql(config, "PRAGMA journal_mode") == [("wal",)]
 
 
 def test_import_says_why_rows_were_skipped_in_the_organisation_s_language(

@@ -26,7 +26,9 @@ from sqlalchemy import Engine, create_engine, text
 from bot.cli import main
 from bot.importers.csv_import import RecordImport
 from bot.settings import SqlSource, load_settings
+from bot.sources import service
 from bot.sources.sql import SqlConnector
+from bot.store import first_load
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -200,6 +202,25 @@ def test_full_then_incremental_sync_with_counts_rejections_and_a_kpi(warehouse: 
     status = warehouse.cli("status")
     assert "Source warehouse:" in status.stdout
     assert "high-water mark 2026-11-21 10:10 CET" in status.stdout
+
+
+def test_the_first_kpibot_sync_has_the_store_to_itself_for_its_first_load(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+):
+    """``kpibot sync`` leaves no other connection open beside its write, so that a first sync
+    is written through a rollback journal (``bot.store.first_load``); later ones are not."""
+    switched: list[bool] = []
+
+    def recorded(session: Any) -> bool:
+        switched.append(first_load.written_once(session))
+        return switched[-1]
+
+    monkeypatch.setattr(service, "written_once", recorded)
+    assert warehouse.cli("sync").exit_code == 0
+    assert warehouse.cli("sync").exit_code == 0
+    assert switched == [True, False]
+    assert warehouse.store("PRAGMA journal_mode") == [("wal",)]
+    assert warehouse.store("SELECT count(*) FROM opportunities") == [(4,)]
 
 
 def test_dry_run_prints_the_counts_and_writes_nothing(warehouse: Warehouse):
