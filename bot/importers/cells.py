@@ -24,9 +24,10 @@ from bot.importers.reasons import CellError, Reason
 from bot.importers.values import Parser, check_storable
 from metrics.limits import FIRST_DATE, LAST_DATE
 
-# A character outside printable ASCII: the cell goes to the reference rules (which also turn
-# control characters into spaces, refuse NUL and report bytes not in the file's encoding).
-_IRREGULAR = r"[^ -~]"
+# Printable ASCII, the bytes from " " to "~": a cell with any other byte goes to the reference
+# rules (which also turn control characters into spaces, refuse NUL and report bytes not in the
+# file's encoding).
+_PRINTABLE_FIRST, _PRINTABLE_COUNT = 0x20, 0x7F - 0x20
 # Amounts of these shapes convert exactly through pyarrow's correctly rounded cast (as through
 # Decimal then float) and are far below the largest amount kpibot holds (metrics.limits).
 _PLAIN_AMOUNT = {".": r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$", ",": r"^-?[0-9]{1,12}(,[0-9]{1,6})?$"}
@@ -96,7 +97,7 @@ def read_cells(
     if pa.types.is_date32(cells.type):
         return {rules.field: _dates(rules, cells, failures)}
     count = len(cells)
-    regular = ~flags(pc.match_substring_regex(cells, _IRREGULAR))
+    regular = ~_irregular(cells)
     trimmed = pc.utf8_trim(cells, " ")
     empty = regular & flags(pc.equal(trimmed, pa.scalar("")))
     if rules.required:
@@ -170,6 +171,29 @@ def as_text(cells: pa.Array[Any]) -> pa.Array[Any]:
         text: pa.Array[Any] = pc.cast(cells, pa.string()).fill_null("")
         return text
     return cells
+
+
+def _irregular(cells: pa.Array[Any]) -> Mask:
+    """True for the cells holding a byte outside printable ASCII. One pass over the column's
+    bytes, each irregular byte placed among the cells' offsets: a regular expression per cell
+    (pyarrow's ``match_substring_regex``) took a third of the time of reading a block."""
+    width = np.dtype(np.int64 if pa.types.is_large_string(cells.type) else np.int32)
+    _validity, offsets_buffer, data_buffer = cells.buffers()
+    irregular = np.zeros(len(cells), dtype=bool)
+    if offsets_buffer is None or data_buffer is None:
+        return irregular
+    offsets = np.frombuffer(
+        memoryview(offsets_buffer),
+        dtype=width,
+        count=len(cells) + 1,
+        offset=cells.offset * width.itemsize,
+    )
+    data = np.frombuffer(memoryview(data_buffer), dtype=np.uint8)[offsets[0] : offsets[-1]]
+    # Bytes below " " wrap around to the top: one comparison finds both ends.
+    outside = np.flatnonzero((data - np.uint8(_PRINTABLE_FIRST)) >= _PRINTABLE_COUNT)
+    if len(outside):
+        irregular[np.searchsorted(offsets, outside + offsets[0], side="right") - 1] = True
+    return irregular
 
 
 def flags(values: Any) -> Mask:

@@ -172,7 +172,8 @@ def straightforward(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every block read row by row by the csv module, every cell by the reference parsers."""
     with monkeypatch.context() as patched:
         patched.setattr(csv_blocks, "_split", lambda *_args: None)
-        patched.setattr(cells, "_IRREGULAR", "^")  # every cell, the empty one too
+        # Every cell, the empty one too.
+        patched.setattr(cells, "_irregular", lambda column: np.ones(len(column), dtype=bool))
         yield
 
 
@@ -272,3 +273,29 @@ def test_the_next_block_is_made_while_one_is_read_and_closed_when_a_read_fails()
 
     with pytest.raises(ConnectionError, match="the connection dropped"):
         csv_import._read(plan, failing(), [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # The edges of printable ASCII, often, and any character of the first pages.
+    values=st.lists(
+        st.none()
+        | st.text(
+            st.sampled_from(" ~\x1f\x7f\x80é") | st.characters(max_codepoint=0x24FF), max_size=6
+        )
+    ),
+    large=st.booleans(),
+    data=st.data(),
+)
+def test_a_cell_is_irregular_when_a_character_is_outside_printable_ascii(
+    values: list[str | None], large: bool, data: st.DataObject
+) -> None:
+    column = pa.array(values, pa.large_string() if large else pa.string())
+    start = data.draw(st.integers(0, len(values)))
+    length = data.draw(st.integers(0, len(values) - start))
+    part = column.slice(start, length)  # a block's column is a slice of the block's buffers
+    expected = [
+        value is not None and any(not " " <= character <= "~" for character in value)
+        for value in values[start : start + length]
+    ]
+    assert cells._irregular(part).tolist() == expected
