@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.importers.csv_import import import_csv
 from bot.settings import CsvSource
+from bot.store.changes import pending_in, pending_scanned
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.history import states_at, utc
 from bot.store.models import DataVersion, Opportunity, OpportunityHistory, Rep
@@ -191,3 +192,36 @@ def test_history_moments_are_explicit_and_aware(store: Engine) -> None:
     factory = session_factory(store)
     with transaction(factory) as session, pytest.raises(ValueError, match="timezone-aware"):
         bump_data_version(session, datetime(2026, 12, 1, 9, 0))
+
+
+def test_pending_rows_found_by_a_scan_are_those_the_index_finds(store: Engine) -> None:
+    """``pending_scanned`` (a first import's history) picks the rows ``pending_in`` picks:
+    unmarked, or marked with the version being made; not those of another version."""
+    marks = [None, 7, 6, 8, None, 7]
+    with transaction(session_factory(store)) as session:
+        rep = Rep(source="crm", source_id="r1", name="Ann")
+        session.add(rep)
+        session.flush()
+        for number in range(len(marks)):
+            session.add(
+                Opportunity(
+                    source="crm", source_id=f"d{number}", name=f"d{number}", owner_id=rep.id,
+                    stage="Open", is_closed=False, is_won=False, currency="EUR",
+                )
+            )  # fmt: skip
+        session.flush()
+        for number, mark in enumerate(marks):
+            session.execute(
+                update(Opportunity)
+                .where(Opportunity.source_id == f"d{number}")
+                .values(changed_in=mark)
+            )
+
+        def found(where: ColumnElement[bool]) -> list[str]:
+            chosen = select(Opportunity.source_id).where(where).order_by(Opportunity.source_id)
+            return list(session.scalars(chosen))
+
+        assert found(Opportunity.changed_in.is_not(None)) == ["d1", "d2", "d3", "d5"]
+        assert found(pending_in(Opportunity, 7)) == ["d0", "d1", "d4", "d5"]
+        assert found(pending_scanned(Opportunity, 7)) == ["d0", "d1", "d4", "d5"]
+        session.rollback()
