@@ -57,15 +57,16 @@ def staged(
     parts: int = 1,
     driven: Callable[[pa.Table], pa.Table] | None = None,
 ) -> Generator[TableClause, None, None]:
-    """``rows`` cut into ``parts`` in their order, each made the driver's values by ``driven``
+    """``rows`` cut into ``parts`` in their order, each larger than the one before
+    (``_part_ends``; fewer parts for fewer rows), each made the driver's values by ``driven``
     (``bot.store.upsert._driver_array``; None: they are) and written to a new staging database
     in ``folder`` (the store's, where there is room for the rows; None: the system's temporary
     folder) and attached to ``connection``: yields the table to select each part from, in
     order, each in the order of its rows (``rowid``). While the caller reads a part, the next
     one is made and written on a thread (Arrow's casts, the driver and SQLite's steps all let
     go of the GIL), so that only the first part's is waited for."""
-    size = max(1, -(-rows.num_rows // parts))
-    pieces = [rows.slice(start, size) for start in range(0, rows.num_rows, size)]
+    ends = _part_ends(rows.num_rows, parts)
+    pieces = [rows.slice(start, end - start) for start, end in itertools.pairwise([0, *ends])]
     if not pieces:
         return
     attached: list[str] = connection.connection.info.setdefault(_ATTACHED, [])
@@ -89,6 +90,25 @@ def staged(
             for write in writes:
                 if not write.cancel() and write.exception() is None:
                     os.unlink(write.result())
+
+
+# How much larger each staging part is than the one before. The caller waits for the first part
+# only, so it is the smallest; SQLite reads a part in 1.3-1.6 times as long as the staging
+# thread takes to write it (the benchmark's deals and leads), so a part half as large again as
+# the one before is still written by the time SQLite is done with that one.
+_PART_GROWTH = 1.5
+
+
+def _part_ends(count: int, parts: int) -> list[int]:
+    """Where each of ``parts`` parts of ``count`` rows ends, each ``_PART_GROWTH`` times the
+    one before, none empty (fewer parts for fewer rows)."""
+    parts = min(parts, count)
+    weights = list(itertools.accumulate(_PART_GROWTH**part for part in range(parts)))
+    ends = [round(count * weight / weights[-1]) for weight in weights] if parts else []
+    for part in range(parts):  # a row at least, and a row left for each part after
+        after = ends[part - 1] + 1 if part else 1
+        ends[part] = min(max(ends[part], after), count - (parts - 1 - part))
+    return ends
 
 
 def _stage(

@@ -3,6 +3,7 @@ store exactly what binding their cells stores, and leave nothing attached or beh
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sqlite3
 import tempfile
@@ -356,3 +357,25 @@ def test_a_first_load_keeps_the_index_on_its_marks_and_builds_the_others_after(
             (version,),
         ).fetchone()
     assert by_version == (count,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(count=st.integers(0, 3_000_000), parts=st.integers(1, 8))
+def test_staging_parts_grow_from_a_small_first_one_and_cover_every_row_once(
+    count: int, parts: int
+) -> None:
+    """The first part, the one waited for, is the smallest; each part after is up to half as
+    large again (the rounding aside), none is empty, and together they are the rows in order."""
+    ends = sqlite_staging._part_ends(count, parts)
+    sizes = [end - start for start, end in itertools.pairwise([0, *ends])]
+    assert sum(sizes) == count and len(sizes) == min(count, parts)
+    assert all(size >= 1 for size in sizes)
+    assert all(
+        earlier <= later <= earlier * 1.5 + 2 for earlier, later in itertools.pairwise(sizes)
+    )
+    if count >= 1000 * parts:  # far from the one-row floor: the first is the growth's share
+        assert sizes[0] == pytest.approx(count * 0.5 / (1.5**parts - 1), abs=1)
+
+
+def test_a_million_rows_in_four_parts_wait_for_an_eighth_of_them_not_a_quarter() -> None:
+    assert sqlite_staging._part_ends(1_000_000, 4) == [123_077, 307_692, 584_615, 1_000_000]
