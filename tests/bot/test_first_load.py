@@ -4,7 +4,10 @@ and the store is in WAL again once the load's transaction has ended, whatever it
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -147,3 +150,65 @@ def test_a_new_connection_raises_what_is_not_a_lock(tmp_path: Path) -> None:
     read_only = closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     with read_only as connection, pytest.raises(sqlite3.OperationalError, match="readonly"):
         enter_wal(connection, {})
+
+
+CRASHING_LOAD = """
+import os, sys
+from bot.importers.csv_import import import_csv
+from bot.store import upsert
+from bot.store.database import make_engine, session_factory
+from tests.bot.test_csv_import import ENGLISH, FIXTURES
+
+def crash(session, *args):
+    # The load has written pages to the store itself (the cache spilled), not yet committed.
+    session.connection().exec_driver_sql("PRAGMA cache_size = 1")
+    session.connection().exec_driver_sql("CREATE TABLE filler AS SELECT * FROM opportunities")
+    session.connection().exec_driver_sql(
+        "INSERT INTO filler SELECT filler.* FROM filler, (SELECT 1 UNION SELECT 2 UNION SELECT 3)"
+    )
+    mode = session.connection().exec_driver_sql("PRAGMA journal_mode").scalar_one()
+    with open(sys.argv[1], "rb") as written:
+        changes = int.from_bytes(written.read(28)[24:28], "big")  # the file change counter
+    print(mode, os.path.exists(sys.argv[1] + "-journal"), changes, flush=True)
+    os._exit(3)
+
+import bot.importers.csv_import as csv_import
+csv_import.bump_data_version = crash
+engine = make_engine("sqlite:///" + sys.argv[1])
+with session_factory(engine).begin() as session:
+    import_csv(session, "crm", ENGLISH, FIXTURES / "crm", "USD")
+"""
+
+
+def test_a_process_that_dies_in_its_first_load_leaves_a_store_that_rolls_back_into_wal(
+    store: tuple[Engine, Path],
+) -> None:
+    """The hot journal a dead first load leaves is rolled back by the next connection, which
+    then puts the store in WAL: nothing of the load is there, and the store is whole."""
+    engine, path = store
+    engine.dispose()
+    before = int.from_bytes(path.read_bytes()[24:28], "big")
+    root = Path(__file__).resolve().parents[2]
+    died = subprocess.run(
+        [sys.executable, "-c", CRASHING_LOAD, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert died.returncode == 3, died.stderr
+    mode, journal, changes = died.stdout.split()
+    # It died holding a hot journal, the store's own pages already written over.
+    assert (mode, journal) == ("delete", "True") and int(changes) != before
+    reopened = make_engine(f"sqlite:///{path}")
+    try:
+        with reopened.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+            tables = connection.exec_driver_sql("SELECT name FROM sqlite_master").scalars()
+            assert "filler" not in list(tables)
+        assert counts(reopened) == (0, 0)
+    finally:
+        reopened.dispose()
+    assert not Path(f"{path}-journal").exists()
