@@ -51,9 +51,11 @@ def written_once(session: Session) -> bool:
             return False
     try:
         mode = dbapi.execute("PRAGMA main.journal_mode = DELETE").fetchone()
-    except sqlite3.OperationalError:  # "database is locked": another connection holds it
-        return False
-    if mode is None or mode[0] != "delete":
+    except sqlite3.OperationalError as error:
+        if not _busy(error):
+            raise
+        return False  # another connection has the store open
+    if mode is None or mode[0] != "delete":  # SQLite kept the journal it had
         return False
     connection.connection.info[_OUT_OF_WAL] = True
     return True
@@ -65,7 +67,7 @@ def enter_wal(dbapi_connection: sqlite3.Connection, info: dict[Any, Any]) -> Non
     try:
         dbapi_connection.execute("PRAGMA main.journal_mode = WAL")
     except sqlite3.OperationalError as error:
-        if "locked" not in str(error):
+        if not _busy(error):
             raise
         info[_OUT_OF_WAL] = True
 
@@ -76,3 +78,9 @@ def back_to_wal(dbapi_connection: Any, info: dict[Any, Any]) -> None:
     next one opened."""
     if info.pop(_OUT_OF_WAL, False) and dbapi_connection is not None:
         enter_wal(dbapi_connection, info)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a journal change because another connection holds the store
+    ("database is locked"; a journal change does not wait for it)."""
+    return error.sqlite_errorcode == sqlite3.SQLITE_BUSY
