@@ -304,8 +304,9 @@ def import_step(folder: str) -> dict[str, Any]:
 def sync_step(
     folder: str, changed: int, reps: str | None = None, deleted: int = 0
 ) -> dict[str, Any]:
-    """What a sync that changes ``changed`` deals does: write them, bump the data version (the
-    history recorded), publish the facts snapshot. ``reps``: "hired", a new rep joins the first
+    """What a sync that changes ``changed`` deals does: write them (every amount, and the open
+    ones won or pushed), bump the data version (the history recorded), publish the facts
+    snapshot. ``reps``: "hired", a new rep joins the first
     team as well; "moved", the first rep of the first team moves to the second. ``deleted``:
     as many deals and leads, chosen at random, are gone from the CRM as well."""
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
@@ -324,10 +325,25 @@ def sync_step(
     began = time.perf_counter()
     with transaction(session_factory(engine)) as session:
         removed = sum(delete_sourced(session, table, "bench", keys) for table, keys in gone.items())
+        ours = (Opportunity.source == "bench", Opportunity.source_id.in_(ids))
         session.execute(
             update(Opportunity)
-            .where(Opportunity.source == "bench", Opportunity.source_id.in_(ids))
+            .where(*ours)
             .values(amount=Opportunity.amount + 1, **pending(Opportunity.__table__))
+        )
+        # As a CRM's day moves them: of the open deals among them, one in four won today and
+        # the others' close dates pushed a month (a slip). Their places in the date orders
+        # move, as the indexes' patch must follow (amounts alone would move none).
+        still_open = Opportunity.is_closed.is_(False)
+        session.execute(
+            update(Opportunity)
+            .where(*ours, still_open, Opportunity.source_id.in_(ids[::4]))
+            .values(stage="Won", is_closed=True, is_won=True, close_date=TODAY)
+        )
+        session.execute(
+            update(Opportunity)
+            .where(*ours, still_open)
+            .values(close_date=func.date(Opportunity.close_date, "+30 day"))
         )
         if reps is not None:
             first, second = session.scalars(select(Team.id).order_by(Team.id).limit(2)).all()
