@@ -2,15 +2,18 @@
 to map instead of building them.
 
 ``<table>.index.json`` says where each array is: in which data file of the snapshot's folder,
-at which offset, of which type and length. A snapshot writes the arrays it made into its own
-data file, ``<table>.index.v<version>``; an array it holds unchanged from the snapshot it was
-refreshed from (``metrics.index_patch`` keeps the old array when nothing in it changed) stays
-where that snapshot had it, and the data file holding it is linked into the new folder. A
-sync that changed a thousand deals among a million then writes the few arrays it changed, not
-the 140 MB of all of them, and serving processes keep the pages they had of the others. A file
-whose arrays were mostly replaced since is not kept alive for the rest: when the files a
-snapshot would link hold more than twice the bytes it reuses from them, it writes every array
-afresh.
+at which offset, of which type and length. A snapshot writes what it made into its own data
+files: the arrays of up to ``_CHUNK`` bytes packed in ``<table>.index.v<version>``, the
+larger ones in chunks of ``_CHUNK`` bytes in ``<table>.chunks.v<version>``. What it holds
+unchanged from the snapshot it was refreshed from stays where that snapshot had it, and the
+data file holding it is linked into the new folder: an array ``metrics.index_patch`` kept
+whole, and each chunk of a large array whose bytes are the old array's there. A patch of a
+few rows changes a date order around the places the rows left and took, and shifts what lies
+between: a sync that changed ten deals among a million writes a few megabytes, not the 140 MB
+of the deals' indexes. Serving processes map a large array's chunks side by side from their
+files (``bot.store.stitched``) and keep the pages they had of those kept. A file whose arrays
+were mostly replaced since is not kept alive for the rest: nothing is kept from a file that
+would hold more than ``_SLACK`` times the bytes kept from it.
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from metrics.index import DateOrder, TableIndexes
+from bot.store.stitched import stitched
+from metrics.index import DateOrder, Only, Part, TableIndexes
 from metrics.scopes import Level, Scope
 
-_ALIGN = 64  # each array starts on a cache line
+_ALIGN = 64  # each array of a packed data file starts on a cache line
+# A large array is stored in chunks of this many bytes, each at a multiple of it in its file:
+# a multiple of every page size (4, 16 and 64 KiB), as a mapping's place must be.
+_CHUNK = 1 << 16
 _SLACK = 2  # a linked file may hold up to this many times the bytes reused from it
-_Reused = dict[int, tuple[np.ndarray, dict[str, Any]]]  # id of an old array -> it, its entry
+Key = tuple[Any, ...]  # where an array is among a table's indexes (``_keyed``)
+Ref = tuple[str, int]  # a chunk: its data file and offset
+# How each array is stored: a packed entry kept as it is, its chunks (kept where they are, or
+# None: written), or None: written packed.
+_Plan = dict[str, Any] | list[Ref | None] | None
 
 
 def _manifest_path(folder: Path, table: str) -> Path:
@@ -43,28 +54,49 @@ def index_files(folder: Path, table: str) -> list[str]:
     path = _manifest_path(folder, table)
     if not path.exists():
         return []
-    files = {entry["file"] for entry in _entries(json.loads(path.read_text(encoding="utf-8")))}
-    return [path.name, *sorted(files)]
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    return [path.name, *sorted(bytes_used(manifest))]
+
+
+def bytes_used(manifest: dict[str, Any]) -> dict[str, int]:
+    """The bytes a manifest reads from each data file it names, alignment included."""
+    used: dict[str, int] = {}
+    for entry in _keyed_entries(manifest).values():
+        for name, size in _pieces(entry):
+            used[name] = used.get(name, 0) + size
+    return used
+
+
+def _pieces(entry: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """The data files an entry reads and the bytes it takes in each."""
+    size = entry["length"] * np.dtype(entry["dtype"]).itemsize
+    if "chunks" not in entry:
+        yield entry["file"], footprint(size)
+        return
+    for n, (name, _) in enumerate(entry["chunks"]):
+        yield name, min(_CHUNK, size - n * _CHUNK)
 
 
 @dataclass(frozen=True)
 class Reusable:
     """The indexes of ``table`` a snapshot in ``folder`` published, as mapped (``old``): the
-    arrays a new snapshot may keep where they are. ``old`` must be the object ``read_indexes``
-    gave, unchanged since (``Facts.adopted`` keeps it so): its arrays are matched to the
-    manifest's entries in order."""
+    arrays, and the chunks of the large ones, a new snapshot may keep where they are. ``old``
+    must be the object ``read_indexes`` gave, unchanged since (``Facts.adopted`` keeps it so)."""
 
     folder: Path
     table: str
     old: TableIndexes
 
-    def entries(self) -> _Reused:
-        """id of each old array -> the array and its manifest entry."""
+    def entries(self) -> dict[Key, tuple[np.ndarray, dict[str, Any]]]:
+        """Each old array by its place, with its manifest entry."""
         manifest = json.loads(_manifest_path(self.folder, self.table).read_text(encoding="utf-8"))
+        entries = _keyed_entries(manifest)
         return {
-            id(array): (array, entry)
-            for array, entry in zip(_arrays(self.old), _entries(manifest), strict=True)
-            if entry["dtype"] == array.dtype.str and entry["length"] == len(array)
+            key: (array, entries[key])
+            for key, array in _keyed(self.old).items()
+            if key in entries
+            and entries[key]["dtype"] == array.dtype.str
+            and entries[key]["length"] == len(array)
         }
 
 
@@ -76,62 +108,124 @@ def write_indexes(
     version: int,
     reusable: Reusable | None = None,
 ) -> None:
-    """``indexes`` (of a table ``rows`` long) into ``folder``: the manifest, the arrays not
-    reused from ``reusable`` in this snapshot's data file, the files of those reused linked.
-    Arrays whose files are gone (the earlier snapshot pruned meanwhile) are written too."""
-    reused = _worth_reusing(indexes, reusable)
-    if reusable is not None and not _linked(reused, reusable.folder, folder):
-        reused = {}  # the earlier snapshot was pruned meanwhile
-    own = f"{table}.index.v{version}"
-    with (folder / own).open("wb") as out:
-
-        def put(array: np.ndarray | None) -> dict[str, Any] | None:
-            if array is None:
-                return None
-            found = reused.get(id(array))
-            if found is not None and found[0] is array:
-                return dict(found[1])
-            out.write(b"\0" * (-out.tell() % _ALIGN))
-            entry = {"file": own, "at": out.tell(), "dtype": array.dtype.str, "length": len(array)}
-            out.write(np.ascontiguousarray(array).view(np.uint8).data)
-            return entry
-
-        manifest = {
-            "rows": rows,
-            "columns": {name: put(a) for name, a in indexes.columns.items()},
-            "groups": {
-                column: {name: put(a) for name, a in groups.items()}
-                for column, groups in indexes.groups.items()
-            },
-            "orders": {
-                by: {
-                    "order": put(order.order),
-                    "dates": put(order.dates),
-                    "dated": order.dated,
-                    "columns": {name: put(a) for name, a in order.columns.items()},
-                }
-                for by, order in indexes.orders.items()
-            },
-            "parts": [
-                {
-                    "scope": [scope.level.value, scope.name],
-                    "by": by,
-                    "only": None if only is None else list(only),
-                    "among": put(among),
-                    "kept": {name: put(a) for name, a in kept.items()},
-                }
-                for (scope, by, only), (among, kept) in indexes.parts.items()
-            ],
-        }
-    if own not in {entry["file"] for entry in _entries(manifest)}:
-        (folder / own).unlink()  # every array kept where it was
+    """``indexes`` (of a table ``rows`` long) into ``folder``: the manifest, what is not
+    reused from ``reusable`` in this snapshot's data files (``<table>.index.v<version>``
+    for the arrays packed, ``<table>.chunks.v<version>`` for the chunks of the large ones),
+    the files of what is reused linked. What is in files gone since (the earlier snapshot
+    pruned meanwhile) is written too."""
+    arrays = _keyed(indexes)
+    plans = _plans(arrays, reusable)
+    if reusable is not None and not _linked(plans, reusable.folder, folder):
+        plans = {key: None for key in arrays}  # the earlier snapshot was pruned meanwhile
+    packed, chunked = f"{table}.index.v{version}", f"{table}.chunks.v{version}"
+    entries: dict[Key, dict[str, Any]] = {}
+    with (folder / packed).open("wb") as out, (folder / chunked).open("wb") as chunks:
+        for key, array in arrays.items():
+            plan = plans[key]
+            if isinstance(plan, dict):
+                entries[key] = plan
+                continue
+            data = np.ascontiguousarray(array).view(np.uint8)
+            entry = {"dtype": array.dtype.str, "length": len(array)}
+            if plan is None:
+                out.write(b"\0" * (-out.tell() % _ALIGN))
+                entries[key] = {"file": packed, "at": out.tell(), **entry}
+                out.write(data.data)
+                continue
+            refs: list[Ref] = []
+            for n, ref in enumerate(plan):
+                if ref is None:
+                    chunks.seek(-chunks.tell() % _CHUNK, os.SEEK_CUR)  # a hole, not zeros
+                    ref = (chunked, chunks.tell())
+                    chunks.write(data[n * _CHUNK : (n + 1) * _CHUNK].data)
+                refs.append(ref)
+            entries[key] = {"chunks": [list(ref) for ref in refs], **entry}
+    manifest = _manifest(indexes, rows, entries)
+    used = bytes_used(manifest)
+    for name in (packed, chunked):
+        if name not in used:
+            (folder / name).unlink()  # nothing of its kind written
     _manifest_path(folder, table).write_text(json.dumps(manifest), encoding="utf-8")
 
 
-def _linked(reused: _Reused, source: Path, folder: Path) -> bool:
-    """Link the files holding the ``reused`` arrays from ``source`` into ``folder``; False
-    (and none linked) when one is gone."""
-    names = {entry["file"] for _, entry in reused.values()}
+def _plans(arrays: dict[Key, np.ndarray], reusable: Reusable | None) -> dict[Key, _Plan]:
+    """How to store each array: an old array held unchanged keeps its entry; a large one
+    keeps each chunk whose bytes are those of the old array's chunk at the same place (a
+    patch changes a few runs of a date order and shifts what lies between them: the rest
+    stays); the others are written. Nothing is kept from a file that would hold more than
+    ``_SLACK`` times the bytes kept from it: its arrays are written afresh."""
+    plans: dict[Key, _Plan] = {key: _fresh(array) for key, array in arrays.items()}
+    if reusable is None:
+        return plans
+    try:
+        old = reusable.entries()
+    except (OSError, ValueError, KeyError):  # pruned, or a manifest unreadable
+        return plans
+    for key, array in arrays.items():
+        if key not in old:
+            continue
+        before, entry = old[key]
+        if before is array:
+            plans[key] = entry if "chunks" not in entry else [tuple(c) for c in entry["chunks"]]
+        elif "chunks" in entry and isinstance(plans[key], list):
+            plans[key] = _same_chunks(array, before, entry["chunks"])
+    held: dict[str, int] = {}
+    for plan, array in zip(plans.values(), arrays.values(), strict=True):
+        for name, size in _kept(plan, array):
+            held[name] = held.get(name, 0) + size
+    try:
+        wasteful = {
+            name for name, size in held.items()
+            if os.stat(reusable.folder / name).st_size > _SLACK * size
+        }  # fmt: skip
+    except OSError:  # pruned meanwhile
+        return {key: _fresh(array) for key, array in arrays.items()}
+    for key, plan in plans.items():
+        if isinstance(plan, dict) and plan["file"] in wasteful:
+            plans[key] = None
+        elif isinstance(plan, list):
+            plans[key] = [None if ref is None or ref[0] in wasteful else ref for ref in plan]
+    return plans
+
+
+def _fresh(array: np.ndarray) -> _Plan:
+    """An array written anew: packed, or in chunks when it spans more than one."""
+    return [None] * -(-array.nbytes // _CHUNK) if array.nbytes > _CHUNK else None
+
+
+def _same_chunks(array: np.ndarray, before: np.ndarray, refs: list[list[Any]]) -> list[Ref | None]:
+    """``array``'s chunks, each the old one (``before``'s, stored at ``refs``) when it holds
+    the same bytes, else None."""
+    new = np.ascontiguousarray(array).view(np.uint8)
+    old = before.view(np.uint8)
+    plan: list[Ref | None] = []
+    for n in range(-(-len(new) // _CHUNK)):
+        part = slice(n * _CHUNK, (n + 1) * _CHUNK)
+        same = n < len(refs) and len(new[part]) == len(old[part])
+        same = same and bool(np.array_equal(new[part], old[part]))
+        plan.append((refs[n][0], refs[n][1]) if same else None)
+    return plan
+
+
+def _kept(plan: _Plan, array: np.ndarray) -> Iterator[tuple[str, int]]:
+    """The old files a plan reads from and the bytes it keeps in each."""
+    if isinstance(plan, dict):
+        yield from _pieces(plan)
+    elif isinstance(plan, list):
+        for n, ref in enumerate(plan):
+            if ref is not None:
+                yield ref[0], min(_CHUNK, array.nbytes - n * _CHUNK)
+
+
+def _linked(plans: dict[Key, _Plan], source: Path, folder: Path) -> bool:
+    """Link the files the ``plans`` keep arrays or chunks in from ``source`` into ``folder``;
+    False (and none linked) when one is gone."""
+    names: set[str] = set()
+    for plan in plans.values():
+        if isinstance(plan, dict):
+            names.add(plan["file"])
+        elif isinstance(plan, list):
+            names.update(ref[0] for ref in plan if ref is not None)
     try:
         for name in names:
             os.link(source / name, folder / name)
@@ -142,24 +236,8 @@ def _linked(reused: _Reused, source: Path, folder: Path) -> bool:
     return True
 
 
-def _worth_reusing(indexes: TableIndexes, reusable: Reusable | None) -> _Reused:
-    """The old arrays ``indexes`` holds, by id, unless the files holding them hold more than
-    ``_SLACK`` times their bytes (then none: every array is written afresh)."""
-    if reusable is None:
-        return {}
-    try:
-        old = reusable.entries()
-        kept = {id(a): old[id(a)] for a in _arrays(indexes) if id(a) in old and old[id(a)][0] is a}
-        files = {entry["file"] for _, entry in kept.values()}
-        held = sum(os.stat(reusable.folder / name).st_size for name in files)
-    except (OSError, ValueError):  # pruned, or not the manifest the arrays were read from
-        return {}
-    used = sum(footprint(array.nbytes) for array, _ in kept.values())
-    return kept if held <= _SLACK * used else {}
-
-
 def footprint(size: int) -> int:
-    """The bytes an array of ``size`` bytes takes in a data file, with its alignment."""
+    """The bytes an array of ``size`` bytes takes in a packed data file, with its alignment."""
     return size + -size % _ALIGN
 
 
@@ -173,71 +251,154 @@ def read_indexes(folder: Path, table: str, rows: int) -> TableIndexes | None:
         raise ValueError(f"{table}'s indexes are for {manifest['rows']} rows, not {rows}")
     maps: dict[str, Any] = {}
 
-    def get(entry: dict[str, Any]) -> np.ndarray:
-        name = entry["file"]
+    def whole(name: str) -> Any:
         if name not in maps:
             with (folder / name).open("rb") as file:
                 size = os.fstat(file.fileno()).st_size
                 # The map outlives the file object; the arrays keep it alive.
                 maps[name] = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        dtype = np.dtype(entry["dtype"])
-        if entry["at"] + entry["length"] * dtype.itemsize > len(maps[name]):
-            raise ValueError(f"{folder / name} is truncated")
-        return np.frombuffer(maps[name], dtype, count=entry["length"], offset=entry["at"])
+        return maps[name]
 
+    arrays: dict[Key, np.ndarray] = {}
+    for key, entry in _keyed_entries(manifest).items():
+        dtype = np.dtype(entry["dtype"])
+        runs = _runs(entry)
+        if len(runs) > 1:  # chunks of several files, or not in order
+            pieces = [(folder / name, at, size) for name, at, size in runs]
+            arrays[key] = stitched(pieces, dtype, entry["length"])
+            continue
+        name, at, size = runs[0]
+        if at + size > len(whole(name)):
+            raise ValueError(f"{folder / name} is truncated")
+        arrays[key] = np.frombuffer(whole(name), dtype, count=entry["length"], offset=at)
+    return _unkeyed(manifest, arrays)
+
+
+def _runs(entry: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The bytes of an entry as runs (file, offset, size): its chunks that follow each other
+    in one file make one run."""
+    size = entry["length"] * np.dtype(entry["dtype"]).itemsize
+    if "chunks" not in entry:
+        return [(entry["file"], entry["at"], size)]
+    runs: list[tuple[str, int, int]] = []
+    for n, (name, at) in enumerate(entry["chunks"]):
+        part = min(_CHUNK, size - n * _CHUNK)
+        if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == at:
+            runs[-1] = (name, runs[-1][1], runs[-1][2] + part)
+        else:
+            runs.append((name, at, part))
+    return runs
+
+
+def _keyed(indexes: TableIndexes) -> dict[Key, np.ndarray]:
+    """Every array of ``indexes`` by its place (the same keys as ``_keyed_entries``)."""
+    arrays: dict[Key, np.ndarray] = {}
+    for name, array in indexes.columns.items():
+        arrays[("columns", name)] = array
+    for column, groups in indexes.groups.items():
+        for name, array in groups.items():
+            arrays[("groups", column, name)] = array
+    for by, order in indexes.orders.items():
+        if order.order is not None:
+            arrays[("orders", by, "order")] = order.order
+        arrays[("orders", by, "dates")] = order.dates
+        for name, array in order.columns.items():
+            arrays[("orders", by, "columns", name)] = array
+    for (scope, by, only), (among, kept) in indexes.parts.items():
+        part = ("parts", scope.level.value, scope.name, by, only)
+        if among is not None:
+            arrays[(*part, "among")] = among
+        for name, array in kept.items():
+            arrays[(*part, "kept", name)] = array
+    return arrays
+
+
+def _part_key(part: dict[str, Any]) -> Key:
+    only = None if part["only"] is None else tuple(part["only"])
+    return ("parts", part["scope"][0], part["scope"][1], part["by"], only)
+
+
+def _keyed_entries(manifest: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+    """Every array entry of a manifest by its array's place (the keys of ``_keyed``)."""
+    entries: dict[Key, dict[str, Any]] = {}
+    for name, entry in manifest["columns"].items():
+        entries[("columns", name)] = entry
+    for column, groups in manifest["groups"].items():
+        for name, entry in groups.items():
+            entries[("groups", column, name)] = entry
+    for by, order in manifest["orders"].items():
+        if order["order"] is not None:
+            entries[("orders", by, "order")] = order["order"]
+        entries[("orders", by, "dates")] = order["dates"]
+        for name, entry in order["columns"].items():
+            entries[("orders", by, "columns", name)] = entry
+    for part in manifest["parts"]:
+        key = _part_key(part)
+        if part["among"] is not None:
+            entries[(*key, "among")] = part["among"]
+        for name, entry in part["kept"].items():
+            entries[(*key, "kept", name)] = entry
+    return entries
+
+
+def _manifest(indexes: TableIndexes, rows: int, entries: dict[Key, Any]) -> dict[str, Any]:
+    """The manifest of ``indexes``, each array's entry taken from ``entries`` by its place."""
+    return {
+        "rows": rows,
+        "columns": {name: entries[("columns", name)] for name in indexes.columns},
+        "groups": {
+            column: {name: entries[("groups", column, name)] for name in groups}
+            for column, groups in indexes.groups.items()
+        },
+        "orders": {
+            by: {
+                "order": entries.get(("orders", by, "order")),
+                "dates": entries[("orders", by, "dates")],
+                "dated": order.dated,
+                "columns": {n: entries[("orders", by, "columns", n)] for n in order.columns},
+            }
+            for by, order in indexes.orders.items()
+        },
+        "parts": [
+            {
+                "scope": [scope.level.value, scope.name],
+                "by": by,
+                "only": None if only is None else list(only),
+                "among": entries.get(("parts", scope.level.value, scope.name, by, only, "among")),
+                "kept": {
+                    name: entries[("parts", scope.level.value, scope.name, by, only, "kept", name)]
+                    for name in kept
+                },
+            }
+            for (scope, by, only), (_, kept) in indexes.parts.items()
+        ],
+    }
+
+
+def _unkeyed(manifest: dict[str, Any], arrays: dict[Key, np.ndarray]) -> TableIndexes:
+    """The indexes a manifest describes, each array taken from ``arrays`` by its place."""
+    parts: dict[tuple[Scope, str, Only], Part] = {}
+    for part in manifest["parts"]:
+        key = _part_key(part)
+        scope = Scope(Level(part["scope"][0]), part["scope"][1])
+        parts[(scope, part["by"], key[4])] = (
+            arrays.get((*key, "among")),
+            {name: arrays[(*key, "kept", name)] for name in part["kept"]},
+        )
     return TableIndexes(
-        columns={name: get(entry) for name, entry in manifest["columns"].items()},
+        columns={name: arrays[("columns", name)] for name in manifest["columns"]},
         groups={
-            column: {name: get(entry) for name, entry in groups.items()}
+            column: {name: arrays[("groups", column, name)] for name in groups}
             for column, groups in manifest["groups"].items()
         },
         orders={
             by: DateOrder(
-                None if o["order"] is None else get(o["order"]),
-                get(o["dates"]),
-                {name: get(entry) for name, entry in o["columns"].items()},
-                int(o["dated"]),
+                arrays.get(("orders", by, "order")),
+                arrays[("orders", by, "dates")],
+                {name: arrays[("orders", by, "columns", name)] for name in order["columns"]},
+                int(order["dated"]),
             )
-            for by, o in manifest["orders"].items()
+            for by, order in manifest["orders"].items()
         },
-        parts={
-            (Scope(Level(p["scope"][0]), p["scope"][1]), p["by"],
-             None if p["only"] is None else tuple(p["only"])): (
-                None if p["among"] is None else get(p["among"]),
-                {name: get(entry) for name, entry in p["kept"].items()},
-            )
-            for p in manifest["parts"]
-        },
-    )  # fmt: skip
-
-
-def _arrays(indexes: TableIndexes) -> Iterator[np.ndarray]:
-    """Every array of ``indexes``, in the order the manifest lists them (``_entries``)."""
-    yield from indexes.columns.values()
-    for groups in indexes.groups.values():
-        yield from groups.values()
-    for order in indexes.orders.values():
-        if order.order is not None:
-            yield order.order
-        yield order.dates
-        yield from order.columns.values()
-    for among, kept in indexes.parts.values():
-        if among is not None:
-            yield among
-        yield from kept.values()
-
-
-def _entries(manifest: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every array entry of a manifest, in the order ``_arrays`` yields the arrays."""
-    yield from manifest["columns"].values()
-    for groups in manifest["groups"].values():
-        yield from groups.values()
-    for order in manifest["orders"].values():
-        if order["order"] is not None:
-            yield order["order"]
-        yield order["dates"]
-        yield from order["columns"].values()
-    for part in manifest["parts"]:
-        if part["among"] is not None:
-            yield part["among"]
-        yield from part["kept"].values()
+        parts=parts,
+    )

@@ -26,7 +26,7 @@ from bot.store import database, facts_loader, facts_merge, facts_snapshot
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.facts_snapshot import Snapshots
-from bot.store.index_files import _entries, footprint, index_files, read_indexes
+from bot.store.index_files import bytes_used, index_files, read_indexes
 from bot.store.models import (
     FactDeletion,
     FxRate,
@@ -383,10 +383,7 @@ def assert_linked_files_mostly_used(folder: Path, table: str) -> None:
     """The index data files a snapshot holds from earlier ones (all but the newest) hold at
     most twice the bytes of the arrays it reads from them."""
     manifest = json.loads((folder / f"{table}.index.json").read_text(encoding="utf-8"))
-    used: dict[str, int] = {}
-    for entry in _entries(manifest):
-        size = footprint(entry["length"] * np.dtype(entry["dtype"]).itemsize)
-        used[entry["file"]] = used.get(entry["file"], 0) + size
+    used = bytes_used(manifest)
     newest = max(used, key=lambda name: int(name.rpartition(".v")[2]), default=None)
     linked = [name for name in used if name != newest]
     held = sum((folder / name).stat().st_size for name in linked)

@@ -1,17 +1,25 @@
 """A snapshot's index files (``bot.store.index_files``): arrays kept from an earlier snapshot
-stay in its data file, linked; what is read back is what was written."""
+stay in its data file, linked, and so do the chunks of a large array that a change left
+alone; what is read back is what was written."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.store import index_files as index_files_module
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.index import DateOrder, TableIndexes
+from metrics.index_patch import patched_indexes
 from metrics.kpis import prepared_indexes
-from tests.metrics.test_index import random_company
-from tests.metrics.test_index_patch import assert_same_indexes
+from tests.metrics.test_index import deals, leads, random_company
+from tests.metrics.test_index_patch import _changed, assert_same_indexes
 
 
 def test_indexes_kept_whole_are_read_from_the_earlier_file_and_none_is_written(tmp_path: Path):
@@ -65,3 +73,152 @@ def test_an_array_changed_is_written_and_the_others_linked(tmp_path: Path):
     assert (second / "opportunities.index.v2").stat().st_size < (
         first / "opportunities.index.v1"
     ).stat().st_size
+
+
+CHUNK = index_files_module._CHUNK
+ITEMS = CHUNK // 8  # int64 items in a chunk
+
+
+def _columns(**columns: np.ndarray) -> TableIndexes:
+    return TableIndexes(columns=columns, groups={}, orders={}, parts={})
+
+
+def _chunk_files(folder: Path, table: str, key: str) -> list[str]:
+    manifest = json.loads((folder / f"{table}.index.json").read_text(encoding="utf-8"))
+    return [name for name, _ in manifest["columns"][key]["chunks"]]
+
+
+def _first_snapshot(folder: Path, array: np.ndarray) -> TableIndexes:
+    """``array`` (and a small one) written as version 1's, and mapped back."""
+    folder.mkdir()
+    small = np.arange(5, dtype=np.int32)
+    write_indexes(folder, "opportunities", _columns(close=array, small=small), len(array), 1)
+    mapped = read_indexes(folder, "opportunities", len(array))
+    assert mapped is not None
+    return mapped
+
+
+def test_a_large_array_keeps_the_chunks_a_change_left_alone(tmp_path: Path):
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    mapped = _first_snapshot(first, np.arange(10 * ITEMS, dtype=np.int64))  # ten chunks
+    changed = np.array(mapped.columns["close"])
+    changed[3 * ITEMS + 5] = -1
+    changed[8 * ITEMS - 1] = -2
+    second.mkdir()
+    again = _columns(close=changed, small=mapped.columns["small"])
+    write_indexes(
+        second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
+    )
+
+    old, new = "opportunities.chunks.v1", "opportunities.chunks.v2"
+    assert (
+        _chunk_files(second, "opportunities", "close")
+        == [old] * 3 + [new] + [old] * 3 + [new] + [old] * 2
+    )
+    assert (second / new).stat().st_size == 2 * CHUNK  # only the two chunks changed
+    assert (second / old).stat().st_ino == (first / old).stat().st_ino
+    # The small array kept whole, where the first snapshot packed it; nothing packed anew.
+    assert index_files(second, "opportunities") == [
+        "opportunities.index.json", old, new, "opportunities.index.v1",
+    ]  # fmt: skip
+    read = read_indexes(second, "opportunities", len(changed))
+    assert read is not None
+    np.testing.assert_array_equal(read.columns["close"], changed)
+    np.testing.assert_array_equal(read.columns["small"], np.arange(5))
+    assert not read.columns["close"].flags.writeable
+
+
+def test_rows_added_at_the_end_write_only_the_last_chunk(tmp_path: Path):
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    mapped = _first_snapshot(first, np.arange(4 * ITEMS + 3, dtype=np.int64))
+    grown = np.concatenate([mapped.columns["close"], np.asarray([7, 8, 9], dtype=np.int64)])
+    second.mkdir()
+    again = _columns(close=grown, small=mapped.columns["small"])
+    write_indexes(
+        second, "opportunities", again, len(grown), 2, Reusable(first, "opportunities", mapped)
+    )
+    old, new = "opportunities.chunks.v1", "opportunities.chunks.v2"
+    # The old last chunk held 3 items, the new one 6: it is written again, the rest kept.
+    assert _chunk_files(second, "opportunities", "close") == [old] * 4 + [new]
+    assert (second / new).stat().st_size == 6 * 8
+    read = read_indexes(second, "opportunities", len(grown))
+    assert read is not None
+    np.testing.assert_array_equal(read.columns["close"], grown)
+
+
+def test_chunks_are_not_kept_from_a_file_mostly_replaced(tmp_path: Path):
+    first, second = tmp_path / "v1", tmp_path / "v2"
+    mapped = _first_snapshot(first, np.arange(10 * ITEMS, dtype=np.int64))
+    changed = np.array(mapped.columns["close"])
+    changed[: 8 * ITEMS : ITEMS] = -1  # eight chunks of ten changed: two would be kept
+    second.mkdir()
+    again = _columns(close=changed, small=np.arange(5, dtype=np.int32))
+    write_indexes(
+        second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
+    )
+    assert _chunk_files(second, "opportunities", "close") == ["opportunities.chunks.v2"] * 10
+    assert index_files(second, "opportunities") == [
+        "opportunities.index.json", "opportunities.chunks.v2", "opportunities.index.v2",
+    ]  # fmt: skip
+    read = read_indexes(second, "opportunities", len(changed))
+    assert read is not None
+    np.testing.assert_array_equal(read.columns["close"], changed)
+
+
+def _concatenated(runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int) -> np.ndarray:
+    """What ``stitched`` maps, read: chunks of 16 bytes cannot be mapped to their places."""
+    data = b"".join(path.read_bytes()[at : at + size] for path, at, size in runs)
+    return np.frombuffer(data, dtype, count=length)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    deal_rows=deals,
+    first_deals=deals,
+    second_deals=deals,
+    lead_rows=leads,
+    first_leads=leads,
+    second_leads=leads,
+    first=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
+    second=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
+)
+def test_indexes_patched_twice_read_back_as_built_from_chunks_of_three_snapshots(
+    deal_rows, first_deals, second_deals, lead_rows, first_leads, second_leads, first, second
+):
+    """Random companies changed twice, each snapshot's indexes patched from the one before
+    and written with what it kept of it, in chunks of 16 bytes: what is read back is, array
+    for array, what building the indexes again gives."""
+    with (
+        tempfile.TemporaryDirectory() as name,
+        patch.object(index_files_module, "_CHUNK", 16),
+        patch.object(index_files_module, "stitched", _concatenated),
+    ):
+        folder = Path(name)
+        deal_steps: list[tuple[list, np.ndarray | None]] = [(deal_rows, None)]
+        lead_steps: list[tuple[list, np.ndarray | None]] = [(lead_rows, None)]
+        for new_deals, new_leads, updated in ((first_deals, first_leads, first),
+                                              (second_deals, second_leads, second)):  # fmt: skip
+            deal_steps.append(_changed(deal_steps[-1][0], new_deals, updated, (3, 4)))
+            lead_steps.append(_changed(lead_steps[-1][0], new_leads, updated, (1,)))
+        companies = [
+            random_company(d, leads_)
+            for (d, _), (leads_, _) in zip(deal_steps, lead_steps, strict=True)
+        ]
+        for table, steps in (("opportunities", deal_steps), ("leads", lead_steps)):
+            before: TableIndexes | None = None
+            for version, (facts, (_, written)) in enumerate(
+                zip(companies, steps, strict=True), start=1
+            ):
+                snapshot = folder / f"{table}-v{version}"
+                snapshot.mkdir()
+                rows = len(getattr(facts, table))
+                built = prepared_indexes(facts, table)
+                indexes, reusable = built, None
+                if before is not None and written is not None:
+                    patched = patched_indexes(before, facts, table, written)
+                    indexes = built if patched is None else patched
+                    reusable = Reusable(folder / f"{table}-v{version - 1}", table, before)
+                write_indexes(snapshot, table, indexes, rows, version, reusable)
+                before = read_indexes(snapshot, table, rows)
+                assert before is not None
+                assert_same_indexes(before, built)

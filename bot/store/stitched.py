@@ -1,0 +1,71 @@
+"""One read-only numpy array made of pieces of several files, mapped side by side.
+
+A snapshot's large index array is stored in chunks (``bot.store.index_files``), and a sync's
+snapshot writes only the chunks its changes touched, keeping the others where an earlier
+snapshot wrote them. The answers need each array contiguous. The kernel can place file
+mappings side by side: the address range is reserved first (inaccessible, anonymous, no memory
+behind it), then each run of chunks is mapped over its part of the range from its file
+(``MAP_FIXED``, shared, read-only). The pages are the page cache's, shared by every process
+that maps them, as with a whole file mapped. Python's ``mmap`` cannot place a mapping, so
+libc's ``mmap`` is called through ``ctypes``. The range is unmapped once no array uses it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+)  # fmt: skip
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+# The same on Linux, macOS and the BSDs; Python 3.11's mmap names neither.
+_MAP_FIXED = 0x10
+_PROT_NONE = 0
+_FAILED = ctypes.c_void_p(-1).value
+
+
+def _mapped(address: int | None, size: int, protection: int, flags: int, fd: int, at: int) -> int:
+    placed = _libc.mmap(address, size, protection, flags, fd, at)
+    if placed is None or placed == _FAILED:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mmap: {os.strerror(error)}")
+    return int(placed)
+
+
+def stitched(runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int) -> np.ndarray:
+    """The read-only array of ``length`` items of ``dtype`` whose bytes are the ``runs`` in
+    order: (file, offset, bytes), each offset a multiple of the page size, each run but the
+    last a whole number of pages. Raises ``OSError`` when a file is missing or too short (a
+    page mapped past a file's end would kill the process when read)."""
+    size = length * dtype.itemsize
+    if sum(run for _, _, run in runs) != size:
+        raise ValueError(f"pieces of {sum(r for _, _, r in runs)} bytes for an array of {size}")
+    if size == 0:
+        return np.empty(0, dtype=dtype)
+    reserved = size + -size % mmap.PAGESIZE
+    base = _mapped(None, reserved, _PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    region = (ctypes.c_char * reserved).from_address(base)
+    # From here the range is released with the last array over it, or at once on a failure.
+    weakref.finalize(region, _libc.munmap, base, reserved)
+    offset = 0
+    for path, at, run in runs:
+        if at % mmap.PAGESIZE or offset % mmap.PAGESIZE:
+            raise ValueError(f"{path}: a piece at {at} is not on a page")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if os.fstat(fd).st_size < at + run:
+                raise OSError(f"{path} is truncated")
+            flags = mmap.MAP_SHARED | _MAP_FIXED
+            _mapped(base + offset, run, mmap.PROT_READ, flags, fd, at)
+        finally:
+            os.close(fd)
+        offset += run
+    return np.frombuffer(memoryview(region).toreadonly(), dtype=dtype, count=length)

@@ -1,0 +1,85 @@
+"""An array mapped from pieces of several files side by side (``bot.store.stitched``): its
+items are the pieces' bytes in order, it cannot be written, a piece past its file's end is
+refused before it is mapped, and the address range goes with the last array over it."""
+
+from __future__ import annotations
+
+import gc
+import mmap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.store.stitched import stitched
+
+PAGE = mmap.PAGESIZE
+ITEMS = PAGE // 8  # int64 items in a page
+
+
+def _files(folder: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    first, second = folder / "first", folder / "second"
+    ones = np.arange(4 * ITEMS, dtype=np.int64)
+    twos = -np.arange(4 * ITEMS, dtype=np.int64)
+    ones.tofile(first)
+    twos.tofile(second)
+    return first, second, ones, twos
+
+
+def _mapped(folder: Path) -> set[str]:
+    """The address ranges this process maps from files in ``folder``."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {
+        line.split()[0] for line in lines if line.endswith(tuple(f" {p}" for p in folder.iterdir()))
+    }
+
+
+def test_pieces_of_two_files_read_as_one_array_in_their_order(tmp_path: Path):
+    first, second, ones, twos = _files(tmp_path)
+    # A page of the first file, two pages of the second from its second page, then half a
+    # page from the first file's fourth page: the last piece need not fill its page.
+    runs = [(first, 0, PAGE), (second, PAGE, 2 * PAGE), (first, 3 * PAGE, PAGE // 2)]
+    array = stitched(runs, np.dtype(np.int64), ITEMS + 2 * ITEMS + ITEMS // 2)
+    expected = np.concatenate(
+        [ones[:ITEMS], twos[ITEMS : 3 * ITEMS], ones[3 * ITEMS : 3 * ITEMS + ITEMS // 2]]
+    )
+    np.testing.assert_array_equal(array, expected)
+    assert not array.flags.writeable
+    with pytest.raises(ValueError):
+        array.flags.writeable = True
+
+
+def test_a_piece_past_the_end_of_its_file_is_refused(tmp_path: Path):
+    first, second, _, _ = _files(tmp_path)
+    with pytest.raises(OSError, match="truncated"):
+        stitched([(first, 0, PAGE), (second, 4 * PAGE, PAGE)], np.dtype(np.int64), 2 * ITEMS)
+
+
+def test_a_piece_off_a_page_is_refused(tmp_path: Path):
+    first, second, _, _ = _files(tmp_path)
+    with pytest.raises(ValueError, match="not on a page"):
+        stitched([(first, 0, PAGE), (second, 8, PAGE)], np.dtype(np.int64), 2 * ITEMS)
+    with pytest.raises(ValueError, match="not on a page"):  # the piece before it ends mid-page
+        stitched([(first, 0, PAGE // 2), (second, 0, PAGE)], np.dtype(np.int64), 3 * ITEMS // 2)
+
+
+def test_pieces_that_do_not_make_the_array_are_refused(tmp_path: Path):
+    first, _, _, _ = _files(tmp_path)
+    with pytest.raises(ValueError, match="pieces of"):
+        stitched([(first, 0, PAGE)], np.dtype(np.int64), 2 * ITEMS)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc")
+def test_the_range_is_released_with_the_last_array_over_it(tmp_path: Path):
+    first, second, _, twos = _files(tmp_path)
+    array = stitched([(first, 0, PAGE), (second, 0, PAGE)], np.dtype(np.int64), 2 * ITEMS)
+    view = array[ITEMS:]
+    held = _mapped(tmp_path)
+    assert len(held) == 2, "a piece of each file is mapped"
+    del array
+    gc.collect()
+    assert _mapped(tmp_path) == held, "a view still uses the range"
+    np.testing.assert_array_equal(view, twos[:ITEMS])
+    del view
+    gc.collect()
+    assert not _mapped(tmp_path)
