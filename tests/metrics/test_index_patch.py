@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from metrics.facts import Facts
 from metrics.index import TableIndexes
-from metrics.index_patch import patched_indexes
+from metrics.index_patch import _spliced, patched_indexes
 from metrics.kpis import prepared_indexes
 from tests.metrics.test_index import deals, leads, random_company
 
@@ -119,3 +119,22 @@ def test_a_scope_usual_now_and_not_before_has_the_indexes_built_again():
     after.teams = after.teams.iloc[:2]  # team C gone: a scope less than the old indexes hold
     old = prepared_indexes(before, "opportunities")
     assert patched_indexes(old, after, "opportunities", np.zeros(0, dtype=np.int64)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    length=st.integers(0, 60),
+    dtype=st.sampled_from(["int32", "int64", "float64", "datetime64[D]"]),
+)
+def test_a_splice_copied_run_by_run_is_numpys_delete_then_insert(data, length, dtype):
+    array = np.arange(length).astype(dtype)
+    removed = np.asarray(
+        sorted(data.draw(st.sets(st.integers(0, max(length - 1, 0)), max_size=length))), int
+    )
+    removed = removed[removed < length]
+    left = length - len(removed)
+    at = np.asarray(sorted(data.draw(st.lists(st.integers(0, left), max_size=10))), int)
+    values = (np.arange(len(at)) + 1_000).astype(dtype)
+    expected = np.insert(np.delete(array, removed), at, values)
+    np.testing.assert_array_equal(_spliced(array, removed, at, values), expected)
