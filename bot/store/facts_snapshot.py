@@ -1,13 +1,18 @@
-"""Facts snapshots: the facts of one data version as Arrow IPC files (Feather v2, uncompressed)
-that every serving process memory-maps, so a process is ready in milliseconds instead of reading
-every table from the store, and processes on one machine share the pages.
+"""Facts snapshots: the facts of one data version as files that every serving process
+memory-maps, so a process is ready in milliseconds instead of reading every table from the
+store, and processes on one machine share the pages.
 
-A snapshot is a folder ``v<version>-<token>-<key>`` holding one ``<table>.arrow`` per fact table
-and, for the tables the usual KPIs index, the indexes the writer built or patched
-(``metrics.index.TableIndexes``' arrays in data files with a manifest saying where each is,
-``bot.store.index_files``; a sync's snapshot links the files of the arrays it kept). A serving
-process maps those too: it holds no private copy of them, answers at once without building them,
-and swaps in a sync's data without holding two sets of its own. ``token`` is the random token
+A snapshot is a folder ``v<version>-<token>-<key>`` holding, per fact table, its numeric
+columns without nulls as arrays (``bot.store.array_files``: ``<table>.columns.json`` says
+where each is) and its other columns (categories, text, numbers with gaps) in
+``<table>.arrow``, an Arrow IPC file (Feather v2, uncompressed); and, for the tables the usual
+KPIs index, the indexes the writer built or patched (``metrics.index.TableIndexes``' arrays,
+``bot.store.index_files``). A sync's snapshot keeps what did not change where the snapshot
+it was refreshed from wrote it, linked: a table untouched, and of a table touched the arrays
+and chunks of arrays whose bytes are the same, so that it writes in proportion to the chunks
+its rows fall in, not to the tables. A serving process maps those too: it holds no private
+copy of them, answers at once without building indexes, and swaps in a sync's data without
+holding two sets of its own. ``token`` is the random token
 the store made with the version (``bot.store.database.VersionStamp``): a store made again, or
 restored from a backup, reaches version numbers again beside snapshots of facts it never held.
 ``key`` fingerprints what the facts were built with besides the data (currency, exchange rates,
@@ -41,6 +46,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from bot.store.array_files import (
+    Earlier,
+    Entry,
+    Key,
+    bytes_used,
+    matched,
+    read_arrays,
+    write_arrays,
+)
 from bot.store.database import VersionStamp
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.facts import Facts
@@ -53,7 +67,8 @@ log = logging.getLogger(__name__)
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
 FORMAT = 8  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
 # 4: the accounts, and the leads' and spend's channels; 5: the indexes; 6: masked integers;
-# 7: index arrays in several data files (``bot.store.index_files``); 8: large ones in chunks
+# 7: index arrays in several data files (``bot.store.index_files``); 8: large arrays in
+# chunks, and the tables' numeric columns as arrays (``bot.store.array_files``)
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
@@ -106,39 +121,53 @@ def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
     return batch.replace_schema_metadata(metadata)
 
 
-def _decode(table: pa.Table) -> pd.DataFrame:
-    metadata = table.schema.metadata or {}
+def _split(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray]]:
+    """``batch``'s numeric columns without nulls, as numpy (stored as arrays a refresh can keep
+    chunk by chunk, ``bot.store.array_files``), and a batch of the others (categories, text,
+    numbers with gaps), with the schema's metadata."""
+    plain: dict[str, np.ndarray] = {}
+    kept: list[int] = []
+    for n, field in enumerate(batch.schema):
+        column = batch.column(n)
+        if (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)) and (
+            column.null_count == 0
+        ):
+            plain[field.name] = column.to_numpy(zero_copy_only=True)
+        else:
+            kept.append(n)
+    return batch.select(kept), plain
+
+
+def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -> pd.DataFrame:
+    """The frame of the columns ``names``: those in ``plain`` (mapped arrays) and the others
+    in ``rest``, whose schema's metadata says which columns hold dates and masked integers."""
+    metadata = rest.schema.metadata or {}
     dates = set(json.loads(metadata.get(_DATES, b"[]")))
     categories = json.loads(metadata.get(_CATEGORIES, b"{}"))
-    masked = json.loads(metadata.get(_MASKED, b"[]"))
-    missing = {name: _mapped_numpy(table.column(name + _MISSING)) for name in masked}
-    table = table.drop_columns([name + _MISSING for name in masked])
+    masked = set(json.loads(metadata.get(_MASKED, b"[]")))
     # One block per column: numeric columns without nulls stay views of the mapped file.
-    frame = table.to_pandas(split_blocks=True)
+    others = rest.to_pandas(split_blocks=True)
     columns: dict[str, Any] = {}
-    for name in frame.columns:
-        series = frame[name]
-        if name in missing:
-            values = _mapped_numpy(table.column(name))
-            masked_values = pd.arrays.IntegerArray(values, missing[name].view(bool), copy=False)
-            columns[name] = pd.Series(masked_values, copy=False)
+    for name in names:
+        if name.endswith(_MISSING) and name.removesuffix(_MISSING) in masked:
+            continue
+        if name in masked:
+            values = pd.arrays.IntegerArray(
+                plain[name], plain[name + _MISSING].view(bool), copy=False
+            )
+            columns[name] = pd.Series(values, copy=False)
         elif name in dates:
-            columns[name] = pd.Series(series.to_numpy().view("datetime64[ns]"), copy=False)
-        elif name in categories and str(series.cat.categories.dtype) != categories[name]:
+            columns[name] = pd.Series(plain[name].view("datetime64[ns]"), copy=False)
+        elif name in plain:
+            columns[name] = pd.Series(plain[name], copy=False)
+        elif name in categories and str(others[name].cat.categories.dtype) != categories[name]:
+            series = others[name]
             columns[name] = series.cat.set_categories(
                 series.cat.categories.astype(categories[name])
             )
         else:
-            columns[name] = series
-    return pd.DataFrame(columns, columns=frame.columns, copy=False)
-
-
-def _mapped_numpy(column: pa.ChunkedArray[Any]) -> np.ndarray:
-    """A column without nulls as numpy, a view of the mapped file (a snapshot's tables are
-    one batch: one chunk, none when empty)."""
-    if column.num_chunks == 1:
-        return column.chunk(0).to_numpy(zero_copy_only=True)
-    return column.combine_chunks().to_numpy(zero_copy_only=True)
+            columns[name] = others[name]
+    return pd.DataFrame(columns, columns=list(columns), copy=False)
 
 
 def _indexes(
@@ -152,6 +181,64 @@ def _indexes(
         if patched is not None:
             return patched
     return prepared_indexes(facts, table)
+
+
+def _write_table(
+    folder: Path, table: str, frame: pd.DataFrame, version: int, earlier: Earlier | None
+) -> None:
+    """``frame`` as ``table``'s files: its numeric columns without nulls as arrays
+    (``<table>.columns.json`` says where; what ``earlier`` holds unchanged is kept where it
+    is, chunk by chunk), the other columns in ``<table>.arrow``."""
+    batch = _encode(frame)
+    rest, plain = _split(batch)
+    # The Arrow IPC file format (Feather v2), uncompressed so that it maps as is.
+    with (
+        pa.OSFile(str(folder / f"{table}.arrow"), "wb") as sink,
+        pa.ipc.new_file(sink, rest.schema) as writer,
+    ):
+        writer.write_batch(rest)
+    arrays = {(name,): array for name, array in plain.items()}
+    written = write_arrays(folder, f"{table}.columns", version, arrays, earlier)
+    manifest = {
+        "rows": batch.num_rows,
+        "names": batch.schema.names,
+        "columns": {key[0]: entry for key, entry in written.items()},
+    }
+    (folder / f"{table}.columns.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _columns(folder: Path, table: str) -> tuple[dict[str, Any], dict[Key, Entry]]:
+    """The manifest of ``table``'s columns in ``folder``, and its arrays' entries."""
+    manifest = json.loads((folder / f"{table}.columns.json").read_text(encoding="utf-8"))
+    return manifest, {(name,): entry for name, entry in manifest["columns"].items()}
+
+
+def _read_table(folder: Path, table: str) -> pd.DataFrame:
+    """``table``'s frame, its columns mapped from the snapshot in ``folder``."""
+    manifest, entries = _columns(folder, table)
+    plain = {key[0]: array for key, array in read_arrays(folder, entries).items()}
+    with pa.memory_map(str(folder / f"{table}.arrow")) as source:
+        rest = pa.ipc.open_file(source).read_all()
+    rows = manifest["rows"]
+    if any(len(a) != rows for a in plain.values()) or (rest.num_columns and rest.num_rows != rows):
+        raise ValueError(f"{folder / table}: columns of other lengths than its {rows} rows")
+    return _decode(rest, plain, manifest["names"])
+
+
+def _earlier_columns(folder: Path, table: str) -> Earlier | None:
+    """``table``'s columns as the snapshot in ``folder`` holds them, for a new snapshot to
+    keep what did not change; None when it is gone or unreadable (then all are written)."""
+    try:
+        _, entries = _columns(folder, table)
+        return Earlier(folder, matched(read_arrays(folder, entries), entries))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _table_files(folder: Path, table: str) -> list[str]:
+    """The names of ``table``'s files in the snapshot in ``folder``, but its indexes'."""
+    _, entries = _columns(folder, table)
+    return [f"{table}.arrow", f"{table}.columns.json", *sorted(bytes_used(entries.values()))]
 
 
 class Snapshots:
@@ -183,8 +270,7 @@ class Snapshots:
         frames: dict[str, pd.DataFrame] = {}
         try:
             for table in TABLES:
-                with pa.memory_map(str(folder / f"{table}.arrow")) as source:
-                    frames[table] = _decode(pa.ipc.open_file(source).read_all())
+                frames[table] = _read_table(folder, table)
             meta = json.loads((folder / "facts.json").read_text(encoding="utf-8"))
             facts = Facts(
                 opportunities=frames["opportunities"],
@@ -255,13 +341,8 @@ class Snapshots:
             for table in TABLES:
                 if table in kept and self._linked(previous, table, staging):
                     continue
-                batch = _encode(getattr(facts, table))
-                # The Arrow IPC file format (Feather v2), uncompressed so that it maps as is.
-                with (
-                    pa.OSFile(str(staging / f"{table}.arrow"), "wb") as sink,
-                    pa.ipc.new_file(sink, batch.schema) as writer,
-                ):
-                    writer.write_batch(batch)
+                earlier = None if previous is None else _earlier_columns(self.path(previous), table)
+                _write_table(staging, table, getattr(facts, table), facts.version, earlier)
                 if table in INDEXED_TABLES:
                     patch = None if patches is None else patches.get(table)
                     reusable = None
@@ -289,8 +370,9 @@ class Snapshots:
         it is gone (pruned, discarded)."""
         if previous is None:
             return False
-        names = [f"{table}.arrow"]
+        names: list[str] = []
         try:
+            names += _table_files(self.path(previous), table)
             names += index_files(self.path(previous), table)
             for name in names:
                 os.link(self.path(previous) / name, staging / name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import mmap
 import sqlite3
 import tempfile
 from contextlib import closing
@@ -22,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bot.store import database, facts_loader, facts_merge, facts_snapshot
+from bot.store import array_files, database, facts_loader, facts_merge, facts_snapshot
+from bot.store.array_files import bytes_used
 from bot.store.database import bump_data_version, session_factory, transaction
 from bot.store.facts_loader import FactsCache, load_facts
 from bot.store.facts_snapshot import Snapshots
-from bot.store.index_files import bytes_used, index_files, read_indexes
+from bot.store.index_files import entries, index_files, read_indexes
 from bot.store.models import (
     FactDeletion,
     FxRate,
@@ -383,7 +385,7 @@ def assert_linked_files_mostly_used(folder: Path, table: str) -> None:
     """The index data files a snapshot holds from earlier ones (all but the newest) hold at
     most twice the bytes of the arrays it reads from them."""
     manifest = json.loads((folder / f"{table}.index.json").read_text(encoding="utf-8"))
-    used = bytes_used(manifest)
+    used = bytes_used(entries(manifest).values())
     newest = max(used, key=lambda name: int(name.rpartition(".v")[2]), default=None)
     linked = [name for name in used if name != newest]
     held = sum((folder / name).stat().st_size for name in linked)
@@ -435,6 +437,42 @@ def test_a_sync_that_replaces_most_index_arrays_writes_them_all_afresh(folder):
     assert_linked_files_mostly_used(second, "opportunities")
     served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
     assert _answers(served) == _answers(after) == _answers(load_facts(engine, "EUR", RATES, 0.5))
+
+
+def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder, monkeypatch):
+    """Chunks of a page (512 numbers): of 3,000 deals one changes its amount. The deals'
+    amounts and the close order's amounts are written for the chunk holding it; every other
+    chunk stays in the first snapshot's files, which are linked; what a serving process maps
+    from both gives the answers of the store loaded whole."""
+    monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    engine = _engine(folder)
+    deals = [_deal(f"O{n:04d}", "100", owner="R1" if n % 2 else "R2") for n in range(3_000)]
+    sync(engine, _two_teams(*deals))
+    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
+    writer.refresh()
+    deals[1_500] = _deal("O1500", "175", owner="R2")
+    sync(engine, _two_teams(*deals))
+    after = writer.refresh()
+    first, second = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
+
+    def files(manifest: str, *where: str) -> list[str]:
+        entry = json.loads((second / manifest).read_text(encoding="utf-8"))
+        for key in where:
+            entry = entry[key]
+        return [name for name, _ in entry["chunks"]]
+
+    old, new = "opportunities.columns.chunks.v1", "opportunities.columns.chunks.v2"
+    amounts = files("opportunities.columns.json", "columns", "amount")
+    assert len(amounts) == 6  # 3,000 amounts of 8 bytes
+    assert amounts == [old] * 2 + [new] + [old] * 3  # row 1,500 is in the third chunk
+    assert files("opportunities.columns.json", "columns", "id") == [old] * 6
+    assert (second / old).stat().st_ino == (first / old).stat().st_ino
+    assert (second / new).stat().st_size == mmap.PAGESIZE
+    ordered = files("opportunities.index.json", "orders", "close", "columns", "amount")
+    assert ordered.count("opportunities.index.chunks.v2") == 1
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _won(served) == _won(after) == 3_000 * 10_000 + 7_500
+    assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
 
 
 def test_new_exchange_rates_load_the_facts_whole(folder):

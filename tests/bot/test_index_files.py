@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.store import index_files as index_files_module
+from bot.store import array_files
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.index import DateOrder, TableIndexes
 from metrics.index_patch import patched_indexes
@@ -75,7 +75,7 @@ def test_an_array_changed_is_written_and_the_others_linked(tmp_path: Path):
     ).stat().st_size
 
 
-CHUNK = index_files_module._CHUNK
+CHUNK = array_files._CHUNK
 ITEMS = CHUNK // 8  # int64 items in a chunk
 
 
@@ -110,7 +110,7 @@ def test_a_large_array_keeps_the_chunks_a_change_left_alone(tmp_path: Path):
         second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
     )
 
-    old, new = "opportunities.chunks.v1", "opportunities.chunks.v2"
+    old, new = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
     assert (
         _chunk_files(second, "opportunities", "close")
         == [old] * 3 + [new] + [old] * 3 + [new] + [old] * 2
@@ -137,7 +137,7 @@ def test_rows_added_at_the_end_write_only_the_last_chunk(tmp_path: Path):
     write_indexes(
         second, "opportunities", again, len(grown), 2, Reusable(first, "opportunities", mapped)
     )
-    old, new = "opportunities.chunks.v1", "opportunities.chunks.v2"
+    old, new = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
     # The old last chunk held 3 items, the new one 6: it is written again, the rest kept.
     assert _chunk_files(second, "opportunities", "close") == [old] * 4 + [new]
     assert (second / new).stat().st_size == 6 * 8
@@ -156,9 +156,9 @@ def test_chunks_are_not_kept_from_a_file_mostly_replaced(tmp_path: Path):
     write_indexes(
         second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
     )
-    assert _chunk_files(second, "opportunities", "close") == ["opportunities.chunks.v2"] * 10
+    assert _chunk_files(second, "opportunities", "close") == ["opportunities.index.chunks.v2"] * 10
     assert index_files(second, "opportunities") == [
-        "opportunities.index.json", "opportunities.chunks.v2", "opportunities.index.v2",
+        "opportunities.index.json", "opportunities.index.chunks.v2", "opportunities.index.v2",
     ]  # fmt: skip
     read = read_indexes(second, "opportunities", len(changed))
     assert read is not None
@@ -190,8 +190,8 @@ def test_indexes_patched_twice_read_back_as_built_from_chunks_of_three_snapshots
     for array, what building the indexes again gives."""
     with (
         tempfile.TemporaryDirectory() as name,
-        patch.object(index_files_module, "_CHUNK", 16),
-        patch.object(index_files_module, "stitched", _concatenated),
+        patch.object(array_files, "_CHUNK", 16),
+        patch.object(array_files, "stitched", _concatenated),
     ):
         folder = Path(name)
         deal_steps: list[tuple[list, np.ndarray | None]] = [(deal_rows, None)]

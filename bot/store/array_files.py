@@ -1,0 +1,258 @@
+"""Named numpy arrays in a snapshot's data files, written so that the next snapshot keeps
+what did not change where it is (``bot.store.index_files`` for a table's indexes,
+``bot.store.facts_snapshot`` for its numeric columns).
+
+An array of up to ``_CHUNK`` bytes is packed in ``<stem>.v<version>``; a larger one is
+stored in chunks of ``_CHUNK`` bytes, each at a multiple of it, in ``<stem>.chunks.v<version>``.
+Each array's entry (which a manifest keeps) says where it is: a file and an offset, or a file
+and offset per chunk. A snapshot refreshed from an earlier one keeps, where that one had them,
+an array it holds unchanged (the same object) and each chunk of a large array whose bytes are
+the earlier array's there, and links the data files holding them into its own folder. A patch
+of a few rows changes a date order around the places the rows left and took, and shifts what
+lies between: a sync that changed ten deals among a million writes a few megabytes, not the
+140 MB of the deals' indexes. A large array whose chunks are in several files is mapped side
+by side from them (``bot.store.stitched``), and serving processes keep the pages they had of
+the chunks kept. A file whose arrays were mostly replaced since is not kept alive for the
+rest: nothing is kept from a file that would hold more than ``_SLACK`` times the bytes kept
+from it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.store.stitched import stitched
+
+_ALIGN = 64  # each array of a packed data file starts on a cache line
+# A large array is stored in chunks of this many bytes, each at a multiple of it in its file:
+# a multiple of every page size (4, 16 and 64 KiB), as a mapping's place must be.
+_CHUNK = 1 << 16
+_SLACK = 2  # a linked file may hold up to this many times the bytes reused from it
+Key = tuple[Any, ...]  # an array's name among those of one manifest
+Entry = dict[str, Any]  # where an array is, in a manifest
+Ref = tuple[str, int]  # a chunk: its data file and offset
+# How each array is stored: a packed entry kept as it is, its chunks (kept where they are, or
+# None: written), or None: written packed.
+_Plan = Entry | list[Ref | None] | None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """The arrays an earlier snapshot in ``folder`` holds, as mapped from it, by name with
+    their entries (``matched``): what a new snapshot may keep where it is."""
+
+    folder: Path
+    arrays: dict[Key, tuple[np.ndarray, Entry]]
+
+
+def matched(
+    arrays: dict[Key, np.ndarray], entries: dict[Key, Entry]
+) -> dict[Key, tuple[np.ndarray, Entry]]:
+    """Each of ``arrays`` (read from the ``entries`` of a manifest) with its entry, when it
+    is the array the entry describes."""
+    return {
+        key: (array, entries[key])
+        for key, array in arrays.items()
+        if key in entries
+        and entries[key]["dtype"] == array.dtype.str
+        and entries[key]["length"] == len(array)
+    }
+
+
+def bytes_used(entries: Iterable[Entry]) -> dict[str, int]:
+    """The bytes the ``entries`` read from each data file they name, alignment included."""
+    used: dict[str, int] = {}
+    for entry in entries:
+        for name, size in _pieces(entry):
+            used[name] = used.get(name, 0) + size
+    return used
+
+
+def _pieces(entry: dict[str, Any]) -> Iterator[tuple[str, int]]:
+    """The data files an entry reads and the bytes it takes in each."""
+    size = entry["length"] * np.dtype(entry["dtype"]).itemsize
+    if "chunks" not in entry:
+        yield entry["file"], footprint(size)
+        return
+    for n, (name, _) in enumerate(entry["chunks"]):
+        yield name, min(_CHUNK, size - n * _CHUNK)
+
+
+def write_arrays(
+    folder: Path, stem: str, version: int, arrays: dict[Key, np.ndarray], earlier: Earlier | None
+) -> dict[Key, Entry]:
+    """``arrays`` into ``folder``: what is not kept from ``earlier`` in this snapshot's data
+    files, the files of what is kept linked; the entry of each array. What is in files gone
+    since (the earlier snapshot pruned meanwhile) is written too."""
+    plans = _plans(arrays, earlier)
+    if earlier is not None and not _linked(plans, earlier.folder, folder):
+        plans = {key: _fresh(array) for key, array in arrays.items()}  # pruned meanwhile
+    packed, chunked = f"{stem}.v{version}", f"{stem}.chunks.v{version}"
+    entries: dict[Key, Entry] = {}
+    with (folder / packed).open("wb") as out, (folder / chunked).open("wb") as chunks:
+        for key, array in arrays.items():
+            plan = plans[key]
+            if isinstance(plan, dict):
+                entries[key] = plan
+                continue
+            data = np.ascontiguousarray(array).view(np.uint8)
+            entry = {"dtype": array.dtype.str, "length": len(array)}
+            if plan is None:
+                out.write(b"\0" * (-out.tell() % _ALIGN))
+                entries[key] = {"file": packed, "at": out.tell(), **entry}
+                out.write(data.data)
+                continue
+            refs: list[Ref] = []
+            for n, ref in enumerate(plan):
+                if ref is None:
+                    chunks.seek(-chunks.tell() % _CHUNK, os.SEEK_CUR)  # a hole, not zeros
+                    ref = (chunked, chunks.tell())
+                    chunks.write(data[n * _CHUNK : (n + 1) * _CHUNK].data)
+                refs.append(ref)
+            entries[key] = {"chunks": [list(ref) for ref in refs], **entry}
+    used = bytes_used(entries.values())
+    for name in (packed, chunked):
+        if name not in used:
+            (folder / name).unlink()  # nothing of its kind written
+    return entries
+
+
+def _plans(arrays: dict[Key, np.ndarray], earlier: Earlier | None) -> dict[Key, _Plan]:
+    """How to store each array: an old array held unchanged keeps its entry; a large one
+    keeps each chunk whose bytes are those of the old array's chunk at the same place (a
+    patch changes a few runs of a date order and shifts what lies between them: the rest
+    stays); the others are written. Nothing is kept from a file that would hold more than
+    ``_SLACK`` times the bytes kept from it: its arrays are written afresh."""
+    plans: dict[Key, _Plan] = {key: _fresh(array) for key, array in arrays.items()}
+    if earlier is None:
+        return plans
+    old = earlier.arrays
+    for key, array in arrays.items():
+        if key not in old:
+            continue
+        before, entry = old[key]
+        if before is array:
+            plans[key] = entry if "chunks" not in entry else [tuple(c) for c in entry["chunks"]]
+        elif "chunks" in entry and isinstance(plans[key], list):
+            plans[key] = _same_chunks(array, before, entry["chunks"])
+    held: dict[str, int] = {}
+    for plan, array in zip(plans.values(), arrays.values(), strict=True):
+        for name, size in _kept(plan, array):
+            held[name] = held.get(name, 0) + size
+    try:
+        wasteful = {
+            name for name, size in held.items()
+            if os.stat(earlier.folder / name).st_size > _SLACK * size
+        }  # fmt: skip
+    except OSError:  # pruned meanwhile
+        return {key: _fresh(array) for key, array in arrays.items()}
+    for key, plan in plans.items():
+        if isinstance(plan, dict) and plan["file"] in wasteful:
+            plans[key] = None
+        elif isinstance(plan, list):
+            plans[key] = [None if ref is None or ref[0] in wasteful else ref for ref in plan]
+    return plans
+
+
+def _fresh(array: np.ndarray) -> _Plan:
+    """An array written anew: packed, or in chunks when it spans more than one."""
+    return [None] * -(-array.nbytes // _CHUNK) if array.nbytes > _CHUNK else None
+
+
+def _same_chunks(array: np.ndarray, before: np.ndarray, refs: list[list[Any]]) -> list[Ref | None]:
+    """``array``'s chunks, each the old one (``before``'s, stored at ``refs``) when it holds
+    the same bytes, else None."""
+    new = np.ascontiguousarray(array).view(np.uint8)
+    old = before.view(np.uint8)
+    plan: list[Ref | None] = []
+    for n in range(-(-len(new) // _CHUNK)):
+        part = slice(n * _CHUNK, (n + 1) * _CHUNK)
+        same = n < len(refs) and len(new[part]) == len(old[part])
+        same = same and bool(np.array_equal(new[part], old[part]))
+        plan.append((refs[n][0], refs[n][1]) if same else None)
+    return plan
+
+
+def _kept(plan: _Plan, array: np.ndarray) -> Iterator[tuple[str, int]]:
+    """The old files a plan reads from and the bytes it keeps in each."""
+    if isinstance(plan, dict):
+        yield from _pieces(plan)
+    elif isinstance(plan, list):
+        for n, ref in enumerate(plan):
+            if ref is not None:
+                yield ref[0], min(_CHUNK, array.nbytes - n * _CHUNK)
+
+
+def _linked(plans: dict[Key, _Plan], source: Path, folder: Path) -> bool:
+    """Link the files the ``plans`` keep arrays or chunks in from ``source`` into ``folder``;
+    False (and none linked) when one is gone."""
+    names: set[str] = set()
+    for plan in plans.values():
+        if isinstance(plan, dict):
+            names.add(plan["file"])
+        elif isinstance(plan, list):
+            names.update(ref[0] for ref in plan if ref is not None)
+    try:
+        for name in names:
+            os.link(source / name, folder / name)
+    except OSError:
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
+        return False
+    return True
+
+
+def footprint(size: int) -> int:
+    """The bytes an array of ``size`` bytes takes in a packed data file, with its alignment."""
+    return size + -size % _ALIGN
+
+
+def read_arrays(folder: Path, entries: dict[Key, Entry]) -> dict[Key, np.ndarray]:
+    """The arrays the ``entries`` describe, mapped from the data files in ``folder``
+    (read-only). Raises ``ValueError`` or ``OSError`` for a file truncated or gone."""
+    maps: dict[str, Any] = {}
+
+    def whole(name: str) -> Any:
+        if name not in maps:
+            with (folder / name).open("rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                # The map outlives the file object; the arrays keep it alive.
+                maps[name] = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        return maps[name]
+
+    arrays: dict[Key, np.ndarray] = {}
+    for key, entry in entries.items():
+        dtype = np.dtype(entry["dtype"])
+        runs = _runs(entry)
+        if len(runs) > 1:  # chunks of several files, or not in order
+            pieces = [(folder / name, at, size) for name, at, size in runs]
+            arrays[key] = stitched(pieces, dtype, entry["length"])
+            continue
+        name, at, size = runs[0]
+        if at + size > len(whole(name)):
+            raise ValueError(f"{folder / name} is truncated")
+        arrays[key] = np.frombuffer(whole(name), dtype, count=entry["length"], offset=at)
+    return arrays
+
+
+def _runs(entry: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The bytes of an entry as runs (file, offset, size): its chunks that follow each other
+    in one file make one run."""
+    size = entry["length"] * np.dtype(entry["dtype"]).itemsize
+    if "chunks" not in entry:
+        return [(entry["file"], entry["at"], size)]
+    runs: list[tuple[str, int, int]] = []
+    for n, (name, at) in enumerate(entry["chunks"]):
+        part = min(_CHUNK, size - n * _CHUNK)
+        if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == at:
+            runs[-1] = (name, runs[-1][1], runs[-1][2] + part)
+        else:
+            runs.append((name, at, part))
+    return runs
