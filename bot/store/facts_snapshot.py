@@ -145,7 +145,7 @@ def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -
     dates = set(json.loads(metadata.get(_DATES, b"[]")))
     categories = json.loads(metadata.get(_CATEGORIES, b"{}"))
     masked = set(json.loads(metadata.get(_MASKED, b"[]")))
-    # One block per column: numeric columns without nulls stay views of the mapped file.
+    # One block per column: the categories' codes stay views of the mapped file.
     others = rest.to_pandas(split_blocks=True)
     columns: dict[str, Any] = {}
     for name in names:

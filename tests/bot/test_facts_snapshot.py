@@ -444,6 +444,8 @@ def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
         lambda path: next(path.glob("opportunities.index.v*")).write_bytes(b"\0" * 8),
         lambda path: next(path.glob("leads.index.v*")).unlink(),
         lambda path: (path / "leads.index.json").write_text("{", encoding="utf-8"),
+        lambda path: next(path.glob("opportunities.columns.v*")).write_bytes(b"\0" * 8),
+        lambda path: (path / "leads.columns.json").unlink(),
     ],
     ids=[
         "corrupt file",
@@ -452,6 +454,8 @@ def test_answers_come_from_the_old_facts_until_the_new_are_ready(folder):
         "truncated index",
         "missing index data",
         "bad index list",
+        "truncated columns",
+        "missing column list",
     ],
 )
 def test_a_damaged_snapshot_is_rebuilt_from_the_store_with_a_log_line(folder, caplog, damage):
