@@ -75,14 +75,19 @@ def bytes_used(entries: Iterable[Entry]) -> dict[str, int]:
     return used
 
 
-def _pieces(entry: dict[str, Any]) -> Iterator[tuple[str, int]]:
+def _pieces(entry: Entry) -> Iterator[tuple[str, int]]:
     """The data files an entry reads and the bytes it takes in each."""
     size = entry["length"] * np.dtype(entry["dtype"]).itemsize
     if "chunks" not in entry:
-        yield entry["file"], footprint(size)
+        yield entry["file"], _footprint(size)
         return
     for n, (name, _) in enumerate(entry["chunks"]):
-        yield name, min(_CHUNK, size - n * _CHUNK)
+        yield name, _chunk_size(size, n)
+
+
+def _chunk_size(size: int, n: int) -> int:
+    """The bytes of chunk ``n`` of an array of ``size`` bytes: the last one may be short."""
+    return min(_CHUNK, size - n * _CHUNK)
 
 
 def write_arrays(
@@ -187,7 +192,7 @@ def _kept(plan: _Plan, array: np.ndarray) -> Iterator[tuple[str, int]]:
     elif isinstance(plan, list):
         for n, ref in enumerate(plan):
             if ref is not None:
-                yield ref[0], min(_CHUNK, array.nbytes - n * _CHUNK)
+                yield ref[0], _chunk_size(array.nbytes, n)
 
 
 def _linked(plans: dict[Key, _Plan], source: Path, folder: Path) -> bool:
@@ -209,7 +214,7 @@ def _linked(plans: dict[Key, _Plan], source: Path, folder: Path) -> bool:
     return True
 
 
-def footprint(size: int) -> int:
+def _footprint(size: int) -> int:
     """The bytes an array of ``size`` bytes takes in a packed data file, with its alignment."""
     return size + -size % _ALIGN
 
@@ -242,7 +247,7 @@ def read_arrays(folder: Path, entries: dict[Key, Entry]) -> dict[Key, np.ndarray
     return arrays
 
 
-def _runs(entry: dict[str, Any]) -> list[tuple[str, int, int]]:
+def _runs(entry: Entry) -> list[tuple[str, int, int]]:
     """The bytes of an entry as runs (file, offset, size): its chunks that follow each other
     in one file make one run."""
     size = entry["length"] * np.dtype(entry["dtype"]).itemsize
@@ -250,7 +255,7 @@ def _runs(entry: dict[str, Any]) -> list[tuple[str, int, int]]:
         return [(entry["file"], entry["at"], size)]
     runs: list[tuple[str, int, int]] = []
     for n, (name, at) in enumerate(entry["chunks"]):
-        part = min(_CHUNK, size - n * _CHUNK)
+        part = _chunk_size(size, n)
         if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == at:
             runs[-1] = (name, runs[-1][1], runs[-1][2] + part)
         else:

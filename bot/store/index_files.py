@@ -54,10 +54,14 @@ class Reusable:
     table: str
     old: TableIndexes
 
-    def earlier(self) -> Earlier:
-        """Each old array by its place, with its manifest entry."""
-        manifest = json.loads(_manifest_path(self.folder, self.table).read_text(encoding="utf-8"))
-        return Earlier(self.folder, matched(_keyed(self.old), entries(manifest)))
+    def earlier(self) -> Earlier | None:
+        """Each old array by its place, with its manifest entry; None when the snapshot is
+        gone or its manifest unreadable (then every array is written)."""
+        try:
+            text = _manifest_path(self.folder, self.table).read_text(encoding="utf-8")
+            return Earlier(self.folder, matched(_keyed(self.old), entries(json.loads(text))))
+        except (OSError, ValueError, KeyError):
+            return None
 
 
 def write_indexes(
@@ -70,12 +74,7 @@ def write_indexes(
 ) -> None:
     """``indexes`` (of a table ``rows`` long) into ``folder``: the manifest, and the arrays
     (``bot.store.array_files``), what ``reusable`` holds unchanged kept where it is."""
-    earlier = None
-    if reusable is not None:
-        try:
-            earlier = reusable.earlier()
-        except (OSError, ValueError, KeyError):  # pruned, or a manifest unreadable
-            earlier = None
+    earlier = None if reusable is None else reusable.earlier()
     written = write_arrays(folder, f"{table}.index", version, _keyed(indexes), earlier)
     manifest = _manifest(indexes, rows, written)
     _manifest_path(folder, table).write_text(json.dumps(manifest), encoding="utf-8")

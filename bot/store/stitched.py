@@ -1,14 +1,14 @@
 """One read-only numpy array made of pieces of several files, mapped side by side.
 
-A snapshot's large index array is stored in chunks (``bot.store.index_files``), and a sync's
-snapshot writes only the chunks its changes touched, keeping the others where an earlier
-snapshot wrote them. The answers need each array contiguous. The kernel can place file
-mappings side by side: the address range is reserved first (inaccessible, anonymous, no memory
-behind it), then each run of chunks is mapped over its part of the range from its file
-(``MAP_FIXED``, shared, read-only). The pages are the page cache's, shared by every process
-that maps them, as with a whole file mapped. Python's ``mmap`` cannot place a mapping, so
-libc's ``mmap`` is called through ``ctypes``. The range is unmapped once no array uses it.
-"""
+A snapshot's large array (an index array, a table's column) is stored in chunks
+(``bot.store.array_files``), and a sync's snapshot writes only the chunks its changes touched,
+keeping the others where an earlier snapshot wrote them. The answers need each array
+contiguous. The kernel can place file mappings side by side: the address range is reserved
+first (inaccessible, anonymous, no memory behind it), then each run of chunks is mapped over
+its part of the range from its file (``MAP_FIXED``, shared, read-only). The pages are the page
+cache's, shared by every process that maps them, as with a whole file mapped. Python's
+``mmap`` cannot place a mapping, so libc's ``mmap`` is called through ``ctypes``. The range is
+unmapped once no array uses it."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import json
 import mmap
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from contextlib import closing
 from datetime import date
 from decimal import Decimal
@@ -392,15 +393,25 @@ def assert_linked_files_mostly_used(folder: Path, table: str) -> None:
     assert held <= 2 * sum(used[name] for name in linked)
 
 
-def test_a_sync_that_changes_amounts_writes_only_the_index_arrays_it_changed(folder):
+def _published_twice(
+    folder: Path, deals: list[dict[str, Any]], change: Callable[[list[dict[str, Any]]], None]
+) -> tuple[Engine, Facts]:
+    """A store synced with ``deals`` (two teams) and its facts published, then synced again
+    after ``change`` and refreshed from that snapshot: the store and the facts refreshed."""
     engine = _engine(folder)
-    deals = [_deal(f"O{n}", "100", owner="R1" if n % 2 else "R2") for n in range(200)]
     sync(engine, _two_teams(*deals))
     writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
     writer.refresh()
-    deals[7] = _deal("O7", "175", owner="R1")
+    change(deals)
     sync(engine, _two_teams(*deals))
-    after = writer.refresh()
+    return engine, writer.refresh()
+
+
+def test_a_sync_that_changes_amounts_writes_only_the_index_arrays_it_changed(folder):
+    deals = [_deal(f"O{n}", "100", owner="R1" if n % 2 else "R2") for n in range(200)]
+    engine, after = _published_twice(
+        folder, deals, lambda deals: deals.__setitem__(7, _deal("O7", "175", owner="R1"))
+    )
     first, second = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
     manifest = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
     # The dates in order and every scope's places are where the first snapshot wrote them.
@@ -420,15 +431,13 @@ def test_a_sync_that_changes_amounts_writes_only_the_index_arrays_it_changed(fol
 def test_a_sync_that_replaces_most_index_arrays_writes_them_all_afresh(folder):
     """Every close date and amount changes: the arrays by creation date alone could stay in
     the first data file, but they are a small part of it; the rest would be kept for them."""
-    engine = _engine(folder)
+
+    def moved(deals: list[dict[str, Any]]) -> None:
+        for n, deal in enumerate(deals):
+            deal.update(close_date=date(2026, 11, 3 + n % 20), amount=Decimal(120))
+
     deals = [_deal(f"O{n}", "100", owner="R1" if n % 2 else "R2") for n in range(200)]
-    sync(engine, _two_teams(*deals))
-    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
-    writer.refresh()
-    for n, deal in enumerate(deals):
-        deal.update(close_date=date(2026, 11, 3 + n % 20), amount=Decimal(120))
-    sync(engine, _two_teams(*deals))
-    after = writer.refresh()
+    engine, after = _published_twice(folder, deals, moved)
     second = Snapshots(folder / "s", "k").path(stamp(engine, 2))
     assert index_files(second, "opportunities") == [
         "opportunities.index.json",
@@ -445,14 +454,10 @@ def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder,
     chunk stays in the first snapshot's files, which are linked; what a serving process maps
     from both gives the answers of the store loaded whole."""
     monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
-    engine = _engine(folder)
     deals = [_deal(f"O{n:04d}", "100", owner="R1" if n % 2 else "R2") for n in range(3_000)]
-    sync(engine, _two_teams(*deals))
-    writer = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k"))
-    writer.refresh()
-    deals[1_500] = _deal("O1500", "175", owner="R2")
-    sync(engine, _two_teams(*deals))
-    after = writer.refresh()
+    engine, after = _published_twice(
+        folder, deals, lambda deals: deals.__setitem__(1_500, _deal("O1500", "175", owner="R2"))
+    )
     first, second = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
 
     def files(manifest: str, *where: str) -> list[str]:
