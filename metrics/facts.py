@@ -342,7 +342,7 @@ class Facts:
         whole = self._gatherer(table)
         # Orders of their own: what the answers gather in them later is not ``indexes``'.
         orders = {
-            by: DateOrder(order.order, order.dates, dict(order.columns), order.dated)
+            by: DateOrder(order.order, order.dates, dict(order.columns), order.dated, order.dead)
             for by, order in indexes.orders.items()
         }
         for (scope, by, only), (among, kept) in indexes.parts.items():
@@ -430,8 +430,8 @@ class Facts:
         if index is None:
             first = getattr(self, table)[column].min()
             return None if pd.isna(first) else pd.Timestamp(first).date()
-        order = index.table
-        return pd.Timestamp(order.dates[0]).date() if order.dated else None
+        first = index.table.earliest()
+        return None if first is None else pd.Timestamp(first).date()
 
     def names(self, level: Level) -> list[str]:
         """Known names at ``level``, for parsing questions and breakdowns."""

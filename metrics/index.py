@@ -20,6 +20,11 @@ past day stood). What is kept is small, because a serving process keeps one per 
   date, which every answer reads for every team of its breakdown).
 
 A snapshot publishes all of it (``TableIndexes``), so that serving processes map it instead.
+
+A record deleted since the order was built keeps its entries where they were, marked dead
+(``DateOrder.dead``), and every read leaves them out: taking them out, or moving them with
+the rows without a date, would shift every entry after them, and a sync's snapshot would
+write the whole order again for one deletion (``metrics.index_patch``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class DateOrder:
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # gathered in that order
     known_dated: InitVar[int | None] = None  # ``dated`` when known (a snapshot's manifest)
     dated: int = field(init=False)  # the rows with a date: the first ``dated`` of the order
+    # The entries of records deleted since (ascending int32), in their places with their
+    # dates and values then: no read counts them.
+    dead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     def __post_init__(self, known_dated: int | None) -> None:
         # Else a binary search (NaT sorts last), not a count over every date. A serving
@@ -51,6 +59,33 @@ class DateOrder:
         if known_dated is None:
             known_dated = int(self.dates.searchsorted(np.datetime64("NaT"), "left"))
         self.dated = known_dated
+
+    def earliest(self) -> np.datetime64 | None:
+        """The first date of a live entry; None: no entry has one."""
+        # The dead entries are ascending and distinct: those at 0, 1, 2... lead the order.
+        first = int(np.count_nonzero(self.dead == np.arange(len(self.dead))))
+        return self.dates[first] if first < self.dated else None
+
+    def live(self, lo: int, hi: int, entries: np.ndarray | None = None) -> np.ndarray | None:
+        """Which of ``entries`` (ascending, from ``lo`` to below ``hi``; None: all of those)
+        are not dead; None when none is dead (a read then takes them as they are)."""
+        dead = self.dead
+        if not len(dead) or lo >= hi:
+            return None
+        first, last = (int(n) for n in dead.searchsorted([lo, hi]))
+        if first == last:
+            return None
+        among = dead[first:last]
+        if entries is None:
+            live = np.ones(hi - lo, dtype=bool)
+            live[among - lo] = False
+            return live
+        live = np.ones(len(entries), dtype=bool)
+        places = entries.searchsorted(among)
+        hit = places < len(entries)
+        hit[hit] = entries[places[hit]] == among[hit]
+        live[places[hit]] = False
+        return live
 
 
 _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stands for NaT
@@ -148,6 +183,12 @@ class Ordered:
         # table's run [lo, hi) are one run of its own.
         return slice(int(self.among.searchsorted(lo)), int(self.among.searchsorted(hi)))
 
+    def gather(self, names: tuple[str, ...]) -> None:
+        """Gather the whole table's ``names`` columns in date order now, for the answers'
+        reads to find them ready."""
+        for name in names:
+            self._column(name)
+
     def keep(self, names: tuple[str, ...]) -> None:
         """Gather this scope's ``names`` columns (and ``by``) whole, in date order, and keep
         them, so that its periods' reads of them are views: for the reads every answer makes
@@ -163,12 +204,22 @@ class Ordered:
     ) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``:
         views for the whole table and for the columns a scope keeps, the run's rows gathered
-        for the others."""
+        for the others (and for all when dead entries fall in the run: they are left out)."""
         run = self.span(first, last)
-        rows = run if self.among is None else self.among[run]
+        names = (self.by, *names)
+        if self.among is None:
+            live = self.table.live(run.start, run.stop)
+            entries = run if live is None else np.arange(run.start, run.stop)[live]
+            return {name: self._column(name)[entries] for name in names}
+        rows = self.among[run]
+        live = self.table.live(int(rows[0]), int(rows[-1]) + 1, rows) if len(rows) else None
+
+        def kept(name: str) -> np.ndarray:
+            return self.kept[name][run] if live is None else self.kept[name][run][live]
+
+        rows = rows if live is None else rows[live]
         return {
-            name: self.kept[name][run] if name in self.kept else self._column(name)[rows]
-            for name in (self.by, *names)
+            name: kept(name) if name in self.kept else self._column(name)[rows] for name in names
         }
 
     def within(self, period: Period, names: tuple[str, ...]) -> dict[str, np.ndarray]:

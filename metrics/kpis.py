@@ -200,7 +200,7 @@ def prepare_indexes(
     chosen = set(tables)
     for table, by, names in _GATHERED:
         if table in chosen:
-            facts.ordered(table, Scope.company(), by).between(None, None, names)
+            facts.ordered(table, Scope.company(), by).gather(names)
     for scope in scopes:
         for table, by, only in _USUAL_INDEXES:
             if table in chosen:

@@ -5,9 +5,10 @@ the table be patched by those rows (``metrics.index_patch``) instead of built ag
 
 A row updated is written where it was; a new one (the store's ids only grow) is added at the
 end; a row deleted is **emptied in place** (``metrics.facts``: every column but its id empty,
-so that no KPI counts it) rather than removed, which would shift every row after it. Emptied
-rows are dropped the next time the rows move anyway, and when they would pass
-``_EMPTIED_SHARE`` of the table (and ``_FEWEST_DROPPED`` rows): a whole load has none."""
+so that no KPI counts it; its entries in the indexes stay in place too, marked dead) rather
+than removed, which would shift every row after it. Emptied rows are dropped the next time
+the rows move anyway, and when they would pass ``_EMPTIED_SHARE`` of the table (and
+``_FEWEST_DROPPED`` rows): a whole load has none."""
 
 from __future__ import annotations
 

@@ -108,6 +108,28 @@ def test_rows_holding_a_value_keep_the_date_order() -> None:
     assert team.within(Q3, ("amount",))["amount"].tolist() == [10, 40, 50]
 
 
+def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes() -> None:
+    # In date order the rows are 5, 2, 0, 3, 4 (row 1 has no date); rows 2 and 3 (amounts
+    # 30 and 40) were deleted since: their entries, the second and the fourth, are dead.
+    table = ordered()
+    table.table.dead = np.array([1, 3], dtype=np.int32)
+    team = table.part(places(table, np.array([0, 2, 3, 5])))
+    kept = table.part(places(table, np.array([0, 2, 3, 5])))
+    kept.keep(("amount",))
+    for index, amounts in ((table, [60, 10, 50]), (team, [60, 10]), (kept, [60, 10])):
+        assert index.between(None, None, ("amount",))["amount"].tolist() == amounts
+        run = index.between(date(2026, 7, 1), date(2026, 7, 3), ("amount",))
+        assert run["amount"].tolist() == [10]
+        assert run["close"].tolist() == [date(2026, 7, 3)]
+    assert table.between(date(2026, 8, 1), None, ("amount",))["amount"].tolist() == [50]
+    # The earliest date is the first live entry's.
+    assert table.table.earliest() == np.datetime64("2026-06-30")
+    table.table.dead = np.array([0, 1], dtype=np.int32)
+    assert table.table.earliest() == np.datetime64("2026-07-03")
+    table.table.dead = np.array([0, 1, 2, 3, 4], dtype=np.int32)
+    assert table.table.earliest() is None
+
+
 def test_a_table_in_date_order_keeps_no_order_and_its_runs_are_views() -> None:
     dates = np.array(["2026-07-01", "2026-07-02", "2026-08-01", "NaT"], dtype="datetime64[D]")
     whole = {"close": dates, "amount": np.array([1, 2, 3, 4])}
@@ -394,13 +416,21 @@ def test_indexed_kpis_equal_a_mask_over_every_row(
     as_of: int,
 ) -> None:
     facts = random_company(deal_rows, lead_rows)
+    assert_kpis_are_the_reference(facts, facts, grain, inside, as_of)
+
+
+def assert_kpis_are_the_reference(
+    facts: Facts, plain: Facts, grain: Grain, inside: int, as_of: int
+) -> None:
+    """Every KPI of every scope read through ``facts``' indexes is the ``reference`` (a mask
+    over every row) on ``plain``, for the period of ``grain`` holding the day ``inside``."""
     period = period_containing(grain, FIRST_DAY + timedelta(days=inside))
     today = FIRST_DAY + timedelta(days=as_of)
     ctx = Context(lambda kpi, scope, period: None)
     for scope in SCOPES:
         for kpi in KPI_IDS:
             got = KPIS[kpi].compute(facts, scope, period, today, ctx)
-            assert got == reference(kpi, facts, scope, period, today), (kpi, scope)
+            assert got == reference(kpi, plain, scope, period, today), (kpi, scope)
 
 
 @settings(max_examples=100, deadline=None)

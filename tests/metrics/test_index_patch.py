@@ -5,42 +5,97 @@ and new ones added at the end."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.store.facts_merge import _emptied, patched
 from metrics.facts import Facts
-from metrics.index import TableIndexes
+from metrics.index import DateOrder, TableIndexes
 from metrics.index_patch import _spliced, patched_indexes
-from metrics.kpis import prepared_indexes
-from tests.metrics.test_index import deals, leads, random_company
+from metrics.kpis import INDEXED_TABLES, prepared_indexes
+from metrics.periods import Grain
+from tests.metrics.test_index import (
+    assert_kpis_are_the_reference,
+    days,
+    deals,
+    leads,
+    random_company,
+)
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None, where: object) -> None:
+    assert (a is None) == (b is None), where
+    if a is not None and b is not None:
+        assert a.dtype == b.dtype, where
+        np.testing.assert_array_equal(a, b, err_msg=str(where))
 
 
 def assert_same_indexes(got: TableIndexes, built: TableIndexes) -> None:
-    def same(a: np.ndarray | None, b: np.ndarray | None, where: object) -> None:
-        assert (a is None) == (b is None), where
-        if a is not None and b is not None:
-            assert a.dtype == b.dtype, where
-            np.testing.assert_array_equal(a, b, err_msg=str(where))
-
+    """``got`` (patched) is ``built`` (built again), array for array; where ``got`` has dead
+    entries (records deleted since), entry for entry once they are left out of it and their
+    rows (emptied, with the rows without a date) out of ``built``."""
     assert got.columns.keys() == built.columns.keys()
     for name in built.columns:
-        same(got.columns[name], built.columns[name], name)
+        _same(got.columns[name], built.columns[name], name)
     assert got.groups == built.groups == {}
     assert got.orders.keys() == built.orders.keys()
+    assert got.parts.keys() == built.parts.keys()
     for by, order in built.orders.items():
         patched = got.orders[by]
-        same(patched.order, order.order, (by, "order"))
-        same(patched.dates, order.dates, (by, "dates"))
+        if len(patched.dead):
+            _assert_same_live(by, got, built)
+            continue
+        _same(patched.order, order.order, (by, "order"))
+        _same(patched.dates, order.dates, (by, "dates"))
         assert patched.dated == order.dated, by
         for name, column in order.columns.items():
-            same(patched.columns[name], column, (by, name))
-    assert got.parts.keys() == built.parts.keys()
+            _same(patched.columns[name], column, (by, name))
     for key, (among, kept) in built.parts.items():
-        same(got.parts[key][0], among, key)
+        if len(got.orders[key[1]].dead):
+            continue  # compared with its order's
+        _same(got.parts[key][0], among, key)
         assert list(got.parts[key][1]) == list(kept), key
         for name, column in kept.items():
-            same(got.parts[key][1][name], column, (key, name))
+            _same(got.parts[key][1][name], column, (key, name))
+
+
+def _rows(order: DateOrder) -> np.ndarray:
+    return np.arange(len(order.dates)) if order.order is None else order.order
+
+
+def _assert_same_live(by: str, got: TableIndexes, built: TableIndexes) -> None:
+    """The order by ``by`` and its parts: ``got``'s live entries, ``built``'s entries of the
+    same rows (those of ``got``'s dead entries left out), in the same order."""
+    patched, order = got.orders[by], built.orders[by]
+    dead = _rows(patched)[patched.dead]
+    live = np.ones(len(patched.dates), dtype=bool)
+    live[patched.dead] = False
+    alive = ~np.isin(_rows(order), dead)
+    np.testing.assert_array_equal(_rows(patched)[live], _rows(order)[alive], err_msg=by)
+    np.testing.assert_array_equal(patched.dates[live], order.dates[alive], err_msg=by)
+    assert np.count_nonzero(live[: patched.dated]) == np.count_nonzero(alive[: order.dated])
+    for name, column in order.columns.items():
+        np.testing.assert_array_equal(patched.columns[name][live], column[alive], err_msg=name)
+    for key, (among, kept) in built.parts.items():
+        if key[1] != by:
+            continue
+        got_among, got_kept = got.parts[key]
+        if among is None:
+            assert got_among is None, key
+            continue
+        assert got_among is not None, key
+        mine = live[got_among]
+        theirs = alive[among]
+        np.testing.assert_array_equal(
+            _rows(patched)[got_among[mine]], _rows(order)[among[theirs]], err_msg=str(key)
+        )
+        assert list(got_kept) == list(kept), key
+        for name, column in kept.items():
+            np.testing.assert_array_equal(got_kept[name][mine], column[theirs], str(key))
 
 
 def _changed(
@@ -90,6 +145,77 @@ def test_indexes_patched_by_the_changed_rows_equal_the_indexes_built_again(
         got = patched_indexes(old, after, table, written)
         assert got is not None
         assert_same_indexes(got, prepared_indexes(after, table))
+
+
+def _deleted(facts: Facts, chosen: set[int]) -> tuple[Facts, dict[str, np.ndarray]]:
+    """``facts`` with the deals and leads at the positions ``chosen`` (those in each table)
+    emptied, as a sync that deleted their records leaves them (``bot.store.facts_merge``);
+    the positions emptied by table."""
+    tables: dict[str, pd.DataFrame] = {}
+    emptied: dict[str, np.ndarray] = {}
+    for table in INDEXED_TABLES:
+        frame: pd.DataFrame = getattr(facts, table)
+        places = np.array(sorted(n for n in chosen if n < len(frame)), dtype=np.int64)
+        rows = _emptied(frame.take(places)).reset_index(drop=True)
+        tables[table] = patched(frame, places, rows) if len(places) else frame
+        emptied[table] = places
+    return replace(facts.uncached(), **tables), emptied
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    deal_rows=deals,
+    new_deals=deals,
+    lead_rows=leads,
+    updated=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=10),
+    first=st.sets(st.integers(0, 70), max_size=8),
+    second=st.sets(st.integers(0, 70), max_size=8),
+    grain=st.sampled_from([Grain.MONTH, Grain.QUARTER, Grain.YEAR]),
+    inside=days,
+    as_of=days,
+)
+def test_kpis_read_through_indexes_patched_across_deletions_equal_the_reference(
+    deal_rows, new_deals, lead_rows, updated, first, second, grain, inside, as_of
+):
+    # Two syncs: deals updated and added, and records of both tables deleted; then more
+    # deleted (some again). The patched indexes, dead entries and all, adopted by facts as a
+    # serving process adopts a snapshot's, give every KPI of every scope as a mask over
+    # every row of the facts after them does.
+    before = random_company(deal_rows, lead_rows)
+    deals_after, deals_written = _changed(deal_rows, new_deals, updated, (3, 4))
+    middle, gone = _deleted(random_company(deals_after, lead_rows), first)
+    written = {
+        "opportunities": np.union1d(deals_written, gone["opportunities"]),
+        **{"leads": gone["leads"]},
+    }
+    after, gone_again = _deleted(middle, second)
+    served = after.uncached()
+    for table in INDEXED_TABLES:
+        once = patched_indexes(prepared_indexes(before, table), middle, table, written[table])
+        assert once is not None
+        twice = patched_indexes(once, after, table, gone_again[table])
+        assert twice is not None
+        assert_same_indexes(twice, prepared_indexes(after, table))
+        served.adopt(table, twice)
+    assert_kpis_are_the_reference(served, after, grain, inside, as_of)
+    assert served.data_start == after.data_start
+
+
+def test_a_deleted_record_keeps_its_entries_in_place_marked_dead_and_comes_back_built_again():
+    facts = random_company(
+        [("ann", "won", 100, day, day, 1.0) for day in (5, 1, 3, 2, 4)], [("ann", 1, None)]
+    )
+    old = prepared_indexes(facts, "opportunities")
+    after, gone = _deleted(facts, {2})
+    got = patched_indexes(old, after, "opportunities", gone["opportunities"])
+    assert got is not None
+    close = got.orders["close"]
+    # By close day 1, 2, 3, 4, 5: the rows 1, 3, 2, 4, 0; the third entry, row 2, is dead.
+    assert close.order is not None and close.order.tolist() == [1, 3, 2, 4, 0]
+    assert close.dead.tolist() == [2]
+    assert close.order is old.orders["close"].order  # nothing moved: the array kept
+    back = random_company([("ann", "won", 100, day, day, 1.0) for day in (5, 1, 3, 2, 4)], [])
+    assert patched_indexes(got, back, "opportunities", np.array([2])) is None
 
 
 def test_rows_that_swap_their_dates_swap_their_places():
