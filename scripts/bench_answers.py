@@ -22,6 +22,8 @@ regions as CSV files. Each step runs in a process of its own, so that each peak 
   private part is sampled every 10 ms. The spawned processes re-import this script:
   DuckDB and the importer are imported only in the steps that use them, so that the serving
   process holds only what a ``kpibot serve`` process would;
+- with ``--deletions``, after the sync that deletes rows, the question mix in a new serving
+  process again: its reads go through the indexes' dead entries;
 - DuckDB (``pip install -e '.[bench]'``): the same CSV files loaded into DuckDB, and for every
   question the same figures kpibot's answer holds (the value, the previous period and the same
   period last year like for like, the five earlier periods of the trend, and the breakdown),
@@ -484,6 +486,28 @@ def serve_step(
     )
 
 
+def answers_step(folder: str, repeats: int) -> dict[str, Any]:
+    """Rounds of the question mix in a new serving process, on the facts published last: after
+    the deletion sync, read through the indexes' dead entries (``metrics.index``)."""
+    service = KpiService(load_settings(Path(folder) / "kpibot.yaml", {}))
+    service.warm_facts()
+    service.wait_for_facts()
+    indexes = [service.snapshot().facts.adopted(table) for table in ("opportunities", "leads")]
+    dead = sum(len(order.dead) for each in indexes if each for order in each.orders.values())
+    latencies: dict[str, list[float]] = {q: [] for q in QUESTIONS}
+    for _ in range(repeats):
+        for question in QUESTIONS:
+            t0 = time.perf_counter()
+            service.ask(question, NOW)
+            latencies[question].append((time.perf_counter() - t0) * 1000)
+    every = [x for xs in latencies.values() for x in xs]
+    return {
+        "dead_entries": dead,
+        "p95_ms": p95(every),
+        "per_question_p95_ms": {q: p95(xs) for q, xs in latencies.items()},
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # DuckDB: the same figures as SQL
 
@@ -780,6 +804,14 @@ def run(args: argparse.Namespace, folder: Path) -> None:
             f"sync of 100 changed deals, 100 deals and 100 leads gone ({step['deleted']} rows"
             f" deleted): store written in {step['write_s']:.2f} s, published in"
             f" {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
+        )
+        after = in_process(answers_step, str(folder), args.repeats)
+        figures["deletions"]["answers"] = after
+        slowest = max(after["per_question_p95_ms"].items(), key=lambda item: item[1])
+        print(
+            f"answers after it, in a new serving process ({after['dead_entries']} dead entries in"
+            f" the date orders): p95 {after['p95_ms']:.1f} ms (before the syncs:"
+            f" {p95(every):.1f} ms); slowest {slowest[0]!r}, p95 {slowest[1]:.1f} ms"
         )
     if duck is not None:
         figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}
