@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from datetime import tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -90,7 +90,20 @@ def snapshot_key(
     return digest[:16]
 
 
-def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
+class _Encoded(NamedTuple):
+    rest: pa.RecordBatch  # the columns stored in ``<table>.arrow``, with the schema's metadata
+    plain: dict[str, np.ndarray]  # the numeric columns without nulls, stored as arrays
+    names: list[str]  # every column, in the order ``_decode`` puts them back
+
+
+def _encode(frame: pd.DataFrame) -> _Encoded:
+    """``frame`` as a snapshot stores it: its numeric columns without nulls (integers, floats
+    without NaN, dates as int64 nanoseconds, masked integers as values and a mask) as numpy
+    arrays, stored where a refresh can keep them chunk by chunk (``bot.store.array_files``),
+    each the frame's own array where it can be (no copy: a publish encodes every table it
+    changed, a million rows each); the others (categories, text, floats with gaps) as one
+    Arrow batch whose schema's metadata says which columns hold dates, which masked integers
+    and the dtype of each column's categories."""
     dates = [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
     # Arrow cannot tell str categories from object ones when there are none.
     categories = {
@@ -99,44 +112,40 @@ def _encode(frame: pd.DataFrame) -> pa.RecordBatch:
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
     }
     masked = [str(c) for c in frame.columns if isinstance(frame[c].array, pd.arrays.IntegerArray)]
-    stored = frame.copy(deep=False)
-    for column in dates:
-        stored[column] = frame[column].to_numpy(dtype="datetime64[ns]").view("int64")
-    for column in masked:
-        # Values and mask as two plain columns, which map without a copy: Arrow's nulls would
-        # come back to pandas as a private copy of both (27 MB a serving process at 1M deals).
-        values = frame[column].array
-        stored[column] = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
-        stored[column + _MISSING] = values.isna().view("uint8")
+    plain: dict[str, np.ndarray] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if name in dates:
+            plain[name] = column.to_numpy(dtype="datetime64[ns]").view("int64")
+        elif name in masked:
+            # Values and mask as two plain columns, which map without a copy: Arrow's nulls
+            # would come back to pandas as a private copy of both (27 MB a serving process
+            # at 1M deals).
+            values = column.array
+            plain[name] = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+            plain[name] = column.to_numpy()
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind == "f":
+            values = column.to_numpy()
+            if not np.isnan(values).any():  # else Arrow's nulls, in the batch
+                plain[name] = values
+    names = [str(c) for c in frame.columns]
+    for name in masked:
+        plain[name + _MISSING] = frame[name].array.isna().view("uint8")
+        names.append(name + _MISSING)
+    others = [c for c in frame.columns if c not in plain]
     # One batch, even of no rows: it carries the categories of an empty table. Through a
     # table, whose columns may be chunked (pandas' Arrow strings after a refresh's merge);
     # a column of one chunk is taken as it is (combining copies it: 0.13-0.2 s a table at
     # a million rows, at every publish).
-    table = pa.Table.from_pandas(stored, preserve_index=False)
+    table = pa.Table.from_pandas(frame, columns=others, preserve_index=False)
     arrays = [c.chunks[0] if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
     batch = pa.RecordBatch.from_arrays(arrays, schema=table.schema)
     metadata = dict(batch.schema.metadata or {})
     metadata[_DATES] = json.dumps(dates).encode()
     metadata[_CATEGORIES] = json.dumps(categories).encode()
     metadata[_MASKED] = json.dumps(masked).encode()
-    return batch.replace_schema_metadata(metadata)
-
-
-def _split(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, np.ndarray]]:
-    """``batch``'s numeric columns without nulls, as numpy (stored as arrays a refresh can keep
-    chunk by chunk, ``bot.store.array_files``), and a batch of the others (categories, text,
-    numbers with gaps), with the schema's metadata."""
-    plain: dict[str, np.ndarray] = {}
-    kept: list[int] = []
-    for n, field in enumerate(batch.schema):
-        column = batch.column(n)
-        if (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)) and (
-            column.null_count == 0
-        ):
-            plain[field.name] = column.to_numpy(zero_copy_only=True)
-        else:
-            kept.append(n)
-    return batch.select(kept), plain
+    return _Encoded(batch.replace_schema_metadata(metadata), plain, names)
 
 
 def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -> pd.DataFrame:
@@ -190,8 +199,7 @@ def _write_table(
     """``frame`` as ``table``'s files: its numeric columns without nulls as arrays
     (``<table>.columns.json`` says where; what ``earlier`` holds unchanged is kept where it
     is, chunk by chunk), the other columns in ``<table>.arrow``."""
-    batch = _encode(frame)
-    rest, plain = _split(batch)
+    rest, plain, names = _encode(frame)
     # The Arrow IPC file format (Feather v2), uncompressed so that it maps as is.
     with (
         pa.OSFile(str(folder / f"{table}.arrow"), "wb") as sink,
@@ -201,8 +209,8 @@ def _write_table(
     arrays = {(name,): array for name, array in plain.items()}
     written = write_arrays(folder, f"{table}.columns", version, arrays, earlier)
     manifest = {
-        "rows": batch.num_rows,
-        "names": batch.schema.names,
+        "rows": len(frame),
+        "names": names,
         "columns": {key[0]: entry for key, entry in written.items()},
     }
     (folder / f"{table}.columns.json").write_text(json.dumps(manifest), encoding="utf-8")
