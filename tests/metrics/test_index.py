@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import metrics.index
 from metrics.facts import LOST, OPEN, WON, Facts, day, within
 from metrics.index import Ordered, date_order
 from metrics.kpis import KPIS, Context, KpiValue, Reason, prepare_indexes, usual_scopes
@@ -108,7 +109,11 @@ def test_rows_holding_a_value_keep_the_date_order() -> None:
     assert team.within(Q3, ("amount",))["amount"].tolist() == [10, 40, 50]
 
 
-def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes() -> None:
+@pytest.mark.parametrize("few_holes", [64, 0])  # runs copied between them, or a mask
+def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes(
+    few_holes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics.index, "_FEW_HOLES", few_holes)
     # In date order the rows are 5, 2, 0, 3, 4 (row 1 has no date); rows 2 and 3 (amounts
     # 30 and 40) were deleted since: their entries, the second and the fourth, are dead.
     table = ordered()
