@@ -40,9 +40,9 @@ from metrics.scopes import Scope
 # of the table, and a thousand rows, the indexes are built instead.
 _SHARE = 20
 _FEW = 1_000
-# Every read of a period holding a dead entry gathers its rows (``metrics.index``) instead of
+# Every read of a period holding a dead entry copies its rows (``metrics.index``) instead of
 # taking a view: at a million deals and two million leads the benchmark's answers took a p95
-# of 16 ms without dead entries, 20 ms with 100 a table and 23 ms with 1,000. Beyond a
+# of 16 ms without dead entries, 18-19 ms with 100 a table and 18 ms with 1,000. Beyond a
 # thousandth of the table, and a thousand rows, the indexes are built again (the emptied rows
 # of deleted records then go with the rows without a date, where no read reaches them).
 _DEAD_SHARE = 1_000
