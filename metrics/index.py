@@ -201,7 +201,7 @@ class Ordered:
     ) -> dict[str, np.ndarray]:
         """The ``names`` columns (and ``by``) of the rows dated from ``first`` to ``last``:
         views for the whole table and for the columns a scope keeps, the run's rows gathered
-        for the others; copies without them when dead entries fall in the run."""
+        for the others; copies that leave them out when dead entries fall in the run."""
         run = self.span(first, last)
         names = (self.by, *names)
         if self.among is None:
