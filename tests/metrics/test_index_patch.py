@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.store.facts_merge import _emptied, patched
+from metrics import index_patch
 from metrics.facts import Facts
 from metrics.index import DateOrder, TableIndexes
 from metrics.index_patch import _spliced, patched_indexes
@@ -216,6 +217,18 @@ def test_a_deleted_record_keeps_its_entries_in_place_marked_dead_and_comes_back_
     assert close.order is old.orders["close"].order  # nothing moved: the array kept
     back = random_company([("ann", "won", 100, day, day, 1.0) for day in (5, 1, 3, 2, 4)], [])
     assert patched_indexes(got, back, "opportunities", np.array([2])) is None
+
+
+def test_past_the_dead_entries_allowed_the_indexes_are_built_again(monkeypatch):
+    monkeypatch.setattr(index_patch, "_FEW", 1)  # one row dead at most, here
+    facts = random_company([("ann", "won", 100, day, day, 1.0) for day in (5, 1, 3, 2, 4)], [])
+    once, gone = _deleted(facts, {2})
+    patched = patched_indexes(
+        prepared_indexes(facts, "opportunities"), once, "opportunities", gone["opportunities"]
+    )
+    assert patched is not None and patched.orders["close"].dead.tolist() == [2]
+    twice, gone = _deleted(once, {0})
+    assert patched_indexes(patched, twice, "opportunities", gone["opportunities"]) is None
 
 
 def test_rows_that_swap_their_dates_swap_their_places():
