@@ -66,14 +66,10 @@ def patched_indexes(
     scopes = {scope for scope, _, _ in old.parts if scope.column is not None}
     if old.groups or scopes != {s for s in usual_scopes(facts) if s.column is not None}:
         return None
-    written = frame.take(rows)
-    count = len(frame)
-    columns = {
-        name: _written(array, count, rows, whole_column(written, name))
-        for name, array in old.columns.items()
-    }
     if any(by not in old.columns for by in old.orders):
         return None  # no old dates to find the changed rows' old places by
+    written = frame.take(rows)
+    count = len(frame)
     dead = _dead_rows(old)
     emptied = np.zeros(len(rows), dtype=bool)
     if table in LIVE_COLUMNS:
@@ -86,6 +82,10 @@ def patched_indexes(
     deleted = rows[emptied & ~was_dead & (rows < held)]
     if len(dead) + len(deleted) > max(_FEW, count // _DEAD_SHARE):
         return None
+    columns = {
+        name: _written(array, count, rows, whole_column(written, name))
+        for name, array in old.columns.items()
+    }
     rows = rows[~was_dead & ~np.isin(rows, deleted)]
     changed = frame.take(rows)
     values: dict[str, np.ndarray] = {}
