@@ -3,8 +3,8 @@ memory-maps, so a process is ready in milliseconds instead of reading every tabl
 store, and processes on one machine share the pages.
 
 A snapshot is a folder ``v<version>-<token>-<key>`` holding, per fact table, its numeric
-columns without nulls as arrays (``bot.store.array_files``: ``<table>.columns.json`` says
-where each is) and its other columns (categories, text, numbers with gaps) in
+columns as arrays (``bot.store.array_files``: ``<table>.columns.json`` says
+where each is) and its other columns (categories, text) in
 ``<table>.arrow``, an Arrow IPC file (Feather v2, uncompressed); and, for the tables the usual
 KPIs index, the indexes the writer built or patched (``metrics.index.TableIndexes``' arrays,
 ``bot.store.index_files``). A sync's snapshot keeps what did not change where the snapshot
@@ -20,9 +20,9 @@ default probability, time zone, this format), so a process configured differentl
 another's figures. It is written under a temporary name and renamed into place (``os.replace``):
 a reader sees a whole snapshot or none. Date columns are stored as their int64 nanoseconds, NaT
 included, rather than as Arrow nulls: a column without nulls maps without a copy, so the numbers
-a process reads stay in the shared page cache. For the same reason a nullable integer column (an
-account id) is stored as its values and a column of bytes saying which are missing, from which
-pandas' masked array is built over both maps.
+a process reads stay in the shared page cache. For the same reason a float column keeps its
+gaps as NaN, and a nullable integer column (an account id) is stored as its values and a column
+of bytes saying which are missing, from which pandas' masked array is built over both maps.
 """
 
 from __future__ import annotations
@@ -92,18 +92,18 @@ def snapshot_key(
 
 class _Encoded(NamedTuple):
     rest: pa.RecordBatch  # the columns stored in ``<table>.arrow``, with the schema's metadata
-    plain: dict[str, np.ndarray]  # the numeric columns without nulls, stored as arrays
+    plain: dict[str, np.ndarray]  # the numeric columns, stored as arrays
     names: list[str]  # every column, in the order ``_decode`` puts them back
 
 
 def _encode(frame: pd.DataFrame) -> _Encoded:
-    """``frame`` as a snapshot stores it: its numeric columns without nulls (integers, floats
-    without NaN, dates as int64 nanoseconds, masked integers as values and a mask) as numpy
-    arrays, stored where a refresh can keep them chunk by chunk (``bot.store.array_files``),
-    each the frame's own array where it can be (no copy: a publish encodes every table it
-    changed, a million rows each); the others (categories, text, floats with gaps) as one
-    Arrow batch whose schema's metadata says which columns hold dates, which masked integers
-    and the dtype of each column's categories."""
+    """``frame`` as a snapshot stores it: its numeric columns (integers, floats, dates as
+    int64 nanoseconds, masked integers as values and a mask) as numpy arrays, stored where a
+    refresh can keep them chunk by chunk (``bot.store.array_files``), each the frame's own
+    array where it can be (no copy: a publish encodes every table it changed, a million rows
+    each); the others (categories, text) as one Arrow batch whose schema's metadata says
+    which columns hold dates, which masked integers and the dtype of each column's
+    categories."""
     dates = [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
     # Arrow cannot tell str categories from object ones when there are none.
     categories = {
@@ -123,12 +123,11 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
             # at 1M deals).
             values = column.array
             plain[name] = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
-        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":
+        elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
+            # A float's gaps are NaN, which the array keeps: in the batch they would be
+            # Arrow's nulls, the column written whole at every publish and read back as a
+            # private copy (a deleted deal's emptied probability did that to the deals').
             plain[name] = column.to_numpy()
-        elif isinstance(column.dtype, np.dtype) and column.dtype.kind == "f":
-            values = column.to_numpy()
-            if not np.isnan(values).any():  # else Arrow's nulls, in the batch
-                plain[name] = values
     names = [str(c) for c in frame.columns]
     for name in masked:
         plain[name + _MISSING] = frame[name].array.isna().view("uint8")
@@ -196,7 +195,7 @@ def _indexes(
 def _write_table(
     folder: Path, table: str, frame: pd.DataFrame, version: int, earlier: Earlier | None
 ) -> None:
-    """``frame`` as ``table``'s files: its numeric columns without nulls as arrays
+    """``frame`` as ``table``'s files: its numeric columns as arrays
     (``<table>.columns.json`` says where; what ``earlier`` holds unchanged is kept where it
     is, chunk by chunk), the other columns in ``<table>.arrow``."""
     rest, plain, names = _encode(frame)

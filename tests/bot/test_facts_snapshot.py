@@ -4,8 +4,10 @@ sync's new facts are swapped in only when ready, and a damaged snapshot is rebui
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import gc
+import json
 import logging
 import shutil
 import tempfile
@@ -308,6 +310,28 @@ def test_a_snapshot_lives_beside_an_sqlite_file_and_nowhere_for_memory(folder):
     engine = _engine(folder)
     assert snapshot_folder(engine) == folder / "kpibot.db.facts"
     assert snapshot_folder(make_engine("sqlite://")) is None
+
+
+def test_a_float_column_with_gaps_is_mapped_with_its_nan_and_kept_chunk_by_chunk(folder):
+    # A deleted deal's emptied probability is NaN: the column stays an array of the snapshot,
+    # mapped (no private copy of Arrow's nulls) and not in the Arrow file of the categories.
+    engine = _engine(folder)
+    try:
+        store_company(engine, _company("100.00"))
+        loaded = load_facts(engine, "EUR", RATES, 0.5)
+        gaps = loaded.opportunities.assign(probability=np.nan)
+        facts = dataclasses.replace(loaded.uncached(), opportunities=gaps)
+        snapshots = Snapshots(folder / "facts", "k")
+        written = snapshots.write(facts, stamp(engine, loaded.version).token)
+        mapped = snapshots.read(stamp(engine, loaded.version))
+        assert mapped is not None
+        probability = mapped.opportunities["probability"].to_numpy()
+        assert probability.dtype == np.float64 and np.isnan(probability).all()
+        assert not probability.flags.writeable
+        columns = json.loads((written / "opportunities.columns.json").read_text())
+        assert "probability" in columns["columns"]
+    finally:
+        engine.dispose()
 
 
 def _serving(folder: Path) -> tuple[Engine, GatedSnapshots, FactsCache, Facts]:
