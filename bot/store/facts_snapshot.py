@@ -65,15 +65,17 @@ from metrics.kpis import INDEXED_TABLES, prepared_indexes
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 9  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
+FORMAT = 10  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
 # 4: the accounts, and the leads' and spend's channels; 5: the indexes; 6: masked integers;
 # 7: index arrays in several data files (``bot.store.index_files``); 8: large arrays in
 # chunks, and the tables' numeric columns as arrays (``bot.store.array_files``); 9: the
-# orders' dead entries (``metrics.index.DateOrder.dead``)
+# orders' dead entries (``metrics.index.DateOrder.dead``); 10: categorical columns as their
+# codes, among the arrays
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories
 _MASKED = b"kpibot.masked"  # nullable integer columns, each stored as values and a mask
+_CODED = b"kpibot.coded"  # categorical columns stored as their codes: each one's categories
 _MISSING = ".missing"  # the name of a masked column's mask: whether each value is missing
 
 
@@ -113,9 +115,15 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
     }
     masked = [str(c) for c in frame.columns if isinstance(frame[c].array, pd.arrays.IntegerArray)]
     plain: dict[str, np.ndarray] = {}
+    coded: dict[str, list[str]] = {}
     for name in frame.columns:
         column = frame[name]
-        if name in dates:
+        if name in categories and _named_by_text(column):
+            # The codes as an array (kept chunk by chunk, as the numbers are: in the Arrow
+            # file they were written whole at every publish), the categories in the metadata.
+            plain[name] = column.array.codes
+            coded[name] = column.cat.categories.tolist()
+        elif name in dates:
             plain[name] = column.to_numpy(dtype="datetime64[ns]").view("int64")
         elif name in masked:
             # Values and mask as two plain columns, which map without a copy: Arrow's nulls
@@ -144,7 +152,16 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
     metadata[_DATES] = json.dumps(dates).encode()
     metadata[_CATEGORIES] = json.dumps(categories).encode()
     metadata[_MASKED] = json.dumps(masked).encode()
+    metadata[_CODED] = json.dumps(coded).encode()
     return _Encoded(batch.replace_schema_metadata(metadata), plain, names)
+
+
+def _named_by_text(column: pd.Series) -> bool:
+    """Whether ``column``, a categorical, is unordered with text categories (names, statuses,
+    sources): what the metadata's JSON gives back as it was."""
+    dtype = column.dtype
+    assert isinstance(dtype, pd.CategoricalDtype)
+    return not dtype.ordered and all(isinstance(value, str) for value in dtype.categories)
 
 
 def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -> pd.DataFrame:
@@ -154,6 +171,7 @@ def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -
     dates = set(json.loads(metadata.get(_DATES, b"[]")))
     categories = json.loads(metadata.get(_CATEGORIES, b"{}"))
     masked = set(json.loads(metadata.get(_MASKED, b"[]")))
+    coded = json.loads(metadata.get(_CODED, b"{}"))
     # One block per column: the categories' codes stay views of the mapped file.
     others = rest.to_pandas(split_blocks=True)
     columns: dict[str, Any] = {}
@@ -167,6 +185,12 @@ def _decode(rest: pa.Table, plain: Mapping[str, np.ndarray], names: list[str]) -
             columns[name] = pd.Series(values, copy=False)
         elif name in dates:
             columns[name] = pd.Series(plain[name].view("datetime64[ns]"), copy=False)
+        elif name in coded:
+            named = pd.Index(coded[name], dtype=categories[name])
+            codes = pd.Categorical.from_codes(
+                plain[name], dtype=pd.CategoricalDtype(named), validate=False
+            )  # over the mapped codes, not a copy
+            columns[name] = pd.Series(codes, copy=False)
         elif name in plain:
             columns[name] = pd.Series(plain[name], copy=False)
         elif name in categories and str(others[name].cat.categories.dtype) != categories[name]:

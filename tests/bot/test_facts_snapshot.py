@@ -229,10 +229,17 @@ def test_snapshot_facts_and_answers_are_exactly_the_stores(company):
             store_company(engine, company)
             loaded = load_facts(engine, "EUR", RATES, 0.5)
             snapshots = Snapshots(Path(name) / "facts", "k")
-            snapshots.write(loaded, stamp(engine, loaded.version).token)
+            written = snapshots.write(loaded, stamp(engine, loaded.version).token)
             mapped = snapshots.read(stamp(engine, loaded.version))
             assert mapped is not None
             assert_same_facts(mapped, loaded)
+            # Names and statuses are stored as their categories' codes among the arrays,
+            # and come back as categoricals over the mapped codes.
+            arrays = json.loads((written / "opportunities.columns.json").read_text())["columns"]
+            assert {"rep", "team", "region", "status"} <= set(arrays)
+            for name in ("rep", "team", "region", "status"):
+                codes = mapped.opportunities[name].array._ndarray
+                assert not codes.flags.writeable and not codes.flags.owndata
             # The writer's indexes come mapped with it: no question builds one, and the
             # answers below read them.
             assert set(mapped._ordered) == _usual_keys(usual_scopes(mapped))
