@@ -79,14 +79,15 @@ def patched_indexes(
         return None  # a deleted record back: its dead entries are not where its dates say
     # Rows deleted now are marked dead where they are; rows dead before stay as they were.
     held = min((len(order.dates) for order in old.orders.values()), default=0)
-    deleted = rows[emptied & ~was_dead & (rows < held)]
+    gone = emptied & ~was_dead & (rows < held)
+    deleted = rows[gone]
     if len(dead) + len(deleted) > max(_FEW, count // _DEAD_SHARE):
         return None
     columns = {
         name: _written(array, count, rows, whole_column(written, name))
         for name, array in old.columns.items()
     }
-    rows = rows[~was_dead & ~np.isin(rows, deleted)]
+    rows = rows[~was_dead & ~gone]
     changed = frame.take(rows)
     values: dict[str, np.ndarray] = {}
 

@@ -395,6 +395,14 @@ def cli_start() -> dict[str, float]:
     return figures
 
 
+def answer_round(service: KpiService, latencies: dict[str, list[float]]) -> None:
+    """Ask every question of the mix once, adding each answer's time (ms) to ``latencies``."""
+    for question in QUESTIONS:
+        t0 = time.perf_counter()
+        service.ask(question, NOW)
+        latencies[question].append((time.perf_counter() - t0) * 1000)
+
+
 def serve_step(
     folder: str,
     started: float,
@@ -422,10 +430,7 @@ def serve_step(
     latencies: dict[str, list[float]] = {q: [] for q in QUESTIONS}
     memory_first_round: dict[str, float] = {}
     for _ in range(repeats):
-        for question in QUESTIONS:
-            t0 = time.perf_counter()
-            service.ask(question, NOW)
-            latencies[question].append((time.perf_counter() - t0) * 1000)
+        answer_round(service, latencies)
         memory_first_round = memory_first_round or memory_mb()
     queries = {}
     for question in QUESTIONS:
@@ -496,10 +501,7 @@ def answers_step(folder: str, repeats: int) -> dict[str, Any]:
     dead = sum(len(order.dead) for each in indexes if each for order in each.orders.values())
     latencies: dict[str, list[float]] = {q: [] for q in QUESTIONS}
     for _ in range(repeats):
-        for question in QUESTIONS:
-            t0 = time.perf_counter()
-            service.ask(question, NOW)
-            latencies[question].append((time.perf_counter() - t0) * 1000)
+        answer_round(service, latencies)
     every = [x for xs in latencies.values() for x in xs]
     return {
         "dead_entries": dead,

@@ -3,8 +3,8 @@ memory-maps, so a process is ready in milliseconds instead of reading every tabl
 store, and processes on one machine share the pages.
 
 A snapshot is a folder ``v<version>-<token>-<key>`` holding, per fact table, its numeric
-columns as arrays (``bot.store.array_files``: ``<table>.columns.json`` says
-where each is) and its other columns (categories, text) in
+columns and the codes of its names as arrays (``bot.store.array_files``: ``<table>.columns.json``
+says where each is) and its other columns (text) in
 ``<table>.arrow``, an Arrow IPC file (Feather v2, uncompressed); and, for the tables the usual
 KPIs index, the indexes the writer built or patched (``metrics.index.TableIndexes``' arrays,
 ``bot.store.index_files``). A sync's snapshot keeps what did not change where the snapshot
@@ -94,7 +94,7 @@ def snapshot_key(
 
 class _Encoded(NamedTuple):
     rest: pa.RecordBatch  # the columns stored in ``<table>.arrow``, with the schema's metadata
-    plain: dict[str, np.ndarray]  # the numeric columns, stored as arrays
+    plain: dict[str, np.ndarray]  # the numeric columns and the names' codes, as arrays
     names: list[str]  # every column, in the order ``_decode`` puts them back
 
 
@@ -103,9 +103,9 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
     int64 nanoseconds, masked integers as values and a mask) as numpy arrays, stored where a
     refresh can keep them chunk by chunk (``bot.store.array_files``), each the frame's own
     array where it can be (no copy: a publish encodes every table it changed, a million rows
-    each); the others (categories, text) as one Arrow batch whose schema's metadata says
-    which columns hold dates, which masked integers and the dtype of each column's
-    categories."""
+    each); categoricals named by text as their codes; the others (text, other categoricals)
+    as one Arrow batch whose schema's metadata says which columns hold dates, which masked
+    integers, which codes, and each categorical's categories' dtype."""
     dates = [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
     # Arrow cannot tell str categories from object ones when there are none.
     categories = {
@@ -219,7 +219,7 @@ def _indexes(
 def _write_table(
     folder: Path, table: str, frame: pd.DataFrame, version: int, earlier: Earlier | None
 ) -> None:
-    """``frame`` as ``table``'s files: its numeric columns as arrays
+    """``frame`` as ``table``'s files: its numeric columns and its names' codes as arrays
     (``<table>.columns.json`` says where; what ``earlier`` holds unchanged is kept where it
     is, chunk by chunk), the other columns in ``<table>.arrow``."""
     rest, plain, names = _encode(frame)
