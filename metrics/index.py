@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from datetime import date
+from typing import Literal
 
 import numpy as np
 
@@ -83,6 +84,17 @@ class DateOrder:
         hit = places < len(entries)
         hit[hit] = entries[places[hit]] == among[hit]
         return places[hit] if hit.any() else None
+
+
+def searched(
+    array: np.ndarray, values: object, side: Literal["left", "right"] = "left"
+) -> np.ndarray:
+    """``np.searchsorted(array, values, side)`` with ``values`` (indexes, as Python or numpy
+    integers) taken as ``array``'s type: given another, even a Python int, numpy converts
+    the whole of an int32 ``array`` to theirs first, a pass over every entry for a binary
+    search (6 ms at five million entries against microseconds)."""
+    found: np.ndarray = np.searchsorted(array, np.asarray(values, dtype=array.dtype), side)
+    return found
 
 
 _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stands for NaT
@@ -178,7 +190,8 @@ class Ordered:
             return slice(lo, hi)
         # The scope's positions are ascending in the table's date order: its rows in the
         # table's run [lo, hi) are one run of its own.
-        return slice(int(self.among.searchsorted(lo)), int(self.among.searchsorted(hi)))
+        start, stop = searched(self.among, [lo, hi]).tolist()
+        return slice(start, stop)
 
     def gather(self, names: tuple[str, ...]) -> None:
         """Gather the whole table's ``names`` columns in date order now, for the answers'

@@ -23,12 +23,14 @@ import mmap
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.store.stitched import stitched
+from metrics.index_patch import copied
 
 _ALIGN = 64  # each array of a packed data file starts on a cache line
 # A large array is stored in chunks of this many bytes, each at a multiple of it in its file:
@@ -50,6 +52,24 @@ class Earlier:
 
     folder: Path
     arrays: dict[Key, tuple[np.ndarray, Entry]]
+
+    @cached_property
+    def _chunked(self) -> dict[int, Entry]:
+        return {id(array): entry for array, entry in self.arrays.values() if "chunks" in entry}
+
+    def copy(self, array: np.ndarray, length: int) -> np.ndarray:
+        """A writable copy of ``array`` made ``length`` long (the items past its own
+        undefined), for a patch to write over (``metrics.index_patch.Copier``): one of these
+        arrays held in chunks is mapped again from its files copy on write
+        (``writable_copy``), so that the pages a patch leaves alone are not copied; any
+        other is copied."""
+        entry = self._chunked.get(id(array))
+        if entry is not None:
+            try:
+                return writable_copy(self.folder, entry, length)
+            except OSError:  # a file gone meanwhile: the array is still mapped
+                pass
+        return copied(array, length)
 
 
 def matched(
@@ -245,6 +265,21 @@ def read_arrays(folder: Path, entries: dict[Key, Entry]) -> dict[Key, np.ndarray
             raise ValueError(f"{folder / name} is truncated")
         arrays[key] = np.frombuffer(whole(name), dtype, count=entry["length"], offset=at)
     return arrays
+
+
+def writable_copy(folder: Path, entry: Entry, length: int) -> np.ndarray:
+    """A private, writable copy of the array of a chunked ``entry`` in ``folder``, made
+    ``length`` long (its items past the array's are left undefined): mapped copy on write
+    from the array's files (``bot.store.stitched``), so that only the pages written are
+    copied. Raises ``OSError`` for a file truncated or gone."""
+    dtype = np.dtype(entry["dtype"])
+    room = min(length, entry["length"]) * dtype.itemsize
+    runs: list[tuple[Path, int, int]] = []
+    for name, at, size in _runs(entry):
+        if room > 0:
+            runs.append((folder / name, at, min(size, room)))
+        room -= size
+    return stitched(runs, dtype, length, writable=True)
 
 
 def _runs(entry: Entry) -> list[tuple[str, int, int]]:

@@ -70,11 +70,11 @@ def write_indexes(
     indexes: TableIndexes,
     rows: int,
     version: int,
-    reusable: Reusable | None = None,
+    earlier: Earlier | None = None,
 ) -> None:
     """``indexes`` (of a table ``rows`` long) into ``folder``: the manifest, and the arrays
-    (``bot.store.array_files``), what ``reusable`` holds unchanged kept where it is."""
-    earlier = None if reusable is None else reusable.earlier()
+    (``bot.store.array_files``), what ``earlier`` (``Reusable.earlier``) holds unchanged
+    kept where it is."""
     written = write_arrays(folder, f"{table}.index", version, _keyed(indexes), earlier)
     manifest = _manifest(indexes, rows, written)
     _manifest_path(folder, table).write_text(json.dumps(manifest), encoding="utf-8")

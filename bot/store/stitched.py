@@ -8,7 +8,12 @@ first (inaccessible, anonymous, no memory behind it), then each run of chunks is
 its part of the range from its file (``MAP_FIXED``, shared, read-only). The pages are the page
 cache's, shared by every process that maps them, as with a whole file mapped. Python's
 ``mmap`` cannot place a mapping, so libc's ``mmap`` is called through ``ctypes``. The range is
-unmapped once no array uses it."""
+unmapped once no array uses it.
+
+A writable copy is mapped the same way, privately (copy on write): what a patch of a few rows
+leaves as it was is still the page cache's pages, read, not copied, and only the pages written
+become the process's own (``metrics.index_patch``, which rewrites the few stretches of an
+index that a sync's rows moved, not the million entries around them)."""
 
 from __future__ import annotations
 
@@ -40,18 +45,26 @@ def _mapped(address: int | None, size: int, protection: int, flags: int, fd: int
     return int(placed)
 
 
-def stitched(runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int) -> np.ndarray:
+def stitched(
+    runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int, writable: bool = False
+) -> np.ndarray:
     """The read-only array of ``length`` items of ``dtype`` whose bytes are the ``runs`` in
     order: (file, offset, bytes), each offset a multiple of the page size, each run but the
     last a whole number of pages. Raises ``OSError`` when a file is missing or too short (a
-    page mapped past a file's end would kill the process when read)."""
+    page mapped past a file's end would kill the process when read). ``writable``: a private
+    copy instead, which the runs may fill only the start of (the rest is zeros, but for the
+    last run's page, which holds what follows the run in its file)."""
     size = length * dtype.itemsize
-    if sum(run for _, _, run in runs) != size:
-        raise ValueError(f"pieces of {sum(r for _, _, r in runs)} bytes for an array of {size}")
+    mapped = sum(run for _, _, run in runs)
+    if mapped > size or (mapped != size and not writable):
+        raise ValueError(f"pieces of {mapped} bytes for an array of {size}")
     if size == 0:
         return np.empty(0, dtype=dtype)
     reserved = size + -size % mmap.PAGESIZE
-    base = _mapped(None, reserved, _PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    # Reserved inaccessible when read-only; when writable, as zero pages the tail keeps.
+    protection = mmap.PROT_READ | mmap.PROT_WRITE if writable else _PROT_NONE
+    private = mmap.MAP_PRIVATE
+    base = _mapped(None, reserved, protection, private | mmap.MAP_ANONYMOUS, -1, 0)
     region = (ctypes.c_char * reserved).from_address(base)
     # From here the range is released with the last array over it, or at once on a failure.
     weakref.finalize(region, _libc.munmap, base, reserved)
@@ -63,9 +76,12 @@ def stitched(runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int) ->
         try:
             if os.fstat(fd).st_size < at + run:
                 raise OSError(f"{path} is truncated")
-            flags = mmap.MAP_SHARED | _MAP_FIXED
-            _mapped(base + offset, run, mmap.PROT_READ, flags, fd, at)
+            if writable:
+                _mapped(base + offset, run, protection, private | _MAP_FIXED, fd, at)
+            else:
+                _mapped(base + offset, run, mmap.PROT_READ, mmap.MAP_SHARED | _MAP_FIXED, fd, at)
         finally:
             os.close(fd)
         offset += run
-    return np.frombuffer(memoryview(region).toreadonly(), dtype=dtype, count=length)
+    view = memoryview(region)
+    return np.frombuffer(view if writable else view.toreadonly(), dtype=dtype, count=length)

@@ -10,6 +10,7 @@ from pathlib import Path
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,9 @@ def test_indexes_kept_whole_are_read_from_the_earlier_file_and_none_is_written(t
     assert mapped is not None
     assert_same_indexes(mapped, built)
 
-    write_indexes(second, "opportunities", mapped, 2, 2, Reusable(first, "opportunities", mapped))
+    write_indexes(
+        second, "opportunities", mapped, 2, 2, Reusable(first, "opportunities", mapped).earlier()
+    )
     assert index_files(second, "opportunities") == [
         "opportunities.index.json",
         "opportunities.index.v1",
@@ -65,7 +68,9 @@ def test_an_array_changed_is_written_and_the_others_linked(tmp_path: Path):
         close.order, close.dates, {**close.columns, "amount": amounts}, close.dated
     )
     changed = TableIndexes(mapped.columns, mapped.groups, orders, mapped.parts)
-    write_indexes(second, "opportunities", changed, 2, 2, Reusable(first, "opportunities", mapped))
+    write_indexes(
+        second, "opportunities", changed, 2, 2, Reusable(first, "opportunities", mapped).earlier()
+    )
     again = read_indexes(second, "opportunities", 2)
     assert again is not None
     assert again.orders["close"].columns["amount"].tolist() == [100, 250]
@@ -107,7 +112,12 @@ def test_a_large_array_keeps_the_chunks_a_change_left_alone(tmp_path: Path):
     second.mkdir()
     again = _columns(close=changed, small=mapped.columns["small"])
     write_indexes(
-        second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
+        second,
+        "opportunities",
+        again,
+        len(changed),
+        2,
+        Reusable(first, "opportunities", mapped).earlier(),
     )
 
     old, new = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
@@ -135,7 +145,12 @@ def test_rows_added_at_the_end_write_only_the_last_chunk(tmp_path: Path):
     second.mkdir()
     again = _columns(close=grown, small=mapped.columns["small"])
     write_indexes(
-        second, "opportunities", again, len(grown), 2, Reusable(first, "opportunities", mapped)
+        second,
+        "opportunities",
+        again,
+        len(grown),
+        2,
+        Reusable(first, "opportunities", mapped).earlier(),
     )
     old, new = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
     # The old last chunk held 3 items, the new one 6: it is written again, the rest kept.
@@ -154,7 +169,12 @@ def test_chunks_are_not_kept_from_a_file_mostly_replaced(tmp_path: Path):
     second.mkdir()
     again = _columns(close=changed, small=np.arange(5, dtype=np.int32))
     write_indexes(
-        second, "opportunities", again, len(changed), 2, Reusable(first, "opportunities", mapped)
+        second,
+        "opportunities",
+        again,
+        len(changed),
+        2,
+        Reusable(first, "opportunities", mapped).earlier(),
     )
     assert _chunk_files(second, "opportunities", "close") == ["opportunities.index.chunks.v2"] * 10
     assert index_files(second, "opportunities") == [
@@ -165,9 +185,14 @@ def test_chunks_are_not_kept_from_a_file_mostly_replaced(tmp_path: Path):
     np.testing.assert_array_equal(read.columns["close"], changed)
 
 
-def _concatenated(runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int) -> np.ndarray:
-    """What ``stitched`` maps, read: chunks of 16 bytes cannot be mapped to their places."""
+def _concatenated(
+    runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int, writable: bool = False
+) -> np.ndarray:
+    """What ``stitched`` maps, read (and for a writable copy, with zeros after the runs):
+    chunks of 16 bytes cannot be mapped to their places."""
     data = b"".join(path.read_bytes()[at : at + size] for path, at, size in runs)
+    if writable:
+        return np.frombuffer(bytearray(data.ljust(length * dtype.itemsize, b"\0")), dtype)
     return np.frombuffer(data, dtype, count=length)
 
 
@@ -215,10 +240,46 @@ def test_indexes_patched_twice_read_back_as_built_from_chunks_of_three_snapshots
                 built = prepared_indexes(facts, table)
                 indexes, reusable = built, None
                 if before is not None and written is not None:
-                    patched = patched_indexes(before, facts, table, written)
+                    reusable = Reusable(folder / f"{table}-v{version - 1}", table, before).earlier()
+                    assert reusable is not None
+                    # Patched as a sync patches them: over copies of the mapped arrays.
+                    patched = patched_indexes(before, facts, table, written, reusable.copy)
                     indexes = built if patched is None else patched
-                    reusable = Reusable(folder / f"{table}-v{version - 1}", table, before)
                 write_indexes(snapshot, table, indexes, rows, version, reusable)
                 before = read_indexes(snapshot, table, rows)
                 assert before is not None
                 assert_same_indexes(before, built)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc")
+def test_a_chunked_array_is_copied_for_a_patch_as_a_private_mapping_of_its_files(tmp_path: Path):
+    """What a patch writes over (``Earlier.copy``): an array the earlier snapshot holds in
+    chunks is mapped again from its file copy on write (private), as long as asked, with
+    its items; writing to it changes neither the file nor the array mapped before."""
+    large = np.arange(3 * CHUNK // 8 + 5, dtype=np.int64)  # three chunks and a bit
+    small = np.arange(5, dtype=np.int32)
+    arrays = {("large",): large, ("small",): small}
+    entries = array_files.write_arrays(tmp_path, "t", 1, arrays, None)
+    mapped = array_files.read_arrays(tmp_path, entries)
+    earlier = array_files.Earlier(tmp_path, array_files.matched(mapped, entries))
+    data = tmp_path / "t.chunks.v1"
+    before = _private_maps(data)
+    for length in (len(large) + 100, len(large), CHUNK // 8 + 1):
+        copy = earlier.copy(mapped[("large",)], length)
+        assert len(copy) == length and copy.flags.writeable
+        kept = min(length, len(large))
+        np.testing.assert_array_equal(copy[:kept], large[:kept])
+        copy[:kept] = -1
+        assert _private_maps(data) > before, "mapped from the file, privately"
+    np.testing.assert_array_equal(mapped[("large",)], large)
+    np.testing.assert_array_equal(np.fromfile(data, dtype=np.int64)[: len(large)], large)
+    # A packed array is copied: its place in its file is not on a page.
+    copied = earlier.copy(mapped[("small",)], 7)
+    np.testing.assert_array_equal(copied[:5], small)
+    assert not np.shares_memory(copied, mapped[("small",)])
+
+
+def _private_maps(path: Path) -> int:
+    """How many private mappings of ``path`` this process holds."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return sum(1 for line in lines if line.endswith(f" {path}") and line.split()[1][3] == "p")

@@ -83,3 +83,23 @@ def test_the_range_is_released_with_the_last_array_over_it(tmp_path: Path):
     del view
     gc.collect()
     assert not _mapped(tmp_path)
+
+
+def test_a_writable_copy_is_private_and_may_be_longer_than_its_pieces(tmp_path: Path):
+    first, second, ones, twos = _files(tmp_path)
+    # A page of the first file, then half a page of the second: the copy is three pages.
+    runs = [(first, 0, PAGE), (second, PAGE, PAGE // 2)]
+    copy = stitched(runs, np.dtype(np.int64), 3 * ITEMS, writable=True)
+    np.testing.assert_array_equal(copy[:ITEMS], ones[:ITEMS])
+    np.testing.assert_array_equal(
+        copy[ITEMS : ITEMS + ITEMS // 2], twos[ITEMS : ITEMS + ITEMS // 2]
+    )
+    np.testing.assert_array_equal(copy[2 * ITEMS :], 0)  # past the last piece's page: zeros
+    copy[:] = 7
+    # Copy on write: neither the files nor another mapping of them sees the writes.
+    np.testing.assert_array_equal(np.fromfile(first, dtype=np.int64), ones)
+    np.testing.assert_array_equal(np.fromfile(second, dtype=np.int64), twos)
+    shared = stitched(runs, np.dtype(np.int64), ITEMS + ITEMS // 2)
+    np.testing.assert_array_equal(shared[:ITEMS], ones[:ITEMS])
+    with pytest.raises(ValueError, match="pieces of"):
+        stitched(runs, np.dtype(np.int64), ITEMS, writable=True)  # shorter than its pieces

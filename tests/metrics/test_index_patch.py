@@ -6,6 +6,7 @@ and new ones added at the end."""
 from __future__ import annotations
 
 from dataclasses import replace
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from bot.store.facts_merge import _emptied, patched
 from metrics import index_patch
 from metrics.facts import Facts
 from metrics.index import DateOrder, TableIndexes
-from metrics.index_patch import _spliced, patched_indexes
+from metrics.index_patch import _Splice, _spliced, copied, patched_indexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
 from metrics.periods import Grain
 from tests.metrics.test_index import (
@@ -265,8 +266,9 @@ def test_a_scope_usual_now_and_not_before_has_the_indexes_built_again():
     data=st.data(),
     length=st.integers(0, 60),
     dtype=st.sampled_from(["int32", "int64", "float64", "datetime64[D]"]),
+    runs=st.sampled_from([index_patch._RUNS, 0]),
 )
-def test_a_splice_copied_run_by_run_is_numpys_delete_then_insert(data, length, dtype):
+def test_a_splice_copied_run_by_run_is_numpys_delete_then_insert(data, length, dtype, runs):
     array = np.arange(length).astype(dtype)
     removed = np.asarray(
         sorted(data.draw(st.sets(st.integers(0, max(length - 1, 0)), max_size=length))), int
@@ -276,4 +278,43 @@ def test_a_splice_copied_run_by_run_is_numpys_delete_then_insert(data, length, d
     at = np.asarray(sorted(data.draw(st.lists(st.integers(0, left), max_size=10))), int)
     values = (np.arange(len(at)) + 1_000).astype(dtype)
     expected = np.insert(np.delete(array, removed), at, values)
-    np.testing.assert_array_equal(_spliced(array, removed, at, values), expected)
+    with patch.object(index_patch, "_RUNS", runs):  # run by run, and under a mask
+        np.testing.assert_array_equal(_spliced(array, removed, at, values), expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    length=st.integers(0, 60),
+    runs=st.sampled_from([index_patch._RUNS, 0]),
+)
+def test_a_scopes_places_spliced_with_the_shift_of_its_order_are_numpys(data, length, runs):
+    """A scope's places (ascending indexes into a date order) after the order's splice: the
+    places of the order's entries removed go, every other place moves as the order's entry
+    there does (``_Splice.moved``), the new ones are put among them; made run by run over a
+    copy, with the places' moves as steps (``_Splice.shift``), as numpy makes it whole."""
+    order_removed = np.asarray(sorted(data.draw(st.sets(st.integers(0, max(length - 1, 0))))), int)
+    order_removed = order_removed[order_removed < length]
+    kept = length - len(order_removed)
+    order_at = np.asarray(sorted(data.draw(st.lists(st.integers(0, kept), max_size=8))), int)
+    splice = _Splice(order_removed, order_at, np.arange(len(order_at)), copied)
+    among = np.asarray(
+        sorted(data.draw(st.sets(st.integers(0, max(length - 1, 0)), max_size=length))), np.int32
+    )
+    among = among[among < length]
+    joined = np.asarray(data.draw(st.lists(st.booleans(), min_size=len(order_at),
+                                           max_size=len(order_at))), bool)  # fmt: skip
+    gone = np.flatnonzero(np.isin(among, order_removed))
+    left = np.delete(among, gone).astype(np.int64)
+    moved = splice.moved(left)
+    new_places = splice.placed[joined]
+    expected = np.insert(moved, np.searchsorted(moved, new_places), new_places)
+    with patch.object(index_patch, "_RUNS", runs):
+        places, within = splice.part(among, joined)
+    np.testing.assert_array_equal(places, expected)
+    assert places.dtype == np.int32
+    # The scope's own arrays follow its places: each value where its place went.
+    got = within.apply(among.astype(np.int64) * 10, -new_places)
+    np.testing.assert_array_equal(
+        got, np.insert(left * 10, np.searchsorted(moved, new_places), -new_places)
+    )
