@@ -527,12 +527,33 @@ def _named(frame: pd.DataFrame, keys: tuple[str, ...]) -> list[tuple[object, ...
 
 def _replaced_slips(old: pd.DataFrame, changed: pd.DataFrame, deals: np.ndarray) -> pd.DataFrame:
     """The pushes of ``old`` but those of ``deals``, with ``changed`` (their pushes now) in
-    their place, by day then deal (each deal's in push order: the sort is stable)."""
+    their place, by day then deal (each deal's in push order), as sorting both would put
+    them. Merged, not sorted again: the pushes kept are in that order already and a sync's
+    are a few (sorting a million pushes again took 0.2-0.3 s at every sync). Usually they
+    all go at the end (today's), and the pushes are the old ones with them added."""
     if not len(deals):
         return old
     old, changed = same_categories(old, changed)
-    kept = old[~old["id"].isin(deals).to_numpy()]
-    return _by_day_and_deal(pd.concat([kept, changed], ignore_index=True))
+    gone = old["id"].isin(deals).to_numpy()
+    kept = old[~gone] if gone.any() else old
+    changed = _by_day_and_deal(changed)
+    days, ids = kept["date"].to_numpy(), kept["id"].to_numpy()
+    new_days, new_ids = changed["date"].to_numpy(), changed["id"].to_numpy()
+    # After the kept pushes of earlier days, and of its day and lower deals (none is its deal's).
+    first = np.searchsorted(days, new_days, "left")
+    last = np.searchsorted(days, new_days, "right")
+    at = np.asarray(
+        [
+            start + int(np.searchsorted(ids[start:stop], deal, "right"))
+            for start, stop, deal in zip(first.tolist(), last.tolist(), new_ids, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    both = pd.concat([kept, changed], ignore_index=True)
+    if bool((at == len(kept)).all()):
+        return both
+    order = np.insert(np.arange(len(kept)), at, len(kept) + np.arange(len(changed)))
+    return both.take(order).reset_index(drop=True)
 
 
 def _moved_reps(before: pd.DataFrame, now: pd.DataFrame) -> np.ndarray:

@@ -707,3 +707,37 @@ def test_rows_merged_into_facts_are_those_a_straightforward_merge_gives(
             same = before[name].equals(after[name])
             shared = np.shares_memory(merged[name].to_numpy(), old[name].to_numpy())
             assert shared == same, name
+
+
+_pushes = st.lists(
+    st.tuples(st.integers(0, 5), st.integers(1, 8), st.integers(1, 99)), max_size=30
+)  # (day, deal, days pushed)
+
+
+def _slips(pushes: list[tuple[int, int, int]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": np.asarray([deal for _, deal, _ in pushes], dtype="int64"),
+            "date": pd.to_datetime([day for day, _, _ in pushes], unit="D", origin="2026-01-01")
+            .astype("datetime64[ns]"),
+            "days": np.asarray([days for _, _, days in pushes], dtype="int64"),
+            "rep": pd.Categorical([f"rep {deal % 3}" for _, deal, _ in pushes]),
+        }
+    )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=_pushes, changed=_pushes, others=st.sets(st.integers(1, 8), max_size=3))
+def test_pushes_replaced_by_a_sync_are_those_sorting_them_all_gives(old, changed, others):
+    """A sync's pushes of its deals (``changed``, as read, in any order; ``others``: deals it
+    changed that have none now) in place of the old ones of those deals, merged among the
+    others by day then deal, each deal's in push order: as a stable sort of the old pushes
+    kept and the new ones gives (what the refresh did before it merged them)."""
+    before = facts_loader._by_day_and_deal(_slips(old))
+    now = _slips(changed)
+    deals = np.asarray(sorted({deal for _, deal, _ in changed} | others), dtype="int64")
+    every, read = facts_merge.same_categories(before, now)  # a new rep among the reps'
+    kept = every[~every["id"].isin(deals).to_numpy()]
+    expected = facts_loader._by_day_and_deal(pd.concat([kept, read], ignore_index=True))
+    got = facts_loader._replaced_slips(before, now, deals)
+    pd.testing.assert_frame_equal(got, expected)
