@@ -283,8 +283,8 @@ def _spliced(
     firsts = searched(array, steps) if len(steps) else np.zeros(0, int)
     firsts = firsts - np.searchsorted(removed, firsts)
     raised = np.cumsum(amounts)
-    # Runs of kept entries between the places where where one is read, where it goes or
-    # how its value changes, changes.
+    # Runs of kept entries within which where each is read from, where it goes and what is
+    # added to its value stay the same: bounded by the removals, the insertions and the steps.
     bounds = np.unique(np.concatenate([[0, count], skips, at, firsts]))
     bounds = bounds[bounds <= count]
     starts = bounds[:-1]
