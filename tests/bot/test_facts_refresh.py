@@ -480,6 +480,45 @@ def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder,
     assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
 
 
+def test_a_sync_that_moves_deals_patches_the_indexes_over_copy_on_write_maps(folder, monkeypatch):
+    """Chunks of a page (512 numbers, some 50 days of closes): of 3,000 deals closing over
+    300 days, a sync pushes two a month, the last one to next year, and adds one. The patch
+    starts each changed index array from the first snapshot's chunks mapped copy on write;
+    what it publishes is what building the indexes again gives, it keeps the chunks the
+    moves did not reach, and a serving process answers as from the store loaded whole."""
+    monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    mapped = []
+    writable = array_files.writable_copy
+
+    def spied(*args: Any) -> np.ndarray:
+        mapped.append(args[1]["length"])
+        return writable(*args)
+
+    monkeypatch.setattr(array_files, "writable_copy", spied)
+    deals = [_deal(f"O{n:04d}", "100", owner="R1" if n % 2 else "R2") for n in range(3_000)]
+    for n, deal in enumerate(deals):
+        deal["close_date"] = date.fromordinal(date(2026, 1, 1).toordinal() + n % 300)
+
+    def moved(deals: list[dict[str, Any]]) -> None:
+        for n in (10, 2_240):  # days 10 and 140: the first chunk, the third and fourth
+            deals[n]["close_date"] = date.fromordinal(deals[n]["close_date"].toordinal() + 30)
+        deals[2_999]["close_date"] = date(2027, 3, 1)  # day 299 to the end: the last chunk
+        deals.append(_deal("O3000", "50"))
+
+    engine, after = _published_twice(folder, deals, moved)
+    assert mapped, "the patch copied the old arrays by mapping them"
+    second = Snapshots(folder / "s", "k").path(stamp(engine, 2))
+    published = read_indexes(second, "opportunities", len(after.opportunities))
+    assert published is not None
+    assert_same_indexes(published, prepared_indexes(after, "opportunities"))
+    entry = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
+    chunks = [name for name, _ in entry["orders"]["close"]["dates"]["chunks"]]
+    kept, written = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
+    assert chunks == [written, kept, written, written, kept, written]
+    served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
+    assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
+
+
 def test_new_exchange_rates_load_the_facts_whole(folder):
     engine = _engine(folder)
     deal = _deal("O1", "100") | {"currency": "USD"}
