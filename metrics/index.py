@@ -40,6 +40,17 @@ from metrics.periods import Period
 from metrics.scopes import Scope
 
 
+def searched(
+    array: np.ndarray, values: object, side: Literal["left", "right"] = "left"
+) -> np.ndarray:
+    """``np.searchsorted(array, values, side)`` with ``values`` (indexes, as Python or numpy
+    integers) taken as ``array``'s type: given another, even a Python int, numpy converts
+    the whole of an int32 ``array`` to theirs first, a pass over every entry for a binary
+    search (6 ms at five million entries against microseconds)."""
+    found: np.ndarray = np.searchsorted(array, np.asarray(values, dtype=array.dtype), side)
+    return found
+
+
 @dataclass
 class DateOrder:
     """A table in the order of one of its date columns, shared by every scope's index."""
@@ -74,7 +85,7 @@ class DateOrder:
         dead = self.dead
         if not len(dead) or lo >= hi:
             return None
-        first, last = (int(n) for n in dead.searchsorted([lo, hi]))
+        first, last = searched(dead, [lo, hi]).tolist()
         if first == last:
             return None
         among = dead[first:last]
@@ -84,17 +95,6 @@ class DateOrder:
         hit = places < len(entries)
         hit[hit] = entries[places[hit]] == among[hit]
         return places[hit] if hit.any() else None
-
-
-def searched(
-    array: np.ndarray, values: object, side: Literal["left", "right"] = "left"
-) -> np.ndarray:
-    """``np.searchsorted(array, values, side)`` with ``values`` (indexes, as Python or numpy
-    integers) taken as ``array``'s type: given another, even a Python int, numpy converts
-    the whole of an int32 ``array`` to theirs first, a pass over every entry for a binary
-    search (6 ms at five million entries against microseconds)."""
-    found: np.ndarray = np.searchsorted(array, np.asarray(values, dtype=array.dtype), side)
-    return found
 
 
 _DAYS = np.iinfo(np.uint16).max  # days a radix sort can order; the largest stands for NaT

@@ -186,6 +186,8 @@ class _Splice:
         self.ascending = ascending
         self.copy = copy
         self.placed = at + np.arange(len(at))  # where the new entries end up
+        # A kept entry's old index is its index among those kept plus one from each of these.
+        self.skips = removed - np.arange(len(removed))
         # Every new entry where an old one was: nothing else moves (the entries at those
         # places may be others than before: two rows that swapped their dates).
         self.still = bool(np.array_equal(self.placed, removed))
@@ -211,9 +213,7 @@ class _Splice:
         an old index from a step's on moves by its amount more. A removal moves those after
         it down by one; an insertion moves up by one those from the kept entry it goes
         before (the ``at``-th kept one: its index is ``at`` plus the removals up to it)."""
-        before = self.at + np.searchsorted(
-            self.removed - np.arange(len(self.removed)), self.at, "right"
-        )
+        before = self.at + np.searchsorted(self.skips, self.at, "right")
         steps = np.concatenate([self.removed + 1, before])
         amounts = np.concatenate([np.full(len(self.removed), -1), np.ones(len(self.at), int)])
         order = np.argsort(steps, kind="stable")
@@ -236,9 +236,7 @@ class _Splice:
         # those from the first kept entry not ahead of it in the order now (by binary
         # searches, not by moving every place to compare).
         ahead = new_places - np.searchsorted(self.placed, new_places)  # kept entries before
-        first = ahead + np.searchsorted(
-            self.removed - np.arange(len(self.removed)), ahead, "right"
-        )  # the old index of the first kept entry after them
+        first = ahead + np.searchsorted(self.skips, ahead, "right")  # the next one's old index
         found = searched(among, first)
         at = found - np.searchsorted(gone, found)
         places = _spliced(among, gone, at, new_places, self.copy, self.shift())
@@ -270,19 +268,18 @@ def _spliced(
     (a copy mapped copy on write keeps its pages shared). Beyond ``_RUNS``, two passes
     under a mask of the whole array instead."""
     steps, amounts = shift if shift is not None else (np.zeros(0, int), np.zeros(0, int))
+    raised = np.concatenate([[0], np.cumsum(amounts)])  # by the number of steps passed
     if len(removed) + len(at) > _RUNS:
         kept = np.delete(array, removed)
         if len(steps):
-            raised = np.concatenate([[0], np.cumsum(amounts)])
             kept = kept + raised[np.searchsorted(steps, kept, "right")]
         return np.insert(kept, at, values).astype(array.dtype, copy=False)
     count = len(array) - len(removed)  # entries kept
     out = copy(array, count + len(at))
-    skips = removed - np.arange(len(removed))  # a kept entry's index grows by one from each
-    # The steps, as numbers of kept entries before them, and what they add up to.
-    firsts = searched(array, steps) if len(steps) else np.zeros(0, int)
+    skips = removed - np.arange(len(removed))  # as ``_Splice.skips``
+    # The steps, as numbers of kept entries before them.
+    firsts = searched(array, steps)
     firsts = firsts - np.searchsorted(removed, firsts)
-    raised = np.cumsum(amounts)
     # Runs of kept entries within which where each is read from, where it goes and what is
     # added to its value stay the same: bounded by the removals, the insertions and the steps.
     bounds = np.unique(np.concatenate([[0, count], skips, at, firsts]))
@@ -295,7 +292,7 @@ def _spliced(
         starts.tolist(), bounds[1:].tolist(), sources.tolist(), targets.tolist(),
         raised_by.tolist(), strict=True,
     ):  # fmt: skip
-        step = int(raised[by - 1]) if by else 0
+        step = int(raised[by])
         if source == target and not step:
             continue
         run, into = array[source : source + stop - start], out[target : target + stop - start]

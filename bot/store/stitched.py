@@ -62,9 +62,11 @@ def stitched(
         return np.empty(0, dtype=dtype)
     reserved = size + -size % mmap.PAGESIZE
     # Reserved inaccessible when read-only; when writable, as zero pages the tail keeps.
-    protection = mmap.PROT_READ | mmap.PROT_WRITE if writable else _PROT_NONE
-    private = mmap.MAP_PRIVATE
-    base = _mapped(None, reserved, protection, private | mmap.MAP_ANONYMOUS, -1, 0)
+    reserve = mmap.PROT_READ | mmap.PROT_WRITE if writable else _PROT_NONE
+    base = _mapped(None, reserved, reserve, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    # The pieces: copy on write when writable, else the page cache's, read-only.
+    protection = mmap.PROT_READ | mmap.PROT_WRITE if writable else mmap.PROT_READ
+    flags = (mmap.MAP_PRIVATE if writable else mmap.MAP_SHARED) | _MAP_FIXED
     region = (ctypes.c_char * reserved).from_address(base)
     # From here the range is released with the last array over it, or at once on a failure.
     weakref.finalize(region, _libc.munmap, base, reserved)
@@ -76,10 +78,7 @@ def stitched(
         try:
             if os.fstat(fd).st_size < at + run:
                 raise OSError(f"{path} is truncated")
-            if writable:
-                _mapped(base + offset, run, protection, private | _MAP_FIXED, fd, at)
-            else:
-                _mapped(base + offset, run, mmap.PROT_READ, mmap.MAP_SHARED | _MAP_FIXED, fd, at)
+            _mapped(base + offset, run, protection, flags, fd, at)
         finally:
             os.close(fd)
         offset += run
