@@ -22,14 +22,14 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bot.store.stitched import stitched
+from bot.store.stitched import stitched, unwritten_pages
 from metrics.index_patch import copied
 
 _ALIGN = 64  # each array of a packed data file starts on a cache line
@@ -52,24 +52,77 @@ class Earlier:
 
     folder: Path
     arrays: dict[Key, tuple[np.ndarray, Entry]]
+    # The copies ``copy`` mapped from the files, by address, with the entry of each.
+    _copies: dict[int, tuple[np.ndarray, Entry]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @cached_property
-    def _chunked(self) -> dict[int, Entry]:
-        return {id(array): entry for array, entry in self.arrays.values() if "chunks" in entry}
+    def _chunked(self) -> dict[int, tuple[np.ndarray, Entry]]:
+        # By address: a frame's column is a view of the array mapped, not the array itself.
+        return {
+            _address(array): (array, entry)
+            for array, entry in self.arrays.values()
+            if "chunks" in entry
+        }
 
     def copy(self, array: np.ndarray, length: int) -> np.ndarray:
         """A writable copy of ``array`` made ``length`` long (the items past its own
         undefined), for a patch to write over (``metrics.index_patch.Copier``): one of these
-        arrays held in chunks is mapped again from its files copy on write
-        (``writable_copy``), so that the pages a patch leaves alone are not copied; any
-        other is copied."""
-        entry = self._chunked.get(id(array))
-        if entry is not None:
+        arrays held in chunks (or a view of all of it) is mapped again from its files copy
+        on write (``writable_copy``), so that the pages a patch leaves alone are not copied;
+        any other is copied."""
+        held = self._chunked.get(_address(array))
+        if held is not None and _same_memory(array, held[0]):
             try:
-                return writable_copy(self.folder, entry, length)
+                made = writable_copy(self.folder, held[1], length)
             except OSError:  # a file gone meanwhile: the array is still mapped
                 pass
+            else:
+                self._copies[_address(made)] = (made, held[1])
+                return made
         return copied(array, length)
+
+    def unwritten(self, array: np.ndarray, entry: Entry) -> np.ndarray | None:
+        """When ``array`` is a copy ``copy`` made of the array of ``entry`` (or its start):
+        whether each of its chunks is still that array's chunk at its place, none of its
+        pages written since (``bot.store.stitched.unwritten_pages``); a chunk that ends
+        elsewhere than the old one's does not count as one. None for any other array, and
+        where the system does not tell."""
+        made = self._copies.get(_address(array))
+        if made is None or made[1] is not entry or array.nbytes > made[0].nbytes:
+            return None
+        pages = unwritten_pages(array)
+        if pages is None:
+            return None
+        per_chunk = _CHUNK // mmap.PAGESIZE
+        count = -(-len(pages) // per_chunk)
+        padded = np.ones(count * per_chunk, dtype=bool)
+        padded[: len(pages)] = pages
+        unwritten = padded.reshape(count, per_chunk).all(axis=1)
+        # A chunk is the old one's only if it ends where that one did: the old array's last
+        # chunk is whole in a longer array, and the new array's last is short in a shorter one.
+        old_size = int(entry["length"]) * np.dtype(entry["dtype"]).itemsize
+        ends = (np.arange(count) + 1) * _CHUNK
+        same_end = np.minimum(ends, array.nbytes) == np.minimum(ends, old_size)
+        kept: np.ndarray = unwritten & same_end
+        return kept
+
+
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
+
+
+def _same_memory(array: np.ndarray, other: np.ndarray) -> bool:
+    """Whether ``array`` is ``other``'s memory, all of it, read the same way: the same
+    bytes, whatever the object."""
+    return (
+        _address(array) == _address(other)
+        and array.nbytes == other.nbytes
+        and array.dtype == other.dtype
+        and array.flags.c_contiguous
+        and other.flags.c_contiguous
+    )
 
 
 def matched(
@@ -163,10 +216,11 @@ def _plans(arrays: dict[Key, np.ndarray], earlier: Earlier | None) -> dict[Key, 
         if key not in old:
             continue
         before, entry = old[key]
-        if before is array:
+        if _same_memory(array, before):
             plans[key] = entry if "chunks" not in entry else [tuple(c) for c in entry["chunks"]]
         elif "chunks" in entry and isinstance(plans[key], list):
-            plans[key] = _same_chunks(array, before, entry["chunks"])
+            unwritten = earlier.unwritten(array, entry)
+            plans[key] = _same_chunks(array, before, entry["chunks"], unwritten)
     held: dict[str, int] = {}
     for plan, array in zip(plans.values(), arrays.values(), strict=True):
         for name, size in _kept(plan, array):
@@ -191,13 +245,19 @@ def _fresh(array: np.ndarray) -> _Plan:
     return [None] * -(-array.nbytes // _CHUNK) if array.nbytes > _CHUNK else None
 
 
-def _same_chunks(array: np.ndarray, before: np.ndarray, refs: list[list[Any]]) -> list[Ref | None]:
+def _same_chunks(
+    array: np.ndarray, before: np.ndarray, refs: list[list[Any]], unwritten: np.ndarray | None
+) -> list[Ref | None]:
     """``array``'s chunks, each the old one (``before``'s, stored at ``refs``) when it holds
-    the same bytes, else None."""
+    the same bytes, else None: known to without a look when ``unwritten`` says so
+    (``Earlier.unwritten``), else compared."""
     new = np.ascontiguousarray(array).view(np.uint8)
     old = before.view(np.uint8)
     plan: list[Ref | None] = []
     for n in range(-(-len(new) // _CHUNK)):
+        if unwritten is not None and unwritten[n]:
+            plan.append((refs[n][0], refs[n][1]))
+            continue
         part = slice(n * _CHUNK, (n + 1) * _CHUNK)
         same = n < len(refs) and len(new[part]) == len(old[part])
         same = same and bool(np.array_equal(new[part], old[part]))

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from bot.store.array_files import Earlier
 from bot.store.database import VersionStamp, sqlite_file, version_stamp, version_token
 from bot.store.day_numbers import day_number
 from bot.store.facts_merge import Merged, merged, patched, same_categories
@@ -60,6 +61,7 @@ from bot.store.models import (
 from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
 from bot.worded import WordedError
 from metrics.facts import LIVE_COLUMNS, SLIP_COLUMNS, DealHistory, Facts
+from metrics.index_patch import Copier, copied
 from metrics.kpis import prepare_indexes, usual_scopes
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -491,6 +493,8 @@ class _Loaded:
     token: str  # the store's token of their version (``VersionStamp``)
     # A refresh's tables whose rows kept their positions: the positions of those it wrote
     written: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # Facts mapped from their snapshot: each table's arrays as mapped (``Mapped.columns``)
+    columns: Mapping[str, Earlier] = field(default_factory=dict)
 
     @property
     def stamp(self) -> VersionStamp:
@@ -573,7 +577,10 @@ def _moved_reps(before: pd.DataFrame, now: pd.DataFrame) -> np.ndarray:
 
 
 def _placed_again(
-    table: Merged, moved: np.ndarray, place: Callable[[pd.DataFrame], pd.DataFrame]
+    table: Merged,
+    moved: np.ndarray,
+    place: Callable[[pd.DataFrame], pd.DataFrame],
+    copy: Copier = copied,
 ) -> Merged:
     """``table`` with the rows of the reps ``moved`` placed again by ``place`` (the reader's,
     among today's reps), its owner columns then typed exactly as ``place`` types them (today's
@@ -589,7 +596,7 @@ def _placed_again(
     again = place(frame.take(rows).reset_index(drop=True))
     if len(rows):
         frame, placed = same_categories(frame, again)
-        frame = patched(frame, rows, placed)
+        frame = patched(frame, rows, placed, copy)
         written = np.union1d(written, rows)
     frame = frame.copy(deep=False)
     for column in ("rep", "team", "region"):
@@ -649,13 +656,22 @@ def _refreshed(
     )
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
+    def copier(table: str) -> Copier:
+        # What the changed columns are written over: the snapshot's mapped copy on write.
+        earlier = held.columns.get(table)
+        return copied if earlier is None else earlier.copy
+
     deals = _touched(engine, Opportunity, "opportunities", since)
     changed_deals = reader.opportunities(Opportunity.changed_in > since)
-    opps = merged(old.opportunities, changed_deals, deals, LIVE_COLUMNS["opportunities"])
+    opps = merged(
+        old.opportunities, changed_deals, deals, LIVE_COLUMNS["opportunities"],
+        copier("opportunities"),
+    )  # fmt: skip
     lead_ids = _touched(engine, Lead, "leads", since)
     leads = merged(
-        old.leads, reader.leads(Lead.changed_in > since), lead_ids, LIVE_COLUMNS["leads"]
-    )
+        old.leads, reader.leads(Lead.changed_in > since), lead_ids, LIVE_COLUMNS["leads"],
+        copier("leads"),
+    )  # fmt: skip
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
     slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
     spend, surveys = old.spend, old.surveys
@@ -665,8 +681,8 @@ def _refreshed(
         surveys = reader.surveys()
     if not placed or not all(_categorical(frame) for frame in (opps.frame, leads.frame, slip_rows)):
         moved = _moved_reps(old.reps, reader.reps)
-        opps = _placed_again(opps, moved, reader.placed_deals)
-        leads = _placed_again(leads, moved, reader.placed_leads)
+        opps = _placed_again(opps, moved, reader.placed_deals, copier("opportunities"))
+        leads = _placed_again(leads, moved, reader.placed_leads, copier("leads"))
         # A shallow copy: the old facts' frames are still being answered from. The pushes and
         # the surveys are not indexed: placed again whole.
         slip_rows = _owned(slip_rows.copy(deep=False), reader.owners)
@@ -1118,7 +1134,7 @@ class FactsCache:
         if self._snapshots is None or not stamp.token:
             return None
         try:
-            mapped = self._snapshots.read(stamp)
+            mapped = self._snapshots.mapped(stamp)
             rates = None if mapped is None else self._snapshots.rates(stamp)
         except SnapshotUnreadable as error:
             log.warning("facts snapshot unreadable, rebuilding it from the store: %s", error)
@@ -1126,9 +1142,8 @@ class FactsCache:
             return None
         if mapped is None:
             return None
-        return _Loaded(
-            _with_history(self._engine, mapped, self._zone, self.past), rates, stamp.token
-        )
+        facts = _with_history(self._engine, mapped.facts, self._zone, self.past)
+        return _Loaded(facts, rates, stamp.token, columns=mapped.columns)
 
     def _load(self, current: VersionStamp) -> _Loaded:
         """The facts of ``current``: mapped from its snapshot, else built and published. The
@@ -1179,7 +1194,10 @@ class FactsCache:
             for table, rows in built.written.items()
             if base is not None and (indexes := base.facts.adopted(table)) is not None
         }
-        snapshots.write(built.facts, built.token, built.rates, previous, unchanged, patches)
+        columns = None if base is None else base.columns
+        snapshots.write(
+            built.facts, built.token, built.rates, previous, unchanged, patches, columns
+        )
         return built
 
     def _newest_published(self) -> _Loaded | None:

@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
+
+from metrics.index_patch import Copier, copied
 
 # Emptied rows are dropped (every row after them shifted, the indexes built again) once they
 # pass both a share of the table and a count: 100 deletions among a million deals stay
@@ -33,7 +36,9 @@ class Merged(NamedTuple):
     written: np.ndarray | None
 
 
-def merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: str) -> Merged:
+def merged(
+    old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: str, copy: Copier = copied
+) -> Merged:
     """``old`` (ordered by id, each once) with the rows ``touched`` (changed or gone)
     replaced by ``changed`` and the rows gone emptied in place or dropped: still ordered by
     id. ``live`` is the column every record holds and an emptied row does not
@@ -41,8 +46,9 @@ def merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: 
 
     What a sync usually does (rows updated, new ones with the highest ids, a few deleted)
     keeps every other row where it was: the columns whose values changed are copied and
-    patched at the rows written, the others stay the old ones (a snapshot's are shared with
-    the mapped file), and the new rows are added at the end. Otherwise the positions are
+    patched at the rows written (over ``copy`` of their arrays: ``patched``), the others stay
+    the old ones (a snapshot's are shared with the mapped file), and the new rows are added
+    at the end. Otherwise the positions are
     worked out on the ids, the emptied rows dropped, and the columns copied twice (the
     concatenation, the take)."""
     ids = old["id"].to_numpy()
@@ -68,7 +74,7 @@ def merged(old: pd.DataFrame, changed: pd.DataFrame, touched: np.ndarray, live: 
         places = np.searchsorted(ids, rows["id"].to_numpy())
         order = np.argsort(places, kind="stable")
         places = places[order]
-        updated = patched(old, places, rows.take(order).reset_index(drop=True))
+        updated = patched(old, places, rows.take(order).reset_index(drop=True), copy)
         added = changed[~found]
         written = np.concatenate([places, len(old) + np.arange(len(added))])
         if len(added):
@@ -106,9 +112,12 @@ def _emptied(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=rows.index, columns=rows.columns)
 
 
-def patched(old: pd.DataFrame, places: np.ndarray, rows: pd.DataFrame) -> pd.DataFrame:
+def patched(
+    old: pd.DataFrame, places: np.ndarray, rows: pd.DataFrame, copy: Copier = copied
+) -> pd.DataFrame:
     """``old`` with ``rows`` (same columns and dtypes) written at row positions ``places``:
-    a column none of whose values there differ is ``old``'s own, not a copy."""
+    a column none of whose values there differ is ``old``'s own, not a copy; the others are
+    written over ``copy`` of their arrays (``_written``)."""
     columns: dict[str, Any] = {}
     for name in old.columns:
         before = old[name]
@@ -116,10 +125,33 @@ def patched(old: pd.DataFrame, places: np.ndarray, rows: pd.DataFrame) -> pd.Dat
         if pd.Series(before.array.take(places)).equals(pd.Series(after)):
             columns[name] = before
             continue
-        values = before.array.copy()
-        values[places] = after
-        columns[name] = pd.Series(values, copy=False)
+        columns[name] = _written(before, places, after, copy)
     return pd.DataFrame(columns, columns=old.columns, copy=False)
+
+
+def _written(
+    before: pd.Series, places: np.ndarray, after: ExtensionArray | np.ndarray, copy: Copier
+) -> pd.Series:
+    """``before`` with ``after`` (of its dtype, and for names of its categories) written at
+    ``places``: over ``copy`` of the numpy array it holds (numbers, dates as int64, names'
+    codes), which for a column mapped from a snapshot is mapped again copy on write
+    (``bot.store.array_files.Earlier.copy``): only the pages of the rows written are copied,
+    not the column. Other columns (text, nullable integers) are copied whole."""
+    dtype = before.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        assert isinstance(after, pd.Categorical)
+        codes = copy(before.array.codes, len(before))
+        codes[places] = after.codes
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), copy=False)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iufM":
+        # Dates as their int64 ticks, NaT included, as a snapshot stores them.
+        plain = before.to_numpy().view(np.int64 if dtype.kind == "M" else dtype)
+        values = copy(plain, len(plain))
+        values[places] = np.asarray(after, dtype=dtype).view(plain.dtype)
+        return pd.Series(values.view(dtype), copy=False)
+    values = before.array.copy()
+    values[places] = after
+    return pd.Series(values, copy=False)
 
 
 def same_categories(old: pd.DataFrame, changed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -79,6 +79,14 @@ _CODED = b"kpibot.coded"  # categorical columns stored as their codes: each one'
 _MISSING = ".missing"  # the name of a masked column's mask: whether each value is missing
 
 
+class Mapped(NamedTuple):
+    """Facts mapped from a snapshot, and each table's arrays as mapped (``Earlier``): what
+    a refresh of those facts writes its changes over, and the snapshot it publishes keeps."""
+
+    facts: Facts
+    columns: Mapping[str, Earlier]
+
+
 class SnapshotUnreadable(Exception):
     """A snapshot that exists but cannot be read back (truncated, foreign, damaged)."""
 
@@ -128,18 +136,17 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
         elif name in masked:
             # Values and mask as two plain columns, which map without a copy: Arrow's nulls
             # would come back to pandas as a private copy of both (27 MB a serving process
-            # at 1M deals).
-            values = column.array
-            plain[name] = values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0)
+            # at 1M deals). The masked array's own: a column mapped and left as it was is
+            # then kept whole (``to_numpy`` and ``isna`` copy both, to be compared again at
+            # every publish); the values under the mask are whatever they are.
+            plain[name], plain[name + _MISSING] = _masked_parts(column.array)
         elif isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
             # A float's gaps are NaN, which the array keeps: in the batch they would be
             # Arrow's nulls, the column written whole at every publish and read back as a
             # private copy (a deleted deal's emptied probability did that to the deals').
             plain[name] = column.to_numpy()
     names = [str(c) for c in frame.columns]
-    for name in masked:
-        plain[name + _MISSING] = frame[name].array.isna().view("uint8")
-        names.append(name + _MISSING)
+    names += [name + _MISSING for name in masked]
     others = [c for c in frame.columns if c not in plain]
     # One batch, even of no rows: it carries the categories of an empty table. Through a
     # table, whose columns may be chunked (pandas' Arrow strings after a refresh's merge);
@@ -154,6 +161,13 @@ def _encode(frame: pd.DataFrame) -> _Encoded:
     metadata[_MASKED] = json.dumps(masked).encode()
     metadata[_CODED] = json.dumps(coded).encode()
     return _Encoded(batch.replace_schema_metadata(metadata), plain, names)
+
+
+def _masked_parts(array: pd.api.extensions.ExtensionArray) -> tuple[np.ndarray, np.ndarray]:
+    """A nullable integer array's values and mask (as bytes), its own arrays: pandas has no
+    public way to them that does not copy (``BaseMaskedArray``'s ``_data`` and ``_mask``)."""
+    assert isinstance(array, pd.arrays.IntegerArray)
+    return array._data, array._mask.view("uint8")  # type: ignore[attr-defined]
 
 
 def _named_by_text(column: pd.Series) -> bool:
@@ -253,16 +267,19 @@ def _columns(folder: Path, table: str) -> tuple[dict[str, Any], dict[Key, Entry]
     return manifest, {(name,): entry for name, entry in manifest["columns"].items()}
 
 
-def _read_table(folder: Path, table: str) -> pd.DataFrame:
-    """``table``'s frame, its columns mapped from the snapshot in ``folder``."""
+def _read_table(folder: Path, table: str) -> tuple[pd.DataFrame, Earlier]:
+    """``table``'s frame, its columns mapped from the snapshot in ``folder``, and those
+    arrays as mapped: a frame's column left as it is, and the changes of one written over a
+    copy of it (``Earlier.copy``), are kept where they are by the next snapshot."""
     manifest, entries = _columns(folder, table)
-    plain = {key[0]: array for key, array in read_arrays(folder, entries).items()}
+    arrays = read_arrays(folder, entries)
+    plain = {key[0]: array for key, array in arrays.items()}
     with pa.memory_map(str(folder / f"{table}.arrow")) as source:
         rest = pa.ipc.open_file(source).read_all()
     rows = manifest["rows"]
     if any(len(a) != rows for a in plain.values()) or (rest.num_columns and rest.num_rows != rows):
         raise ValueError(f"{folder / table}: columns of other lengths than its {rows} rows")
-    return _decode(rest, plain, manifest["names"])
+    return _decode(rest, plain, manifest["names"]), Earlier(folder, matched(arrays, entries))
 
 
 def _earlier_columns(folder: Path, table: str) -> Earlier | None:
@@ -304,13 +321,21 @@ class Snapshots:
     def read(self, stamp: VersionStamp) -> Facts | None:
         """The facts of ``stamp`` mapped from its snapshot; None when none was published.
         Raises ``SnapshotUnreadable`` for one that exists but cannot be read."""
+        mapped = self.mapped(stamp)
+        return None if mapped is None else mapped.facts
+
+    def mapped(self, stamp: VersionStamp) -> Mapped | None:
+        """The facts of ``stamp`` mapped from its snapshot, with the arrays of their tables'
+        columns as mapped; None when none was published. Raises ``SnapshotUnreadable`` for
+        one that exists but cannot be read."""
         folder = self.path(stamp)
         if not folder.is_dir():
             return None
         frames: dict[str, pd.DataFrame] = {}
+        columns: dict[str, Earlier] = {}
         try:
             for table in TABLES:
-                frames[table] = _read_table(folder, table)
+                frames[table], columns[table] = _read_table(folder, table)
             meta = json.loads((folder / "facts.json").read_text(encoding="utf-8"))
             facts = Facts(
                 opportunities=frames["opportunities"],
@@ -329,7 +354,7 @@ class Snapshots:
                 indexes = read_indexes(folder, table, len(frames[table]))
                 if indexes is not None:
                     facts.adopt(table, indexes)
-            return facts
+            return Mapped(facts, columns)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             raise SnapshotUnreadable(f"{folder}: {error}") from error
 
@@ -363,6 +388,7 @@ class Snapshots:
         previous: VersionStamp | None = None,
         unchanged: Iterable[str] = (),
         patches: Mapping[str, tuple[TableIndexes, np.ndarray]] | None = None,
+        columns: Mapping[str, Earlier] | None = None,
     ) -> Path:
         """Publish ``facts`` as the snapshot of ``facts.version`` with ``token``, atomically,
         and drop every other but ``previous``, the snapshot they were built from (a process
@@ -371,7 +397,9 @@ class Snapshots:
         ``unchanged`` tables are those of the snapshot ``previous``: their files are linked,
         not written again. A table of ``patches`` has the indexes given there, patched by the
         rows at the positions given (the only ones new or changed), instead of indexes built
-        again."""
+        again. ``columns``: the arrays of the snapshot ``previous`` as the facts were mapped
+        from it (``Mapped.columns``), which those the facts still share are, or were copied
+        from (``Earlier.copy``); else the tables' arrays are mapped again to be compared."""
         stamp = VersionStamp(facts.version, token)
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".tmp-{uuid.uuid4().hex}"
@@ -381,7 +409,7 @@ class Snapshots:
             for table in TABLES:
                 if table in kept and self._linked(previous, table, staging):
                     continue
-                earlier = None if previous is None else _earlier_columns(self.path(previous), table)
+                earlier = None if previous is None else self._earlier(previous, table, columns)
                 _write_table(staging, table, getattr(facts, table), facts.version, earlier)
                 if table in INDEXED_TABLES:
                     patch = None if patches is None else patches.get(table)
@@ -404,6 +432,15 @@ class Snapshots:
             raise
         self._prune({stamp, previous})
         return target
+
+    def _earlier(
+        self, previous: VersionStamp, table: str, columns: Mapping[str, Earlier] | None
+    ) -> Earlier | None:
+        """``table``'s arrays in the snapshot ``previous``: as given, else mapped again."""
+        given = None if columns is None else columns.get(table)
+        if given is not None and given.folder == self.path(previous):
+            return given
+        return _earlier_columns(self.path(previous), table)
 
     def _linked(self, previous: VersionStamp | None, table: str, staging: Path) -> bool:
         """Link ``table``'s file of the snapshot ``previous`` into ``staging``; False when

@@ -452,13 +452,30 @@ def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder,
     """Chunks of a page (512 numbers): of 3,000 deals one changes its amount. The deals'
     amounts and the close order's amounts are written for the chunk holding it; every other
     chunk stays in the first snapshot's files, which are linked; what a serving process maps
-    from both gives the answers of the store loaded whole."""
+    from both gives the answers of the store loaded whole. The other columns, still those
+    mapped, are kept whole; the amounts were written over a copy of the mapped column made
+    copy on write, and only the chunk written is looked at."""
     monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    looked: list[tuple[str, list[bool] | None]] = []
+    same_chunks = array_files._same_chunks
+
+    def spied(array: np.ndarray, before: np.ndarray, refs: list, unwritten: Any) -> list:
+        looked.append((refs[0][0], None if unwritten is None else unwritten.tolist()))
+        return same_chunks(array, before, refs, unwritten)
+
+    monkeypatch.setattr(array_files, "_same_chunks", spied)
     deals = [_deal(f"O{n:04d}", "100", owner="R1" if n % 2 else "R2") for n in range(3_000)]
     engine, after = _published_twice(
         folder, deals, lambda deals: deals.__setitem__(1_500, _deal("O1500", "175", owner="R2"))
     )
     first, second = (Snapshots(folder / "s", "k").path(stamp(engine, v)) for v in (1, 2))
+    columns = [
+        json.loads((path / "opportunities.columns.json").read_text(encoding="utf-8"))["columns"]
+        for path in (first, second)
+    ]
+    assert {name for name, entry in columns[1].items() if entry != columns[0][name]} == {"amount"}
+    looked_at = [chunks for name, chunks in looked if name.startswith("opportunities.columns")]
+    assert looked_at == [[True, True, False, True, True, True]]
 
     def files(manifest: str, *where: str) -> list[str]:
         entry = json.loads((second / manifest).read_text(encoding="utf-8"))
@@ -491,7 +508,7 @@ def test_a_sync_that_moves_deals_patches_the_indexes_over_copy_on_write_maps(fol
     writable = array_files.writable_copy
 
     def spied(*args: Any) -> np.ndarray:
-        mapped.append(args[1]["length"])
+        mapped.append(args[1])  # the entry of the array mapped
         return writable(*args)
 
     monkeypatch.setattr(array_files, "writable_copy", spied)
@@ -515,6 +532,18 @@ def test_a_sync_that_moves_deals_patches_the_indexes_over_copy_on_write_maps(fol
     chunks = [name for name, _ in entry["orders"]["close"]["dates"]["chunks"]]
     kept, written = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
     assert chunks == [written, kept, written, written, kept, written]
+    # The deals' close dates, written over a copy on write too: rows 10, 2,240 and 2,999
+    # (the first, fifth and last chunks; the last one longer by the deal added).
+    first = Snapshots(folder / "s", "k").path(stamp(engine, 1))
+    closes = [
+        json.loads((path / "opportunities.columns.json").read_text(encoding="utf-8"))["columns"][
+            "close"
+        ]
+        for path in (first, second)
+    ]
+    old, new = "opportunities.columns.chunks.v1", "opportunities.columns.chunks.v2"
+    assert [name for name, _ in closes[1]["chunks"]] == [new, old, old, old, new, new]
+    assert closes[0] in mapped, "the close dates mapped again"
     served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
     assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))
 
@@ -780,3 +809,51 @@ def test_pushes_replaced_by_a_sync_are_those_sorting_them_all_gives(old, changed
     expected = facts_loader._by_day_and_deal(pd.concat([kept, read], ignore_index=True))
     got = facts_loader._replaced_slips(before, now, deals)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_columns_written_over_copies_on_write_equal_those_written_over_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Every kind of column a fact table holds, mapped from a snapshot in chunks of a page,
+    then rows written at a few places (``facts_merge.patched``): over the copies
+    ``Earlier.copy`` maps copy on write (numbers, dates, names' codes) the columns are
+    those written over plain copies, missing values and dtypes included, and the mapped
+    frame is left as it was."""
+    monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    rows = 9_000  # the names' codes too, a byte each, in more than a page
+    numbers = np.arange(rows)
+    frame = pd.DataFrame(
+        {
+            "id": numbers.astype(np.int64),
+            "amount": numbers * 100,
+            "probability": np.where(numbers % 7 == 0, np.nan, numbers / rows),
+            "close": pd.to_datetime(numbers, unit="D", origin="2026-01-01").where(numbers % 5 != 0),
+            "rep": pd.Categorical(np.where(numbers % 2 == 0, "ann", "bob")),
+            "account": pd.array(np.where(numbers % 3 == 0, None, numbers), dtype="Int64"),
+            "name": pd.array([f"deal {n}" for n in numbers], dtype="string[pyarrow]"),
+        }
+    )
+    facts_snapshot._write_table(tmp_path, "t", frame, 1, None)
+    mapped, earlier = facts_snapshot._read_table(tmp_path, "t")
+    places = np.asarray([3, 700, 8_999])
+    changed = pd.DataFrame(
+        {
+            "id": places.astype(np.int64),
+            "amount": [-1, -2, -3],
+            "probability": [np.nan, 0.5, 0.25],
+            "close": pd.to_datetime(["2027-01-01", None, "2026-06-30"]).astype(
+                frame["close"].dtype
+            ),
+            "rep": pd.Categorical(["ann", "bob", "ann"], categories=frame["rep"].cat.categories),
+            "account": pd.array([None, 7, 8], dtype="Int64"),
+            "name": pd.array(["a", "b", None], dtype="string[pyarrow]"),
+        }
+    )
+    before = mapped.copy(deep=True)
+    over_maps = facts_merge.patched(mapped, places, changed, earlier.copy)
+    over_copies = facts_merge.patched(mapped, places, changed)
+    pd.testing.assert_frame_equal(over_maps, over_copies)
+    pd.testing.assert_frame_equal(mapped, before)
+    assert over_maps["amount"].iloc[700] == -2 and pd.isna(over_maps["close"].iloc[700])
+    # The numbers, dates and codes are copies on write of the snapshot's maps.
+    assert len(earlier._copies) == 4

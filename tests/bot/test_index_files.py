@@ -5,8 +5,10 @@ alone; what is read back is what was written."""
 from __future__ import annotations
 
 import json
+import mmap
 import tempfile
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import numpy as np
@@ -283,3 +285,72 @@ def _private_maps(path: Path) -> int:
     """How many private mappings of ``path`` this process holds."""
     lines = Path("/proc/self/maps").read_text().splitlines()
     return sum(1 for line in lines if line.endswith(f" {path}") and line.split()[1][3] == "p")
+
+
+def _copied_from_a_snapshot(folder: Path, array: np.ndarray, length: int):
+    """``array`` written in chunks into ``folder`` and mapped, the earlier snapshot, and a
+    copy of it ``length`` long that ``Earlier.copy`` made."""
+    entries = array_files.write_arrays(folder, "t", 1, {("a",): array}, None)
+    mapped = array_files.read_arrays(folder, entries)
+    earlier = array_files.Earlier(folder, array_files.matched(mapped, entries))
+    return earlier, mapped[("a",)], earlier.copy(mapped[("a",)], length)
+
+
+def test_the_chunks_a_patch_left_unwritten_are_kept_without_a_look(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A copy that ``Earlier.copy`` mapped copy on write: the chunks whose pages were not
+    written are the old ones, kept as the kernel says without comparing them; those written
+    are compared (one written with the bytes it held is kept all the same), and the last
+    one, longer now, and the new one are written without a look either."""
+    monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    items = mmap.PAGESIZE // 8
+    array = np.arange(6 * items + 100, dtype=np.int64)  # seven chunks, the last short
+    (tmp_path / "v1").mkdir()
+    earlier, _, copy = _copied_from_a_snapshot(tmp_path / "v1", array, len(array) + items)
+    copy[len(array) :] = -1
+    copy[2 * items + 3] = -5
+    copy[4 * items] = copy[4 * items]
+    compared = []
+    equal = np.array_equal
+
+    def spied(*args: Any, **kwargs: Any) -> bool:
+        compared.append(args)
+        return bool(equal(*args, **kwargs))
+
+    second = tmp_path / "v2"
+    second.mkdir()
+    with patch.object(np, "array_equal", spied):
+        written = array_files.write_arrays(second, "t", 2, {("a",): copy}, earlier)
+    assert len(compared) == 2  # chunks 2 and 4: the last is of another length now
+    old, new = "t.chunks.v1", "t.chunks.v2"
+    chunks = [name for name, _ in written[("a",)]["chunks"]]
+    assert chunks == [old, old, new, old, old, old, new, new]
+    read = array_files.read_arrays(second, written)[("a",)]
+    np.testing.assert_array_equal(read, copy)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(513, 8 * 512),  # in chunks of a page: more than one
+    grown=st.integers(-600, 600),
+    writes=st.lists(st.tuples(st.integers(0, 9 * 512), st.booleans()), max_size=12),
+)
+def test_chunks_kept_as_unwritten_are_those_a_comparison_keeps(size, grown, writes):
+    """Whatever a patch wrote over a copy, and however much longer or shorter it made it,
+    the chunks the page map says are unwritten hold the old chunks' bytes: the plan is the
+    one comparing every chunk gives (written the same, a chunk may be compared and kept)."""
+    with tempfile.TemporaryDirectory() as name, patch.object(array_files, "_CHUNK", mmap.PAGESIZE):
+        array = np.arange(size, dtype=np.int64)
+        earlier, before, copy = _copied_from_a_snapshot(Path(name), array, max(size + grown, 1))
+        if len(copy) > size:
+            copy[size:] = -1
+        for at, same in writes:
+            if at < len(copy):
+                copy[at] = copy[at] if same else -copy[at] - 1
+        entry = earlier.arrays[("a",)][1]
+        unwritten = earlier.unwritten(copy, entry)
+        assert unwritten is not None
+        looked = array_files._same_chunks(copy, before, entry["chunks"], None)
+        known = array_files._same_chunks(copy, before, entry["chunks"], unwritten)
+        assert known == looked

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.store.stitched import stitched
+from bot.store.stitched import stitched, unwritten_pages
 
 PAGE = mmap.PAGESIZE
 ITEMS = PAGE // 8  # int64 items in a page
@@ -103,3 +103,25 @@ def test_a_writable_copy_is_private_and_may_be_longer_than_its_pieces(tmp_path: 
     np.testing.assert_array_equal(shared[:ITEMS], ones[:ITEMS])
     with pytest.raises(ValueError, match="pieces of"):
         stitched(runs, np.dtype(np.int64), ITEMS, writable=True)  # shorter than its pieces
+
+
+def test_a_writable_copy_says_which_of_its_pages_were_written(tmp_path: Path):
+    """The pages a patch wrote are the process's own; the others are still the file's,
+    read or not: Linux's page map tells them apart. Only of a copy ``stitched`` made: a
+    page of the heap never written would pass for a file's."""
+    first, _, ones, _ = _files(tmp_path)
+    copy = stitched([(first, 0, 4 * PAGE)], np.dtype(np.int64), 5 * ITEMS, writable=True)
+    pages = unwritten_pages(copy)
+    assert pages is not None, "Linux's page map tells"
+    assert pages.tolist() == [True] * 5
+    assert int(copy[ITEMS]) == ones[ITEMS]  # read: still the file's page
+    copy[2 * ITEMS + 5] = -7
+    copy[3 * ITEMS] = copy[3 * ITEMS]  # the same value: written all the same
+    pages = unwritten_pages(copy)
+    assert pages is not None
+    assert pages.tolist() == [True, True, False, False, True]
+    start = unwritten_pages(copy[: 2 * ITEMS])
+    assert start is not None and start.tolist() == [True, True]
+    read_only = stitched([(first, 0, 4 * PAGE)], np.dtype(np.int64), 4 * ITEMS)
+    for other in (np.zeros(4 * ITEMS), read_only, copy[ITEMS:], np.empty(0)):
+        assert unwritten_pages(other) is None
