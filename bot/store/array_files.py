@@ -6,8 +6,12 @@ An array of up to ``_CHUNK`` bytes is packed in ``<stem>.v<version>``; a larger 
 stored in chunks of ``_CHUNK`` bytes, each at a multiple of it, in ``<stem>.chunks.v<version>``.
 Each array's entry (which a manifest keeps) says where it is: a file and an offset, or a file
 and offset per chunk. A snapshot refreshed from an earlier one keeps, where that one had them,
-an array it holds unchanged (the same object) and each chunk of a large array whose bytes are
-the earlier array's there, and links the data files holding them into its own folder. A patch
+an array it holds unchanged (the very memory mapped from it) and each chunk of a large array
+whose bytes are the earlier array's there, and links the data files holding them into its own
+folder. Of an array written over a copy of the earlier one mapped copy on write
+(``Earlier.copy``), the chunks none of whose pages were written are known to be the earlier
+ones without a look (the kernel's page map, ``bot.store.stitched.unwritten_pages``); the
+others, and every chunk of other arrays, are compared. A patch
 of a few rows changes a date order around the places the rows left and took, and shifts what
 lies between: a sync that changed ten deals among a million writes a few megabytes, not the
 140 MB of the deals' indexes. A large array whose chunks are in several files is mapped side

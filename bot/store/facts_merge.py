@@ -45,12 +45,11 @@ def merged(
     (``metrics.facts.LIVE_COLUMNS``).
 
     What a sync usually does (rows updated, new ones with the highest ids, a few deleted)
-    keeps every other row where it was: the columns whose values changed are copied and
-    patched at the rows written (over ``copy`` of their arrays: ``patched``), the others stay
-    the old ones (a snapshot's are shared with the mapped file), and the new rows are added
-    at the end. Otherwise the positions are
-    worked out on the ids, the emptied rows dropped, and the columns copied twice (the
-    concatenation, the take)."""
+    keeps every other row where it was: the columns whose values changed are written at the
+    rows over ``copy`` of their arrays (``patched``), the others stay the old ones (a
+    snapshot's are shared with the mapped file), and the new rows are added at the end.
+    Otherwise the positions are worked out on the ids, the emptied rows dropped, and the
+    columns copied twice (the concatenation, the take)."""
     ids = old["id"].to_numpy()
     touched = np.unique(touched)
     touched_held = touched[_held(ids, touched)]
