@@ -272,7 +272,11 @@ def _spliced(
     if len(removed) + len(at) > _RUNS:
         kept = np.delete(array, removed)
         if len(steps):
-            kept = kept + raised[np.searchsorted(steps, kept, "right")]
+            # Each raised by the steps at or below it. The entries are ascending: the runs
+            # between the steps' places take one amount each (one pass, in their type),
+            # rather than a binary search per entry (27 ms for four million, per scope).
+            runs = np.diff(searched(kept, steps), prepend=0, append=len(kept))
+            kept += np.repeat(raised.astype(kept.dtype), runs)
         return np.insert(kept, at, values).astype(array.dtype, copy=False)
     count = len(array) - len(removed)  # entries kept
     out = copy(array, count + len(at))
