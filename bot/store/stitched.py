@@ -51,6 +51,12 @@ def _mapped(address: int | None, size: int, protection: int, flags: int, fd: int
     return int(placed)
 
 
+def _released(base: int, size: int) -> None:
+    # Forgotten as a copy first: once unmapped, the range may be mapped again for another.
+    _copies.pop(base, None)
+    _libc.munmap(base, size)
+
+
 def stitched(
     runs: list[tuple[Path, int, int]], dtype: np.dtype, length: int, writable: bool = False
 ) -> np.ndarray:
@@ -75,10 +81,9 @@ def stitched(
     flags = (mmap.MAP_PRIVATE if writable else mmap.MAP_SHARED) | _MAP_FIXED
     region = (ctypes.c_char * reserved).from_address(base)
     # From here the range is released with the last array over it, or at once on a failure.
-    weakref.finalize(region, _libc.munmap, base, reserved)
+    weakref.finalize(region, _released, base, reserved)
     if writable:
         _copies[base] = reserved
-        weakref.finalize(region, _copies.pop, base, None)
     offset = 0
     for path, at, run in runs:
         if at % mmap.PAGESIZE or offset % mmap.PAGESIZE:
