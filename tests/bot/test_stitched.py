@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.store import stitched as stitched_module
 from bot.store.stitched import stitched, unwritten_pages
 
 PAGE = mmap.PAGESIZE
@@ -125,3 +126,14 @@ def test_a_writable_copy_says_which_of_its_pages_were_written(tmp_path: Path):
     read_only = stitched([(first, 0, 4 * PAGE)], np.dtype(np.int64), 4 * ITEMS)
     for other in (np.zeros(4 * ITEMS), read_only, copy[ITEMS:], np.empty(0)):
         assert unwritten_pages(other) is None
+
+
+def test_a_copy_unmapped_is_forgotten_as_a_copy(tmp_path: Path):
+    """Its range may be mapped again for anything: the page map would be read for it."""
+    first, _, _, _ = _files(tmp_path)
+    copy = stitched([(first, 0, PAGE)], np.dtype(np.int64), ITEMS, writable=True)
+    address = copy.__array_interface__["data"][0]
+    assert address in stitched_module._copies
+    del copy
+    gc.collect()
+    assert address not in stitched_module._copies
