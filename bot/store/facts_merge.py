@@ -137,8 +137,10 @@ def _written(
     (``bot.store.array_files.Earlier.copy``): only the pages of the rows written are copied,
     not the column. Other columns (text, nullable integers) are copied whole."""
     dtype = before.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        assert isinstance(after, pd.Categorical)
+    # Codes only mean the same names under the same categories (``same_categories``): else
+    # pandas' own writing, which checks them.
+    if isinstance(after, pd.Categorical) and after.dtype == dtype:
+        assert isinstance(dtype, pd.CategoricalDtype)
         codes = copy(before.array.codes, len(before))
         codes[places] = after.codes
         return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), copy=False)

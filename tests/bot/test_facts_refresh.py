@@ -857,3 +857,7 @@ def test_columns_written_over_copies_on_write_equal_those_written_over_copies(
     assert over_maps["amount"].iloc[700] == -2 and pd.isna(over_maps["close"].iloc[700])
     # The numbers, dates and codes are copies on write of the snapshot's maps.
     assert len(earlier._copies) == 4
+    # Names of other categories are not written as codes that would mean others.
+    other = changed.assign(rep=pd.Categorical(["ann", "cid", "ann"]))
+    with pytest.raises(TypeError):
+        facts_merge.patched(mapped, places, other, earlier.copy)
