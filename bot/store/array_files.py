@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bot.store.stitched import stitched, unwritten_pages
-from metrics.index_patch import copied
+from metrics.index_patch import Copier, copied
 
 _ALIGN = 64  # each array of a packed data file starts on a cache line
 # A large array is stored in chunks of this many bytes, each at a multiple of it in its file:
@@ -111,6 +111,12 @@ class Earlier:
         same_end = np.minimum(ends, array.nbytes) == np.minimum(ends, old_size)
         kept: np.ndarray = unwritten & same_end
         return kept
+
+
+def copier(earlier: Earlier | None) -> Copier:
+    """What a patch writes its changes over: ``earlier``'s copies (what it holds in chunks
+    mapped again copy on write), or plain copies when there is no earlier snapshot."""
+    return copied if earlier is None else earlier.copy
 
 
 def _address(array: np.ndarray) -> int:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from bot.store.array_files import Earlier
+from bot.store.array_files import Earlier, copier
 from bot.store.database import VersionStamp, sqlite_file, version_stamp, version_token
 from bot.store.day_numbers import day_number
 from bot.store.facts_merge import Merged, merged, patched, same_categories
@@ -61,7 +61,7 @@ from bot.store.models import (
 from bot.store.sqlite_columns import ColumnsUnreadable, read_tables
 from bot.worded import WordedError
 from metrics.facts import LIVE_COLUMNS, SLIP_COLUMNS, DealHistory, Facts
-from metrics.index_patch import Copier, copied
+from metrics.index_patch import Copier
 from metrics.kpis import prepare_indexes, usual_scopes
 from metrics.waterfall import COLUMNS as WATERFALL_COLUMNS
 
@@ -580,7 +580,7 @@ def _placed_again(
     table: Merged,
     moved: np.ndarray,
     place: Callable[[pd.DataFrame], pd.DataFrame],
-    copy: Copier = copied,
+    copy: Copier,
 ) -> Merged:
     """``table`` with the rows of the reps ``moved`` placed again by ``place`` (the reader's,
     among today's reps), its owner columns then typed exactly as ``place`` types them (today's
@@ -656,21 +656,18 @@ def _refreshed(
     )
     teams_same = _named(old.teams, ("name", "region")) == _named(reader.teams, ("name", "region"))
 
-    def copier(table: str) -> Copier:
-        # What the changed columns are written over: the snapshot's mapped copy on write.
-        earlier = held.columns.get(table)
-        return copied if earlier is None else earlier.copy
-
+    # The changed columns are written over the mapped snapshot's copies on write.
+    copies = {table: copier(held.columns.get(table)) for table in ("opportunities", "leads")}
     deals = _touched(engine, Opportunity, "opportunities", since)
     changed_deals = reader.opportunities(Opportunity.changed_in > since)
     opps = merged(
         old.opportunities, changed_deals, deals, LIVE_COLUMNS["opportunities"],
-        copier("opportunities"),
+        copies["opportunities"],
     )  # fmt: skip
     lead_ids = _touched(engine, Lead, "leads", since)
     leads = merged(
         old.leads, reader.leads(Lead.changed_in > since), lead_ids, LIVE_COLUMNS["leads"],
-        copier("leads"),
+        copies["leads"],
     )  # fmt: skip
     changed_slips = select(Opportunity.id).where(Opportunity.changed_in > since)
     slip_rows = _replaced_slips(old.slips, reader.slips(changed_slips), deals)
@@ -681,8 +678,8 @@ def _refreshed(
         surveys = reader.surveys()
     if not placed or not all(_categorical(frame) for frame in (opps.frame, leads.frame, slip_rows)):
         moved = _moved_reps(old.reps, reader.reps)
-        opps = _placed_again(opps, moved, reader.placed_deals, copier("opportunities"))
-        leads = _placed_again(leads, moved, reader.placed_leads, copier("leads"))
+        opps = _placed_again(opps, moved, reader.placed_deals, copies["opportunities"])
+        leads = _placed_again(leads, moved, reader.placed_leads, copies["leads"])
         # A shallow copy: the old facts' frames are still being answered from. The pushes and
         # the surveys are not indexed: placed again whole.
         slip_rows = _owned(slip_rows.copy(deep=False), reader.owners)

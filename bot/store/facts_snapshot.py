@@ -51,6 +51,7 @@ from bot.store.array_files import (
     Entry,
     Key,
     bytes_used,
+    copier,
     matched,
     read_arrays,
     write_arrays,
@@ -59,7 +60,7 @@ from bot.store.database import VersionStamp
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics.facts import Facts
 from metrics.index import TableIndexes
-from metrics.index_patch import copied, patched_indexes
+from metrics.index_patch import patched_indexes
 from metrics.kpis import INDEXED_TABLES, prepared_indexes
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,7 @@ def _indexes(
     moves entries in a few stretches of each date order)."""
     if patch is not None:
         old, rows = patch
-        patched = patched_indexes(
-            old, facts, table, rows, copied if earlier is None else earlier.copy
-        )
+        patched = patched_indexes(old, facts, table, rows, copier(earlier))
         if patched is not None:
             return patched
     return prepared_indexes(facts, table)
