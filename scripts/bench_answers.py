@@ -623,6 +623,17 @@ def as_command(target: Callable[..., Any], *args: Any) -> Any:
     return target(*args)
 
 
+def positive(text: str) -> int:
+    """``--size`` and ``--repeats``: a whole number above zero."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number above zero, e.g. 100000")
+    return number
+
+
 def deal_counts(text: str) -> list[int]:
     """``--sync-sizes``: numbers of deals separated by commas."""
     try:
@@ -638,8 +649,8 @@ def deal_counts(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=100_000, help="number of opportunities")
-    parser.add_argument("--repeats", type=int, default=20, help="rounds of the question mix")
+    parser.add_argument("--size", type=positive, default=100_000, help="number of opportunities")
+    parser.add_argument("--repeats", type=positive, default=20, help="rounds of the question mix")
     parser.add_argument("--keep", type=Path, help="folder to keep the data in")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
