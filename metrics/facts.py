@@ -342,7 +342,9 @@ class Facts:
         whole = self._gatherer(table)
         # Orders of their own: what the answers gather in them later is not ``indexes``'.
         orders = {
-            by: DateOrder(order.order, order.dates, dict(order.columns), order.dated, order.dead)
+            by: DateOrder(
+                order.order, order.dates, dict(order.columns), order.dated, order.dead, order.tail
+            )
             for by, order in indexes.orders.items()
         }
         for (scope, by, only), (among, kept) in indexes.parts.items():

@@ -22,8 +22,17 @@ with the rows without a date, and every entry after its old place would shift by
 chunk of the order written again for one deletion). Its entries stay where they are, marked
 dead (``DateOrder.dead``), which every read leaves out; so the indexes are what building
 them again gives once the dead entries are left out of them (a property test checks the
-KPIs read through them against a mask over every row). A record back after its deletion,
-or more dead rows than ``_DEAD_SHARE`` allows, has the indexes built again.
+KPIs read through them against a mask over every row).
+
+A row whose date moved far is the other: taking its entry out and putting it at its new
+place would shift every entry between (a deal won today after a close date planned a year
+ago shifts a year of deals, in every order and every scope's places), so a sync's cost
+would follow the table, not its changes. Its old entry stays in place, marked dead, and it
+takes a new one in the order's tail (``DateOrder.tail``): a short second run in date order
+after the settled entries, which every read searches too. A move shifts at most ``_NEAR``
+settled entries, else tail entries only; a record back after its deletion goes to the tail
+as well. Past ``_UNSETTLED_SHARE`` of the table in dead entries and tails, the indexes are
+built again: settled, with neither.
 """
 
 from __future__ import annotations
@@ -43,12 +52,18 @@ from metrics.scopes import Scope
 # of the table, and a thousand rows, the indexes are built instead.
 _SHARE = 20
 _FEW = 1_000
-# Every read of a period holding a dead entry copies its rows (``metrics.index``) instead of
-# taking a view: at a million deals and two million leads the benchmark's answers took a p95
-# of 16 ms without dead entries, 18-19 ms with 100 a table and 18 ms with 1,000. Beyond a
-# thousandth of the table, and a thousand rows, the indexes are built again (the emptied rows
-# of deleted records then go with the rows without a date, where no read reaches them).
-_DEAD_SHARE = 1_000
+# Every read of a period holding a dead entry, or rows of the tail, copies its rows
+# (``metrics.index``) instead of taking a view. At a million deals and two million leads the
+# benchmark's answers took a p95 of 11.4-11.8 ms with neither, 14.6-16.2 ms with 410 dead
+# entries and 410 in the close order's tail (its "revenue" 14.5-16.6 ms against 8.9-9.7),
+# 22 ms with ten times as many ("revenue" 23-34 ms: DuckDB's 32 ms). Beyond a thousandth of
+# the table in dead entries and tails, and a thousand, the indexes are built again (0.5 s at
+# a million deals, 2 s at four; the emptied rows of deleted records then go with the rows
+# without a date, where no read reaches them).
+_UNSETTLED_SHARE = 1_000
+# A move within this many settled entries shifts them (in one or two 64 KiB chunks of each
+# array of positions); a farther one goes to the tail.
+_NEAR = 16_384
 
 
 Copier = Callable[[np.ndarray, int], np.ndarray]
@@ -70,13 +85,13 @@ def patched_indexes(
     """``old``, the indexes of ``table`` before, for ``facts``' ``table``, of which only the
     rows at positions ``rows`` (ascending) are new or changed: every other row is at the same
     position as before, and the new ones are at the end. None when the old ones cannot be
-    patched into what building them would give (but for the dead entries of records
-    deleted): a scope is usual now that was not then (a new team), the old ones grouped rows
-    by scope (none of the usual indexes do) or lack the whole date column of an order (they
-    always hold it), a deleted record is back; and when so many rows changed that building
-    them costs less (``_SHARE``, ``_FEW``), or so many are dead that reads would
-    (``_DEAD_SHARE``). Every array that changes starts as ``copy`` of its old one, and only
-    what moved or changed in it is written over."""
+    patched into what building them would give (but for their dead entries and tails): a
+    scope is usual now that was not then (a new team), the old ones grouped rows by scope
+    (none of the usual indexes do) or lack the whole date column of an order (they always
+    hold it); and when so many rows changed that building them costs less (``_SHARE``,
+    ``_FEW``), or so many entries are dead or in tails that reads would
+    (``_UNSETTLED_SHARE``). Every array that changes starts as ``copy`` of its old one, and
+    only what moved or changed in it is written over."""
     frame: pd.DataFrame = getattr(facts, table)
     if len(rows) > max(_FEW, len(frame) // _SHARE):
         return None
@@ -87,41 +102,29 @@ def patched_indexes(
         return None  # no old dates to find the changed rows' old places by
     written = frame.take(rows)
     count = len(frame)
-    dead = _dead_rows(old)
     emptied = np.zeros(len(rows), dtype=bool)
     if table in LIVE_COLUMNS:
         emptied = written[LIVE_COLUMNS[table]].isna().to_numpy()
-    was_dead = np.isin(rows, dead)
-    if (was_dead & ~emptied).any():
-        return None  # a deleted record back: its dead entries are not where its dates say
-    # Rows deleted now are marked dead where they are; rows dead before stay as they were.
-    held = min((len(order.dates) for order in old.orders.values()), default=0)
-    gone = emptied & ~was_dead & (rows < held)
-    deleted = rows[gone]
-    if len(dead) + len(deleted) > max(_FEW, count // _DEAD_SHARE):
-        return None
     columns = {
         name: _written(copy(array, count), rows, whole_column(written, name))
         for name, array in old.columns.items()
     }
-    rows = rows[~was_dead & ~gone]
-    changed = frame.take(rows)
     values: dict[str, np.ndarray] = {}
 
     def value(name: str) -> np.ndarray:
         """The changed rows' ``name`` as the KPIs read it."""
         if name not in values:
-            values[name] = whole_column(changed, name)
+            values[name] = whole_column(written, name)
         return values[name]
 
     splices: dict[str, _Splice] = {}
     orders: dict[str, DateOrder] = {}
     for by, order in old.orders.items():
-        splice = _order_splice(order, old.columns[by], rows, value(by), copy)
+        splice, dead, tail = _order_splice(order, old.columns[by], rows, value(by), emptied, copy)
+        if len(dead) + tail > max(_FEW, count // _UNSETTLED_SHARE):
+            return None
         splices[by] = splice
-        newly = np.sort(_place(order, old.columns[by][deleted], deleted))
-        dead_now = splice.moved(np.union1d(order.dead, newly)).astype(np.int32)
-        orders[by] = _spliced_order(by, order, splice, rows, value, dead_now)
+        orders[by] = _spliced_order(by, order, splice, rows, value, dead, tail)
     levels: dict[str, tuple[np.ndarray, dict[str, int]]] = {}  # the rows' scope, as numbers
     ordered: dict[tuple[str, str], np.ndarray] = {}  # the changed rows' values, as inserted
     parts: dict[tuple[Scope, str, Only], Part] = {}
@@ -134,7 +137,7 @@ def patched_indexes(
         if scope.column is not None:
             column = level_column(table, scope)
             if column not in levels:
-                codes, names = pd.factorize(changed[column].astype("object"))
+                codes, names = pd.factorize(written[column].astype("object"))
                 levels[column] = (codes, {str(name): n for n, name in enumerate(names)})
             codes, numbers = levels[column]
             member &= codes == numbers.get(scope.name, -2)  # -1: no value; -2: none of them
@@ -153,13 +156,6 @@ def patched_indexes(
             },
         )
     return TableIndexes(columns=columns, groups={}, orders=orders, parts=parts)
-
-
-def _dead_rows(indexes: TableIndexes) -> np.ndarray:
-    """The row positions of the dead entries of ``indexes``' orders (the same rows in each)."""
-    for order in indexes.orders.values():
-        return order.dead if order.order is None else order.order[order.dead]
-    return np.zeros(0, dtype=np.int32)
 
 
 def _written(out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -309,32 +305,74 @@ def _spliced(
 
 
 def _order_splice(
-    order: DateOrder, old_dates: np.ndarray, rows: np.ndarray, dates: np.ndarray, copy: Copier
-) -> _Splice:
+    order: DateOrder,
+    old_dates: np.ndarray,
+    rows: np.ndarray,
+    dates: np.ndarray,
+    emptied: np.ndarray,
+    copy: Copier,
+) -> tuple[_Splice, np.ndarray, int]:
     """The splice of ``order`` (of the table before, whose dates by row were ``old_dates``)
-    that takes the changed ``rows`` out of their old places and puts them where the stable
-    sort by date (NaT last, then by position) puts them with their ``dates`` now."""
-    existing = rows[rows < len(order.dates)]
-    removed = np.sort(_place(order, old_dates[existing], existing))
-    found = _place(order, dates, rows)  # the first old entry after each
+    that takes the changed ``rows`` out of their old places and puts them back in date order
+    with their ``dates`` now (the stable sort's place: NaT last, then by position), the rows
+    ``emptied`` (records deleted) left out; with the order's dead entries and the length of
+    its tail after it.
+
+    A row whose new place among the settled entries is within ``_NEAR`` entries of its old
+    one (or, new, of their end) goes there: the splice shifts the entries between. Any other
+    leaves its old entry dead in place and goes to the tail, as a row back after its deletion
+    does, and a row in the tail stays there: a move then shifts tail entries only, however
+    far it goes in time. A row deleted leaves its entry dead wherever it is, so that every
+    row keeps one, live or dead: a row of the table before without a live one was deleted."""
+    settled = order.settled
+    entries = np.arange(len(order.dates)) if order.order is None else order.order
+    # The tail's live entries, found by their rows (there are few): a row back after its
+    # deletion may have a dead entry with the same date beside its live one.
+    tail = np.setdiff1d(np.arange(settled, len(order.dates)), order.dead, assume_unique=True)
+    by_row = np.argsort(entries[tail], kind="stable")
+    found = np.searchsorted(entries[tail][by_row], rows).clip(max=max(len(tail) - 1, 0))
+    in_tail = entries[tail][by_row][found] == rows if len(tail) else np.zeros(len(rows), bool)
+    existing = rows < len(old_dates)
+    was_dead = np.isin(rows, entries[order.dead]) & ~in_tail  # deleted: no live entry
+    in_main = existing & ~in_tail & ~was_dead
+    old = np.full(len(rows), settled)  # a new row's distance is counted from the tail
+    old[in_main] = _place(order, old_dates[rows[in_main]], rows[in_main], 0, settled)
+    old[in_tail] = tail[by_row][found[in_tail]]
+    placed = ~(existing & emptied)  # rows with a live entry after the splice
+    main = _place(order, dates, rows, 0, settled)
+    near = ((placed & in_main) | ~existing) & (np.abs(main - old) <= _NEAR)
+    to_tail = placed & ~near
+    removed = np.sort(old[(in_main & near) | (in_tail & placed)])
+    found = np.where(near, main, _place(order, dates, rows, settled))
     at = found - np.searchsorted(removed, found)
-    # The same dates as ``_place`` compares, NaT after every one of them.
+    # The same dates as ``_place`` compares, NaT after every one of them; at one insertion
+    # point (the settled entries' end), the settled ones before the tail's.
     ticks = dates.astype(order.dates.dtype).view(np.int64).copy()
     ticks[ticks == _NAT] = np.iinfo(np.int64).max
-    ascending = np.lexsort((rows, ticks, at))
-    return _Splice(removed, at[ascending], ascending, copy)
+    chosen = np.flatnonzero(placed)
+    keys = (rows[chosen], ticks[chosen], to_tail[chosen], at[chosen])
+    ascending = chosen[np.lexsort(keys)]
+    splice = _Splice(removed, at[ascending], ascending, copy)
+    newly_dead = old[(in_main & (emptied | to_tail)) | (in_tail & emptied)]
+    dead = splice.moved(np.union1d(order.dead, newly_dead)).astype(np.int32)
+    tail_now = order.tail - int(np.count_nonzero(in_tail & placed)) + int(np.count_nonzero(to_tail))
+    return splice, dead, tail_now
 
 
-def _place(order: DateOrder, dates: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Where each (date, row position) falls in ``order``, which the stable sort by date (NaT
-    last) made: the index of the first entry not before it. By binary searches, for all of
-    them at once: the run of entries of each date, then the position within that run (the
-    sort was stable: a run's positions ascend). Searching the order's own arrays, rather than
-    sort keys made for every one of its entries, keeps a patch of k rows from a pass over the
-    whole table per date order (40% of a patch of 100 rows at 1M)."""
+def _place(
+    order: DateOrder, dates: np.ndarray, rows: np.ndarray, start: int, stop: int | None = None
+) -> np.ndarray:
+    """Where each (date, row position) falls among the entries of ``order`` from ``start``
+    to ``stop`` (None: the last), which the stable sort by date (NaT last) ordered: the
+    index of the first entry not before it. By binary searches, for all of them at once: the
+    run of entries of each date, then the position within that run (the sort was stable: a
+    run's positions ascend). Searching the order's own arrays, rather than sort keys made
+    for every one of its entries, keeps a patch of k rows from a pass over the whole table
+    per date order (40% of a patch of 100 rows at 1M)."""
     dates = dates.astype(order.dates.dtype)
-    low = np.searchsorted(order.dates, dates, "left")
-    high = np.searchsorted(order.dates, dates, "right")
+    region = order.dates[start:stop]
+    low = start + np.searchsorted(region, dates, "left")
+    high = start + np.searchsorted(region, dates, "right")
     if order.order is None:  # the entries are the positions themselves
         placed: np.ndarray = np.clip(rows, low, high)
         return placed
@@ -365,9 +403,11 @@ def _spliced_order(
     rows: np.ndarray,
     value: Callable[[str], np.ndarray],
     dead: np.ndarray,
+    tail: int,
 ) -> DateOrder:
     """``order`` (by the date column ``by``) with its positions, dates and gathered columns
-    spliced by the changed ``rows``, and its entries ``dead`` (after the splice)."""
+    spliced by the changed ``rows``, its entries ``dead`` and its last ``tail`` ones its
+    tail (after the splice)."""
     ascending = splice.ascending
     same = _same_rows(order, splice, rows)
     positions: np.ndarray | None = None
@@ -386,4 +426,5 @@ def _spliced_order(
             for name, column in order.columns.items()
         },
         dead=dead,
+        tail=tail,
     )

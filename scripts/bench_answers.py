@@ -23,7 +23,8 @@ regions as CSV files. Each step runs in a process of its own, so that each peak 
   DuckDB and the importer are imported only in the steps that use them, so that the serving
   process holds only what a ``kpibot serve`` process would;
 - with ``--deletions``, after the sync that deletes rows, the question mix in a new serving
-  process again: its reads go through the indexes' dead entries;
+  process again: its reads go through the indexes' dead entries (and, after ``--redated``,
+  their tails);
 - DuckDB (``pip install -e '.[bench]'``): the same CSV files loaded into DuckDB, and for every
   question the same figures kpibot's answer holds (the value, the previous period and the same
   period last year like for like, the five earlier periods of the trend, and the breakdown),
@@ -305,13 +306,15 @@ def import_step(folder: str) -> dict[str, Any]:
 
 
 def sync_step(
-    folder: str, changed: int, reps: str | None = None, deleted: int = 0
+    folder: str, changed: int, reps: str | None = None, deleted: int = 0, redated: int = 0
 ) -> dict[str, Any]:
     """What a sync that changes ``changed`` deals does: write them (every amount, and the open
     ones won or pushed), bump the data version (the history recorded), publish the facts
     snapshot. ``reps``: "hired", a new rep joins the first
     team as well; "moved", the first rep of the first team moves to the second. ``deleted``:
-    as many deals and leads, chosen at random, are gone from the CRM as well."""
+    as many deals and leads, chosen at random, are gone from the CRM as well. ``redated``: as
+    many of the deals closed first have their close date corrected to today (each moves
+    across the whole close order)."""
     settings = load_settings(Path(folder) / "kpibot.yaml", {})
     engine = make_engine(settings.database_url)
     ids = [f"O{i}" for i in range(0, changed * 7, 7)]
@@ -324,6 +327,13 @@ def sync_step(
                     Opportunity.deleted_at.is_(None), Opportunity.source_id.not_in(ids)
                 )
             gone[model.__table__] = list(connection.scalars(held))
+        first_closed = (
+            select(Opportunity.source_id)
+            .where(Opportunity.is_closed.is_(True), Opportunity.close_date < TODAY)
+            .order_by(Opportunity.close_date)
+            .limit(redated)
+        )
+        corrected = list(connection.scalars(first_closed)) if redated else []
     service = KpiService(settings, engine)  # the schema check, before the clock starts
     began = time.perf_counter()
     with transaction(session_factory(engine)) as session:
@@ -334,6 +344,12 @@ def sync_step(
             .where(*ours)
             .values(amount=Opportunity.amount + 1, **pending(Opportunity.__table__))
         )
+        if corrected:
+            session.execute(
+                update(Opportunity)
+                .where(Opportunity.source_id.in_(corrected))
+                .values(close_date=TODAY, **pending(Opportunity.__table__))
+            )
         # As a CRM's day moves them: of the open deals among them, one in four won today and
         # the others' close dates pushed a month (a slip). Their places in the date orders
         # move, as the indexes' patch must follow (amounts alone would move none).
@@ -499,13 +515,14 @@ def answers_step(folder: str, repeats: int) -> dict[str, Any]:
     service.warm_facts()
     service.wait_for_facts()
     indexes = [service.snapshot().facts.adopted(table) for table in ("opportunities", "leads")]
-    dead = sum(len(order.dead) for each in indexes if each for order in each.orders.values())
+    orders = [order for each in indexes if each for order in each.orders.values()]
     latencies: dict[str, list[float]] = {q: [] for q in QUESTIONS}
     for _ in range(repeats):
         answer_round(service, latencies)
     every = [x for xs in latencies.values() for x in xs]
     return {
-        "dead_entries": dead,
+        "dead_entries": sum(len(order.dead) for order in orders),
+        "tail_entries": sum(order.tail for order in orders),
         "p95_ms": p95(every),
         "per_question_p95_ms": {q: p95(xs) for q, xs in latencies.items()},
     }
@@ -667,6 +684,13 @@ def main() -> None:
         " the CRM, in a new process as `kpibot sync`, its publish timed",
     )
     parser.add_argument(
+        "--redated",
+        action="store_true",
+        help="after the run, syncs of 10 then 100 of the deals closed first with their close"
+        " dates corrected to today (each moves across the close order), each in a new process"
+        " as `kpibot sync`, each publish timed",
+    )
+    parser.add_argument(
         "--rep-changes",
         action="store_true",
         help="after the run, a sync of 100 deals with a rep hired, then one moving a rep to"
@@ -812,6 +836,16 @@ def run(args: argparse.Namespace, folder: Path) -> None:
                 f"sync of {changed:,} changed deals: store written in {step['write_s']:.2f} s,"
                 f" published in {step['publish_s']:.2f} s (peak RSS {step['peak_rss_mb']:.0f} MB)"
             )
+    if args.redated:
+        figures["redated"] = []
+        for count in (10, 100):
+            step = in_process(sync_step, str(folder), 0, None, 0, count)
+            figures["redated"].append({**step, "redated": count})
+            print(
+                f"sync of {count} deals closed first, re-dated to today: store written in"
+                f" {step['write_s']:.2f} s, published in {step['publish_s']:.2f} s (peak RSS"
+                f" {step['peak_rss_mb']:.0f} MB)"
+            )
     if args.rep_changes:
         figures["rep_changes"] = {}
         for reps, changed, what in (("hired", 100, "100 changed deals and a rep hired"),
@@ -834,9 +868,10 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         figures["deletions"]["answers"] = after
         slowest = max(after["per_question_p95_ms"].items(), key=lambda item: item[1])
         print(
-            f"answers after it, in a new serving process ({after['dead_entries']} dead entries in"
-            f" the date orders): p95 {after['p95_ms']:.1f} ms (before the syncs:"
-            f" {p95(every):.1f} ms); slowest {slowest[0]!r}, p95 {slowest[1]:.1f} ms"
+            f"answers after it, in a new serving process ({after['dead_entries']} dead entries"
+            f" and {after['tail_entries']} in tails in the date orders): p95"
+            f" {after['p95_ms']:.1f} ms (before the syncs: {p95(every):.1f} ms); slowest"
+            f" {slowest[0]!r}, p95 {slowest[1]:.1f} ms"
         )
     if duck is not None:
         figures["duckdb"] = {k: v for k, v in duck.items() if k != "latencies"}

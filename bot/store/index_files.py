@@ -156,7 +156,8 @@ def _manifest(indexes: TableIndexes, rows: int, written: dict[Key, Entry]) -> di
                 "order": written.get(("orders", by, "order")),
                 "dates": written[("orders", by, "dates")],
                 "dated": order.dated,
-                "dead": order.dead.tolist(),  # a few, at most a thousandth of the entries
+                "dead": order.dead.tolist(),  # a few, at most a hundredth of the entries
+                "tail": order.tail,
                 "columns": {n: written[("orders", by, "columns", n)] for n in order.columns},
             }
             for by, order in indexes.orders.items()
@@ -200,6 +201,7 @@ def _unkeyed(manifest: dict[str, Any], arrays: dict[Key, np.ndarray]) -> TableIn
                 {name: arrays[("orders", by, "columns", name)] for name in order["columns"]},
                 int(order["dated"]),
                 np.asarray(order["dead"], dtype=np.int32),
+                int(order["tail"]),
             )
             for by, order in manifest["orders"].items()
         },

@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import metrics.index
 from metrics.facts import LOST, OPEN, WON, Facts, day, within
-from metrics.index import Ordered, date_order
+from metrics.index import DateOrder, Ordered, date_order
 from metrics.kpis import KPIS, Context, KpiValue, Reason, prepare_indexes, usual_scopes
 from metrics.periods import Grain, Period, period_containing
 from metrics.scopes import Level, Scope
@@ -109,11 +108,7 @@ def test_rows_holding_a_value_keep_the_date_order() -> None:
     assert team.within(Q3, ("amount",))["amount"].tolist() == [10, 40, 50]
 
 
-@pytest.mark.parametrize("few_holes", [64, 0])  # runs copied between them, or a mask
-def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes(
-    few_holes: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(metrics.index, "_FEW_HOLES", few_holes)
+def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes() -> None:
     # In date order the rows are 5, 2, 0, 3, 4 (row 1 has no date); rows 2 and 3 (amounts
     # 30 and 40) were deleted since: their entries, the second and the fourth, are dead.
     table = ordered()
@@ -133,6 +128,47 @@ def test_dead_entries_are_left_out_of_every_read_of_the_table_and_of_its_scopes(
     assert table.table.earliest() == np.datetime64("2026-07-03")
     table.table.dead = np.array([0, 1, 2, 3, 4], dtype=np.int32)
     assert table.table.earliest() is None
+
+
+def test_a_read_takes_the_tails_rows_of_its_period_after_the_settled_ones() -> None:
+    # Settled, by close date: rows 5, 2, 0, 3, 4, then row 1 (no date). Since: row 2 moved to
+    # 2026-08-02 and row 3 to 2026-07-02 (their settled entries dead), row 6 new on
+    # 2026-07-01 and row 7 new without a date: the tail holds rows 6, 3, 2, 7.
+    dates = np.array([*DATES, "2026-07-01", "NaT"], dtype="datetime64[D]")
+    dates[2], dates[3] = np.datetime64("2026-08-02"), np.datetime64("2026-07-02")
+    amounts = np.array([*AMOUNTS, 70, 80])
+    order = np.array([5, 2, 0, 3, 4, 1, 6, 3, 2, 7], dtype=np.int32)
+    table = Ordered(
+        {"close": dates, "amount": amounts}.__getitem__,
+        "close",
+        # The dead entries keep their dates then.
+        DateOrder(
+            order,
+            np.concatenate([DATES[order[:6]], dates[order[6:]]]),
+            dead=np.array([1, 3], dtype=np.int32),
+            tail=4,
+        ),
+    )
+    assert (table.table.dated, table.table.tail_dated, table.table.settled) == (5, 3, 6)
+    team = table.part(np.array([1, 2, 3, 6, 7, 9], dtype=np.int32))  # rows 2, 0, 3, 6, 3, 7
+    kept = table.part(np.array([1, 2, 3, 6, 7, 9], dtype=np.int32))
+    kept.keep(("amount",))
+    cases = [
+        (table, None, None, [60, 10, 50, 70, 40, 30]),
+        (table, date(2026, 7, 1), date(2026, 7, 3), [10, 70, 40]),
+        (table, date(2026, 8, 2), None, [30]),  # only the tail's
+        (table, None, date(2026, 6, 30), [60]),  # only the settled ones'
+        (team, None, None, [10, 70, 40]),
+        (kept, date(2026, 7, 2), date(2026, 7, 31), [10, 40]),
+    ]
+    for index, first, last, expected in cases:
+        assert index.between(first, last, ("amount",))["amount"].tolist() == expected
+    # The earliest live date: the settled entries' first, or the tail's when earlier.
+    assert table.table.earliest() == np.datetime64("2026-06-30")
+    table.table.dead = np.array([0, 1, 2, 3, 4], dtype=np.int32)
+    assert table.table.earliest() == np.datetime64("2026-07-01")
+    table.table.dead = np.array([0, 1, 2, 3, 4, 6, 7], dtype=np.int32)
+    assert table.table.earliest() == np.datetime64("2026-08-02")
 
 
 def test_a_table_in_date_order_keeps_no_order_and_its_runs_are_views() -> None:
