@@ -87,17 +87,19 @@ class DateOrder:
         """The entries before the tail."""
         return len(self.dates) - self.tail
 
-    def spans(self, first: date | None, last: date | None) -> list[tuple[int, int]]:
-        """The runs of entries dated from ``first`` to ``last``, both included (None: no bound
-        on that side): one among the settled entries, and one in the tail when it holds any."""
-        runs = [_span(self.dates[: self.dated], 0, first, last)]
-        if self.tail_dated:
-            settled = self.settled
-            tail = self.dates[settled : settled + self.tail_dated]
-            lo, hi = _span(tail, settled, first, last)
-            if lo < hi:
-                runs.append((lo, hi))
-        return runs
+    def settled_span(self, first: date | None, last: date | None) -> tuple[int, int]:
+        """The settled entries dated from ``first`` to ``last``, both included (None: no bound
+        on that side), as the first's index and the last's plus one."""
+        return _span(self.dates[: self.dated], 0, first, last)
+
+    def tail_span(self, first: date | None, last: date | None) -> tuple[int, int] | None:
+        """The tail's entries dated from ``first`` to ``last``, as ``settled_span``; None: no
+        entry of the tail is."""
+        if not self.tail_dated:
+            return None
+        settled = self.settled
+        lo, hi = _span(self.dates[settled : settled + self.tail_dated], settled, first, last)
+        return (lo, hi) if lo < hi else None
 
     def earliest(self) -> np.datetime64 | None:
         """The first date of a live entry; None: no entry has one."""
@@ -219,18 +221,14 @@ class Ordered:
             columns[name] = whole if self.table.order is None else whole[self.table.order]
         return columns[name]
 
-    def spans(self, first: date | None, last: date | None) -> list[slice]:
-        """This scope's runs of rows dated from ``first`` to ``last``, both included (None: no
-        bound on that side), as positions in this index: one among the table's settled
-        entries, and one in its tail when that holds any."""
-        runs = self.table.spans(first, last)
+    def _positions(self, lo: int, hi: int) -> slice:
+        """This scope's positions of the table's entries from ``lo`` to below ``hi``."""
         if self.among is None:
-            return [slice(lo, hi) for lo, hi in runs]
-        # The scope's positions are ascending in the table's date order: its rows in each of
-        # the table's runs are one run of its own.
-        found = searched(self.among, [bound for run in runs for bound in run]).tolist()
-        settled, *tail = [slice(found[n], found[n + 1]) for n in range(0, len(found), 2)]
-        return [settled, *(run for run in tail if run.start < run.stop)]
+            return slice(lo, hi)
+        # The scope's positions are ascending in the table's date order: its rows among the
+        # table's entries from lo to hi are one run of its own.
+        start, stop = searched(self.among, [lo, hi]).tolist()
+        return slice(start, stop)
 
     def gather(self, names: tuple[str, ...]) -> None:
         """Gather the whole table's ``names`` columns in date order now, for the answers'
@@ -256,12 +254,13 @@ class Ordered:
         for the others; copies that leave them out when dead entries fall in the run, and
         that join the tail's rows when it holds some."""
         names = (self.by, *names)
-        first_run, *others = self.spans(first, last)
-        read = self._run(first_run, names)
-        if not others:
-            return read
-        tail = self._run(others[0], names)
-        return {name: np.concatenate([read[name], tail[name]]) for name in names}
+        settled = self._run(self._positions(*self.table.settled_span(first, last)), names)
+        span = self.table.tail_span(first, last)
+        tail = None if span is None else self._positions(*span)
+        if tail is None or tail.start == tail.stop:
+            return settled
+        read = self._run(tail, names)
+        return {name: np.concatenate([settled[name], read[name]]) for name in names}
 
     def _run(self, run: slice, names: tuple[str, ...]) -> dict[str, np.ndarray]:
         """The ``names`` columns of the rows at the positions ``run`` of this index, the dead
