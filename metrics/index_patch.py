@@ -105,10 +105,6 @@ def patched_indexes(
     emptied = np.zeros(len(rows), dtype=bool)
     if table in LIVE_COLUMNS:
         emptied = written[LIVE_COLUMNS[table]].isna().to_numpy()
-    columns = {
-        name: _written(copy(array, count), rows, whole_column(written, name))
-        for name, array in old.columns.items()
-    }
     values: dict[str, np.ndarray] = {}
 
     def value(name: str) -> np.ndarray:
@@ -125,6 +121,10 @@ def patched_indexes(
             return None
         splices[by] = splice
         orders[by] = _spliced_order(by, order, splice, rows, value, dead, tail)
+    columns = {
+        name: _written(copy(array, count), rows, whole_column(written, name))
+        for name, array in old.columns.items()
+    }
     levels: dict[str, tuple[np.ndarray, dict[str, int]]] = {}  # the rows' scope, as numbers
     ordered: dict[tuple[str, str], np.ndarray] = {}  # the changed rows' values, as inserted
     parts: dict[tuple[Scope, str, Only], Part] = {}
