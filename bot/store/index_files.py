@@ -156,7 +156,7 @@ def _manifest(indexes: TableIndexes, rows: int, written: dict[Key, Entry]) -> di
                 "order": written.get(("orders", by, "order")),
                 "dates": written[("orders", by, "dates")],
                 "dated": order.dated,
-                "dead": order.dead.tolist(),  # a few, at most a hundredth of the entries
+                "dead": order.dead.tolist(),  # a few, at most a thousandth of the entries
                 "tail": order.tail,
                 "columns": {n: written[("orders", by, "columns", n)] for n in order.columns},
             }
