@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 
 from bot.store import array_files
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
+from metrics import index_patch
 from metrics.index import DateOrder, TableIndexes
 from metrics.index_patch import patched_indexes
 from metrics.kpis import prepared_indexes
 from tests.metrics.test_index import deals, leads, random_company
-from tests.metrics.test_index_patch import _changed, assert_same_indexes
+from tests.metrics.test_index_patch import _changed, assert_same_indexes, nears
 
 
 def test_indexes_kept_whole_are_read_from_the_earlier_file_and_none_is_written(tmp_path: Path):
@@ -208,17 +209,21 @@ def _concatenated(
     second_leads=leads,
     first=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
     second=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
+    near=nears,
 )
 def test_indexes_patched_twice_read_back_as_built_from_chunks_of_three_snapshots(
-    deal_rows, first_deals, second_deals, lead_rows, first_leads, second_leads, first, second
-):
+    deal_rows, first_deals, second_deals, lead_rows, first_leads, second_leads, first, second,
+    near
+):  # fmt: skip
     """Random companies changed twice, each snapshot's indexes patched from the one before
-    and written with what it kept of it, in chunks of 16 bytes: what is read back is, array
-    for array, what building the indexes again gives."""
+    (rows moved into the tails and within them, with ``near`` small) and written with what
+    it kept of it, in chunks of 16 bytes: what is read back is, array for array, what
+    building the indexes again gives (entry for entry, with tails)."""
     with (
         tempfile.TemporaryDirectory() as name,
         patch.object(array_files, "_CHUNK", 16),
         patch.object(array_files, "stitched", _concatenated),
+        patch.object(index_patch, "_NEAR", near),
     ):
         folder = Path(name)
         deal_steps: list[tuple[list, np.ndarray | None]] = [(deal_rows, None)]
