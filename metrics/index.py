@@ -68,8 +68,9 @@ class DateOrder:
     # since (ascending int32), in their places (settled or in the tail) with their dates and
     # values then: no read counts them.
     dead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    # The last ``tail`` entries: rows placed since the order was built, in date order among
-    # themselves (NaT last), after the settled ones (``metrics.index_patch``).
+    # The last ``tail`` entries: rows placed since the order was built whose place among the
+    # settled entries would have shifted many of them (``metrics.index_patch``), in date
+    # order among themselves (NaT last).
     tail: int = 0
     tail_dated: int = field(init=False)  # the tail's entries with a date: its first ones
 
