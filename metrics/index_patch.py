@@ -326,18 +326,13 @@ def _order_splice(
     row keeps one, live or dead: a row of the table before without a live one was deleted."""
     settled = order.settled
     entries = np.arange(len(order.dates)) if order.order is None else order.order
-    # The tail's live entries, found by their rows (there are few): a row back after its
-    # deletion may have a dead entry with the same date beside its live one.
-    tail = np.setdiff1d(np.arange(settled, len(order.dates)), order.dead, assume_unique=True)
-    by_row = np.argsort(entries[tail], kind="stable")
-    found = np.searchsorted(entries[tail][by_row], rows).clip(max=max(len(tail) - 1, 0))
-    in_tail = entries[tail][by_row][found] == rows if len(tail) else np.zeros(len(rows), bool)
+    in_tail, tail_places = _in_tail(order, entries, rows)
     existing = rows < len(old_dates)
     was_dead = np.isin(rows, entries[order.dead]) & ~in_tail  # deleted: no live entry
     in_main = existing & ~in_tail & ~was_dead
     old = np.full(len(rows), settled)  # a new row's distance is counted from the tail
     old[in_main] = _place(order, old_dates[rows[in_main]], rows[in_main], 0, settled)
-    old[in_tail] = tail[by_row][found[in_tail]]
+    old[in_tail] = tail_places
     placed = ~(existing & emptied)  # rows with a live entry after the splice
     main = _place(order, dates, rows, 0, settled)
     near = ((placed & in_main) | ~existing) & (np.abs(main - old) <= _NEAR)
@@ -357,6 +352,23 @@ def _order_splice(
     dead = splice.moved(np.union1d(order.dead, newly_dead)).astype(np.int32)
     tail_now = order.tail - int(np.count_nonzero(in_tail & placed)) + int(np.count_nonzero(to_tail))
     return splice, dead, tail_now
+
+
+def _in_tail(
+    order: DateOrder, entries: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``rows`` have a live entry in ``order``'s tail (whose entries are the rows
+    ``entries``), and the places of those entries. Found by their rows, not by their dates
+    (the tail is short): a row back after its deletion may have a dead entry with the same
+    date beside its live one."""
+    live = np.setdiff1d(np.arange(order.settled, len(entries)), order.dead, assume_unique=True)
+    if not len(live):
+        return np.zeros(len(rows), dtype=bool), live
+    by_row = np.argsort(entries[live], kind="stable")
+    tail_rows = entries[live][by_row]
+    found = np.searchsorted(tail_rows, rows).clip(max=len(live) - 1)
+    held = tail_rows[found] == rows
+    return held, live[by_row][found[held]]
 
 
 def _place(
