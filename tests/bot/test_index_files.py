@@ -23,7 +23,7 @@ from metrics.index import DateOrder, TableIndexes
 from metrics.index_patch import patched_indexes
 from metrics.kpis import prepared_indexes
 from tests.metrics.test_index import deals, leads, random_company
-from tests.metrics.test_index_patch import _changed, assert_same_indexes, nears
+from tests.metrics.test_index_patch import _changed, assert_same_indexes, nears, updates
 
 
 def test_indexes_kept_whole_are_read_from_the_earlier_file_and_none_is_written(tmp_path: Path):
@@ -207,8 +207,8 @@ def _concatenated(
     lead_rows=leads,
     first_leads=leads,
     second_leads=leads,
-    first=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
-    second=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
+    first=updates(20),
+    second=updates(20),
     near=nears,
 )
 def test_indexes_patched_twice_read_back_as_built_from_chunks_of_three_snapshots(

@@ -91,7 +91,7 @@ def _assert_in_order(order: DateOrder) -> None:
         assert np.count_nonzero(~np.isnat(order.dates[start:stop])) == dated
 
 
-def _live(order: DateOrder, places: np.ndarray) -> np.ndarray:
+def _live_in_order(order: DateOrder, places: np.ndarray) -> np.ndarray:
     """The indexes among ``places`` (of entries of ``order``) of the live ones, in the order
     building it again would put them: by date, NaT last, then by row."""
     chosen = np.flatnonzero(~np.isin(places, order.dead))
@@ -103,7 +103,7 @@ def _assert_same_live(by: str, got: TableIndexes, built: TableIndexes) -> None:
     """The order by ``by`` and its parts: ``got``'s live entries in date order, ``built``'s
     entries of the same rows (those left out have none: records deleted), in its order."""
     patched, order = got.orders[by], built.orders[by]
-    live = _live(patched, np.arange(len(patched.dates)))
+    live = _live_in_order(patched, np.arange(len(patched.dates)))
     rows = _rows(patched)[live]
     assert len(np.unique(rows)) == len(rows), by  # one live entry a row
     alive = np.isin(_rows(order), rows)
@@ -120,7 +120,7 @@ def _assert_same_live(by: str, got: TableIndexes, built: TableIndexes) -> None:
             continue
         assert got_among is not None, key
         assert (np.diff(got_among) > 0).all(), key
-        mine = _live(patched, got_among)
+        mine = _live_in_order(patched, got_among)
         theirs = alive[among]
         np.testing.assert_array_equal(
             _rows(patched)[got_among[mine]], _rows(order)[among[theirs]], err_msg=str(key)
@@ -133,6 +133,12 @@ def _assert_same_live(by: str, got: TableIndexes, built: TableIndexes) -> None:
 # How far a row moves among the settled entries before it goes to the tail instead: every row
 # at once, at most two entries, and as the code has it (none, in tables this small).
 nears = st.sampled_from([0, 2, index_patch._NEAR])
+
+
+def updates(most: int) -> st.SearchStrategy[dict[int, int | None]]:
+    """Rows a sync updates, for ``_changed``: each position with the row whose dates it takes
+    (None: drawn ones)."""
+    return st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=most)
 
 
 def _changed(
@@ -168,7 +174,7 @@ def _changed(
     new_deals=deals,
     lead_rows=leads,
     new_leads=leads,
-    updated=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=20),
+    updated=updates(20),
     near=nears,
 )
 def test_indexes_patched_by_the_changed_rows_equal_the_indexes_built_again(
@@ -193,8 +199,8 @@ def test_indexes_patched_by_the_changed_rows_equal_the_indexes_built_again(
     more_deals=deals,
     lead_rows=leads,
     new_leads=leads,
-    updated=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=12),
-    again=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=12),
+    updated=updates(12),
+    again=updates(12),
     gone=st.sets(st.integers(0, 70), max_size=8),
     near=nears,
     grain=st.sampled_from([Grain.MONTH, Grain.QUARTER, Grain.YEAR]),
@@ -253,7 +259,7 @@ def _deleted(facts: Facts, chosen: set[int]) -> tuple[Facts, dict[str, np.ndarra
     deal_rows=deals,
     new_deals=deals,
     lead_rows=leads,
-    updated=st.dictionaries(st.integers(0, 70), st.none() | st.integers(0, 70), max_size=10),
+    updated=updates(10),
     first=st.sets(st.integers(0, 70), max_size=8),
     second=st.sets(st.integers(0, 70), max_size=8),
     grain=st.sampled_from([Grain.MONTH, Grain.QUARTER, Grain.YEAR]),
