@@ -243,9 +243,11 @@ class _Splice:
 # values from each step's on (ascending) change by its amount more.
 _Shift = tuple[np.ndarray, np.ndarray]
 
-# Beyond this many entries removed and put, a splice masks (numpy's delete and insert) rather
-# than copying run by run in Python: at a million entries the loop costs as much from about
-# a thousand (2-3 ms either way) and a tenth of it for ten.
+# Beyond this many runs of entries to move or change, a splice masks (numpy's delete and
+# insert) rather than copying run by run in Python: at a million entries the loop costs as
+# much from about a thousand (2-3 ms either way) and a tenth of it for ten. A changed row
+# whose entry stays where it was (its date unchanged) is taken out and put back at one place:
+# the runs around it stay, and only its value is written.
 _RUNS = 512
 
 
@@ -261,21 +263,11 @@ def _spliced(
     ascending), the values of the entries kept changed by ``shift`` (``array`` then
     ascending). Made from ``copy`` of ``array`` by copying over it only the runs between the
     entries removed and put that move or change: a run that stays as it was is not touched
-    (a copy mapped copy on write keeps its pages shared). Beyond ``_RUNS``, two passes
-    under a mask of the whole array instead."""
+    (a copy mapped copy on write keeps its pages shared). Beyond ``_RUNS`` such runs, two
+    passes under a mask of the whole array instead."""
     steps, amounts = shift if shift is not None else (np.zeros(0, int), np.zeros(0, int))
     raised = np.concatenate([[0], np.cumsum(amounts)])  # by the number of steps passed
-    if len(removed) + len(at) > _RUNS:
-        kept = np.delete(array, removed)
-        if len(steps):
-            # Each raised by the steps at or below it. The entries are ascending: the runs
-            # between the steps' places take one amount each (one pass, in their type),
-            # rather than a binary search per entry (27 ms for four million, per scope).
-            runs = np.diff(searched(kept, steps), prepend=0, append=len(kept))
-            kept += np.repeat(raised.astype(kept.dtype), runs)
-        return np.insert(kept, at, values).astype(array.dtype, copy=False)
     count = len(array) - len(removed)  # entries kept
-    out = copy(array, count + len(at))
     skips = removed - np.arange(len(removed))  # as ``_Splice.skips``
     # The steps, as numbers of kept entries before them.
     firsts = searched(array, steps)
@@ -284,17 +276,25 @@ def _spliced(
     # added to its value stay the same: bounded by the removals, the insertions and the steps.
     bounds = np.unique(np.concatenate([[0, count], skips, at, firsts]))
     bounds = bounds[bounds <= count]
-    starts = bounds[:-1]
+    starts, stops = bounds[:-1], bounds[1:]
     sources = starts + np.searchsorted(skips, starts, "right")
     targets = starts + np.searchsorted(at, starts, "right")
-    raised_by = np.searchsorted(firsts, starts, "right")
-    for start, stop, source, target, by in zip(
-        starts.tolist(), bounds[1:].tolist(), sources.tolist(), targets.tolist(),
-        raised_by.tolist(), strict=True,
+    by = raised[np.searchsorted(firsts, starts, "right")]
+    moving = (sources != targets) | (by != 0)
+    if np.count_nonzero(moving) > _RUNS:
+        kept = np.delete(array, removed)
+        if len(steps):
+            # Each raised by the steps at or below it. The entries are ascending: the runs
+            # between the steps' places take one amount each (one pass, in their type),
+            # rather than a binary search per entry (27 ms for four million, per scope).
+            runs = np.diff(searched(kept, steps), prepend=0, append=len(kept))
+            kept += np.repeat(raised.astype(kept.dtype), runs)
+        return np.insert(kept, at, values).astype(array.dtype, copy=False)
+    out = copy(array, count + len(at))
+    for start, stop, source, target, step in zip(
+        starts[moving].tolist(), stops[moving].tolist(), sources[moving].tolist(),
+        targets[moving].tolist(), by[moving].tolist(), strict=True,
     ):  # fmt: skip
-        step = int(raised[by])
-        if source == target and not step:
-            continue
         run, into = array[source : source + stop - start], out[target : target + stop - start]
         if step:
             np.add(run, step, out=into, casting="unsafe")  # one pass, no temporary

@@ -416,6 +416,27 @@ def test_a_splice_copied_run_by_run_is_numpys_delete_then_insert(data, length, d
         np.testing.assert_array_equal(_spliced(array, removed, at, values), expected)
 
 
+def test_a_splice_of_many_rows_whose_entries_stay_put_writes_over_a_copy():
+    """A sync of a thousand deals whose amounts alone changed, and one whose date moved:
+    each unmoved row's entry is taken out and put back at its place. Only the one move's run
+    shifts, so the splice writes over the caller's copy (whose pages left alone stay the
+    snapshot's) rather than making the array anew under a mask."""
+    array = np.arange(100_000, dtype=np.int64) * 10
+    stay = np.arange(5, 100_000, 97)[:1_000]  # the unmoved rows' entries
+    removed = np.sort(np.append(stay, 50_003))  # and the moved row's, which goes at 50,100
+    at = np.sort(np.append(stay - np.searchsorted(removed, stay), 50_100 - 1))
+    values = -np.arange(len(at), dtype=np.int64)
+    copies: list[int] = []
+
+    def copy(old: np.ndarray, length: int) -> np.ndarray:
+        copies.append(length)
+        return copied(old, length)
+
+    got = _spliced(array, removed, at, values, copy)
+    np.testing.assert_array_equal(got, np.insert(np.delete(array, removed), at, values))
+    assert copies == [100_000]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     data=st.data(),
