@@ -160,8 +160,21 @@ def patched_indexes(
 
 def _written(out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``out``, a copy of an array, with ``values`` written at ``rows``."""
-    out[rows] = values
+    _put(out, rows, values.astype(out.dtype, copy=False))
     return out
+
+
+def _put(out: np.ndarray, places: np.ndarray | slice, values: np.ndarray) -> None:
+    """``values`` (of ``out``'s type) written at ``places`` of ``out``, but where each is
+    there already: a page of a copy on write that nothing changes in is not copied, and the
+    snapshot written next keeps its chunk without comparing it (``bot.store.array_files``).
+    A sync of a thousand deals rewrites their dates, their rows and their places as they
+    were, and a run shifted among deals of one day holds the same dates."""
+    differ = out[places] != values
+    if isinstance(places, slice):
+        out[places][differ] = values[differ]
+    else:
+        out[places[differ]] = values[differ]
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -195,7 +208,7 @@ class _Splice:
             if _same(array[self.placed], values.astype(array.dtype)):
                 return array
             out = self.copy(array, len(array))
-            out[self.placed] = values
+            _put(out, self.placed, values.astype(array.dtype, copy=False))
             return out
         return _spliced(array, self.removed, self.at, values, self.copy)
 
@@ -295,12 +308,12 @@ def _spliced(
         starts[moving].tolist(), stops[moving].tolist(), sources[moving].tolist(),
         targets[moving].tolist(), by[moving].tolist(), strict=True,
     ):  # fmt: skip
-        run, into = array[source : source + stop - start], out[target : target + stop - start]
-        if step:
-            np.add(run, step, out=into, casting="unsafe")  # one pass, no temporary
+        run = array[source : source + stop - start]
+        if step:  # every value changes
+            np.add(run, step, out=out[target : target + stop - start], casting="unsafe")
         else:
-            into[:] = run
-    out[at + np.arange(len(at))] = values
+            _put(out, slice(target, target + stop - start), run)
+    _put(out, at + np.arange(len(at)), values.astype(array.dtype, copy=False))
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.store import array_files
+from bot.store import array_files, stitched
 from bot.store.index_files import Reusable, index_files, read_indexes, write_indexes
 from metrics import index_patch
 from metrics.index import DateOrder, TableIndexes
@@ -333,6 +333,31 @@ def test_the_chunks_a_patch_left_unwritten_are_kept_without_a_look(
     assert chunks == [old, old, new, old, old, old, new, new]
     read = array_files.read_arrays(second, written)[("a",)]
     np.testing.assert_array_equal(read, copy)
+
+
+@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="reads Linux's /proc")
+def test_a_splice_writes_no_page_whose_values_stay_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A patch over a copy on write (``Earlier.copy``) of a date order: rows whose dates
+    did not change are put back at their places, a row moved among others of its day shifts
+    them by one, and one row's value changes. Only the page holding that value is written:
+    the others stay the snapshot's (so the next snapshot keeps their chunks unlooked at)."""
+    monkeypatch.setattr(array_files, "_CHUNK", mmap.PAGESIZE)
+    items = mmap.PAGESIZE // 8
+    array = np.repeat(np.arange(8, dtype=np.int64), items)  # a day a page
+    (tmp_path / "v1").mkdir()
+    earlier, mapped, _ = _copied_from_a_snapshot(tmp_path / "v1", array, len(array))
+    stay = np.arange(8) * items + 10  # one row a day put back, its date the same
+    removed = np.sort(np.append(stay, 3 * items + 100))  # and one moved within day 3
+    at = np.sort(np.append(stay - np.searchsorted(removed, stay), 3 * items + 200 - 4))
+    values = np.sort(np.append(np.arange(8), 3))
+    values[-3] = 99  # day 5's row: a new value
+    out = index_patch._spliced(mapped, removed, at, values, earlier.copy)
+    np.testing.assert_array_equal(out, np.insert(np.delete(array, removed), at, values))
+    unwritten = stitched.unwritten_pages(out)
+    assert unwritten is not None
+    assert np.flatnonzero(~unwritten).tolist() == [5]
 
 
 @settings(max_examples=150, deadline=None)
