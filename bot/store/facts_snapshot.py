@@ -66,12 +66,13 @@ from metrics.kpis import INDEXED_TABLES, prepared_indexes
 log = logging.getLogger(__name__)
 
 # Bump when the layout of the files changes: older snapshots are then ignored and rebuilt.
-FORMAT = 11  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
+FORMAT = 12  # 2: opportunities carry their store id; 3: facts.json names the store's rates;
 # 4: the accounts, and the leads' and spend's channels; 5: the indexes; 6: masked integers;
 # 7: index arrays in several data files (``bot.store.index_files``); 8: large arrays in
 # chunks, and the tables' numeric columns as arrays (``bot.store.array_files``); 9: the
 # orders' dead entries (``metrics.index.DateOrder.dead``); 10: categorical columns as their
-# codes, among the arrays; 11: the orders' tails (``metrics.index.DateOrder.tail``)
+# codes, among the arrays; 11: the orders' tails (``metrics.index.DateOrder.tail``); 12: a
+# chunked array's entry lists runs of chunks, not each chunk
 TABLES = ("opportunities", "leads", "spend", "surveys", "reps", "teams", "slips", "accounts")
 _DATES = b"kpibot.dates"  # schema metadata: the columns holding int64 nanoseconds
 _CATEGORIES = b"kpibot.categories"  # the dtype of each categorical column's categories

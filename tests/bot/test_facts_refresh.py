@@ -60,6 +60,7 @@ from tests.bot.test_facts_snapshot import (
     records,
     stamp,
 )
+from tests.bot.test_index_files import chunk_files
 from tests.metrics.test_index_patch import assert_same_indexes
 
 _TABLES = (
@@ -459,9 +460,10 @@ def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder,
     looked: list[tuple[str, list[bool] | None]] = []
     same_chunks = array_files._same_chunks
 
-    def spied(array: np.ndarray, before: np.ndarray, refs: list, unwritten: Any) -> list:
-        looked.append((refs[0][0], None if unwritten is None else unwritten.tolist()))
-        return same_chunks(array, before, refs, unwritten)
+    def spied(array: np.ndarray, before: np.ndarray, stored: Any, unwritten: Any) -> Any:
+        name = stored.names[stored.file[0]]
+        looked.append((name, None if unwritten is None else unwritten.tolist()))
+        return same_chunks(array, before, stored, unwritten)
 
     monkeypatch.setattr(array_files, "_same_chunks", spied)
     deals = [_deal(f"O{n:04d}", "100", owner="R1" if n % 2 else "R2") for n in range(3_000)]
@@ -481,7 +483,7 @@ def test_a_sync_that_changes_one_deal_writes_only_the_chunks_it_falls_in(folder,
         entry = json.loads((second / manifest).read_text(encoding="utf-8"))
         for key in where:
             entry = entry[key]
-        return [name for name, _ in entry["chunks"]]
+        return chunk_files(entry)
 
     old, new = "opportunities.columns.chunks.v1", "opportunities.columns.chunks.v2"
     amounts = files("opportunities.columns.json", "columns", "amount")
@@ -529,7 +531,7 @@ def test_a_sync_that_moves_deals_patches_the_indexes_over_copy_on_write_maps(fol
     assert published is not None
     assert_same_indexes(published, prepared_indexes(after, "opportunities"))
     entry = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
-    chunks = [name for name, _ in entry["orders"]["close"]["dates"]["chunks"]]
+    chunks = chunk_files(entry["orders"]["close"]["dates"])
     kept, written = "opportunities.index.chunks.v1", "opportunities.index.chunks.v2"
     assert chunks == [written, kept, written, written, kept, written]
     # The deals' close dates, written over a copy on write too: rows 10, 2,240 and 2,999
@@ -542,7 +544,7 @@ def test_a_sync_that_moves_deals_patches_the_indexes_over_copy_on_write_maps(fol
         for path in (first, second)
     ]
     old, new = "opportunities.columns.chunks.v1", "opportunities.columns.chunks.v2"
-    assert [name for name, _ in closes[1]["chunks"]] == [new, old, old, old, new, new]
+    assert chunk_files(closes[1]) == [new, old, old, old, new, new]
     assert closes[0] in mapped, "the close dates mapped again"
     served = FactsCache(engine, "EUR", RATES, 0.5, snapshots=Snapshots(folder / "s", "k")).get()
     assert _answers(served) == _answers(load_facts(engine, "EUR", RATES, 0.5))

@@ -91,9 +91,14 @@ def _columns(**columns: np.ndarray) -> TableIndexes:
     return TableIndexes(columns=columns, groups={}, orders={}, parts={})
 
 
+def chunk_files(entry: dict[str, Any]) -> list[str]:
+    """The data file of each chunk of a chunked array's ``entry``."""
+    return [name for name, _, size in entry["runs"] for _ in range(-(-size // array_files._CHUNK))]
+
+
 def _chunk_files(folder: Path, table: str, key: str) -> list[str]:
     manifest = json.loads((folder / f"{table}.index.json").read_text(encoding="utf-8"))
-    return [name for name, _ in manifest["columns"][key]["chunks"]]
+    return chunk_files(manifest["columns"][key])
 
 
 def _first_snapshot(folder: Path, array: np.ndarray) -> TableIndexes:
@@ -130,6 +135,12 @@ def test_a_large_array_keeps_the_chunks_a_change_left_alone(tmp_path: Path):
     )
     assert (second / new).stat().st_size == 2 * CHUNK  # only the two chunks changed
     assert (second / old).stat().st_ino == (first / old).stat().st_ino
+    # The manifest names runs of chunks that follow each other in a file, not each chunk.
+    manifest = json.loads((second / "opportunities.index.json").read_text(encoding="utf-8"))
+    assert manifest["columns"]["close"]["runs"] == [
+        [old, 0, 3 * CHUNK], [new, 0, CHUNK], [old, 4 * CHUNK, 3 * CHUNK], [new, CHUNK, CHUNK],
+        [old, 8 * CHUNK, 2 * CHUNK],
+    ]  # fmt: skip
     # The small array kept whole, where the first snapshot packed it; nothing packed anew.
     assert index_files(second, "opportunities") == [
         "opportunities.index.json", old, new, "opportunities.index.v1",
@@ -186,6 +197,37 @@ def test_chunks_are_not_kept_from_a_file_mostly_replaced(tmp_path: Path):
     read = read_indexes(second, "opportunities", len(changed))
     assert read is not None
     np.testing.assert_array_equal(read.columns["close"], changed)
+
+
+def test_an_array_kept_whole_leaves_only_a_file_mostly_replaced(tmp_path: Path):
+    """An array unchanged since the snapshot before, its chunks in two files, one of which
+    the rest of that snapshot replaced: its chunks there are written again, those in the
+    other file stay where they are."""
+    folders = [tmp_path / f"v{n}" for n in (1, 2, 3)]
+    for folder in folders:
+        folder.mkdir()
+    close, amount = np.arange(10 * ITEMS, dtype=np.int64), -np.arange(10 * ITEMS, dtype=np.int64)
+    write_indexes(folders[0], "opportunities", _columns(close=close, amount=amount), len(close), 1)
+    for version, change in ((2, "close"), (3, "amount")):
+        before = folders[version - 2]
+        mapped = read_indexes(before, "opportunities", len(close))
+        assert mapped is not None
+        columns = dict(mapped.columns)
+        columns[change] = np.array(columns[change])
+        columns[change][:: ITEMS if change == "amount" else 10 * ITEMS] += 1
+        earlier = Reusable(before, "opportunities", mapped).earlier()
+        write_indexes(
+            folders[version - 1], "opportunities", _columns(**columns), len(close), version, earlier
+        )
+    # Version 2 wrote the first chunk of the close dates; version 3 every chunk of the
+    # amounts, so that the first file holds twice as much as what is kept of it.
+    first, second, third = (f"opportunities.index.chunks.v{n}" for n in (1, 2, 3))
+    assert _chunk_files(folders[1], "opportunities", "close") == [second] + [first] * 9
+    assert _chunk_files(folders[2], "opportunities", "close") == [second] + [third] * 9
+    assert _chunk_files(folders[2], "opportunities", "amount") == [third] * 10
+    read = read_indexes(folders[2], "opportunities", len(close))
+    assert read is not None
+    np.testing.assert_array_equal(read.columns["close"], close + (np.arange(len(close)) == 0))
 
 
 def _concatenated(
@@ -329,7 +371,7 @@ def test_the_chunks_a_patch_left_unwritten_are_kept_without_a_look(
         written = array_files.write_arrays(second, "t", 2, {("a",): copy}, earlier)
     assert len(compared) == 2  # chunks 2 and 4: the last is of another length now
     old, new = "t.chunks.v1", "t.chunks.v2"
-    chunks = [name for name, _ in written[("a",)]["chunks"]]
+    chunks = chunk_files(written[("a",)])
     assert chunks == [old, old, new, old, old, old, new, new]
     read = array_files.read_arrays(second, written)[("a",)]
     np.testing.assert_array_equal(read, copy)
@@ -381,6 +423,7 @@ def test_chunks_kept_as_unwritten_are_those_a_comparison_keeps(size, grown, writ
         entry = earlier.arrays[("a",)][1]
         unwritten = earlier.unwritten(copy, entry)
         assert unwritten is not None
-        looked = array_files._same_chunks(copy, before, entry["chunks"], None)
-        known = array_files._same_chunks(copy, before, entry["chunks"], unwritten)
-        assert known == looked
+        stored = array_files._Chunks.stored(entry, -(-copy.nbytes // mmap.PAGESIZE))
+        looked = array_files._same_chunks(copy, before, stored, None)
+        known = array_files._same_chunks(copy, before, stored, unwritten)
+        assert known.file.tolist() == looked.file.tolist()
