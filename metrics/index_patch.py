@@ -160,16 +160,17 @@ def patched_indexes(
 
 def _written(out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``out``, a copy of an array, with ``values`` written at ``rows``."""
-    _put(out, rows, values.astype(out.dtype, copy=False))
+    _put(out, rows, values)
     return out
 
 
 def _put(out: np.ndarray, places: np.ndarray | slice, values: np.ndarray) -> None:
-    """``values`` (of ``out``'s type) written at ``places`` of ``out``, but where each is
+    """``values`` written at ``places`` of ``out`` (in its type), but where each is
     there already: a page of a copy on write that nothing changes in is not copied, and the
     snapshot written next keeps its chunk without comparing it (``bot.store.array_files``).
     A sync of a thousand deals rewrites their dates, their rows and their places as they
     were, and a run shifted among deals of one day holds the same dates."""
+    values = values.astype(out.dtype, copy=False)
     differ = out[places] != values
     if isinstance(places, slice):
         out[places][differ] = values[differ]
@@ -208,7 +209,7 @@ class _Splice:
             if _same(array[self.placed], values.astype(array.dtype)):
                 return array
             out = self.copy(array, len(array))
-            _put(out, self.placed, values.astype(array.dtype, copy=False))
+            _put(out, self.placed, values)
             return out
         return _spliced(array, self.removed, self.at, values, self.copy)
 
@@ -313,7 +314,7 @@ def _spliced(
             np.add(run, step, out=out[target : target + stop - start], casting="unsafe")
         else:
             _put(out, slice(target, target + stop - start), run)
-    _put(out, at + np.arange(len(at)), values.astype(array.dtype, copy=False))
+    _put(out, at + np.arange(len(at)), values)
     return out
 
 

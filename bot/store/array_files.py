@@ -259,22 +259,16 @@ def write_arrays(
                 entries[key] = {"file": packed, "at": out.tell(), **entry}
                 out.write(data.data)
                 continue
-            # The chunks to write, run by run of them: each run at a multiple of a chunk.
+            # The chunks to write, each at a multiple of a chunk (those written one after
+            # another make one run), and one a call: a run written in one call (30 MB for a
+            # new array at 4M deals) left the file in larger pages of the page cache, and a
+            # process mapping one of its pages had more of them resident (a 10-deal sync's
+            # peak at 4M deals 396-466 MB, against 297-332 MB written chunk by chunk).
             names, file, at = [*plan.names, chunked], plan.file.copy(), plan.at.copy()
-            written = np.flatnonzero(file < 0)
-            for run in np.split(written, np.flatnonzero(np.diff(written) != 1) + 1):
-                if not len(run):
-                    continue  # none written
-                first, stop = int(run[0]), int(run[-1]) + 1
+            for n in np.flatnonzero(file < 0).tolist():
                 chunks.seek(-chunks.tell() % _CHUNK, os.SEEK_CUR)  # a hole, not zeros
-                file[first:stop] = len(plan.names)
-                at[first:stop] = chunks.tell() + np.arange(stop - first) * _CHUNK
-                # A chunk a call: a run written in one call (30 MB for a new array at 4M
-                # deals) left the file in larger pages of the page cache, and a process
-                # mapping one of its pages had more of them resident (a 10-deal sync's peak
-                # at 4M deals 396-466 MB, against 297-332 MB written chunk by chunk).
-                for n in range(first, stop):
-                    chunks.write(data[n * _CHUNK : (n + 1) * _CHUNK].data)
+                file[n], at[n] = len(plan.names), chunks.tell()
+                chunks.write(data[n * _CHUNK : (n + 1) * _CHUNK].data)
             placed = _Chunks(names, file, at).runs(array.nbytes)
             entries[key] = {"runs": [list(run) for run in placed], **entry}
     used = bytes_used(entries.values())
